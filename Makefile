@@ -1,0 +1,60 @@
+# revops-kit — `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+REVOPS := $(BIN)/revops
+DATA   ?= data/demo
+OUT    ?= reports
+STAMP  := $(VENV)/.setup-stamp
+# PERIOD defaults to the last complete month (computed by revops_lib.periods)
+PERIOD ?=
+JOBS   ?=
+
+.PHONY: help setup reports demo-data validate test test-fast lab clean system-deps
+
+help: ## Show this help
+	@echo "revops-kit — make targets:"
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+	@echo "Variables: PERIOD=2026-10  DATA=$(DATA)  OUT=$(OUT)  JOBS=N"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	$(BIN)/python -m pip install --quiet -e '.[test]' 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	@touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install the kit (editable, with test extras); re-runs only when pyproject.toml changes
+
+$(DATA)/.complete: | $(STAMP)
+	$(REVOPS) demo-data --out $(DATA)
+	@touch $@
+
+demo-data: $(STAMP) $(DATA)/.complete ## Build the demo company's data in $(DATA) (if absent)
+
+validate: $(STAMP) $(DATA)/.complete ## Check the data in $(DATA) against the data contract
+	$(REVOPS) validate --source $(DATA)
+
+reports: $(STAMP) $(DATA)/.complete ## Build the latest month's reports (or PERIOD=2026-10) into reports/
+	$(REVOPS) report --source $(DATA) --out $(OUT) $(if $(PERIOD),--period $(PERIOD)) $(if $(JOBS),--jobs $(JOBS))
+
+system-deps: ## Install the system packages the tests use (PostgreSQL, Chromium; Debian, needs root)
+	bash .ci/system-deps
+
+test: $(STAMP) system-deps ## Run the whole test suite (slow, notebook, PostgreSQL and browser tests included)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## Run the tests not marked slow
+	$(BIN)/python -m pytest -m "not slow"
+
+lab: $(STAMP) ## Open JupyterLab on 127.0.0.1 in notebooks/
+	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir notebooks
+
+clean: ## Remove generated data, reports and caches (keeps .venv)
+	rm -rf data/demo build .pytest_cache .hypothesis
+	find reports -mindepth 1 ! -name README.md -exec rm -rf {} +
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

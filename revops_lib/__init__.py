@@ -1,0 +1,28 @@
+"""revops-kit: one trustworthy, data-driven view of marketing, sales and customer success.
+
+The library holds every computation behind the notebooks in ``notebooks/``:
+
+- :mod:`revops_lib.periods` — period labels (``2026-10``, ``2026-Q4``, ``2026-W44``);
+- :mod:`revops_lib.schema` — the data contract and ``validate``;
+- :mod:`revops_lib.sources` — open a folder / DuckDB file / Ibis URL as typed Ibis tables;
+- :mod:`revops_lib.demo` — a realistic synthetic B2B SaaS company;
+- :mod:`revops_lib.quality` — data-quality summaries behind the ``data_quality`` report;
+- :mod:`revops_lib.report` — run notebooks with Papermill and render HTML;
+- :mod:`revops_lib.cli` — the ``revops`` command.
+"""
+
+import warnings as _warnings
+from importlib.metadata import PackageNotFoundError, version as _version
+
+try:
+    __version__ = _version("revops-kit")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+# Noise from Ibis 12 running on pandas 3 / DuckDB 1.5 (not actionable by users).
+_warnings.filterwarnings("ignore", message="The 'future.infer_string' option is deprecated")
+_warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated")
+
+from revops_lib.errors import PeriodError, RevOpsError, SchemaError, SourceError
+
+__all__ = ["__version__", "RevOpsError", "PeriodError", "SchemaError", "SourceError"]

@@ -1,0 +1,162 @@
+"""The ``revops`` command: demo data, validation and reports.
+
+Run ``revops --help`` or ``revops <command> --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from revops_lib import __version__
+from revops_lib.errors import RevOpsError
+
+EPILOG = """examples:
+  revops demo-data --out data/demo              # a realistic synthetic company (36 months)
+  revops validate --source data/demo            # check the data against the contract
+  revops report --period 2026-10                # build the reports of October 2026
+  revops report --period 2026-Q3 -p as_of 2026-10-05
+
+sources: a folder of Parquet/CSV files (one per table), a .duckdb file, or an
+Ibis URL such as postgres://user@localhost/crm. See DESIGN.md for the tables.
+"""
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def cmd_demo_data(args) -> int:
+    from revops_lib import demo
+
+    t0 = time.perf_counter()
+    counts = demo.build(args.out, seed=args.seed, scale=args.scale, end=args.end, progress=_progress)
+    width = max(len(n) for n in counts)
+    for name, n in counts.items():
+        print(f"  {name:<{width}}  {n:>12,} rows")
+    print(f"Demo data written to {args.out} in {time.perf_counter() - t0:.1f} s (seed {args.seed}, scale {args.scale:g}).")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from revops_lib.schema import validate
+
+    result = validate(args.source, tables=args.tables.split(",") if args.tables else None)
+    print(result.format())
+    if args.strict and result.warnings:
+        return 1
+    return result.exit_code
+
+
+def _parse_params(pairs) -> dict:
+    import yaml
+
+    params = {}
+    for name, value in pairs or []:
+        # values are read as YAML scalars (numbers, true/false, lists); period-like text stays text
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parsed = value
+        if isinstance(parsed, (int, float)) and "-" in value:  # 2026-10 is a label, not arithmetic
+            parsed = value
+        if parsed is not None and not isinstance(parsed, (str, int, float, bool, list, dict)):
+            parsed = value  # dates and other YAML types stay text
+        params[name] = parsed
+    return params
+
+
+def cmd_report(args) -> int:
+    from revops_lib import report
+
+    notebooks = args.notebooks.split(",") if args.notebooks else None
+    return report.run(
+        period=args.period,
+        source=args.source,
+        notebooks=notebooks,
+        out=args.out,
+        jobs=args.jobs,
+        params=_parse_params(args.param),
+        force=args.force,
+        progress=_progress,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="revops",
+        description="revops-kit: RevOps reports (funnel, forecast accuracy, retention, scorecard) "
+        "from your CRM, billing and marketing data.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"revops-kit {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    d = sub.add_parser(
+        "demo-data",
+        help="build the demo company's data (Parquet files)",
+        description="Build a realistic synthetic B2B SaaS company: 36 months ending with the last "
+        "complete month, all 13 contract tables, one Parquet file each. Same seed, same files.",
+    )
+    d.add_argument("--out", required=True, metavar="DIR", help="folder to write (replaced when it exists)")
+    d.add_argument("--seed", type=int, default=42, metavar="N", help="random seed (default: 42)")
+    d.add_argument("--scale", type=float, default=1.0, metavar="X",
+                   help="volume multiplier: 1 = about 50k leads, 5k opportunities, 2k customers; "
+                        "100 = millions of rows for benchmarks (default: 1)")
+    d.add_argument("--end", default=None, metavar="YYYY-MM-DD",
+                   help="exclusive end of the data (default: first day of the current month)")
+    d.set_defaults(func=cmd_demo_data)
+
+    v = sub.add_parser(
+        "validate",
+        help="check a source against the data contract",
+        description="Check every present table against the data contract: required columns, types, "
+        "duplicate ids, nulls, negative amounts, stage order, end before start, rating ranges, "
+        "future dates, period labels. Prints table, column, row count and example ids per problem. "
+        "Exit status 1 when there are errors, 0 with warnings only.",
+    )
+    v.add_argument("--source", default="data/demo", metavar="S",
+                   help="folder of Parquet/CSV files, .duckdb file or Ibis URL (default: data/demo)")
+    v.add_argument("--tables", default=None, metavar="T1,T2", help="only these tables")
+    v.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    v.set_defaults(func=cmd_validate)
+
+    r = sub.add_parser(
+        "report",
+        help="run the report notebooks for a period and render HTML",
+        description="Validate the source, run each notebook with Papermill in a real Jupyter kernel and "
+        "render self-contained HTML (no code) into OUT/<period>/. Parameters are layered: "
+        "parameters/default.yaml, parameters/<notebook>.yaml, parameters/<period>.yaml, then -p.",
+    )
+    r.add_argument("--period", default=None, metavar="P",
+                   help="YYYY-MM, YYYY-Qn or YYYY-Www (default: the last complete month)")
+    r.add_argument("--source", default="data/demo", metavar="S", help="data source (default: data/demo)")
+    r.add_argument("--notebooks", default=None, metavar="A,B", help="only these notebooks (default: all)")
+    r.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")
+    r.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="notebooks run at once (default: number of cores)")
+    r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="override a notebook parameter, e.g. -p as_of 2026-11-05 (repeatable)")
+    r.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
+    r.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RevOpsError as exc:
+        print(f"revops {args.command}: error: {exc}", file=sys.stderr)
+        return 2 if not getattr(exc, "result", None) else 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Exceptions of revops-kit: one base class, each a ``ValueError``.
+
+Messages name the parameter, column or table in backticks, show the bad value
+and say what is allowed, so the reader knows the next step.
+"""
+
+from __future__ import annotations
+
+
+class RevOpsError(ValueError):
+    """Base class of every error raised on purpose by revops-kit."""
+
+
+class PeriodError(RevOpsError):
+    """A period label or period arithmetic that cannot be understood."""
+
+
+class SchemaError(RevOpsError):
+    """Input data that break the data contract (see ``revops validate``).
+
+    ``result`` holds the :class:`revops_lib.schema.ValidationResult` when the
+    error comes from a validation run.
+    """
+
+    def __init__(self, message: str, result=None):
+        super().__init__(message)
+        self.result = result
+
+
+class SourceError(RevOpsError):
+    """A data source that cannot be opened or a table that is not there."""
+
+
+class ParameterError(RevOpsError):
+    """A notebook or report parameter with a value that is not allowed."""

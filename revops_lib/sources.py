@@ -1,0 +1,365 @@
+"""Open a data source and hand out typed Ibis tables by canonical name.
+
+A *source* is one of:
+
+- a folder with one file per table: ``leads.parquet`` or ``leads.csv`` (also
+  ``leads/*.parquet`` for a partitioned table), read by an embedded DuckDB;
+- a ``.duckdb`` file holding tables with the canonical names;
+- any Ibis connection URL (``postgres://user@host/db``, ``duckdb:///x.duckdb`` …);
+- an Ibis backend object, or a dict of pandas DataFrames (``Source.from_frames``).
+
+Raw tables are typed to the data contract (:mod:`revops_lib.schema`) on the way
+out: timestamps become naive UTC (an offset is honoured, no offset means UTC),
+dates become dates, ``true/false/1/0`` become booleans, numeric text becomes
+numbers. Values that cannot be typed become null in :meth:`Source.table` and are
+reported by :func:`revops_lib.schema.validate`. A missing optional column is
+added as a typed null column, so metric code can rely on every contract column.
+A missing table is *absent*: :meth:`Source.has` says so and the reports skip the
+sections that need it.
+
+>>> from revops_lib.sources import open_source
+>>> src = open_source("data/demo")                       # doctest: +SKIP
+>>> src.table("leads").count().to_pyarrow().as_py()     # doctest: +SKIP
+50213
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+
+from revops_lib.errors import SourceError
+from revops_lib.schema import TABLES, TableSpec
+
+__all__ = ["Source", "open_source", "coerce", "typed_table", "as_table", "to_pandas", "KIND_DTYPES"]
+
+KIND_DTYPES: dict[str, dt.DataType] = {
+    "string": dt.string,
+    "timestamp": dt.Timestamp(),
+    "date": dt.date,
+    "float": dt.float64,
+    "int": dt.int64,
+    "bool": dt.boolean,
+}
+
+_UTC = dt.Timestamp(timezone="UTC")
+
+
+def coerce(col: ir.Value, kind: str) -> ir.Value:
+    """Type one raw column to a contract column kind (see :mod:`revops_lib.schema`).
+
+    Values that cannot be converted become null (``TRY_CAST``), so the caller
+    can count them: ``raw.notnull() & coerce(raw, kind).isnull()``.
+    """
+    t = col.type()
+    target = KIND_DTYPES[kind]
+    if kind == "string":
+        return col if t.is_string() else col.cast(dt.string)
+    if kind == "timestamp":
+        if t.is_timestamp():
+            return col.cast(dt.Timestamp()) if t.timezone is not None else col
+        if t.is_date():
+            return col.cast(dt.Timestamp())
+        if t.is_string():
+            return col.try_cast(_UTC).cast(dt.Timestamp())
+        return col.try_cast(dt.Timestamp())
+    if kind == "date":
+        if t.is_date():
+            return col
+        if t.is_timestamp():
+            return coerce(col, "timestamp").cast(dt.date)
+        if t.is_string():
+            return ibis.coalesce(col.try_cast(dt.date), col.try_cast(_UTC).cast(dt.Timestamp()).cast(dt.date))
+        return col.try_cast(dt.date)
+    if kind == "float":
+        if t.is_numeric():
+            return col.cast(dt.float64)
+        if t.is_boolean():
+            return col.cast(dt.int64).cast(dt.float64)
+        return col.try_cast(dt.float64)
+    if kind == "int":
+        if t.is_integer():
+            return col.cast(dt.int64)
+        f = col.cast(dt.float64) if t.is_numeric() else col.try_cast(dt.float64)
+        return ibis.ifelse(f == f.floor(), f.cast(dt.int64), ibis.null(dt.int64))
+    if kind == "bool":
+        if t.is_boolean():
+            return col
+        if t.is_integer():
+            return ibis.ifelse(col.isin([0, 1]), col == 1, ibis.null(dt.boolean))
+        if t.is_floating():
+            return ibis.ifelse(col.isin([0.0, 1.0]), col == 1.0, ibis.null(dt.boolean))
+        if t.is_string():
+            low = col.strip().lower()
+            return low.cases(
+                ("true", True), ("t", True), ("1", True), ("yes", True),
+                ("false", False), ("f", False), ("0", False), ("no", False),
+                else_=ibis.null(dt.boolean),
+            )
+        return col.try_cast(dt.boolean)
+    raise ValueError(f"unknown column kind `{kind}`")
+
+
+def compatible(t: dt.DataType, kind: str) -> bool:
+    """Whether a raw type can hold values of a contract kind at all."""
+    if t.is_string() or t.is_null():
+        return True
+    return {
+        "string": True,
+        "timestamp": t.is_timestamp() or t.is_date(),
+        "date": t.is_timestamp() or t.is_date(),
+        "float": t.is_numeric() or t.is_boolean(),
+        "int": t.is_numeric(),
+        "bool": t.is_boolean() or t.is_integer() or t.is_floating(),
+    }[kind]
+
+
+def typed_table(raw: ir.Table, spec: TableSpec) -> ir.Table:
+    """The contract view of a raw table: contract columns first (typed, missing ones null), then extras."""
+    cols = {}
+    for c in spec.columns:
+        target = KIND_DTYPES[c.kind]
+        if c.name in raw.columns:
+            t = raw[c.name].type()
+            cols[c.name] = coerce(raw[c.name], c.kind) if compatible(t, c.kind) else ibis.null(target)
+        else:
+            cols[c.name] = ibis.null(target)
+    extras = [c for c in raw.columns if c not in cols]
+    return raw.select(**{k: v.name(k) for k, v in cols.items()}, **{c: raw[c] for c in extras})
+
+
+def _set_utc(con) -> None:
+    name = getattr(con, "name", "")
+    try:
+        if name == "duckdb":
+            con.raw_sql("SET TimeZone='UTC'")
+        elif name == "postgres":
+            con.raw_sql("SET TIME ZONE 'UTC'")
+    except Exception:  # pragma: no cover - best effort for exotic backends
+        pass
+
+
+class Source:
+    """Canonical tables of one data source, typed to the contract.
+
+    Use :func:`open_source` to make one.
+    """
+
+    def __init__(self, con, raw: Mapping[str, ir.Table], *, description: str,
+                 files: Mapping[str, list[Path]] | None = None, location: str | None = None):
+        self.con = con
+        self._raw = dict(raw)
+        self.description = description
+        self.location = location
+        self.files = dict(files or {})
+        self._typed: dict[str, ir.Table] = {}
+
+    # -- constructors -------------------------------------------------
+    @classmethod
+    def from_frames(cls, frames: Mapping[str, Any], *, description: str = "pandas DataFrames") -> "Source":
+        """A source made of pandas DataFrames (or Ibis tables) keyed by canonical table name."""
+        unknown = sorted(set(frames) - set(TABLES))
+        if unknown:
+            raise SourceError(
+                f"Unknown table name(s) {', '.join(f'`{u}`' for u in unknown)}; "
+                f"canonical names are: {', '.join(TABLES)}."
+            )
+        con = ibis.duckdb.connect()
+        _set_utc(con)
+        raw = {}
+        for name, df in frames.items():
+            raw[name] = df if isinstance(df, ir.Table) else ibis.memtable(_naive_utc(df))
+        return cls(con, raw, description=description)
+
+    # -- access ----------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        """Canonical tables present, in contract order."""
+        return [n for n in TABLES if n in self._raw]
+
+    @property
+    def absent(self) -> list[str]:
+        return [n for n in TABLES if n not in self._raw]
+
+    def has(self, name: str) -> bool:
+        self._check_name(name)
+        return name in self._raw
+
+    def raw(self, name: str) -> ir.Table:
+        """The table as stored (untyped)."""
+        self._check_name(name)
+        if name not in self._raw:
+            raise SourceError(
+                f"Table `{name}` is absent from {self.description}; "
+                f"present: {', '.join(self.names) or 'none'}."
+            )
+        return self._raw[name]
+
+    def table(self, name: str) -> ir.Table:
+        """The table typed to the contract (see the module docstring)."""
+        if name not in self._typed:
+            self._typed[name] = typed_table(self.raw(name), TABLES[name])
+        return self._typed[name]
+
+    def __getitem__(self, name: str) -> ir.Table:
+        return self.table(name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._raw
+
+    def to_pandas(self, name: str):
+        """The typed table as a pandas DataFrame."""
+        return to_pandas(self.table(name))
+
+    def fingerprint(self) -> str:
+        """A short hash that changes when the source data change.
+
+        Files: names, sizes and modification times. Databases: row counts and
+        the latest value of each table's time column.
+        """
+        h = hashlib.sha256()
+        if self.files:
+            for name in sorted(self.files):
+                for f in self.files[name]:
+                    st = os.stat(f)
+                    h.update(f"{name}|{f.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        else:
+            for name in self.names:
+                t = self.raw(name)
+                spec = TABLES[name]
+                aggs = [t.count().name("n")]
+                if spec.time_column and spec.time_column in t.columns:
+                    aggs.append(t[spec.time_column].cast(dt.string).max().name("latest"))
+                row = self.con.execute(t.aggregate(aggs)).iloc[0].tolist()
+                h.update(f"{name}|{row}\n".encode())
+        return h.hexdigest()[:16]
+
+    def _check_name(self, name: str) -> None:
+        if name not in TABLES:
+            raise SourceError(f"Unknown table `{name}`; canonical names are: {', '.join(TABLES)}.")
+
+    def __repr__(self) -> str:
+        return f"<Source {self.description}: {len(self.names)} tables; absent: {', '.join(self.absent) or 'none'}>"
+
+
+def _naive_utc(df):
+    """Copy of a DataFrame whose tz-aware datetime columns are converted to naive UTC."""
+    import pandas as pd
+
+    out = None
+    for c in df.columns:
+        s = df[c]
+        if isinstance(s.dtype, pd.DatetimeTZDtype):
+            if out is None:
+                out = df.copy()
+            out[c] = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    return df if out is None else out
+
+
+def _folder_source(path: Path) -> Source:
+    con = ibis.duckdb.connect()
+    _set_utc(con)
+    raw, files = {}, {}
+    for name in TABLES:
+        pq, csv, part = path / f"{name}.parquet", path / f"{name}.csv", path / name
+        try:
+            if pq.is_file():
+                raw[name] = con.read_parquet(str(pq), table_name=name)
+                files[name] = [pq]
+            elif csv.is_file():
+                raw[name] = con.read_csv(str(csv), table_name=name, all_varchar=True, header=True)
+                files[name] = [csv]
+            elif part.is_dir() and any(part.glob("*.parquet")):
+                parts = sorted(part.glob("*.parquet"))
+                raw[name] = con.read_parquet([str(p) for p in parts], table_name=name)
+                files[name] = parts
+        except Exception as exc:  # unreadable file: say which
+            raise SourceError(f"Cannot read table `{name}` from `{path}`: {exc}") from exc
+    if not raw:
+        raise SourceError(
+            f"No canonical tables in folder `{path}`: expected files like leads.parquet or leads.csv "
+            f"(tables: {', '.join(TABLES)}). Run `revops demo-data --out {path}` for demo data."
+        )
+    return Source(con, raw, description=f"folder {path}", files=files, location=str(path))
+
+
+def _backend_source(con, description: str, location: str | None = None,
+                    files: Mapping[str, list[Path]] | None = None) -> Source:
+    _set_utc(con)
+    present = set(con.list_tables())
+    raw = {name: con.table(name) for name in TABLES if name in present}
+    return Source(con, raw, description=description, files=files, location=location)
+
+
+def open_source(source: Any = None) -> Source:
+    """Open a data source (see the module docstring).
+
+    Parameters
+    ----------
+    source : str, Path, Source, Ibis backend or dict of DataFrames
+        Folder, ``.duckdb`` file or Ibis URL. ``None`` means ``data/demo``.
+
+    Returns
+    -------
+    Source
+
+    Raises
+    ------
+    SourceError
+        When the folder or file does not exist or cannot be read.
+    """
+    if isinstance(source, Source):
+        return source
+    if source is None:
+        source = "data/demo"
+    if isinstance(source, Mapping):
+        return Source.from_frames(source)
+    if hasattr(source, "list_tables") and hasattr(source, "table"):
+        return _backend_source(source, f"{getattr(source, 'name', 'ibis')} connection")
+    text = str(source)
+    if "://" in text:
+        try:
+            con = ibis.connect(text)
+        except Exception as exc:
+            raise SourceError(f"Cannot connect to `{_redact(text)}`: {exc}") from exc
+        return _backend_source(con, _redact(text), location=text)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return _folder_source(path)
+    if path.is_file() and path.suffix in {".duckdb", ".ddb", ".db"}:
+        con = ibis.duckdb.connect(str(path), read_only=True)
+        return _backend_source(con, f"DuckDB file {path}", location=str(path), files={"*": [path]})
+    raise SourceError(
+        f"Source `{text}` not found: give a folder of Parquet/CSV files, a .duckdb file or an Ibis URL "
+        f"(e.g. postgres://user@localhost/db). For demo data run `revops demo-data --out {text}`."
+    )
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a URL for messages."""
+    import re
+
+    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
+
+
+def as_table(data: Any, name: str | None = None) -> ir.Table:
+    """An Ibis table from an Ibis table or a pandas DataFrame (typed to the contract when `name` is given)."""
+    t = data if isinstance(data, ir.Table) else ibis.memtable(_naive_utc(data))
+    if name is not None:
+        t = typed_table(t, TABLES[name])
+    return t
+
+
+def to_pandas(expr: ir.Expr):
+    """Execute an Ibis expression and return pandas (the backend of the expression, DuckDB for memtables)."""
+    try:
+        return expr.to_pandas()
+    except Exception:
+        # memtables without a bound backend run on the default DuckDB backend
+        return ibis.duckdb.connect().to_pandas(expr)

@@ -1,0 +1,152 @@
+"""Shared fixtures: small hand-made frames that satisfy the data contract."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
+END = dt.date(2026, 11, 1)
+
+
+def ts(*values):
+    return pd.to_datetime(list(values), utc=True)
+
+
+def d(*values):
+    return [None if v is None else dt.date.fromisoformat(v) for v in values]
+
+
+def valid_frames() -> dict[str, pd.DataFrame]:
+    """One small, valid frame per contract table (3 rows or so)."""
+    return {
+        "leads": pd.DataFrame({
+            "lead_id": ["L1", "L2", "L3"],
+            "created_at": ts("2026-10-01 09:00", "2026-10-02 10:00", "2026-10-03 11:00"),
+            "source": ["organic_search", "paid_search", "referral"],
+            "segment": ["smb", "smb", "enterprise"],
+            "mql_at": ts("2026-10-02", None, "2026-10-04"),
+            "sql_at": ts("2026-10-03", None, None),
+            "opportunity_at": ts("2026-10-04", None, "2026-10-06"),
+            "customer_at": ts(None, None, None),
+            "account_id": ["A1", None, "A3"],
+            "opportunity_id": ["O1", None, "O3"],
+        }),
+        "opportunities": pd.DataFrame({
+            "opportunity_id": ["O1", "O2", "O3"],
+            "created_at": ts("2026-10-04", "2026-09-01", "2026-10-06"),
+            "close_date": d("2026-10-20", "2026-10-10", "2026-12-15"),
+            "is_closed": [True, True, False],
+            "is_won": [True, False, False],
+            "amount": [12000.0, 5000.0, 80000.0],
+            "account_id": ["A1", "A2", "A3"],
+            "owner": ["ana", "bo", "ana"],
+            "team": ["smb", "smb", "enterprise"],
+            "segment": ["smb", "smb", "enterprise"],
+            "source": ["organic_search", "outbound", "referral"],
+            "type": ["new_business", "new_business", "new_business"],
+            "stage": ["closed_won", "closed_lost", "proposal"],
+            "forecast_category": ["closed", "omitted", "best_case"],
+            "product": ["core", "core", "suite"],
+        }),
+        "opportunity_history": pd.DataFrame({
+            "opportunity_id": ["O1", "O1", "O2", "O3"],
+            "changed_at": ts("2026-10-04", "2026-10-20", "2026-09-01", "2026-10-06"),
+            "stage": ["qualification", "closed_won", "qualification", "proposal"],
+            "amount": [10000.0, 12000.0, 5000.0, 80000.0],
+            "close_date": d("2026-10-31", "2026-10-20", "2026-10-10", "2026-12-15"),
+            "forecast_category": ["pipeline", "closed", "pipeline", "best_case"],
+        }),
+        "forecast_snapshots": pd.DataFrame({
+            "snapshot_date": d("2026-10-05", "2026-10-05", "2026-10-12"),
+            "forecast_period": ["2026-10", "2026-Q4", "2026-10"],
+            "scope": ["company", "company", "company"],
+            "category": ["commit", "commit", "commit"],
+            "amount": [10000.0, 90000.0, 11000.0],
+        }),
+        "subscriptions": pd.DataFrame({
+            "customer_id": ["A1", "A1", "A9"],
+            "start_date": d("2026-10-20", "2026-10-25", "2025-01-01"),
+            "mrr": [1000.0, 200.0, 500.0],
+            "end_date": d(None, None, "2026-03-31"),
+            "subscription_id": ["S1", "S2", "S3"],
+            "product": ["core", "addon", "core"],
+            "segment": ["smb", "smb", "smb"],
+        }),
+        "transactions": pd.DataFrame({
+            "customer_id": ["A1", "A9"],
+            "occurred_at": ts("2026-10-21", "2026-02-01"),
+            "amount": [1000.0, 500.0],
+            "transaction_id": ["T1", "T2"],
+        }),
+        "marketing_spend": pd.DataFrame({
+            "date": d("2026-10-01", "2026-10-01", "2026-10-02"),
+            "channel": ["paid_search", "sales", "paid_search"],
+            "spend": [100.0, 900.0, 120.0],
+        }),
+        "web_traffic": pd.DataFrame({
+            "date": d("2026-10-01", "2026-10-01"),
+            "source": ["organic_search", "paid_search"],
+            "sessions": [1000, 400],
+            "visitors": [800, 350],
+            "conversions": [20, 12],
+        }),
+        "email_campaigns": pd.DataFrame({
+            "campaign_id": ["C1", "C2"],
+            "sent_date": d("2026-10-06", "2026-10-08"),
+            "delivered": [1000, 300],
+            "opens": [250, 150],
+            "clicks": [40, 30],
+            "leads_generated": [5, 0],
+            "audience": ["prospects", "customers"],
+        }),
+        "activities": pd.DataFrame({
+            "activity_id": ["X1", "X2"],
+            "occurred_at": ts("2026-10-05", "2026-10-15"),
+            "type": ["first_meeting", "proposal"],
+            "owner": ["ana", "ana"],
+            "opportunity_id": ["O1", "O1"],
+            "account_id": ["A1", "A1"],
+        }),
+        "support_tickets": pd.DataFrame({
+            "ticket_id": ["K1", "K2"],
+            "created_at": ts("2026-10-22 08:00", "2026-10-23 09:00"),
+            "customer_id": ["A1", "A1"],
+            "first_response_at": ts("2026-10-22 10:00", None),
+            "resolved_at": ts("2026-10-23 08:00", None),
+            "csat": [5, None],
+            "ces": [2, None],
+        }),
+        "reviews": pd.DataFrame({
+            "review_id": ["R1"],
+            "posted_at": ts("2026-10-28"),
+            "rating": [5],
+            "platform": ["g2"],
+            "customer_id": ["A1"],
+        }),
+        "targets": pd.DataFrame({
+            "period": ["2026-10", "2026-Q4", "2026-W44"],
+            "metric": ["revenue_won", "revenue_won", "leads"],
+            "target": [15000.0, 60000.0, 10.0],
+            "segment": [None, None, None],
+        }),
+    }
+
+
+@pytest.fixture
+def frames():
+    return valid_frames()
+
+
+def write_folder(frames: dict[str, pd.DataFrame], path: Path, fmt: str = "parquet") -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for name, df in frames.items():
+        if fmt == "parquet":
+            df.to_parquet(path / f"{name}.parquet", index=False)
+        else:
+            df.to_csv(path / f"{name}.csv", index=False)
+    return path

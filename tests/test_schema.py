@@ -1,0 +1,260 @@
+"""Every validation rule of the data contract, with its message pinned."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import NOW, d, ts, valid_frames, write_folder
+from revops_lib.errors import SchemaError
+from revops_lib.schema import TABLES, validate
+
+
+def run(frames):
+    return validate(frames, now=NOW)
+
+
+def only(result, check):
+    found = [p for p in result.problems if p.check == check]
+    assert found, f"no `{check}` problem in:\n{result.format()}"
+    return found
+
+
+def test_contract_lists_the_13_tables_of_design():
+    assert list(TABLES) == [
+        "leads", "opportunities", "opportunity_history", "forecast_snapshots", "subscriptions",
+        "transactions", "marketing_spend", "web_traffic", "email_campaigns", "activities",
+        "support_tickets", "reviews", "targets",
+    ]
+    assert TABLES["leads"].required == ("lead_id", "created_at", "source")
+    assert TABLES["opportunities"].required == (
+        "opportunity_id", "created_at", "close_date", "is_closed", "is_won", "amount")
+
+
+def test_valid_frames_have_no_problem():
+    result = run(valid_frames())
+    assert result.problems == [], result.format()
+    assert result.ok and result.exit_code == 0
+    assert result.row_counts["leads"] == 3
+    assert result.absent == []
+
+
+def test_absent_table_is_listed_not_an_error(frames):
+    del frames["reviews"]
+    result = run(frames)
+    assert result.ok
+    assert result.absent == ["reviews"]
+    assert "absent (reports skip what needs them): reviews" in result.format()
+
+
+def test_missing_required_column_is_an_error(frames):
+    frames["leads"] = frames["leads"].drop(columns=["source"])
+    result = run(frames)
+    (p,) = only(result, "missing_column")
+    assert (p.severity, p.table, p.column) == ("error", "leads", "source")
+    assert str(p) == "ERROR   leads.source: missing required column `source` (string) (0 rows)"
+    assert not result.ok and result.exit_code == 1
+
+
+def test_missing_optional_column_is_fine(frames):
+    frames["leads"] = frames["leads"].drop(columns=["segment", "customer_at"])
+    assert run(frames).ok
+
+
+def test_duplicate_ids_name_count_and_examples(frames):
+    leads = frames["leads"]
+    frames["leads"] = pd.concat([leads, leads.iloc[[0, 0, 1]]], ignore_index=True)
+    (p,) = only(run(frames), "duplicate_key")
+    assert (p.severity, p.table, p.column, p.count) == ("error", "leads", "lead_id", 5)
+    assert p.examples == ("L1", "L2")
+    assert str(p) == "ERROR   leads.lead_id: duplicate id: 2 values repeated (5 rows; e.g. L1, L2)"
+
+
+def test_duplicate_composite_key(frames):
+    t = frames["targets"]
+    frames["targets"] = pd.concat([t, t.iloc[[0]]], ignore_index=True)
+    (p,) = only(run(frames), "duplicate_key")
+    assert p.column == "period, metric, segment"
+    assert p.examples == ("period=2026-10 metric=revenue_won segment=None",)
+
+
+def test_duplicate_history_rows_are_a_warning(frames):
+    h = frames["opportunity_history"]
+    frames["opportunity_history"] = pd.concat([h, h.iloc[[0]]], ignore_index=True)
+    (p,) = only(run(frames), "duplicate_key")
+    assert p.severity == "warning"
+
+
+def test_null_in_required_column(frames):
+    frames["leads"].loc[1, "source"] = None
+    (p,) = only(run(frames), "null_required")
+    assert str(p) == "ERROR   leads.source: null in a required column (1 row; e.g. L2)"
+
+
+def test_negative_amount_is_an_error(frames):
+    frames["opportunities"].loc[2, "amount"] = -5.0
+    (p,) = only(run(frames), "negative")
+    assert str(p) == "ERROR   opportunities.amount: negative values (1 row; e.g. O3)"
+
+
+@pytest.mark.parametrize("table,column", [
+    ("subscriptions", "mrr"), ("marketing_spend", "spend"), ("web_traffic", "sessions"),
+    ("email_campaigns", "opens"), ("transactions", "amount"), ("forecast_snapshots", "amount"),
+])
+def test_negative_values_everywhere(frames, table, column):
+    frames[table].loc[0, column] = -1
+    (p,) = only(run(frames), "negative")
+    assert (p.table, p.column, p.count) == (table, column, 1)
+
+
+@pytest.mark.parametrize("table,column,value,bounds", [
+    ("support_tickets", "csat", 6, "1–5"),
+    ("support_tickets", "ces", 0, "1–7"),
+    ("reviews", "rating", 9, "1–5"),
+])
+def test_ratings_out_of_range(frames, table, column, value, bounds):
+    frames[table].loc[0, column] = value
+    (p,) = only(run(frames), "out_of_range")
+    assert p.message == f"values outside {bounds}"
+    assert (p.table, p.column, p.severity) == (table, column, "error")
+
+
+def test_stage_timestamps_out_of_order_is_a_warning(frames):
+    frames["leads"].loc[0, "sql_at"] = pd.Timestamp("2026-10-01 08:00", tz="UTC")  # before created and mql
+    result = run(frames)
+    found = only(result, "stage_order")
+    assert {p.message for p in found} == {"`sql_at` earlier than `created_at`", "`sql_at` earlier than `mql_at`"}
+    assert all(p.severity == "warning" and p.examples == ("L1",) for p in found)
+    assert result.ok  # warnings only
+    assert result.exit_code == 0
+
+
+def test_ticket_response_before_creation_is_a_warning(frames):
+    frames["support_tickets"].loc[0, "first_response_at"] = pd.Timestamp("2026-10-21", tz="UTC")
+    (p,) = only(run(frames), "stage_order")
+    assert (p.table, p.column) == ("support_tickets", "first_response_at")
+
+
+def test_end_date_before_start_date(frames):
+    frames["subscriptions"].loc[2, "end_date"] = pd.Timestamp("2024-12-31").date()
+    (p,) = only(run(frames), "end_before_start")
+    assert str(p) == "ERROR   subscriptions.end_date: `end_date` before `start_date` (1 row; e.g. S3)"
+
+
+def test_won_but_not_closed(frames):
+    frames["opportunities"].loc[2, "is_won"] = True
+    (p,) = only(run(frames), "won_not_closed")
+    assert p.examples == ("O3",)
+
+
+def test_dates_in_the_future_are_errors(frames):
+    frames["leads"].loc[2, "created_at"] = pd.Timestamp("2026-12-01", tz="UTC")
+    frames["web_traffic"].loc[0, "date"] = pd.Timestamp("2026-11-26").date()
+    found = only(run(frames), "future")
+    assert {(p.table, p.column, p.count) for p in found} == {("leads", "created_at", 1), ("web_traffic", "date", 1)}
+    assert found[0].message == "in the future (after now, UTC)"
+
+
+def test_planned_dates_may_lie_in_the_future(frames):
+    frames["opportunities"].loc[2, "close_date"] = pd.Timestamp("2027-06-30").date()
+    frames["subscriptions"].loc[0, "end_date"] = pd.Timestamp("2027-10-19").date()
+    assert run(frames).ok
+
+
+def test_invalid_period_labels(frames):
+    frames["targets"].loc[1, "period"] = "2026-Q5"
+    frames["forecast_snapshots"].loc[0, "forecast_period"] = "Oct 2026"
+    found = only(run(frames), "invalid_period")
+    assert {(p.table, p.column, p.examples) for p in found} == {
+        ("targets", "period", ("2026-Q5",)), ("forecast_snapshots", "forecast_period", ("Oct 2026",))}
+
+
+def test_unexpected_category_value_is_a_warning(frames):
+    frames["opportunities"].loc[0, "type"] = "upsell"
+    (p,) = only(run(frames), "unexpected_value")
+    assert p.severity == "warning"
+    assert p.message == "values other than new_business, expansion, renewal"
+
+
+def test_empty_table_is_a_warning(frames):
+    frames["reviews"] = frames["reviews"].iloc[0:0]
+    (p,) = only(run(frames), "empty_table")
+    assert p.severity == "warning"
+
+
+def test_text_that_is_not_a_number_is_a_type_error(tmp_path, frames):
+    frames["opportunities"]["amount"] = frames["opportunities"]["amount"].astype(object)
+    frames["opportunities"].loc[1, "amount"] = "n/a"
+    write_folder(frames, tmp_path, fmt="csv")
+    (p,) = only(validate(tmp_path, now=NOW), "wrong_type")
+    assert str(p) == "ERROR   opportunities.amount: values that are not a valid float (1 row; e.g. O2)"
+
+
+def test_bad_timestamp_and_boolean_text_in_csv(tmp_path, frames):
+    write_folder(frames, tmp_path, fmt="csv")
+    leads = pd.read_csv(tmp_path / "leads.csv", dtype=str)
+    leads.loc[0, "created_at"] = "yesterday"
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    opps = pd.read_csv(tmp_path / "opportunities.csv", dtype=str)
+    opps.loc[0, "is_won"] = "maybe"
+    opps.to_csv(tmp_path / "opportunities.csv", index=False)
+    found = {(p.table, p.column): p for p in only(validate(tmp_path, now=NOW), "wrong_type")}
+    assert found[("leads", "created_at")].examples == ("L1",)
+    assert found[("opportunities", "is_won")].message == "values that are not a valid bool"
+
+
+def test_stored_type_that_cannot_hold_the_column(frames):
+    frames["opportunities"]["amount"] = pd.to_datetime(["2026-01-01"] * 3)
+    (p,) = only(run(frames), "wrong_type")
+    assert p.message.startswith("wrong type: stored as timestamp")
+    assert p.count == 3
+
+
+def test_fractional_count_is_a_type_error(frames):
+    frames["web_traffic"]["sessions"] = [1000.5, 400.0]
+    (p,) = only(run(frames), "wrong_type")
+    assert (p.column, p.count) == ("sessions", 1)
+
+
+def test_at_most_five_examples(frames):
+    n = 12
+    frames["opportunities"] = pd.DataFrame({
+        "opportunity_id": [f"O{i}" for i in range(n)],
+        "created_at": ts(*["2026-10-01"] * n),
+        "close_date": d(*["2026-10-05"] * n),
+        "is_closed": [True] * n, "is_won": [False] * n,
+        "amount": -np.arange(1, n + 1, dtype=float),
+    })
+    (p,) = only(run(frames), "negative")
+    assert p.count == n and len(p.examples) == 5
+
+
+def test_raise_for_errors_carries_the_result(frames):
+    frames["opportunities"].loc[0, "amount"] = -1.0
+    result = run(frames)
+    with pytest.raises(SchemaError, match=r"1 error, 0 warnings") as info:
+        result.raise_for_errors()
+    assert info.value.result is result
+
+
+def test_result_as_frame_and_html(frames):
+    frames["opportunities"].loc[0, "amount"] = -1.0
+    result = run(frames)
+    df = result.to_frame()
+    assert list(df.columns) == ["severity", "table", "column", "check", "count", "message", "examples"]
+    assert df.iloc[0].tolist() == ["error", "opportunities", "amount", "negative", 1, "negative values", "O1"]
+    assert "negative values" in result._repr_html_()
+
+
+def test_done_when_scenario_lists_each_problem(tmp_path, frames):
+    """The issue's acceptance case: leads without `source` and a duplicated id, a negative amount."""
+    leads = frames["leads"].drop(columns=["source"])
+    frames["leads"] = pd.concat([leads, leads.iloc[[1]]], ignore_index=True)
+    frames["opportunities"].loc[1, "amount"] = -5000.0
+    write_folder(frames, tmp_path)
+    text = validate(tmp_path, now=NOW).format()
+    assert "ERROR   leads.source: missing required column `source` (string)" in text
+    assert "ERROR   leads.lead_id: duplicate id: 1 value repeated (2 rows; e.g. L2)" in text
+    assert "ERROR   opportunities.amount: negative values (1 row; e.g. O2)" in text
+    assert text.endswith("FAILED: 3 errors, 0 warnings")
