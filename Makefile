@@ -19,7 +19,7 @@ JOBS   ?=
 
 help: ## Show this help
 	@echo "revops-kit — make targets:"
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
 	@echo "Variables: PERIOD=2026-10  DATA=$(DATA)  OUT=$(OUT)  JOBS=N"
 
 $(STAMP): pyproject.toml
@@ -34,9 +34,9 @@ $(DATA)/.complete: | $(STAMP)
 	$(REVOPS) demo-data --out $(DATA)
 	@touch $@
 
-demo-data: $(STAMP) $(DATA)/.complete ## Build the demo company's data in $(DATA) (if absent)
+demo-data: $(STAMP) $(DATA)/.complete ## Build the demo company's data into DATA (default data/demo) if absent
 
-validate: $(STAMP) $(DATA)/.complete ## Check the data in $(DATA) against the data contract
+validate: $(STAMP) $(DATA)/.complete ## Check the data in DATA against the data contract
 	$(REVOPS) validate --source $(DATA)
 
 reports: $(STAMP) $(DATA)/.complete ## Build the latest month's reports (or PERIOD=2026-10) into reports/

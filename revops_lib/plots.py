@@ -1,0 +1,108 @@
+"""Charts for the reports: ``plot_<thing>(data, *, ax=None) -> Axes``.
+
+One seaborn theme, set here (:func:`set_theme`); no ``plt.show()``. Number
+formatters (:func:`fmt_money`, :func:`fmt_pct`, :func:`fmt_int`) keep tables and
+axes readable.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)  # headless by default (a notebook's inline backend still wins)
+
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as mticker  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+__all__ = [
+    "set_theme", "PALETTE", "fmt_money", "fmt_pct", "fmt_int", "fmt_days",
+    "plot_table_coverage", "plot_monthly_rows",
+]
+
+PALETTE = ["#2F5D8C", "#E07A2E", "#3B9C6A", "#C0392B", "#8E6BB8", "#7F8C8D", "#D4A72C", "#1ABC9C"]
+CURRENCY = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+
+
+def set_theme(*, dpi: int = 110) -> None:
+    """The one seaborn theme of every report."""
+    sns.set_theme(style="whitegrid", palette=PALETTE, font_scale=0.95,
+                  rc={"figure.dpi": dpi, "savefig.dpi": dpi, "axes.titleweight": "bold",
+                      "axes.titlelocation": "left", "figure.figsize": (9, 4.2),
+                      "axes.spines.top": False, "axes.spines.right": False})
+
+
+def fmt_money(x, currency: str = "USD", *, decimals: int | None = None) -> str:
+    """``1234567 -> '$1.23M'``; blank for missing values."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    sym = CURRENCY.get(currency, f"{currency} ")
+    sign = "-" if x < 0 else ""
+    a = abs(float(x))
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if a >= limit:
+            return f"{sign}{sym}{a / limit:.{2 if decimals is None else decimals}f}{suffix}"
+    return f"{sign}{sym}{a:,.{0 if decimals is None else decimals}f}"
+
+
+def fmt_pct(x, decimals: int = 1) -> str:
+    """``0.1234 -> '12.3%'``; blank for missing values."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    return f"{100 * float(x):.{decimals}f}%"
+
+
+def fmt_int(x) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    return f"{int(round(float(x))):,}"
+
+
+def fmt_days(x) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    return f"{float(x):,.1f} d"
+
+
+def _ax(ax, figsize=None):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def plot_table_coverage(overview: pd.DataFrame, *, period=None, ax=None):
+    """Horizontal bars from each table's first to last date, with the report period shaded.
+
+    ``overview`` has columns ``table``, ``first``, ``last`` (see
+    :func:`revops_lib.quality.table_overview`).
+    """
+    data = overview.dropna(subset=["first", "last"]).iloc[::-1]
+    ax = _ax(ax, figsize=(9, 0.35 * max(len(data), 3) + 1))
+    first = pd.to_datetime(data["first"])
+    last = pd.to_datetime(data["last"])
+    ax.barh(data["table"], (last - first).dt.total_seconds() / 86400, left=first, color=PALETTE[0], height=0.55)
+    if period is not None:
+        ax.axvspan(period.start_naive, period.end_naive, color=PALETTE[1], alpha=0.25, label=f"period {period}")
+        ax.legend(loc="lower left", frameon=False)
+    ax.set_xlabel("")
+    ax.set_title("Date coverage per table")
+    ax.xaxis_date()
+    return ax
+
+
+def plot_monthly_rows(monthly: pd.DataFrame, *, ax=None):
+    """Rows per month for a few event tables (lines); ``monthly``: month, table, rows."""
+    ax = _ax(ax)
+    data = monthly.copy()
+    data["month"] = pd.to_datetime(data["month"])
+    sns.lineplot(data=data, x="month", y="rows", hue="table", marker="o", markersize=3, ax=ax)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: fmt_int(v)))
+    ax.set_xlabel("")
+    ax.set_ylabel("rows per month (log)")
+    ax.set_title("Volume per month — a sudden drop usually means a broken sync")
+    ax.legend(frameon=False, fontsize=8, ncol=2)
+    return ax

@@ -1,0 +1,125 @@
+"""Standing promises of the repository: setup files in sync, notebooks clean, parameters declared."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+
+import nbformat
+import papermill as pm
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+from conftest import ROOT
+
+# pip name -> conda-forge name, where they differ
+CONDA_NAMES = {"ibis-framework": "ibis-framework-core"}
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _pip_requirements():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = meta["dependencies"] + meta["optional-dependencies"]["test"]
+    out = {}
+    for r in map(Requirement, reqs):
+        name = CONDA_NAMES.get(r.name, r.name)
+        out.setdefault(name, set()).add(str(r.specifier))
+    return out
+
+
+def _conda_requirements():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    out, pip = {}, []
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            pip += dep.get("pip", [])
+            continue
+        m = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", dep)
+        out[m.group(1)] = m.group(2).replace(" ", "")
+    return env, out, pip
+
+
+def test_environment_yml_mirrors_pyproject():
+    env, conda, pip = _conda_requirements()
+    pip_reqs = _pip_requirements()
+    assert env["channels"] == ["conda-forge"]
+    assert pip == ["-e ."], "environment.yml must end with pip: [-e .]"
+    conda.pop("pip"), conda.pop("python")
+    assert set(conda) == set(pip_reqs), "packages differ between environment.yml and pyproject.toml"
+    for name, specs in pip_reqs.items():
+        assert SpecifierSet(conda[name]) in {SpecifierSet(x) for x in specs}, f"{name}: environment.yml says {conda[name]!r}, pyproject {specs}"
+
+
+def test_python_version_matches():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    env, conda, _ = _conda_requirements()
+    assert meta["requires-python"] == ">=3.11" and conda["python"] == ">=3.11"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stored_clean(path):
+    nb = nbformat.read(str(path), as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"{path.name} is stored with outputs"
+            assert not re.search(r"^\s*(def|class) ", cell.source, re.M), "logic belongs in revops_lib"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_cell_is_fully_readable_by_papermill(path):
+    nb = nbformat.read(str(path), as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    declared = pm.inspect_notebook(str(path))
+    lines = [ln for ln in cell.source.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    assert len(declared) == len(lines), "papermill could not read every parameter line (avoid '=' in comments)"
+    for name, info in declared.items():
+        assert info["inferred_type_name"] != "None", f"{name} has no type annotation"
+        assert info["help"], f"{name} has no help comment"
+    assert {"period", "source", "as_of"} <= set(declared)
+
+
+def _applies_to(yaml_path):
+    stem = yaml_path.stem
+    if stem == "default":
+        return NOTEBOOKS
+    if (ROOT / "notebooks" / f"{stem}.ipynb").exists():
+        return [ROOT / "notebooks" / f"{stem}.ipynb"]
+    return NOTEBOOKS  # a period file applies to every notebook
+
+
+@pytest.mark.parametrize("yaml_path", sorted((ROOT / "parameters").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_parameter_file_key_is_declared_in_its_notebooks(yaml_path):
+    keys = set((yaml.safe_load(yaml_path.read_text()) or {}).keys())
+    for nb in _applies_to(yaml_path):
+        declared = set(pm.inspect_notebook(str(nb)))
+        missing = keys - declared
+        assert not missing, f"{yaml_path.name}: {sorted(missing)} not declared in {nb.name}'s parameters cell"
+
+
+def test_makefile_help_lists_every_target_with_a_description():
+    out = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for target in ("setup", "reports", "test", "lab", "clean", "demo-data", "validate"):
+        assert re.search(rf"\b{target}\b\S*\s+\S", out), f"`make help` does not describe {target}"
+
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
+    readme = (ROOT / "README.md").read_text()
+    first_block = readme.split("```")[1]
+    assert "make reports" in first_block and "make test" in first_block
+    ci = (ROOT / ".ci" / "run").read_text()
+    commands = [ln.strip() for ln in ci.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    assert commands[-1] == "make test"
+
+
+def test_gitignore_keeps_generated_files_out():
+    text = (ROOT / ".gitignore").read_text()
+    for pattern in (".venv/", "/data/", "/reports/*"):
+        assert pattern in text

@@ -1,0 +1,148 @@
+"""Sources: a folder of Parquet or CSV files, a DuckDB file, DataFrames — the same typed tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+import pytest
+
+from conftest import valid_frames, write_folder
+from revops_lib.errors import SourceError
+from revops_lib.schema import TABLES
+from revops_lib.sources import Source, open_source
+
+
+def canonical(src: Source, name: str) -> pd.DataFrame:
+    df = src.to_pandas(name)
+    key = [k for k in TABLES[name].key if k in df.columns]
+    return df.sort_values(key, ignore_index=True)
+
+
+def write_duckdb(frames, path):
+    con = duckdb.connect(str(path))
+    for name, df in frames.items():
+        con.register("df", df)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM df")
+        con.unregister("df")
+    con.close()
+    return path
+
+
+@pytest.fixture
+def three_sources(tmp_path, frames):
+    pq = open_source(write_folder(frames, tmp_path / "pq", "parquet"))
+    csv = open_source(write_folder(frames, tmp_path / "csv", "csv"))
+    db = open_source(write_duckdb(frames, tmp_path / "crm.duckdb"))
+    return pq, csv, db
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+def test_csv_parquet_and_duckdb_give_identical_tables(three_sources, name):
+    pq, csv, db = three_sources
+    expected = canonical(pq, name)
+    pd.testing.assert_frame_equal(canonical(csv, name), expected, check_dtype=True)
+    pd.testing.assert_frame_equal(canonical(db, name), expected, check_dtype=True)
+
+
+def test_typed_tables_follow_the_contract_kinds(frames):
+    src = Source.from_frames(frames)
+    schema = src.table("opportunities").schema()
+    assert str(schema["created_at"]) == "timestamp"
+    assert str(schema["close_date"]) == "date"
+    assert str(schema["is_won"]) == "boolean"
+    assert str(schema["amount"]) == "float64"
+    assert str(src.table("web_traffic").schema()["sessions"]) == "int64"
+
+
+def test_timestamps_with_and_without_offset_are_utc(tmp_path, frames):
+    leads = frames["leads"].astype({"created_at": str})
+    leads["created_at"] = ["2026-10-01T10:00:00+02:00", "2026-10-01 10:00:00", "2026-10-01T10:00:00Z"]
+    frames["leads"] = leads
+    src = open_source(write_folder(frames, tmp_path, "csv"))
+    got = canonical(src, "leads")["created_at"].tolist()
+    assert got == [pd.Timestamp("2026-10-01 08:00"), pd.Timestamp("2026-10-01 10:00"), pd.Timestamp("2026-10-01 10:00")]
+
+
+def test_tz_aware_pandas_frames_are_converted_to_utc(frames):
+    frames["leads"]["created_at"] = frames["leads"]["created_at"].dt.tz_convert("America/New_York")
+    src = Source.from_frames(frames)
+    assert canonical(src, "leads")["created_at"][0] == pd.Timestamp("2026-10-01 09:00")
+
+
+@pytest.mark.parametrize("text,expected", [("true", True), ("false", False), ("1", True), ("0", False),
+                                           ("TRUE", True), ("f", False)])
+def test_booleans_from_text(tmp_path, frames, text, expected):
+    opps = frames["opportunities"].astype({"is_won": object})
+    opps["is_won"] = [text] * 3
+    opps["is_closed"] = [True] * 3
+    frames["opportunities"] = opps
+    src = open_source(write_folder(frames, tmp_path, "csv"))
+    assert canonical(src, "opportunities")["is_won"].tolist() == [expected] * 3
+
+
+def test_missing_table_is_absent_not_an_error(tmp_path, frames):
+    del frames["reviews"], frames["targets"]
+    src = open_source(write_folder(frames, tmp_path))
+    assert not src.has("reviews") and src.has("leads")
+    assert src.absent == ["reviews", "targets"]
+    with pytest.raises(SourceError, match=r"Table `reviews` is absent from folder"):
+        src.table("reviews")
+
+
+def test_missing_optional_column_becomes_a_typed_null_column(frames):
+    frames["leads"] = frames["leads"].drop(columns=["mql_at", "segment"])
+    t = Source.from_frames(frames).table("leads")
+    assert str(t.schema()["mql_at"]) == "timestamp"
+    assert t.to_pandas()["mql_at"].isna().all()
+
+
+def test_extra_columns_are_kept(frames):
+    frames["leads"]["utm_campaign"] = ["a", "b", "c"]
+    assert "utm_campaign" in Source.from_frames(frames).table("leads").columns
+
+
+def test_unknown_table_name_is_refused(frames):
+    with pytest.raises(SourceError, match=r"Unknown table `lead`; canonical names are: leads, "):
+        Source.from_frames(frames).table("lead")
+
+
+def test_nonexistent_source_says_what_to_do(tmp_path):
+    with pytest.raises(SourceError, match=r"Source `.*nope` not found: give a folder of Parquet/CSV files"):
+        open_source(tmp_path / "nope")
+
+
+def test_empty_folder_is_refused(tmp_path):
+    with pytest.raises(SourceError, match=r"No canonical tables in folder"):
+        open_source(tmp_path)
+
+
+def test_partitioned_parquet_folder(tmp_path, frames):
+    write_folder(frames, tmp_path)
+    (tmp_path / "leads.parquet").unlink()
+    (tmp_path / "leads").mkdir()
+    frames["leads"].iloc[:2].to_parquet(tmp_path / "leads" / "part-0.parquet", index=False)
+    frames["leads"].iloc[2:].to_parquet(tmp_path / "leads" / "part-1.parquet", index=False)
+    assert len(canonical(open_source(tmp_path), "leads")) == 3
+
+
+def test_fingerprint_changes_when_data_change(tmp_path, frames):
+    write_folder(frames, tmp_path)
+    before = open_source(tmp_path).fingerprint()
+    assert open_source(tmp_path).fingerprint() == before
+    frames["leads"].iloc[:2].to_parquet(tmp_path / "leads.parquet", index=False)
+    assert open_source(tmp_path).fingerprint() != before
+
+
+def test_duckdb_file_and_url(tmp_path, frames):
+    path = write_duckdb(frames, tmp_path / "crm.duckdb")
+    by_url = open_source(f"duckdb://{path}")
+    assert by_url.names == list(TABLES)
+    assert len(canonical(by_url, "opportunities")) == 3
+
+
+def test_url_password_is_hidden_in_errors():
+    with pytest.raises(SourceError) as info:
+        open_source("postgres://bob:secret@127.0.0.1:1/nodb")
+    assert "secret" not in str(info.value) and "bob:***@" in str(info.value)
