@@ -36,15 +36,15 @@ def set_theme(*, dpi: int = 110) -> None:
 
 
 def fmt_money(x, currency: str = "USD", *, decimals: int | None = None) -> str:
-    """``1234567 -> '$1.23M'``; blank for missing values."""
+    """``1234567 -> '$1.23M'``, ``12000 -> '$12.0k'``, ``950 -> '$950'``; blank for missing values."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return ""
     sym = CURRENCY.get(currency, f"{currency} ")
     sign = "-" if x < 0 else ""
     a = abs(float(x))
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+    for limit, suffix, default in ((1e9, "B", 2), (1e6, "M", 2), (1e3, "k", 1)):
         if a >= limit:
-            return f"{sign}{sym}{a / limit:.{2 if decimals is None else decimals}f}{suffix}"
+            return f"{sign}{sym}{a / limit:.{default if decimals is None else decimals}f}{suffix}"
     return f"{sign}{sym}{a:,.{0 if decimals is None else decimals}f}"
 
 

@@ -1,0 +1,97 @@
+"""Data-quality summaries on small hand-made frames."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from conftest import NOW, d, ts, valid_frames
+from revops_lib import quality
+
+
+def test_overview_counts_rows_in_period_and_flags_stale_and_absent(frames):
+    del frames["reviews"]
+    frames["web_traffic"]["date"] = d("2026-09-01", "2026-09-02")  # nothing in October
+    ov = quality.table_overview(frames, period="2026-10").set_index("table")
+    assert ov.loc["leads", "rows"] == 3 and ov.loc["leads", "rows_in_period"] == 3
+    assert ov.loc["opportunities", "rows_in_period"] == 2  # O2 created in September
+    assert ov.loc["reviews", "status"] == "absent"
+    assert ov.loc["web_traffic", "status"] == "no rows in period"
+    assert ov.loc["leads", "days_since_last"] == 28.5  # 2026-10-03 11:00 -> 2026-11-01 00:00
+    assert ov.loc["leads", "status"] == "stale"  # older than 14 days
+    assert ov.loc["subscriptions", "status"] == "ok"  # 2026-10-25, 7 days
+    assert ov.loc["targets", "rows_in_period"] == 1  # only the 2026-10 label
+
+
+def test_overview_respects_as_of(frames):
+    ov = quality.table_overview(frames, period="2026-10", as_of="2026-10-03").set_index("table")
+    assert ov.loc["leads", "days_since_last"] == 0.0  # latest row after the cut-off counts as fresh
+
+
+def _opps(frames):
+    frames["opportunities"] = pd.DataFrame({
+        "opportunity_id": ["O1", "O2", "O3", "O4", "O5"],
+        "created_at": ts("2026-01-10", "2026-09-01", "2026-10-06", "2026-10-07", "2026-11-10"),
+        "close_date": d("2026-12-31", "2026-10-15", "2026-12-15", "2026-10-20", "2027-01-01"),
+        "is_closed": [False, False, False, True, False],
+        "is_won": [False, False, False, True, False],
+        "amount": [5000.0, 7000.0, 0.0, 1000.0, 1.0],
+        "owner": ["ana", "bo", "ana", "bo", "cy"],
+        "stage": ["discovery", "proposal", "qualification", "closed_won", "qualification"],
+    })
+    frames["opportunity_history"] = pd.DataFrame({
+        "opportunity_id": ["O1", "O1", "O2", "O3", "O3", "O3", "O3", "O3"],
+        "changed_at": ts("2026-01-10", "2026-03-01", "2026-09-01", "2026-10-06", "2026-10-08", "2026-10-09",
+                         "2026-10-10", "2026-11-20"),
+        "stage": ["qualification", "discovery", "proposal", "qualification", "qualification", "qualification",
+                  "qualification", "qualification"],
+        "amount": [5000.0, 5000.0, 7000.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        "close_date": d("2026-06-30", "2026-12-31", "2026-10-15", "2026-11-15", "2026-12-01", "2026-11-20",
+                        "2026-12-15", "2027-03-01"),
+    })
+    return frames
+
+
+def test_stale_open_deals_overdue_or_idle(frames):
+    frames = _opps(frames)
+    got = quality.stale_open_deals(frames, period="2026-10", stale_days=90)
+    # O1: idle since 2026-03-01 (245 days); O2: close date 2026-10-15 passed; O3 fresh; O4 closed; O5 created later
+    assert got["opportunity_id"].tolist() == ["O2", "O1"]
+    assert got.set_index("opportunity_id").loc["O1", "days_since_change"] == 245
+    assert got.set_index("opportunity_id").loc["O2", "reason"] == "close date passed"
+    assert got.attrs == {"count": 2, "amount": 12000.0}
+
+
+def test_close_date_pushes_counts_moves_later_before_as_of(frames):
+    frames = _opps(frames)
+    got = quality.close_date_pushes(frames, period="2026-10", min_pushes=2)
+    # O3 before 2026-11-01: 11-15 -> 12-01 (push) -> 11-20 (pull) -> 12-15 (push); the 2027 push is after as_of
+    assert got.to_dict("records") == [{
+        "opportunity_id": "O3", "pushes": 2, "first_close_date": dt.date(2026, 11, 15),
+        "latest_close_date": dt.date(2026, 12, 15), "days_pushed": 30}]
+    assert quality.close_date_pushes(frames, period="2026-10", min_pushes=1).attrs["count"] == 2  # O1 too
+
+
+def test_missing_amounts_lists_open_or_won_deals_with_zero_or_null(frames):
+    frames = _opps(frames)
+    got = quality.missing_amounts(frames, period="2026-10")
+    assert got["opportunity_id"].tolist() == ["O3"]
+
+
+def test_assess_findings_read_well(frames):
+    dq = quality.assess(_opps(frames), period="2026-10", now=NOW)
+    text = dq.findings().data
+    assert "**Contract: passed**" in text
+    assert "2 open deals look stale ($12.0k of pipeline)" in text
+    assert "1 open or won deals have no amount" in text
+    assert dq.summary["count"].tolist() == [0, 0, 2, 1, 1]
+
+
+def test_monthly_volume_last_months(frames):
+    got = quality.monthly_volume(frames, period="2026-10", months=2, tables=("opportunities", "transactions"))
+    assert got.to_dict("records") == [
+        {"month": "2026-09", "table": "opportunities", "rows": 1},
+        {"month": "2026-10", "table": "opportunities", "rows": 2},
+        {"month": "2026-10", "table": "transactions", "rows": 1},
+    ]
