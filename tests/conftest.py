@@ -150,3 +150,90 @@ def write_folder(frames: dict[str, pd.DataFrame], path: Path, fmt: str = "parque
         else:
             df.to_csv(path / f"{name}.csv", index=False)
     return path
+
+
+# ---------------------------------------------------------------------------
+# PostgreSQL: a throw-away server on 127.0.0.1, started and stopped by the test run
+# ---------------------------------------------------------------------------
+
+def _pg_bin(tool: str):
+    import glob
+    import shutil
+
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"))
+    return found[-1] if found else shutil.which(tool)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """URL of a fresh PostgreSQL server (Debian's package), or a skip when it is not installed.
+
+    In CI (``CI=true``) a missing server fails instead of skipping: `.ci/run` installs it.
+    """
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (make system-deps installs it)")
+        pytest.skip("PostgreSQL is not installed (run `make system-deps`)")
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="revops-pg-"))
+    data = base / "data"
+    port = _free_port()
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root: use the postgres user
+        runuser = shutil.which("runuser")
+        as_user = [runuser, "-u", "postgres", "--"]
+        shutil.chown(base, "postgres")
+    subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "start"],
+                   check=True, capture_output=True)
+    url = f"postgres://postgres@127.0.0.1:{port}/postgres"
+    try:
+        deadline = time.time() + 30
+        import psycopg
+
+        while True:
+            try:
+                psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres").close()
+                break
+            except psycopg.OperationalError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield url
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def load_postgres(url: str, frames: dict[str, pd.DataFrame], schema_name: str) -> str:
+    """Create a fresh schema holding the frames; return a URL whose search_path points to it."""
+    import ibis
+
+    con = ibis.connect(url)
+    con.raw_sql(f"DROP SCHEMA IF EXISTS {schema_name} CASCADE").close()
+    con.raw_sql(f"CREATE SCHEMA {schema_name}").close()
+    for name, df in frames.items():
+        df = df.copy()
+        for c in df.columns:  # all-null object columns have no type for PostgreSQL: make them text
+            if df[c].isna().all() and df[c].dtype == object:
+                df[c] = df[c].astype("string")
+        con.create_table(name, df, database=schema_name)
+    con.disconnect()
+    return f"{url}?options=-csearch_path%3D{schema_name}"

@@ -146,3 +146,17 @@ def test_url_password_is_hidden_in_errors():
     with pytest.raises(SourceError) as info:
         open_source("postgres://bob:secret@127.0.0.1:1/nodb")
     assert "secret" not in str(info.value) and "bob:***@" in str(info.value)
+
+
+@pytest.mark.postgres
+def test_postgres_gives_the_same_tables_and_problems(pg_url, tmp_path, frames):
+    from conftest import NOW, load_postgres
+    from revops_lib.schema import validate
+
+    frames["opportunities"].loc[1, "amount"] = -5.0
+    pg = open_source(load_postgres(pg_url, frames, "src_identity"))
+    pq = open_source(write_folder(frames, tmp_path))
+    assert pg.names == list(TABLES)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(canonical(pg, name), canonical(pq, name), check_dtype=False)
+    assert [str(p) for p in validate(pg, now=NOW).problems] == [str(p) for p in validate(pq, now=NOW).problems]
