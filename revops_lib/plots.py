@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)  # headless by default (a notebook's inline backend still wins)
-
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker as mticker  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
+import pandas as pd
+import seaborn as sns
 
 __all__ = [
-    "set_theme", "PALETTE", "fmt_money", "fmt_pct", "fmt_int", "fmt_days",
+    "set_theme", "PALETTE", "fmt_money", "fmt_pct", "fmt_int", "fmt_days", "style_table",
     "plot_table_coverage", "plot_monthly_rows",
 ]
 
@@ -65,6 +61,22 @@ def fmt_days(x) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return ""
     return f"{float(x):,.1f} d"
+
+
+def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = False):
+    """A pandas Styler for reports: no index, numbers right-aligned, text left-aligned, blanks as —."""
+    styler = df.style
+    if not index:
+        styler = styler.hide(axis="index")
+    fm = {k: v for k, v in (formats or {}).items() if k in df.columns}
+    styler = styler.format(fm, na_rep="—")
+    text_cols = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])]
+    if text_cols:
+        styler = styler.set_properties(subset=text_cols, **{"text-align": "left"})
+        styler = styler.set_table_styles(
+            [{"selector": f"th.col_heading.col{df.columns.get_loc(c)}", "props": [("text-align", "left")]}
+             for c in text_cols], overwrite=False)
+    return styler
 
 
 def _ax(ax, figsize=None):

@@ -291,33 +291,59 @@ class DataQuality:
             bullets.append(f"{n_miss:,} open or won deals have no amount: revenue and pipeline are understated.")
         return Markdown("\n".join(f"- {b}" for b in bullets))
 
+    def record_headlines(self) -> None:
+        """Headline numbers for ``reports/index.html``."""
+        from revops_lib.report import headline
+
+        headline("Contract", "passed" if self.validation.ok else "failed")
+        headline("Warnings", len(self.validation.warnings))
+        headline("Stale deals", self.stale.attrs.get("count", 0))
+
     def overview_table(self):
-        """The per-table overview, formatted."""
+        """The per-table overview, formatted (published as ``table_overview.csv``)."""
+        from revops_lib.report import publish
+
+        publish(self.overview, "table_overview")
         ov = self.overview.copy()
         for c in ("first", "last"):
             ov[c] = pd.to_datetime(ov[c]).dt.strftime("%Y-%m-%d")
-        return ov.style.hide(axis="index").format(
-            {"rows": "{:,}", "rows_in_period": "{:,}", "days_since_last": "{:.1f}"}, na_rep="—"
-        ).map(lambda s: "color: #C0392B; font-weight: bold" if s in ("stale", "empty", "absent", "no rows in period")
+        from revops_lib.plots import style_table
+
+        return style_table(ov, {"rows": "{:,}", "rows_in_period": "{:,}", "days_since_last": "{:.1f}"}).map(lambda s: "color: #C0392B; font-weight: bold" if s in ("stale", "empty", "absent", "no rows in period")
               else "", subset=["status"])
 
     def _money(self, df, cols=("amount",)):
-        from revops_lib.plots import fmt_money
+        from revops_lib.plots import fmt_money, style_table
 
         if df.empty:
-            return df
-        return df.style.hide(axis="index").format({c: (lambda x: fmt_money(x, self.currency, decimals=0)
-                                                       if x is not None and x == x and abs(x) < 1e3
-                                                       else fmt_money(x, self.currency)) for c in cols if c in df},
-                                                  na_rep="—")
+            return "None found."
+        return style_table(df, {c: (lambda x: fmt_money(x, self.currency)) for c in cols})
+
+    def summary_table(self):
+        """The anomaly counts (published as ``anomalies.csv``)."""
+        from revops_lib.report import publish
+
+        return publish(self.summary, "anomalies", formats={"count": "{:,}"})
 
     def stale_table(self):
+        """Stale open deals (published as ``stale_open_deals.csv``)."""
+        from revops_lib.report import publish
+
+        publish(self.stale, "stale_open_deals")
         return self._money(self.stale)
 
     def pushes_table(self):
-        return self.pushes.style.hide(axis="index") if len(self.pushes) else self.pushes
+        """Deals pushed repeatedly (published as ``close_date_pushes.csv``)."""
+        from revops_lib.report import publish
+
+        styled = publish(self.pushes, "close_date_pushes")
+        return styled if len(self.pushes) else "None found."
 
     def missing_table(self):
+        """Deals without amount (published as ``missing_amounts.csv``)."""
+        from revops_lib.report import publish
+
+        publish(self.missing, "missing_amounts")
         return self._money(self.missing)
 
 

@@ -63,7 +63,8 @@ DEFINITIONS: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
-__all__ = ["run", "layered_parameters", "notebook_names", "render_html", "Outcome", "REPORTS"]
+__all__ = ["run", "layered_parameters", "notebook_names", "render_html", "Outcome", "REPORTS", "context",
+           "publish", "headline", "write_index"]
 
 
 @dataclass
@@ -78,9 +79,9 @@ class Outcome:
     extra: dict = field(default_factory=dict)
 
 
-def notebook_names() -> list[str]:
+def notebook_names(notebooks_dir: Path | None = None) -> list[str]:
     """Report notebooks present in ``notebooks/``, in report order."""
-    present = {p.stem for p in NOTEBOOKS_DIR.glob("*.ipynb")}
+    present = {p.stem for p in Path(notebooks_dir or NOTEBOOKS_DIR).glob("*.ipynb")}
     return [n for n in REPORTS if n in present] + sorted(present - set(REPORTS))
 
 
@@ -171,25 +172,100 @@ def _last_error_line(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def _source_label(source) -> str:
+    from revops_lib.sources import _redact
+
+    return _redact(str(source))
+
+
+def _code_fingerprint() -> str:
+    """Hash of the library's source files (so a library change rebuilds the reports)."""
+    import hashlib
+
+    h = hashlib.sha256(__version__.encode())
+    lib = Path(__file__).resolve().parent
+    for f in sorted(lib.rglob("*")):
+        if f.is_file() and f.suffix in {".py", ".j2", ".json"}:
+            h.update(f.relative_to(lib).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_key(notebook_path: Path, params: dict, data_fingerprint: str, code_fingerprint: str) -> str:
+    """What a report depends on: notebook, parameters, library and source data."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    h.update(notebook_path.read_bytes())
+    h.update(json.dumps(_json_safe(params), sort_keys=True, default=str).encode())
+    h.update(data_fingerprint.encode())
+    h.update(code_fingerprint.encode())
+    return h.hexdigest()[:20]
+
+
+def _manifest_path(out_dir: Path) -> Path:
+    return out_dir / "manifest.json"
+
+
+def read_manifest(out_dir: Path) -> dict:
+    import json
+
+    p = _manifest_path(out_dir)
+    if not p.is_file():
+        return {}
+    try:
+        return json.loads(p.read_text())
+    except ValueError:
+        return {}
+
+
+_MANIFEST_LOCK = __import__("threading").Lock()
+
+
+def _record(out_dir: Path, notebook: str, entry: dict) -> None:
+    """Update one notebook's entry of <out>/<period>/manifest.json (atomic, thread-safe)."""
+    import json
+
+    with _MANIFEST_LOCK:
+        m = read_manifest(out_dir)
+        old = m.get(notebook, {})
+        if entry["status"] == "failed":  # keep what the last good run was
+            entry = {**entry, "last_ok": old.get("last_ok") or (old if old.get("status") in ("ok", "skipped") else None)}
+        m[notebook] = entry
+        _atomic_write_bytes(_manifest_path(out_dir), json.dumps(m, indent=1, sort_keys=True, default=str).encode())
+
+
 def run_notebook(notebook: str, period: Period, params: dict, out_dir: Path, *, source_label: str,
-                 as_of_label: str) -> Outcome:
-    """Execute one notebook with Papermill and render it; never raises for notebook errors."""
+                 as_of_label: str, notebooks_dir: Path | None = None) -> Outcome:
+    """Execute one notebook with Papermill and render it; never raises for notebook errors.
+
+    Published tables and headlines go to a staging folder first and replace
+    ``<out_dir>/tables/<notebook>/`` only when the notebook and its HTML succeeded.
+    """
+    import json
+    import shutil
+
     import papermill as pm
 
+    nb_dir = Path(notebooks_dir or NOTEBOOKS_DIR)
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     final_nb = out_dir / f"{notebook}.ipynb"
     final_html = out_dir / f"{notebook}.html"
     failed_nb = out_dir / f"{notebook}.failed.ipynb"
     tmp_nb = out_dir / f".{notebook}.partial.ipynb"
+    staging = out_dir / f".staging-{notebook}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     try:
         pm.execute_notebook(
-            str(NOTEBOOKS_DIR / f"{notebook}.ipynb"),
+            str(nb_dir / f"{notebook}.ipynb"),
             str(tmp_nb),
-            parameters=_json_safe(params),
+            parameters=_json_safe({**params, "output_dir": str(staging)}),
             kernel_name="python3",
             progress_bar=False,
-            cwd=str(NOTEBOOKS_DIR),
+            cwd=str(nb_dir),
         )
         meta = dict(
             title=REPORTS.get(notebook, notebook.replace("_", " ").capitalize()),
@@ -204,8 +280,21 @@ def run_notebook(notebook: str, period: Period, params: dict, out_dir: Path, *, 
         )
         render_html(tmp_nb, final_html, meta=meta)
         os.replace(tmp_nb, final_nb)
+        tables = out_dir / "tables" / notebook
+        if (staging / "tables").is_dir():
+            old = out_dir / "tables" / f".old-{notebook}"
+            shutil.rmtree(old, ignore_errors=True)
+            tables.parent.mkdir(parents=True, exist_ok=True)
+            if tables.exists():
+                os.replace(tables, old)
+            os.replace(staging / "tables", tables)
+            shutil.rmtree(old, ignore_errors=True)
+        headlines = []
+        if (staging / "headlines.json").is_file():
+            headlines = json.loads((staging / "headlines.json").read_text())
         failed_nb.unlink(missing_ok=True)
-        return Outcome(notebook, period.label, "ok", time.perf_counter() - t0, html=final_html, executed=final_nb)
+        return Outcome(notebook, period.label, "ok", time.perf_counter() - t0, html=final_html, executed=final_nb,
+                       extra={"headlines": headlines})
     except Exception as exc:  # the notebook (or its rendering) failed: keep the last good HTML
         if tmp_nb.exists():
             os.replace(tmp_nb, failed_nb)
@@ -214,65 +303,261 @@ def run_notebook(notebook: str, period: Period, params: dict, out_dir: Path, *, 
                        extra={"traceback": traceback.format_exc()})
     finally:
         tmp_nb.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
 
 
-def _source_label(source) -> str:
-    from revops_lib.sources import _redact
+class _Progress:
+    """One line per notebook start and finish; a progress bar too when stderr is a terminal."""
 
-    return _redact(str(source))
+    def __init__(self, total: int, say):
+        self.say = say
+        self.bar = None
+        if sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, unit="report", leave=False, file=sys.stderr)
+            except ImportError:  # pragma: no cover
+                self.bar = None
+        self.lock = __import__("threading").Lock()
+
+    def line(self, msg: str) -> None:
+        with self.lock:
+            if self.bar is not None:
+                self.bar.write(msg, file=sys.stderr)
+            else:
+                self.say(msg)
+
+    def done(self) -> None:
+        if self.bar is not None:
+            with self.lock:
+                self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=None, params=None,
-        force=False, progress=None) -> int:
-    """Build the reports of one period; returns the exit status (0 = every notebook ok)."""
+        force=False, progress=None, *, periods=None, notebooks_dir=None, validate_source=True) -> int:
+    """Build the reports of one period (or several: ``periods``); returns the exit status.
+
+    0 when every notebook succeeded or was skipped as unchanged, 1 otherwise.
+    """
     from revops_lib.schema import validate
+    from revops_lib.sources import open_source
 
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    p = parse_period(period) if period else default_period()
-    names = notebooks or notebook_names()
-    unknown = [n for n in names if not (NOTEBOOKS_DIR / f"{n}.ipynb").is_file()]
+    nb_dir = Path(notebooks_dir or NOTEBOOKS_DIR)
+    plist = [parse_period(x) for x in periods] if periods else [parse_period(period) if period else default_period()]
+    available = notebook_names(nb_dir)
+    names = list(notebooks or available)
+    unknown = [n for n in names if not (nb_dir / f"{n}.ipynb").is_file()]
     if unknown:
         raise ParameterError(
-            f"Unknown notebook(s) {', '.join(f'`{u}`' for u in unknown)}; available: {', '.join(notebook_names())}."
+            f"Unknown notebook(s) {', '.join(f'`{u}`' for u in unknown)}; available: {', '.join(available)}."
         )
     src_text = str(source)
     source_abs = src_text if "://" in src_text else str(Path(src_text).expanduser().resolve())
 
-    say(f"Validating {source_abs} …")
-    result = validate(source_abs)
-    if not result.ok:
-        say(result.format())
-        say("Validation failed: no report was built (the last good reports are untouched).")
-        return 1
-    if result.warnings:
-        say(f"Validation: {result.summary()} (see the data_quality report)")
+    src = open_source(source_abs)
+    if validate_source:
+        say(f"Validating {src.description} …")
+        result = validate(src)
+        if not result.ok:
+            say(result.format())
+            say("Validation failed: no report was built (the last good reports are untouched).")
+            return 1
+        if result.warnings:
+            say(f"Validation: {result.summary()} (details in the data_quality report)")
+    data_fp = src.fingerprint()
+    code_fp = _code_fingerprint()
 
-    out_dir = Path(out) / p.label
-    all_params = {n: layered_parameters(n, p, params) for n in names}
-    for n in names:
-        all_params[n]["source"] = source_abs
-    as_of_label = str(resolve_as_of(p, all_params[names[0]].get("as_of") if names else None)) + " UTC"
+    tasks = []
+    for p in plist:
+        for n in names:
+            prm = layered_parameters(n, p, params)
+            prm["source"] = source_abs
+            tasks.append((p, n, prm))
 
-    jobs = max(1, jobs or os.cpu_count() or 1)
-    say(f"Period {p.label} ({p.start_date} to {p.last_day}): {len(names)} notebook(s), {jobs} at a time")
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
+    labels = ", ".join(p.label for p in plist)
+    say(f"Period {labels}: {len(names)} notebook(s) × {len(plist)} period(s), {jobs} at a time")
+    prog = _Progress(len(tasks), say)
 
-    def one(n):
-        say(f"  start  {n}")
-        o = run_notebook(n, p, all_params[n], out_dir, source_label=_source_label(src_text), as_of_label=as_of_label)
+    def one(task):
+        p, n, prm = task
+        out_dir = Path(out) / p.label
+        key = build_key(nb_dir / f"{n}.ipynb", prm, data_fp, code_fp)
+        prev = read_manifest(out_dir).get(n, {})
+        if (not force and prev.get("key") == key and prev.get("status") in ("ok", "skipped")
+                and (out_dir / f"{n}.html").is_file()):
+            o = Outcome(n, p.label, "skipped", 0.0, html=out_dir / f"{n}.html", extra={"headlines": prev.get("headlines", [])})
+            _record(out_dir, n, {**prev, "status": "skipped", "checked_at": _now_iso()})
+            prog.line(f"  skip   {p.label} {n} (unchanged since {prev.get('finished_at', '?')})")
+            prog.done()
+            return o
+        prog.line(f"  start  {p.label} {n}")
+        as_of_label = f"{resolve_as_of(p, prm.get('as_of')):%Y-%m-%d %H:%M} UTC (exclusive)"
+        o = run_notebook(n, p, prm, out_dir, source_label=_source_label(src_text), as_of_label=as_of_label,
+                         notebooks_dir=nb_dir)
+        entry = {"status": o.status, "seconds": round(o.seconds, 2), "finished_at": _now_iso(),
+                 "error": o.error, "key": key if o.status == "ok" else None,
+                 "headlines": o.extra.get("headlines", []), "title": REPORTS.get(n, n),
+                 "executed": o.executed.name if o.executed else None}
+        _record(out_dir, n, entry)
         tail = f" — {o.error}" if o.error else ""
-        say(f"  {o.status:<6} {n} ({o.seconds:.1f} s){tail}")
+        prog.line(f"  {o.status:<6} {p.label} {n} ({o.seconds:.1f} s){tail}")
+        prog.done()
         return o
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        outcomes = list(pool.map(one, names))
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            outcomes = list(pool.map(one, tasks))
+    finally:
+        prog.close()
+        write_index(Path(out))
     failed = [o for o in outcomes if o.status == "failed"]
-    for o in outcomes:
-        if o.status == "ok":
-            say(f"  → {o.html}")
+    ok = [o for o in outcomes if o.status == "ok"]
+    skipped = [o for o in outcomes if o.status == "skipped"]
+    say(f"Done: {len(ok)} built, {len(skipped)} unchanged, {len(failed)} failed → {Path(out) / 'index.html'}")
     if failed:
-        say(f"{len(failed)} of {len(outcomes)} notebook(s) failed; executed notebooks kept as *.failed.ipynb.")
+        for o in failed:
+            say(f"  FAILED {o.period} {o.notebook}: {o.error}"
+                + (f" (see {Path(out) / o.period / o.executed.name})" if o.executed else ""))
         return 1
     return 0
+
+
+def _now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# ---------------------------------------------------------------------------
+# Inside notebooks: publish tables, record headline numbers
+# ---------------------------------------------------------------------------
+
+_OUTPUT_DIR: Path | None = None
+
+
+def set_output_dir(path: str | Path | None) -> None:
+    """Where :func:`publish` and :func:`headline` write (the runner passes ``output_dir``)."""
+    global _OUTPUT_DIR
+    _OUTPUT_DIR = Path(path) if path else None
+
+
+def publish(df, name: str, *, formats: dict | None = None, index: bool = False):
+    """Write the data behind a table or chart as ``tables/<name>.csv`` and return it formatted for display.
+
+    Inside a report run the CSV lands in ``reports/<period>/tables/<notebook>/<name>.csv``;
+    in JupyterLab (no ``output_dir``) nothing is written. ``formats`` maps columns to
+    format strings or callables for display only; the CSV keeps full precision.
+    """
+    import re
+
+    if not re.fullmatch(r"[a-z0-9_]+", name):
+        raise ParameterError(f"Table name `{name}` must be lower-case letters, digits and underscores.")
+    if _OUTPUT_DIR is not None:
+        path = _OUTPUT_DIR / "tables" / f"{name}.csv"
+        _atomic_write_bytes(path, df.to_csv(index=index).encode("utf-8"))
+    from revops_lib.plots import style_table
+
+    return style_table(df, formats, index=index)
+
+
+def headline(label: str, value, *, fmt: str | None = None) -> None:
+    """Record a headline number shown next to the report in ``reports/index.html``."""
+    import json
+
+    if _OUTPUT_DIR is None:
+        return
+    path = _OUTPUT_DIR / "headlines.json"
+    items = json.loads(path.read_text()) if path.is_file() else []
+    text = fmt.format(value) if fmt else str(value)
+    items = [i for i in items if i["label"] != label] + [{"label": label, "value": text}]
+    _atomic_write_bytes(path, json.dumps(items).encode())
+
+
+# ---------------------------------------------------------------------------
+# reports/index.html
+# ---------------------------------------------------------------------------
+
+def write_index(out: Path) -> Path:
+    """Rebuild ``<out>/index.html`` from every period's manifest (newest period first)."""
+    import html
+
+    out = Path(out)
+    rows = []
+    periods = []
+    for d in out.iterdir() if out.is_dir() else []:
+        if d.is_dir() and (d / "manifest.json").is_file():
+            try:
+                periods.append((parse_period(d.name), d))
+            except RevOpsError:
+                continue
+    periods.sort(key=lambda x: (x[0].end, x[0].start), reverse=True)
+    order = {n: i for i, n in enumerate(REPORTS)}
+    for p, d in periods:
+        m = read_manifest(d)
+        for n in sorted(m, key=lambda k: (order.get(k, 99), k)):
+            e = m[n]
+            status = e.get("status", "?")
+            css = {"ok": "ok", "skipped": "skip", "failed": "fail"}.get(status, "")
+            label = {"skipped": "skipped-unchanged"}.get(status, status)
+            title = html.escape(e.get("title") or REPORTS.get(n, n))
+            links = []
+            if (d / f"{n}.html").is_file():
+                links.append(f'<a href="{html.escape(d.name)}/{html.escape(n)}.html">{title}</a>')
+            else:
+                links.append(title)
+            if status == "failed" and e.get("executed"):
+                links.append(f'<a class="small" href="{html.escape(d.name)}/{html.escape(e["executed"])}">executed notebook</a>')
+                if (d / f"{n}.html").is_file():
+                    links.append('<span class="small">(link above: last good report)</span>')
+            if (d / "tables" / n).is_dir():
+                links.append(f'<a class="small" href="{html.escape(d.name)}/tables/{html.escape(n)}/">tables (CSV)</a>')
+            heads = " · ".join(f"{html.escape(h['label'])}: <b>{html.escape(str(h['value']))}</b>"
+                               for h in (e.get("headlines") or [])[:4])
+            err = f'<div class="err">{html.escape(e.get("error") or "")}</div>' if status == "failed" else ""
+            secs = e.get("seconds")
+            rows.append(
+                f"<tr><td>{html.escape(p.label)}</td><td>{' '.join(links)}{err}</td>"
+                f'<td><span class="st {css}">{label}</span></td>'
+                f"<td class=num>{'' if secs is None else f'{secs:.1f} s'}</td>"
+                f"<td>{heads}</td><td class=small>{html.escape(e.get('finished_at') or '')}</td></tr>"
+            )
+    body = "\n".join(rows) or '<tr><td colspan="6">No report yet: run <code>make reports</code>.</td></tr>'
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>RevOps reports</title>
+<style>
+ body {{ font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; max-width: 1150px;
+        margin: 24px auto; padding: 0 24px; color: #222; }}
+ h1 {{ color: #1d3557; border-bottom: 3px solid #2F5D8C; padding-bottom: 8px; }}
+ table {{ border-collapse: collapse; width: 100%; font-size: 0.92em; }}
+ th, td {{ text-align: left; padding: 7px 8px; border-bottom: 1px solid #e3e3e3; vertical-align: top; }}
+ th {{ background: #f3f6fa; }}
+ td.num {{ text-align: right; white-space: nowrap; }}
+ a {{ color: #2F5D8C; }}
+ .small {{ font-size: 0.85em; color: #666; margin-left: 6px; }}
+ .st {{ padding: 2px 8px; border-radius: 10px; font-size: 0.85em; white-space: nowrap; }}
+ .ok {{ background: #dff3e6; color: #1e6b3a; }} .skip {{ background: #eef0f3; color: #555; }}
+ .fail {{ background: #fbe0dd; color: #a1281b; }}
+ .err {{ color: #a1281b; font-size: 0.85em; margin-top: 3px; font-family: monospace; }}
+</style></head>
+<body>
+<h1>RevOps reports</h1>
+<p>Every period and report, newest first. Status <i>skipped-unchanged</i> means notebook, parameters,
+library and data were unchanged since the last successful build. Generated {_now_iso()} by revops-kit {__version__}.</p>
+<table><thead><tr><th>Period</th><th>Report</th><th>Status</th><th>Duration</th><th>Headlines</th><th>Finished</th></tr></thead>
+<tbody>
+{body}
+</tbody></table>
+</body></html>
+"""
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write_bytes(out / "index.html", page.encode("utf-8"))
+    return out / "index.html"
 
 
 @dataclass
@@ -289,7 +574,7 @@ class Context:
 
 
 def context(*, period: str = "", as_of: str = "", source: str = "../data/demo", currency: str = "USD",
-            fiscal_year_start_month: int = 1) -> Context:
+            fiscal_year_start_month: int = 1, output_dir: str = "") -> Context:
     """Derived values of a report notebook: the period (empty = last complete month), the cut-off and the source.
 
     Also sets the kit's chart theme.
@@ -298,6 +583,7 @@ def context(*, period: str = "", as_of: str = "", source: str = "../data/demo", 
     from revops_lib.sources import open_source
 
     set_theme()
+    set_output_dir(output_dir)
     p = (parse_period(period, fiscal_year_start_month=fiscal_year_start_month) if period
          else default_period(fiscal_year_start_month=fiscal_year_start_month))
     return Context(period=p, as_of=resolve_as_of(p, as_of), source=open_source(source), currency=currency)

@@ -406,7 +406,8 @@ class ValidationResult:
     def _repr_html_(self) -> str:
         import html
 
-        status = "✅ no errors" if self.ok else "❌ errors"
+        status = ('<span style="color:#1e6b3a">passed</span>' if self.ok
+                  else '<span style="color:#a1281b">failed</span>')
         head = f"<p><b>Validation of {html.escape(self.source)}</b>: {status} — {self.summary()}</p>"
         if not self.problems:
             return head
