@@ -15,7 +15,10 @@ STAMP  := $(VENV)/.setup-stamp
 PERIOD ?=
 JOBS   ?=
 
-.PHONY: help setup reports demo-data validate test test-fast lab clean system-deps
+FROM   ?=
+TO     ?=
+
+.PHONY: help setup reports backfill weekly quarterly demo-data validate test test-fast bench lab clean system-deps
 
 help: ## Show this help
 	@echo "revops-kit — make targets:"
@@ -42,6 +45,16 @@ validate: $(STAMP) $(DATA)/.complete ## Check the data in DATA against the data 
 reports: $(STAMP) $(DATA)/.complete ## Build the latest month's reports (or PERIOD=2026-10) into reports/
 	$(REVOPS) report --source $(DATA) --out $(OUT) $(if $(PERIOD),--period $(PERIOD)) $(if $(JOBS),--jobs $(JOBS))
 
+backfill: $(STAMP) $(DATA)/.complete ## Build every month from FROM to TO, in parallel (make backfill FROM=2026-01 TO=2026-10)
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=2026-01 TO=2026-10"; exit 2; }
+	$(REVOPS) report --source $(DATA) --out $(OUT) --from $(FROM) --to $(TO) $(if $(JOBS),--jobs $(JOBS))
+
+weekly: $(STAMP) $(DATA)/.complete ## Build the reports of the last complete ISO week
+	$(REVOPS) report --source $(DATA) --out $(OUT) --cadence week $(if $(JOBS),--jobs $(JOBS))
+
+quarterly: $(STAMP) $(DATA)/.complete ## Build the reports of the last complete quarter
+	$(REVOPS) report --source $(DATA) --out $(OUT) --cadence quarter $(if $(JOBS),--jobs $(JOBS))
+
 system-deps: ## Install the system packages the tests use (PostgreSQL, Chromium; Debian, needs root)
 	bash .ci/system-deps
 
@@ -51,8 +64,11 @@ test: $(STAMP) system-deps ## Run the whole test suite (slow, notebook, PostgreS
 test-fast: $(STAMP) ## Run the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow"
 
-lab: $(STAMP) ## Open JupyterLab on 127.0.0.1 in notebooks/
-	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir notebooks
+bench: $(STAMP) ## Run the benchmarks in bench/ (prints seconds, peak memory, ratios to pandas)
+	@for b in bench/*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python $$b; done
+
+lab: $(STAMP) $(DATA)/.complete ## Open JupyterLab on 127.0.0.1 (token-protected) in notebooks/
+	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --ServerApp.root_dir=notebooks
 
 clean: ## Remove generated data, reports and caches (keeps .venv)
 	rm -rf data/demo build .pytest_cache .hypothesis

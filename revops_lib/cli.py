@@ -71,9 +71,24 @@ def _parse_params(pairs) -> dict:
 def cmd_report(args) -> int:
     from revops_lib import report
 
+    from revops_lib.periods import default_period, parse_period, periods_between
+
     notebooks = args.notebooks.split(",") if args.notebooks else None
+    periods = None
+    if args.from_period or args.to_period:
+        if not (args.from_period and args.to_period):
+            raise RevOpsError("Give both `--from` and `--to` (e.g. --from 2026-01 --to 2026-10).")
+        if args.period:
+            raise RevOpsError("Give either `--period` or `--from`/`--to`, not both.")
+        periods = periods_between(args.from_period, args.to_period)
+    period = args.period
+    if period is None and periods is None:
+        period = default_period(kind=args.cadence).label
+    else:
+        period = parse_period(period).label if period else None
     return report.run(
-        period=args.period,
+        period=period,
+        periods=periods,
         source=args.source,
         notebooks=notebooks,
         out=args.out,
@@ -133,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--period", default=None, metavar="P",
                    help="YYYY-MM, YYYY-Qn or YYYY-Www (default: the last complete month)")
+    r.add_argument("--cadence", choices=["week", "month", "quarter"], default="month",
+                   help="without --period: report the last complete week, month or quarter (default: month)")
+    r.add_argument("--from", dest="from_period", default=None, metavar="P",
+                   help="first period of a backfill (with --to): every period from P to --to, in parallel")
+    r.add_argument("--to", dest="to_period", default=None, metavar="P", help="last period of a backfill")
     r.add_argument("--source", default="data/demo", metavar="S", help="data source (default: data/demo)")
     r.add_argument("--notebooks", default=None, metavar="A,B", help="only these notebooks (default: all)")
     r.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")

@@ -291,15 +291,15 @@ LEAD_SHARE = {
 WEBINAR_LEADS_PER_MONTH = 4.0
 # P(reach next | reached this): created->mql, mql->sql, sql->opportunity
 STAGE_CONVERSION = {
-    "organic_search": (0.30, 0.45, 0.55),
-    "paid_search": (0.36, 0.42, 0.50),
-    "paid_social": (0.22, 0.32, 0.45),
-    "referral": (0.62, 0.60, 0.68),
-    "events": (0.42, 0.36, 0.50),
-    "outbound": (0.28, 0.52, 0.60),
-    "partner": (0.55, 0.56, 0.64),
-    "email": (0.26, 0.38, 0.50),
-    "webinar": (0.50, 0.48, 0.55),
+    "organic_search": (0.30, 0.45, 0.60),
+    "paid_search": (0.36, 0.42, 0.55),
+    "paid_social": (0.22, 0.32, 0.50),
+    "referral": (0.62, 0.60, 0.72),
+    "events": (0.42, 0.36, 0.55),
+    "outbound": (0.28, 0.52, 0.65),
+    "partner": (0.55, 0.56, 0.68),
+    "email": (0.26, 0.38, 0.55),
+    "webinar": (0.50, 0.48, 0.60),
 }
 SEGMENT_MIX = {
     "organic_search": (0.60, 0.30, 0.10),
@@ -318,7 +318,7 @@ SKIP_MQL = 0.02  # of leads reaching sql (and not skipping sql): mql_at missing
 LAG_MEDIAN_DAYS = (2.0, 5.0, 8.0)  # created->mql, mql->sql, sql->opp (smb)
 LAG_SIGMA = (1.0, 0.8, 0.7)
 LAG_SEGMENT_FACTOR = (1.0, 1.4, 2.0)  # applies to mql->sql and sql->opp
-WIN_RATE = (0.42, 0.34, 0.26)
+WIN_RATE = (0.50, 0.40, 0.30)
 CYCLE_MEDIAN_DAYS = (28.0, 55.0, 110.0)
 CYCLE_SIGMA = 0.5
 LOST_CYCLE_FACTOR = 0.8

@@ -339,7 +339,8 @@ class _Progress:
 
 
 def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=None, params=None,
-        force=False, progress=None, *, periods=None, notebooks_dir=None, validate_source=True) -> int:
+        force=False, progress=None, *, periods=None, notebooks_dir=None, parameters_dir=None,
+        validate_source=True) -> int:
     """Build the reports of one period (or several: ``periods``); returns the exit status.
 
     0 when every notebook succeeded or was skipped as unchanged, 1 otherwise.
@@ -376,7 +377,7 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
     tasks = []
     for p in plist:
         for n in names:
-            prm = layered_parameters(n, p, params)
+            prm = layered_parameters(n, p, params, parameters_dir=parameters_dir)
             prm["source"] = source_abs
             tasks.append((p, n, prm))
 
