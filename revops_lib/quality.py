@@ -30,6 +30,16 @@ __all__ = [
 ]
 
 
+FOOTNOTES = [
+    ("Rows in period", "rows whose time column (created_at, occurred_at, date, …) falls in [period start, period end); targets: rows for the period label."),
+    ("Days since last", "days between the table's latest row and as of; a table is stale when that exceeds `stale_after_days`."),
+    ("Stale open deal", "created before as of, not closed by then, with a close date already passed or no change in opportunity_history for `stale_days` days."),
+    ("Close date pushed", "a change in opportunity_history that moves the deal's close date later; deals with at least `min_pushes` such changes are listed."),
+    ("Missing amount", "open or won deals whose amount is null or zero."),
+    ("Contract checks", "revops validate: required columns, types, duplicate ids, nulls, negative amounts, stage order, end before start, rating ranges, dates in the future, period labels."),
+]
+
+
 def _lit(ts: pd.Timestamp, kind: str):
     return ibis.timestamp(ts.to_pydatetime()) if kind == "timestamp" else ibis.date(ts.date())
 

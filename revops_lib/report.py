@@ -51,17 +51,29 @@ REPORTS: dict[str, str] = {
     "data_quality": "Data quality",
 }
 
-#: Footer definitions per report (from METRICS.md), shown under each report.
-DEFINITIONS: dict[str, list[tuple[str, str]]] = {
-    "data_quality": [
-        ("Rows in period", "rows whose time column (created_at, occurred_at, date, …) falls in [period start, period end); targets: rows for the period label."),
-        ("Days since last", "days between the table's latest row and as of; a table is stale when that exceeds `stale_after_days`."),
-        ("Stale open deal", "created before as of, not closed by then, with a close date already passed or no change in opportunity_history for `stale_days` days."),
-        ("Close date pushed", "a change in opportunity_history that moves the deal's close date later; deals with at least `min_pushes` such changes are listed."),
-        ("Missing amount", "open or won deals whose amount is null or zero."),
-        ("Contract checks", "revops validate: required columns, types, duplicate ids, nulls, negative amounts, stage order, end before start, rating ranges, dates in the future, period labels."),
-    ],
+#: The library module behind each report; its ``FOOTNOTES`` (a list of (name, definition)
+#: pairs, from METRICS.md) become the report's footer.
+REPORT_MODULES: dict[str, str] = {
+    "revops_scorecard": "scorecard",
+    "funnel_conversion": "funnel",
+    "forecast_accuracy": "forecast",
+    "cohort_retention": "retention",
+    "data_quality": "quality",
 }
+
+
+def footnotes(notebook: str) -> list[tuple[str, str]]:
+    """The metric definitions shown in a report's footer."""
+    import importlib
+
+    mod = REPORT_MODULES.get(notebook)
+    if not mod:
+        return []
+    try:
+        return list(getattr(importlib.import_module(f"revops_lib.{mod}"), "FOOTNOTES", []))
+    except ImportError:
+        return []
+
 
 __all__ = ["run", "layered_parameters", "notebook_names", "render_html", "Outcome", "REPORTS", "context",
            "publish", "headline", "write_index"]
@@ -275,7 +287,7 @@ def run_notebook(notebook: str, period: Period, params: dict, out_dir: Path, *, 
             source=source_label,
             generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             version=__version__,
-            definitions=DEFINITIONS.get(notebook, []),
+            definitions=footnotes(notebook),
             index_href="../index.html",
         )
         render_html(tmp_nb, final_html, meta=meta)

@@ -237,3 +237,35 @@ def load_postgres(url: str, frames: dict[str, pd.DataFrame], schema_name: str) -
         con.create_table(name, df, database=schema_name)
     con.disconnect()
     return f"{url}?options=-csearch_path%3D{schema_name}"
+
+
+# ---------------------------------------------------------------------------
+# Demo data and notebook runs
+# ---------------------------------------------------------------------------
+
+DEMO_END = dt.date(2026, 11, 1)  # demo data cover 2023-11 .. 2026-10
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory):
+    """A small demo company (scale 0.2, fixed end), built once per test session."""
+    from revops_lib import demo
+
+    path = tmp_path_factory.mktemp("demo") / "data"
+    demo.build(path, seed=7, scale=0.2, end=DEMO_END)
+    return path
+
+
+@pytest.fixture(scope="session")
+def report_out(tmp_path_factory):
+    return tmp_path_factory.mktemp("reports")
+
+
+def run_report(source, out, period, notebooks, **params):
+    """Run notebooks through the real runner; return (status, messages)."""
+    from revops_lib import report
+
+    messages = []
+    status = report.run(period=period, source=source, out=out, notebooks=notebooks, params=params or None,
+                        jobs=2, force=True, progress=messages.append)
+    return status, messages
