@@ -4,18 +4,19 @@
 (:data:`revops_lib.schema.TABLES`) into the folder ``out``: 36 complete months
 of a young SaaS company that launched its go-to-market at the start of the
 window, ending with the last complete month (UTC) before ``end``. The same
-``seed`` and ``end`` give byte-identical files; ``scale`` multiplies every
-volume (1 = about 50,000 leads, 5,000 opportunities, 2,000 customers).
+``seed``, ``scale``, ``months`` and ``end`` give byte-identical files; ``scale``
+multiplies every volume (1 = about 50,000 leads, 5,800 opportunities, 1,800
+customers; 100 streams ~17 million rows in well under a minute).
 
 >>> from revops_lib import demo
 >>> counts = demo.build("data/demo", seed=42, end="2026-11-01")   # doctest: +SKIP
->>> counts["leads"]                                               # doctest: +SKIP
-50164
+>>> counts["leads"], counts["opportunities"]                      # doctest: +SKIP
+(50243, 5805)
 
-The sample data is API: the tables, their sizes and the *true* generating
-parameters below (also in :data:`TRUE_RATES`) are documented so that analyses
-can be checked against the truth (an estimate from the data should recover the
-rate that generated it).
+Sample data is API: the tables, their sizes and the *true* generating
+parameters below (all of them also in :data:`TRUE_RATES`) are documented so
+that an analysis can be checked against the truth: an estimate from the data
+should recover the rate that generated it.
 
 The company
 -----------
@@ -28,13 +29,16 @@ The company
 - **Segments** smb / mid_market / enterprise: enterprise deals are ~15x larger
   and take ~4x longer than smb deals. Each segment is sold by its own team
   (``smb_sales``, ``mid_market_sales``, ``enterprise_sales``; 10, 8 and 6
-  reps at scale 1).
+  reps at scale 1); account owners keep their customers.
 - **Products**: ``core``, ``analytics``, ``platform``.
 - **Seasonality and growth**: lead volume grows 20 % a year, dips in July,
-  August and December, peaks in October; weekends bring a third of a weekday's
-  web leads; events cluster in spring and autumn. Won deals bunch up at quarter
-  ends (some deals due early in a quarter are pulled into the last days of the
-  previous one, most strongly into December: the Q4 push).
+  August and December and peaks in October; weekends bring a third of a
+  weekday's web leads; events cluster in spring and autumn. Won deals bunch up
+  at quarter ends (30 % of won deals due in the first 20 days of a quarter are
+  pulled into its last days before; 55 % into December: the Q4 push). People
+  work 08:00-19:00 UTC: SQL acceptance, opportunity creation, stage changes,
+  deal closes and sales activities happen then; leads, MQL scoring and
+  support tickets come around the clock.
 - **Ramp-up**: there are no customers or pipeline before the first month, so
   revenue ramps up over the first ~6 months; forecast submissions start with
   the first calendar quarter that begins at least 6 months into the data.
@@ -42,36 +46,36 @@ The company
 The generating process (honest, so that estimates recover it)
 -------------------------------------------------------------
 Each lead draws its whole future when it is created: whether it reaches each
-lifecycle stage (probability ``P(reach next | reached this)`` depends on the
-source only), its segment (a per-source mix, independent of the conversion
-draws), the lags between stages, the deal's outcome (win probability depends on
-the segment only) and the sales cycle. Then everything at or after ``end`` is
-cut off: timestamps that would fall after ``end`` are null (recent leads have
-not reached their later stages *yet*), deals decided after ``end`` are open.
-So, over cohorts old enough to have matured (6 months for created→mql;
-a year for opportunity→customer of enterprise deals), the observed
-stage-to-stage rates estimate the true ones below.
+lifecycle stage (``P(reach next | reached this)`` depends on the source only),
+its segment (a per-source mix, independent of the conversion draws), the lags
+between stages, its deal's outcome (win probability depends on the segment
+only) and sales cycle. Then everything at or after ``end`` is cut off:
+timestamps that would fall after ``end`` are null (recent leads have not
+reached their later stages *yet*) and deals decided after ``end`` are open. So
+over cohorts old enough to have matured (6 months for created→mql, 15 months
+for opportunity→customer of enterprise deals) the observed stage-to-stage rates
+of METRICS.md's cumulative funnel estimate the true ones below.
 
 CRM wrinkles that do not change the truth: 4 % of leads that reach the
-opportunity stage have no ``sql_at`` (skipped in the CRM) and 2 % of leads that
-reach SQL have no ``mql_at``; under the cumulative "reached" rule of
-METRICS.md they still count as having passed the skipped stage. 15 % of leads
-that never become MQLs have no ``segment``.
+opportunity stage have no ``sql_at`` (skipped in the CRM) and 2 % of the
+others that reach SQL have no ``mql_at``; under the cumulative "reached" rule
+they still count as having passed the skipped stage. 15 % of leads that never
+become MQLs have no ``segment``.
 
 True stage-to-stage conversion by source (``TRUE_RATES["stage_conversion"]``;
 opportunity→customer is the new-business win probability averaged over the
-source's segment mix)::
+source's segment mix; ``share`` is ``TRUE_RATES["lead_share"]``)::
 
     source          share  created→mql  mql→sql  sql→opp  opp→customer
-    organic_search   0.28         0.30     0.45     0.55         0.387
-    paid_search      0.17         0.36     0.42     0.50         0.389
-    paid_social      0.14         0.22     0.32     0.45         0.397
-    referral         0.06         0.62     0.60     0.68         0.360
-    events           0.08         0.42     0.36     0.50         0.340
-    outbound         0.11         0.28     0.52     0.60         0.324
-    partner          0.06         0.55     0.56     0.64         0.346
-    email            0.10         0.26     0.38     0.50         0.380
-    webinar          ~4/mo        0.50     0.48     0.55         0.352
+    organic_search   0.28         0.30     0.45     0.60         0.450
+    paid_search      0.17         0.36     0.42     0.55         0.453
+    paid_social      0.14         0.22     0.32     0.50         0.467
+    referral         0.06         0.62     0.60     0.72         0.425
+    events           0.08         0.42     0.36     0.55         0.400
+    outbound         0.11         0.28     0.52     0.65         0.380
+    partner          0.06         0.55     0.56     0.68         0.410
+    email            0.10         0.26     0.38     0.55         0.442
+    webinar         ~4/mo         0.50     0.48     0.60         0.420
 
 Segment mix by source (smb / mid_market / enterprise; ``TRUE_RATES["segment_mix"]``)::
 
@@ -79,164 +83,180 @@ Segment mix by source (smb / mid_market / enterprise; ``TRUE_RATES["segment_mix"
     referral       .45/.35/.20  events      .30/.40/.30  outbound    .20/.40/.40
     partner        .35/.40/.25  email       .55/.32/.13  webinar     .40/.40/.20
 
-Stage lags (log-normal; medians in days, ``TRUE_RATES["stage_lag_median_days"]``):
-created→mql 2 (all segments); mql→sql 5 / 7 / 10 and sql→opportunity 8 / 11.2 / 16
-(smb / mid_market / enterprise).
+Stage lags are log-normal (``TRUE_RATES["stage_lag_median_days"]``, medians in
+days): created→mql 2 (sigma 1.0, all segments); mql→sql 5 / 7 / 10 (sigma
+0.8) and sql→opportunity 8 / 11.2 / 16 (sigma 0.7) for smb / mid_market /
+enterprise, before SQLs and opportunities are moved into working hours.
 
 Deals (``TRUE_RATES["win_rate"]``, ``["sales_cycle_median_days"]``, ``["acv_median"]``)::
 
     segment      win rate  median cycle (won)  median ACV   team
-    smb              0.42             28 days       8,500   smb_sales
-    mid_market       0.34             55 days      32,000   mid_market_sales
-    enterprise       0.26            110 days     125,000   enterprise_sales
+    smb              0.50             28 days       8,500   smb_sales
+    mid_market       0.40             55 days      32,000   mid_market_sales
+    enterprise       0.30            110 days     125,000   enterprise_sales
 
-The cycle is log-normal (sigma 0.5) from ``created_at`` to the decision; lost
-deals are decided faster (median x0.8). The quarter-end pull-in shortens the
-observed median cycle of won deals by a few percent. Lost deals stop at
+The cycle (``created_at`` to the decision) is log-normal with sigma 0.5; lost
+deals are decided faster (median x0.8); ACVs are log-normal (sigma 0.45 /
+0.45 / 0.55) rounded to 100. Quarter-end pull-ins and censoring make the
+observed median cycle of won deals a few percent shorter. Lost deals stop after
 qualification / discovery / proposal / negotiation with probabilities
-.35 / .30 / .20 / .15; 12 % of won deals skip discovery or negotiation.
-20 % of deals (with a cycle of 20+ days) have their close date pushed 1-3
-times; 30 % have their amount changed once; 25 % of older open deals are stale
-(planned close date already in the past).
+.35 / .30 / .20 / .15; 12 % of won deals skip discovery or negotiation. 20 %
+of deals with a cycle of 20+ days have their close date pushed 1-3 times, 30 %
+have their amount changed once, and 25 % of open deals older than 45 days are
+stale (planned close date already in the past).
 
 Customers (``TRUE_RATES["churn"]``, ``["expansion"]``, ``["reactivation"]``):
 
-- smb subscriptions are monthly: churn hazard per month of tenure
-  0.040 (months 1-3), 0.028 (4-12), 0.018 (13-24), 0.012 (25+); 0.6 % of
-  smb customers a month contract (mrr x0.6-0.9).
+- smb subscriptions are monthly: churn hazard per month of tenure 0.032
+  (months 1-3), 0.022 (4-12), 0.015 (13-24), 0.010 (25+); 0.6 % of smb
+  customers a month contract (mrr x0.6-0.9).
 - mid_market and enterprise sign annual contracts: a ``renewal`` opportunity
-  is opened 60-90 days before each anniversary and lost (= churn on the
-  anniversary) with probability mid_market .16 / .11 / .08 and enterprise
-  .10 / .07 / .05 at the 1st / 2nd / 3rd+ renewal; renewed contracts get a
-  3-10 % uplift (25 %) or shrink to 70-90 % (10 %).
-- ``expansion`` opportunities are decided for 1.0 % / 2.2 % / 3.0 % of
-  customers a month (smb / mid / ent) and won 65 % of the time; the won
-  amount (ARR added, ~30 % of current ARR) becomes an add-on subscription of
-  another product or an upgrade (the main subscription is replaced at a higher
-  mrr: old ``end_date`` = new ``start_date``).
-- Churned customers come back (reactivation) with probability .12 / .06 / .04
-  after 2-13 months, with a new subscription.
+  (amount = ARR) is opened 60-90 days before each anniversary and lost (=
+  churn on the anniversary) with probability mid_market .13 / .10 / .07 and
+  enterprise .09 / .06 / .04 at the 1st / 2nd / 3rd+ renewal; renewed
+  contracts get a 3-10 % uplift (25 %) or shrink to 70-90 % (10 %).
+- ``expansion`` opportunities are decided for 1.2 % / 3.0 % / 4.0 % of
+  customers a month (smb / mid_market / enterprise) and won 65 % of the time;
+  the amount (ARR added, median 35 % of current ARR) becomes an add-on
+  subscription of another product or an upgrade (the main subscription is
+  replaced at a higher mrr: old ``end_date`` = new ``start_date``).
+- Churned customers come back (reactivation, self-serve, no opportunity) with
+  probability .12 / .06 / .04 after 2-13 months, with a new subscription.
 
-Forecasts (``TRUE_RATES["forecast_bias"]``): every Monday each team submits
-``commit`` and ``best_case`` for the current month and quarter::
+Forecasts (``TRUE_RATES["forecast_bias"]``, ``["forecast_noise"]``): every
+Monday each team submits ``commit`` and ``best_case`` for the current month and
+the current quarter::
 
     commit    = actual * (1 + (bias + 0.10 * z_period + 0.03 * z_week) * sqrt(remaining))
-    best_case = actual * (1 + (bias + 0.22 + ...) * sqrt(remaining))  (>= commit)
+    best_case = actual * (1 + (bias + 0.22 + 0.10 * z'_period + 0.03 * z'_week) * sqrt(remaining)), >= commit
 
-where ``remaining`` is the fraction of the period still ahead on the snapshot
-date (1 on the first day, -> 0 at the end: forecasts converge to the actual),
-``actual`` the amount the team eventually wins with close date in the period,
-and bias smb_sales +0.18 (optimistic), mid_market_sales +0.02, enterprise_sales
--0.12 (sandbagging). ``scope='company'`` is the sum of the teams with +-2 %
-management adjustment.
+``actual`` is the amount the team eventually wins with close date in the
+period (for the period in progress at ``end``, including deals that will close
+after ``end``), ``remaining`` the fraction of the period still ahead on the
+snapshot date (1 on the first day, towards 0 at the end: the forecast converges
+to the actual), z standard normal, and the bias smb_sales +0.18 (optimistic),
+mid_market_sales +0.02, enterprise_sales -0.12 (sandbagging). The ``company``
+scope is the sum of the teams with a +-2 % management adjustment.
 
-The tables (sizes at scale 1, ``end=2026-11-01``; examples shortened)
---------------------------------------------------------------------
+The tables (sizes at scale 1 with ``end=2026-11-01``; examples shortened)
+------------------------------------------------------------------------
 **leads** -- one lead; ~50,000 rows. ``account_id`` / ``opportunity_id`` are
 set once the lead becomes an opportunity (a new account per converted lead);
 ``customer_at`` is the close time of its won new-business deal::
 
-    lead_id    created_at                 source          segment     mql_at            sql_at            opportunity_at    customer_at       account_id  opportunity_id
-    L00000001  2023-11-01 08:17:02+00:00  organic_search  smb         2023-11-02 21:53  2023-11-06 11:02  2023-11-16 16:21  2023-12-20 03:45  A0000001    O0000001
-    L00000002  2023-11-01 10:03:40+00:00  paid_social     None        NaT               NaT               NaT               NaT               None        None
+    lead_id    created_at        source          segment     mql_at            sql_at            opportunity_at    customer_at       account_id  opportunity_id
+    L00000020  2023-11-01 16:44  referral        mid_market  2023-11-02 08:46  2023-11-05 11:17  2023-12-03 12:51  2023-12-27 18:56  A0000001    O0000001
+    L00000001  2023-11-01 09:14  organic_search  smb         NaT               NaT               NaT               NaT               None        None
 
-**opportunities** -- one deal (new_business from leads; expansion and renewal
-on customers); ~5,300 rows. ``amount`` is the ACV (ARR for renewals);
-``close_date`` is the actual close date of closed deals, the planned one of
-open deals; ``source`` is ``existing_customer`` for expansion/renewal::
+**opportunities** -- one deal: new_business from leads (same source and
+segment, ``created_at`` = the lead's ``opportunity_at``), expansion and
+renewal on customers (``source`` = ``existing_customer``); ~5,800 rows.
+``amount`` is the ACV (ARR for renewals); ``close_date`` is the actual close
+date of closed deals and the planned one of open deals::
 
-    opportunity_id  created_at        close_date  is_closed  is_won  amount    account_id  owner         team              segment     source          type          stage        forecast_category  product
-    O0000001        2023-11-16 16:21  2023-12-20  True       True    7900.0    A0000001    Ava Garcia    smb_sales         smb         organic_search  new_business  closed_won   closed             core
-    O0004811        2026-09-02 13:10  2026-12-14  False      False   98400.0   A0003990    Kai Novak     enterprise_sales  enterprise  outbound        new_business  proposal     best_case          platform
+    opportunity_id  created_at        close_date  is_closed  is_won  amount    account_id  owner        team              segment     source             type          stage        forecast_category  product
+    O0000001        2023-12-03 12:51  2023-12-27  True       True     17800.0  A0000001    Rosa Keller  mid_market_sales  mid_market  referral           new_business  closed_won   closed             analytics
+    O0004653        2026-05-18 18:34  2026-11-08  False      False   227800.0  A0003401    Will Tanaka  enterprise_sales  enterprise  partner            new_business  proposal     best_case          core
+    O0000143        2024-10-17 09:57  2024-12-26  True       False    17799.96 A0000001    Rosa Keller  mid_market_sales  mid_market  existing_customer  renewal       closed_lost  omitted            analytics
 
-**opportunity_history** -- one change of a deal (stage, amount or close date),
-valid until the deal's next row; first row at ``created_at``, last row equal to
-the deal's current state; ~20,000 rows. Stages: qualification, discovery,
-proposal, negotiation, closed_won, closed_lost; forecast_category follows the
-stage (pipeline, pipeline, best_case, commit, closed, omitted)::
+**opportunity_history** -- one change of a deal (stage, amount or close
+date), valid until the deal's next row; the first row is at ``created_at``,
+the last equals the deal's current state; stages only move forward; ~26,000
+rows. Stages: qualification, discovery, proposal, negotiation, closed_won,
+closed_lost; ``forecast_category`` follows the stage (pipeline, pipeline,
+best_case, commit, closed, omitted)::
 
     opportunity_id  changed_at        stage          amount   close_date  forecast_category
-    O0000001        2023-11-16 16:21  qualification  9600.0   2023-12-22  pipeline
-    O0000001        2023-11-27 09:12  discovery      9600.0   2023-12-22  pipeline
-    O0000001        2023-12-20 03:45  closed_won     7900.0   2023-12-20  closed
+    O0000001        2023-12-03 12:51  qualification  20900.0  2023-12-21  pipeline
+    O0000001        2023-12-04 08:57  proposal       20900.0  2023-12-21  best_case
+    O0000001        2023-12-14 11:31  negotiation    17800.0  2023-12-21  commit
+    O0000001        2023-12-27 18:56  closed_won     17800.0  2023-12-27  closed
 
-**forecast_snapshots** -- one submitted forecast; ~2,000 rows (not scaled)::
+**forecast_snapshots** -- one submitted forecast; ~2,000 rows (the count does
+not scale)::
 
-    snapshot_date  forecast_period  scope      category   amount
-    2024-07-01     2024-07          company    commit     412300.0
-    2024-07-01     2024-Q3          smb_sales  best_case  301700.0
+    snapshot_date  forecast_period  scope             category  amount
+    2024-07-01     2024-07          company           commit    2240100.0
+    2024-07-01     2024-07          enterprise_sales  commit    1392400.0
+    2024-07-01     2024-Q3          company           commit    6254400.0
 
 **subscriptions** -- one subscription interval (``end_date`` null = active;
-the mrr of a customer in a month is the sum over intervals active on its last
-day); ~2,600 rows::
+a customer's MRR in a month is the sum over the intervals active on its last
+day); ~2,500 rows. Every customer starts on its won close date at
+mrr = amount / 12::
 
     customer_id  start_date  mrr      end_date    subscription_id  product    segment
-    A0000001     2023-12-20  658.33   2024-08-13  S0000001         core       smb
+    A0000001     2023-12-27  1483.33  2024-12-26  S0000008         analytics  mid_market
 
-**transactions** -- one monthly invoice per subscription active at the end of a
-month (so payments per customer-month equal the month-end MRR); ~40,000 rows::
+**transactions** -- one monthly invoice per subscription active at the end of
+a month (so payments per customer-month equal the month-end MRR); only
+complete months are billed; ~27,000 rows::
 
-    customer_id  occurred_at                 amount   transaction_id
-    A0000001     2023-12-20 07:41:10+00:00   658.33   T000000001
+    customer_id  occurred_at       amount   transaction_id
+    A0000001     2023-12-27 07:37  1483.33  T000000009
 
-**marketing_spend** -- daily spend per channel (paid_search, paid_social,
-content, sales every day; events on event days; partner commissions on the
-first day of a month); ~4,500 rows. ``sales`` is the sales team's fully
-loaded cost, so CAC = total spend / new customers::
+**marketing_spend** -- daily spend per channel: paid_search, paid_social,
+content and ``sales`` (the sales team's fully loaded cost, so CAC = all spend /
+new customers) every day, events on event days, partner commissions on the
+first day of each month; ~4,500 rows::
 
     date        channel      spend
-    2023-11-01  paid_search  1402.57
+    2023-11-01  paid_search  2067.94
 
 **web_traffic** -- daily sessions per source (organic_search, paid_search,
 paid_social, referral, email, direct); ``conversions`` are form fills: for a
 lead source, exactly the leads created that day from it; ~6,600 rows::
 
     date        source          sessions  visitors  conversions
-    2023-11-01  organic_search      1156       903           14
+    2023-11-01  organic_search      1122       873            8
 
-**email_campaigns** -- one send, 2-4 a week, 70 % to ``prospects`` (with
-``leads_generated``: the email leads it produced) and 30 % to ``customers``
-(``leads_generated`` null); ~470 rows (not scaled)::
+**email_campaigns** -- one send, 2-4 a week: 70 % to ``prospects`` (with
+``leads_generated``, the email leads it produced) and 30 % to ``customers``
+(about 3 contacts per active customer; ``leads_generated`` null); ~480 rows
+(the count does not scale)::
 
     campaign_id  sent_date   delivered  opens  clicks  leads_generated  audience
-    C00001       2023-11-01      18210   4011     488               16  prospects
+    C00001       2023-11-01      14691   3455     247                9  prospects
+    C00025       2024-01-02        113     42       6             None  customers
 
 **activities** -- one sales activity: first_meeting (one per new-business or
 expansion deal, within days of its creation), proposal (when a deal reaches the
 proposal stage), meeting / call / email while a deal is open, and prospecting
-calls on outbound leads (no opportunity or account); ~45,000 rows::
+touches on outbound leads (no opportunity or account); ~50,000 rows::
 
-    activity_id  occurred_at        type           owner       opportunity_id  account_id
-    AC000000001  2023-11-17 10:02   first_meeting  Ava Garcia  O0000001        A0000001
+    activity_id  occurred_at       type           owner          opportunity_id  account_id
+    AC000000215  2023-12-03 15:39  first_meeting  Rosa Keller    O0000001        A0000001
+    AC000000001  2023-11-02 08:20  email          Jonas Schmidt  None            None
 
-**support_tickets** -- one ticket; per customer-month Poisson(0.25 / 0.6 /
-1.3) by segment; first response after a median 3 hours (4 % never answered);
-CSAT (1-5) on ~30 % of resolved tickets, mostly 4-5 and worse after slow
-responses; CES (1-7) on ~20 %; ~12,000 rows::
+**support_tickets** -- one ticket; Poisson(0.25 / 0.6 / 1.3) per customer and
+paying month by segment; first response after a median 3 hours (4 % never
+answered); CSAT (1-5) on ~30 % of resolved tickets, mostly 4-5 and worse after
+slow responses; CES (1-7) on ~20 %; ~13,000 rows::
 
     ticket_id   created_at        customer_id  first_response_at  resolved_at       csat  ces
-    TK00000001  2023-12-28 14:22  A0000001     2023-12-28 16:05   2023-12-29 10:40  5     NaN
+    TK00000007  2024-01-12 16:00  A0000026     2024-01-12 23:14   2024-01-13 14:08  4     4
 
 **reviews** -- one online review (g2, capterra, trustradius), a few a month,
-rating mostly 4-5, a quarter anonymous (``customer_id`` null); ~100 rows::
+rating mostly 4-5, a quarter anonymous (``customer_id`` null); ~160 rows::
 
     review_id  posted_at         rating  platform  customer_id
-    R0000001   2024-03-11 16:44  5       g2        A0000007
+    R0000002   2024-02-17 21:30  5       capterra  A0000025
 
 **targets** -- one goal per period and KPI key of METRICS.md (``segment``
 null): months and quarters for revenue_won, new_customers, leads, mqls, sqls,
 opportunities_created, sessions, first_meetings, proposals, win_rate, csat,
 nrr_12m; ISO weeks for leads, mqls, sqls, opportunities_created,
-first_meetings; including the month and quarter after ``end`` (plans exist
-before the period). Complete periods are set near the eventual actual
-(x lognormal, median +3 %, so some are hit and most are narrowly missed);
-periods after ``end`` extrapolate the recent trend; ~1,600 rows::
+first_meetings. Complete periods are set near their eventual actual
+(x lognormal, median +3 %, sd 10 %: some hit, more narrowly missed); periods
+not complete at ``end`` (the month and quarter after it, its ISO weeks) extend
+the average of the last three complete periods (counts and revenue +5 %, rates
++0.02); ~1,400 rows::
 
-    period    metric       target   segment
-    2026-10   revenue_won  1.21e+06 None
-    2026-W44  leads        402.0    None
+    period    metric       target     segment
+    2026-10   revenue_won  5400000.0  None
+    2026-W44  leads        496.0      None
 
-Exact row counts for a build are returned by :func:`build`.
+Exact row counts are returned by :func:`build`.
 """
 
 from __future__ import annotations
@@ -245,7 +265,7 @@ import datetime as _dt
 import math
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -334,13 +354,13 @@ STALE_P = 0.25
 PULL_IN_P = 0.30  # won deals due in the first 20 days of a quarter pulled into the previous one
 PULL_IN_P_Q4 = 0.55
 # customers
-SMB_HAZARD = ((3, 0.040), (12, 0.028), (24, 0.018), (10**6, 0.012))  # (last tenure month, hazard)
-NONRENEWAL = ((0.0, 0.0, 0.0), (0.16, 0.11, 0.08), (0.10, 0.07, 0.05))
+SMB_HAZARD = ((3, 0.032), (12, 0.022), (24, 0.015), (10**6, 0.010))  # (last tenure month, hazard)
+NONRENEWAL = ((0.0, 0.0, 0.0), (0.13, 0.10, 0.07), (0.09, 0.06, 0.04))
 RENEWAL_UPLIFT_P, RENEWAL_SHRINK_P = 0.25, 0.10
 SMB_CONTRACTION = 0.006
-EXPANSION_MONTHLY = (0.010, 0.022, 0.030)
+EXPANSION_MONTHLY = (0.012, 0.030, 0.040)
 EXPANSION_WIN = 0.65
-EXPANSION_SIZE_MEDIAN = 0.30  # of current ARR
+EXPANSION_SIZE_MEDIAN = 0.35  # of current ARR
 REACTIVATION = (0.12, 0.06, 0.04)
 TICKETS_PER_MONTH = (0.25, 0.6, 1.3)
 REVIEWS_PER_CUSTOMER_MONTH = 0.006
@@ -390,7 +410,7 @@ TRUE_RATES: dict = {
     "teams": dict(zip(SEGMENTS, TEAMS)),
     "reps_per_team": dict(zip(TEAMS, REPS_PER_TEAM)),
     "churn": {
-        "smb_monthly_hazard": {"1-3": 0.040, "4-12": 0.028, "13-24": 0.018, "25+": 0.012},
+        "smb_monthly_hazard": {"1-3": 0.032, "4-12": 0.022, "13-24": 0.015, "25+": 0.010},
         "mid_market_nonrenewal": {"1": NONRENEWAL[1][0], "2": NONRENEWAL[1][1], "3+": NONRENEWAL[1][2]},
         "enterprise_nonrenewal": {"1": NONRENEWAL[2][0], "2": NONRENEWAL[2][1], "3+": NONRENEWAL[2][2]},
         "smb_monthly_contraction": SMB_CONTRACTION,
@@ -409,6 +429,7 @@ TRUE_RATES: dict = {
 
 DAY = 86_400_000_000  # microseconds
 HOUR = 3_600_000_000
+SECOND = 1_000_000
 MONTH_DAYS = 30.4375
 _EPOCH = _dt.date(1970, 1, 1)
 
@@ -502,6 +523,13 @@ def _tod(rng, n, mean_h=14.5, sd_h=3.0) -> np.ndarray:
     return (h * HOUR).astype(np.int64)
 
 
+def _business(us) -> np.ndarray:
+    """Squeeze each day's 24 hours into 08:00-19:00 UTC (order-preserving): when people work."""
+    us = np.asarray(us, dtype=np.int64)
+    day = us // DAY
+    return day * DAY + 8 * HOUR + ((us - day * DAY) * (11 / 24)).astype(np.int64)
+
+
 def _choice_rows(rng, probs: np.ndarray) -> np.ndarray:
     """One category per row of a (n, k) matrix of probabilities."""
     if len(probs) == 0:
@@ -535,7 +563,9 @@ def _cat(names, codes, mask=None) -> pa.Array:
 
 
 def _ts(us, mask=None) -> pa.Array:
-    return pa.array(np.asarray(us, dtype=np.int64), type=_PA_TYPES["timestamp"], mask=mask)
+    """Timestamps at whole seconds (as CRMs export them)."""
+    us = np.asarray(us, dtype=np.int64)
+    return pa.array(us - us % SECOND, type=_PA_TYPES["timestamp"], mask=mask)
 
 
 def _dates(days, mask=None) -> pa.Array:
@@ -589,8 +619,8 @@ def build(out, *, seed: int = 42, scale: float = 1.0, end=None, months: int = 36
         Random seed: the same seed, scale, months and ``end`` give
         byte-identical files.
     scale : float, default 1.0
-        Volume multiplier (1 = about 50k leads, 5k opportunities, 2k
-        customers; 0.05 for fast tests; 100 streams millions of rows).
+        Volume multiplier (1 = about 50k leads, 5.8k opportunities, 1.8k
+        customers; 0.05 for fast tests; 100 streams ~17 million rows).
     end : date or str, optional
         Exclusive end of the data. Default: the first day of the current UTC
         month, so the data covers the ``months`` complete months before it. No
@@ -628,11 +658,9 @@ def build(out, *, seed: int = 42, scale: float = 1.0, end=None, months: int = 36
     if out.exists() and not out.is_dir():
         raise ParameterError(f"`out` {str(out)!r} exists and is not a folder.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    tmp = out.parent / f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial"
+    tmp.mkdir()  # a sibling: the final rename stays on one file system; permissions follow the umask
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
         counts = _Company(tmp, int(seed), scale, end_date, int(months), progress).run()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -781,8 +809,8 @@ class _Company:
             for i, mi in enumerate(range(self.m0, self.m_last + 1)):
                 stats = self._cohort(mi)
                 self.progress(
-                    f"  {_month_label(mi)} ({i + 1}/{n_chunks}): {stats[0]:,} leads, "
-                    f"{stats[1]:,} opportunities, {stats[2]:,} new customers"
+                    f"  cohort {_month_label(mi)} ({i + 1}/{n_chunks}): {stats[0]:,} leads -> "
+                    f"{stats[1]:,} opportunities, {stats[2]:,} customers so far"
                 )
             self.progress("  marketing, web, email, forecasts and targets")
             self._email_campaigns()
@@ -866,6 +894,9 @@ class _Company:
         t_mql = created + (_lognormal(rng, LAG_MEDIAN_DAYS[0], LAG_SIGMA[0], n) * DAY).astype(np.int64)
         t_sql = t_mql + (_lognormal(rng, LAG_MEDIAN_DAYS[1], LAG_SIGMA[1], n) * fseg * DAY).astype(np.int64)
         t_opp = t_sql + (_lognormal(rng, LAG_MEDIAN_DAYS[2], LAG_SIGMA[2], n) * fseg * DAY).astype(np.int64)
+        # people accept SQLs and open opportunities in working hours (MQL scoring is automatic)
+        t_sql = np.maximum(_business(t_sql), t_mql)
+        t_opp = np.maximum(_business(t_opp), t_sql)
         skip_sql = r_opp & (u[:, 3] < SKIP_SQL)
         skip_mql = r_sql & ~skip_sql & (u[:, 4] < SKIP_MQL)
         seg_null = ~r_mql & (u[:, 5] < SEGMENT_NULL_IF_NOT_MQL)
@@ -914,7 +945,7 @@ class _Company:
         p = np.where(dmo % 12 == 0, PULL_IN_P_Q4, PULL_IN_P)
         pulled = (qstart * DAY) - (rng.uniform(0.3, 6.0, n) * DAY).astype(np.int64)
         ok = early & (rng.random(n) < p) & (pulled > nb["created"] + 5 * DAY)
-        decide = np.where(ok, pulled, decide)
+        decide = _business(np.where(ok, pulled, decide))
         acv = np.maximum(_round_to(_lognormal(rng, np.take(ACV_MEDIAN, seg), np.take(ACV_SIGMA, seg), n), 100), 500.0)
         product = _choice_rows(rng, np.array(PRODUCT_MIX)[seg])
         owner = self._owner(rng, seg)
@@ -1134,6 +1165,8 @@ class _Company:
         S[np.arange(n), L - 1] = np.where(won, 4, 5)
         valid = np.arange(5)[None, :] < L[:, None]
         T = created[:, None] + (F * dur[:, None]).astype(np.int64)
+        T = np.clip(_business(T), created[:, None] + SECOND, decide[:, None] - 30 * SECOND)
+        T[:, 0] = created
         T[np.arange(n), L - 1] = decide
         er, ej = np.nonzero(valid)
         ev_opp = er
@@ -1157,6 +1190,7 @@ class _Company:
         pi = (np.arange(len(pr)) - np.repeat(np.cumsum(n_push) - n_push, n_push)) + 1  # 1..n_push
         npp = n_push[pr]
         push_t = created[pr] + (dur[pr] * (pi / (npp + 1)) * rng.uniform(0.93, 0.99, len(pr))).astype(np.int64)
+        push_t = np.clip(_business(push_t), created[pr] + SECOND, decide[pr] - 30 * SECOND)
         push_val = np.where(pi == npp, final_plan[pr],
                             (created[pr] + dur[pr] * (pi + 1) / (npp + 1)).astype(np.int64) // DAY)
         push_val = np.maximum(push_val, c_day[pr] + 1)
@@ -1165,6 +1199,7 @@ class _Company:
         init_amount = np.where(chg, np.maximum(_round_to(amount * rng.uniform(0.75, 1.3, n), 100), 100.0), amount)
         ar = np.nonzero(chg)[0]
         amt_t = created[ar] + (dur[ar] * rng.uniform(0.15, 0.85, len(ar))).astype(np.int64)
+        amt_t = np.clip(_business(amt_t), created[ar] + SECOND, decide[ar] - 30 * SECOND)
         # --- event table
         k1, k2, k3 = len(ev_opp), len(pr), len(ar)
         e_opp = np.concatenate([ev_opp, pr, ar])
@@ -1175,13 +1210,15 @@ class _Company:
         e_amt = np.concatenate([np.where(ev_is_first, init_amount[ev_opp], np.nan), np.full(k2, np.nan), amount[ar]])
         e_fixed = np.concatenate([ev_is_close, np.zeros(k2 + k3, dtype=bool)])
         order = np.lexsort((e_t, e_opp))
-        e_opp, e_t, e_stage, e_close, e_amt, e_fixed = (a[order] for a in (e_opp, e_t, e_stage, e_close, e_amt, e_fixed))
+        e_opp, e_t, e_stage, e_close, e_amt, e_fixed = (
+            a[order] for a in (e_opp, e_t, e_stage, e_close, e_amt, e_fixed))
         m = len(e_opp)
         first = np.ones(m, dtype=bool)
         first[1:] = e_opp[1:] != e_opp[:-1]
         grp_start = np.maximum.accumulate(np.where(first, np.arange(m), 0))
         posn = np.arange(m) - grp_start
-        e_t = np.where(e_fixed, e_t, e_t + posn)  # unique (opportunity, changed_at)
+        # unique (opportunity, changed_at) at whole seconds: events are >= 1 s apart
+        e_t = np.where(e_fixed | (posn == 0), e_t, e_t + posn * SECOND)
         keep = e_t < end_us
         e_opp, e_t, e_stage, e_close, e_amt = (a[keep] for a in (e_opp, e_t, e_stage, e_close, e_amt))
         m = len(e_opp)
@@ -1242,7 +1279,7 @@ class _Company:
         stop = np.minimum(decide, end_us)
         typ = d["typ"]
         fm = (typ < 2)
-        fm_t = created + (rng.uniform(1, 96, n) * HOUR).astype(np.int64)
+        fm_t = np.maximum(_business(created + (rng.uniform(1, 96, n) * HOUR).astype(np.int64)), created + 60 * SECOND)
         fm = fm & (fm_t < stop - HOUR)
         pm = (e_stage == 2) & ~same
         prop_opp, prop_t = e_opp[pm], e_t[pm]
@@ -1250,9 +1287,11 @@ class _Company:
         n_act = rng.poisson(open_days * np.take((0.10, 0.12, 0.15), seg))
         ar_ = np.repeat(np.arange(n), n_act)
         act_t = created[ar_] + (rng.random(len(ar_)) * (stop - created)[ar_]).astype(np.int64)
+        act_t = np.clip(_business(act_t), created[ar_] + SECOND, stop[ar_] - SECOND)
         act_ty = rng.choice((1, 2, 3), size=len(ar_), p=(0.2, 0.35, 0.45))
         # prospecting touches on outbound leads (no deal yet)
         ob_t = outbound["created"] + (rng.uniform(0.5, 48, len(outbound["created"])) * HOUR).astype(np.int64)
+        ob_t = np.maximum(_business(ob_t), outbound["created"] + 60 * SECOND)
         ob_ok = ob_t < end_us
         ob_t = ob_t[ob_ok]
         ob_seg = outbound["seg"][ob_ok]
@@ -1459,13 +1498,14 @@ class _Company:
         days = self.days
         ch_idx = {c: i for i, c in enumerate(SPEND_CHANNELS)}
         parts = []  # (day, channel, spend)
-        ps = self.lam_daily[_DAILY.index("paid_search")] * 160.0 * _lognormal(rng, 1.0, 0.15, nd)
-        so = self.lam_daily[_DAILY.index("paid_social")] * 110.0 * _lognormal(rng, 1.0, 0.20, nd)
-        content = 900.0 * self.scale * self.growth * np.where(_weekday(days) < 5, 1.0, 0.3) * _lognormal(rng, 1.0, 0.1, nd)
+        ps = self.lam_daily[_DAILY.index("paid_search")] * 260.0 * _lognormal(rng, 1.0, 0.15, nd)
+        so = self.lam_daily[_DAILY.index("paid_social")] * 180.0 * _lognormal(rng, 1.0, 0.20, nd)
+        weekday = np.where(_weekday(days) < 5, 1.0, 0.3)
+        content = 2000.0 * self.scale * self.growth * weekday * _lognormal(rng, 1.0, 0.1, nd)
         for mi, wd in self.webinar_day.items():
             if wd >= 0:
                 content[wd - self.start_day] += 1500.0 * self.scale
-        sales = sum(REPS_PER_TEAM) * self.scale * 12_500.0 * 12 / 365.25 * np.ones(nd)
+        sales = sum(REPS_PER_TEAM) * self.scale * 19_000.0 * 12 / 365.25 * np.ones(nd)
         sales = sales * (1 + 0.15 * (days - self.start_day) / 365.25)  # the team grows
         for ch, v in (("paid_search", ps), ("paid_social", so), ("content", content), ("sales", sales)):
             parts.append((days, np.full(nd, ch_idx[ch]), v))
@@ -1475,12 +1515,12 @@ class _Company:
             in_m = mo == mi
             edays = self.event_days.get(mi, [])
             if len(edays):
-                total = self.lam_events[in_m].sum() * 380.0
+                total = self.lam_events[in_m].sum() * 600.0
                 for d in edays:
                     ev_d.append(d); ev_v.append(total / len(edays) * _lognormal(rng, 1.0, 0.2))
             first = int(days[in_m][0])
             prev = (mo == mi - 1) if mi > self.m0 else in_m
-            pa_d.append(first); pa_v.append(self.lam_daily[_DAILY.index("partner")][prev].sum() * 250.0)
+            pa_d.append(first); pa_v.append(self.lam_daily[_DAILY.index("partner")][prev].sum() * 400.0)
         parts.append((np.array(ev_d, dtype=np.int64), np.full(len(ev_d), ch_idx["events"]), np.array(ev_v)))
         parts.append((np.array(pa_d, dtype=np.int64), np.full(len(pa_d), ch_idx["partner"]), np.array(pa_v)))
         d = np.concatenate([p[0] for p in parts])
@@ -1595,7 +1635,7 @@ class _Company:
                     if math.isfinite(actual):
                         hist.append(actual)
                     base = actual
-                elif p0 >= self.end_day - 6 or p1 > self.end_day:
+                elif p1 > self.end_day:
                     # a plan for a period not yet complete: the recent trend
                     recent = [x for x in hist[-3:] if math.isfinite(x)]
                     base = float(np.mean(recent)) * (1.05 if metric in daily or metric in weekly else 1.0) \
@@ -1604,10 +1644,11 @@ class _Company:
                     continue
                 if not math.isfinite(base) or base <= 0:
                     continue
+                sd_ = 0.10 if complete else 0.03  # plans for the future are deliberate
                 if metric in ratios or metric == "nrr_12m":
-                    target = round(min(base + rng.normal(0.02, 0.03), 1.5 if metric == "nrr_12m" else 0.99), 2)
+                    target = round(min(base + rng.normal(0.02, 0.3 * sd_), 1.5 if metric == "nrr_12m" else 0.99), 2)
                 else:
-                    target = base * float(np.exp(rng.normal(0.03, 0.10)))
+                    target = base * float(np.exp(rng.normal(0.03, sd_)))
                     target = float(max(1.0, round(target))) if metric != "revenue_won" else _sig3(target)
                 rows.append((label, metric, target))
         self.w.write("targets", {

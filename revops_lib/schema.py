@@ -306,7 +306,7 @@ EVENT_TIME_COLUMNS: dict[str, tuple[str, ...]] = {
     "forecast_snapshots": ("snapshot_date",),
     "subscriptions": ("start_date",),
     "transactions": ("occurred_at",),
-    "marketing_spend": (),
+    "marketing_spend": ("date",),
     "web_traffic": ("date",),
     "email_campaigns": ("sent_date",),
     "activities": ("occurred_at",),

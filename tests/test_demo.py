@@ -88,20 +88,24 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_does_not(tmp_path
     leads_a = pd.read_parquet(tmp_path / "a" / "leads.parquet")
     leads_c = pd.read_parquet(tmp_path / "c" / "leads.parquet")
     assert not leads_a.equals(leads_c)
-    assert (tmp_path / "a" / "opportunities.parquet").read_bytes() != (tmp_path / "c" / "opportunities.parquet").read_bytes()
+    opps = [(tmp_path / x / "opportunities.parquet").read_bytes() for x in ("a", "c")]
+    assert opps[0] != opps[1]
 
 
 def test_scale_changes_volume_roughly_proportionally(tmp_path, built):
-    _, big, _ = built
-    small = demo.build(tmp_path / "small", seed=7, scale=SCALE / 4, end=END)
-    # tolerance grows downstream: ~2,500 leads but only ~90 customers at the small scale,
-    # and a few enterprise customers open most tickets
-    for name, rel in (("leads", 0.1), ("opportunities", 0.2), ("activities", 0.2),
-                      ("subscriptions", 0.35), ("transactions", 0.35), ("support_tickets", 0.4)):
+    _, small, _ = built
+    big = demo.build(tmp_path / "big", seed=7, scale=SCALE * 4, end=END)
+    # Tolerances are ~4 standard deviations of the ratio, measured over seeds: leads are
+    # Poisson (~10k), deals and customers far fewer and clustered (a customer brings
+    # renewals, expansions, invoices and tickets), and a few enterprise customers open
+    # most tickets.
+    for name, rel in (("leads", 0.05), ("opportunities", 0.15), ("activities", 0.15),
+                      ("subscriptions", 0.3), ("transactions", 0.3), ("support_tickets", 0.3)):
         assert small[name] * 4 == pytest.approx(big[name], rel=rel), name
     # daily/weekly tables keep their grain; only their values scale
     assert small["web_traffic"] == big["web_traffic"]
     assert small["marketing_spend"] == big["marketing_spend"]
+    assert small["forecast_snapshots"] == big["forecast_snapshots"]
 
 
 def test_progress_callback_gets_one_line_messages(built):
@@ -153,6 +157,23 @@ def test_default_end_is_the_first_day_of_the_current_utc_month(tmp_path):
     assert leads.created_at.max() < first
     assert leads.created_at.min() >= first - pd.DateOffset(months=36)
     assert leads.created_at.min() < first - pd.DateOffset(months=35)
+
+
+@pytest.mark.parametrize("end, months", [(dt.date(2026, 10, 17), 36), (dt.date(2026, 11, 1), 14)])
+def test_any_end_date_and_length_keep_the_contract(tmp_path, end, months):
+    counts = demo.build(tmp_path / "x", scale=0.05, end=end, months=months)
+    assert all(n > 0 for n in counts.values())
+    t = {name: pd.read_parquet(tmp_path / "x" / f"{name}.parquet") for name in TABLES}
+    end_ts = pd.Timestamp(end, tz="UTC")
+    for name, cols in EVENT_TIME_COLUMNS.items():
+        for col in cols:
+            values = t[name][col].dropna()
+            assert (values < (end if TABLES[name].column(col).kind == "date" else end_ts)).all(), (name, col)
+    start = pd.Timestamp(end, tz="UTC") - pd.DateOffset(months=months)
+    assert t["leads"].created_at.min() >= start
+    # invoices only for complete months
+    assert (t["transactions"].occurred_at < pd.Timestamp(end.replace(day=1), tz="UTC")).all()
+    assert t["targets"].period.str.fullmatch(r"\d{4}-(\d{2}|Q[1-4]|W\d{2})").all()
 
 
 # --------------------------------------------------------------------------- contract rules
@@ -278,7 +299,7 @@ def test_leads_point_at_their_new_business_opportunity(tables):
     linked = leads[leads.opportunity_id.notna()]
     assert linked.opportunity_id.isin(opps.index).all()
     assert linked.opportunity_id.is_unique
-    assert (linked.opportunity_at.notna()).all() and (leads.opportunity_at.notna() == leads.opportunity_id.notna()).all()
+    assert (leads.opportunity_at.notna() == leads.opportunity_id.notna()).all()
     o = opps.loc[linked.opportunity_id]
     assert (o.type == "new_business").all()
     assert (o.created_at.to_numpy() == linked.opportunity_at.to_numpy()).all()
@@ -325,6 +346,15 @@ def test_opportunity_history_starts_at_creation_and_ends_in_the_current_state(ta
     assert (h.groupby("opportunity_id").amount.nunique() > 1).any()
 
 
+def test_deal_stages_only_move_forward_and_some_deals_skip_one(tables):
+    h = tables["opportunity_history"].sort_values(["opportunity_id", "changed_at"])
+    rank = h.stage.map({s: i for i, s in enumerate(demo.DEAL_STAGES)})
+    assert (rank.groupby(h.opportunity_id).diff().dropna() >= 0).all()
+    won_paths = h[h.opportunity_id.isin(h.loc[h.stage == "closed_won", "opportunity_id"])]
+    n_stages = won_paths.groupby("opportunity_id").stage.nunique()
+    assert (n_stages == 5).mean() > 0.8 and (n_stages == 4).any()
+
+
 def test_closed_flags_agree_with_the_stage(tables):
     o = tables["opportunities"]
     assert (~o.is_won | o.is_closed).all()
@@ -352,14 +382,15 @@ def test_transactions_equal_month_end_mrr_of_the_subscriptions(tables):
 
 
 def test_reactivated_customers_and_upgrades_exist(tables):
-    subs = tables["subscriptions"].sort_values(["customer_id", "start_date"])
-    ends = subs.dropna(subset=["end_date"]).set_index(["customer_id", "end_date"]).index
-    starts = subs.set_index(["customer_id", "start_date"]).index
-    assert ends.isin(starts).any()  # replacement: old ends the day the new one starts
-    gap = subs.groupby("customer_id").apply(
-        lambda g: (g.start_date.iloc[1:].to_numpy() > g.end_date.cummax().iloc[:-1].to_numpy()).any()
-        if len(g) > 1 and g.end_date.notna().any() else False)
-    assert gap.any()  # a churned customer came back after a gap
+    subs = tables["subscriptions"].assign(
+        start=lambda d: pd.to_datetime(d.start_date),
+        end=lambda d: pd.to_datetime(d.end_date).fillna(pd.Timestamp("2100-01-01")),
+    ).sort_values(["customer_id", "start", "subscription_id"])
+    ended = subs[subs.end_date.notna()].set_index(["customer_id", "end"]).index
+    assert ended.isin(subs.set_index(["customer_id", "start"]).index).any()  # upgrade: old ends as new starts
+    # reactivation: a subscription starting after every earlier one of the customer has ended
+    latest_end = subs.groupby("customer_id").end.cummax().groupby(subs.customer_id).shift()
+    assert (subs.start > latest_end).any()
 
 
 def test_email_leads_match_leads_generated_and_funnel_counts_are_ordered(tables):
@@ -394,7 +425,7 @@ def test_company_forecast_is_roughly_the_sum_of_the_teams(tables):
     ok = teams > 0
     assert np.allclose(wide.loc[ok, "company"], teams[ok], rtol=0.1)
     assert (f.forecast_period.str.contains("Q")).any() and (~f.forecast_period.str.contains("Q")).any()
-    assert (pd.to_datetime(f.snapshot_date).dt.dayofweek == 0).all()
+    assert (pd.to_datetime(f.snapshot_date).dt.day_of_week == 0).all()
 
 
 def test_targets_cover_the_kpi_keys_and_the_month_after_end(tables):
@@ -435,6 +466,15 @@ def test_observed_conversion_recovers_the_true_rate_for_the_largest_source(table
     assert abs(observed - true) < 4 * se, (observed, true, n)
 
 
+def test_stage_lag_median_recovers_the_true_median(tables):
+    leads = tables["leads"]
+    matured = leads[leads.created_at < END_TS - pd.DateOffset(months=6)]
+    days = (matured.mql_at - matured.created_at).dropna().dt.total_seconds() / 86400
+    true = demo.TRUE_RATES["stage_lag_median_days"]["created_at->mql_at"]["smb"]
+    # log-normal, sigma 1: the sample median of ~3,000 lags is within ~5 % of the truth
+    assert days.median() == pytest.approx(true, rel=0.12)
+
+
 def test_observed_win_rates_recover_the_true_rates_by_segment(tables):
     o = tables["opportunities"]
     old = o[(o.type == "new_business") & (o.created_at < END_TS - pd.DateOffset(months=15))]
@@ -445,34 +485,63 @@ def test_observed_win_rates_recover_the_true_rates_by_segment(tables):
         assert abs(s.is_won.mean() - true) < 4 * se, (segment, s.is_won.mean(), true)
 
 
-def test_sales_cycle_and_forecast_bias_go_the_documented_way(tables):
+def test_sales_cycle_medians_follow_the_segments(tables):
     o = tables["opportunities"]
     won = o[o.is_won & (o.type == "new_business")]
     days = (pd.to_datetime(won.close_date) - won.created_at.dt.tz_localize(None).dt.normalize()).dt.days
     med = days.groupby(won.segment).median()
     assert med["smb"] < med["mid_market"] < med["enterprise"]
     for seg, true in demo.TRUE_RATES["sales_cycle_median_days"].items():
-        assert med[seg] == pytest.approx(true, rel=0.25)
-    # bias of commit vs the actual won amount, early in complete quarters
-    f = tables["forecast_snapshots"]
-    f = f[(f.category == "commit") & f.forecast_period.str.contains("Q") & (f.forecast_period < "2026-Q4")]
-    f = f[pd.to_datetime(f.snapshot_date).dt.month.isin([1, 4, 7, 10])]
-    won_all = o[o.is_won].assign(q=pd.PeriodIndex(pd.to_datetime(o.loc[o.is_won, "close_date"]), freq="Q").astype(str))
-    won_all["q"] = won_all.q.str.replace("Q", "-Q")
-    actual = won_all.groupby(["q", "team"]).amount.sum()
-    bias = {}
-    for team in demo.TEAMS:
-        g = f[f.scope == team]
-        act = actual.reindex(list(zip(g.forecast_period, g.scope))).to_numpy()
-        bias[team] = (g.amount.sum() - act.sum()) / act.sum()
-    assert bias["smb_sales"] > 0.05 and bias["enterprise_sales"] < -0.03
+        assert med[seg] == pytest.approx(true, rel=0.25)  # censoring and quarter-end pull-ins shorten it
+
+
+def _period_bounds(label: str):
+    if "Q" in label:
+        p = pd.Period(label.replace("-", ""), freq="Q")
+    else:
+        p = pd.Period(label, freq="M")
+    return p.start_time, (p + 1).start_time
+
+
+def test_forecast_bias_recovers_the_true_team_bias(tables):
+    o, f = tables["opportunities"], tables["forecast_snapshots"]
+    won = o[o.is_won]
+    close = pd.to_datetime(won.close_date)
+    f = f[(f.category == "commit") & (f.scope != "company")].copy()
+    bounds = {p: _period_bounds(p) for p in f.forecast_period.unique()}
+    f = f[[bounds[p][1] <= pd.Timestamp(END) for p in f.forecast_period]]  # complete periods
+    actual = {
+        (p, team): won.loc[(close >= bounds[p][0]) & (close < bounds[p][1]) & (won.team == team), "amount"].sum()
+        for p, team in set(zip(f.forecast_period, f.scope))
+    }
+    f["actual"] = [actual[k] for k in zip(f.forecast_period, f.scope)]
+    f = f[f.actual > 0]
+    start = pd.to_datetime([bounds[p][0] for p in f.forecast_period])
+    stop = pd.to_datetime([bounds[p][1] for p in f.forecast_period])
+    remaining = ((stop - pd.to_datetime(f.snapshot_date)) / (stop - start)).to_numpy()
+    # documented model: commit = actual * (1 + (bias + noise) * sqrt(remaining)); the period
+    # noise (sd TRUE_RATES["forecast_noise"]) is shared by the snapshots of a period.
+    f["b"] = (f.amount / f.actual - 1) / np.sqrt(remaining)
+    per_period = f.groupby(["scope", "forecast_period"]).b.mean()
+    for team, true in demo.TRUE_RATES["forecast_bias"].items():
+        est = per_period[team]
+        se = demo.TRUE_RATES["forecast_noise"] / len(est) ** 0.5
+        assert abs(est.mean() - true) < 4 * se + 0.01, (team, est.mean(), true)  # +0.01: rounding to 100
 
 
 def test_true_rates_are_documented_in_the_module_docstring():
     doc = demo.__doc__
     for source, rates in demo.TRUE_RATES["stage_conversion"].items():
-        line = next(l for l in doc.splitlines() if l.strip().startswith(source + " "))
+        line = next(l for l in doc.splitlines() if re.match(rf"\s+{source}\s+(~|\d)", l))
         for value in rates.values():
             assert f"{value:.2f}" in line or f"{value:.3f}" in line, (source, value, line)
     for team, bias in demo.TRUE_RATES["forecast_bias"].items():
         assert team in doc and f"{bias:+.2f}" in doc
+
+
+def test_demo_passes_the_contract_with_zero_errors_and_warnings(demo_dir):
+    from revops_lib.schema import validate
+
+    result = validate(demo_dir)
+    assert result.problems == [], result.format()
+    assert result.absent == []
