@@ -97,10 +97,9 @@ def plot_table_coverage(overview: pd.DataFrame, *, period=None, ax=None):
     last = pd.to_datetime(data["last"])
     ax.barh(data["table"], (last - first).dt.total_seconds() / 86400, left=first, color=PALETTE[0], height=0.55)
     if period is not None:
-        ax.axvspan(period.start_naive, period.end_naive, color=PALETTE[1], alpha=0.25, label=f"period {period}")
-        ax.legend(loc="lower left", frameon=False)
+        ax.axvspan(period.start_naive, period.end_naive, color=PALETTE[1], alpha=0.35)
     ax.set_xlabel("")
-    ax.set_title("Date coverage per table")
+    ax.set_title("Date coverage per table" + (f" (shaded: {period})" if period is not None else ""))
     ax.xaxis_date()
     return ax
 
@@ -113,6 +112,7 @@ def plot_monthly_rows(monthly: pd.DataFrame, *, ax=None):
     sns.lineplot(data=data, x="month", y="rows", hue="table", marker="o", markersize=3, ax=ax)
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: fmt_int(v)))
+    ax.yaxis.set_minor_formatter(mticker.FuncFormatter(lambda v, _: fmt_int(v) if f"{v:.0f}"[0] in "25" else ""))
     ax.set_xlabel("")
     ax.set_ylabel("rows per month (log)")
     ax.set_title("Volume per month — a sudden drop usually means a broken sync")
