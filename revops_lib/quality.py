@@ -357,6 +357,22 @@ class DataQuality:
         return self._money(self.missing)
 
 
+_VALIDATIONS: dict = {}
+
+
+def _cached_validation(src, now, validate):
+    """Validation results of file sources, reused while the files are unchanged (a warm kernel runs many reports)."""
+    import datetime as _dt
+
+    if not src.files or now is not None:
+        return validate(src, now=now)
+    key = (src.description, src.fingerprint(), _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H"))
+    if key not in _VALIDATIONS:
+        _VALIDATIONS.clear()
+        _VALIDATIONS[key] = validate(src)
+    return _VALIDATIONS[key]
+
+
 def assess(source, *, period, as_of=None, currency: str = "USD", stale_after_days: int = 14,
            stale_days: int = 90, min_pushes: int = 2, now=None) -> DataQuality:
     """Compute every part of the data-quality report for one period."""
@@ -365,7 +381,7 @@ def assess(source, *, period, as_of=None, currency: str = "USD", stale_after_day
     src = open_source(source)
     p = parse_period(period)
     cut = resolve_as_of(p, as_of)
-    validation = validate(src, now=now)
+    validation = _cached_validation(src, now, validate)
     overview = table_overview(src, period=p, as_of=cut, stale_after_days=stale_after_days)
     monthly = monthly_volume(src, as_of=cut)
     has_opps = src.has("opportunities")

@@ -316,38 +316,66 @@ class _Kernel:
 
 
 class KernelPool:
-    """Kernels per worker thread: started and warmed on first use, reset between notebooks."""
+    """Warm kernels shared by the worker threads.
 
-    def __init__(self):
+    ``size`` kernels start (and import the kit) in the background as soon as the
+    pool exists, so they are ready while the source is validated. A worker
+    takes one with :meth:`acquire`, runs one notebook, and gives it back with
+    :meth:`release`; a kernel whose notebook failed, or that ran ``MAX_USES``
+    notebooks, is shut down and replaced in the background.
+    """
+
+    def __init__(self, size: int, cwd: Path):
+        import queue
+        import threading
+
+        self.cwd = Path(cwd)
+        self._ready: "queue.Queue[_Kernel | BaseException]" = queue.Queue()
         self._all: list[_Kernel] = []
-        self._lock = __import__("threading").Lock()
-        self._local = __import__("threading").local()
+        self._lock = threading.Lock()
+        self._closed = False
+        for _ in range(size):
+            self._spawn()
 
-    def get(self, cwd: Path) -> _Kernel:
-        k = getattr(self._local, "kernel", None)
-        if k is not None and (k.uses >= MAX_USES or Path(cwd) != k.cwd):
-            self.discard()
-            k = None
-        if k is None:
-            k = _Kernel(cwd)
-            self._local.kernel = k
+    def _spawn(self) -> None:
+        import threading
+
+        def start():
+            try:
+                k = _Kernel(self.cwd)
+            except BaseException as exc:  # surfaced to the worker that waits for it
+                self._ready.put(exc)
+                return
             with self._lock:
+                if self._closed:
+                    k.shutdown()
+                    return
                 self._all.append(k)
+            self._ready.put(k)
+
+        threading.Thread(target=start, daemon=True, name="revops-kernel-start").start()
+
+    def acquire(self) -> _Kernel:
+        k = self._ready.get()
+        if isinstance(k, BaseException):
+            self._spawn()
+            raise k
         k.uses += 1
         return k
 
-    def discard(self) -> None:
-        """Drop this thread's kernel (after a failure its state cannot be trusted)."""
-        k = getattr(self._local, "kernel", None)
-        self._local.kernel = None
-        if k is not None:
-            k.shutdown()
-            with self._lock:
-                if k in self._all:
-                    self._all.remove(k)
+    def release(self, k: _Kernel, *, healthy: bool = True) -> None:
+        if healthy and k.uses < MAX_USES:
+            self._ready.put(k)
+            return
+        with self._lock:
+            if k in self._all:
+                self._all.remove(k)
+        k.shutdown()
+        self._spawn()
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             kernels, self._all = self._all, []
         for k in kernels:
             k.shutdown()
@@ -387,10 +415,11 @@ def run_notebook(notebook: str, period: Period, params: dict, out_dir: Path, *, 
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     kernel = None
+    healthy = False
     try:
         extra = {}
         if pool is not None:
-            kernel = pool.get(nb_dir)
+            kernel = pool.acquire()
             extra["km"] = kernel.km
         executed = pm.execute_notebook(
             _prepare_notebook(nb_dir / f"{notebook}.ipynb"),
@@ -428,17 +457,18 @@ def run_notebook(notebook: str, period: Period, params: dict, out_dir: Path, *, 
         if (staging / "headlines.json").is_file():
             headlines = json.loads((staging / "headlines.json").read_text())
         failed_nb.unlink(missing_ok=True)
+        healthy = True
         return Outcome(notebook, period.label, "ok", time.perf_counter() - t0, html=final_html, executed=final_nb,
                        extra={"headlines": headlines})
     except Exception as exc:  # the notebook (or its rendering) failed: keep the last good HTML
-        if pool is not None and kernel is not None:
-            pool.discard()
         if tmp_nb.exists():
             os.replace(tmp_nb, failed_nb)
         return Outcome(notebook, period.label, "failed", time.perf_counter() - t0,
                        error=_last_error_line(exc), executed=failed_nb if failed_nb.exists() else None,
                        extra={"traceback": traceback.format_exc()})
     finally:
+        if pool is not None and kernel is not None:
+            pool.release(kernel, healthy=healthy)
         tmp_nb.unlink(missing_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -477,14 +507,12 @@ class _Progress:
 
 def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=None, params=None,
         force=False, progress=None, *, periods=None, notebooks_dir=None, parameters_dir=None,
-        validate_source=True) -> int:
+        validate_source=True, only=None) -> int:
     """Build the reports of one period (or several: ``periods``); returns the exit status.
 
     0 when every notebook succeeded or was skipped as unchanged, 1 otherwise.
+    ``only``: an optional set of (notebook, period label) pairs to restrict the run to.
     """
-    from revops_lib.schema import validate
-    from revops_lib.sources import open_source
-
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     nb_dir = Path(notebooks_dir or NOTEBOOKS_DIR)
     plist = [parse_period(x) for x in periods] if periods else [parse_period(period) if period else default_period()]
@@ -497,6 +525,21 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
         )
     src_text = str(source)
     source_abs = src_text if "://" in src_text else str(Path(src_text).expanduser().resolve())
+
+    n_tasks = len(plist) * len(names)
+    jobs = max(1, min(jobs or os.cpu_count() or 1, n_tasks))
+    pool = KernelPool(jobs, nb_dir)  # kernels warm up while the source is validated
+    try:
+        return _run(plist, names, source_abs, src_text, out, jobs, params, force, say, nb_dir, parameters_dir,
+                    validate_source, only, pool)
+    finally:
+        pool.close()
+
+
+def _run(plist, names, source_abs, src_text, out, jobs, params, force, say, nb_dir, parameters_dir,
+         validate_source, only, pool) -> int:
+    from revops_lib.schema import validate
+    from revops_lib.sources import open_source
 
     src = open_source(source_abs)
     if validate_source:
@@ -514,11 +557,12 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
     tasks = []
     for p in plist:
         for n in names:
+            if only is not None and (n, p.label) not in only:
+                continue
             prm = layered_parameters(n, p, params, parameters_dir=parameters_dir)
             prm["source"] = source_abs
             tasks.append((p, n, prm))
 
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
     labels = ", ".join(p.label for p in plist)
     say(f"Period {labels}: {len(names)} notebook(s) × {len(plist)} period(s), {jobs} at a time")
     prog = _Progress(len(tasks), say)
@@ -549,12 +593,10 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
         prog.done()
         return o
 
-    pool = KernelPool()
     try:
         with ThreadPoolExecutor(max_workers=jobs) as executor:
             outcomes = list(executor.map(one, tasks))
     finally:
-        pool.close()
         prog.close()
         write_index(Path(out))
     failed = [o for o in outcomes if o.status == "failed"]
