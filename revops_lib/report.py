@@ -567,8 +567,14 @@ def _run(plist, names, source_abs, src_text, out, jobs, params, force, say, nb_d
     say(f"Period {labels}: {len(names)} notebook(s) × {len(plist)} period(s), {jobs} at a time")
     prog = _Progress(len(tasks), say)
 
+    import threading
+
+    cancelled = threading.Event()
+
     def one(task):
         p, n, prm = task
+        if cancelled.is_set():
+            return Outcome(n, p.label, "cancelled")
         out_dir = Path(out) / p.label
         key = build_key(nb_dir / f"{n}.ipynb", prm, data_fp, code_fp)
         prev = read_manifest(out_dir).get(n, {})
@@ -583,6 +589,8 @@ def _run(plist, names, source_abs, src_text, out, jobs, params, force, say, nb_d
         as_of_label = f"{resolve_as_of(p, prm.get('as_of')):%Y-%m-%d %H:%M} UTC (exclusive)"
         o = run_notebook(n, p, prm, out_dir, source_label=_source_label(src_text), as_of_label=as_of_label,
                          notebooks_dir=nb_dir, pool=pool)
+        if cancelled.is_set():  # interrupted: do not record a failure the notebook did not have
+            return Outcome(n, p.label, "cancelled")
         entry = {"status": o.status, "seconds": round(o.seconds, 2), "finished_at": _now_iso(),
                  "error": o.error, "key": key if o.status == "ok" else None,
                  "headlines": o.extra.get("headlines", []), "title": REPORTS.get(n, n),
@@ -593,12 +601,23 @@ def _run(plist, names, source_abs, src_text, out, jobs, params, force, say, nb_d
         prog.done()
         return o
 
+    executor = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="revops-report")
     try:
-        with ThreadPoolExecutor(max_workers=jobs) as executor:
-            outcomes = list(executor.map(one, tasks))
-    finally:
+        futures = [executor.submit(one, t) for t in tasks]
+        outcomes = [f.result() for f in futures]
+        executor.shutdown(wait=True)
+    except KeyboardInterrupt:
+        # Ctrl-C: start nothing new, stop the kernels (running notebooks fail and write nothing
+        # in place of a good report), keep the index consistent, then let the caller exit.
+        cancelled.set()
+        executor.shutdown(wait=False, cancel_futures=True)
+        pool.close()
         prog.close()
         write_index(Path(out))
+        raise
+    finally:
+        prog.close()
+    write_index(Path(out))
     failed = [o for o in outcomes if o.status == "failed"]
     ok = [o for o in outcomes if o.status == "ok"]
     skipped = [o for o in outcomes if o.status == "skipped"]

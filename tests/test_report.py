@@ -166,3 +166,36 @@ def test_invalid_data_stops_before_any_notebook(kit):
     assert kit["run"]() == 1
     assert not (kit["out"] / "2026-10").exists()
     assert any("missing required column `source`" in m for m in kit["messages"])
+
+
+@pytest.mark.slow
+def test_interrupted_run_leaves_the_good_report_in_place(kit, tmp_path):
+    """Ctrl-C (SIGINT) in the middle of a run: no partial HTML replaces the last good one."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    assert kit["run"](notebooks=["alpha"]) == 0
+    d = kit["out"] / "2026-10"
+    good = (d / "alpha.html").read_bytes()
+    nb = nbformat.read(str(kit["nbs"] / "alpha.ipynb"), as_version=4)
+    nb.cells.append(new_code_cell("import time\nopen(output_dir + '/../started', 'w').close()\ntime.sleep(60)"))
+    nbformat.write(nb, str(kit["nbs"] / "alpha.ipynb"))
+    code = (
+        "import sys; from revops_lib import report; from pathlib import Path\n"
+        f"sys.exit(report.run(period='2026-10', source={str(kit['src'])!r}, out={str(kit['out'])!r}, "
+        f"notebooks=['alpha'], notebooks_dir=Path({str(kit['nbs'])!r}), parameters_dir=Path({str(kit['prm'])!r}), "
+        "jobs=1, force=True))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while not (d / "started").exists():
+        assert time.time() < deadline and proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    assert proc.returncode != 0
+    assert (d / "alpha.html").read_bytes() == good
+    assert json.loads((d / "manifest.json").read_text())["alpha"]["status"] == "ok"
+    assert not [p.name for p in d.iterdir() if p.name.startswith(".")], "temporary files left behind"
