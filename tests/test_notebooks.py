@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -11,6 +12,17 @@ from conftest import run_report
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.I)
+
+
+def assert_stakeholder_html(html: str) -> None:
+    """No code, nothing loaded from another host, images inline."""
+    assert not EXTERNAL.search(html), EXTERNAL.search(html).group(0)
+    assert "<script src" not in html and "@import url(" not in html
+    assert "jp-CodeCell" not in html or 'class="jp-InputArea jp-Cell-inputArea"><div class="jp-InputPrompt' not in html
+    assert "from revops_lib" not in html, "code leaked into the HTML"
+    assert "data:image/png;base64," in html
+
 
 @pytest.mark.parametrize("period", ["2026-10", "2026-Q3", "2026-W40"])
 def test_data_quality_runs_on_demo_data(demo_dir, report_out, period):
@@ -18,11 +30,15 @@ def test_data_quality_runs_on_demo_data(demo_dir, report_out, period):
     assert status == 0, "\n".join(messages)
     d = report_out / period
     html = (d / "data_quality.html").read_text()
+    assert_stakeholder_html(html)
     assert "Contract: passed" in html
-    assert "data:image/png;base64," in html
+    assert "How the numbers are computed" in html
     overview = pd.read_csv(d / "tables" / "data_quality" / "table_overview.csv")
     assert len(overview) == 13 and (overview["status"] != "absent").all()
     assert (overview["rows_in_period"] > 0).sum() >= 10
     m = json.loads((d / "manifest.json").read_text())
     assert m["data_quality"]["status"] == "ok"
     assert {"label": "Contract", "value": "passed"} in m["data_quality"]["headlines"]
+    index = (report_out / "index.html").read_text()
+    assert f'href="{period}/data_quality.html"' in index
+    assert not EXTERNAL.search(index)
