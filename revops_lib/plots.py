@@ -146,7 +146,8 @@ def _funnel_bars(ax, labels, counts, noun):
     top = max(counts) if counts and max(counts) > 0 else 1
     ax.barh(list(y), counts, color=PALETTE[0], height=0.62)
     for i, (yy, n) in enumerate(zip(y, counts)):
-        share = f"{n / counts[0]:.1%} of {noun}" if counts[0] else ""
+        frac = n / counts[0] if counts[0] else 0.0
+        share = f"{fmt_pct(frac, 1 if frac >= 0.01 or frac == 0 else 2)} of {noun}" if counts[0] else ""
         step = f"  ·  {n / counts[i - 1]:.0%} of previous stage" if i and counts[i - 1] else ""
         ax.text(n + top * 0.01, yy, f"{fmt_int(n)}  ({share}{step})" if i else f"{fmt_int(n)} {noun}",
                 va="center", fontsize=8.5)
@@ -354,3 +355,266 @@ def plot_deal_funnel(deals: pd.DataFrame, *, ax=None):
     ax.set_title(f"Deal-stage funnel of the opportunities created in {period}".strip())
     ax.set_xlabel("opportunities")
     return ax
+
+
+# --- retention ---
+
+def _pct_axis(axis, decimals: int = 0):
+    axis.set_major_formatter(mticker.FuncFormatter(lambda v, _: fmt_pct(v, decimals)))
+
+
+def _money_axis(axis, currency: str = "USD"):
+    axis.set_major_formatter(mticker.FuncFormatter(lambda v, _: fmt_money(v, currency)))
+
+
+def plot_cohort_heatmap(cohorts: pd.DataFrame, *, value: str = "retention", average: pd.DataFrame | None = None,
+                        title: str | None = None, ax=None):
+    """Cohort × age heatmap of ``retention``, ``nrr`` or ``grr`` (see :func:`revops_lib.retention.cohort_retention`).
+
+    Rows are cohorts (oldest on top) plus the weighted-average row at the
+    bottom; columns are ages in months; cells past the cut-off stay blank.
+    Logo retention and GRR use a sequential scale from the lowest value to
+    100 %; NRR a diverging scale centred on 100 % (green: the cohort pays more
+    than in its first month).
+    """
+    import numpy as np
+    from matplotlib.colors import TwoSlopeNorm
+
+    if cohorts.empty:
+        ax = _ax(ax)
+        ax.text(0.5, 0.5, "No cohort yet", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return ax
+    grid = cohorts.pivot(index="cohort", columns="age", values=value).sort_index()
+    if average is not None and len(average):
+        avg = average.set_index("age")[value].reindex(grid.columns)
+        grid.loc["average"] = avg.to_numpy()
+    n_rows, n_cols = grid.shape
+    ax = _ax(ax, figsize=(max(8.0, 0.42 * n_cols + 2.5), max(4.0, 0.3 * n_rows + 1.4)))
+    data = grid.to_numpy(dtype=float)
+    finite = data[np.isfinite(data)]
+    lo = float(finite.min()) if finite.size else 0.0
+    hi = float(finite.max()) if finite.size else 1.0
+    if value == "nrr":
+        norm = TwoSlopeNorm(vmin=min(lo, 0.95), vcenter=1.0, vmax=max(hi, 1.05))
+        cmap = "RdYlGn"
+        vmin = vmax = None
+    else:
+        norm = None
+        cmap = "YlGnBu"
+        vmin, vmax = max(0.0, math.floor(lo * 10) / 10), 1.0
+    annot = grid.map(lambda v: "" if pd.isna(v) else f"{100 * v:.0f}")
+    sns.heatmap(grid, ax=ax, cmap=cmap, norm=norm, vmin=vmin, vmax=vmax, annot=annot, fmt="",
+                annot_kws={"fontsize": 6.5}, linewidths=0.4, linecolor="white",
+                cbar_kws={"format": mticker.FuncFormatter(lambda v, _: fmt_pct(v, 0)), "shrink": 0.8,
+                          "label": {"retention": "customers still paying", "nrr": "NRR", "grr": "GRR"}.get(value, value)})
+    ax.grid(False)
+    if average is not None and len(average):
+        ax.axhline(n_rows - 1, color="#333333", linewidth=1.5)
+    ax.set_xticks([i + 0.5 for i in range(n_cols)])
+    ax.set_xticklabels([f"M{a}" for a in grid.columns], fontsize=7, rotation=0)
+    ax.set_yticklabels(list(grid.index), fontsize=7, rotation=0)
+    ax.set_xlabel("months since the cohort's first paid month (numbers in %)")
+    ax.set_ylabel("cohort (first paid month)")
+    ax.set_title(title or f"{value} by cohort and age")
+    return ax
+
+
+def plot_retention_curves(average: pd.DataFrame, *, ax=None):
+    """Weighted-average logo retention, NRR and GRR by age (``cohort_average`` output)."""
+    ax = _ax(ax)
+    if average.empty:
+        ax.text(0.5, 0.5, "No cohort yet", ha="center", va="center", transform=ax.transAxes)
+        return ax
+    a = average.sort_values("age")
+    ax.plot(a["age"], a["nrr"], marker="o", markersize=3, color=PALETTE[2], label="NRR (revenue kept, with expansion)")
+    ax.plot(a["age"], a["grr"], marker="o", markersize=3, color=PALETTE[1], label="GRR (revenue kept, no expansion)")
+    ax.plot(a["age"], a["retention"], marker="o", markersize=3, color=PALETTE[0], label="logo retention (customers)")
+    ax.axhline(1.0, color="#999999", linewidth=0.8, linestyle="--")
+    _pct_axis(ax.yaxis)
+    ax.set_xlabel("months since first paid month")
+    ax.set_ylabel("share of the cohorts' start")
+    ax.set_title("Average cohort: how much of the starting customers and MRR remain")
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return ax
+
+
+def plot_survival(survival: pd.DataFrame, *, by: str | None = None, ax=None):
+    """Kaplan–Meier curves (``survival`` output) with their 95 % bands, one line per group."""
+    ax = _ax(ax)
+    if survival.empty:
+        ax.text(0.5, 0.5, "No customer yet", ha="center", va="center", transform=ax.transAxes)
+        return ax
+    groups = list(dict.fromkeys(survival["group"]))
+    for i, g in enumerate(groups):
+        s = survival[survival["group"] == g].sort_values("age")
+        color = "#333333" if g == "all" else PALETTE[(i - 1) % len(PALETTE)]
+        width = 2.2 if g == "all" else 1.4
+        ax.step(s["age"], s["survival"], where="post", color=color, linewidth=width,
+                label="all customers" if g == "all" else str(g))
+        ax.fill_between(s["age"], s["ci_low"], s["ci_high"], step="post", color=color, alpha=0.15, linewidth=0)
+    _pct_axis(ax.yaxis)
+    ax.set_ylim(max(0.0, float(survival["ci_low"].min()) - 0.05), 1.01)
+    ax.set_xlabel("months since first paid month")
+    ax.set_ylabel("still paying (no interruption)")
+    label = f" by {by.replace('_', ' ')}" if by else ""
+    ax.set_title(f"Customer survival{label} (Kaplan–Meier, 95% band)")
+    ax.legend(frameon=False, fontsize=8, loc="lower left")
+    return ax
+
+
+def plot_mrr_movements(movements: pd.DataFrame, *, currency: str = "USD", ax=None):
+    """MRR gained (new, expansion, reactivation) above zero and lost (contraction, churned) below, per month."""
+    import numpy as np
+
+    ax = _ax(ax, figsize=(9, 4.4))
+    m = movements
+    x = np.arange(len(m))
+    bottom = np.zeros(len(m))
+    for col, color, label in (("new", PALETTE[0], "new"), ("expansion", PALETTE[2], "expansion"),
+                              ("reactivation", PALETTE[4], "reactivation")):
+        ax.bar(x, m[col], bottom=bottom, color=color, width=0.7, label=label)
+        bottom = bottom + m[col].to_numpy()
+    bottom = np.zeros(len(m))
+    for col, color, label in (("contraction", PALETTE[6], "contraction"), ("churned", PALETTE[3], "churned")):
+        ax.bar(x, -m[col], bottom=bottom, color=color, width=0.7, label=label)
+        bottom = bottom - m[col].to_numpy()
+    net = m["ending_mrr"] - m["starting_mrr"]
+    ax.plot(x, net, color="#222222", marker="D", markersize=4, linewidth=1.2, label="net change")
+    ax.axhline(0, color="#555555", linewidth=0.8)
+    ax.set_xticks(x)
+    ax.set_xticklabels(m["month"], rotation=45, ha="right", fontsize=8)
+    _money_axis(ax.yaxis, currency)
+    ax.set_ylabel("MRR change per month")
+    ax.set_title("MRR movements: gains above zero, losses below, net change as a line")
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return ax
+
+
+def plot_arr_bridge(bridge: pd.DataFrame, *, currency: str = "USD", ax=None):
+    """Waterfall from starting to ending ARR (``arr_bridge`` output)."""
+    ax = _ax(ax, figsize=(9, 4.4))
+    if bridge.empty:
+        ax.text(0.5, 0.5, "No MRR yet", ha="center", va="center", transform=ax.transAxes)
+        return ax
+    level = 0.0
+    colors = {"starting": PALETTE[5], "ending": PALETTE[5], "new": PALETTE[0], "expansion": PALETTE[2],
+              "reactivation": PALETTE[4], "contraction": PALETTE[6], "churned": PALETTE[3]}
+    top = 0.0
+    for i, (step, v) in enumerate(zip(bridge["step"], bridge["arr"])):
+        if step in ("starting", "ending"):
+            base, height, level = 0.0, v, v
+        else:
+            base, height = (level, v) if v >= 0 else (level + v, -v)
+            level += v
+        ax.bar(i, height, bottom=base, color=colors.get(step, PALETTE[0]), width=0.65)
+        sign = "" if step in ("starting", "ending") else ("+" if v >= 0 else "−")
+        ax.text(i, base + height, f"{sign}{fmt_money(abs(v), currency)}", ha="center", va="bottom", fontsize=8)
+        top = max(top, base + height)
+    ax.set_xticks(range(len(bridge)))
+    ax.set_xticklabels(bridge["step"])
+    ax.set_ylim(0, top * 1.12)
+    _money_axis(ax.yaxis, currency)
+    ax.set_ylabel("ARR (12 × MRR)")
+    ax.set_title(f"ARR bridge {bridge['from_month'].iloc[0]} to {bridge['to_month'].iloc[-1]}: "
+                 "where the growth came from")
+    return ax
+
+
+def plot_nrr_trend(trailing: pd.DataFrame, *, ax=None):
+    """Trailing-12-month NRR, GRR and logo retention by month (``trailing_retention`` output)."""
+    ax = _ax(ax)
+    t = trailing
+    ax.plot(t["month"], t["nrr"], marker="o", markersize=3, color=PALETTE[2], label="NRR 12m")
+    ax.plot(t["month"], t["grr"], marker="o", markersize=3, color=PALETTE[1], label="GRR 12m")
+    ax.plot(t["month"], t["logo_retention"], marker="o", markersize=3, color=PALETTE[0], label="logo retention 12m")
+    ax.axhline(1.0, color="#999999", linewidth=0.8, linestyle="--")
+    span = float(t[["nrr", "grr", "logo_retention"]].max().max() - t[["nrr", "grr", "logo_retention"]].min().min())
+    ax.yaxis.set_major_locator(mticker.MultipleLocator(0.02 if span < 0.15 else 0.05 if span < 0.4 else 0.1))
+    _pct_axis(ax.yaxis)
+    ax.tick_params(axis="x", rotation=45, labelsize=8)
+    ax.set_ylabel("vs the same customers 12 months earlier")
+    ax.set_title("Trailing-12-month retention: above 100% NRR, expansion outgrows churn")
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return ax
+
+
+# --- scorecard ---------------------------------------------------------------
+
+_STATUS_COLORS = {"on track": "#3B9C6A", "at risk": "#D4A72C", "off track": "#C0392B",
+                  "not started": "#7F8C8D", "no data": "#7F8C8D", "no target": "#7F8C8D"}
+
+
+def plot_kpi_bullets(card: pd.DataFrame, *, function: str, currency: str = "USD", ax=None):
+    """Bullet chart: each KPI with a target as % of target (bar) against 100 % (line), coloured by status.
+
+    ``card``: :func:`revops_lib.scorecard.scorecard` output.
+    """
+    from revops_lib.scorecard import fmt_value
+
+    rows = card[(card.function == function) & card.pct_of_target.notna()]
+    ax = _ax(ax, figsize=(9, 0.45 * max(len(rows), 2) + 1))
+    if rows.empty:
+        ax.text(0.5, 0.5, "No target for these KPIs in this period", ha="center", va="center",
+                transform=ax.transAxes, color="#777")
+        ax.set_axis_off()
+        return ax
+    rows = rows.iloc[::-1]
+    y = range(len(rows))
+    ax.barh(list(y), [1.3] * len(rows), color="#eef0f3", height=0.75)
+    ax.barh(list(y), rows.pct_of_target.clip(upper=1.3), color=[_STATUS_COLORS.get(s, "#7F8C8D") for s in rows.status],
+            height=0.38)
+    ax.axvline(1.0, color="#222", lw=1.5)
+    for i, r in enumerate(rows.itertuples(index=False)):
+        ax.text(min(r.pct_of_target, 1.3) + 0.01, i,
+                f"{fmt_value(r.value, r.unit, currency)} / {fmt_value(r.target, r.unit, currency)}",
+                va="center", fontsize=8)
+    ax.set_yticks(list(y))
+    ax.set_yticklabels(rows.label)
+    ax.set_xlim(0, 1.55)
+    ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+    ax.set_xlabel("% of target (line: 100 %)")
+    ax.grid(axis="y", visible=False)
+    ax.set_title("Against target — green on track, amber at risk, red off track")
+    return ax
+
+
+def plot_kpi_sparklines(history: pd.DataFrame, card: pd.DataFrame, *, function: str, currency: str = "USD",
+                        ncols: int = 4, ax=None):
+    """Small multiples: each KPI of a function over the last periods (the report period last, highlighted)."""
+    from revops_lib.scorecard import fmt_value
+
+    keys = [k for k in card.loc[card.function == function, "kpi"] if ":" not in k]
+    units = dict(zip(card.kpi, card.unit))
+    labels = dict(zip(card.kpi, card.label))
+    if not keys:
+        ax = _ax(ax)
+        ax.set_axis_off()
+        return ax
+    nrows = math.ceil(len(keys) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 1.55 * nrows), squeeze=False)
+    for a, key in zip(axes.flat, keys):
+        h = history[history.kpi == key]
+        a.plot(range(len(h)), h.value.to_numpy(dtype=float), color=PALETTE[0], lw=1.6)
+        if len(h):
+            a.plot([len(h) - 1], [h.value.to_numpy(dtype=float)[-1]], "o", color=PALETTE[1], ms=5)
+        last = h.value.iloc[-1] if len(h) else float("nan")
+        a.set_title(f"{labels[key]}\n{fmt_value(last, units[key], currency)}", fontsize=8.5, loc="left")
+        a.set_xticks([])
+        a.tick_params(axis="y", labelsize=7)
+        a.yaxis.set_major_locator(mticker.MaxNLocator(3))
+        if units[key] == "rate":
+            span = float(h.value.max() - h.value.min()) if len(h) else 1.0
+            a.yaxis.set_major_formatter(mticker.PercentFormatter(1.0, decimals=0 if span >= 0.05 else 1))
+        elif units[key] == "currency":
+            a.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: fmt_money(v, currency, decimals=0)))
+        else:
+            a.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 10 else f"{v:,.1f}"))
+        a.grid(axis="x", visible=False)
+    for a in list(axes.flat)[len(keys):]:
+        a.set_axis_off()
+    periods = history.period.unique()
+    fig.suptitle(f"Last {len(periods)} periods ({periods[0]} to {periods[-1]}; dot: this period)",
+                 fontsize=9, x=0.01, ha="left")
+    fig.tight_layout()
+    return axes[0, 0]

@@ -274,6 +274,12 @@ def _record(out_dir: Path, notebook: str, entry: dict) -> None:
 WARMUP_CODE = """%matplotlib inline
 import numpy, pandas, scipy.stats, matplotlib.pyplot, seaborn, ibis, duckdb
 import revops_lib.report, revops_lib.plots, revops_lib.sources, revops_lib.schema, revops_lib.quality
+import importlib
+for _m in ("funnel", "forecast", "retention", "scorecard"):
+    try:
+        importlib.import_module("revops_lib." + _m)
+    except ImportError:
+        pass
 revops_lib.plots.set_theme()"""
 
 #: First cell of every run on a reused kernel: a clean namespace, no figure left open.
