@@ -226,8 +226,12 @@ def _series(df: pd.DataFrame, wins, col: str, fill: float | None = 0.0) -> dict[
 # KPI values for a list of windows
 # ---------------------------------------------------------------------------
 
-def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True) -> tuple[pd.DataFrame, list[str]]:
-    """Long frame ``kpi, label, value`` for every available KPI and window; notes about absent tables."""
+def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
+             only: set[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Long frame ``kpi, label, value`` for every available KPI and window; notes about absent tables.
+
+    ``only``: compute just these KPI keys (and what they need).
+    """
     rows: list[tuple[str, str, float]] = []
     notes: list[str] = []
     labels = [w.period.label for w in wins]
@@ -236,7 +240,9 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True) -> tu
         for lab in labels:
             rows.append((key, lab, series.get(lab, math.nan)))
 
-    def has(*tables) -> bool:
+    def has(*tables, keys=None) -> bool:
+        if only is not None and keys is not None and not (set(keys) & only):
+            return False
         missing = [t for t in tables if not src.has(t)]
         return not missing
 
@@ -247,7 +253,7 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True) -> tu
             skipped.setdefault(", ".join(missing), []).append(k.key)
 
     # --- marketing -----------------------------------------------------------
-    if has("web_traffic"):
+    if has("web_traffic", keys=["sessions", "landing_conversion_rate"]):
         w = src.table("web_traffic")
         g = _by_period(w, "date", "date", wins, lambda j: dict(s=j.sessions.sum(), c=j.conversions.sum()))
         sessions = _series(g, wins, "s")
@@ -259,7 +265,7 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True) -> tu
             for s in sorted(gs["source"].dropna().unique()):
                 put(f"sessions:{s}", _series(gs[gs["source"] == s], wins, "s"))
     leads_n: dict[str, float] = {}
-    if has("leads"):
+    if has("leads", keys=["leads", "mqls", "sqls", "cost_per_lead"]):
         from revops_lib.funnel import activity_counts
 
         ld = src.table("leads")
@@ -277,7 +283,7 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True) -> tu
             sq[win.period.label] = _num(ac.get("sql_at", math.nan))
         put("mqls", mq)
         put("sqls", sq)
-    if has("email_campaigns"):
+    if has("email_campaigns", keys=["email_open_rate", "email_click_rate", "contacts_generated", "customers_reached"]):
         e = src.table("email_campaigns")
         prospects = e.audience.isnull() | (e.audience == "prospects")
         e = e.mutate(_p=prospects)
@@ -291,7 +297,7 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True) -> tu
         put("contacts_generated", _series(g, wins, "lg"))
         put("customers_reached", _series(g, wins, "cd"))
     spend: dict[str, float] = {}
-    if has("marketing_spend"):
+    if has("marketing_spend", keys=["cost_per_lead", "cac"]):
         from revops_lib.retention import marketing_spend_total
 
         ms = src.table("marketing_spend")
@@ -301,7 +307,9 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True) -> tu
 
     # --- sales -----------------------------------------------------------------
     new_cust: dict[str, float] = {}
-    if has("opportunities"):
+    if has("opportunities", keys=["opportunities_created", "revenue_won", "expansion_revenue", "win_rate", "win_rate_amount",
+                                  "sales_cycle_days", "open_pipeline", "new_customers", "avg_revenue_per_new_customer",
+                                  "cac", "pipeline_coverage"]):
         from revops_lib.funnel import closed_deal_stats, open_opportunities
         from revops_lib.retention import new_customers
 
@@ -338,7 +346,7 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True) -> tu
         put("avg_revenue_per_new_customer", {lab: _ratio(nb[lab], new_cust[lab]) for lab in labels})
         if spend:
             put("cac", {lab: _ratio(spend[lab], new_cust[lab]) for lab in labels})
-        if has("targets"):
+        if has("targets", keys=["pipeline_coverage"]):
             from revops_lib.forecast import coverage
 
             cov = {}
@@ -349,7 +357,7 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True) -> tu
                 cov[win.period.label] = _num(nxt["coverage"].iloc[0]) if len(nxt) else math.nan
             put("pipeline_coverage", cov)
 
-    if has("activities"):
+    if has("activities", keys=["first_meetings", "proposals"]):
         a = src.table("activities")
         g = _by_period(a, "occurred_at", "timestamp", wins, lambda j: dict(
             fm=(j.type == "first_meeting").sum(), pr=(j.type == "proposal").sum()))
@@ -357,12 +365,12 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True) -> tu
         put("proposals", _series(g, wins, "pr"))
 
     # --- customer success --------------------------------------------------------
-    if has("reviews"):
+    if has("reviews", keys=["new_reviews", "review_rating"]):
         r = src.table("reviews")
         g = _by_period(r, "posted_at", "timestamp", wins, lambda j: dict(n=j.count(), m=j.rating.mean()))
         put("new_reviews", _series(g, wins, "n"))
         put("review_rating", _series(g, wins, "m", fill=None))
-    if has("support_tickets"):
+    if has("support_tickets", keys=["csat", "ces", "first_response_hours"]):
         tk = src.table("support_tickets")
         cal_stop = None  # responses at or after the window's cut-off are not known yet
         g = _by_period(tk, "created_at", "timestamp", wins, lambda j: dict(
@@ -376,7 +384,7 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True) -> tu
         put("ces", _series(g, wins, "ces", fill=None))
         put("first_response_hours", _series(g, wins, "frh", fill=None))
         del cal_stop
-    if has("subscriptions"):
+    if has("subscriptions", keys=["logo_retention_12m", "nrr_12m", "grr_12m"]):
         from revops_lib.retention import customer_mrr, trailing_retention
 
         cm = customer_mrr(src, as_of=wins[-1].cut, cache=True)
@@ -459,7 +467,7 @@ def _targets(src: Source, p: Period) -> dict[str, float]:
 
 
 def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: pd.DataFrame | None = None,
-              on_track: float = 0.95, at_risk: float = 0.85) -> pd.DataFrame:
+              on_track: float = 0.95, at_risk: float = 0.85, only: set[str] | None = None) -> pd.DataFrame:
     """One row per KPI key (and breakdown) for the period: the published ``kpis`` table and more.
 
     Returns
@@ -472,7 +480,7 @@ def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: p
     p = parse_period(period)
     cut = resolve_as_of(p, as_of)
     if history is None:
-        long, _ = _compute(src, _windows(p, cut, 2), breakdowns=breakdowns)
+        long, _ = _compute(src, _windows(p, cut, 2), breakdowns=breakdowns, only=only)
     else:
         long = history.rename(columns={"period": "label"})
     cur = long[long.label == p.label].set_index("kpi")["value"]
@@ -535,7 +543,9 @@ def pacing(source, *, period, as_of=None, on_track: float = 0.95, at_risk: float
     p = parse_period(period)
     cut = resolve_as_of(p, as_of)
     if card is None:
-        card = scorecard(src, period=p, as_of=cut, breakdowns=False, on_track=on_track, at_risk=at_risk)
+        wanted = {m for m in _targets(src, p) if m in KPI_BY_KEY}
+        card = scorecard(src, period=p, as_of=cut, breakdowns=False, on_track=on_track, at_risk=at_risk,
+                         only=wanted)
     frac = _elapsed(p, cut)
     total_days = p.days
     elapsed_days = frac * total_days
