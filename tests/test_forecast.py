@@ -1,0 +1,646 @@
+"""revops_lib.forecast: hand-computed cases, reference cross-checks, properties and a PostgreSQL run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import doctest
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import mean_absolute_percentage_error
+
+from revops_lib import forecast as F
+from revops_lib.errors import ParameterError, SchemaError
+
+D = dt.date.fromisoformat
+STAGES = ["qualification", "discovery", "proposal", "negotiation"]
+
+
+# ---------------------------------------------------------------------------
+# Small builders
+# ---------------------------------------------------------------------------
+
+def opps_frame(rows):
+    """rows: (id, created_at, close_date, is_closed, is_won, amount, team, owner, stage)."""
+    cols = ["opportunity_id", "created_at", "close_date", "is_closed", "is_won", "amount", "team", "owner", "stage"]
+    df = pd.DataFrame(rows, columns=cols)
+    df["created_at"] = pd.to_datetime(df["created_at"])
+    df["close_date"] = [D(x) for x in df["close_date"]]
+    return df
+
+
+def hist_frame(rows):
+    """rows: (id, changed_at, stage, amount, close_date)."""
+    df = pd.DataFrame(rows, columns=["opportunity_id", "changed_at", "stage", "amount", "close_date"])
+    df["changed_at"] = pd.to_datetime(df["changed_at"])
+    df["close_date"] = [D(x) for x in df["close_date"]]
+    return df
+
+
+def snaps_frame(rows):
+    """rows: (snapshot_date, forecast_period, scope, category, amount)."""
+    df = pd.DataFrame(rows, columns=["snapshot_date", "forecast_period", "scope", "category", "amount"])
+    df["snapshot_date"] = [D(x) for x in df["snapshot_date"]]
+    return df
+
+
+def waterfall_case():
+    """Deals around October 2026 (see test_waterfall_hand_computed for the expected steps)."""
+    o = opps_frame([
+        ("A", "2026-09-01 10:00", "2026-10-15", True, True, 130.0, "t1", "ann", "closed_won"),
+        ("B", "2026-09-05 10:00", "2026-10-30", False, False, 50.0, "t1", "bob", "proposal"),
+        ("C", "2026-10-03 10:00", "2026-10-20", True, False, 60.0, "t2", "cy", "closed_lost"),
+        ("D", "2026-09-10 10:00", "2026-10-26", True, True, 200.0, "t2", "cy", "closed_won"),
+        ("E", "2026-09-01 10:00", "2026-09-30", False, False, 75.0, "t1", "ann", "discovery"),
+        ("F", "2026-08-01 10:00", "2026-10-29", True, False, 80.0, "t1", "bob", "closed_lost"),
+        ("G", "2026-09-15 10:00", "2026-11-07", False, False, 40.0, "t2", "dee", "negotiation"),
+        ("H", "2026-10-02 10:00", "2026-10-18", True, True, 30.0, "t2", "dee", "closed_won"),  # no history
+    ])
+    h = hist_frame([
+        ("A", "2026-09-01 10:00", "qualification", 100.0, "2026-10-15"),
+        ("A", "2026-10-10 00:00", "proposal", 120.0, "2026-10-15"),      # at midnight: known from 10-11 on
+        ("A", "2026-10-15 12:00", "closed_won", 130.0, "2026-10-15"),
+        ("B", "2026-09-05 10:00", "proposal", 50.0, "2026-10-20"),
+        ("B", "2026-10-05 10:00", "proposal", 50.0, "2026-11-10"),       # pushed out
+        ("B", "2026-10-25 10:00", "proposal", 50.0, "2026-10-30"),       # pulled back in
+        ("C", "2026-10-03 10:00", "qualification", 70.0, "2026-10-28"),
+        ("C", "2026-10-12 10:00", "qualification", 60.0, "2026-10-28"),
+        ("C", "2026-10-20 10:00", "closed_lost", 60.0, "2026-10-20"),
+        ("D", "2026-09-10 10:00", "discovery", 200.0, "2026-11-20"),
+        ("D", "2026-10-08 10:00", "negotiation", 200.0, "2026-10-25"),   # pulled in
+        ("D", "2026-10-26 10:00", "closed_won", 200.0, "2026-10-26"),
+        ("E", "2026-09-01 10:00", "discovery", 75.0, "2026-09-30"),      # stale: due before October
+        ("F", "2026-08-01 10:00", "qualification", 80.0, "2026-09-20"),
+        ("F", "2026-09-20 10:00", "closed_won", 80.0, "2026-09-20"),
+        ("F", "2026-10-05 10:00", "negotiation", 80.0, "2026-10-31"),    # reopened
+        ("F", "2026-10-29 10:00", "closed_lost", 80.0, "2026-10-29"),
+        ("G", "2026-09-15 10:00", "negotiation", 40.0, "2026-10-10"),
+        ("G", "2026-10-09 10:00", "negotiation", 40.0, "2026-10-24"),    # pushed, still in October
+        ("G", "2026-10-23 10:00", "negotiation", 40.0, "2026-11-07"),    # pushed again, out
+    ])
+    return {"opportunities": o, "opportunity_history": h}
+
+
+# ---------------------------------------------------------------------------
+# Actuals, scoring, summary
+# ---------------------------------------------------------------------------
+
+def test_actuals_sum_won_deals_per_period_and_scope_with_owner_fallback_and_missing_scope():
+    o = opps_frame([
+        ("a", "2026-01-01", "2026-10-01", True, True, 100.0, "t1", "ann", "closed_won"),    # first day: in
+        ("b", "2026-01-01", "2026-10-31", True, True, 50.0, "t2", "bob", "closed_won"),
+        ("c", "2026-01-01", "2026-11-01", True, True, 7.0, "t1", "ann", "closed_won"),      # next month
+        ("d", "2026-01-01", "2026-10-15", True, False, 999.0, "t1", "ann", "closed_lost"),  # lost
+        ("e", "2026-01-01", "2026-10-15", False, False, 999.0, "t1", "ann", "proposal"),    # open
+    ])
+    result = F.actuals(o, periods=["2026-10", "2026-Q4"], scopes=["company", "t1", "bob", "nobody"])
+    expected = pd.DataFrame({
+        "forecast_period": ["2026-10"] * 4 + ["2026-Q4"] * 4,
+        "scope": ["company", "t1", "bob", "nobody"] * 2,
+        "actual": [150.0, 100.0, 50.0, 0.0, 157.0, 107.0, 50.0, 0.0],
+    })
+    pd.testing.assert_frame_equal(result, expected)
+
+
+def test_actuals_honour_fiscal_quarters():
+    o = opps_frame([("a", "2026-01-01", "2026-01-31", True, True, 10.0, "t1", "ann", "closed_won"),
+                    ("b", "2026-01-01", "2026-02-01", True, True, 1.0, "t1", "ann", "closed_won")])
+    # fiscal year starting in February: 2026-Q4 is Nov 2025 - Jan 2026
+    result = F.actuals(o, periods=["2026-Q4", "2027-Q1"], fiscal_year_start_month=2)
+    assert result["actual"].tolist() == [10.0, 1.0]
+
+
+def test_zero_actual_gives_undefined_percentage_error_not_infinity():
+    f = pd.DataFrame({"forecast_period": ["2026-10", "2026-10"], "scope": ["company", "ghost"],
+                      "category": ["commit", "commit"], "snapshot_date": [D("2026-10-05")] * 2,
+                      "forecast": [90.0, 25.0]})
+    a = pd.DataFrame({"forecast_period": ["2026-10", "2026-10"], "scope": ["company", "ghost"],
+                      "actual": [100.0, 0.0]})
+    result = F.score_forecasts(f, a)
+    assert result.columns.tolist() == F.ACCURACY_COLUMNS
+    assert result["error"].tolist() == [-10.0, 25.0]
+    assert result["abs_pct_error"].iloc[0] == pytest.approx(0.1)
+    assert np.isnan(result["abs_pct_error"].iloc[1]) and np.isnan(result["accuracy"].iloc[1])
+    assert np.isfinite(result["error"]).all()
+    s = F.accuracy_summary(result)
+    # n counts both; MAPE and hit rate only the defined one; WAPE and bias use all errors over Σ actual
+    assert s.iloc[0].to_dict() == {"category": "commit", "n": 2, "mape": pytest.approx(0.1),
+                                   "wape": pytest.approx(35 / 100), "bias": pytest.approx(15 / 100),
+                                   "hit_rate_10": 1.0}
+
+
+def test_summary_of_only_zero_actuals_is_undefined_not_a_crash():
+    acc = pd.DataFrame({"category": ["commit"], "forecast": [5.0], "actual": [0.0], "error": [5.0],
+                        "abs_pct_error": [np.nan]})
+    s = F.accuracy_summary(acc).iloc[0]
+    assert s["n"] == 1 and all(np.isnan(s[c]) for c in ("mape", "wape", "bias", "hit_rate_10"))
+
+
+@pytest.mark.parametrize("accuracy_value, expected", [(0.5, 0.5), (1.7, 0.0)])
+def test_accuracy_is_one_minus_ape_floored_at_zero(accuracy_value, expected):
+    f = pd.DataFrame({"forecast_period": ["2026-10"], "scope": ["company"], "category": ["commit"],
+                      "snapshot_date": [D("2026-10-05")], "forecast": [100.0 * (1 + accuracy_value)]})
+    a = pd.DataFrame({"forecast_period": ["2026-10"], "scope": ["company"], "actual": [100.0]})
+    assert F.score_forecasts(f, a)["accuracy"].iloc[0] == pytest.approx(expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1e7), st.one_of(st.just(0.0), st.floats(1, 1e7))), min_size=1, max_size=30))
+def test_mape_and_wape_agree_with_sklearn_and_an_independent_wape(pairs):
+    forecast = np.array([p[0] for p in pairs])
+    actual = np.array([p[1] for p in pairs])
+    acc = F.score_forecasts(
+        pd.DataFrame({"forecast_period": "2026-10", "scope": [f"s{i}" for i in range(len(pairs))],
+                      "category": "commit", "snapshot_date": D("2026-10-05"), "forecast": forecast}),
+        pd.DataFrame({"forecast_period": "2026-10", "scope": [f"s{i}" for i in range(len(pairs))],
+                      "actual": actual}))
+    s = F.accuracy_summary(acc).iloc[0]
+    pos = actual > 0
+    if pos.any():
+        assert s["mape"] == pytest.approx(mean_absolute_percentage_error(actual[pos], forecast[pos]), rel=1e-9)
+        hits = np.abs(forecast[pos] - actual[pos]) <= 0.10 * actual[pos]
+        assert s["hit_rate_10"] == pytest.approx(hits.mean(), abs=1e-12) or abs(
+            np.abs(forecast[pos] - actual[pos]) / actual[pos] - 0.10).min() < 1e-9  # a tie at exactly 10%
+    else:
+        assert np.isnan(s["mape"])
+    total = sum(p[1] for p in pairs)
+    if total > 0:
+        wape = sum(abs(f - a) for f, a in pairs) / total
+        bias = sum(f - a for f, a in pairs) / total
+        assert s["wape"] == pytest.approx(wape, rel=1e-9, abs=1e-12)
+        assert s["bias"] == pytest.approx(bias, rel=1e-9, abs=1e-9)
+    else:
+        assert np.isnan(s["wape"]) and np.isnan(s["bias"])
+    assert s["n"] == len(pairs)
+
+
+@pytest.mark.parametrize("snapshot, week", [
+    ("2026-10-01", 1), ("2026-10-07", 1), ("2026-10-08", 2), ("2026-10-29", 5), ("2026-09-28", 0)])
+def test_week_of_period_counts_whole_weeks_from_the_first_day(snapshot, week):
+    f = pd.DataFrame({"forecast_period": ["2026-10"], "scope": ["company"], "category": ["commit"],
+                      "snapshot_date": [D(snapshot)], "forecast": [1.0]})
+    a = pd.DataFrame({"forecast_period": ["2026-10"], "scope": ["company"], "actual": [1.0]})
+    assert F.score_forecasts(f, a)["week_of_period"].iloc[0] == week
+
+
+def test_periods_in_view_ended_by_as_of_and_latest_per_kind():
+    labels = ["2026-07", "2026-08", "2026-09", "2026-10", "2026-11", "2026-Q2", "2026-Q3", "2026-Q4",
+              "2026-W43", "2026-W44"]
+    view = F.periods_in_view(labels, as_of="2026-11-01", lookback_periods=2)
+    # October ends exactly at the cut-off: in view; November and Q4 have not ended; W44 ends 2026-11-02
+    assert [p.label for p in view] == ["2026-Q2", "2026-Q3", "2026-09", "2026-10", "2026-W43"]  # by start
+
+
+def test_periods_in_view_rejects_bad_labels_and_lookback():
+    with pytest.raises(SchemaError, match="forecast_period"):
+        F.periods_in_view(["2026-13"], as_of="2026-11-01")
+    with pytest.raises(ParameterError, match="`lookback_periods`"):
+        F.periods_in_view(["2026-10"], as_of="2026-11-01", lookback_periods=0)
+
+
+# ---------------------------------------------------------------------------
+# Point-in-time state
+# ---------------------------------------------------------------------------
+
+def test_state_at_a_snapshot_date_holds_only_changes_strictly_before_that_day():
+    s = F.deal_states(waterfall_case(), at=["2026-10-10", "2026-10-11", "2026-10-15", "2026-10-16"])
+    a = s[s["opportunity_id"] == "A"].set_index("at")
+    # the change at 2026-10-10 00:00 is unknown at the start of 10-10, known at 10-11
+    assert a["amount"].tolist() == [100.0, 120.0, 120.0, 130.0]
+    assert a["is_won"].tolist() == [False, False, False, True]  # won at 10-15 12:00: known from 10-16 on
+    assert "C" not in set(s.loc[s["at"] == pd.Timestamp("2026-10-03"), "opportunity_id"])
+
+
+def test_deal_without_history_falls_back_to_opportunities_and_closes_at_the_end_of_its_close_date():
+    s = F.deal_states(waterfall_case(), at=["2026-10-02", "2026-10-03", "2026-10-18", "2026-10-19"])
+    hh = s[s["opportunity_id"] == "H"]
+    assert hh["at"].tolist() == [pd.Timestamp("2026-10-03"), pd.Timestamp("2026-10-18"), pd.Timestamp("2026-10-19")]
+    assert hh["is_closed"].tolist() == [False, False, True] and hh["is_won"].tolist() == [False, False, True]
+    assert hh["close_date"].tolist() == [D("2026-10-18")] * 3
+
+
+def test_reopened_deal_is_open_again_between_its_closes():
+    s = F.deal_states(waterfall_case(), at=["2026-10-01", "2026-10-06", "2026-10-30"])
+    f = s[s["opportunity_id"] == "F"]
+    assert f["stage"].tolist() == ["closed_won", "negotiation", "closed_lost"]
+    assert f["is_closed"].tolist() == [True, False, True]
+
+
+def test_null_history_fields_carry_the_previous_value_forward():
+    o = opps_frame([("a", "2026-01-01", "2026-03-31", False, False, 999.0, "t1", "ann", "proposal")])
+    h = hist_frame([("a", "2026-01-01", "qualification", 100.0, "2026-02-28"),
+                    ("a", "2026-01-10", "proposal", None, "2026-03-31")])
+    h.loc[1, "amount"] = None
+    s = F.deal_states({"opportunities": o, "opportunity_history": h}, at="2026-02-01")
+    assert s["amount"].tolist() == [100.0] and s["stage"].tolist() == ["proposal"]
+
+
+def test_pipeline_snapshots_sum_open_deals_by_stage():
+    r = F.pipeline_snapshots(waterfall_case(), dates=["2026-10-01", "2026-10-09"], by="stage")
+    got = {(str(x.snapshot_date.date()), None if pd.isna(x.stage) else x.stage): (x.deals, x.amount)
+           for x in r.itertuples()}
+    assert got == {
+        ("2026-10-01", "discovery"): (2, 275.0), ("2026-10-01", "proposal"): (1, 50.0),
+        ("2026-10-01", "qualification"): (1, 100.0), ("2026-10-01", "negotiation"): (1, 40.0),
+        ("2026-10-09", "discovery"): (1, 75.0), ("2026-10-09", "negotiation"): (3, 320.0),
+        ("2026-10-09", "proposal"): (1, 50.0), ("2026-10-09", "qualification"): (2, 170.0),
+        ("2026-10-09", None): (1, 30.0),  # H has no history: stage unknown while open
+    }
+
+
+def test_a_deal_history_without_scopes_refuses_team_splits():
+    deals = F.prepare(waterfall_case(), scopes=False, materialize=False)
+    with pytest.raises(ParameterError, match="`scopes`"):
+        F.pipeline_snapshots(deals, dates=["2026-10-01"], by="team")
+    assert F.pipeline_snapshots(deals, dates=["2026-10-01"])["amount"].tolist() == [465.0]
+
+
+def test_closed_stages_are_inferred_from_opportunities_but_never_an_open_stage():
+    o = opps_frame([("a", "2026-01-01", "2026-02-01", True, True, 1.0, "t", "x", "Won"),
+                    ("b", "2026-01-01", "2026-02-01", True, False, 1.0, "t", "x", "Lost"),
+                    ("c", "2026-01-01", "2026-02-01", True, False, 1.0, "t", "x", "Proposal"),
+                    ("d", "2026-01-01", "2026-02-01", False, False, 1.0, "t", "x", "Proposal")])
+    assert F.closed_stages(o) == (("Won", "closed_won"), ("Lost", "closed_lost"))
+
+
+# ---------------------------------------------------------------------------
+# Stage win rates and the baseline
+# ---------------------------------------------------------------------------
+
+def baseline_case():
+    """Snapshot 2026-10-12 for 2026-10: rates from X, Y, Z, W, V (closed before it); Q closes after it."""
+    o = opps_frame([
+        ("X", "2026-09-01 09:00", "2026-10-05", True, True, 300.0, "t1", "ann", "closed_won"),
+        ("Y", "2026-08-01 09:00", "2026-09-01", True, False, 10.0, "t1", "ann", "closed_lost"),
+        ("Z", "2026-08-01 09:00", "2026-09-10", True, False, 10.0, "t2", "bob", "closed_lost"),
+        ("W", "2026-08-01 09:00", "2026-09-15", True, True, 10.0, "t2", "bob", "closed_won"),
+        ("V", "2026-08-01 09:00", "2026-09-20", True, False, 10.0, "t2", "bob", "closed_lost"),
+        ("P1", "2026-09-20 09:00", "2026-10-20", False, False, 100.0, "t1", "ann", "proposal"),
+        ("P2", "2026-09-20 09:00", "2026-10-25", False, False, 200.0, "t2", "bob", "negotiation"),
+        ("P3", "2026-09-20 09:00", "2026-10-30", False, False, 10.0, "t1", "cy", "discovery"),
+        ("P4", "2026-09-20 09:00", "2026-11-30", False, False, 500.0, "t1", "cy", "qualification"),
+        ("Q", "2026-09-20 09:00", "2026-10-13", True, False, 40.0, "t1", "ann", "closed_lost"),
+    ])
+    h = hist_frame([
+        ("X", "2026-09-01 09:00", "qualification", 300.0, "2026-10-20"),
+        ("X", "2026-09-10 09:00", "proposal", 300.0, "2026-10-20"),
+        ("X", "2026-10-05 09:00", "closed_won", 300.0, "2026-10-05"),
+        ("Y", "2026-08-01 09:00", "qualification", 10.0, "2026-09-01"),
+        ("Y", "2026-09-01 09:00", "closed_lost", 10.0, "2026-09-01"),
+        ("Z", "2026-08-01 09:00", "qualification", 10.0, "2026-09-10"),
+        ("Z", "2026-08-20 09:00", "proposal", 10.0, "2026-09-10"),
+        ("Z", "2026-09-10 09:00", "closed_lost", 10.0, "2026-09-10"),
+        ("W", "2026-08-01 09:00", "qualification", 10.0, "2026-09-15"),
+        ("W", "2026-08-20 09:00", "discovery", 10.0, "2026-09-15"),
+        ("W", "2026-09-15 09:00", "closed_won", 10.0, "2026-09-15"),
+        ("V", "2026-08-01 09:00", "qualification", 10.0, "2026-09-20"),
+        ("V", "2026-09-20 09:00", "closed_lost", 10.0, "2026-09-20"),
+        ("P1", "2026-09-20 09:00", "proposal", 100.0, "2026-10-20"),
+        ("P2", "2026-09-20 09:00", "negotiation", 200.0, "2026-10-25"),
+        ("P3", "2026-09-20 09:00", "discovery", 10.0, "2026-10-30"),
+        ("P4", "2026-09-20 09:00", "qualification", 500.0, "2026-11-30"),
+        ("Q", "2026-09-20 09:00", "proposal", 40.0, "2026-10-13"),
+        ("Q", "2026-10-12 10:00", "closed_lost", 40.0, "2026-10-12"),  # on the snapshot day: not known yet
+    ])
+    return {"opportunities": o, "opportunity_history": h}
+
+
+def test_stage_win_rates_use_deals_closed_before_the_date_that_were_ever_in_the_stage():
+    r = F.stage_win_rates(baseline_case(), dates=["2026-10-12"])
+    got = {x.stage: (x.closed, x.won) for x in r.itertuples()}
+    assert got == {"qualification": (5, 2), "proposal": (2, 1), "discovery": (1, 1), None: (5, 2)}
+
+
+@pytest.mark.parametrize("case", [baseline_case, waterfall_case])
+def test_stage_mask_and_the_join_fallback_give_the_same_rates(case):
+    """More than 62 open stages cannot share a bit mask; the (deal, stage) join then gives the same answer."""
+    dates = ["2026-09-02", "2026-10-01", "2026-10-12", "2026-10-13", "2026-11-01 12:00"]
+    with_mask = F.prepare(case(), materialize=False)
+    without = F.prepare(case(), materialize=False)
+    without.stage_bits = None
+    assert with_mask.stage_bits
+    pd.testing.assert_frame_equal(F.stage_win_rates(with_mask, dates=dates), F.stage_win_rates(without, dates=dates))
+
+
+def test_baseline_is_won_to_date_plus_stage_weighted_pipeline():
+    snaps = pd.DataFrame({"snapshot_date": [D("2026-10-12")], "forecast_period": ["2026-10"]})
+    b = F.baseline_forecast(baseline_case(), snapshots=snaps, scopes=["company", "t1", "cy"])
+    got = b.set_index("scope")[["won_to_date", "open_pipeline", "weighted_pipeline", "forecast"]]
+    # proposal 0.5, discovery 1.0, negotiation has no closed deal: overall 2/5
+    assert got.loc["company"].tolist() == pytest.approx([300.0, 350.0, 50 + 80 + 10 + 20, 460.0])
+    assert got.loc["t1"].tolist() == pytest.approx([300.0, 150.0, 50 + 10 + 20, 380.0])
+    assert got.loc["cy"].tolist() == pytest.approx([0.0, 10.0, 10.0, 10.0])
+
+
+def test_baseline_before_any_close_is_the_won_to_date_only():
+    case = baseline_case()
+    snaps = pd.DataFrame({"snapshot_date": [D("2026-08-15")], "forecast_period": ["2026-09"]})
+    b = F.baseline_forecast(case, snapshots=snaps)
+    assert b[["won_to_date", "weighted_pipeline", "forecast"]].iloc[0].tolist() == [0.0, 0.0, 0.0]
+    assert b["open_pipeline"].iloc[0] == 40.0  # Y, Z, W, V due in September, no rate known yet
+
+
+def test_forecast_accuracy_scores_submissions_and_baseline_in_the_published_shape():
+    case = baseline_case()
+    case["forecast_snapshots"] = snaps_frame([
+        ("2026-10-12", "2026-10", "company", "commit", 330.0),
+        ("2026-10-12", "2026-10", "t1", "commit", 300.0),
+        ("2026-10-05", "2026-10", "ghost", "commit", 10.0),   # a scope that matches no deal
+        ("2026-10-12", "2026-11", "company", "commit", 1.0),  # November not ended: out of view
+        ("2026-11-02", "2026-10", "company", "commit", 1.0),  # dated after the cut-off
+    ])
+    acc = F.forecast_accuracy(case, period="2026-10")
+    assert acc.columns.tolist() == F.ACCURACY_COLUMNS
+    # actual October: X 300 (won 10-05); P1-P3 still open, Q lost
+    rows = {(r.scope, r.category, str(r.snapshot_date)): r for r in acc.itertuples()}
+    assert set(rows) == {("company", "commit", "2026-10-12"), ("company", "baseline", "2026-10-12"),
+                         ("t1", "commit", "2026-10-12"), ("t1", "baseline", "2026-10-12"),
+                         ("ghost", "commit", "2026-10-05"), ("ghost", "baseline", "2026-10-05")}
+    assert acc["scope"].tolist()[:2] == ["company", "company"]  # company first
+    c = rows[("company", "commit", "2026-10-12")]
+    assert (c.week_of_period, c.actual, c.error) == (2, 300.0, 30.0)
+    assert c.abs_pct_error == pytest.approx(0.1) and c.accuracy == pytest.approx(0.9)
+    assert rows[("company", "baseline", "2026-10-12")].forecast == pytest.approx(460.0)
+    g = rows[("ghost", "commit", "2026-10-05")]
+    assert g.actual == 0.0 and np.isnan(g.abs_pct_error) and g.error == 10.0
+
+
+def test_forecast_accuracy_needs_its_tables():
+    with pytest.raises(SchemaError, match="forecast_snapshots"):
+        F.forecast_accuracy(waterfall_case(), period="2026-10")
+    with pytest.raises(ParameterError, match="`period`"):
+        F.forecast_accuracy(baseline_case())
+
+
+# ---------------------------------------------------------------------------
+# Waterfall, slippage, coverage, projection
+# ---------------------------------------------------------------------------
+
+def test_waterfall_hand_computed():
+    wf = F.pipeline_waterfall(waterfall_case(), period="2026-10")
+    assert wf["step"].tolist() == F.WATERFALL_STEPS
+    expected = {"starting": 190.0, "new": 100.0, "pulled_in": 330.0, "increased": 30.0, "won": 360.0,
+                "lost": 140.0, "decreased": 10.0, "pushed_out": 90.0, "ending": 50.0}
+    assert wf.set_index("step")["amount"].to_dict() == expected
+
+
+def test_waterfall_stops_at_as_of():
+    wf = F.pipeline_waterfall(waterfall_case(), period="2026-10", as_of="2026-10-11").set_index("step")["amount"]
+    # by 10-11: B pushed out, C new, D pulled in, F reopened, A increased (10-10 00:00), G pushed within October
+    assert wf.to_dict() == {"starting": 190.0, "new": 100.0, "pulled_in": 280.0, "increased": 20.0, "won": 0.0,
+                            "lost": 0.0, "decreased": 0.0, "pushed_out": 50.0, "ending": 540.0}
+
+
+def test_slippage_lists_deals_due_at_the_start_still_open_with_their_pushes():
+    s = F.slippage(waterfall_case(), period="2026-10")
+    assert s[["opportunity_id", "amount", "status", "pushes", "total_pushes"]].values.tolist() == [
+        ["B", 50.0, "overdue", 1, 1], ["G", 40.0, "pushed out", 2, 2]]
+    assert s["close_date_at_start"].tolist() == [D("2026-10-20"), D("2026-10-10")]
+    assert s.attrs["starting_count"] == 3 and s.attrs["starting_amount"] == 190.0
+    assert s.attrs["rate"] == pytest.approx(90 / 190)
+
+
+def test_coverage_divides_pipeline_due_by_the_target_and_handles_missing_targets():
+    case = waterfall_case()
+    case["targets"] = pd.DataFrame({"period": ["2026-10", "2026-11", "2026-11"],
+                                    "metric": ["revenue_won"] * 3, "target": [380.0, 30.0, 10.0],
+                                    "segment": [None, "smb", "ent"]})
+    c = F.coverage(case, period="2026-10", lookback_periods=2)
+    assert c["period"].tolist() == ["2026-09", "2026-10", "2026-11"]
+    sept, octo, nov = (c.iloc[i] for i in range(3))
+    assert np.isnan(sept["target"]) and np.isnan(sept["coverage"])
+    assert octo["open_pipeline"] == 190.0 and octo["coverage"] == pytest.approx(0.5)
+    assert octo["won"] == 360.0 and octo["attainment"] == pytest.approx(360 / 380) and octo["complete"]
+    # next period at the cut-off: G (40, due 11-07); target = sum of the segment rows
+    assert nov["measured_at"] == pd.Timestamp("2026-11-01") and nov["open_pipeline"] == 40.0
+    assert nov["coverage"] == pytest.approx(1.0) and np.isnan(nov["won"]) and not nov["complete"]
+
+
+def test_projection_shows_latest_calls_and_baseline_of_periods_in_progress():
+    case = baseline_case()
+    case["forecast_snapshots"] = snaps_frame([
+        ("2026-10-05", "2026-10", "company", "commit", 300.0),
+        ("2026-10-12", "2026-10", "company", "commit", 350.0),
+        ("2026-10-12", "2026-10", "t1", "commit", 999.0),
+        ("2026-10-12", "2026-10", "company", "best_case", 500.0),
+    ])
+    case["targets"] = pd.DataFrame({"period": ["2026-10"], "metric": ["revenue_won"], "target": [400.0],
+                                    "segment": [None]})
+    p = F.projection(case, period="2026-10", as_of="2026-10-13", kinds=["month"])
+    assert p["category"].tolist() == ["commit", "best_case", "baseline"]
+    assert p["forecast"].tolist()[:2] == [350.0, 500.0]
+    assert p["submitted"].tolist()[0] == D("2026-10-12")
+    # at 2026-10-13 00:00 Q's loss (10-12 10:00) is known: proposal 1/3, overall 2/6, Q out of the pipeline
+    assert p["forecast"].iloc[2] == pytest.approx(300 + 100 / 3 + 200 / 3 + 10)
+    assert p["pct_of_target"].tolist() == pytest.approx([350 / 400, 500 / 400, 410 / 400])
+
+
+# ---------------------------------------------------------------------------
+# Properties on random histories
+# ---------------------------------------------------------------------------
+
+@st.composite
+def histories(draw):
+    """Random deals around October 2026: stage moves, pushes, pull-ins, amount changes, closes, reopens."""
+    base = pd.Timestamp("2026-08-01")
+    n = draw(st.integers(1, 6))
+    o_rows, h_rows = [], []
+    for i in range(n):
+        oid = f"o{i}"
+        t = base + pd.Timedelta(days=draw(st.integers(0, 100)), hours=draw(st.sampled_from([0, 9, 15, 23])))
+        close = (t + pd.Timedelta(days=draw(st.integers(1, 60)))).date()
+        amount = float(draw(st.integers(1, 500))) + draw(st.sampled_from([0.0, 0.25, 0.1]))
+        stage = draw(st.sampled_from(STAGES))
+        rows = [(oid, t, stage, amount, close)]
+        for _ in range(draw(st.integers(0, 5))):
+            t = t + pd.Timedelta(days=draw(st.integers(0, 20)), hours=draw(st.integers(1, 30)))
+            kind = draw(st.sampled_from(["stage", "push", "pull", "amount", "won", "lost", "reopen"]))
+            closed = stage in ("closed_won", "closed_lost")
+            if kind == "reopen" and closed:
+                stage = draw(st.sampled_from(STAGES))
+                close = (t + pd.Timedelta(days=draw(st.integers(1, 40)))).date()
+            elif kind in ("won", "lost") and not closed:
+                stage, close = f"closed_{kind}", t.date()
+            elif kind == "stage" and not closed:
+                stage = draw(st.sampled_from(STAGES))
+            elif kind == "push" and not closed:
+                close = close + dt.timedelta(days=draw(st.integers(1, 40)))
+            elif kind == "pull" and not closed:
+                close = max(t.date(), close - dt.timedelta(days=draw(st.integers(1, 40))))
+            elif kind == "amount":
+                amount = float(draw(st.integers(1, 500))) + 0.5
+            else:
+                continue
+            rows.append((oid, t, stage, amount, close))
+        last = rows[-1]
+        is_closed = last[2].startswith("closed")
+        o_rows.append((oid, rows[0][1], last[4], is_closed, last[2] == "closed_won", last[3],
+                       draw(st.sampled_from(["t1", "t2"])), "x", last[2]))
+        if draw(st.integers(0, 4)) > 0:  # some deals have no history
+            h_rows += rows
+    o = pd.DataFrame(o_rows, columns=["opportunity_id", "created_at", "close_date", "is_closed", "is_won", "amount",
+                                      "team", "owner", "stage"])
+    h = pd.DataFrame(h_rows, columns=["opportunity_id", "changed_at", "stage", "amount", "close_date"])
+    return {"opportunities": o, "opportunity_history": h}
+
+
+PROPERTY = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(histories(), st.sampled_from(["2026-09", "2026-10", "2026-Q4", "2026-W41"]),
+       st.sampled_from([None, "2026-10-17", "2026-10-17T13:30"]))
+def test_waterfall_identity_holds_exactly_and_matches_point_in_time_pipelines(case, period, as_of):
+    from revops_lib.periods import parse_period
+
+    wf = F.pipeline_waterfall(case, period=period, as_of=as_of)
+    a = wf.set_index("step")["amount"]
+    assert a["ending"] == (a["starting"] + a["new"] + a["pulled_in"] + a["increased"] - a["won"] - a["lost"]
+                           - a["decreased"] - a["pushed_out"])
+    c = wf.attrs["cents"]
+    assert c["ending"] == (c["starting"] + c["new"] + c["pulled_in"] + c["increased"] - c["won"] - c["lost"]
+                           - c["decreased"] - c["pushed_out"])
+    assert (wf["amount"].iloc[1:-1] >= 0).all()
+    p = parse_period(period)
+    cut = wf.attrs["cut"]
+    states = F.deal_states(case, at=[p.start_naive, cut])
+
+    def due(at):
+        s = states[(states["at"] == at) & ~states["is_closed"].astype(bool)]
+        s = s[(s["close_date"] >= p.start_date) & (s["close_date"] < p.end_date)]
+        return int(round(s["amount"].mul(100).round().sum()))
+
+    assert c["starting"] == due(p.start_naive)
+    assert c["ending"] == due(cut)
+
+
+def _mutate_after(case, cut: pd.Timestamp, draw):
+    """Change or add only what happens from ``cut`` on (history rows, new deals, final states)."""
+    o, h = case["opportunities"].copy(), case["opportunity_history"].copy()
+    late = h["changed_at"] >= cut
+    h.loc[late, "amount"] = h.loc[late, "amount"] * 3 + 1
+    h.loc[late, "stage"] = [draw(st.sampled_from(STAGES + ["closed_won", "closed_lost"])) for _ in range(late.sum())]
+    extra = []
+    for oid in o["opportunity_id"]:
+        if draw(st.booleans()):
+            extra.append((oid, cut + pd.Timedelta(hours=draw(st.integers(0, 500))), "closed_won", 1234.0,
+                          (cut + pd.Timedelta(days=3)).date()))
+    new_t = cut + pd.Timedelta(hours=draw(st.integers(0, 48)))
+    extra.append(("late", new_t, "closed_won", 777.0, cut.date()))
+    h = pd.concat([h, pd.DataFrame(extra, columns=h.columns)], ignore_index=True)
+    h = h.drop_duplicates(["opportunity_id", "changed_at"], keep="last")
+    last = h.sort_values("changed_at").groupby("opportunity_id").tail(1).set_index("opportunity_id")
+    o = pd.concat([o, pd.DataFrame([("late", new_t, cut.date(), True, True, 777.0, "t1", "x", "closed_won")],
+                                   columns=o.columns)], ignore_index=True)
+    has = o["opportunity_id"].isin(last.index)
+    o.loc[has, "stage"] = o.loc[has, "opportunity_id"].map(last["stage"])
+    o.loc[has, "amount"] = o.loc[has, "opportunity_id"].map(last["amount"])
+    o.loc[has, "close_date"] = o.loc[has, "opportunity_id"].map(last["close_date"])
+    o.loc[has, "is_closed"] = o.loc[has, "stage"].str.startswith("closed")
+    o.loc[has, "is_won"] = o.loc[has, "stage"] == "closed_won"
+    return {"opportunities": o, "opportunity_history": h}
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(histories(), st.sampled_from(["2026-09-14", "2026-10-01", "2026-10-12", "2026-11-02"]), st.data())
+def test_baseline_has_no_look_ahead(case, snapshot, data):
+    """Changing or adding data from a snapshot date on never changes that snapshot's baseline."""
+    snaps = pd.DataFrame({"snapshot_date": [D(snapshot)] * 2, "forecast_period": ["2026-10", "2026-Q4"]})
+    kw = dict(snapshots=snaps, scopes=["company", "t1"], won_stages=["closed_won"], lost_stages=["closed_lost"])
+    # deals without history fall back to their current state: keep the property to deals with history
+    has = case["opportunities"]["opportunity_id"].isin(case["opportunity_history"]["opportunity_id"])
+    case["opportunities"] = case["opportunities"][has].reset_index(drop=True)
+    if case["opportunities"].empty:
+        return
+    before = F.baseline_forecast(case, **kw)
+    after = F.baseline_forecast(_mutate_after(case, pd.Timestamp(snapshot), data.draw), **kw)
+    pd.testing.assert_frame_equal(before, after)
+    rates_before = F.stage_win_rates(case, dates=[snapshot], won_stages=["closed_won"], lost_stages=["closed_lost"])
+    rates_after = F.stage_win_rates(_mutate_after(case, pd.Timestamp(snapshot), data.draw), dates=[snapshot],
+                                    won_stages=["closed_won"], lost_stages=["closed_lost"])
+    pd.testing.assert_frame_equal(rates_before, rates_after)
+
+
+# ---------------------------------------------------------------------------
+# Cross-check against a straightforward pandas implementation (demo data)
+# ---------------------------------------------------------------------------
+
+def reference_baseline(h: pd.DataFrame, o: pd.DataFrame, t: pd.Timestamp, start: dt.date, end: dt.date):
+    """Written the obvious way: the last history row before t per deal."""
+    h = h.assign(close_date=pd.to_datetime(h["close_date"])).sort_values(["opportunity_id", "changed_at"])
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    past = h[h["changed_at"] < t]
+    state = past.groupby("opportunity_id").tail(1)
+    closed = state[state["stage"].isin(["closed_won", "closed_lost"])]
+    won = closed["stage"] == "closed_won"
+    ever = past[past["opportunity_id"].isin(closed["opportunity_id"]) & ~past["stage"].str.startswith("closed")]
+    ever = ever[["opportunity_id", "stage"]].drop_duplicates().merge(
+        closed[["opportunity_id"]].assign(w=won.to_numpy()), on="opportunity_id")
+    rates = ever.groupby("stage")["w"].mean()
+    overall = won.mean() if len(closed) else 0.0
+    due = state[(state["close_date"] >= start) & (state["close_date"] < end)]
+    opn = due[~due["stage"].str.startswith("closed")]
+    won_to_date = due.loc[due["stage"] == "closed_won", "amount"].sum()
+    return won_to_date + (opn["amount"] * opn["stage"].map(rates).fillna(overall)).sum(), opn["amount"].sum()
+
+
+@pytest.mark.slow
+def test_baseline_and_pipeline_match_a_pandas_reference_on_demo_data(demo_dir):
+    from revops_lib.periods import period_of
+    from revops_lib.sources import open_source
+
+    src = open_source(demo_dir)
+    h, o = src.to_pandas("opportunity_history"), src.to_pandas("opportunities")
+    dates = list(pd.date_range("2025-01-06", "2026-10-26", freq="4W-MON")) + [pd.Timestamp("2026-03-04 13:00")]
+    rows = [(d, period_of(d, k)) for d in dates for k in ("month", "quarter")]
+    snaps = pd.DataFrame({"snapshot_date": [d for d, _ in rows], "forecast_period": [p.label for _, p in rows]})
+    with F.prepare(src) as deals:
+        got = F.baseline_forecast(deals, snapshots=snaps)
+        pipe = F.pipeline_snapshots(deals, dates=dates).set_index("snapshot_date")["amount"]
+    assert len(got) == len(rows)
+    periods = {p.label: p for _, p in rows}
+    for _, g in got.iterrows():
+        p = periods[g["forecast_period"]]
+        ref_forecast, ref_open = reference_baseline(h, o, pd.Timestamp(g["snapshot_date"]), p.start_date, p.end_date)
+        assert g["forecast"] == pytest.approx(ref_forecast, abs=1e-4)
+        assert g["open_pipeline"] == pytest.approx(ref_open, abs=1e-4)
+    for d in dates:
+        past = h[h["changed_at"] < d].sort_values(["opportunity_id", "changed_at"]).groupby("opportunity_id").tail(1)
+        assert pipe[d] == pytest.approx(past.loc[~past["stage"].str.startswith("closed"), "amount"].sum(), abs=1e-4)
+
+
+# ---------------------------------------------------------------------------
+# The report object, documentation, PostgreSQL
+# ---------------------------------------------------------------------------
+
+def test_assess_on_a_source_without_forecasts_still_reports_the_pipeline():
+    fa = F.assess(waterfall_case(), period="2026-10")
+    assert fa.accuracy.empty and "forecast_snapshots" in fa.notes["accuracy"]
+    assert fa.waterfall.set_index("step")["amount"]["ending"] == 50.0
+    assert "2026-10 pipeline due in the period went from $190 to $50" in fa.findings().data
+    assert fa.summary.columns.tolist() == F.SUMMARY_COLUMNS
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(F, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted >= 20
+
+
+@pytest.mark.postgres
+def test_accuracy_with_baseline_is_the_same_on_postgresql(pg_url):
+    from conftest import load_postgres
+
+    case = baseline_case()
+    case["forecast_snapshots"] = snaps_frame([("2026-10-12", "2026-10", "company", "commit", 330.0),
+                                              ("2026-10-05", "2026-10", "t1", "commit", 300.0),
+                                              ("2026-10-05", "2026-Q3", "company", "commit", 25.0)])
+    url = load_postgres(pg_url, case, "forecast_test")
+    on_pg = F.forecast_accuracy(url, period="2026-10")
+    on_duckdb = F.forecast_accuracy(case, period="2026-10")
+    pd.testing.assert_frame_equal(on_pg, on_duckdb)
+    assert len(on_pg) == 6

@@ -1,0 +1,600 @@
+"""revops_lib.funnel: hand-computed frames, independent references (statsmodels, scipy, numpy, pandas),
+property tests, the demo's true rates, and the same numbers on PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from revops_lib import funnel
+from revops_lib.errors import ParameterError, SourceError
+from revops_lib.sources import Source, open_source
+
+STAGES = list(funnel.DEFAULT_STAGES)
+PAIRS = list(zip(STAGES[:-1], STAGES[1:]))
+
+
+def T(s):
+    return None if s is None else pd.Timestamp(s)
+
+
+def leads_frame(rows):
+    """rows: (lead_id, source, created, mql, sql, opp, customer) with 'MM-DD HH:MM' times in 2026."""
+    recs = []
+    for lid, src, *times in rows:
+        rec = {"lead_id": lid, "source": src}
+        for col, v in zip(STAGES, times):
+            rec[col] = T(None if v is None else f"2026-{v}")
+        recs.append(rec)
+    df = pd.DataFrame(recs)
+    for col in STAGES:
+        df[col] = pd.to_datetime(df[col])
+    return df
+
+
+# The hand-made cohort (period 2026-10, as_of = 2026-11-01):
+#   L2 skips MQL, L5 skips SQL, L3's opportunity and L8's MQL fall after as_of, L5's MQL ties its creation,
+#   L9's SQL comes before its MQL (out of order), L6 and L7 are created just outside the month.
+HAND = leads_frame([
+    ("L1", "web", "10-01 09:00", "10-02 09:00", "10-04 09:00", "10-10 09:00", "10-20 09:00"),
+    ("L2", "web", "10-03 09:00", None, "10-05 09:00", None, None),
+    ("L3", "web", "10-05 09:00", "10-06 09:00", "10-20 09:00", "11-03 09:00", None),
+    ("L4", "web", "10-31 23:59:59", None, None, None, None),
+    ("L5", "event", "10-10 09:00", "10-10 09:00", None, "10-15 09:00", None),
+    ("L6", "event", "09-30 23:59:59", "10-01 09:00", None, None, None),
+    ("L7", "event", "11-01 00:00", None, None, None, None),
+    ("L8", "partner", "10-07 09:00", "11-02 09:00", None, None, None),
+    ("L9", "web", "10-08 09:00", "10-09 09:00", "10-08 21:00", None, None),
+])
+
+
+def expected_conversion(rows):
+    """rows: (source, pair index, entered, converted) -> the contract columns with rate and Wilson interval."""
+    df = pd.DataFrame([(s, PAIRS[i][0], PAIRS[i][1], e, c) for s, i, e, c in rows],
+                      columns=["source", "from_stage", "to_stage", "entered", "converted"])
+    df["rate"] = df["converted"] / df["entered"]
+    from statsmodels.stats.proportion import proportion_confint
+
+    low, high = proportion_confint(df["converted"], df["entered"], alpha=0.05, method="wilson")
+    df["ci_low"], df["ci_high"] = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    return df
+
+
+CONTRACT = ["source", "from_stage", "to_stage", "entered", "converted", "rate", "ci_low", "ci_high"]
+
+
+# ---------------------------------------------------------------------------
+# Statistics against independent references
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k,n", [(0, 1), (1, 1), (0, 30), (30, 30), (7, 19), (300, 1000), (1, 2), (49, 50)])
+def test_wilson_interval_matches_statsmodels(k, n):
+    from statsmodels.stats.proportion import proportion_confint
+
+    for conf in (0.8, 0.95, 0.99):
+        expected = proportion_confint(k, n, alpha=1 - conf, method="wilson")
+        result = funnel.wilson_interval(k, n, confidence=conf)
+        np.testing.assert_allclose(result, expected, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 10**6), frac=st.floats(0, 1), conf=st.floats(0.5, 0.999))
+def test_wilson_interval_matches_statsmodels_everywhere(n, frac, conf):
+    from statsmodels.stats.proportion import proportion_confint
+
+    k = int(round(frac * n))
+    low, high = funnel.wilson_interval(k, n, confidence=conf)
+    exp_low, exp_high = proportion_confint(k, n, alpha=1 - conf, method="wilson")
+    assert low == pytest.approx(max(exp_low, 0.0), abs=1e-9) and high == pytest.approx(min(exp_high, 1.0), abs=1e-9)
+    assert 0 <= low <= k / n <= high <= 1
+
+
+def test_wilson_interval_is_nan_without_trials_and_rejects_bad_confidence():
+    low, high = funnel.wilson_interval([0, 3], [0, 10])
+    assert math.isnan(low[0]) and math.isnan(high[0]) and 0 < low[1] < 0.3 < high[1]
+    with pytest.raises(ParameterError, match="`confidence`"):
+        funnel.wilson_interval(1, 2, confidence=95)
+
+
+def test_chi_square_across_sources_matches_statsmodels_and_a_hand_computed_table():
+    from statsmodels.stats.contingency_tables import Table
+
+    conv = pd.DataFrame({"source": ["all", "a", "b", "c"], "from_stage": ["x"] * 4, "to_stage": ["y"] * 4,
+                         "entered": [300, 100, 120, 80], "converted": [90, 20, 40, 30]})
+    result = funnel.source_differences(conv).iloc[0]
+    table = np.array([[20, 80], [40, 80], [30, 50]])
+    ref = Table(table).test_nominal_association()
+    # by hand: expected = row total x column total / n
+    expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / table.sum()
+    chi2 = ((table - expected) ** 2 / expected).sum()
+    assert result["chi2"] == pytest.approx(chi2) == pytest.approx(ref.statistic)
+    assert result["p_value"] == pytest.approx(ref.pvalue)
+    assert result["dof"] == ref.df == 2 and result["groups"] == 3
+    assert result["min_expected"] == pytest.approx(expected.min())
+    assert result["differ"] == (ref.pvalue < 0.05)
+    assert (result["highest"], result["lowest"]) == ("c", "a")
+
+
+def test_chi_square_is_nan_when_it_cannot_be_computed():
+    conv = pd.DataFrame({"source": ["a", "b", "c"], "from_stage": ["x", "x", "y"], "to_stage": ["y", "y", "z"],
+                         "entered": [10, 10, 5], "converted": [0, 0, 1]})
+    result = funnel.source_differences(conv)
+    assert result["p_value"].isna().all() and not result["differ"].any()
+
+
+def test_compare_rates_tests_the_change_between_two_cohorts():
+    from scipy.stats import chi2_contingency
+
+    cur = pd.DataFrame({"source": ["all"], "from_stage": ["a"], "to_stage": ["b"], "entered": [200],
+                        "converted": [80], "rate": [0.4]})
+    prev = cur.assign(entered=[250], converted=[70], rate=[0.28])
+    result = funnel.compare_rates(cur, prev).iloc[0]
+    expected_p = chi2_contingency([[80, 120], [70, 180]], correction=False).pvalue
+    assert result["change"] == pytest.approx(0.12) and result["p_value"] == pytest.approx(expected_p)
+    assert bool(result["beyond_noise"]) == (expected_p < 0.05)
+
+
+# ---------------------------------------------------------------------------
+# The cohort funnel on hand-computed frames
+# ---------------------------------------------------------------------------
+
+
+def test_reached_view_counts_skipped_stages_and_ignores_timestamps_after_as_of():
+    result = funnel.stage_conversion(HAND, period="2026-10")
+    expected = expected_conversion([
+        ("all", 0, 7, 5), ("all", 1, 5, 5), ("all", 2, 5, 2), ("all", 3, 2, 1),
+        ("web", 0, 5, 4), ("web", 1, 4, 4), ("web", 2, 4, 1), ("web", 3, 1, 1),
+        ("event", 0, 1, 1), ("event", 1, 1, 1), ("event", 2, 1, 1), ("event", 3, 1, 0),
+        ("partner", 0, 1, 0),
+    ])
+    pd.testing.assert_frame_equal(result[CONTRACT], expected, check_exact=False, rtol=1e-12, atol=1e-12)
+    assert result["cumulative_rate"].tolist()[:4] == pytest.approx([5 / 7, 5 / 7, 2 / 7, 1 / 7])
+    assert result["small_sample"].all()
+
+
+def test_strict_view_requires_every_earlier_stage_in_order():
+    result = funnel.stage_conversion(HAND, period="2026-10", funnel_mode="strict")
+    expected = expected_conversion([
+        ("all", 0, 7, 4), ("all", 1, 4, 2), ("all", 2, 2, 1), ("all", 3, 1, 1),
+        ("web", 0, 5, 3), ("web", 1, 3, 2), ("web", 2, 2, 1), ("web", 3, 1, 1),
+        ("event", 0, 1, 1), ("event", 1, 1, 0),
+        ("partner", 0, 1, 0),
+    ])
+    pd.testing.assert_frame_equal(result[CONTRACT], expected, check_exact=False, rtol=1e-12, atol=1e-12)
+
+
+def test_conversion_window_counts_only_conversions_within_the_window():
+    result = funnel.stage_conversion(HAND, period="2026-10", conversion_window_days=1.5, by=None)
+    # created->mql within 1.5 days: L1, L3, L5, L9 (L2 took 2 days); mql->sql: L2 (0 days), L9 (-0.5 days)
+    assert result["entered"].tolist() == [7, 5, 5, 2]
+    assert result["converted"].tolist() == [4, 2, 1, 0]
+
+
+def test_as_of_inside_the_period_cuts_the_cohort_and_the_stages():
+    result = funnel.stage_conversion(HAND, period="2026-10", as_of="2026-10-06", by=None)
+    # cohort: L1, L2, L3 (created before Oct 6); L3's MQL on Oct 6 09:00 is too late
+    assert result[["entered", "converted"]].values.tolist() == [[3, 2], [2, 2], [2, 0]]
+
+
+def test_stage_timing_uses_reach_times_and_linear_interpolation():
+    result = funnel.stage_timing(HAND, period="2026-10")
+    days = {  # hand-derived from HAND: a skipped stage is reached at the next stage's time
+        "all": [[1, 2, 1, 0, 1], [2, 0, 14, 5, -0.5], [6, 0], [10]],
+        "web": [[1, 2, 1, 1], [2, 0, 14, -0.5], [6], [10]],
+        "event": [[0], [5], [0], []],
+        "partner": [[]],
+    }
+    rows = []
+    for src, lists in days.items():
+        for i, d in enumerate(lists):
+            rows.append((src, PAIRS[i][0], PAIRS[i][1], len(d),
+                         float(np.percentile(d, 50)) if d else math.nan,
+                         float(np.percentile(d, 90)) if d else math.nan))
+    expected = pd.DataFrame(rows, columns=["source", "from_stage", "to_stage", "n", "median_days", "p90_days"])
+    pd.testing.assert_frame_equal(result, expected, check_exact=False, rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.floats(0, 400, allow_nan=False), min_size=1, max_size=40))
+def test_engine_percentiles_equal_numpy_linear_interpolation(days):
+    base = pd.Timestamp("2026-10-01")
+    df = pd.DataFrame({"lead_id": [f"L{i}" for i in range(len(days))], "source": "x",
+                       "created_at": base, "mql_at": [base + pd.Timedelta(seconds=round(d * 86400)) for d in days]})
+    secs = np.array([round(d * 86400) for d in days]) / 86400
+    result = funnel.stage_timing(df, period="2026-10", stages=["created_at", "mql_at"], by=None,
+                                 as_of="2028-01-01").iloc[0]
+    assert result["n"] == len(days)
+    assert result["median_days"] == pytest.approx(np.percentile(secs, 50), abs=1e-9)
+    assert result["p90_days"] == pytest.approx(np.percentile(secs, 90), abs=1e-9)
+
+
+def test_sources_without_leads_entering_a_stage_get_no_row_and_an_empty_cohort_gives_empty_frames():
+    ft = funnel.funnel_tables(HAND, period="2026-10")
+    partner = ft.conversion[ft.conversion["source"] == "partner"]
+    assert partner["from_stage"].tolist() == ["created_at"]
+    assert set(ft.timing["source"]) == {"all", "web", "event", "partner"}
+    empty = funnel.funnel_tables(HAND, period="2025-01")
+    assert empty.conversion.empty and empty.timing.empty
+    assert list(empty.conversion.columns)[:8] == CONTRACT
+    assert list(empty.timing.columns) == ["source", "from_stage", "to_stage", "n", "median_days", "p90_days"]
+
+
+def test_missing_dimension_values_are_grouped_as_unknown_and_segment_works_too():
+    df = HAND.assign(segment=["smb", None, "smb", None, "ent", "smb", "ent", None, "ent"])
+    result = funnel.stage_conversion(df, period="2026-10", by="segment", include_total=False)
+    first = result[result["from_stage"] == "created_at"].set_index("segment")["entered"]
+    assert first.to_dict() == {"unknown": 3, "smb": 2, "ent": 2}
+
+
+def test_inputs_may_be_a_source_an_ibis_table_a_dataframe_or_a_csv_folder(tmp_path):
+    from conftest import valid_frames, write_folder
+
+    base = funnel.funnel_tables(HAND, period="2026-10")
+    as_ibis = funnel.funnel_tables(ibis.memtable(HAND), period="2026-10")
+    src = Source.from_frames({"leads": HAND})
+    as_source = funnel.funnel_tables(src, period="2026-10")
+    frames = valid_frames()
+    frames["leads"] = HAND.assign(**{c: HAND[c].dt.tz_localize("UTC") for c in STAGES})
+    folder = write_folder(frames, tmp_path / "csv", fmt="csv")
+    as_csv = funnel.funnel_tables(str(folder), period="2026-10")
+    for other in (as_ibis, as_source, as_csv):
+        pd.testing.assert_frame_equal(other.conversion, base.conversion)
+        pd.testing.assert_frame_equal(other.timing, base.timing)
+
+
+def test_offsets_in_text_timestamps_are_honoured():
+    df = pd.DataFrame({"lead_id": ["L1", "L2"], "source": ["x", "x"],
+                       "created_at": ["2026-10-31T23:30:00-02:00", "2026-10-01T00:30:00+01:00"]})
+    # 2026-11-01 01:30 UTC (November) and 2026-09-30 23:30 UTC (September): neither is in October
+    result = funnel.stage_conversion(df, period="2026-10", stages=["created_at", "mql_at"], by=None)
+    assert result.empty
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(stages=["created_at"]), "`stages`"),
+    (dict(stages=["created_at", "nope_at"]), "`stages` names column `nope_at`"),
+    (dict(stages=["created_at", "created_at"]), "twice"),
+    (dict(funnel_mode="hubspot"), "`funnel_mode`"),
+    (dict(by="colour"), "`by` names column `colour`"),
+    (dict(conversion_window_days=-3), "`conversion_window_days`"),
+    (dict(min_sample=-1), "`min_sample`"),
+    (dict(confidence=1.5), "`confidence`"),
+])
+def test_bad_parameters_name_the_parameter_and_what_is_allowed(kwargs, match):
+    with pytest.raises(ParameterError, match=match):
+        funnel.stage_conversion(HAND, period="2026-10", **kwargs)
+
+
+def test_an_absent_leads_table_is_a_clear_error():
+    with pytest.raises(SourceError, match="`leads` is absent"):
+        funnel.stage_conversion(Source.from_frames({"reviews": pd.DataFrame({"review_id": ["R1"]})}),
+                                period="2026-10")
+
+
+# ---------------------------------------------------------------------------
+# Property tests against a straightforward pandas reference
+# ---------------------------------------------------------------------------
+
+
+def reference_funnel(leads, stages, start, end, as_of, mode="reached", window_days=None, by="source"):
+    """The METRICS.md definitions written the obvious way in pandas (the independent reference)."""
+    cols = [by, "from_stage", "to_stage", "entered", "converted", "median_days", "p90_days"]
+    if leads.empty:
+        return pd.DataFrame(columns=cols)
+    df = leads.copy()
+    times = pd.DataFrame({s: pd.to_datetime(df[s]).astype("datetime64[us]") for s in stages}, index=df.index)
+    times = times.where(times < as_of)
+    if mode == "reached":
+        reach = times.bfill(axis=1)
+    else:
+        reach = times.copy()
+        for i in range(1, len(stages)):
+            prev, cur = reach[stages[i - 1]], times[stages[i]]
+            reach[stages[i]] = cur.where(prev.notna() & (cur >= prev))
+    keep = (reach[stages[0]] >= start) & (reach[stages[0]] < min(end, as_of))
+    reach, groups = reach[keep], df.loc[keep, by].fillna("unknown")
+    rows = []
+    for name, idx in [("all", reach.index)] + [(g, reach.index[groups == g]) for g in sorted(groups.unique())]:
+        r = reach.loc[idx]
+        for a, b in zip(stages[:-1], stages[1:]):
+            entered = int(r[a].notna().sum())
+            days = (r[b] - r[a]).dt.total_seconds() / 86400
+            conv = r[b].notna() & (days <= window_days if window_days else True)
+            d = days[conv].to_numpy()
+            if entered:
+                rows.append((name, a, b, entered, int(conv.sum()),
+                             np.percentile(d, 50) if len(d) else np.nan, np.percentile(d, 90) if len(d) else np.nan))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _compare_with_reference(result: funnel.FunnelTables, ref: pd.DataFrame, by="source"):
+    merged = result.conversion.merge(result.timing, on=[by, "from_stage", "to_stage"])
+    key = [by, "from_stage", "to_stage"]
+    got = merged[key + ["entered", "converted", "median_days", "p90_days"]].sort_values(key, ignore_index=True)
+    exp = ref.sort_values(key, ignore_index=True)
+    if exp.empty:
+        assert got.empty
+        return
+    pd.testing.assert_frame_equal(got, exp, check_exact=False, rtol=1e-9, atol=1e-9, check_dtype=False)
+
+
+random_leads = st.lists(
+    st.tuples(st.sampled_from(["a", "b", "c"]),
+              *[st.one_of(st.none(), st.integers(0, 24 * 90)) for _ in STAGES]),
+    min_size=0, max_size=40)
+
+
+def _frame_from(rows):
+    base = pd.Timestamp("2026-09-01")
+    recs = [{"lead_id": f"L{i}", "source": src,
+             **{s: (base + pd.Timedelta(hours=h) if h is not None else pd.NaT) for s, h in zip(STAGES, hours)}}
+            for i, (src, *hours) in enumerate(rows)]
+    df = pd.DataFrame(recs, columns=["lead_id", "source", *STAGES])
+    for s in STAGES:
+        df[s] = pd.to_datetime(df[s])
+    return df
+
+
+@pytest.mark.slow
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=random_leads, mode=st.sampled_from(["reached", "strict"]),
+       window=st.sampled_from([None, 3.0]), as_of_day=st.integers(20, 95))
+def test_funnel_matches_pandas_reference_and_its_invariants_hold(rows, mode, window, as_of_day):
+    df = _frame_from(rows)
+    as_of = pd.Timestamp("2026-09-01") + pd.Timedelta(days=as_of_day)
+    result = funnel.funnel_tables(df, period="2026-09", as_of=as_of, funnel_mode=mode,
+                                  conversion_window_days=window)
+    ref = reference_funnel(df, STAGES, pd.Timestamp("2026-09-01"), pd.Timestamp("2026-10-01"), as_of, mode, window)
+    _compare_with_reference(result, ref)
+    conv = result.conversion
+    assert ((conv["rate"] >= 0) & (conv["rate"] <= 1)).all()
+    assert (conv["converted"] <= conv["entered"]).all()
+    assert ((conv["ci_low"] <= conv["rate"]) & (conv["rate"] <= conv["ci_high"])).all()
+    for _, g in conv.groupby("source"):
+        assert g["entered"].is_monotonic_decreasing  # the cumulative view never grows down the funnel
+        if window is None:
+            assert g["cumulative_rate"].is_monotonic_decreasing
+        if window is None and mode == "reached":
+            assert (g["entered"].to_numpy()[1:] == g["converted"].to_numpy()[:-1]).all()
+    if mode == "reached":  # the strict view never counts more than the cumulative one
+        strict = funnel.stage_conversion(df, period="2026-09", as_of=as_of, funnel_mode="strict",
+                                         conversion_window_days=window)
+        both = conv.merge(strict, on=["source", "from_stage", "to_stage"], how="left", suffixes=("", "_s"))
+        assert (both["entered_s"].fillna(0) <= both["entered"]).all()
+
+
+def test_funnel_matches_pandas_reference_on_demo_data(demo_dir):
+    src = open_source(demo_dir)
+    leads = src.to_pandas("leads")
+    for period, mode, window in [("2026-Q3", "reached", None), ("2026-10", "strict", 10)]:
+        p = funnel.parse_period(period)
+        result = funnel.funnel_tables(src, period=period, funnel_mode=mode, conversion_window_days=window)
+        ref = reference_funnel(leads, STAGES, p.start_naive, p.end_naive, p.end_naive, mode, window)
+        _compare_with_reference(result, ref)
+    seg = funnel.funnel_tables(src, period="2026-Q2", by="segment", as_of="2026-10-15")
+    ref = reference_funnel(leads, STAGES, pd.Timestamp("2026-04-01"), pd.Timestamp("2026-07-01"),
+                           pd.Timestamp("2026-10-15"), by="segment")
+    _compare_with_reference(seg, ref, by="segment")
+
+
+def test_true_generating_rates_lie_inside_the_intervals_for_large_sources(demo_dir):
+    from revops_lib.demo import TRUE_RATES
+
+    # cohorts of four quarters, observed to the end of the data (16+ months later): mature for every stage
+    checks = []
+    for quarter in ("2024-Q3", "2024-Q4", "2025-Q1", "2025-Q2"):
+        conv = funnel.stage_conversion(demo_dir, period=quarter, as_of="2026-11-01")
+        conv = conv[(conv["source"] != "all") & (conv["entered"] >= 30)]
+        for r in conv.itertuples():
+            truth = TRUE_RATES["stage_conversion"][r.source][f"{r.from_stage}->{r.to_stage}"]
+            checks.append((quarter, r.source, r.from_stage, r.entered, r.ci_low <= truth <= r.ci_high))
+    checks = pd.DataFrame(checks, columns=["quarter", "source", "from_stage", "entered", "inside"])
+    large = checks[checks["entered"] >= 100]
+    assert len(large) >= 10 and large["inside"].all(), large[~large["inside"]]
+    # over every rate with 30+ leads, a 95% interval misses the truth about 1 time in 20
+    assert len(checks) >= 40 and (~checks["inside"]).mean() <= 0.10, checks[~checks["inside"]]
+
+
+# ---------------------------------------------------------------------------
+# Cohort trend, activity counts, time to convert
+# ---------------------------------------------------------------------------
+
+
+def test_cohort_trend_counts_conversions_within_the_window_and_marks_immature_cells():
+    trend = funnel.cohort_trend(HAND, period="2026-10", cohorts=2, window_days=3)
+    assert trend["cohort"].unique().tolist() == ["2026-09", "2026-10"]
+    sep = trend[trend["cohort"] == "2026-09"]
+    assert sep[["entered", "converted", "mature"]].values.tolist() == [[1, 1, True], [1, 0, True]]
+    oct_ = trend[trend["cohort"] == "2026-10"].set_index("from_stage")
+    # within 3 days: created->mql L1, L2, L3, L5, L9; mql->sql L1, L2, L9; sql->opp L5; opp->customer none
+    assert oct_["entered"].tolist() == [7, 5, 5, 2] and oct_["converted"].tolist() == [5, 3, 1, 0]
+    # L4 was created 10-31 23:59:59 (under 3 days before as_of); the MQLs entered by 10-10
+    # mature once (almost) every lead that entered from_stage has had 3 days: created->mql waits for L4
+    assert oct_["pending"].tolist() == [1, 0, 0, 0]
+    assert oct_["mature"].tolist() == [False, True, True, True]
+    # a cohort whose period is not over yet is never mature
+    mid = funnel.cohort_trend(HAND, period="2026-10", as_of="2026-10-20", cohorts=1, window_days=3)
+    assert not mid["mature"].any()
+    assert trend.attrs["window_days"] == 3
+    assert str(trend["cohort_start"].iloc[0]) == "2026-09-01"
+
+
+def test_cohort_trend_window_defaults_by_cadence_and_covers_the_last_cohorts(demo_dir):
+    trend = funnel.cohort_trend(demo_dir, period="2026-W40")
+    assert trend.attrs["window_days"] == 14
+    assert trend["cohort"].unique().tolist() == [f"2026-W{w:02d}" for w in range(29, 41)]
+    assert not trend.loc[trend["cohort"] == "2026-W40", "mature"].any()
+    assert trend.loc[trend["cohort"] == "2026-W29", "mature"].all()
+
+
+def test_activity_counts_enter_a_skipped_stage_at_the_next_stage_time():
+    result = funnel.activity_counts(HAND, period="2026-10")
+    expected = pd.DataFrame({"stage": STAGES, "leads": [7, 6, 5, 2, 1]})
+    pd.testing.assert_frame_equal(result, expected)
+    by_source = funnel.activity_counts(HAND, period="2026-10", by="source")
+    assert by_source.groupby("stage", sort=False)["leads"].sum().tolist() == [7, 6, 5, 2, 1]
+    assert funnel.stage_entries(HAND, "mql_at", period="2026-10") == 6
+    assert funnel.stage_entries(HAND, "sql_at", period="2026-10", as_of="2026-10-06") == 2
+    with pytest.raises(ParameterError, match="`stage`"):
+        funnel.stage_entries(HAND, "won_at", period="2026-10")
+
+
+def test_time_to_convert_is_a_cumulative_count_of_conversions_by_whole_days():
+    dist = funnel.time_to_convert(HAND, period="2026-10", max_days=20)
+    mql_sql = dist[dist["from_stage"] == "mql_at"].set_index("days")["leads"]
+    # mql->sql days: 2, 0, 14, 5, -0.5 (negative counts as day 0)
+    assert [mql_sql[d] for d in (0, 1, 2, 5, 13, 14, 20)] == [2, 2, 3, 4, 4, 5, 5]
+    assert dist.groupby("from_stage")["share"].max().max() == 1.0
+
+
+# ---------------------------------------------------------------------------
+# Deal stages and sales metrics
+# ---------------------------------------------------------------------------
+
+OPPS = pd.DataFrame({
+    "opportunity_id": ["O1", "O2", "O3", "O4", "O5", "O6"],
+    "created_at": pd.to_datetime(["2026-10-02", "2026-10-03", "2026-10-04", "2026-10-05", "2026-09-28",
+                                  "2026-10-06"]),
+    "close_date": pd.to_datetime(["2026-10-20", "2026-10-08", "2026-12-01", "2026-12-01", "2026-10-03",
+                                  "2026-12-01"]).date,
+    "is_closed": [True, True, False, False, True, False],
+    "is_won": [True, False, False, False, True, False],
+    "amount": [100.0, 50.0, 70.0, 80.0, 40.0, 10.0],
+    "stage": ["closed_won", "closed_lost", "proposal", "negotiation", "closed_won", "qualification"],
+})
+HISTORY = pd.DataFrame({
+    "opportunity_id": ["O1", "O1", "O1", "O1", "O2", "O2", "O2", "O3", "O3", "O3", "O5", "O5", "O6"],
+    "changed_at": pd.to_datetime(["2026-10-02", "2026-10-05", "2026-10-09", "2026-10-20", "2026-10-03",
+                                  "2026-10-04", "2026-10-08", "2026-10-04", "2026-10-06", "2026-11-05",
+                                  "2026-09-28", "2026-10-03", "2026-10-06"]),
+    "stage": ["qualification", "proposal", "negotiation", "closed_won", "qualification", "discovery",
+              "closed_lost", "qualification", "discovery", "proposal", "qualification", "closed_won",
+              "qualification"],
+})
+
+
+def test_deal_stage_funnel_uses_the_reached_rule_by_stage_order():
+    result = funnel.deal_stage_conversion(HISTORY, OPPS, period="2026-10")
+    # O1 skips discovery (reached), O2's closed_lost is ignored, O3's proposal comes after as_of,
+    # O4 has no history (falls back to its stage, negotiation), O5 was created in September
+    expected = pd.DataFrame({
+        "from_stage": ["qualification", "discovery", "proposal", "negotiation"],
+        "to_stage": ["discovery", "proposal", "negotiation", "closed_won"],
+        "entered": [5, 4, 2, 2], "converted": [4, 2, 2, 1], "rate": [0.8, 0.5, 1.0, 0.5],
+    })
+    pd.testing.assert_frame_equal(result[expected.columns.tolist()], expected)
+    assert result.attrs["deals"] == 5
+    assert result["cumulative_rate"].tolist() == pytest.approx([0.8, 0.4, 0.4, 0.2])
+
+
+def test_deal_stage_funnel_from_a_source_and_without_opportunities():
+    src = Source.from_frames({"opportunities": OPPS, "opportunity_history": HISTORY})
+    from_source = funnel.deal_stage_conversion(src, period="2026-10")
+    pd.testing.assert_frame_equal(from_source, funnel.deal_stage_conversion(HISTORY, OPPS, period="2026-10"))
+    # without opportunities: the cohort is the deals whose first history row is in the period (O4 unknown)
+    alone = funnel.deal_stage_conversion(HISTORY, period="2026-10", as_of="2026-11-06")
+    assert alone["entered"].tolist() == [4, 3, 2, 1] and alone.attrs["deals"] == 4
+    with pytest.raises(ParameterError, match="`deal_stages`|`stages`"):
+        funnel.deal_stage_conversion(HISTORY, period="2026-10", stages=["qualification"])
+
+
+SALES = pd.DataFrame({
+    "opportunity_id": list("ABCDEF"),
+    "created_at": pd.to_datetime(["2026-09-01 23:30", "2026-09-10 10:00", "2026-10-01 08:00", "2026-08-01 00:00",
+                                  "2026-10-10 00:00", "2026-09-15 00:00"]),
+    "close_date": pd.to_datetime(["2026-10-05", "2026-10-20", "2026-10-31", "2026-11-02", "2026-12-01",
+                                  "2026-09-30"]).date,
+    "is_closed": [True, True, True, True, False, True],
+    "is_won": [True, False, True, True, False, False],
+    "amount": [100.0, 300.0, 50.0, 1000.0, 500.0, 200.0],
+})
+
+
+def test_win_rate_deal_size_and_cycle_over_deals_closed_in_the_period():
+    assert funnel.win_rate(SALES, period="2026-10") == pytest.approx(2 / 3)
+    assert funnel.win_rate(SALES, period="2026-10", weight="amount") == pytest.approx(150 / 450)
+    assert funnel.average_deal_size(SALES, period="2026-10") == pytest.approx(75.0)
+    assert funnel.sales_cycle_days(SALES, period="2026-10") == pytest.approx(32.0)  # median of 34 and 30
+    # as_of inside the period: only deals closed before its date count
+    assert funnel.win_rate(SALES, period="2026-10", as_of="2026-10-20") == 1.0
+    assert math.isnan(funnel.win_rate(SALES, period="2026-07"))
+    with pytest.raises(ParameterError, match="`weight`"):
+        funnel.win_rate(SALES, period="2026-10", weight="deals")
+
+
+def test_pipeline_velocity_uses_open_deals_and_the_trailing_four_quarters():
+    v = funnel.pipeline_velocity(SALES, period="2026-10").iloc[0]
+    # open at 2026-11-01: D (closes 11-02) and E; trailing window 2025-11-01..2026-11-01: A, B, C, F closed
+    assert v["open_opportunities"] == 2
+    assert v["win_rate"] == pytest.approx(0.5) and v["avg_deal_size"] == pytest.approx(75.0)
+    assert v["sales_cycle_days"] == pytest.approx(32.0)
+    assert v["velocity_per_day"] == pytest.approx(2 * 0.5 * 75 / 32)
+    assert str(v["lookback_start"]) == "2025-11-01" and str(v["lookback_end"]) == "2026-11-01"
+    row = funnel.sales_metrics(SALES, period="2026-10").iloc[0]
+    assert (row["closed"], row["won"], row["lost"]) == (3, 2, 1)
+    assert row["won_amount"] == 150.0 and row["closed_amount"] == 450.0
+    assert row["velocity_per_day"] == pytest.approx(v["velocity_per_day"])
+    assert row["open_amount"] == 1500.0
+
+
+# ---------------------------------------------------------------------------
+# Report helpers
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("label,expected", [("2026-W40", "2026-10"), ("2026-W44", "2026-10"),
+                                            ("2026-02", "2026-Q1"), ("2026-Q3", "")])
+def test_a_longer_period_is_suggested_for_small_samples(label, expected):
+    assert funnel.longer_period(funnel.parse_period(label)) == expected
+
+
+def test_the_previous_period_is_measured_at_the_same_age():
+    p = funnel.parse_period("2026-10")
+    prev = p.previous()
+    assert funnel.same_age_as_of(p, pd.Timestamp("2026-11-01"), prev) == pd.Timestamp("2026-10-01")
+    assert funnel.same_age_as_of(p, pd.Timestamp("2026-11-05"), prev) == pd.Timestamp("2026-10-05")
+    assert funnel.same_age_as_of(p, pd.Timestamp("2026-10-15"), prev) == pd.Timestamp("2026-09-15")
+
+
+def test_analyze_flags_small_samples_and_suggests_a_longer_period(demo_dir):
+    fr = funnel.analyze(demo_dir, period="2026-W40")
+    note = fr.small_sample_note()
+    assert "fewer than 30 leads" in note and "2026-10" in note
+    text = fr.findings().data
+    assert "leads** were created in 2026-W40" in text and "too few" in text.lower()
+    assert fr.deals is not None and fr.sales is not None and len(fr.trend)
+
+
+# ---------------------------------------------------------------------------
+# Portability: the same numbers on PostgreSQL
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_funnel_and_deal_stages_give_the_same_numbers_on_postgres(pg_url):
+    from conftest import load_postgres
+
+    leads = HAND.assign(**{c: HAND[c].dt.tz_localize("UTC") for c in STAGES})
+    pg = open_source(load_postgres(pg_url, {"leads": leads, "opportunities": OPPS, "opportunity_history": HISTORY},
+                                   "funnel_portability"))
+    duck = Source.from_frames({"leads": HAND, "opportunities": OPPS, "opportunity_history": HISTORY})
+    for mode in ("reached", "strict"):
+        a = funnel.funnel_tables(pg, period="2026-10", funnel_mode=mode)
+        b = funnel.funnel_tables(duck, period="2026-10", funnel_mode=mode)
+        pd.testing.assert_frame_equal(a.conversion, b.conversion)
+        pd.testing.assert_frame_equal(a.timing, b.timing)
+    pd.testing.assert_frame_equal(funnel.cohort_trend(pg, period="2026-10", cohorts=2, window_days=3),
+                                  funnel.cohort_trend(duck, period="2026-10", cohorts=2, window_days=3))
+    pd.testing.assert_frame_equal(funnel.deal_stage_conversion(pg, period="2026-10"),
+                                  funnel.deal_stage_conversion(duck, period="2026-10"))
+    pd.testing.assert_frame_equal(funnel.sales_metrics(pg, period="2026-10"),
+                                  funnel.sales_metrics(duck, period="2026-10"))
+    pd.testing.assert_frame_equal(funnel.activity_counts(pg, period="2026-10"),
+                                  funnel.activity_counts(duck, period="2026-10"))

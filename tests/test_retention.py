@@ -1,0 +1,617 @@
+"""Cohort retention: hand-computed ledgers, independent reference implementations, properties, PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from revops_lib import retention as r
+from revops_lib.errors import ParameterError, SchemaError, SourceError
+from revops_lib.sources import open_source, to_pandas
+
+D = dt.date
+
+
+def subs_frame(rows):
+    """rows: (customer_id, start, mrr, end) with ISO dates or None."""
+    return pd.DataFrame({
+        "customer_id": [x[0] for x in rows],
+        "start_date": [D.fromisoformat(x[1]) for x in rows],
+        "mrr": [float(x[2]) for x in rows],
+        "end_date": [None if x[3] is None else D.fromisoformat(x[3]) for x in rows],
+        "subscription_id": [f"S{i}" for i in range(len(rows))],
+        "segment": [x[4] if len(x) > 4 else "smb" for x in rows],
+    })
+
+
+# The hand-computed ledger (period 2026-06, months complete up to 2026-06):
+#   A: 100 from 2026-01-10; add-on 30 from 2026-02-15 ending 2026-04-30 (a month's last day: not in April)
+#   B: 200 from 2026-01-31 (start on a last day counts) to 2026-03-01; back with 150 from 2026-05-02
+#   C: 80 from 2026-02-03 to 2026-02-20 (same-month start and end: never counted); 60 from 2026-03-01,
+#      upgraded to 90 on 2026-05-15 (old end = new start)
+#   D: a free plan (mrr 0) from 2026-01-01; 50.50 from 2026-06-30
+#   E: 40 from 2026-06-15 to 2026-07-10 (ends after as_of); a subscription starting after as_of
+LEDGER = subs_frame([
+    ("A", "2026-01-10", 100, None, "smb"),
+    ("A", "2026-02-15", 30, "2026-04-30", "smb"),
+    ("B", "2026-01-31", 200, "2026-03-01", "mid_market"),
+    ("B", "2026-05-02", 150, None, "mid_market"),
+    ("C", "2026-02-03", 80, "2026-02-20", "smb"),
+    ("C", "2026-03-01", 60, "2026-05-15", "smb"),
+    ("C", "2026-05-15", 90, None, "smb"),
+    ("D", "2026-01-01", 0, None, "smb"),
+    ("D", "2026-06-30", 50.5, None, "smb"),
+    ("E", "2026-06-15", 40, "2026-07-10", "enterprise"),
+    ("E", "2026-07-05", 999, None, "enterprise"),
+])
+
+EXPECTED_MONTHS = {  # customer -> {month: mrr}
+    "A": {"2026-01": 100, "2026-02": 130, "2026-03": 130, "2026-04": 100, "2026-05": 100, "2026-06": 100},
+    "B": {"2026-01": 200, "2026-02": 200, "2026-05": 150, "2026-06": 150},
+    "C": {"2026-03": 60, "2026-04": 60, "2026-05": 90, "2026-06": 90},
+    "D": {"2026-06": 50.5},
+    "E": {"2026-06": 40},
+}
+
+
+def expected_months_frame():
+    rows = [(c, pd.Timestamp(f"{m}-01"), float(v)) for c, ms in EXPECTED_MONTHS.items() for m, v in ms.items()]
+    df = pd.DataFrame(rows, columns=["customer_id", "month", "mrr"])
+    df["month"] = df["month"].astype("datetime64[us]")
+    return df.sort_values(["customer_id", "month"], ignore_index=True)
+
+
+def months_of(result) -> pd.DataFrame:
+    df = to_pandas(result.months() if isinstance(result, r.CustomerMRR) else result)
+    df["month"] = pd.to_datetime(df["month"]).astype("datetime64[us]")
+    df["customer_id"] = df["customer_id"].astype(str)
+    return df[["customer_id", "month", "mrr"]].sort_values(["customer_id", "month"], ignore_index=True)
+
+
+def ledger_transactions():
+    """Payments that give the same customer-months as LEDGER, plus zero-value and late ones."""
+    rows = []
+    for c, ms in EXPECTED_MONTHS.items():
+        for m, v in ms.items():
+            if c == "A" and v == 130:  # two payments in the month: 100 + 30
+                rows += [(c, f"{m}-03 08:00", 100.0), (c, f"{m}-17 09:30", 30.0)]
+            else:
+                rows.append((c, f"{m}-12 10:00", float(v)))
+    rows += [
+        ("Z", "2026-01-05 00:00", 0.0),      # zero-value payment: not paying in January
+        ("Z", "2026-02-05 00:00", 25.0),     # first paying month: February
+        ("Y", "2026-03-05 00:00", 0.0),      # only zero-value payments: never a customer
+        ("A", "2026-07-01 00:00", 100.0),    # at as_of: not counted
+    ]
+    return pd.DataFrame({"customer_id": [x[0] for x in rows],
+                         "occurred_at": pd.to_datetime([x[1] for x in rows]),
+                         "amount": [x[2] for x in rows],
+                         "transaction_id": [f"T{i}" for i in range(len(rows))]})
+
+
+# ---------------------------------------------------------------------------
+# Month-end MRR
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("period, as_of, expected", [
+    ("2026-10", None, "2026-10"),
+    ("2026-10", "2026-11-05", "2026-10"),          # the period caps the months
+    ("2026-10", "2026-10-31", "2026-09"),          # October's last day is not before as_of's date
+    ("2026-10", "2026-10-31T23:00", "2026-09"),
+    ("2026-Q4", None, "2026-12"),
+    ("2026-Q4", "2026-12-01", "2026-11"),
+    ("2026-W40", None, "2026-09"),                 # week 2026-09-28 .. 2026-10-04
+    (None, "2026-11-01", "2026-10"),
+])
+def test_last_complete_month_counts_only_months_complete_before_as_of(period, as_of, expected):
+    assert r.last_complete_month(period, as_of) == expected
+
+
+def test_month_end_mrr_follows_the_hand_computed_ledger():
+    result = months_of(r.customer_mrr(LEDGER, period="2026-06"))
+    pd.testing.assert_frame_equal(result, expected_months_frame())
+
+
+def test_subscription_ending_on_a_months_last_day_is_not_active_that_month():
+    subs = subs_frame([("A", "2026-01-10", 100, "2026-02-28")])
+    assert months_of(r.customer_months(subs, period="2026-03"))["month"].dt.strftime("%Y-%m").tolist() == ["2026-01"]
+
+
+def test_subscription_starting_and_ending_in_the_same_month_never_counts():
+    subs = subs_frame([("A", "2026-01-03", 100, "2026-01-30"), ("B", "2026-01-31", 10, "2026-02-01")])
+    result = months_of(r.customer_months(subs, period="2026-03"))
+    assert result["customer_id"].tolist() == ["B"]  # B starts on the last day: active on 2026-01-31
+
+
+def test_as_of_inside_the_last_day_drops_that_month():
+    result = months_of(r.customer_months(LEDGER, period="2026-06", as_of="2026-06-30T12:00"))
+    assert result["month"].max() == pd.Timestamp("2026-05-01")
+
+
+def test_transactions_give_payments_per_month_and_ignore_zero_value_months():
+    result = months_of(r.customer_months(ledger_transactions(), period="2026-06"))
+    expected = pd.concat([expected_months_frame(),
+                          pd.DataFrame({"customer_id": ["Z"], "month": pd.to_datetime(["2026-02-01"]).astype(
+                                              "datetime64[us]"), "mrr": [25.0]})])
+    expected = expected.sort_values(["customer_id", "month"], ignore_index=True)
+    pd.testing.assert_frame_equal(result, expected)
+
+
+def test_source_without_subscriptions_uses_transactions(tmp_path):
+    ledger_transactions().to_parquet(tmp_path / "transactions.parquet")
+    cm = r.customer_mrr(str(tmp_path), period="2026-06")
+    assert cm.basis == "transactions"
+    assert months_of(cm)["customer_id"].nunique() == 6
+
+
+def test_money_is_counted_in_cents():
+    subs = subs_frame([("A", "2026-01-01", 0.1, None), ("A", "2026-01-01", 0.2, None),
+                       ("B", "2026-01-01", 1 / 3, None)])
+    mv = r.mrr_movements(subs, period="2026-01", months=1)
+    assert mv.loc[0, "new"] == 0.63  # 0.10 + 0.20 + 0.33, not 0.6333…
+    assert mv.loc[0, "ending_mrr"] == 0.63
+
+
+# ---------------------------------------------------------------------------
+# Cohort tables
+# ---------------------------------------------------------------------------
+
+
+def expected_cohorts():
+    rows = [  # cohort, age, size, active, starting, mrr, capped
+        ("2026-01", 0, 2, 2, 300, 300, 300), ("2026-01", 1, 2, 2, 300, 330, 300),
+        ("2026-01", 2, 2, 1, 300, 130, 100), ("2026-01", 3, 2, 1, 300, 100, 100),
+        ("2026-01", 4, 2, 2, 300, 250, 250), ("2026-01", 5, 2, 2, 300, 250, 250),
+        ("2026-03", 0, 1, 1, 60, 60, 60), ("2026-03", 1, 1, 1, 60, 60, 60),
+        ("2026-03", 2, 1, 1, 60, 90, 60), ("2026-03", 3, 1, 1, 60, 90, 60),
+        ("2026-06", 0, 2, 2, 90.5, 90.5, 90.5),
+    ]
+    df = pd.DataFrame(rows, columns=["cohort", "age", "cohort_size", "active", "starting_mrr", "mrr", "capped_mrr"])
+    for c in ("starting_mrr", "mrr", "capped_mrr"):
+        df[c] = df[c].astype(float)
+    df["retention"] = df["active"] / df["cohort_size"]
+    df["nrr"] = df["mrr"] / df["starting_mrr"]
+    df["grr"] = df["capped_mrr"] / df["starting_mrr"]
+    return df[["cohort", "age", "cohort_size", "active", "retention", "starting_mrr", "mrr", "nrr", "grr",
+               "capped_mrr"]]
+
+
+@pytest.mark.parametrize("make_input", [
+    lambda: LEDGER,
+    lambda: ledger_transactions()[lambda t: t["customer_id"] != "Z"],
+    lambda: expected_months_frame(),
+    lambda: r.customer_mrr(LEDGER, period="2026-06"),
+], ids=["subscriptions", "transactions", "customer_months", "CustomerMRR"])
+def test_cohort_table_matches_the_hand_computed_ledger(make_input):
+    result = r.cohort_retention(make_input(), period="2026-06")
+    pd.testing.assert_frame_equal(result, expected_cohorts(), check_dtype=False)
+
+
+def test_published_cohort_tables_have_exactly_the_design_columns():
+    table = r.cohort_retention(LEDGER, period="2026-06")
+    assert list(r.logo_retention(table).columns) == ["cohort", "age", "cohort_size", "active", "retention"]
+    assert list(r.revenue_retention(table).columns) == ["cohort", "age", "starting_mrr", "mrr", "nrr", "grr"]
+    pd.testing.assert_frame_equal(r.logo_retention(LEDGER, period="2026-06"), r.logo_retention(table))
+
+
+def test_cells_past_the_cut_off_are_absent_and_zero_cells_are_kept():
+    table = r.cohort_retention(LEDGER, period="2026-06")
+    assert table.groupby("cohort")["age"].max().to_dict() == {"2026-01": 5, "2026-03": 3, "2026-06": 0}
+    # a month where B is gone is a real 0 for B's cohort share, not a missing cell
+    one = subs_frame([("B", "2026-01-31", 200, "2026-03-01")])
+    t = r.cohort_retention(one, period="2026-04")
+    assert t["active"].tolist() == [1, 1, 0, 0] and t["retention"].tolist() == [1.0, 1.0, 0.0, 0.0]
+
+
+def test_only_the_last_cohorts_are_kept():
+    table = r.cohort_retention(LEDGER, period="2026-06", cohorts=4)
+    assert sorted(table["cohort"].unique()) == ["2026-03", "2026-06"]
+
+
+def test_weighted_average_row_weights_by_size_and_starting_mrr():
+    avg = r.cohort_average(r.cohort_retention(LEDGER, period="2026-06"))
+    row1 = avg.set_index("age").loc[1]
+    assert row1["cohorts"] == 2 and row1["cohort_size"] == 3 and row1["active"] == 3
+    assert row1["nrr"] == pytest.approx((330 + 60) / 360)
+    assert row1["grr"] == pytest.approx((300 + 60) / 360)
+    assert avg.set_index("age").loc[5, "retention"] == 1.0  # only the January cohort is that old
+
+
+def test_quarterly_cohorts_add_up_their_months_until_every_month_reached_the_age():
+    q = r.quarterly_retention(LEDGER, period="2026-06")
+    expected = pd.DataFrame({
+        "cohort": ["2026-Q1"] * 4 + ["2026-Q2"],
+        "age": [0, 1, 2, 3, 0],
+        "cohort_size": [3, 3, 3, 3, 2],
+        "active": [3, 3, 2, 2, 2],
+        "mrr": [360.0, 390.0, 220.0, 190.0, 90.5],
+    })
+    pd.testing.assert_frame_equal(q[expected.columns.tolist()], expected, check_dtype=False)
+
+
+def test_quarterly_cohorts_follow_the_fiscal_year():
+    q = r.quarterly_retention(LEDGER, period="2026-06", fiscal_year_start_month=2)
+    assert q["cohort"].unique().tolist() == ["2026-Q4", "2027-Q1", "2027-Q2"]  # Jan | Feb-Apr | May-Jul
+
+
+def test_cohorts_by_segment_use_the_customers_first_subscription():
+    t = r.cohort_retention(LEDGER, period="2026-06", by="segment")
+    sizes = t[t["age"] == 0].set_index(["group", "cohort"])["cohort_size"].to_dict()
+    assert sizes == {("enterprise", "2026-06"): 1, ("mid_market", "2026-01"): 1, ("smb", "2026-01"): 1,
+                     ("smb", "2026-03"): 1, ("smb", "2026-06"): 1}
+
+
+# ---------------------------------------------------------------------------
+# Movements, trailing retention, KPIs
+# ---------------------------------------------------------------------------
+
+
+def test_mrr_movements_match_the_hand_computed_ledger():
+    mv = r.mrr_movements(LEDGER, period="2026-06", months=6)
+    expected = pd.DataFrame({
+        "month": ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06"],
+        "starting_mrr": [0.0, 300, 330, 190, 160, 340],
+        "new": [300.0, 0, 60, 0, 0, 90.5],
+        "expansion": [0.0, 30, 0, 0, 30, 0],
+        "reactivation": [0.0, 0, 0, 0, 150, 0],
+        "contraction": [0.0, 0, 0, 30, 0, 0],
+        "churned": [0.0, 0, 200, 0, 0, 0],
+        "ending_mrr": [300.0, 330, 190, 160, 340, 430.5],
+        "starting_customers": [0, 2, 2, 2, 2, 3],
+        "new_logos": [2, 0, 1, 0, 0, 2],
+        "expanded_logos": [0, 1, 0, 0, 1, 0],
+        "reactivated_logos": [0, 0, 0, 0, 1, 0],
+        "contracted_logos": [0, 0, 0, 1, 0, 0],
+        "churned_logos": [0, 0, 1, 0, 0, 0],
+        "ending_customers": [2, 2, 2, 2, 3, 5],
+    })
+    pd.testing.assert_frame_equal(mv, expected, check_dtype=False)
+    pd.testing.assert_frame_equal(r.mrr_movements(ledger_transactions()[lambda t: t["customer_id"] != "Z"],
+                                                  period="2026-06", months=6), expected, check_dtype=False)
+
+
+def test_movements_start_before_the_first_data_month_with_zeros():
+    mv = r.mrr_movements(LEDGER, period="2026-06", months=8)
+    assert mv["month"].iloc[0] == "2025-11" and (mv.iloc[:2, 1:].to_numpy() == 0).all()
+
+
+def test_trailing_retention_matches_the_hand_computed_ledger():
+    t = r.trailing_retention(LEDGER, period="2026-06", months=3, lag=2)
+    assert t["month"].tolist() == ["2026-04", "2026-05", "2026-06"]
+    assert t["base_month"].tolist() == ["2026-02", "2026-03", "2026-04"]
+    assert t["base_customers"].tolist() == [2, 2, 2]
+    assert t["retained_customers"].tolist() == [1, 2, 2]
+    np.testing.assert_allclose(t["base_mrr"], [330, 190, 160])
+    np.testing.assert_allclose(t["nrr"], [100 / 330, 190 / 190, 190 / 160])
+    np.testing.assert_allclose(t["grr"], [100 / 330, 160 / 190, 160 / 160])
+    np.testing.assert_allclose(t["logo_retention"], [0.5, 1.0, 1.0])
+
+
+def test_trailing_retention_is_empty_not_zero_without_a_base():
+    t = r.trailing_retention(LEDGER, period="2026-06", months=2)
+    assert t["base_customers"].tolist() == [0, 0] and t["nrr"].isna().all()
+
+
+def test_monthly_kpis_and_arr_bridge():
+    mv = r.mrr_movements(LEDGER, period="2026-06", months=6)
+    k = r.monthly_kpis(mv).set_index("month")
+    assert k.loc["2026-03", "logo_churn_rate"] == 0.5
+    assert k.loc["2026-03", "revenue_churn_rate"] == pytest.approx(200 / 330)
+    assert k.loc["2026-06", "arpa"] == pytest.approx(430.5 / 5)
+    assert k.loc["2026-03", "quick_ratio"] == pytest.approx(60 / 200)
+    assert np.isnan(k.loc["2026-01", "quick_ratio"]) and np.isnan(k.loc["2026-01", "logo_churn_rate"])
+    bridge = r.arr_bridge(mv)
+    assert bridge["step"].tolist() == ["starting", "new", "expansion", "reactivation", "contraction", "churned",
+                                       "ending"]
+    assert bridge["arr"].tolist() == [0.0, 12 * 450.5, 12 * 60.0, 12 * 150.0, -12 * 30.0, -12 * 200.0, 12 * 430.5]
+    assert bridge["arr"].iloc[:-1].sum() == pytest.approx(bridge["arr"].iloc[-1])
+
+
+# ---------------------------------------------------------------------------
+# Survival
+# ---------------------------------------------------------------------------
+
+
+def test_survival_matches_the_hand_computed_ledger():
+    s = r.survival(LEDGER, period="2026-06")
+    assert s["group"].unique().tolist() == ["all"]
+    assert s["at_risk"].tolist() == [5, 3, 3, 2, 1, 1]
+    assert s["churned"].tolist() == [0, 0, 1, 0, 0, 0]
+    np.testing.assert_allclose(s["survival"], [1, 1, 2 / 3, 2 / 3, 2 / 3, 2 / 3])
+    se = (2 / 3) * np.sqrt(1 / (3 * 2))  # Greenwood
+    np.testing.assert_allclose(s["ci_low"].iloc[2], 2 / 3 - 1.959963984540054 * se)
+    np.testing.assert_allclose(s["ci_high"].iloc[2], min(1.0, 2 / 3 + 1.959963984540054 * se))
+
+
+def test_survival_by_segment_and_by_cohort_year():
+    by_seg = r.survival(LEDGER, period="2026-06", by="segment")
+    assert by_seg["group"].unique().tolist() == ["all", "enterprise", "mid_market", "smb"]
+    by_year = r.survival(LEDGER, period="2026-06", cohort_group="cohort_year")
+    assert by_year["group"].unique().tolist() == ["all", "2026"]
+
+
+def _durations_reference(months: pd.DataFrame, last: pd.Timestamp) -> pd.DataFrame:
+    """Independent: months to first churn per customer from customer-months (pandas loops)."""
+    out = []
+    for cid, g in months.groupby("customer_id"):
+        ms = sorted(g["month"])
+        first = ms[0]
+        k = 0
+        while first + pd.DateOffset(months=k + 1) in set(ms):
+            k += 1
+        churn = first + pd.DateOffset(months=k + 1)
+        age = lambda m: (m.year - first.year) * 12 + m.month - first.month  # noqa: E731
+        if churn <= last:
+            out.append((age(churn), 1))
+        else:
+            out.append((age(last), 0))
+    return pd.DataFrame(out, columns=["time", "status"])
+
+
+def test_survival_agrees_with_statsmodels_on_the_demo(demo_dir):
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    cm = r.customer_mrr(demo_dir, period="2026-10")
+    s = r.survival(cm)
+    ref_in = _durations_reference(months_of(cm), pd.Timestamp("2026-10-01"))
+    sf = SurvfuncRight(ref_in["time"].to_numpy(), ref_in["status"].to_numpy())
+    ours = s.set_index("age")
+    times = sf.surv_times.astype(int)
+    np.testing.assert_allclose(ours.loc[times, "survival"], sf.surv_prob, rtol=1e-12)
+    z = 1.959963984540054
+    np.testing.assert_allclose(ours.loc[times, "ci_low"], np.clip(sf.surv_prob - z * sf.surv_prob_se, 0, 1),
+                               rtol=1e-9)
+    np.testing.assert_allclose(ours.loc[times, "ci_high"], np.clip(sf.surv_prob + z * sf.surv_prob_se, 0, 1),
+                               rtol=1e-9)
+    np.testing.assert_array_equal(ours.loc[times, "at_risk"], sf.n_risk)
+    np.testing.assert_array_equal(ours.loc[times, "churned"], sf.n_events)
+
+
+# ---------------------------------------------------------------------------
+# New customers, spend, unit economics
+# ---------------------------------------------------------------------------
+
+
+def test_new_customers_counts_accounts_whose_first_won_new_business_deal_closed_in_the_period():
+    o = pd.DataFrame({
+        "opportunity_id": list("123456789"),
+        "account_id": ["A", "A", "B", "C", "D", "E", None, "F", "G"],
+        "created_at": pd.to_datetime(["2026-08-01"] * 9),
+        "close_date": [D(2026, 9, 30), D(2026, 10, 5), D(2026, 10, 1), D(2026, 10, 31), D(2026, 10, 10),
+                       D(2026, 11, 1), D(2026, 10, 9), D(2026, 10, 20), D(2026, 10, 25)],
+        "is_closed": [True] * 9,
+        "is_won": [True, True, True, True, False, True, True, True, True],
+        "amount": [1.0] * 9,
+        "type": ["new_business"] * 7 + ["expansion", "new_business"],
+    })
+    # A won before; D lost; E after the period; null account ignored; F is an expansion deal
+    assert r.new_customers(o, period="2026-10") == 3  # B, C, G
+    assert r.new_customers(o, period="2026-10", as_of="2026-10-25") == 1  # B; C and G close on/after it
+
+
+def test_marketing_spend_counts_the_period_before_as_of():
+    s = pd.DataFrame({"date": [D(2026, 9, 30), D(2026, 10, 1), D(2026, 10, 15), D(2026, 10, 31)],
+                      "channel": ["paid_search", "sales", "events", "sales"], "spend": [5.0, 100.0, 20.0, 1.0]})
+    assert r.marketing_spend_total(s, period="2026-10") == 121.0
+    assert r.marketing_spend_total(s, period="2026-10", as_of="2026-10-15") == 100.0
+
+
+def test_unit_economics_from_hand_made_movements():
+    mv = pd.DataFrame({
+        "month": ["2026-09", "2026-10"], "starting_mrr": [900.0, 1000.0], "new": [150.0, 100.0],
+        "expansion": [0.0, 0.0], "reactivation": [0.0, 0.0], "contraction": [10.0, 10.0],
+        "churned": [40.0, 40.0], "ending_mrr": [1000.0, 1050.0], "starting_customers": [9, 10],
+        "new_logos": [2, 1], "churned_logos": [1, 1], "ending_customers": [10, 10]})
+    o = pd.DataFrame({"opportunity_id": ["1", "2"], "account_id": ["A", "B"],
+                      "created_at": pd.to_datetime(["2026-09-01"] * 2), "close_date": [D(2026, 10, 3)] * 2,
+                      "is_closed": [True, True], "is_won": [True, True], "amount": [1.0, 1.0],
+                      "type": ["new_business"] * 2})
+    s = pd.DataFrame({"date": [D(2026, 10, 2)], "channel": ["sales"], "spend": [1000.0]})
+    u = r.unit_economics(None, period="2026-10", movements=mv, opportunities=o, marketing_spend=s,
+                         gross_margin=0.5).iloc[0]
+    assert u["arpa"] == 105.0
+    assert u["revenue_churn_rate"] == 0.05
+    assert u["ltv"] == pytest.approx(105 * 0.5 / 0.05)
+    assert u["new_customers"] == 2 and u["cac"] == 500.0
+    assert u["new_customer_arpa"] == 100.0
+    assert u["cac_payback_months"] == pytest.approx(500 / (100 * 0.5))
+    assert u["ltv_to_cac"] == pytest.approx(1050 / 500)
+    assert u["revenue_churn_rate_12m"] == pytest.approx(100 / 1900)
+
+
+def test_unit_economics_are_nan_not_infinite_without_churn_or_new_customers():
+    mv = r.mrr_movements(subs_frame([("A", "2026-01-01", 10, None)]), period="2026-03", months=3)
+    u = r.unit_economics(None, period="2026-03", movements=mv).iloc[0]
+    assert np.isnan(u["ltv"]) and np.isnan(u["cac"]) and np.isnan(u["cac_payback_months"])
+
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+
+def test_errors_name_the_parameter_and_what_is_allowed():
+    with pytest.raises(ParameterError, match="`cohorts` must be a whole number >= 1"):
+        r.cohort_retention(LEDGER, period="2026-06", cohorts=0)
+    with pytest.raises(ParameterError, match="`gross_margin` must be a fraction"):
+        r.unit_economics(None, period="2026-06", movements=pd.DataFrame(), gross_margin=80)
+    with pytest.raises(ParameterError, match="`by` names column `region`"):
+        r.cohort_retention(LEDGER, period="2026-06", by="region")
+    with pytest.raises(SchemaError, match="Cannot tell what the table"):
+        r.cohort_retention(pd.DataFrame({"x": [1]}), period="2026-06")
+    with pytest.raises(ParameterError, match="Give `period`"):
+        r.customer_mrr(LEDGER)
+    with pytest.raises(ParameterError, match="`cohort_group` must be one of"):
+        r.survival(LEDGER, period="2026-06", cohort_group="year")
+
+
+def test_source_without_mrr_data_is_refused_by_the_library_and_skipped_by_the_report(tmp_path):
+    pd.DataFrame({"date": [D(2026, 1, 1)], "channel": ["x"], "spend": [1.0]}).to_parquet(
+        tmp_path / "marketing_spend.parquet")
+    with pytest.raises(SourceError, match="needs table `subscriptions` or `transactions`"):
+        r.customer_mrr(str(tmp_path), period="2026-06")
+    report = r.analyze(str(tmp_path), period="2026-06")
+    assert not report.available
+    assert "cannot be computed" in report.findings().data
+
+
+# ---------------------------------------------------------------------------
+# Properties on random ledgers, against an independent month-by-month reference
+# ---------------------------------------------------------------------------
+
+FIRST = D(2025, 1, 1)
+
+
+def _reference_months(subs: pd.DataFrame, last_month: pd.Period) -> pd.DataFrame:
+    """Brute force: for every month's last day, the sum of mrr of the subscriptions active that day."""
+    rows = []
+    for m in pd.period_range("2024-10", last_month, freq="M"):  # the ledgers start from 2024-11-22
+        d = m.end_time.date()
+        active = subs[(subs["start_date"] <= d) & (subs["end_date"].isna() | (subs["end_date"] > d))]
+        cents = active.assign(c=(active["mrr"] * 100).round().astype("int64")).groupby("customer_id")["c"].sum()
+        for cid, c in cents.items():
+            if c > 0:
+                rows.append((cid, m.start_time, c))
+    return pd.DataFrame(rows, columns=["customer_id", "month", "c"])
+
+
+def _reference_movements(ref: pd.DataFrame) -> dict:
+    """Per month (Period) the five movements in cents, from the brute-force customer-months."""
+    grid = ref.pivot_table(index="customer_id", columns="month", values="c", aggfunc="sum", fill_value=0)
+    grid = grid.reindex(columns=pd.date_range(grid.columns.min(), grid.columns.max(), freq="MS"), fill_value=0)
+    out = {}
+    months = list(grid.columns)
+    seen = pd.Series(False, index=grid.index)
+    prev = pd.Series(0, index=grid.index)
+    for m in months:
+        cur = grid[m]
+        new = cur[(prev == 0) & (cur > 0) & ~seen].sum()
+        react = cur[(prev == 0) & (cur > 0) & seen].sum()
+        churn = prev[(prev > 0) & (cur == 0)].sum()
+        both = (prev > 0) & (cur > 0)
+        exp = (cur - prev)[both & (cur > prev)].sum()
+        con = (prev - cur)[both & (cur < prev)].sum()
+        out[m.strftime("%Y-%m")] = dict(new=new, expansion=exp, reactivation=react, contraction=con, churned=churn,
+                                        ending=cur.sum())
+        seen |= cur > 0
+        prev = cur
+    return out
+
+
+@st.composite
+def ledgers(draw):
+    n_subs = draw(st.integers(1, 12))
+    rows = []
+    for i in range(n_subs):
+        cust = draw(st.sampled_from(["A", "B", "C", "D", "E"]))
+        start = FIRST + dt.timedelta(days=draw(st.integers(-40, 420)))
+        length = draw(st.one_of(st.none(), st.integers(0, 300)))
+        end = None if length is None else start + dt.timedelta(days=length)
+        mrr = draw(st.one_of(st.just(0.0), st.integers(1, 500_000).map(lambda c: c / 100)))
+        rows.append((cust, start, mrr, end))
+    return pd.DataFrame({"customer_id": [x[0] for x in rows], "start_date": [x[1] for x in rows],
+                         "mrr": [x[2] for x in rows], "end_date": [x[3] for x in rows]})
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(subs=ledgers(), period=st.sampled_from(["2025-06", "2025-12", "2026-02"]))
+def test_properties_on_random_ledgers(subs, period):
+    last = pd.Period(period, freq="M")
+    ref = _reference_months(subs, last)
+    cm = r.customer_mrr(subs, period=period)
+    got = months_of(cm)
+    # 1. month-end MRR equals the brute-force month-by-month evaluation
+    exp = ref.assign(mrr=ref["c"] / 100, month=ref["month"].astype("datetime64[us]")).drop(columns="c")
+    exp = exp.sort_values(["customer_id", "month"], ignore_index=True)
+    pd.testing.assert_frame_equal(got, exp, check_dtype=False)
+    table = r.cohort_retention(cm, cohorts=60)
+    if ref.empty:
+        assert table.empty
+        return
+    # 2. retention at age 0 is 1; cohort sizes sum to the customers
+    age0 = table[table["age"] == 0]
+    assert (age0["retention"] == 1).all() and (age0["nrr"] == 1).all() and (age0["grr"] == 1).all()
+    assert age0["cohort_size"].sum() == ref["customer_id"].nunique()
+    # 3. GRR <= NRR and GRR <= 1
+    assert (table["grr"] <= table["nrr"] + 1e-12).all() and (table["grr"] <= 1 + 1e-12).all()
+    # 4. the customer-months path gives the same table as the change-point path
+    pd.testing.assert_frame_equal(r.cohort_retention(got, period=period, cohorts=60), table)
+    # 5. movements: identity exact in cents, and equal to the reference
+    mv = r.mrr_movements(cm, months=14)
+    cents = {c: (mv[c] * 100).round().astype("int64") for c in r.MOVEMENT_COLUMNS[1:]}
+    assert (cents["ending_mrr"] == cents["starting_mrr"] + cents["new"] + cents["expansion"]
+            + cents["reactivation"] - cents["contraction"] - cents["churned"]).all()
+    assert (cents["starting_mrr"].iloc[1:].to_numpy() == cents["ending_mrr"].iloc[:-1].to_numpy()).all()
+    ref_mv = _reference_movements(ref)
+    for _, row in mv.iterrows():
+        if row["month"] in ref_mv:
+            e = ref_mv[row["month"]]
+            for c in ("new", "expansion", "reactivation", "contraction", "churned"):
+                assert round(row[c] * 100) == e[c], (row["month"], c)
+            assert round(row["ending_mrr"] * 100) == e["ending"]
+
+
+# ---------------------------------------------------------------------------
+# The demo data and PostgreSQL
+# ---------------------------------------------------------------------------
+
+
+def test_demo_tables_from_subscriptions_and_from_transactions_are_identical(demo_dir):
+    src = open_source(demo_dir)
+    a = r.customer_mrr(src.table("subscriptions"), period="2026-10")
+    b = r.customer_mrr(src.table("transactions"), period="2026-10")
+    pd.testing.assert_frame_equal(r.cohort_retention(a), r.cohort_retention(b))
+    pd.testing.assert_frame_equal(r.mrr_movements(a), r.mrr_movements(b))
+
+
+def test_demo_trailing_nrr_and_grr_match_a_pandas_reference(demo_dir):
+    """METRICS.md's trailing-12-month definitions, recomputed with a pandas pivot of the customer-months."""
+    cm = r.customer_mrr(demo_dir, period="2026-10")
+    t = r.trailing_retention(cm, months=12)
+    months = months_of(cm)
+    grid = months.pivot_table(index="customer_id", columns="month", values="mrr", fill_value=0.0)
+    for _, row in t.iterrows():
+        m, b = pd.Timestamp(f"{row['month']}-01"), pd.Timestamp(f"{row['base_month']}-01")
+        base = grid[b] if b in grid else pd.Series(dtype=float)
+        cur = grid[m].reindex(base.index, fill_value=0.0)
+        keep = base > 0
+        assert row["base_customers"] == keep.sum()
+        assert row["nrr"] == pytest.approx(cur[keep].sum() / base[keep].sum(), rel=1e-9)
+        assert row["grr"] == pytest.approx(np.minimum(cur[keep], base[keep]).sum() / base[keep].sum(), rel=1e-9)
+
+
+def test_caching_gives_the_same_results_and_releases_the_table(demo_dir):
+    src = open_source(demo_dir)
+    plain = r.customer_mrr(src, period="2026-10")
+    with r.customer_mrr(src, period="2026-10") as cached:
+        name = cached._temp[1]
+        assert name in src.con.list_tables()
+        pd.testing.assert_frame_equal(r.mrr_movements(cached), r.mrr_movements(plain))
+    assert name not in src.con.list_tables()
+
+
+@pytest.mark.postgres
+def test_postgres_gives_the_same_tables_as_duckdb(pg_url):
+    from conftest import load_postgres
+
+    url = load_postgres(pg_url, {"subscriptions": LEDGER, "transactions": ledger_transactions()}, "retention_t")
+    pg = r.customer_mrr(url, period="2026-06")
+    assert pg.source.con.name == "postgres"
+    duck = r.customer_mrr(LEDGER, period="2026-06")
+    pd.testing.assert_frame_equal(r.cohort_retention(pg), r.cohort_retention(duck))
+    pd.testing.assert_frame_equal(r.mrr_movements(pg, months=6), r.mrr_movements(duck, months=6))
+    pd.testing.assert_frame_equal(r.trailing_retention(pg, months=3, lag=2),
+                                  r.trailing_retention(duck, months=3, lag=2))
+    pd.testing.assert_frame_equal(r.survival(pg), r.survival(duck))
+    src = open_source(url)
+    tx = src.table("transactions")
+    pd.testing.assert_frame_equal(r.cohort_retention(tx.filter(tx.customer_id != "Z"), period="2026-06"),
+                                  r.cohort_retention(duck))
+    with pg:  # a temporary table on the server
+        pd.testing.assert_frame_equal(r.mrr_movements(pg, months=6), r.mrr_movements(duck, months=6))

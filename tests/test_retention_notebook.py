@@ -1,0 +1,76 @@
+"""The cohort_retention notebook runs through the real runner, from subscriptions and from transactions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from conftest import run_report
+
+pytestmark = [pytest.mark.notebook, pytest.mark.slow]
+
+PUBLISHED = {
+    "logo_retention": ["cohort", "age", "cohort_size", "active", "retention"],
+    "revenue_retention": ["cohort", "age", "starting_mrr", "mrr", "nrr", "grr"],
+    "mrr_movements": ["month", "starting_mrr", "new", "expansion", "reactivation", "contraction", "churned",
+                      "ending_mrr"],
+}
+
+
+@pytest.fixture(scope="module")
+def transactions_dir(demo_dir, tmp_path_factory):
+    """The demo folder without subscriptions.parquet: retention falls back to transactions."""
+    path = tmp_path_factory.mktemp("tx") / "data"
+    shutil.copytree(demo_dir, path)
+    (path / "subscriptions.parquet").unlink()
+    return path
+
+
+def _tables(out, period="2026-10"):
+    d = out / period / "tables" / "cohort_retention"
+    return {name: pd.read_csv(d / f"{name}.csv", dtype={"cohort": str, "month": str}) for name in PUBLISHED}
+
+
+def _check_published(tables):
+    for name, cols in PUBLISHED.items():
+        assert list(tables[name].columns) == cols, name
+    logo, rev, mv = tables["logo_retention"], tables["revenue_retention"], tables["mrr_movements"]
+    cohorts = sorted(logo["cohort"].unique())
+    assert len(cohorts) == 24 and cohorts[-1] == "2026-10" and cohorts[0] == "2024-11"
+    assert logo.groupby("cohort")["age"].max().to_dict() == {
+        c: (2026 - int(c[:4])) * 12 + 10 - int(c[5:]) for c in cohorts}  # every age up to the cut-off, no more
+    assert (logo.loc[logo["age"] == 0, "retention"] == 1).all()
+    assert (rev["grr"] <= rev["nrr"] + 1e-12).all() and (rev["grr"] <= 1 + 1e-12).all()
+    assert mv["month"].tolist() == [f"2025-{m:02d}" for m in (11, 12)] + [f"2026-{m:02d}" for m in range(1, 11)]
+    cents = {c: (mv[c] * 100).round().astype("int64") for c in PUBLISHED["mrr_movements"][1:]}
+    assert (cents["ending_mrr"] == cents["starting_mrr"] + cents["new"] + cents["expansion"] + cents["reactivation"]
+            - cents["contraction"] - cents["churned"]).all()
+
+
+def test_cohort_retention_runs_from_subscriptions(demo_dir, tmp_path):
+    status, messages = run_report(demo_dir, tmp_path, "2026-10", ["cohort_retention"])
+    assert status == 0, "\n".join(messages)
+    html = (tmp_path / "2026-10" / "cohort_retention.html").read_text()
+    assert html.count("data:image/png;base64,") >= 7
+    assert "Trailing-12-month <strong>NRR" in html and "by segment" in html
+    assert "Traceback" not in html and "nan%" not in html
+    _check_published(_tables(tmp_path))
+    m = json.loads((tmp_path / "2026-10" / "manifest.json").read_text())["cohort_retention"]
+    assert m["status"] == "ok" and [h["label"] for h in m["headlines"]] == ["MRR", "NRR 12m", "GRR 12m", "LTV:CAC"]
+
+
+def test_cohort_retention_runs_from_transactions_with_the_same_tables(demo_dir, transactions_dir, tmp_path):
+    subs_out, tx_out = tmp_path / "subs", tmp_path / "tx"
+    assert run_report(demo_dir, subs_out, "2026-10", ["cohort_retention"])[0] == 0
+    status, messages = run_report(transactions_dir, tx_out, "2026-10", ["cohort_retention"])
+    assert status == 0, "\n".join(messages)
+    html = (tx_out / "2026-10" / "cohort_retention.html").read_text()
+    assert "payments per month" in html and "by cohort year" in html
+    tx, subs = _tables(tx_out), _tables(subs_out)
+    _check_published(tx)
+    # the demo bills every subscription once per month it is active at month end: the same numbers
+    for name in PUBLISHED:
+        pd.testing.assert_frame_equal(tx[name], subs[name])
