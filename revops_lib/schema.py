@@ -492,7 +492,7 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
                 checks.append(("error", c.name, "wrong_type", raw[c.name].notnull(),
                                f"wrong type: stored as {rt}, expected {c.kind}"))
                 continue
-            typed = coerce(raw[c.name], c.kind)
+            typed = coerce(raw[c.name], c.kind, backend=getattr(src.con, "name", None))
             usable[c.name] = typed
             if not rt.is_null() and rt != KIND_DTYPES[c.kind] and not (c.kind == "timestamp" and rt.is_timestamp()):
                 checks.append(("error", c.name, "wrong_type", raw[c.name].notnull() & typed.isnull(),

@@ -51,19 +51,32 @@ KIND_DTYPES: dict[str, dt.DataType] = {
 _UTC = dt.Timestamp(timezone="UTC")
 
 
-def coerce(col: ir.Value, kind: str) -> ir.Value:
+@ibis.udf.scalar.builtin(name="epoch_us")
+def _epoch_us(x) -> dt.int64:  # DuckDB: microseconds since the epoch of a TIMESTAMP or TIMESTAMPTZ
+    ...
+
+
+@ibis.udf.scalar.builtin(name="make_timestamp")
+def _make_timestamp(us: dt.int64) -> dt.Timestamp():  # DuckDB: naive TIMESTAMP from epoch microseconds
+    ...
+
+
+def coerce(col: ir.Value, kind: str, *, backend: str | None = None) -> ir.Value:
     """Type one raw column to a contract column kind (see :mod:`revops_lib.schema`).
 
     Values that cannot be converted become null (``TRY_CAST``), so the caller
     can count them: ``raw.notnull() & coerce(raw, kind).isnull()``.
     """
     t = col.type()
-    target = KIND_DTYPES[kind]
     if kind == "string":
         return col if t.is_string() else col.cast(dt.string)
     if kind == "timestamp":
         if t.is_timestamp():
-            return col.cast(dt.Timestamp()) if t.timezone is not None else col
+            if t.timezone is None:
+                return col
+            if backend == "duckdb":  # same instant, much faster than CAST(TIMESTAMPTZ AS TIMESTAMP)
+                return _make_timestamp(_epoch_us(col))
+            return col.cast(dt.Timestamp())
         if t.is_date():
             return col.cast(dt.Timestamp())
         if t.is_string():
@@ -73,7 +86,7 @@ def coerce(col: ir.Value, kind: str) -> ir.Value:
         if t.is_date():
             return col
         if t.is_timestamp():
-            return coerce(col, "timestamp").cast(dt.date)
+            return coerce(col, "timestamp", backend=backend).cast(dt.date)
         if t.is_string():
             return ibis.coalesce(col.try_cast(dt.date), col.try_cast(_UTC).cast(dt.Timestamp()).cast(dt.date))
         return col.try_cast(dt.date)
@@ -120,14 +133,14 @@ def compatible(t: dt.DataType, kind: str) -> bool:
     }[kind]
 
 
-def typed_table(raw: ir.Table, spec: TableSpec) -> ir.Table:
+def typed_table(raw: ir.Table, spec: TableSpec, *, backend: str | None = None) -> ir.Table:
     """The contract view of a raw table: contract columns first (typed, missing ones null), then extras."""
     cols = {}
     for c in spec.columns:
         target = KIND_DTYPES[c.kind]
         if c.name in raw.columns:
             t = raw[c.name].type()
-            cols[c.name] = coerce(raw[c.name], c.kind) if compatible(t, c.kind) else ibis.null(target)
+            cols[c.name] = coerce(raw[c.name], c.kind, backend=backend) if compatible(t, c.kind) else ibis.null(target)
         else:
             cols[c.name] = ibis.null(target)
     extras = [c for c in raw.columns if c not in cols]
@@ -204,7 +217,7 @@ class Source:
     def table(self, name: str) -> ir.Table:
         """The table typed to the contract (see the module docstring)."""
         if name not in self._typed:
-            self._typed[name] = typed_table(self.raw(name), TABLES[name])
+            self._typed[name] = typed_table(self.raw(name), TABLES[name], backend=getattr(self.con, "name", None))
         return self._typed[name]
 
     def __getitem__(self, name: str) -> ir.Table:
