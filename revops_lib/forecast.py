@@ -91,15 +91,27 @@ Conventions (decided here)
   the period with a close date in it that was not in the set just before is
   pulled in and won (or lost) by the same change. Amounts are summed in whole
   cents, so ``ending = starting + new + pulled_in + increased - won - lost -
-  decreased - pushed_out`` holds exactly, and ending equals the open pipeline
-  with close date in the period at the cut-off.
+  decreased - pushed_out`` holds exactly (in cents, and for the published
+  amounts evaluated left to right), and ending equals the open pipeline with
+  close date in the period at the cut-off.
+
+Performance
+-----------
+Snapshot calendars are handled without a calendar × deals product: each
+history row's validity interval is turned into the range of calendar indices
+it covers (a hash lookup by day for calendars of whole days, an as-of join
+otherwise), win-rate counts are cumulative sums of +1/-1 events, and the stages
+a deal has been in are a bit mask carried by the history window. With
+:func:`prepare` the deal rows are computed once per report (a temporary table
+in the engine). At 2.5 million history rows (demo scale 100) the pipeline and
+baseline of ~150 weekly snapshots take a few seconds on 2 cores
+(``bench/forecast.py``).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import ibis
@@ -1166,7 +1178,7 @@ def forecast_accuracy(data, *, period=None, as_of=None, lookback_periods: int = 
         deals = _deals(data if isinstance(data, DealHistory) else src, won_stages=won_stages,
                        lost_stages=lost_stages)
         keys = f[["snapshot_date", "forecast_period", "scope"]].drop_duplicates()
-        b = baseline_forecast_for(deals, keys, fy)
+        b = _baseline_for(deals, keys, fy)
         name = BASELINE if BASELINE not in set(f["category"]) else f"kit_{BASELINE}"
         parts.append(b.assign(category=name)[["snapshot_date", "forecast_period", "scope", "category", "forecast"]])
     allf = pd.concat(parts, ignore_index=True) if len(f) else f
@@ -1174,7 +1186,7 @@ def forecast_accuracy(data, *, period=None, as_of=None, lookback_periods: int = 
     return _sort_accuracy(scored, fy)
 
 
-def baseline_forecast_for(deals: DealHistory, keys: pd.DataFrame, fiscal_year_start_month: int = 1) -> pd.DataFrame:
+def _baseline_for(deals: DealHistory, keys: pd.DataFrame, fiscal_year_start_month: int = 1) -> pd.DataFrame:
     """Baseline for the exact (snapshot_date, forecast_period, scope) rows of ``keys`` (internal helper)."""
     fy = _fy(fiscal_year_start_month)
     snaps = keys[["snapshot_date", "forecast_period"]].drop_duplicates().reset_index(drop=True)
@@ -1457,7 +1469,8 @@ def _window_cut(p: Period, cut: pd.Timestamp) -> pd.Timestamp:
     return min(max(cut, p.start_naive), p.end_naive)
 
 
-def slippage(data, *, period, as_of=None, fiscal_year_start_month: int = 1, won_stages=None, lost_stages=None) -> pd.DataFrame:
+def slippage(data, *, period, as_of=None, fiscal_year_start_month: int = 1, won_stages=None,
+             lost_stages=None) -> pd.DataFrame:
     """Deals that were due in the period at its start and were neither won nor lost in it.
 
     Parameters
@@ -1725,8 +1738,10 @@ class ForecastReport:
             return None
         acc = self.accuracy
         n_p = acc["forecast_period"].nunique()
-        return (f"Over the {n_p} forecast periods in view ({int(s['n']):,} {self.call_category} calls across "
-                f"snapshots and scopes), the {self.call_category} call missed the actual by "
+        n = int(s["n"])
+        return (f"Over the {n_p} forecast period{'s' if n_p != 1 else ''} in view ({n:,} {self.call_category} "
+                f"call{'s' if n != 1 else ''} across snapshots and scopes), the {self.call_category} call missed the "
+                f"actual by "
                 f"{self._pct(s['wape'])} (WAPE; MAPE {self._pct(s['mape'])}) and was within 10% "
                 f"{self._pct(s['hit_rate_10'])} of the time.")
 
@@ -1755,7 +1770,8 @@ class ForecastReport:
             w = _reliable_week(self.by_week, kind, self.call_category)
             wb = _reliable_week(self.by_week, kind, BASELINE)
             txt = (f"from week {w} of the {kind}" if w else f"at no week of the {kind}")
-            bt = f" (baseline: {'week ' + str(wb) if wb else 'never'})" if BASELINE in set(self.by_week["category"]) else ""
+            has_baseline = BASELINE in set(self.by_week["category"])
+            bt = f" (baseline: {'week ' + str(wb) if wb else 'never'})" if has_baseline else ""
             parts.append(txt + bt)
         return (f"The {self.call_category} call becomes reliable (median accuracy of 90% or better from then on) "
                 + "; ".join(parts) + ".")
@@ -1790,9 +1806,12 @@ class ForecastReport:
             txt = f"{lab}: {self._money(g['won_to_date'].iloc[0])} won so far"
             if len(call):
                 c = call.iloc[0]
-                txt += f", latest {self.call_category} {self._money(c['forecast'])} ({self._pct(c['pct_of_target'])} of target)"
+                txt += f", latest {self.call_category} {self._money(c['forecast'])}"
+                txt += "" if pd.isna(t) else f" ({self._pct(c['pct_of_target'])} of target)"
             if len(base):
-                txt += f", baseline {self._money(base.iloc[0]['forecast'])} ({self._pct(base.iloc[0]['pct_of_target'])})"
+                b = base.iloc[0]
+                txt += f", baseline {self._money(b['forecast'])}"
+                txt += "" if pd.isna(t) else f" ({self._pct(b['pct_of_target'])})"
             if pd.isna(t):
                 txt += ", no target"
             bits.append(txt)

@@ -15,8 +15,7 @@ import pandas as pd
 import seaborn as sns
 
 __all__ = [
-    "set_theme", "PALETTE", "fmt_money", "fmt_pct", "fmt_int", "fmt_days", "style_table",
-    "plot_table_coverage", "plot_monthly_rows",
+    "set_theme", "PALETTE", "fmt_money", "fmt_pct", "fmt_int", "fmt_days", "style_table", "plot_table_coverage", "plot_monthly_rows", "plot_funnel", "plot_funnel_by_source", "plot_rate_heatmap", "plot_cohort_trend", "plot_time_to_convert", "plot_deal_funnel", "plot_cohort_heatmap", "plot_retention_curves", "plot_survival", "plot_mrr_movements", "plot_arr_bridge", "plot_nrr_trend", "plot_kpi_bullets", "plot_kpi_sparklines", "plot_forecast_convergence", "plot_bias_by_scope", "plot_forecast_vs_actual", "plot_coverage", "plot_pipeline_waterfall",
 ]
 
 PALETTE = ["#2F5D8C", "#E07A2E", "#3B9C6A", "#C0392B", "#8E6BB8", "#7F8C8D", "#D4A72C", "#1ABC9C"]

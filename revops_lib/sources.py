@@ -371,8 +371,4 @@ def as_table(data: Any, name: str | None = None) -> ir.Table:
 
 def to_pandas(expr: ir.Expr):
     """Execute an Ibis expression and return pandas (the backend of the expression, DuckDB for memtables)."""
-    try:
-        return expr.to_pandas()
-    except Exception:
-        # memtables without a bound backend run on the default DuckDB backend
-        return ibis.duckdb.connect().to_pandas(expr)
+    return expr.to_pandas()  # expressions over memtables only run on Ibis's default backend (DuckDB)

@@ -626,6 +626,19 @@ def test_assess_on_a_source_without_forecasts_still_reports_the_pipeline():
     assert fa.summary.columns.tolist() == F.SUMMARY_COLUMNS
 
 
+def test_assess_without_history_or_targets_falls_back_to_opportunities():
+    case = baseline_case()
+    del case["opportunity_history"]
+    case["forecast_snapshots"] = snaps_frame([("2026-10-12", "2026-10", "company", "commit", 330.0)])
+    fa = F.assess(case, period="2026-10")
+    # without history only the overall win rate is known: 2 won of 5 closed by 10-12 (Q closes at the end of 10-13)
+    base = fa.accuracy[fa.accuracy["category"] == "baseline"].iloc[0]
+    assert base["forecast"] == pytest.approx(300 + (100 + 200 + 10 + 40) * 2 / 5)
+    text = fa.findings().data
+    assert "in view (1 commit call across" in text and "no target" in text
+    assert fa.coverage["coverage"].isna().all()
+
+
 def test_docstring_examples_run():
     result = doctest.testmod(F, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted >= 20
