@@ -6,7 +6,12 @@ The library holds every computation behind the notebooks in ``notebooks/``:
 - :mod:`revops_lib.schema` — the data contract and ``validate``;
 - :mod:`revops_lib.sources` — open a folder / DuckDB file / Ibis URL as typed Ibis tables;
 - :mod:`revops_lib.demo` — a realistic synthetic B2B SaaS company;
+- :mod:`revops_lib.funnel` — lifecycle and deal-stage funnels, win rate, cycle, velocity;
+- :mod:`revops_lib.forecast` — forecast accuracy, baseline forecast, coverage, slippage, waterfall;
+- :mod:`revops_lib.retention` — cohort retention, NRR/GRR, MRR movements, survival, LTV and CAC;
+- :mod:`revops_lib.scorecard` — the KPI scorecard with targets and pacing;
 - :mod:`revops_lib.quality` — data-quality summaries behind the ``data_quality`` report;
+- :mod:`revops_lib.plots` — the charts and number formats;
 - :mod:`revops_lib.report` — run notebooks with Papermill and render HTML;
 - :mod:`revops_lib.cli` — the ``revops`` command.
 """

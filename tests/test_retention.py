@@ -519,6 +519,7 @@ def ledgers(draw):
                          "mrr": [x[2] for x in rows], "end_date": [x[3] for x in rows]})
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(subs=ledgers(), period=st.sampled_from(["2025-06", "2025-12", "2026-02"]))
 def test_properties_on_random_ledgers(subs, period):
