@@ -282,11 +282,16 @@ for _m in ("funnel", "forecast", "retention", "scorecard"):
         pass
 revops_lib.plots.set_theme()"""
 
-#: First cell of every run on a reused kernel: a clean namespace, no figure left open.
-RESET_CODE = """%reset -f
+#: First cell of every run on a reused kernel: a clean namespace (what ``%reset -f`` clears, without
+#: its 0.15 s garbage collection), no output history, no figure left open.
+RESET_CODE = """_ip = get_ipython()
+_ip.history_manager.output_hist.clear()
+for _k in [k for k in list(_ip.user_ns) if k not in _ip.user_ns_hidden
+           and (not k.startswith("_") or k[1:].isdigit() or k in ("_", "__", "___"))]:
+    del _ip.user_ns[_k]
 import matplotlib.pyplot as _plt
 _plt.close("all")
-del _plt"""
+del _plt, _k, _ip"""
 
 #: A kernel is replaced after this many notebooks (bounded memory growth).
 MAX_USES = 25

@@ -199,3 +199,20 @@ def test_interrupted_run_leaves_the_good_report_in_place(kit, tmp_path):
     assert (d / "alpha.html").read_bytes() == good
     assert json.loads((d / "manifest.json").read_text())["alpha"]["status"] == "ok"
     assert not [p.name for p in d.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+def test_reused_kernel_starts_each_notebook_with_a_clean_namespace(kit):
+    """Two notebooks on one warm kernel: the second must not see the first one's variables."""
+    nb = nbformat.read(str(kit["nbs"] / "alpha.ipynb"), as_version=4)
+    nb.cells.append(new_code_cell("leaked_from_alpha = 42"))
+    nbformat.write(nb, str(kit["nbs"] / "alpha.ipynb"))
+    nb = nbformat.read(str(kit["nbs"] / "beta.ipynb"), as_version=4)
+    nb.cells.append(new_code_cell("assert 'leaked_from_alpha' not in dir(), 'state leaked between notebooks'\n"
+                                  "assert 'ctx' in dir()"))
+    nbformat.write(nb, str(kit["nbs"] / "beta.ipynb"))
+    from revops_lib import report as r
+
+    messages = []
+    status = r.run(period="2026-10", source=kit["src"], out=kit["out"], notebooks=["alpha", "beta"],
+                   notebooks_dir=kit["nbs"], parameters_dir=kit["prm"], jobs=1, progress=messages.append)
+    assert status == 0, "\n".join(messages)
