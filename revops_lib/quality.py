@@ -44,6 +44,21 @@ def _lit(ts: pd.Timestamp, kind: str):
     return ibis.timestamp(ts.to_pydatetime()) if kind == "timestamp" else ibis.date(ts.date())
 
 
+def latest_event(source, *, tables=("leads", "opportunities", "activities", "web_traffic", "transactions")):
+    """The latest event time in the main event tables (naive UTC), or None when they are absent or empty."""
+    src = open_source(source)
+    latest = None
+    for name in tables:
+        if not src.has(name):
+            continue
+        col = TABLES[name].time_column
+        t = src.table(name)
+        v = src.con.execute(t.aggregate(m=t[col].cast(dt.Timestamp()).max()))["m"].iloc[0]
+        if v is not None and not pd.isna(v):
+            latest = pd.Timestamp(v) if latest is None else max(latest, pd.Timestamp(v))
+    return latest
+
+
 def table_overview(source, *, period, as_of=None, stale_after_days: int = 14) -> pd.DataFrame:
     """Row counts, date coverage and freshness of every contract table.
 

@@ -302,11 +302,22 @@ class _Kernel:
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_client.utils import run_sync
 
+        # the kernel's own log (e.g. ipykernel's transport warning) goes to a file, shown only if it fails
+        self.log = tempfile.NamedTemporaryFile(prefix="revops-kernel-", suffix=".log", delete=False)
         self.km = AsyncKernelManager(kernel_name="python3")
-        run_sync(self.km.start_kernel)(cwd=str(cwd))
+        run_sync(self.km.start_kernel)(cwd=str(cwd), stderr=self.log, stdout=self.log)
         self.cwd = Path(cwd)
         self.uses = 0
-        self._run_cells([WARMUP_CODE])
+        try:
+            self._run_cells([WARMUP_CODE])
+        except Exception as exc:
+            raise RuntimeError(f"The Jupyter kernel did not start: {exc}\n{self.log_tail()}") from exc
+
+    def log_tail(self, n: int = 20) -> str:
+        try:
+            return "\n".join(Path(self.log.name).read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
 
     def _run_cells(self, sources):
         import nbformat
@@ -323,6 +334,11 @@ class _Kernel:
         try:
             run_sync(self.km.shutdown_kernel)(now=True)
         except Exception:  # pragma: no cover - already gone
+            pass
+        try:
+            self.log.close()
+            os.unlink(self.log.name)
+        except OSError:
             pass
 
 
@@ -562,6 +578,13 @@ def _run(plist, names, source_abs, src_text, out, jobs, params, force, say, nb_d
             return 1
         if result.warnings:
             say(f"Validation: {result.summary()} (details in the data_quality report)")
+    from revops_lib.quality import latest_event
+
+    latest = latest_event(src)
+    for p in plist:
+        if latest is not None and latest < p.start_naive:
+            say(f"Warning: the source's latest event ({latest:%Y-%m-%d}) is before period {p.label} "
+                f"({p.start_date} to {p.last_day}): its figures will be empty. Pick an earlier --period.")
     data_fp = src.fingerprint()
     code_fp = _code_fingerprint()
 
