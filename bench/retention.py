@@ -190,6 +190,21 @@ def _normalise(result: dict) -> dict:
     return out
 
 
+def _peak_rss() -> int:
+    """Peak resident memory of this process in bytes.
+
+    VmHWM belongs to the process image, so it starts afresh at exec; ``ru_maxrss`` does not (Linux keeps
+    the parent's peak across fork + exec, which inflated the children's figures after a large data build).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
 def child(name: str, data: Path, cm_path: Path, repeat: int, out: Path) -> None:
     run = VARIANTS[name](data, cm_path)  # imports happen here, outside the timing
     times = []
@@ -198,7 +213,7 @@ def child(name: str, data: Path, cm_path: Path, repeat: int, out: Path) -> None:
         t0 = time.perf_counter()
         result = run()
         times.append(time.perf_counter() - t0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    peak = _peak_rss()
     with open(out, "wb") as f:
         pickle.dump({"times": times, "peak": peak, "result": _normalise(result)}, f)
 
