@@ -552,6 +552,7 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
         )
     src_text = str(source)
     source_abs = src_text if "://" in src_text else str(Path(src_text).expanduser().resolve())
+    out = Path(out).expanduser().resolve()  # kernels run in notebooks/: every path they get must be absolute
 
     n_tasks = len(plist) * len(names)
     jobs = max(1, min(jobs or os.cpu_count() or 1, n_tasks))

@@ -216,3 +216,15 @@ def test_reused_kernel_starts_each_notebook_with_a_clean_namespace(kit):
     status = r.run(period="2026-10", source=kit["src"], out=kit["out"], notebooks=["alpha", "beta"],
                    notebooks_dir=kit["nbs"], parameters_dir=kit["prm"], jobs=1, progress=messages.append)
     assert status == 0, "\n".join(messages)
+
+
+def test_relative_output_folder_gets_tables_and_nothing_lands_in_notebooks(kit, monkeypatch):
+    """`make reports` passes `--out reports` (relative); kernels run in notebooks/."""
+    monkeypatch.chdir(kit["out"].parent)
+    from revops_lib import report as r
+
+    status = r.run(period="2026-10", source=kit["src"], out="reports_rel", notebooks=["alpha"],
+                   notebooks_dir=kit["nbs"], parameters_dir=kit["prm"], jobs=1, progress=lambda m: None)
+    assert status == 0
+    assert (kit["out"].parent / "reports_rel" / "2026-10" / "tables" / "alpha" / "demo_table.csv").is_file()
+    assert not (kit["nbs"] / "reports_rel").exists()
