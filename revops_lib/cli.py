@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from revops_lib import __version__
 from revops_lib.errors import RevOpsError

@@ -1201,7 +1201,7 @@ class _Company:
         amt_t = created[ar] + (dur[ar] * rng.uniform(0.15, 0.85, len(ar))).astype(np.int64)
         amt_t = np.clip(_business(amt_t), created[ar] + SECOND, decide[ar] - 30 * SECOND)
         # --- event table
-        k1, k2, k3 = len(ev_opp), len(pr), len(ar)
+        k2, k3 = len(pr), len(ar)
         e_opp = np.concatenate([ev_opp, pr, ar])
         e_t = np.concatenate([ev_t, push_t, amt_t])
         e_stage = np.concatenate([ev_stage, np.full(k2 + k3, -1)])
@@ -1437,7 +1437,6 @@ class _Company:
     def _email_campaigns(self):
         s = self.sends
         rng = _rng(self.seed, 2)
-        n = len(s["day"])
         mo = _month_of_day(s["day"]) - self.m0
         contacts = np.round(self.active_customers[np.clip(mo, 0, self.n_months - 1)] * 3.0
                             * (0.9 + 0.1 * s["u_customers"][:, 0]))

@@ -808,7 +808,6 @@ def cohort_trend(leads, *, period, as_of=None, cohorts: int = 12, window_days: f
     labels = {j: q.label for j, q in enumerate(periods)}
     starts = {j: q.start_date for j, q in enumerate(periods)}
     ends = {j: q.end_naive for j, q in enumerate(periods)}
-    w_us = int(round((window or 0) * _US_PER_DAY))
     if len(df):
         k = df["k"].astype(int)
         df["cohort"] = k.map(labels)

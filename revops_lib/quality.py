@@ -40,6 +40,11 @@ FOOTNOTES = [
 ]
 
 
+def _cut(period, as_of) -> pd.Timestamp:
+    """The exclusive cut-off: ``as_of``, or the end of ``period`` when ``as_of`` is not given."""
+    return resolve_as_of(parse_period(period), as_of) if period is not None else pd.Timestamp(as_of)
+
+
 def _lit(ts: pd.Timestamp, kind: str):
     return ibis.timestamp(ts.to_pydatetime()) if kind == "timestamp" else ibis.date(ts.date())
 
@@ -137,7 +142,7 @@ def monthly_volume(source, *, as_of=None, period=None, months: int = 24,
     Returns ``month`` (``YYYY-MM``), ``table``, ``rows``.
     """
     src = open_source(source)
-    cut = resolve_as_of(parse_period(period), as_of) if period is not None else pd.Timestamp(as_of)
+    cut = _cut(period, as_of)
     start = (cut.to_period("M") - months + (0 if cut == cut.to_period("M").start_time else 1)).start_time
     frames = []
     for name in tables:
@@ -175,7 +180,7 @@ def stale_open_deals(source, *, as_of=None, period=None, stale_days: int = 90, l
     and, in ``.attrs``, ``count`` and ``amount`` over all such deals.
     """
     src = open_source(source)
-    cut = resolve_as_of(parse_period(period), as_of) if period is not None else pd.Timestamp(as_of)
+    cut = _cut(period, as_of)
     o = src.table("opportunities")
     o = o.filter((o.created_at < _lit(cut, "timestamp"))
                  & (~o.is_closed | (o.close_date >= _lit(cut, "date"))))
@@ -209,7 +214,7 @@ def close_date_pushes(source, *, as_of=None, period=None, min_pushes: int = 2, l
     is the number of such deals.
     """
     src = open_source(source)
-    cut = resolve_as_of(parse_period(period), as_of) if period is not None else pd.Timestamp(as_of)
+    cut = _cut(period, as_of)
     if not src.has("opportunity_history"):
         df = pd.DataFrame(columns=["opportunity_id", "pushes", "first_close_date", "latest_close_date", "days_pushed"])
         df.attrs.update(count=0, absent=True)
@@ -240,7 +245,7 @@ def missing_amounts(source, *, as_of=None, period=None, limit: int = 50) -> pd.D
     ``.attrs['count']`` is the number of such deals.
     """
     src = open_source(source)
-    cut = resolve_as_of(parse_period(period), as_of) if period is not None else pd.Timestamp(as_of)
+    cut = _cut(period, as_of)
     o = src.table("opportunities")
     o = o.filter((o.created_at < _lit(cut, "timestamp")) & (~o.is_closed | o.is_won)
                  & (o.amount.isnull() | (o.amount == 0)))

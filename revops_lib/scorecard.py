@@ -33,14 +33,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import ibis
 import ibis.expr.datatypes as dt
-import numpy as np
 import pandas as pd
 
-from revops_lib.errors import ParameterError
 from revops_lib.periods import Period, parse_period, resolve_as_of
 from revops_lib.sources import Source, open_source, to_pandas
 
@@ -372,7 +370,7 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
         put("review_rating", _series(g, wins, "m", fill=None))
     if has("support_tickets", keys=["csat", "ces", "first_response_hours"]):
         tk = src.table("support_tickets")
-        cal_stop = None  # responses at or after the window's cut-off are not known yet
+        # responses at or after the window's cut-off are not known yet
         g = _by_period(tk, "created_at", "timestamp", wins, lambda j: dict(
             rated=j.csat.notnull().sum(), sat=(j.csat >= 4).sum(),
             ces=j.ces.mean(),
@@ -383,9 +381,8 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
         put("csat", {lab: _ratio(sat[lab], rated[lab]) for lab in labels})
         put("ces", _series(g, wins, "ces", fill=None))
         put("first_response_hours", _series(g, wins, "frh", fill=None))
-        del cal_stop
     if has("subscriptions", keys=["logo_retention_12m", "nrr_12m", "grr_12m"]):
-        from revops_lib.retention import customer_mrr, trailing_retention
+        from revops_lib.retention import customer_mrr, last_complete_month, trailing_retention
 
         cm = customer_mrr(src, as_of=wins[-1].cut, cache=True)
         months_needed = 13 + 3 * len(wins)
@@ -393,12 +390,7 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
         tr = tr.set_index("month")
         lr, nr, gr = {}, {}, {}
         for win in wins:
-            from revops_lib.retention import last_complete_month
-
-            try:
-                m = last_complete_month(as_of=win.cut)
-            except Exception:
-                m = None
+            m = last_complete_month(as_of=win.cut)
             lab = win.period.label
             row = tr.loc[m] if m is not None and m in tr.index else None
             lr[lab] = _num(row["logo_retention"]) if row is not None else math.nan

@@ -79,7 +79,6 @@ def test_index_and_report_open_offline_and_show_content(kit, browser, tmp_path):
 
 def test_the_check_catches_a_page_that_loads_from_the_internet(browser, tmp_path):
     """Negative control: nbconvert's stock template asks a CDN for require.js; the check must see it."""
-    import nbformat
     from nbconvert import HTMLExporter
     from nbformat.v4 import new_markdown_cell, new_notebook
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pandas as pd
 
-from conftest import NOW, d, ts, valid_frames
+from conftest import NOW, d, ts
 from revops_lib import quality
 
 

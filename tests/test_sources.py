@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 
 import duckdb
 import pandas as pd
 import pytest
 
-from conftest import valid_frames, write_folder
+from conftest import write_folder
 from revops_lib.errors import SourceError
 from revops_lib.schema import TABLES
 from revops_lib.sources import Source, open_source
