@@ -387,16 +387,18 @@ def _stage_times(leads: Any, stages: Sequence[str], as_of: pd.Timestamp, mode: s
     g = _dimension(t, by, table="leads")
     keep = ["g"] if g is not None else []
     n = len(stages)
-    # three steps, each a projection of its own (no expression is computed twice):
-    # a = microseconds, f = a before as_of, r = reach time
+    # a = microseconds (a projection of its own, so no conversion is computed twice)
     a = t.select(*([g.name("g")] if g is not None else []),
                  **{f"a{i}": _micros(_instant(t, s, table="leads", param="stages"), backend)
                     for i, s in enumerate(stages)})
+    if mode == "reached":
+        # reach time of stage i = the first of stages i..n reached before as_of: one CASE per stage
+        # (a NULL time compares as unknown and falls through to the next stage)
+        return a.select(*keep, **{f"r{i}": ibis.cases(*[(a[f"a{j}"] < cut, a[f"a{j}"]) for j in range(i, n)],
+                                                      else_=ibis.null(dt.int64)) for i in range(n)})
+    # f = a before as_of
     f = a.select(*keep, **{f"f{i}": ibis.ifelse(a[f"a{i}"] < cut, a[f"a{i}"], ibis.null(dt.int64))
                            for i in range(n)})
-    if mode == "reached":
-        return f.select(*keep, **{f"r{i}": ibis.coalesce(*[f[f"f{j}"] for j in range(i, n)]) if i < n - 1
-                                  else f[f"f{i}"] for i in range(n)})
     # strict: a timestamp for the stage and every earlier one, in order (ties allowed)
     step = f.mutate(r0=f.f0)
     for i in range(1, n):
@@ -443,11 +445,13 @@ def _funnel_query(leads, *, stages, start: pd.Timestamp, cut: pd.Timestamp, as_o
     n = len(stages)
     for i in range(n - 1):
         a, b = r[f"r{i}"], r[f"r{i + 1}"]
-        conv = b.notnull() if w_us is None else (b.notnull() & ((b - a) <= w_us))
+        # (b - a) is NULL when b is: a window condition needs no IS NOT NULL, and the quantile of
+        # the differences skips the unconverted leads by itself
         aggs[f"e{i}"] = a.count()
-        aggs[f"c{i}"] = _count_if(conv) if w_us is not None else b.count()
-        if timing:
-            aggs[f"q{i}"] = ((b - a) / _US_PER_DAY).quantile([0.5, 0.9], where=conv)
+        aggs[f"c{i}"] = b.count() if w_us is None else _count_if((b - a) <= w_us)
+        if timing:  # in microseconds: days in pandas
+            aggs[f"q{i}"] = ((b - a).quantile([0.5, 0.9]) if w_us is None
+                             else (b - a).quantile([0.5, 0.9], where=(b - a) <= w_us))
         if pending and w_us is not None:
             aggs[f"p{i}"] = _count_if(a > _us(as_of) - w_us)
     keys = []
@@ -492,8 +496,8 @@ def _long(wide: pd.DataFrame, stages, by: str | None, *, confidence: float, min_
             if timing:
                 q = rec.get(f"q{i}")
                 q = None if q is None or (not isinstance(q, (list, np.ndarray)) and pd.isna(q)) else list(q)
-                row["median_days"] = float(q[0]) if q and q[0] is not None else math.nan
-                row["p90_days"] = float(q[1]) if q and q[1] is not None else math.nan
+                row["median_days"] = float(q[0]) / _US_PER_DAY if q and q[0] is not None else math.nan
+                row["p90_days"] = float(q[1]) / _US_PER_DAY if q and q[1] is not None else math.nan
             if f"p{i}" in rec:
                 row["pending"] = _int(rec[f"p{i}"])
             row["_i"] = i
