@@ -155,10 +155,9 @@ def _exporter():
     """One HTML exporter per thread (building one costs about 0.4 s; reusing it ~0.02 s)."""
     exp = getattr(_LOCAL, "exporter", None)
     if exp is None:
-        from nbconvert import HTMLExporter
         from nbconvert.preprocessors import TagRemovePreprocessor
 
-        exp = HTMLExporter(
+        exp = _exporter_class()(
             template_name="revops",
             extra_template_basedirs=[str(TEMPLATES_DIR)],
             exclude_input=True,
@@ -171,6 +170,40 @@ def _exporter():
         exp.register_preprocessor(tags, enabled=True)
         _LOCAL.exporter = exp
     return exp
+
+
+def _exporter_class():
+    """nbconvert's HTMLExporter without its BeautifulSoup pass.
+
+    After rendering, ``HTMLExporter.from_notebook_node`` parses the whole page (inline images
+    included) with BeautifulSoup to add ``alt`` to images and ``tabindex`` to outputs: about
+    0.1–0.2 s per report. The same two attributes are added here with two substitutions.
+    """
+    import re
+
+    from nbconvert import HTMLExporter
+    from nbconvert.exporters.templateexporter import TemplateExporter
+    from nbconvert.filters.highlight import Highlight2HTML
+    from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
+
+    img_without_alt = re.compile(r"<img(?![^>]*\salt=)(?=[\s>/])")
+    output_div = re.compile(r'(<div\s+class="[^"]*\b(?:jp-OutputArea-output|jp-Cell-inputWrapper)\b[^"]*")')
+
+    class ReportHTMLExporter(HTMLExporter):
+        def from_notebook_node(self, nb, resources=None, **kw):
+            langinfo = nb.metadata.get("language_info", {})
+            lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
+            self.register_filter("highlight_code",
+                                 self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
+            resources = self._init_resources(resources)
+            self.register_filter("filter_data_type", WidgetsDataTypeFilter(
+                notebook_metadata=self._nb_metadata, parent=self, resources=resources))
+            html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+            html = img_without_alt.sub('<img alt="Chart"', html)
+            html = output_div.sub(r'\1 tabindex="0"', html)
+            return html, resources
+
+    return ReportHTMLExporter
 
 
 def render_html(nb_path, html_path: Path, *, meta: dict | None = None) -> Path:
@@ -304,7 +337,10 @@ class _Kernel:
 
         # the kernel's own log (e.g. ipykernel's transport warning) goes to a file, shown only if it fails
         self.log = tempfile.NamedTemporaryFile(prefix="revops-kernel-", suffix=".log", delete=False)
-        self.km = AsyncKernelManager(kernel_name="python3")
+        from revops_lib._kernel_client import QuickReadyClient
+
+        self.km = AsyncKernelManager(kernel_name="python3", client_class="revops_lib._kernel_client.QuickReadyClient",
+                                     client_factory=QuickReadyClient)
         run_sync(self.km.start_kernel)(cwd=str(cwd), stderr=self.log, stdout=self.log)
         self.cwd = Path(cwd)
         self.uses = 0
@@ -446,6 +482,7 @@ def run_notebook(notebook: str, period: Period, params: dict, out_dir: Path, *, 
     try:
         extra = {}
         if pool is not None:
+            _exporter()  # built (once per thread) while the kernels may still be warming up
             kernel = pool.acquire()
             extra["km"] = kernel.km
         executed = pm.execute_notebook(
@@ -532,6 +569,20 @@ class _Progress:
             self.bar.close()
 
 
+def _skip_slow_optional_imports() -> None:
+    """Keep jsonschema from importing ``rfc3987_syntax`` in the runner's process.
+
+    Papermill and nbconvert import nbformat, which imports jsonschema; jsonschema imports
+    ``rfc3987_syntax`` when it is installed (JupyterLab's dependencies bring it) to check the
+    ``iri`` string format, and that module compiles a Lark grammar at import: about 0.9 s of
+    every run. Nothing here checks that format (nbformat's schema does not use it), so the module
+    is marked as unavailable, which jsonschema handles as "not installed". Done only before
+    jsonschema is imported, never in the kernels.
+    """
+    if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import raises ImportError
+
+
 def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=None, params=None,
         force=False, progress=None, *, periods=None, notebooks_dir=None, parameters_dir=None,
         validate_source=True, only=None) -> int:
@@ -541,6 +592,7 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
     ``only``: an optional set of (notebook, period label) pairs to restrict the run to.
     """
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    _skip_slow_optional_imports()
     nb_dir = Path(notebooks_dir or NOTEBOOKS_DIR)
     plist = [parse_period(x) for x in periods] if periods else [parse_period(period) if period else default_period()]
     available = notebook_names(nb_dir)
@@ -638,8 +690,10 @@ def _run(plist, names, source_abs, src_text, out, jobs, params, force, say, nb_d
 
     executor = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="revops-report")
     try:
-        futures = [executor.submit(one, t) for t in tasks]
-        outcomes = [f.result() for f in futures]
+        # longest first, so that no long notebook starts last while the other workers sit idle
+        order = sorted(range(len(tasks)), key=lambda i: -_expected_seconds(out, tasks[i]))
+        futures = {i: executor.submit(one, tasks[i]) for i in order}
+        outcomes = [futures[i].result() for i in range(len(tasks))]
         executor.shutdown(wait=True)
     except KeyboardInterrupt:
         # Ctrl-C: start nothing new, stop the kernels (running notebooks fail and write nothing
@@ -663,6 +717,20 @@ def _run(plist, names, source_abs, src_text, out, jobs, params, force, say, nb_d
                 + (f" (see {Path(out) / o.period / o.executed.name})" if o.executed else ""))
         return 1
     return 0
+
+
+#: Rough seconds per notebook (demo data, warm kernel), used to start the longest first when a
+#: period has no earlier build to go by.
+TYPICAL_SECONDS = {"revops_scorecard": 4.0, "cohort_retention": 3.0, "funnel_conversion": 2.5,
+                   "forecast_accuracy": 2.0, "data_quality": 1.5}
+
+
+def _expected_seconds(out: Path, task) -> float:
+    p, n, _ = task
+    seconds = read_manifest(Path(out) / p.label).get(n, {}).get("seconds")
+    if isinstance(seconds, (int, float)) and seconds > 0:
+        return float(seconds)
+    return TYPICAL_SECONDS.get(n, 2.0)
 
 
 def _now_iso() -> str:
