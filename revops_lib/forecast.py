@@ -1351,6 +1351,62 @@ def _ratio(a, b) -> float:
     return float(a) / float(b) if b is not None and not pd.isna(b) and b > 0 and not pd.isna(a) else np.nan
 
 
+def open_pipeline_by_period(data, *, periods, at, fiscal_year_start_month: int = 1, won_stages=None,
+                            lost_stages=None) -> pd.DataFrame:
+    """Point-in-time open pipeline with planned close date in each period.
+
+    Parameters
+    ----------
+    data : Source, source spec or DealHistory
+    periods : list of str or Period
+    at : instant, or a list of instants (one per period)
+        When the pipeline is measured (the state of each deal at that instant).
+
+    Returns
+    -------
+    DataFrame
+        ``period, measured_at, deals, amount``: the open deals at ``measured_at`` whose
+        close date (as then planned) falls in the period; one row per period, in order.
+
+    Examples
+    --------
+    >>> opps = pd.DataFrame({"opportunity_id": ["a", "b"], "created_at": pd.to_datetime(["2026-01-05", "2026-01-20"]),
+    ...     "close_date": [_dt.date(2026, 2, 10), _dt.date(2026, 3, 1)], "is_closed": [False, False],
+    ...     "is_won": [False, False], "amount": [100.0, 50.0], "stage": ["proposal", "proposal"]})
+    >>> open_pipeline_by_period(opps, periods=["2026-02", "2026-03"], at="2026-02-01")[["period", "deals", "amount"]]
+        period  deals  amount
+    0  2026-02      1   100.0
+    1  2026-03      1    50.0
+    """
+    fy = _fy(fiscal_year_start_month)
+    ps = [_period(q, fy) for q in periods]
+    ats = list(at) if isinstance(at, (list, tuple, pd.Series, np.ndarray)) else [at] * len(ps)
+    if len(ats) != len(ps):
+        raise ParameterError(f"`at` gives {len(ats)} instants for {len(ps)} periods: give one, or one per period.")
+    instants = _instants(ats, "at") if ps else []
+    out = pd.DataFrame({"period": [q.label for q in ps],
+                        "measured_at": pd.Series(instants, dtype="datetime64[us]")})
+    if not ps:
+        return out.assign(deals=pd.Series(dtype="int64"), amount=pd.Series(dtype="float64"))
+    deals = _deals(data, won_stages=won_stages, lost_stages=lost_stages, scopes=False)
+    cal = _Cal(instants)
+    pm = _memtable(pd.DataFrame({
+        "t_idx": pd.Series([cal.pos[t] for t in instants], dtype="int64"), "label": [q.label for q in ps],
+        "p_start": pd.Series([pd.Timestamp(q.start_date) for q in ps], dtype="datetime64[us]"),
+        "p_end": pd.Series([pd.Timestamp(q.end_date) for q in ps], dtype="datetime64[us]")}))
+    pm = pm.mutate(p_start=pm.p_start.cast(dt.date), p_end=pm.p_end.cast(dt.date))
+    r = deals.rows
+    o = cal.covering(r.filter(~r.is_closed), ["amount", "close_date"])
+    o = o.join(pm, [o.idx == pm.t_idx, o.close_date >= pm.p_start, o.close_date < pm.p_end])
+    g = _run(o.group_by(["t_idx", "label"]).aggregate(deals=o.count(), amount=o.amount.fill_null(0.0).sum()))
+    found = {(int(i), lab): (d, a) for i, lab, d, a in zip(g["t_idx"], g["label"], g["deals"], g["amount"])}
+    vals = [found.get((cal.pos[t], q.label), (0, 0.0)) for t, q in zip(instants, ps)]
+    out["deals"] = pd.Series([int(d) for d, _ in vals], dtype="int64")
+    # engines add in any order: drop the float noise below a millionth of a currency unit
+    out["amount"] = pd.Series([0.0 if a is None or pd.isna(a) else float(a) for _, a in vals], dtype="float64").round(6)
+    return out
+
+
 def coverage(data, *, period, as_of=None, lookback_periods: int = 6, target_metric: str = "revenue_won",
              fiscal_year_start_month: int = 1, won_stages=None, lost_stages=None) -> pd.DataFrame:
     """Pipeline coverage of the report's kind of period: the last periods and the next one.
@@ -1385,14 +1441,12 @@ def coverage(data, *, period, as_of=None, lookback_periods: int = 6, target_metr
     qs = p.trailing(n) + [p.next()]
     deals = _deals(data if isinstance(data, DealHistory) else src, won_stages=won_stages, lost_stages=lost_stages,
                    scopes=False)
-    pairs = pd.DataFrame({
-        "t": pd.Series([min(q.start_naive, cut) for q in qs], dtype="datetime64[us]"),
-        "label": [q.label for q in qs], "p_start": [q.start_date for q in qs], "p_end": [q.end_date for q in qs]})
-    b = _baseline_engine(deals, pairs, [COMPANY])
+    b = open_pipeline_by_period(deals, periods=qs, at=[min(q.start_naive, cut) for q in qs],
+                                fiscal_year_start_month=fy)
     won = actuals(src, periods=qs, scopes=[COMPANY], as_of=cut, fiscal_year_start_month=fy)
     tg = _targets(src, [q.label for q in qs], target_metric)
-    out = pd.DataFrame({"period": [q.label for q in qs], "measured_at": pairs["t"]})
-    out = out.merge(b[["label", "open_pipeline"]].rename(columns={"label": "period"}), on="period", how="left")
+    out = b[["period", "measured_at"]].copy()
+    out["open_pipeline"] = b["amount"]
     out["target"] = out["period"].map(tg).astype(float)
     out["coverage"] = [_ratio(a, t) for a, t in zip(out["open_pipeline"], out["target"])]
     out["won"] = out["period"].map(dict(zip(won["forecast_period"], won["actual"]))).astype(float)

@@ -370,12 +370,12 @@ def _pairs(stages: Sequence[str]) -> list[tuple[str, str]]:
 # ---------------------------------------------------------------------------
 
 
-def _stage_times(leads: Any, stages: Sequence[str], as_of: pd.Timestamp, mode: str, by: str | None,
-                 start: pd.Timestamp | None = None) -> ir.Table:
-    """Raw leads -> table of ``g`` (the dimension, when given) and ``r0..rn``: reach times in microseconds.
+def _stage_micros(leads: Any, stages: Sequence[str], by: str | None, start: pd.Timestamp | None = None) -> ir.Table:
+    """Raw leads -> table of ``g`` (the dimension, when given) and ``a0..an``: stage times in microseconds.
 
     ``start``: leads whose first-stage time is before it are dropped early by a filter the engine can
-    push into the scan (exact: their reach time of the first stage is that time).
+    push into the scan (exact for cohorts starting at ``start``: their reach time of the first stage
+    is that time).
     """
     t = _raw_table(leads, "leads")
     if start is not None:
@@ -383,28 +383,38 @@ def _stage_times(leads: Any, stages: Sequence[str], as_of: pd.Timestamp, mode: s
         if pre is not None:
             t = pre
     backend = _backend_name(t)
-    cut = _us(as_of)
     g = _dimension(t, by, table="leads")
-    keep = ["g"] if g is not None else []
-    n = len(stages)
-    # a = microseconds (a projection of its own, so no conversion is computed twice)
-    a = t.select(*([g.name("g")] if g is not None else []),
-                 **{f"a{i}": _micros(_instant(t, s, table="leads", param="stages"), backend)
-                    for i, s in enumerate(stages)})
+    # a projection of its own, so no conversion is computed twice
+    return t.select(*([g.name("g")] if g is not None else []),
+                    **{f"a{i}": _micros(_instant(t, s, table="leads", param="stages"), backend)
+                       for i, s in enumerate(stages)})
+
+
+def _reach(a: ir.Table, n: int, cut, mode: str, keep: Sequence[str]) -> ir.Table:
+    """Stage times ``a0..an`` -> reach times ``r0..rn`` (microseconds) at the exclusive cut-off ``cut``.
+
+    ``cut``: microseconds, as a number or as a column of ``a`` (one cut-off per row).
+    """
     if mode == "reached":
-        # reach time of stage i = the first of stages i..n reached before as_of: one CASE per stage
+        # reach time of stage i = the first of stages i..n reached before the cut: one CASE per stage
         # (a NULL time compares as unknown and falls through to the next stage)
         return a.select(*keep, **{f"r{i}": ibis.cases(*[(a[f"a{j}"] < cut, a[f"a{j}"]) for j in range(i, n)],
                                                       else_=ibis.null(dt.int64)) for i in range(n)})
-    # f = a before as_of
+    # strict: a timestamp (before the cut) for the stage and every earlier one, in order (ties allowed)
     f = a.select(*keep, **{f"f{i}": ibis.ifelse(a[f"a{i}"] < cut, a[f"a{i}"], ibis.null(dt.int64))
                            for i in range(n)})
-    # strict: a timestamp for the stage and every earlier one, in order (ties allowed)
     step = f.mutate(r0=f.f0)
     for i in range(1, n):
         prev, cur = step[f"r{i - 1}"], step[f"f{i}"]
         step = step.mutate(**{f"r{i}": ibis.ifelse(prev.notnull() & (cur >= prev), cur, ibis.null(dt.int64))})
     return step.select(*keep, *[f"r{i}" for i in range(n)])
+
+
+def _stage_times(leads: Any, stages: Sequence[str], as_of: pd.Timestamp, mode: str, by: str | None,
+                 start: pd.Timestamp | None = None) -> ir.Table:
+    """Raw leads -> table of ``g`` (the dimension, when given) and ``r0..rn``: reach times in microseconds."""
+    a = _stage_micros(leads, stages, by, start)
+    return _reach(a, len(stages), _us(as_of), mode, ["g"] if by is not None else [])
 
 
 def _prefilter(t: ir.Table, first: ir.Value, start: pd.Timestamp) -> ir.Table | None:
@@ -896,21 +906,60 @@ def activity_counts(leads, *, period, as_of=None, stages: Sequence[str] = DEFAUL
     1      mql_at      2
     2      sql_at      1
     """
+    counts = activity_counts_many(leads, [(period, as_of)], stages=stages, by=by, funnel_mode=funnel_mode)
+    return counts.drop(columns="period").reset_index(drop=True)
+
+
+def activity_counts_many(leads, windows: Sequence[tuple], *, stages: Sequence[str] = DEFAULT_STAGES,
+                         by: str | None = None, funnel_mode: str = "reached") -> pd.DataFrame:
+    """:func:`activity_counts` for several ``(period, as_of)`` windows in one query (the scorecard's history).
+
+    Each window counts exactly as :func:`activity_counts` with that period and ``as_of`` (None: the
+    period end): reach times are taken at the window's own cut-off.
+
+    Returns
+    -------
+    DataFrame
+        ``period, [by], stage, leads``: the windows in the order given, every stage (and group)
+        with its count, zeros included.
+    """
     stages = _check_stages(stages)
     mode = _check_mode(funnel_mode)
-    p, cut_as_of = _window(period, as_of)
-    cut = min(p.end_naive, cut_as_of)
-    r = _stage_times(leads, stages, cut_as_of, mode, by)
-    lo, hi = _us(p.start_naive), _us(cut)
-    aggs = {f"n{i}": _count_if((r[f"r{i}"] >= lo) & (r[f"r{i}"] < hi)) for i in range(len(stages))}
+    n = len(stages)
+    spec = []
+    for w in windows:
+        period, as_of = w if isinstance(w, tuple) else (w, None)
+        p, cut_as_of = _window(period, as_of)
+        spec.append((p.label, _us(p.start_naive), _us(min(p.end_naive, cut_as_of)), _us(cut_as_of)))
+    cols = ["period"] + ([by] if by is not None else []) + ["stage", "leads"]
+    if not spec:
+        return pd.DataFrame(columns=cols)
+    a = _stage_micros(leads, stages, by)
+    keep = ["g"] if by is not None else []
+    # A lead counts in a window only through a stage time inside it, so only the windows between
+    # its earliest and its latest stage time need pairing with it (a range join, not a cross join).
+    times = [a[f"a{i}"] for i in range(n)]
+    a = a.mutate(_lo=ibis.least(*times) if n > 1 else times[0], _hi=ibis.greatest(*times) if n > 1 else times[0])
+    a = a.filter((a._hi >= min(x[1] for x in spec)) & (a._lo < max(x[2] for x in spec)))
+    cal = ibis.memtable(pd.DataFrame({"w": range(len(spec)), "w_lo": [x[1] for x in spec],
+                                      "w_hi": [x[2] for x in spec], "w_cut": [x[3] for x in spec]},
+                                     dtype="int64"))
+    j = a.join(cal, (a._hi >= cal.w_lo) & (a._lo < cal.w_hi))
+    r = _reach(j, n, j.w_cut, mode, keep + ["w", "w_lo", "w_hi"])
+    aggs = {f"n{i}": _count_if((r[f"r{i}"] >= r.w_lo) & (r[f"r{i}"] < r.w_hi)) for i in range(n)}
+    wide = to_pandas(r.group_by(["w"] + keep).aggregate(**aggs))
+    found = {(int(rec["w"]), rec.get("g")): rec for rec in wide.to_dict("records")}
     if by is None:
-        wide = to_pandas(r.aggregate(**aggs))
-        return pd.DataFrame({"stage": list(stages),
-                             "leads": [_int(wide[f"n{i}"].iloc[0]) for i in range(len(stages))]})
-    wide = to_pandas(r.group_by("g").aggregate(**aggs)).sort_values("g")
-    rows = [(g, s, _int(rec[f"n{i}"])) for rec in wide.to_dict("records") for i, s in enumerate(stages)
-            for g in [rec["g"]]]
-    return pd.DataFrame(rows, columns=[by, "stage", "leads"])
+        groups = [None]
+    else:  # every group of the table, as activity_counts lists them (zeros included)
+        groups = sorted(to_pandas(_stage_micros(leads, stages, by).select("g").distinct())["g"].tolist())
+    rows = []
+    for k, (label, *_rest) in enumerate(spec):
+        for g in groups:
+            rec = found.get((k, g), {})
+            for i, st in enumerate(stages):
+                rows.append((label, *([g] if by is not None else []), st, _int(rec.get(f"n{i}"))))
+    return pd.DataFrame(rows, columns=cols)
 
 
 def stage_entries(leads, stage: str, *, period, as_of=None, stages: Sequence[str] = DEFAULT_STAGES) -> int:
@@ -1053,33 +1102,59 @@ def closed_deal_stats(opportunities, *, start: _dt.date, end: _dt.date, as_of: p
     (the cycle: median calendar days from the UTC date of ``created_at`` to ``close_date`` of the won
     deals, linear interpolation). Missing values are NaN.
     """
+    return _closed_deal_rows(opportunities, [(start, end, as_of)], types)[0]
+
+
+def closed_deal_stats_many(opportunities, windows: Sequence[tuple], *,
+                           types: Sequence[str] | None = None) -> pd.DataFrame:
+    """:func:`closed_deal_stats` for several ``(start, end, as_of)`` windows in one query.
+
+    Returns one row per window, in the order given, with the keys of :func:`closed_deal_stats` as
+    columns (``closed, won, lost, won_amount, closed_amount, avg_deal_size, sales_cycle_days``).
+    """
+    cols = ["closed", "won", "lost", "won_amount", "closed_amount", "avg_deal_size", "sales_cycle_days"]
+    return pd.DataFrame(_closed_deal_rows(opportunities, windows, types), columns=cols)
+
+
+def _closed_deal_rows(opportunities, windows: Sequence[tuple], types) -> list[dict]:
+    if not windows:
+        return []
     o = _opps(opportunities)
     types = _check_types(types)
-    asof_date = pd.Timestamp(as_of).date()
-    hi = min(end, asof_date)
-    o = o.filter(o.is_closed & (o.close_date >= ibis.date(start)) & (o.close_date < ibis.date(hi)))
+    his = [min(pd.Timestamp(e).date(), pd.Timestamp(a).date()) for _, e, a in windows]
+    los = [pd.Timestamp(st).date() for st, _, _ in windows]
+    o = o.filter(o.is_closed & (o.close_date >= ibis.date(min(los))) & (o.close_date < ibis.date(max(his))))
     if types is not None:
         o = o.filter(o.type.isin(list(types)))
-    won = o.is_won.fill_null(False)
-    cycle = o.close_date.delta(o.created_at.date(), unit="day")
-    r = to_pandas(o.aggregate(
-        closed=o.count(),
+    o = o.mutate(_won=o.is_won.fill_null(False), _cycle=o.close_date.delta(o.created_at.date(), unit="day"))
+    cal = ibis.memtable(pd.DataFrame({"w": pd.Series(range(len(windows)), dtype="int64"),
+                                      "w_lo": pd.to_datetime(los), "w_hi": pd.to_datetime(his)}))
+    cal = cal.mutate(w_lo=cal.w_lo.date(), w_hi=cal.w_hi.date())
+    j = o.join(cal, (o.close_date >= cal.w_lo) & (o.close_date < cal.w_hi))
+    won = j._won
+    agg = to_pandas(j.group_by("w").aggregate(
+        closed=j.count(),
         won=_count_if(won),
-        won_amount=o.amount.sum(where=won),
-        closed_amount=o.amount.sum(),
-        avg_deal_size=o.amount.mean(where=won),
-        sales_cycle_days=cycle.cast(dt.float64).quantile(0.5, where=won),
-    )).iloc[0]
+        won_amount=j.amount.sum(where=won),
+        closed_amount=j.amount.sum(),
+        avg_deal_size=j.amount.mean(where=won),
+        sales_cycle_days=j._cycle.cast(dt.float64).quantile(0.5, where=won),
+    ))
+    found = {int(rec["w"]): rec for rec in agg.to_dict("records")}
 
     def num(x):
         return math.nan if x is None or pd.isna(x) else float(x)
 
-    closed = _int(r["closed"])
-    won_n = _int(r["won"]) if closed else 0
-    return dict(closed=closed, won=won_n, lost=closed - won_n,
-                won_amount=num(r["won_amount"]) if won_n else 0.0,
-                closed_amount=num(r["closed_amount"]) if closed else 0.0,
-                avg_deal_size=num(r["avg_deal_size"]), sales_cycle_days=num(r["sales_cycle_days"]))
+    rows = []
+    for k in range(len(windows)):
+        r = found.get(k, {})
+        closed = _int(r.get("closed"))
+        won_n = _int(r.get("won")) if closed else 0
+        rows.append(dict(closed=closed, won=won_n, lost=closed - won_n,
+                         won_amount=num(r.get("won_amount")) if won_n else 0.0,
+                         closed_amount=num(r.get("closed_amount")) if closed else 0.0,
+                         avg_deal_size=num(r.get("avg_deal_size")), sales_cycle_days=num(r.get("sales_cycle_days"))))
+    return rows
 
 
 def _ratio(a, b) -> float:
@@ -1125,16 +1200,38 @@ def open_opportunities(opportunities, *, as_of, types: Sequence[str] | None = No
 
     Returns a dict ``count, amount``.
     """
+    return _open_rows(opportunities, [as_of], types)[0]
+
+
+def open_opportunities_many(opportunities, cuts: Sequence, *, types: Sequence[str] | None = None) -> pd.DataFrame:
+    """:func:`open_opportunities` at several instants in one query: one row (``count, amount``) per cut."""
+    return pd.DataFrame(_open_rows(opportunities, cuts, types), columns=["count", "amount"])
+
+
+def _open_rows(opportunities, cuts: Sequence, types) -> list[dict]:
+    if not len(cuts):
+        return []
     o = _opps(opportunities)
     types = _check_types(types)
-    cut = pd.Timestamp(as_of)
-    o = o.filter((o.created_at < ibis.timestamp(cut.to_pydatetime()))
-                 & ~(o.is_closed.fill_null(False) & (o.close_date < ibis.date(cut.date()))))
+    stamps = [pd.Timestamp(c) for c in cuts]
+    o = o.filter(o.created_at < ibis.timestamp(max(stamps).to_pydatetime()))
     if types is not None:
         o = o.filter(o.type.isin(list(types)))
-    r = to_pandas(o.aggregate(count=o.count(), amount=o.amount.sum())).iloc[0]
-    return dict(count=_int(r["count"]), amount=float(r["amount"]) if r["amount"] is not None
-                and not pd.isna(r["amount"]) else 0.0)
+    o = o.mutate(_closed=o.is_closed.fill_null(False))
+    cal = ibis.memtable(pd.DataFrame({"w": pd.Series(range(len(stamps)), dtype="int64"),
+                                      "w_cut": pd.to_datetime(stamps).astype("datetime64[us]"),
+                                      "w_day": pd.to_datetime([s.normalize() for s in stamps])}))
+    cal = cal.mutate(w_day=cal.w_day.date())
+    j = o.join(cal, (o.created_at < cal.w_cut) & ~(o._closed & (o.close_date < cal.w_day)))
+    agg = to_pandas(j.group_by("w").aggregate(count=j.count(), amount=j.amount.sum()))
+    found = {int(rec["w"]): rec for rec in agg.to_dict("records")}
+    rows = []
+    for k in range(len(stamps)):
+        r = found.get(k, {})
+        amount = r.get("amount")
+        rows.append(dict(count=_int(r.get("count")),
+                         amount=float(amount) if amount is not None and not pd.isna(amount) else 0.0))
+    return rows
 
 
 def _lookback_start(cut_date: _dt.date, periods: int, kind: str) -> _dt.date:

@@ -15,7 +15,7 @@ import pandas as pd
 import seaborn as sns
 
 __all__ = [
-    "set_theme", "PALETTE", "fmt_money", "fmt_pct", "fmt_int", "fmt_days", "style_table", "plot_table_coverage", "plot_monthly_rows", "plot_funnel", "plot_funnel_by_source", "plot_rate_heatmap", "plot_cohort_trend", "plot_time_to_convert", "plot_deal_funnel", "plot_cohort_heatmap", "plot_retention_curves", "plot_survival", "plot_mrr_movements", "plot_arr_bridge", "plot_nrr_trend", "plot_kpi_bullets", "plot_kpi_sparklines", "plot_forecast_convergence", "plot_bias_by_scope", "plot_forecast_vs_actual", "plot_coverage", "plot_pipeline_waterfall",
+    "set_theme", "PALETTE", "fmt_money", "fmt_pct", "fmt_int", "fmt_days", "style_table", "plot_table_coverage", "plot_monthly_rows", "plot_funnel", "plot_funnel_by_source", "plot_rate_heatmap", "plot_cohort_trend", "plot_time_to_convert", "plot_deal_funnel", "plot_cohort_heatmap", "cohort_heatmap_table", "plot_retention_curves", "plot_survival", "plot_mrr_movements", "plot_arr_bridge", "plot_nrr_trend", "plot_kpi_bullets", "plot_kpi_sparklines", "sparkline_svg", "plot_forecast_convergence", "plot_bias_by_scope", "plot_forecast_vs_actual", "plot_coverage", "plot_pipeline_waterfall",
 ]
 
 PALETTE = ["#2F5D8C", "#E07A2E", "#3B9C6A", "#C0392B", "#8E6BB8", "#7F8C8D", "#D4A72C", "#1ABC9C"]
@@ -422,6 +422,67 @@ def plot_cohort_heatmap(cohorts: pd.DataFrame, *, value: str = "retention", aver
     return ax
 
 
+def cohort_heatmap_table(cohorts: pd.DataFrame, *, value: str = "retention", average: pd.DataFrame | None = None,
+                         title: str | None = None):
+    """Cohort × age heatmap as a shaded HTML table (a pandas Styler) of ``retention``, ``nrr`` or ``grr``.
+
+    Rows are cohorts (oldest on top) plus the weighted-average row at the bottom
+    (under a rule); columns are ages in months; cells past the cut-off stay
+    blank. The numbers are text, so they stay sharp and can be copied. Logo
+    retention and GRR use a sequential scale from the lowest value to 100 %
+    (darkest); NRR a diverging scale centred on 100 % (green: the cohort pays
+    more than in its first month). A table rather than an image: with 24
+    cohorts an annotated image shrinks its numbers to unreadable, and renders
+    ten times slower.
+    """
+    import numpy as np
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize, TwoSlopeNorm
+
+    caption = title or f"{value} by cohort and age"
+    if cohorts.empty:
+        return pd.DataFrame({caption: ["No cohort yet"]}).style.hide(axis="index")
+    grid = cohorts.pivot(index="cohort", columns="age", values=value).sort_index()
+    has_avg = average is not None and len(average) > 0
+    if has_avg:
+        grid.loc["average"] = average.set_index("age")[value].reindex(grid.columns).to_numpy()
+    data = grid.to_numpy(dtype=float)
+    finite = data[np.isfinite(data)]
+    lo = float(finite.min()) if finite.size else 0.0
+    hi = float(finite.max()) if finite.size else 1.0
+    if value == "nrr":
+        norm, cmap = TwoSlopeNorm(vmin=min(lo, 0.95), vcenter=1.0, vmax=max(hi, 1.05)), colormaps["RdYlGn"]
+        scale = "colour: red below 100 %, yellow at 100 %, green above"
+    else:
+        norm = Normalize(vmin=max(0.0, min(math.floor(lo * 10) / 10, 0.9)), vmax=1.0)
+        cmap = colormaps["YlGnBu"]
+        scale = f"colour: from light ({fmt_pct(norm.vmin, 0)} or less) to dark (100 %)"
+    rgba = cmap(norm(np.where(np.isfinite(data), data, norm.vmax)))
+    light = (0.299 * rgba[..., 0] + 0.587 * rgba[..., 1] + 0.114 * rgba[..., 2]) > 0.55
+    css = np.full(data.shape, "", dtype=object)
+    for (i, j), v in np.ndenumerate(data):
+        if np.isfinite(v):
+            r, g, b = (int(round(255 * c)) for c in rgba[i, j, :3])
+            css[i, j] = f"background-color: #{r:02x}{g:02x}{b:02x}; color: {'#1a1a1a' if light[i, j] else 'white'}"
+    if has_avg:
+        css[-1, :] = [c + "; border-top: 2px solid #333; font-weight: bold" for c in css[-1, :]]
+    shown = grid.copy()
+    shown.columns = pd.Index([f"M{a}" for a in grid.columns], name="cohort")
+    shown.index.name = None
+    styles = pd.DataFrame(css, index=shown.index, columns=shown.columns)
+    styler = shown.style.format(lambda v: "" if pd.isna(v) else f"{100 * v:.0f}%")
+    styler = styler.apply(lambda _: styles, axis=None)
+    styler = styler.set_caption(f"<b>{caption}</b><br><span style='font-weight:normal'>Rows: cohort (first paid "
+                                f"month); columns: months since then; {scale}.</span>")
+    return styler.set_table_styles([
+        {"selector": "", "props": [("border-collapse", "collapse"), ("font-size", "11px")]},
+        {"selector": "caption", "props": [("caption-side", "top"), ("text-align", "left"), ("padding-bottom", "6px")]},
+        {"selector": "td", "props": [("padding", "2px 4px"), ("text-align", "right"), ("border", "1px solid white"),
+                                     ("min-width", "2.6em")]},
+        {"selector": "th", "props": [("padding", "2px 4px"), ("font-weight", "normal"), ("white-space", "nowrap")]},
+    ], overwrite=False)
+
+
 def plot_retention_curves(average: pd.DataFrame, *, ax=None):
     """Weighted-average logo retention, NRR and GRR by age (``cohort_average`` output)."""
     ax = _ax(ax)
@@ -588,6 +649,54 @@ def plot_kpi_bullets(card: pd.DataFrame, *, function: str, currency: str = "USD"
     return ax
 
 
+def sparkline_svg(values, *, width: int = 120, height: int = 26, label: str = "") -> str:
+    """A tiny inline SVG line of ``values`` (oldest first), the last one marked with a dot.
+
+    For a table cell: scaled to its own minimum and maximum, gaps (NaN) left as gaps, and a
+    tooltip giving the first and last value and the range. Empty string when nothing is finite.
+    """
+    import html as _html
+
+    vals = [float(v) if v is not None and not (isinstance(v, float) and math.isnan(v)) else math.nan
+            for v in values]
+    finite = [v for v in vals if not math.isnan(v)]
+    if not finite:
+        return ""
+    lo, hi = min(finite), max(finite)
+    pad = 3.0
+    n = len(vals)
+
+    def xy(i, v):
+        x = pad + (width - 2 * pad) * (i / (n - 1) if n > 1 else 0.5)
+        y = height / 2 if hi == lo else pad + (height - 2 * pad) * (hi - v) / (hi - lo)
+        return f"{x:.1f},{y:.1f}"
+
+    segments, cur = [], []
+    for i, v in enumerate(vals):
+        if math.isnan(v):
+            if cur:
+                segments.append(cur)
+            cur = []
+        else:
+            cur.append(xy(i, v))
+    if cur:
+        segments.append(cur)
+    parts = []
+    for seg in segments:
+        if len(seg) > 1:
+            parts.append(f'<polyline points="{" ".join(seg)}" fill="none" stroke="{PALETTE[0]}" stroke-width="1.5" '
+                         f'stroke-linejoin="round"/>')
+        else:
+            x, y = seg[0].split(",")
+            parts.append(f'<circle cx="{x}" cy="{y}" r="1.5" fill="{PALETTE[0]}"/>')
+    if not math.isnan(vals[-1]):
+        x, y = xy(n - 1, vals[-1]).split(",")
+        parts.append(f'<circle cx="{x}" cy="{y}" r="2.8" fill="{PALETTE[1]}"/>')
+    tip = _html.escape(label, quote=True)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            f'role="img" aria-label="{tip}"><title>{tip}</title>{"".join(parts)}</svg>')
+
+
 def plot_kpi_sparklines(history: pd.DataFrame, card: pd.DataFrame, *, function: str, currency: str = "USD",
                         ncols: int = 4, ax=None):
     """Small multiples: each KPI of a function over the last periods (the report period last, highlighted)."""
@@ -601,9 +710,16 @@ def plot_kpi_sparklines(history: pd.DataFrame, card: pd.DataFrame, *, function: 
         ax.set_axis_off()
         return ax
     nrows = math.ceil(len(keys) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 1.55 * nrows), squeeze=False)
+    # fixed spacing for the two-line titles and the tick labels, rather than tight_layout (a whole
+    # extra layout pass): the report's image is cropped to its content anyway
+    height = 1.55 * nrows + 0.35
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, height), squeeze=False,
+                             gridspec_kw=dict(left=0.07, right=0.99, bottom=0.1 / nrows, top=1 - 0.75 / height,
+                                              wspace=0.42, hspace=0.75))
+    n_periods = history.period.nunique()
     for a, key in zip(axes.flat, keys):
         h = history[history.kpi == key]
+        a.set_xlim(-0.5, max(n_periods, len(h)) - 0.5)  # every KPI on the same period axis, gaps included
         a.plot(range(len(h)), h.value.to_numpy(dtype=float), color=PALETTE[0], lw=1.6)
         if len(h):
             a.plot([len(h) - 1], [h.value.to_numpy(dtype=float)[-1]], "o", color=PALETTE[1], ms=5)
@@ -624,8 +740,7 @@ def plot_kpi_sparklines(history: pd.DataFrame, card: pd.DataFrame, *, function: 
         a.set_axis_off()
     periods = history.period.unique()
     fig.suptitle(f"Last {len(periods)} periods ({periods[0]} to {periods[-1]}; dot: this period)",
-                 fontsize=9, x=0.01, ha="left")
-    fig.tight_layout()
+                 fontsize=9, x=0.01, y=1 - 0.1 / height, ha="left", va="top")
     return axes[0, 0]
 
 

@@ -105,7 +105,7 @@ import math
 import uuid
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -1351,16 +1351,44 @@ def new_customers(opportunities, *, period, as_of=None) -> int:
     >>> new_customers(o, period="2026-10")
     1
     """
-    p, cut = _window(period, as_of)
-    if p is None:
+    if period is None:
         raise ParameterError("`period` is required for new_customers.")
+    return int(new_customers_many(opportunities, [(period, as_of)]).iloc[0])
+
+
+def new_customers_many(opportunities, windows: Sequence[tuple]) -> pd.Series:
+    """:func:`new_customers` for several ``(period, as_of)`` windows in one query.
+
+    An account's first win is the same whatever the cut-off, once it is before the cut-off: so it
+    counts in a window when that first ``close_date`` falls in ``[start, min(end, as_of's date))``.
+
+    Returns
+    -------
+    Series of int, indexed by period label, in the order given.
+    """
+    spans = []
+    for w in windows:
+        period, as_of = w if isinstance(w, tuple) else (w, None)
+        p, cut = _window(period, as_of)
+        if p is None:
+            raise ParameterError("`period` is required for new_customers.")
+        spans.append((p.label, p.start_date, min(p.end_date, cut.date())))
+    if not spans:
+        return pd.Series([], dtype="int64", name="new_customers")
     o = _table(opportunities, "opportunities")
-    cut_day = ibis.date(cut.date())
+    last = max(hi for _, _, hi in spans)
     won = o.filter(o.is_won.fill_null(False) & (o.type == "new_business") & o.account_id.notnull()
-                   & o.close_date.notnull() & (o.close_date < cut_day))
+                   & o.close_date.notnull() & (o.close_date < ibis.date(last)))
     first = won.group_by("account_id").aggregate(first=won.close_date.min())
-    inside = first.filter((first.first >= ibis.date(p.start_date)) & (first.first < ibis.date(p.end_date)))
-    return int(to_pandas(inside.aggregate(n=inside.count()))["n"].iloc[0])
+    cal = ibis.memtable(pd.DataFrame({"w": pd.Series(range(len(spans)), dtype="int64"),
+                                      "w_lo": pd.to_datetime([lo for _, lo, _ in spans]),
+                                      "w_hi": pd.to_datetime([hi for _, _, hi in spans])}))
+    cal = cal.mutate(w_lo=cal.w_lo.date(), w_hi=cal.w_hi.date())
+    j = first.join(cal, (first.first >= cal.w_lo) & (first.first < cal.w_hi))
+    got = to_pandas(j.group_by("w").aggregate(n=j.count()))
+    found = dict(zip(got["w"].astype(int), got["n"]))
+    return pd.Series([int(found.get(k, 0)) for k in range(len(spans))], index=[lab for lab, _, _ in spans],
+                     dtype="int64", name="new_customers")
 
 
 def marketing_spend_total(spend, *, period, as_of=None) -> float:
@@ -1372,14 +1400,37 @@ def marketing_spend_total(spend, *, period, as_of=None) -> float:
     >>> marketing_spend_total(s, period="2026-10")
     100.0
     """
-    p, cut = _window(period, as_of)
-    if p is None:
+    if period is None:
         raise ParameterError("`period` is required for marketing_spend_total.")
+    return float(marketing_spend_many(spend, [(period, as_of)]).iloc[0])
+
+
+def marketing_spend_many(spend, windows: Sequence[tuple]) -> pd.Series:
+    """:func:`marketing_spend_total` for several ``(period, as_of)`` windows in one query.
+
+    Returns a Series of floats indexed by period label, in the order given.
+    """
+    spans = []
+    for w in windows:
+        period, as_of = w if isinstance(w, tuple) else (w, None)
+        p, cut = _window(period, as_of)
+        if p is None:
+            raise ParameterError("`period` is required for marketing_spend_total.")
+        spans.append((p.label, p.start_date, min(p.end_date, cut.date())))
+    if not spans:
+        return pd.Series([], dtype="float64", name="marketing_spend")
     t = _table(spend, "marketing_spend")
-    end = min(p.end_date, cut.date())
-    t = t.filter((t.date >= ibis.date(p.start_date)) & (t.date < ibis.date(end)))
-    value = to_pandas(t.aggregate(s=t.spend.sum()))["s"].iloc[0]
-    return float(0.0 if value is None or pd.isna(value) else value)
+    t = t.filter((t.date >= ibis.date(min(lo for _, lo, _ in spans))) & (t.date < ibis.date(max(hi for _, _, hi in spans))))
+    cal = ibis.memtable(pd.DataFrame({"w": pd.Series(range(len(spans)), dtype="int64"),
+                                      "w_lo": pd.to_datetime([lo for _, lo, _ in spans]),
+                                      "w_hi": pd.to_datetime([hi for _, _, hi in spans])}))
+    cal = cal.mutate(w_lo=cal.w_lo.date(), w_hi=cal.w_hi.date())
+    j = t.join(cal, (t.date >= cal.w_lo) & (t.date < cal.w_hi))
+    got = to_pandas(j.group_by("w").aggregate(s=j.spend.sum()))
+    found = {int(w): v for w, v in zip(got["w"], got["s"])}
+    vals = [found.get(k) for k in range(len(spans))]
+    return pd.Series([0.0 if v is None or pd.isna(v) else float(v) for v in vals],
+                     index=[lab for lab, _, _ in spans], dtype="float64", name="marketing_spend")
 
 
 def unit_economics(data, *, period, as_of=None, gross_margin: float = 0.8, movements: pd.DataFrame | None = None,
@@ -1679,26 +1730,26 @@ class RetentionReport:
 
     # -- sections -----------------------------------------------------------
     def logo_heatmap(self):
-        """Logo retention heatmap (cohort × age) with the weighted-average row; publishes ``logo_retention``."""
-        from revops_lib.plots import plot_cohort_heatmap
+        """Logo retention heatmap table (cohort × age) with the weighted-average row; publishes ``logo_retention``."""
+        from revops_lib.plots import cohort_heatmap_table
         from revops_lib.report import publish
 
         if not self.available:
             return self._missing()
         publish(logo_retention(self.cohorts), "logo_retention")
-        return plot_cohort_heatmap(self.cohorts, value="retention", average=self.average,
-                                   title="Logo retention: share of each cohort's customers still paying")
+        return cohort_heatmap_table(self.cohorts, value="retention", average=self.average,
+                                    title="Logo retention: share of each cohort's customers still paying")
 
     def revenue_heatmap(self):
-        """NRR heatmap (cohort × age) with the weighted-average row; publishes ``revenue_retention``."""
-        from revops_lib.plots import plot_cohort_heatmap
+        """NRR heatmap table (cohort × age) with the weighted-average row; publishes ``revenue_retention``."""
+        from revops_lib.plots import cohort_heatmap_table
         from revops_lib.report import publish
 
         if not self.available:
             return self._missing()
         publish(revenue_retention(self.cohorts), "revenue_retention")
-        return plot_cohort_heatmap(self.cohorts, value="nrr", average=self.average,
-                                   title="Net revenue retention: cohort MRR vs its first month (green above 100%)")
+        return cohort_heatmap_table(self.cohorts, value="nrr", average=self.average,
+                                    title="Net revenue retention: cohort MRR vs its first month")
 
     def retention_curves(self):
         """Average logo retention, NRR and GRR by age; publishes ``retention_average``."""

@@ -209,9 +209,15 @@ def _by_period(t, time_col: str, kind: str, wins, aggs: Callable, group: str | N
     else:
         t = t.filter((col >= _d(first)) & (col < _d(last)))
     j = t.join(cal, (t[time_col] >= lo) & (t[time_col] < hi))
-    keys = ["label"] + ([group] if group else [])
+    keys = ["label"] + ([group] if isinstance(group, str) else list(group or []))
     out = to_pandas(j.group_by(keys).aggregate(**aggs(j)))
     return out
+
+
+def _totals(grouped: pd.DataFrame) -> pd.DataFrame:
+    """Per-label sums of a :func:`_by_period` result grouped further (counts and sums only)."""
+    values = [c for c in grouped.columns if c not in ("label", "source", "type", "product")]
+    return grouped.groupby("label", as_index=False)[values].sum(min_count=1)
 
 
 def _series(df: pd.DataFrame, wins, col: str, fill: float | None = 0.0) -> dict[str, float]:
@@ -253,34 +259,32 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
     # --- marketing -----------------------------------------------------------
     if has("web_traffic", keys=["sessions", "landing_conversion_rate"]):
         w = src.table("web_traffic")
-        g = _by_period(w, "date", "date", wins, lambda j: dict(s=j.sessions.sum(), c=j.conversions.sum()))
+        # one query by source; the totals are the sums over the sources (a missing source included)
+        gs = _by_period(w, "date", "date", wins, lambda j: dict(s=j.sessions.sum(), c=j.conversions.sum()),
+                        group="source")
+        g = _totals(gs)
         sessions = _series(g, wins, "s")
         put("sessions", sessions)
         put("landing_conversion_rate", {lab: _ratio(_series(g, wins, "c")[lab], sessions[lab]) if sessions[lab] else math.nan
                                         for lab in labels})
         if breakdowns:
-            gs = _by_period(w, "date", "date", wins, lambda j: dict(s=j.sessions.sum()), group="source")
             for s in sorted(gs["source"].dropna().unique()):
                 put(f"sessions:{s}", _series(gs[gs["source"] == s], wins, "s"))
     leads_n: dict[str, float] = {}
     if has("leads", keys=["leads", "mqls", "sqls", "cost_per_lead"]):
-        from revops_lib.funnel import activity_counts
+        from revops_lib.funnel import activity_counts_many
 
         ld = src.table("leads")
-        g = _by_period(ld, "created_at", "timestamp", wins, lambda j: dict(n=j.count()))
-        leads_n = _series(g, wins, "n")
+        gs = _by_period(ld, "created_at", "timestamp", wins, lambda j: dict(n=j.count()), group="source")
+        leads_n = _series(_totals(gs), wins, "n")
         put("leads", leads_n)
         if breakdowns:
-            gs = _by_period(ld, "created_at", "timestamp", wins, lambda j: dict(n=j.count()), group="source")
             for s in sorted(gs["source"].dropna().unique()):
                 put(f"leads:{s}", _series(gs[gs["source"] == s], wins, "n"))
-        mq, sq = {}, {}
-        for win in wins:
-            ac = activity_counts(ld, period=win.period, as_of=win.cut).set_index("stage")["leads"]
-            mq[win.period.label] = _num(ac.get("mql_at", math.nan))
-            sq[win.period.label] = _num(ac.get("sql_at", math.nan))
-        put("mqls", mq)
-        put("sqls", sq)
+        ac = activity_counts_many(ld, [(win.period, win.cut) for win in wins])
+        for key, stage in (("mqls", "mql_at"), ("sqls", "sql_at")):
+            got = ac[ac["stage"] == stage]
+            put(key, {lab: _num(v) for lab, v in zip(got["period"], got["leads"])})
     if has("email_campaigns", keys=["email_open_rate", "email_click_rate", "contacts_generated", "customers_reached"]):
         e = src.table("email_campaigns")
         prospects = e.audience.isnull() | (e.audience == "prospects")
@@ -296,10 +300,10 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
         put("customers_reached", _series(g, wins, "cd"))
     spend: dict[str, float] = {}
     if has("marketing_spend", keys=["cost_per_lead", "cac"]):
-        from revops_lib.retention import marketing_spend_total
+        from revops_lib.retention import marketing_spend_many
 
-        ms = src.table("marketing_spend")
-        spend = {w.period.label: _num(marketing_spend_total(ms, period=w.period, as_of=w.cut)) for w in wins}
+        got = marketing_spend_many(src.table("marketing_spend"), [(w.period, w.cut) for w in wins])
+        spend = {lab: _num(v) for lab, v in got.items()}
         if leads_n:
             put("cost_per_lead", {lab: _ratio(spend[lab], leads_n[lab]) for lab in labels})
 
@@ -308,34 +312,34 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
     if has("opportunities", keys=["opportunities_created", "revenue_won", "expansion_revenue", "win_rate", "win_rate_amount",
                                   "sales_cycle_days", "open_pipeline", "new_customers", "avg_revenue_per_new_customer",
                                   "cac", "pipeline_coverage"]):
-        from revops_lib.funnel import closed_deal_stats, open_opportunities
-        from revops_lib.retention import new_customers
+        from revops_lib.funnel import closed_deal_stats_many, open_opportunities_many
+        from revops_lib.retention import new_customers_many
 
         o = src.table("opportunities")
         g = _by_period(o, "created_at", "timestamp", wins, lambda j: dict(n=j.count()))
         put("opportunities_created", _series(g, wins, "n"))
         won = o.filter(o.is_won.fill_null(False))
-        g = _by_period(won, "close_date", "date", wins, lambda j: dict(
-            a=j.amount.sum(), nb=ibis.ifelse(j.type == "new_business", j.amount, 0.0).sum(),
-            ex=ibis.ifelse(j.type == "expansion", j.amount, 0.0).sum()))
+        gs = _by_period(won, "close_date", "date", wins, lambda j: dict(a=j.amount.sum()), group=["type", "product"])
+        g = _totals(gs)
         put("revenue_won", _series(g, wins, "a"))
-        nb = _series(g, wins, "nb")
-        put("expansion_revenue", _series(g, wins, "ex"))
+        nb = _series(_totals(gs[gs["type"] == "new_business"]), wins, "a")
+        put("expansion_revenue", _series(_totals(gs[gs["type"] == "expansion"]), wins, "a"))
         if breakdowns:
             for dim in ("type", "product"):
-                gs = _by_period(won.filter(won[dim].notnull()), "close_date", "date", wins,
-                                lambda j: dict(a=j.amount.sum()), group=dim)
                 for v in sorted(gs[dim].dropna().unique()):
-                    put(f"revenue_won:{v}", _series(gs[gs[dim] == v], wins, "a"))
+                    put(f"revenue_won:{v}", _series(_totals(gs[gs[dim] == v]), wins, "a"))
         wr, wra, cyc, op = {}, {}, {}, {}
-        for win in wins:
-            s = closed_deal_stats(o, start=win.period.start_date, end=win.period.end_date, as_of=win.cut)
+        stats = closed_deal_stats_many(o, [(w.period.start_date, w.period.end_date, w.cut) for w in wins])
+        opened = open_opportunities_many(o, [w.cut for w in wins])
+        newc = new_customers_many(o, [(w.period, w.cut) for w in wins])
+        for k, win in enumerate(wins):
+            s = stats.iloc[k]
             lab = win.period.label
             wr[lab] = _ratio(s["won"], s["closed"])
             wra[lab] = _ratio(s["won_amount"], s["closed_amount"])
             cyc[lab] = _num(s["sales_cycle_days"])
-            op[lab] = _num(open_opportunities(o, as_of=win.cut)["amount"])
-            new_cust[lab] = float(new_customers(o, period=win.period, as_of=win.cut))
+            op[lab] = _num(opened["amount"].iloc[k])
+            new_cust[lab] = float(newc.iloc[k])
         put("win_rate", wr)
         put("win_rate_amount", wra)
         put("sales_cycle_days", cyc)
@@ -459,20 +463,22 @@ def _targets(src: Source, p: Period) -> dict[str, float]:
 
 
 def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: pd.DataFrame | None = None,
-              on_track: float = 0.95, at_risk: float = 0.85, only: set[str] | None = None) -> pd.DataFrame:
+              on_track: float = 0.95, at_risk: float = 0.85, only: set[str] | None = None,
+              prior: bool = True) -> pd.DataFrame:
     """One row per KPI key (and breakdown) for the period: the published ``kpis`` table and more.
 
     Returns
     -------
     DataFrame
         ``function, indicator, kpi, period, value, target, pct_of_target, prior_value, change, unit``
-        (the published columns), then ``label, higher_is_better, status``.
+        (the published columns), then ``label, higher_is_better, status``. With ``prior=False``
+        the previous period is not computed (``prior_value`` and ``change`` are NaN).
     """
     src = open_source(source)
     p = parse_period(period)
     cut = resolve_as_of(p, as_of)
     if history is None:
-        long, _ = _compute(src, _windows(p, cut, 2), breakdowns=breakdowns, only=only)
+        long, _ = _compute(src, _windows(p, cut, 2 if prior else 1), breakdowns=breakdowns, only=only)
     else:
         long = history.rename(columns={"period": "label"})
     cur = long[long.label == p.label].set_index("kpi")["value"]
@@ -537,7 +543,7 @@ def pacing(source, *, period, as_of=None, on_track: float = 0.95, at_risk: float
     if card is None:
         wanted = {m for m in _targets(src, p) if m in KPI_BY_KEY}
         card = scorecard(src, period=p, as_of=cut, breakdowns=False, on_track=on_track, at_risk=at_risk,
-                         only=wanted)
+                         only=wanted, prior=False)  # pacing compares with targets only
     frac = _elapsed(p, cut)
     total_days = p.days
     elapsed_days = frac * total_days
@@ -647,12 +653,23 @@ class Scorecard:
         return Markdown("\n".join(lines))
 
     def function_table(self, function: str):
-        """The KPIs of one function, leading first, formatted for reading."""
-        from revops_lib.plots import style_table
+        """The KPIs of one function, leading first, formatted for reading, with each KPI's trend
+        over the history periods (an inline sparkline; the dot is this period)."""
+        from revops_lib.plots import sparkline_svg, style_table
 
         rows = self.card[self.card.function == function]
         if rows.empty:
             return "No KPI of this function: its tables are absent."
+        periods = list(dict.fromkeys(self.history["period"]))
+        series = {k: g.set_index("period")["value"] for k, g in self.history.groupby("kpi", sort=False)}
+        trend_col = f"trend, last {len(periods)} ({periods[0]} to {periods[-1]})" if periods else "trend"
+
+        def trend(key, unit, label):
+            vals = series.get(key, pd.Series(dtype=float)).reindex(periods)
+            shown = [fmt_value(v, unit, self.currency) for v in vals]
+            tip = f"{label}: {shown[0]} in {periods[0]} → {shown[-1]} in {periods[-1]}" if periods else label
+            return sparkline_svg(vals.to_numpy(dtype=float), label=tip)
+
         out = pd.DataFrame({
             "KPI": rows.label, "indicator": rows.indicator,
             "value": [fmt_value(v, u, self.currency) for v, u in zip(rows.value, rows.unit)],
@@ -660,11 +677,13 @@ class Scorecard:
             "% of target": [fmt_value(v, "rate") for v in rows.pct_of_target],
             "prior": [fmt_value(v, u, self.currency) for v, u in zip(rows.prior_value, rows.unit)],
             "change": [fmt_change(v, u, self.currency) for v, u in zip(rows.change, rows.unit)],
+            trend_col: [trend(k, u, lab) for k, u, lab in zip(rows.kpi, rows.unit, rows.label)],
             "status": rows.status,
         })
         colors = {"on track": "color: #1e6b3a", "at risk": "color: #b07d00; font-weight: bold",
                   "off track": "color: #a1281b; font-weight: bold"}
-        return style_table(out).map(lambda s: colors.get(s, "color: #777"), subset=["status"])
+        return (style_table(out).map(lambda s: colors.get(s, "color: #777"), subset=["status"])
+                .set_properties(subset=[trend_col], **{"padding": "0 6px", "line-height": "0"}))
 
     def pacing_table(self, index: int = 0):
         """Pacing toward a period target (actual to date, pro-rated target, run-rate needed)."""

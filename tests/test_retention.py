@@ -393,6 +393,14 @@ def test_new_customers_counts_accounts_whose_first_won_new_business_deal_closed_
     # A won before; D lost; E after the period; null account ignored; F is an expansion deal
     assert r.new_customers(o, period="2026-10") == 3  # B, C, G
     assert r.new_customers(o, period="2026-10", as_of="2026-10-25") == 1  # B; C and G close on/after it
+    # several windows at once, each with its own cut-off: September has A; a window cut at 10-25
+    # has B; ISO weeks: W40 (09-28..10-04) A and B, W41 none (A's second win does not count again),
+    # W43 G, W44 (10-26..11-01) C and E
+    many = r.new_customers_many(o, ["2026-09", ("2026-10", "2026-10-25"), "2026-W40", "2026-W41",
+                                    "2026-W43", "2026-W44", "2026-10"])
+    assert many.tolist() == [1, 1, 2, 0, 1, 2, 3]
+    assert many.index.tolist()[:2] == ["2026-09", "2026-10"]
+    assert r.new_customers_many(o, []).empty
 
 
 def test_marketing_spend_counts_the_period_before_as_of():
@@ -400,6 +408,47 @@ def test_marketing_spend_counts_the_period_before_as_of():
                       "channel": ["paid_search", "sales", "events", "sales"], "spend": [5.0, 100.0, 20.0, 1.0]})
     assert r.marketing_spend_total(s, period="2026-10") == 121.0
     assert r.marketing_spend_total(s, period="2026-10", as_of="2026-10-15") == 100.0
+    many = r.marketing_spend_many(s, ["2026-09", ("2026-10", "2026-10-15"), "2026-10", "2026-11"])
+    assert many.tolist() == [5.0, 100.0, 121.0, 0.0]
+
+
+def test_cohort_heatmap_table_shades_each_cell_and_leaves_future_cells_blank():
+    from revops_lib.plots import cohort_heatmap_table
+
+    cohorts = pd.DataFrame({"cohort": ["2026-08", "2026-08", "2026-09"], "age": [0, 1, 0],
+                            "retention": [1.0, 0.6, 1.0], "nrr": [1.0, 1.2, 1.0]})
+    average = pd.DataFrame({"age": [0, 1], "retention": [1.0, 0.6], "nrr": [1.0, 1.2]})
+    html = cohort_heatmap_table(cohorts, value="retention", average=average, title="Logo").to_html()
+    assert "Logo" in html and ">60%<" in html and ">100%<" in html and "average" in html
+    from bs4 import BeautifulSoup
+
+    body = [[c.get_text() for c in tr.find_all(["th", "td"])] for tr in BeautifulSoup(html, "html.parser").tbody.find_all("tr")]
+    # two cohorts and the average row; the cohort column and M0, M1; 2026-09 has not reached age 1:
+    # blank, not 0%
+    assert body == [["2026-08", "100%", "60%"], ["2026-09", "100%", ""], ["average", "100%", "60%"]]
+    def cell_css(html):
+        """(row, col) -> the cell's CSS, from the Styler's <style> rules."""
+        import re
+
+        out = {}
+        for selectors, props in re.findall(r"([^{}]+)\{([^{}]*)\}", html.split("</style>")[0]):
+            for cell in re.findall(r"_row(\d+)_col(\d+)", selectors):
+                out[tuple(map(int, cell))] = " ".join(props.split())
+        return out
+
+    css = cell_css(html)
+    # 100 % is the darkest cell (white text), the lowest value the lightest (dark text); no shade
+    # for the cell that has not happened; the average row under a rule
+    assert [k for k, v in sorted(css.items()) if "color: white" in v] == [(0, 0), (1, 0), (2, 0)]
+    assert [k for k, v in sorted(css.items()) if "color: #1a1a1a" in v] == [(0, 1), (2, 1)]
+    assert (1, 1) not in css or "background" not in css[(1, 1)]
+    assert all("border-top" in css[(2, j)] for j in (0, 1))
+    nrr = cell_css(cohort_heatmap_table(cohorts, value="nrr", average=average).to_html())
+    # 100 % sits at the yellow centre of the red-yellow-green scale; 120 % is green
+    assert "background-color: #feffbe" in nrr[(0, 0)]
+    r_, g_, b_ = (int(nrr[(0, 1)].split("background-color: #")[1][i:i + 2], 16) for i in (0, 2, 4))
+    assert g_ > r_ and g_ > b_
+    assert cohort_heatmap_table(cohorts.iloc[0:0], value="nrr").to_html().count("No cohort yet") == 1
 
 
 def test_unit_economics_from_hand_made_movements():
