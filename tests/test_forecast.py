@@ -657,3 +657,8 @@ def test_accuracy_with_baseline_is_the_same_on_postgresql(pg_url):
     on_duckdb = F.forecast_accuracy(case, period="2026-10")
     pd.testing.assert_frame_equal(on_pg, on_duckdb)
     assert len(on_pg) == 6
+    pd.testing.assert_frame_equal(F.coverage(url, period="2026-10", lookback_periods=2),
+                                  F.coverage(case, period="2026-10", lookback_periods=2))
+    at = ["2026-10-01", "2026-10-10 12:00", "2026-11-01"]
+    pd.testing.assert_frame_equal(F.open_pipeline_by_period(url, periods=["2026-10", "2026-11", "2026-Q4"], at=at),
+                                  F.open_pipeline_by_period(case, periods=["2026-10", "2026-11", "2026-Q4"], at=at))

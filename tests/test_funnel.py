@@ -579,6 +579,38 @@ def test_win_rate_deal_size_and_cycle_over_deals_closed_in_the_period():
         funnel.win_rate(SALES, period="2026-10", weight="deals")
 
 
+def test_deal_stats_and_open_deals_for_several_windows_in_one_query():
+    import datetime as dt
+
+    d = dt.date
+    windows = [(d(2026, 9, 1), d(2026, 10, 1), pd.Timestamp("2026-10-01")),  # F lost
+               (d(2026, 10, 1), d(2026, 11, 1), pd.Timestamp("2026-11-01")),  # A, B, C
+               (d(2026, 10, 1), d(2026, 11, 1), pd.Timestamp("2026-10-20 12:00")),  # A only: B closes that day
+               (d(2026, 11, 1), d(2026, 12, 1), pd.Timestamp("2026-12-01")),  # D
+               (d(2026, 7, 1), d(2026, 8, 1), pd.Timestamp("2026-08-01"))]  # nothing
+    stats = funnel.closed_deal_stats_many(SALES, windows)
+    assert stats[["closed", "won", "lost"]].values.tolist() == [[1, 0, 1], [3, 2, 1], [1, 1, 0], [1, 1, 0], [0, 0, 0]]
+    assert stats["won_amount"].tolist() == [0.0, 150.0, 100.0, 1000.0, 0.0]
+    assert stats["closed_amount"].tolist() == [200.0, 450.0, 100.0, 1000.0, 0.0]
+    # cycle: UTC date of created_at to close_date of the won deals (A 34 d, C 30 d, D 93 d)
+    assert stats["sales_cycle_days"].tolist()[1:4] == [32.0, 34.0, 93.0] and math.isnan(stats["sales_cycle_days"][0])
+    assert math.isnan(stats["avg_deal_size"][4])
+    # each row equals the single-window call, types included
+    for w, row in zip(windows, stats.to_dict("records")):
+        single = funnel.closed_deal_stats(SALES, start=w[0], end=w[1], as_of=w[2])
+        assert single.keys() == row.keys() and isinstance(single["closed"], int)
+        assert all(single[k] == row[k] or (math.isnan(single[k]) and math.isnan(row[k])) for k in row)
+    assert funnel.closed_deal_stats_many(SALES, []).empty
+    # open at each instant: created before it and not closed before its date
+    opened = funnel.open_opportunities_many(SALES, ["2026-09-01", "2026-10-01", "2026-11-01", "2026-11-03",
+                                                   "2027-01-01"])
+    # 09-01: D (A is created later that day); 10-01: A, B, D (F closed 09-30; C created 10-01 08:00);
+    # 11-01: D (closes 11-02) and E; 11-03 and later: E, never closed
+    assert opened["count"].tolist() == [1, 3, 2, 1, 1]
+    assert opened["amount"].tolist() == [1000.0, 1400.0, 1500.0, 500.0, 500.0]
+    assert funnel.open_opportunities(SALES, as_of="2026-10-01") == {"count": 3, "amount": 1400.0}
+
+
 def test_pipeline_velocity_uses_open_deals_and_the_trailing_four_quarters():
     v = funnel.pipeline_velocity(SALES, period="2026-10").iloc[0]
     # open at 2026-11-01: D (closes 11-02) and E; trailing window 2025-11-01..2026-11-01: A, B, C, F closed
@@ -648,3 +680,14 @@ def test_funnel_and_deal_stages_give_the_same_numbers_on_postgres(pg_url):
                                   funnel.sales_metrics(duck, period="2026-10"))
     pd.testing.assert_frame_equal(funnel.activity_counts(pg, period="2026-10"),
                                   funnel.activity_counts(duck, period="2026-10"))
+    windows = ["2026-09", ("2026-10", "2026-10-06"), "2026-10", "2026-W41"]
+    for by in (None, "source"):
+        pd.testing.assert_frame_equal(funnel.activity_counts_many(pg, windows, by=by),
+                                      funnel.activity_counts_many(duck, windows, by=by))
+    import datetime as dt
+
+    spans = [(dt.date(2026, 10, 1), dt.date(2026, 11, 1), pd.Timestamp("2026-11-01")),
+             (dt.date(2026, 9, 1), dt.date(2026, 10, 1), pd.Timestamp("2026-10-01"))]
+    pd.testing.assert_frame_equal(funnel.closed_deal_stats_many(pg, spans), funnel.closed_deal_stats_many(duck, spans))
+    cuts = ["2026-10-01", "2026-10-10 12:00", "2026-11-01"]
+    pd.testing.assert_frame_equal(funnel.open_opportunities_many(pg, cuts), funnel.open_opportunities_many(duck, cuts))

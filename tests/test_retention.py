@@ -378,8 +378,8 @@ def test_survival_agrees_with_statsmodels_on_the_demo(demo_dir):
 # ---------------------------------------------------------------------------
 
 
-def test_new_customers_counts_accounts_whose_first_won_new_business_deal_closed_in_the_period():
-    o = pd.DataFrame({
+def new_customer_deals() -> pd.DataFrame:
+    return pd.DataFrame({
         "opportunity_id": list("123456789"),
         "account_id": ["A", "A", "B", "C", "D", "E", None, "F", "G"],
         "created_at": pd.to_datetime(["2026-08-01"] * 9),
@@ -390,6 +390,15 @@ def test_new_customers_counts_accounts_whose_first_won_new_business_deal_closed_
         "amount": [1.0] * 9,
         "type": ["new_business"] * 7 + ["expansion", "new_business"],
     })
+
+
+def spend_rows() -> pd.DataFrame:
+    return pd.DataFrame({"date": [D(2026, 9, 30), D(2026, 10, 1), D(2026, 10, 15), D(2026, 10, 31)],
+                         "channel": ["paid_search", "sales", "events", "sales"], "spend": [5.0, 100.0, 20.0, 1.0]})
+
+
+def test_new_customers_counts_accounts_whose_first_won_new_business_deal_closed_in_the_period():
+    o = new_customer_deals()
     # A won before; D lost; E after the period; null account ignored; F is an expansion deal
     assert r.new_customers(o, period="2026-10") == 3  # B, C, G
     assert r.new_customers(o, period="2026-10", as_of="2026-10-25") == 1  # B; C and G close on/after it
@@ -404,8 +413,7 @@ def test_new_customers_counts_accounts_whose_first_won_new_business_deal_closed_
 
 
 def test_marketing_spend_counts_the_period_before_as_of():
-    s = pd.DataFrame({"date": [D(2026, 9, 30), D(2026, 10, 1), D(2026, 10, 15), D(2026, 10, 31)],
-                      "channel": ["paid_search", "sales", "events", "sales"], "spend": [5.0, 100.0, 20.0, 1.0]})
+    s = spend_rows()
     assert r.marketing_spend_total(s, period="2026-10") == 121.0
     assert r.marketing_spend_total(s, period="2026-10", as_of="2026-10-15") == 100.0
     many = r.marketing_spend_many(s, ["2026-09", ("2026-10", "2026-10-15"), "2026-10", "2026-11"])
@@ -665,3 +673,8 @@ def test_postgres_gives_the_same_tables_as_duckdb(pg_url):
                                   r.cohort_retention(duck))
     with pg:  # a temporary table on the server
         pd.testing.assert_frame_equal(r.mrr_movements(pg, months=6), r.mrr_movements(duck, months=6))
+    # the scorecard's windowed counts
+    url2 = load_postgres(pg_url, {"opportunities": new_customer_deals(), "marketing_spend": spend_rows()}, "retention_w")
+    windows = ["2026-09", ("2026-10", "2026-10-25"), "2026-W40", "2026-W44", "2026-10"]
+    pd.testing.assert_series_equal(r.new_customers_many(url2, windows), r.new_customers_many(new_customer_deals(), windows))
+    pd.testing.assert_series_equal(r.marketing_spend_many(url2, windows), r.marketing_spend_many(spend_rows(), windows))
