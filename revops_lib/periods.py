@@ -227,12 +227,14 @@ def _make(kind: str, year: int, number: int, fiscal: int) -> Period:
 
 def _to_utc(value: object, name: str) -> pd.Timestamp | None:
     """Read a time as a tz-aware UTC Timestamp (naive = UTC); None when missing."""
+    if value is None:
+        return None
+    if isinstance(value, pd.Timestamp) and value.tzinfo is not None and str(value.tzinfo) == "UTC":
+        return value  # the common case (Period bounds), without a conversion
     message = (
         f"Cannot read `{name}` value `{value!r}` as a time: use a date, a datetime, "
         "a pandas Timestamp or ISO text such as 2026-10-15 or 2026-10-15T08:30Z."
     )
-    if value is None:
-        return None
     if isinstance(value, numbers.Number):  # bare numbers are ambiguous (epoch? year?)
         if isinstance(value, float) and value != value:  # NaN: missing
             return None

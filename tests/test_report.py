@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 
 import nbformat
 import pandas as pd
@@ -91,6 +94,9 @@ def test_report_end_to_end_outputs(kit):
     assert "revops-kit" in html and "Source" in html
     assert "ctx = context(" not in html and "fig, ax = plt.subplots" not in html  # no code
     assert "data:image/png;base64," in html  # chart inline
+    # what nbconvert's own BeautifulSoup pass would add: alt text on images, focusable outputs
+    assert "<img " in html and not re.search(r"<img(?![^>]*\salt=)", html)
+    assert 'jp-OutputArea-output' in html and 'tabindex="0"' in html
     table = pd.read_csv(d / "tables" / "alpha" / "demo_table.csv")
     assert table.to_dict("records") == [{"period": "2026-10", "greeting": "from the period file", "x": 1.5}]
     executed = nbformat.read(str(d / "alpha.ipynb"), as_version=4)
@@ -98,6 +104,25 @@ def test_report_end_to_end_outputs(kit):
     index = (kit["out"] / "index.html").read_text()
     assert 'href="2026-10/alpha.html"' in index and "Greeting: <b>from the period file</b>" in index
     assert not list(d.glob(".*")), "temporary files left behind"
+
+
+def test_longest_notebooks_start_first_by_their_last_build_else_a_typical_time(tmp_path):
+    p = report.parse_period("2026-10")
+    (tmp_path / "2026-10").mkdir()
+    (tmp_path / "2026-10" / "manifest.json").write_text('{"data_quality": {"status": "ok", "seconds": 9.5}}')
+    assert report._expected_seconds(tmp_path, (p, "data_quality", {})) == 9.5
+    assert report._expected_seconds(tmp_path, (p, "funnel_conversion", {})) == report.TYPICAL_SECONDS["funnel_conversion"]
+    assert report._expected_seconds(tmp_path, (p, "someone_elses", {})) == 2.0
+
+
+def test_the_runner_keeps_the_slow_iri_checker_out_and_notebooks_still_validate():
+    # in a fresh process, as `revops report` runs: jsonschema must treat rfc3987_syntax as absent
+    code = ("import sys; from revops_lib import report; report._skip_slow_optional_imports(); "
+            "import nbformat, jsonschema; assert sys.modules['rfc3987_syntax'] is None; "
+            "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1')]); nbformat.validate(nb); "
+            "print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=report.ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
 def test_failing_notebook_is_isolated_and_keeps_last_good_html(kit):
