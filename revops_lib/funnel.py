@@ -1260,16 +1260,24 @@ def pipeline_velocity(opportunities, *, period, as_of=None, lookback_periods: in
     """
     lookback_periods = _check_positive_int(lookback_periods, "lookback_periods")
     p, cut = _window(period, as_of)
-    end = min(p.end_date, cut.date())
-    start = _lookback_start(end, lookback_periods, lookback_kind)
+    start, end = _velocity_window(p, cut, lookback_periods, lookback_kind)
     s = closed_deal_stats(opportunities, start=start, end=end, as_of=cut, types=types)
     op = open_opportunities(opportunities, as_of=min(cut, p.end_naive), types=types)
+    return pd.DataFrame([_velocity(s, op, start, end)])
+
+
+def _velocity_window(p: Period, cut: pd.Timestamp, lookback_periods: int, lookback_kind: str):
+    end = min(p.end_date, cut.date())
+    return _lookback_start(end, lookback_periods, lookback_kind), end
+
+
+def _velocity(s: dict, op: dict, start, end) -> dict:
+    """Pipeline velocity from the lookback's closed-deal stats and the open deals at the cut-off."""
     wr = _ratio(s["won"], s["closed"])
     size, days = s["avg_deal_size"], s["sales_cycle_days"]
     vel = op["count"] * wr * size / days if days and not math.isnan(days) and days > 0 else math.nan
-    return pd.DataFrame([dict(open_opportunities=op["count"], win_rate=wr, avg_deal_size=size,
-                              sales_cycle_days=days, velocity_per_day=vel, lookback_start=start,
-                              lookback_end=end)])
+    return dict(open_opportunities=op["count"], win_rate=wr, avg_deal_size=size, sales_cycle_days=days,
+                velocity_per_day=vel, lookback_start=start, lookback_end=end)
 
 
 def sales_metrics(opportunities, *, period, as_of=None, lookback_periods: int = 4,
@@ -1295,11 +1303,13 @@ def sales_metrics(opportunities, *, period, as_of=None, lookback_periods: int = 
        won  lost  win_rate  win_rate_amount  sales_cycle_days
     0    1     1       0.5             0.25              34.0
     """
+    lookback_periods = _check_positive_int(lookback_periods, "lookback_periods")
     p, cut = _window(period, as_of)
-    s = closed_deal_stats(opportunities, start=p.start_date, end=p.end_date, as_of=cut, types=types)
-    v = pipeline_velocity(opportunities, period=p, as_of=cut, lookback_periods=lookback_periods,
-                          types=types).iloc[0]
+    start, end = _velocity_window(p, cut, lookback_periods, "quarter")
+    # the period's closed deals and the velocity lookback's in one query; the open deals once
+    s, lb = _closed_deal_rows(opportunities, [(p.start_date, p.end_date, cut), (start, end, cut)], _check_types(types))
     op = open_opportunities(opportunities, as_of=min(cut, p.end_naive), types=types)
+    v = _velocity(lb, op, start, end)
     row = dict(period=p.label, closed=s["closed"], won=s["won"], lost=s["lost"],
                win_rate=_ratio(s["won"], s["closed"]), won_amount=s["won_amount"],
                closed_amount=s["closed_amount"], win_rate_amount=_ratio(s["won_amount"], s["closed_amount"]),
@@ -1782,8 +1792,9 @@ def analyze(source, *, period, as_of=None, stages: Sequence[str] = DEFAULT_STAGE
                          window_days=trend_window_days or None, stages=stages, funnel_mode=funnel_mode,
                          confidence=confidence, min_sample=min_sample)
     dist = time_to_convert(src, period=p, as_of=cut, stages=stages, funnel_mode=funnel_mode)
-    activity = activity_counts(src, period=p, as_of=cut, stages=stages, funnel_mode=funnel_mode)
-    prev_activity = activity_counts(src, period=prev, as_of=prev_cut, stages=stages, funnel_mode=funnel_mode)
+    both = activity_counts_many(src, [(p, cut), (prev, prev_cut)], stages=stages, funnel_mode=funnel_mode)
+    activity, prev_activity = (both[both["period"] == q.label].drop(columns="period").reset_index(drop=True)
+                               for q in (p, prev))
     notes = []
     deals = None
     if src.has("opportunity_history"):
