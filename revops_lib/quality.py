@@ -380,13 +380,35 @@ class DataQuality:
 _VALIDATIONS: dict = {}
 
 
-def _cached_validation(src, now, validate):
-    """Validation results of file sources, reused while the files are unchanged (a warm kernel runs many reports)."""
+def validation_key(src) -> tuple:
+    """What a cached validation of a file source is valid for: the source, its files' fingerprint and
+    the hour (the checks against the clock move with it)."""
     import datetime as _dt
 
+    return (src.description, src.fingerprint(), _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H"))
+
+
+def load_validation(path) -> None:
+    """Seed the cache with a validation the report runner already made (a pickle of ``(key, result)``).
+
+    Best effort: anything unreadable is ignored and the report validates again.
+    """
+    import pickle
+
+    try:
+        with open(path, "rb") as f:
+            key, result = pickle.load(f)
+    except Exception:
+        return
+    _VALIDATIONS.clear()
+    _VALIDATIONS[key] = result
+
+
+def _cached_validation(src, now, validate):
+    """Validation results of file sources, reused while the files are unchanged (a warm kernel runs many reports)."""
     if not src.files or now is not None:
         return validate(src, now=now)
-    key = (src.description, src.fingerprint(), _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H"))
+    key = validation_key(src)
     if key not in _VALIDATIONS:
         _VALIDATIONS.clear()
         _VALIDATIONS[key] = validate(src)

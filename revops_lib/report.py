@@ -446,19 +446,27 @@ class KernelPool:
             k.shutdown()
 
 
-def _prepare_notebook(path: Path):
-    """The notebook to execute: a first cell that resets a reused kernel (hidden from the HTML)."""
+def _prepare_notebook(path: Path, validation: Path | None = None):
+    """The notebook to execute: a first cell that resets a reused kernel (hidden from the HTML).
+
+    ``validation``: the runner's validation of the source (a pickle), handed to the kernel so the
+    data_quality report does not validate the same files again.
+    """
     import nbformat
 
     nb = nbformat.read(str(path), as_version=4)
-    cell = nbformat.v4.new_code_cell(RESET_CODE)
+    code = RESET_CODE
+    if validation is not None:
+        code += (f"\nimport revops_lib.quality as _rq\n_rq.load_validation({str(validation)!r})\ndel _rq")
+    cell = nbformat.v4.new_code_cell(code)
     cell.metadata["tags"] = ["injected-reset", "remove-cell"]
     nb.cells.insert(0, cell)
     return nb
 
 
 def run_notebook(notebook: str, period: Period, params: dict, out_dir: Path, *, source_label: str,
-                 as_of_label: str, notebooks_dir: Path | None = None, pool: KernelPool | None = None) -> Outcome:
+                 as_of_label: str, notebooks_dir: Path | None = None, pool: KernelPool | None = None,
+                 validation: Path | None = None) -> Outcome:
     """Execute one notebook with Papermill and render it; never raises for notebook errors.
 
     Published tables and headlines go to a staging folder first and replace
@@ -488,7 +496,7 @@ def run_notebook(notebook: str, period: Period, params: dict, out_dir: Path, *, 
             kernel = pool.acquire()
             extra["km"] = kernel.km
         executed = pm.execute_notebook(
-            _prepare_notebook(nb_dir / f"{notebook}.ipynb"),
+            _prepare_notebook(nb_dir / f"{notebook}.ipynb", validation),
             str(tmp_nb),
             parameters=_json_safe({**params, "output_dir": str(staging)}),
             kernel_name="python3",
@@ -624,6 +632,7 @@ def _run(plist, names, source_abs, src_text, out, jobs, params, force, say, nb_d
     from revops_lib.sources import open_source
 
     src = open_source(source_abs)
+    shared = None  # the validation, handed to the kernels (file sources)
     if validate_source:
         say(f"Validating {src.description} …")
         result = validate(src)
@@ -633,6 +642,25 @@ def _run(plist, names, source_abs, src_text, out, jobs, params, force, say, nb_d
             return 1
         if result.warnings:
             say(f"Validation: {result.summary()} (details in the data_quality report)")
+        if src.files:
+            import pickle
+
+            from revops_lib.quality import validation_key
+
+            fd, name = tempfile.mkstemp(prefix="revops-validation-", suffix=".pickle")
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump((validation_key(src), result), f)
+            shared = Path(name)
+    try:
+        return _build(plist, names, source_abs, src_text, out, jobs, params, force, say, nb_dir, parameters_dir,
+                      only, pool, src, shared)
+    finally:
+        if shared is not None:
+            shared.unlink(missing_ok=True)
+
+
+def _build(plist, names, source_abs, src_text, out, jobs, params, force, say, nb_dir, parameters_dir,
+           only, pool, src, shared) -> int:
     from revops_lib.quality import latest_event
 
     latest = latest_event(src)
@@ -677,7 +705,7 @@ def _run(plist, names, source_abs, src_text, out, jobs, params, force, say, nb_d
         prog.line(f"  start  {p.label} {n}")
         as_of_label = f"{resolve_as_of(p, prm.get('as_of')):%Y-%m-%d %H:%M} UTC (exclusive)"
         o = run_notebook(n, p, prm, out_dir, source_label=_source_label(src_text), as_of_label=as_of_label,
-                         notebooks_dir=nb_dir, pool=pool)
+                         notebooks_dir=nb_dir, pool=pool, validation=shared)
         if cancelled.is_set():  # interrupted: do not record a failure the notebook did not have
             return Outcome(n, p.label, "cancelled")
         entry = {"status": o.status, "seconds": round(o.seconds, 2), "finished_at": _now_iso(),

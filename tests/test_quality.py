@@ -95,3 +95,25 @@ def test_monthly_volume_last_months(frames):
         {"month": "2026-10", "table": "opportunities", "rows": 2},
         {"month": "2026-10", "table": "transactions", "rows": 1},
     ]
+
+
+def test_a_validation_handed_over_by_the_runner_is_reused_for_the_same_files(tmp_path):
+    import pickle
+
+    from conftest import valid_frames, write_folder
+    from revops_lib.schema import validate
+    from revops_lib.sources import open_source
+
+    folder = tmp_path / "data"
+    write_folder(valid_frames(), folder)
+    src = open_source(folder)
+    handed = validate(src)
+    handed.summary_note = "from the runner"  # a marker: the report must show this very result
+    path = tmp_path / "v.pickle"
+    path.write_bytes(pickle.dumps((quality.validation_key(src), handed)))
+    quality.load_validation(path)
+    assert getattr(quality.assess(folder, period="2026-10").validation, "summary_note", None) == "from the runner"
+    # other files: validated again
+    (folder / "reviews.parquet").unlink()
+    assert not hasattr(quality.assess(folder, period="2026-10").validation, "summary_note")
+    quality.load_validation(tmp_path / "missing.pickle")  # unreadable: ignored
