@@ -16,6 +16,14 @@ from jupyter_client.asynchronous import AsyncKernelClient
 
 
 class QuickReadyClient(AsyncKernelClient):
+    def start_channels(self, *args, **kwargs) -> None:
+        super().start_channels(*args, **kwargs)
+        # nbclient leaves the channels of a client it did not create the kernel for open (and its
+        # heartbeat thread running): the runner closes them after each notebook (see close_clients)
+        opened = getattr(self.parent, "revops_clients", None)
+        if opened is not None:
+            opened.append(self)
+
     async def wait_for_ready(self, timeout: float | None = None) -> None:  # type: ignore[override]
         deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
         while True:
@@ -43,3 +51,14 @@ class QuickReadyClient(AsyncKernelClient):
                 await self.iopub_channel.get_msg(timeout=0)
             except Empty:
                 break
+
+
+def close_clients(km) -> None:
+    """Stop the channels of every client started on ``km`` since the last call."""
+    opened = getattr(km, "revops_clients", None) or []
+    while opened:
+        kc = opened.pop()
+        try:
+            kc.stop_channels()
+        except Exception:  # pragma: no cover - already closed
+            pass

@@ -343,6 +343,7 @@ class _Kernel:
 
         self.km = AsyncKernelManager(kernel_name="python3", client_class="revops_lib._kernel_client.QuickReadyClient",
                                      client_factory=QuickReadyClient)
+        self.km.revops_clients = []  # clients to close after each notebook (see close_clients)
         run_sync(self.km.start_kernel)(cwd=str(cwd), stderr=self.log, stdout=self.log)
         self.cwd = Path(cwd)
         self.uses = 0
@@ -364,11 +365,20 @@ class _Kernel:
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in sources],
                                       metadata={"kernelspec": {"name": "python3", "language": "python",
                                                                "display_name": "Python 3"}})
-        NotebookClient(nb, km=self.km, kernel_name="python3", timeout=600).execute()
+        try:
+            NotebookClient(nb, km=self.km, kernel_name="python3", timeout=600).execute()
+        finally:
+            self.close_clients()
+
+    def close_clients(self) -> None:
+        from revops_lib._kernel_client import close_clients
+
+        close_clients(self.km)
 
     def shutdown(self):
         from jupyter_client.utils import run_sync
 
+        self.close_clients()
         try:
             run_sync(self.km.shutdown_kernel)(now=True)
         except Exception:  # pragma: no cover - already gone
@@ -439,11 +449,16 @@ class KernelPool:
         self._spawn()
 
     def close(self) -> None:
+        import threading
+
         with self._lock:
             self._closed = True
             kernels, self._all = self._all, []
-        for k in kernels:
-            k.shutdown()
+        stops = [threading.Thread(target=k.shutdown, name="revops-kernel-stop") for k in kernels]
+        for t in stops:  # in parallel: each waits for its process to end
+            t.start()
+        for t in stops:
+            t.join()
 
 
 def _prepare_notebook(path: Path, validation: Path | None = None):
@@ -542,6 +557,7 @@ def run_notebook(notebook: str, period: Period, params: dict, out_dir: Path, *, 
                        extra={"traceback": traceback.format_exc()})
     finally:
         if pool is not None and kernel is not None:
+            kernel.close_clients()
             pool.release(kernel, healthy=healthy)
         tmp_nb.unlink(missing_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
