@@ -1213,7 +1213,7 @@ def _open_rows(opportunities, cuts: Sequence, types) -> list[dict]:
         return []
     o = _opps(opportunities)
     types = _check_types(types)
-    stamps = [pd.Timestamp(c) for c in cuts]
+    stamps = [resolve_as_of(None, c) for c in cuts]  # naive UTC (aware times converted, dates at 00:00)
     o = o.filter(o.created_at < ibis.timestamp(max(stamps).to_pydatetime()))
     if types is not None:
         o = o.filter(o.type.isin(list(types)))

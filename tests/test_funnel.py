@@ -609,6 +609,8 @@ def test_deal_stats_and_open_deals_for_several_windows_in_one_query():
     assert opened["count"].tolist() == [1, 3, 2, 1, 1]
     assert opened["amount"].tolist() == [1000.0, 1400.0, 1500.0, 500.0, 500.0]
     assert funnel.open_opportunities(SALES, as_of="2026-10-01") == {"count": 3, "amount": 1400.0}
+    # an aware time is the same instant in UTC
+    assert funnel.open_opportunities(SALES, as_of="2026-10-01T02:00+02:00") == {"count": 3, "amount": 1400.0}
 
 
 def test_pipeline_velocity_uses_open_deals_and_the_trailing_four_quarters():
