@@ -80,7 +80,7 @@ import pandas as pd
 from revops_lib.errors import ParameterError, SchemaError, SourceError
 from revops_lib.periods import Period, parse_period, period_of, resolve_as_of
 from revops_lib.schema import TABLES
-from revops_lib.sources import as_table, open_source, to_pandas
+from revops_lib.sources import as_table, date_windows, open_source, to_pandas
 
 __all__ = [
     "DEFAULT_STAGES",
@@ -1127,9 +1127,7 @@ def _closed_deal_rows(opportunities, windows: Sequence[tuple], types) -> list[di
     if types is not None:
         o = o.filter(o.type.isin(list(types)))
     o = o.mutate(_won=o.is_won.fill_null(False), _cycle=o.close_date.delta(o.created_at.date(), unit="day"))
-    cal = ibis.memtable(pd.DataFrame({"w": pd.Series(range(len(windows)), dtype="int64"),
-                                      "w_lo": pd.to_datetime(los), "w_hi": pd.to_datetime(his)}))
-    cal = cal.mutate(w_lo=cal.w_lo.date(), w_hi=cal.w_hi.date())
+    cal = date_windows(los, his)
     j = o.join(cal, (o.close_date >= cal.w_lo) & (o.close_date < cal.w_hi))
     won = j._won
     agg = to_pandas(j.group_by("w").aggregate(
@@ -1307,7 +1305,7 @@ def sales_metrics(opportunities, *, period, as_of=None, lookback_periods: int = 
     p, cut = _window(period, as_of)
     start, end = _velocity_window(p, cut, lookback_periods, "quarter")
     # the period's closed deals and the velocity lookback's in one query; the open deals once
-    s, lb = _closed_deal_rows(opportunities, [(p.start_date, p.end_date, cut), (start, end, cut)], _check_types(types))
+    s, lb = _closed_deal_rows(opportunities, [(p.start_date, p.end_date, cut), (start, end, cut)], types)
     op = open_opportunities(opportunities, as_of=min(cut, p.end_naive), types=types)
     v = _velocity(lb, op, start, end)
     row = dict(period=p.label, closed=s["closed"], won=s["won"], lost=s["lost"],

@@ -378,40 +378,22 @@ def plot_cohort_heatmap(cohorts: pd.DataFrame, *, value: str = "retention", aver
     100 %; NRR a diverging scale centred on 100 % (green: the cohort pays more
     than in its first month).
     """
-    import numpy as np
-    from matplotlib.colors import TwoSlopeNorm
-
     if cohorts.empty:
         ax = _ax(ax)
         ax.text(0.5, 0.5, "No cohort yet", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return ax
-    grid = cohorts.pivot(index="cohort", columns="age", values=value).sort_index()
-    if average is not None and len(average):
-        avg = average.set_index("age")[value].reindex(grid.columns)
-        grid.loc["average"] = avg.to_numpy()
+    grid, norm, cmap = _cohort_grid(cohorts, value, average)
     n_rows, n_cols = grid.shape
     ax = _ax(ax, figsize=(max(8.0, 0.42 * n_cols + 2.5), max(4.0, 0.3 * n_rows + 1.4)))
-    data = grid.to_numpy(dtype=float)
-    finite = data[np.isfinite(data)]
-    lo = float(finite.min()) if finite.size else 0.0
-    hi = float(finite.max()) if finite.size else 1.0
-    if value == "nrr":
-        norm = TwoSlopeNorm(vmin=min(lo, 0.95), vcenter=1.0, vmax=max(hi, 1.05))
-        cmap = "RdYlGn"
-        vmin = vmax = None
-    else:
-        norm = None
-        cmap = "YlGnBu"
-        vmin, vmax = max(0.0, min(math.floor(lo * 10) / 10, 0.9)), 1.0  # 100 % is always the darkest
     annot = grid.map(lambda v: "" if pd.isna(v) else f"{100 * v:.0f}")
-    sns.heatmap(grid, ax=ax, cmap=cmap, norm=norm, vmin=vmin, vmax=vmax, annot=annot, fmt="",
+    sns.heatmap(grid, ax=ax, cmap=cmap, norm=norm, annot=annot, fmt="",
                 annot_kws={"fontsize": 6.5}, linewidths=0.4, linecolor="white",
                 cbar_kws={"format": mticker.FuncFormatter(lambda v, _: fmt_pct(v, 0)), "shrink": 0.8,
                           "label": {"retention": "customers still paying", "nrr": "NRR",
                                     "grr": "GRR"}.get(value, value)})
     ax.grid(False)
-    if average is not None and len(average):
+    if "average" in grid.index:
         ax.axhline(n_rows - 1, color="#333333", linewidth=1.5)
     ax.set_xticks([i + 0.5 for i in range(n_cols)])
     ax.set_xticklabels([f"M{a}" for a in grid.columns], fontsize=7, rotation=0)
@@ -420,6 +402,27 @@ def plot_cohort_heatmap(cohorts: pd.DataFrame, *, value: str = "retention", aver
     ax.set_ylabel("cohort (first paid month)")
     ax.set_title(title or f"{value} by cohort and age")
     return ax
+
+
+def _cohort_grid(cohorts: pd.DataFrame, value: str, average: pd.DataFrame | None):
+    """Cohort × age grid of ``value`` (plus the ``average`` row) and its colour scale: ``(grid, norm, cmap)``.
+
+    Logo retention and GRR: sequential, from the lowest value (rounded down to 10 %, at most 90 %)
+    to 100 % (darkest). NRR: diverging, centred on 100 %.
+    """
+    import numpy as np
+    from matplotlib.colors import Normalize, TwoSlopeNorm
+
+    grid = cohorts.pivot(index="cohort", columns="age", values=value).sort_index()
+    if average is not None and len(average):
+        grid.loc["average"] = average.set_index("age")[value].reindex(grid.columns).to_numpy()
+    data = grid.to_numpy(dtype=float)
+    finite = data[np.isfinite(data)]
+    lo = float(finite.min()) if finite.size else 0.0
+    hi = float(finite.max()) if finite.size else 1.0
+    if value == "nrr":
+        return grid, TwoSlopeNorm(vmin=min(lo, 0.95), vcenter=1.0, vmax=max(hi, 1.05)), "RdYlGn"
+    return grid, Normalize(vmin=max(0.0, min(math.floor(lo * 10) / 10, 0.9)), vmax=1.0), "YlGnBu"
 
 
 def cohort_heatmap_table(cohorts: pd.DataFrame, *, value: str = "retention", average: pd.DataFrame | None = None,
@@ -437,25 +440,17 @@ def cohort_heatmap_table(cohorts: pd.DataFrame, *, value: str = "retention", ave
     """
     import numpy as np
     from matplotlib import colormaps
-    from matplotlib.colors import Normalize, TwoSlopeNorm
 
     caption = title or f"{value} by cohort and age"
     if cohorts.empty:
         return pd.DataFrame({caption: ["No cohort yet"]}).style.hide(axis="index")
-    grid = cohorts.pivot(index="cohort", columns="age", values=value).sort_index()
-    has_avg = average is not None and len(average) > 0
-    if has_avg:
-        grid.loc["average"] = average.set_index("age")[value].reindex(grid.columns).to_numpy()
+    grid, norm, cmap_name = _cohort_grid(cohorts, value, average)
+    has_avg = "average" in grid.index
     data = grid.to_numpy(dtype=float)
-    finite = data[np.isfinite(data)]
-    lo = float(finite.min()) if finite.size else 0.0
-    hi = float(finite.max()) if finite.size else 1.0
+    cmap = colormaps[cmap_name]
     if value == "nrr":
-        norm, cmap = TwoSlopeNorm(vmin=min(lo, 0.95), vcenter=1.0, vmax=max(hi, 1.05)), colormaps["RdYlGn"]
         scale = "colour: red below 100 %, yellow at 100 %, green above"
     else:
-        norm = Normalize(vmin=max(0.0, min(math.floor(lo * 10) / 10, 0.9)), vmax=1.0)
-        cmap = colormaps["YlGnBu"]
         scale = f"colour: from light ({fmt_pct(norm.vmin, 0)} or less) to dark (100 %)"
     rgba = cmap(norm(np.where(np.isfinite(data), data, norm.vmax)))
     light = (0.299 * rgba[..., 0] + 0.587 * rgba[..., 1] + 0.114 * rgba[..., 2]) > 0.55
@@ -652,8 +647,8 @@ def plot_kpi_bullets(card: pd.DataFrame, *, function: str, currency: str = "USD"
 def sparkline_svg(values, *, width: int = 120, height: int = 26, label: str = "") -> str:
     """A tiny inline SVG line of ``values`` (oldest first), the last one marked with a dot.
 
-    For a table cell: scaled to its own minimum and maximum, gaps (NaN) left as gaps, and a
-    tooltip giving the first and last value and the range. Empty string when nothing is finite.
+    For a table cell: scaled to its own minimum and maximum, gaps (NaN) left as gaps, ``label`` as
+    its tooltip and accessible name. Empty string when nothing is finite.
     """
     import html as _html
 

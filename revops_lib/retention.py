@@ -115,7 +115,7 @@ import pandas as pd
 
 from revops_lib.errors import ParameterError, SchemaError, SourceError
 from revops_lib.periods import Period, parse_period, period_of, resolve_as_of
-from revops_lib.sources import Source, as_table, open_source, to_pandas
+from revops_lib.sources import Source, as_table, date_windows, open_source, to_pandas
 
 __all__ = [
     "FOOTNOTES",
@@ -1356,6 +1356,19 @@ def new_customers(opportunities, *, period, as_of=None) -> int:
     return int(new_customers_many(opportunities, [(period, as_of)]).iloc[0])
 
 
+def _date_spans(windows: Sequence, what: str) -> list[tuple]:
+    """``(period, as_of)`` windows (or bare periods) -> ``(label, first day, end day exclusive)``,
+    the end at ``min(period end, as_of's date)``."""
+    spans = []
+    for w in windows:
+        period, as_of = w if isinstance(w, tuple) else (w, None)
+        p, cut = _window(period, as_of)
+        if p is None:
+            raise ParameterError(f"`period` is required for {what}.")
+        spans.append((p.label, p.start_date, min(p.end_date, cut.date())))
+    return spans
+
+
 def new_customers_many(opportunities, windows: Sequence[tuple]) -> pd.Series:
     """:func:`new_customers` for several ``(period, as_of)`` windows in one query.
 
@@ -1366,13 +1379,7 @@ def new_customers_many(opportunities, windows: Sequence[tuple]) -> pd.Series:
     -------
     Series of int, indexed by period label, in the order given.
     """
-    spans = []
-    for w in windows:
-        period, as_of = w if isinstance(w, tuple) else (w, None)
-        p, cut = _window(period, as_of)
-        if p is None:
-            raise ParameterError("`period` is required for new_customers.")
-        spans.append((p.label, p.start_date, min(p.end_date, cut.date())))
+    spans = _date_spans(windows, "new_customers")
     if not spans:
         return pd.Series([], dtype="int64", name="new_customers")
     o = _table(opportunities, "opportunities")
@@ -1380,10 +1387,7 @@ def new_customers_many(opportunities, windows: Sequence[tuple]) -> pd.Series:
     won = o.filter(o.is_won.fill_null(False) & (o.type == "new_business") & o.account_id.notnull()
                    & o.close_date.notnull() & (o.close_date < ibis.date(last)))
     first = won.group_by("account_id").aggregate(first=won.close_date.min())
-    cal = ibis.memtable(pd.DataFrame({"w": pd.Series(range(len(spans)), dtype="int64"),
-                                      "w_lo": pd.to_datetime([lo for _, lo, _ in spans]),
-                                      "w_hi": pd.to_datetime([hi for _, _, hi in spans])}))
-    cal = cal.mutate(w_lo=cal.w_lo.date(), w_hi=cal.w_hi.date())
+    cal = date_windows([lo for _, lo, _ in spans], [hi for _, _, hi in spans])
     j = first.join(cal, (first.first >= cal.w_lo) & (first.first < cal.w_hi))
     got = to_pandas(j.group_by("w").aggregate(n=j.count()))
     found = dict(zip(got["w"].astype(int), got["n"]))
@@ -1410,21 +1414,12 @@ def marketing_spend_many(spend, windows: Sequence[tuple]) -> pd.Series:
 
     Returns a Series of floats indexed by period label, in the order given.
     """
-    spans = []
-    for w in windows:
-        period, as_of = w if isinstance(w, tuple) else (w, None)
-        p, cut = _window(period, as_of)
-        if p is None:
-            raise ParameterError("`period` is required for marketing_spend_total.")
-        spans.append((p.label, p.start_date, min(p.end_date, cut.date())))
+    spans = _date_spans(windows, "marketing_spend_total")
     if not spans:
         return pd.Series([], dtype="float64", name="marketing_spend")
     t = _table(spend, "marketing_spend")
     t = t.filter((t.date >= ibis.date(min(lo for _, lo, _ in spans))) & (t.date < ibis.date(max(hi for _, _, hi in spans))))
-    cal = ibis.memtable(pd.DataFrame({"w": pd.Series(range(len(spans)), dtype="int64"),
-                                      "w_lo": pd.to_datetime([lo for _, lo, _ in spans]),
-                                      "w_hi": pd.to_datetime([hi for _, _, hi in spans])}))
-    cal = cal.mutate(w_lo=cal.w_lo.date(), w_hi=cal.w_hi.date())
+    cal = date_windows([lo for _, lo, _ in spans], [hi for _, _, hi in spans])
     j = t.join(cal, (t.date >= cal.w_lo) & (t.date < cal.w_hi))
     got = to_pandas(j.group_by("w").aggregate(s=j.spend.sum()))
     found = {int(w): v for w, v in zip(got["w"], got["s"])}
@@ -1731,25 +1726,22 @@ class RetentionReport:
     # -- sections -----------------------------------------------------------
     def logo_heatmap(self):
         """Logo retention heatmap table (cohort × age) with the weighted-average row; publishes ``logo_retention``."""
-        from revops_lib.plots import cohort_heatmap_table
-        from revops_lib.report import publish
-
-        if not self.available:
-            return self._missing()
-        publish(logo_retention(self.cohorts), "logo_retention")
-        return cohort_heatmap_table(self.cohorts, value="retention", average=self.average,
-                                    title="Logo retention: share of each cohort's customers still paying")
+        return self._heatmap(logo_retention, "logo_retention", "retention",
+                             "Logo retention: share of each cohort's customers still paying")
 
     def revenue_heatmap(self):
         """NRR heatmap table (cohort × age) with the weighted-average row; publishes ``revenue_retention``."""
+        return self._heatmap(revenue_retention, "revenue_retention", "nrr",
+                             "Net revenue retention: cohort MRR vs its first month")
+
+    def _heatmap(self, published, name: str, value: str, title: str):
         from revops_lib.plots import cohort_heatmap_table
         from revops_lib.report import publish
 
         if not self.available:
             return self._missing()
-        publish(revenue_retention(self.cohorts), "revenue_retention")
-        return cohort_heatmap_table(self.cohorts, value="nrr", average=self.average,
-                                    title="Net revenue retention: cohort MRR vs its first month")
+        publish(published(self.cohorts), name)
+        return cohort_heatmap_table(self.cohorts, value=value, average=self.average, title=title)
 
     def retention_curves(self):
         """Average logo retention, NRR and GRR by age; publishes ``retention_average``."""

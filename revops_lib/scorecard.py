@@ -216,7 +216,7 @@ def _by_period(t, time_col: str, kind: str, wins, aggs: Callable, group: str | N
 
 def _totals(grouped: pd.DataFrame) -> pd.DataFrame:
     """Per-label sums of a :func:`_by_period` result grouped further (counts and sums only)."""
-    values = [c for c in grouped.columns if c not in ("label", "source", "type", "product")]
+    values = [c for c in grouped.columns if c != "label" and pd.api.types.is_numeric_dtype(grouped[c])]
     return grouped.groupby("label", as_index=False)[values].sum(min_count=1)
 
 

@@ -387,6 +387,16 @@ def as_table(data: Any, name: str | None = None) -> ir.Table:
     return t
 
 
+def date_windows(los, his) -> ir.Table:
+    """A small table of date windows to range-join on: ``w`` (0, 1, … in the order given) and the
+    dates ``w_lo`` (inclusive) and ``w_hi`` (exclusive)."""
+    import pandas as pd
+
+    cal = ibis.memtable(pd.DataFrame({"w": pd.Series(range(len(los)), dtype="int64"),
+                                      "w_lo": pd.to_datetime(list(los)), "w_hi": pd.to_datetime(list(his))}))
+    return cal.mutate(w_lo=cal.w_lo.date(), w_hi=cal.w_hi.date())
+
+
 def to_pandas(expr: ir.Expr):
     """Execute an Ibis expression and return pandas (the backend of the expression, DuckDB for memtables)."""
     return expr.to_pandas()  # expressions over memtables only run on Ibis's default backend (DuckDB)
