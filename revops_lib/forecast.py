@@ -123,6 +123,7 @@ import pandas as pd
 from revops_lib.errors import ParameterError, SchemaError
 from revops_lib.periods import Period, parse_period, period_of, resolve_as_of
 from revops_lib.sources import Source, open_source, to_pandas
+from revops_lib.text import md
 
 __all__ = [
     "FOOTNOTES",
@@ -1742,21 +1743,18 @@ class ForecastReport:
         return ("+" if signed and x > 0 else "") + fmt_pct(x)
 
     def _note(self, key: str):
-        from IPython.display import Markdown
 
-        return Markdown(f"*{self.notes[key]}*")
+        return md(f"*{self.notes[key]}*")
 
     def _show(self, text: str) -> None:
         """Display a note in place of a chart (chart cells end with ';', which would hide a returned note)."""
-        from IPython.display import Markdown, display
+        from IPython.display import display
 
-        display(Markdown(f"*{text}*"))
+        display(md(f"*{text}*"))
 
     def finding(self, topic: str):
         """One finding as Markdown: ``accuracy``, ``baseline``, ``convergence``, ``bias``, ``projection``,
         ``coverage``, ``waterfall`` or ``slippage``."""
-        from IPython.display import Markdown
-
         topics = {"accuracy": self._accuracy_finding, "baseline": self._baseline_finding,
                   "convergence": self._convergence_finding, "bias": self._bias_finding,
                   "projection": self._projection_finding, "coverage": self._coverage_finding,
@@ -1767,7 +1765,7 @@ class ForecastReport:
         if text is None:
             key = "accuracy" if topic in ("accuracy", "baseline", "convergence", "bias") else "pipeline"
             text = self.notes.get(key, "Nothing to report for this section.")
-        return Markdown(text)
+        return md(text)
 
     def _sum(self, category: str, frame=None) -> pd.Series | None:
         s = self.summary if frame is None else frame
@@ -1777,12 +1775,11 @@ class ForecastReport:
     # -- the verdict -------------------------------------------------------------
     def findings(self):
         """The findings in one sentence each (Markdown)."""
-        from IPython.display import Markdown
 
         b = [self._accuracy_finding(), self._baseline_finding(), self._convergence_finding(),
              self._bias_finding(), self._projection_finding(), self._coverage_finding(),
              self._waterfall_finding(), self._slippage_finding()]
-        return Markdown("\n".join(f"- {x}" for x in b if x))
+        return md("\n".join(f"- {x}" for x in b if x))
 
     def _accuracy_finding(self) -> str | None:
         if "accuracy" in self.notes:
@@ -1953,7 +1950,7 @@ class ForecastReport:
             return self._note("accuracy")
         c = self.calls
         if c.empty:
-            return "No company-scope forecast in view."
+            return md("No company-scope forecast in view.")
         wide = c.pivot_table(index=["forecast_period", "actual"], columns=["category", "call"], values="forecast",
                              aggfunc="first", sort=False)
         cols = [(cat, call) for cat in dict.fromkeys(c["category"]) for call in ("first", "last")
@@ -2014,7 +2011,7 @@ class ForecastReport:
             return self._note("pipeline")
         publish(self.slippage, "slippage")
         if self.slippage.empty:
-            return "No deal slipped."
+            return md("No deal slipped.")
         return style_table(self.slippage.head(limit), self._formats(money=("amount",)))
 
     # -- charts ------------------------------------------------------------------

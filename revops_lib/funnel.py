@@ -81,6 +81,7 @@ from revops_lib.errors import ParameterError, SchemaError, SourceError
 from revops_lib.periods import Period, parse_period, period_of, resolve_as_of
 from revops_lib.schema import TABLES
 from revops_lib.sources import as_table, date_windows, open_source, to_pandas
+from revops_lib.text import md
 
 __all__ = [
     "DEFAULT_STAGES",
@@ -1455,8 +1456,6 @@ class FunnelReport:
 
     def findings(self):
         """What moved and whether it is beyond noise, one sentence each (Markdown)."""
-        from IPython.display import Markdown
-
         from revops_lib.plots import fmt_money
 
         b = []
@@ -1464,7 +1463,7 @@ class FunnelReport:
         if n == 0:
             b.append(f"**No leads** were created in {self.period} (before the cut-off): there is no cohort to "
                      f"read; pick another period.")
-            return Markdown("\n".join(f"- {x}" for x in b + self.notes))
+            return md("\n".join(f"- {x}" for x in b + self.notes))
         change = f" ({(n - n0) / n0:+.0%} vs {self.previous})" if n0 else ""
         last, last0 = self._lead_to_last(self.conversion), self._lead_to_last(self.previous_conversion)
         if last or last0:
@@ -1507,7 +1506,7 @@ class FunnelReport:
                          f"{fmt_money(s['closed_amount'], self.currency)} closed).")
             else:
                 b.append(f"No deal closed in {self.period}: win rate, deal size and cycle are undefined.")
-        return Markdown("\n".join(f"- {x}" for x in b + self.notes))
+        return md("\n".join(f"- {x}" for x in b + self.notes))
 
     def record_headlines(self) -> None:
         """Headline numbers for ``reports/index.html``."""
@@ -1588,7 +1587,7 @@ class FunnelReport:
         publish(self.conversion[["source", "from_stage", "to_stage", "entered", "converted", "rate", "ci_low",
                                  "ci_high"]], "stage_conversion")
         if self.conversion.empty:
-            return "No leads in this cohort."
+            return md("No leads in this cohort.")
         disp = self._display(self.conversion, "source")
         return style_table(disp, {"Entered": "{:,}", "Converted": "{:,}"}).apply(
             lambda r: ["color: #9a9a9a" if r["Note"] else "" for _ in r], axis=1)
@@ -1599,7 +1598,7 @@ class FunnelReport:
         from revops_lib.report import publish
 
         if self.segments is None or self.segments.empty:
-            return "No segment data for this cohort."
+            return md("No segment data for this cohort.")
         publish(self.segments[["segment", "from_stage", "to_stage", "entered", "converted", "rate", "ci_low",
                                "ci_high"]], "stage_conversion_by_segment")
         disp = self._display(self.segments, "segment")
@@ -1614,7 +1613,7 @@ class FunnelReport:
         t = self.source_tests
         publish(t, "source_tests")
         if t.empty:
-            return "Not enough sources with leads to compare."
+            return md("Not enough sources with leads to compare.")
         disp = pd.DataFrame({
             "Stage": [pair_label(a, b) for a, b in zip(t["from_stage"], t["to_stage"])],
             "Sources": t["groups"],
@@ -1637,7 +1636,7 @@ class FunnelReport:
         tr = self.trend
         publish(tr, "cohort_trend")
         if tr.empty:
-            return "No cohorts to show."
+            return md("No cohorts to show.")
         tr = tr.assign(stage=[pair_label(a, b) for a, b in zip(tr["from_stage"], tr["to_stage"])],
                        cell=[_pct(r) + ("" if m else "*") for r, m in zip(tr["rate"], tr["mature"])])
         wide = tr.pivot(index="cohort", columns="stage", values="cell")
@@ -1656,7 +1655,7 @@ class FunnelReport:
         publish(self.timing, "stage_timing")
         t = self.timing[self.timing["source"] == TOTAL]
         if t.empty:
-            return "No conversions in this cohort yet."
+            return md("No conversions in this cohort yet.")
         disp = pd.DataFrame({
             "Stage": [pair_label(a, b) for a, b in zip(t["from_stage"], t["to_stage"])],
             "Leads converted": t["n"],
@@ -1671,7 +1670,7 @@ class FunnelReport:
         from revops_lib.report import publish
 
         if self.deals is None:
-            return "No `opportunity_history` table in this source: the deal-stage funnel is skipped."
+            return md("No `opportunity_history` table in this source: the deal-stage funnel is skipped.")
         publish(self.deals[["from_stage", "to_stage", "entered", "converted", "rate"]], "deal_stage_conversion")
         d = self.deals
         disp = pd.DataFrame({
@@ -1684,10 +1683,8 @@ class FunnelReport:
 
     def deal_note(self):
         """One sentence on the deal cohort (Markdown)."""
-        from IPython.display import Markdown
-
         if self.deals is None:
-            return Markdown("No `opportunity_history` table in this source: the deal-stage funnel is skipped.")
+            return md("No `opportunity_history` table in this source: the deal-stage funnel is skipped.")
         n = self.deals.attrs.get("deals", 0)
         last = self.deals.iloc[-1] if len(self.deals) else None
         text = f"{n:,} opportunities were created in {self.period}"
@@ -1700,7 +1697,7 @@ class FunnelReport:
             longer = longer_period(self.period)
             text += (f" ⚠️ Fewer than {self.min_sample} deals: too few to read"
                      + (f" — run the report for {longer}." if longer else "."))
-        return Markdown(text)
+        return md(text)
 
     def sales_table(self):
         """Win rate (count and amount, denominators named), deal size, cycle and velocity.
@@ -1711,7 +1708,7 @@ class FunnelReport:
         from revops_lib.report import publish
 
         if self.sales is None:
-            return "No `opportunities` table in this source: the sales metrics are skipped."
+            return md("No `opportunities` table in this source: the sales metrics are skipped.")
         publish(self.sales, "sales_metrics")
         s = self.sales.iloc[0]
         money = lambda x: fmt_money(x, self.currency) or "—"  # noqa: E731

@@ -27,7 +27,9 @@ def set_theme(*, dpi: int = 110) -> None:
     sns.set_theme(style="whitegrid", palette=PALETTE, font_scale=0.95,
                   rc={"figure.dpi": dpi, "savefig.dpi": dpi, "axes.titleweight": "bold",
                       "axes.titlelocation": "left", "figure.figsize": (9, 4.2),
-                      "axes.spines.top": False, "axes.spines.right": False})
+                      "axes.spines.top": False, "axes.spines.right": False,
+                      # text is text: a "$" in a label or an amount never starts math mode
+                      "text.parse_math": False})
 
 
 def fmt_money(x, currency: str = "USD", *, decimals: int | None = None) -> str:
@@ -63,17 +65,51 @@ def fmt_days(x) -> str:
 
 
 def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = False):
-    """A pandas Styler for reports: no index, numbers right-aligned, text left-aligned, blanks as —."""
-    styler = df.style
+    """A pandas Styler for reports: no index, numbers right-aligned, text left-aligned, blanks as —.
+
+    Every cell and header is HTML-escaped (values from data and parameters are never markup) and
+    e-mail addresses are hidden (:mod:`revops_lib.text`); a column whose cells are all HTML the kit
+    built itself (:func:`revops_lib.text.safe_html`, e.g. sparklines) is left as it is. The table's
+    id comes from its content (no random ``T_xxxxx``) and cells carry no ids, so identical data give
+    identical HTML.
+    """
+    import hashlib
+
+    from markupsafe import Markup
+    from pandas.io.formats.style import Styler
+
+    from revops_lib.text import hide_emails
+
+    def shown(v):
+        return hide_emails(v) if isinstance(v, str) and not isinstance(v, Markup) else v
+
+    raw_html = [c for c in df.columns if len(df) and df[c].map(lambda v: isinstance(v, Markup)).all()]
+    data = df.copy()
+    for c in data.columns:
+        if c not in raw_html and (data[c].dtype == object or pd.api.types.is_string_dtype(data[c])):
+            data[c] = data[c].map(shown)
+    data.columns = [shown(c) for c in data.columns] if not isinstance(data.columns, pd.MultiIndex) else data.columns
+    if index and data.index.dtype == object:
+        data.index = data.index.map(shown)
+    digest = hashlib.sha1(df.to_csv(index=index).encode("utf-8", "replace") + repr(sorted((formats or {}).items(),
+                          key=str)).encode()).hexdigest()[:10]
+    styler = Styler(data, uuid=digest, cell_ids=False)
     if not index:
         styler = styler.hide(axis="index")
-    fm = {k: v for k, v in (formats or {}).items() if k in df.columns}
-    styler = styler.format(fm, na_rep="—")
-    text_cols = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])]
+    fm = {shown(k): v for k, v in (formats or {}).items() if shown(k) in data.columns}
+    styler = styler.format(fm, na_rep="—", escape="html")
+    styler = styler.format_index(escape="html", axis=1)
+    if index:
+        styler = styler.format_index(escape="html", axis=0)
+    keep = [shown(c) for c in raw_html]
+    if keep:
+        styler = styler.format(lambda v: v, subset=keep, escape=None)
+    text_cols = [c for c in data.columns
+                 if not pd.api.types.is_numeric_dtype(data[c]) or pd.api.types.is_bool_dtype(data[c])]
     if text_cols:
         styler = styler.set_properties(subset=text_cols, **{"text-align": "left"})
         styler = styler.set_table_styles(
-            [{"selector": f"th.col_heading.col{df.columns.get_loc(c)}", "props": [("text-align", "left")]}
+            [{"selector": f"th.col_heading.col{data.columns.get_loc(c)}", "props": [("text-align", "left")]}
              for c in text_cols], overwrite=False)
     return styler
 
@@ -443,7 +479,7 @@ def cohort_heatmap_table(cohorts: pd.DataFrame, *, value: str = "retention", ave
 
     caption = title or f"{value} by cohort and age"
     if cohorts.empty:
-        return pd.DataFrame({caption: ["No cohort yet"]}).style.hide(axis="index")
+        return style_table(pd.DataFrame({caption: ["No cohort yet"]}))
     grid, norm, cmap_name = _cohort_grid(cohorts, value, average)
     has_avg = "average" in grid.index
     data = grid.to_numpy(dtype=float)
@@ -465,9 +501,14 @@ def cohort_heatmap_table(cohorts: pd.DataFrame, *, value: str = "retention", ave
     shown.columns = pd.Index([f"M{a}" for a in grid.columns], name="cohort")
     shown.index.name = None
     styles = pd.DataFrame(css, index=shown.index, columns=shown.columns)
-    styler = shown.style.format(lambda v: "" if pd.isna(v) else f"{100 * v:.0f}%")
+    from pandas.io.formats.style import Styler
+
+    from revops_lib.text import esc
+
+    uuid = __import__("hashlib").sha1(f"{caption}|{value}|{grid.to_csv()}".encode()).hexdigest()[:10]
+    styler = Styler(shown, uuid=uuid, cell_ids=False).format(lambda v: "" if pd.isna(v) else f"{100 * v:.0f}%")
     styler = styler.apply(lambda _: styles, axis=None)
-    styler = styler.set_caption(f"<b>{caption}</b><br><span style='font-weight:normal'>Rows: cohort (first paid "
+    styler = styler.set_caption(f"<b>{esc(caption)}</b><br><span style='font-weight:normal'>Rows: cohort (first paid "
                                 f"month); columns: months since then; {scale}.</span>")
     return styler.set_table_styles([
         {"selector": "", "props": [("border-collapse", "collapse"), ("font-size", "11px")]},
@@ -650,13 +691,13 @@ def sparkline_svg(values, *, width: int = 120, height: int = 26, label: str = ""
     For a table cell: scaled to its own minimum and maximum, gaps (NaN) left as gaps, ``label`` as
     its tooltip and accessible name. Empty string when nothing is finite.
     """
-    import html as _html
+    from revops_lib.text import esc, safe_html
 
     vals = [float(v) if v is not None and not (isinstance(v, float) and math.isnan(v)) else math.nan
             for v in values]
     finite = [v for v in vals if not math.isnan(v)]
     if not finite:
-        return ""
+        return safe_html("")
     lo, hi = min(finite), max(finite)
     pad = 3.0
     n = len(vals)
@@ -687,9 +728,10 @@ def sparkline_svg(values, *, width: int = 120, height: int = 26, label: str = ""
     if not math.isnan(vals[-1]):
         x, y = xy(n - 1, vals[-1]).split(",")
         parts.append(f'<circle cx="{x}" cy="{y}" r="2.8" fill="{PALETTE[1]}"/>')
-    tip = _html.escape(label, quote=True)
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-            f'role="img" aria-label="{tip}"><title>{tip}</title>{"".join(parts)}</svg>')
+    tip = esc(label)
+    return safe_html(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+                     f'viewBox="0 0 {width} {height}" role="img" aria-label="{tip}"><title>{tip}</title>'
+                     f'{"".join(parts)}</svg>')
 
 
 def plot_kpi_sparklines(history: pd.DataFrame, card: pd.DataFrame, *, function: str, currency: str = "USD",

@@ -17,6 +17,7 @@ import pandas as pd
 from revops_lib.periods import Period, parse_period, resolve_as_of
 from revops_lib.schema import TABLES
 from revops_lib.sources import open_source
+from revops_lib.text import md
 
 __all__ = [
     "table_overview",
@@ -287,7 +288,6 @@ class DataQuality:
 
     def findings(self):
         """The verdict in a few bullets (Markdown)."""
-        from IPython.display import Markdown
 
         from revops_lib.plots import fmt_money
 
@@ -319,7 +319,7 @@ class DataQuality:
         n_miss = self.missing.attrs.get("count", 0)
         if n_miss:
             bullets.append(f"{n_miss:,} open or won deals have no amount: revenue and pipeline are understated.")
-        return Markdown("\n".join(f"- {b}" for b in bullets))
+        return md("\n".join(f"- {b}" for b in bullets))
 
     def record_headlines(self) -> None:
         """Headline numbers for ``reports/index.html``."""
@@ -346,7 +346,7 @@ class DataQuality:
         from revops_lib.plots import fmt_money, style_table
 
         if df.empty:
-            return "None found."
+            return md("None found.")
         return style_table(df, {c: (lambda x: fmt_money(x, self.currency)) for c in cols})
 
     def summary_table(self):

@@ -796,12 +796,38 @@ def set_output_dir(path: str | Path | None) -> None:
     _OUTPUT_DIR = Path(path) if path else None
 
 
+#: Significant digits of the floats in published CSVs: enough for cents up to ten billion, and few enough
+#: that the last-digit noise of a float sum (which changes with the order a parallel engine adds in)
+#: never reaches the file, so identical inputs give byte-identical CSVs.
+CSV_SIGNIFICANT_DIGITS = 12
+
+
+def csv_bytes(df, *, index: bool = False) -> bytes:
+    """A published table as CSV: floats to :data:`CSV_SIGNIFICANT_DIGITS` significant digits, text cells
+    that a spreadsheet would run as a formula neutralised (:func:`revops_lib.text.neutralise_csv_cell`)."""
+    import pandas as pd
+
+    from revops_lib.text import neutralise_csv_cell
+
+    out = df.copy()
+    for c in out.columns:
+        col = out[c]
+        if col.dtype == object or pd.api.types.is_string_dtype(col):
+            out[c] = col.map(neutralise_csv_cell)
+    if not isinstance(out.columns, pd.MultiIndex):
+        out.columns = [neutralise_csv_cell(c) for c in out.columns]
+    if index and out.index.dtype == object:
+        out.index = out.index.map(neutralise_csv_cell)
+    return out.to_csv(index=index, float_format=f"%.{CSV_SIGNIFICANT_DIGITS}g", lineterminator="\n").encode("utf-8")
+
+
 def publish(df, name: str, *, formats: dict | None = None, index: bool = False):
     """Write the data behind a table or chart as ``tables/<name>.csv`` and return it formatted for display.
 
     Inside a report run the CSV lands in ``reports/<period>/tables/<notebook>/<name>.csv``;
     in JupyterLab (no ``output_dir``) nothing is written. ``formats`` maps columns to
-    format strings or callables for display only; the CSV keeps full precision.
+    format strings or callables for display only. The CSV keeps the raw values (floats to
+    12 significant digits) and neutralises text cells a spreadsheet would execute (see :func:`csv_bytes`).
     """
     import re
 
@@ -809,7 +835,7 @@ def publish(df, name: str, *, formats: dict | None = None, index: bool = False):
         raise ParameterError(f"Table name `{name}` must be lower-case letters, digits and underscores.")
     if _OUTPUT_DIR is not None:
         path = _OUTPUT_DIR / "tables" / f"{name}.csv"
-        _atomic_write_bytes(path, df.to_csv(index=index).encode("utf-8"))
+        _atomic_write_bytes(path, csv_bytes(df, index=index))
     from revops_lib.plots import style_table
 
     return style_table(df, formats, index=index)

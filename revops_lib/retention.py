@@ -116,6 +116,7 @@ import pandas as pd
 from revops_lib.errors import ParameterError, SchemaError, SourceError
 from revops_lib.periods import Period, parse_period, period_of, resolve_as_of
 from revops_lib.sources import Source, as_table, date_windows, open_source, to_pandas
+from revops_lib.text import md
 
 __all__ = [
     "FOOTNOTES",
@@ -1569,15 +1570,12 @@ class RetentionReport:
         return fmt_money(x, self.currency) if x is not None and not (isinstance(x, float) and math.isnan(x)) else "—"
 
     def _missing(self):
-        from IPython.display import Markdown
 
-        return Markdown(f"*{self.note or 'No subscription or transaction data: this section is skipped.'}*")
+        return md(f"*{self.note or 'No subscription or transaction data: this section is skipped.'}*")
 
     # -- findings -----------------------------------------------------------
     def findings(self):
         """The verdict in a few one-sentence bullets (Markdown), each computed from the tables."""
-        from IPython.display import Markdown
-
         if not self.available:
             return self._missing()
         bullets = [s for s in (self._finding_mrr(), self._finding_offset(), self._finding_nrr(),
@@ -1586,8 +1584,7 @@ class RetentionReport:
         if self.basis == "transactions":
             bullets.append("MRR here is payments per month (the source has no subscriptions): a customer is "
                            "active in a month when it paid in it.")
-        # a bare "$" starts a formula in the rendered Markdown
-        return Markdown("\n".join(f"- {b}" for b in bullets).replace("$", "\\$"))
+        return md("\n".join(f"- {b}" for b in bullets))
 
     def _finding_mrr(self) -> str:
         mv = self.movements
@@ -1763,7 +1760,7 @@ class RetentionReport:
         publish(self.quarterly, "quarterly_retention")
         q = self.quarterly
         if q.empty:
-            return "No quarterly cohort yet."
+            return md("No quarterly cohort yet.")
         ages = [a for a in range(0, int(q["age"].max()) + 1, 3)]
         q = q[q["age"].isin(ages)]
         logo = q.pivot(index="cohort", columns="age", values="retention")

@@ -41,6 +41,7 @@ import pandas as pd
 
 from revops_lib.periods import Period, parse_period, resolve_as_of
 from revops_lib.sources import Source, open_source, to_pandas
+from revops_lib.text import md
 
 __all__ = ["KPI", "KPIS", "kpi_values", "kpi_history", "scorecard", "pacing", "analyze", "Scorecard", "FOOTNOTES"]
 
@@ -630,7 +631,6 @@ class Scorecard:
 
     def attention(self):
         """What needs attention: off-track then at-risk KPIs, with the gap (Markdown)."""
-        from IPython.display import Markdown
 
         lines = []
         for status in ("off track", "at risk"):
@@ -650,7 +650,7 @@ class Scorecard:
             lines.append(f"- Every KPI with a target ({with_target}) is on track for {self.period}."
                          if with_target else "- No KPI has a target for this period: add rows to `targets`.")
         lines += [f"- {n}" for n in self.notes]
-        return Markdown("\n".join(lines))
+        return md("\n".join(lines))
 
     def function_table(self, function: str):
         """The KPIs of one function, leading first, formatted for reading, with each KPI's trend
@@ -659,7 +659,7 @@ class Scorecard:
 
         rows = self.card[self.card.function == function]
         if rows.empty:
-            return "No KPI of this function: its tables are absent."
+            return md("No KPI of this function: its tables are absent.")
         periods = list(dict.fromkeys(self.history["period"]))
         series = {k: g.set_index("period")["value"] for k, g in self.history.groupby("kpi", sort=False)}
         trend_col = f"trend, last {len(periods)} ({periods[0]} to {periods[-1]})" if periods else "trend"
@@ -690,10 +690,10 @@ class Scorecard:
         from revops_lib.plots import style_table
 
         if index >= len(self.pacing_views):
-            return "No pacing view for this period."
+            return md("No pacing view for this period.")
         title, pv = self.pacing_views[index]
         if pv.empty:
-            return f"{title}: no KPI has a target."
+            return md(f"{title}: no KPI has a target.")
         out = pd.DataFrame({
             "KPI": pv.label,
             "actual to date": [fmt_value(v, u, self.currency) for v, u in zip(pv.actual_to_date, pv.unit)],
@@ -705,13 +705,11 @@ class Scorecard:
         return style_table(out)
 
     def pacing_title(self, index: int = 0):
-        from IPython.display import Markdown
-
         if index >= len(self.pacing_views):
-            return Markdown("")
+            return md("")
         title, pv = self.pacing_views[index]
         days = f"{pv.elapsed_days.iloc[0]:.0f} of {pv.total_days.iloc[0]} days elapsed" if len(pv) else ""
-        return Markdown(f"**{title}** — {days}")
+        return md(f"**{title}** — {days}")
 
     def record_headlines(self) -> None:
         from revops_lib.report import headline
