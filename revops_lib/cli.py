@@ -12,6 +12,14 @@ import time
 from revops_lib import __version__
 from revops_lib.errors import RevOpsError
 
+SOURCE_ENV = "REVOPS_SOURCE"  # as revops_lib.sources.SOURCE_ENV (not imported here: --help stays fast)
+
+
+def _source(args) -> str:
+    import os
+
+    return args.source or os.environ.get(SOURCE_ENV) or "data/demo"
+
 EPILOG = """examples:
   revops demo-data --out data/demo              # a realistic synthetic company (36 months)
   revops validate --source data/demo            # check the data against the contract
@@ -42,7 +50,7 @@ def cmd_demo_data(args) -> int:
 def cmd_validate(args) -> int:
     from revops_lib.schema import validate
 
-    result = validate(args.source, tables=args.tables.split(",") if args.tables else None)
+    result = validate(_source(args), tables=args.tables.split(",") if args.tables else None)
     print(result.format())
     if args.strict and result.warnings:
         return 1
@@ -50,21 +58,9 @@ def cmd_validate(args) -> int:
 
 
 def _parse_params(pairs) -> dict:
-    import yaml
-
-    params = {}
-    for name, value in pairs or []:
-        # values are read as YAML scalars (numbers, true/false, lists); period-like text stays text
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
-            parsed = value
-        if isinstance(parsed, (int, float)) and "-" in value:  # 2026-10 is a label, not arithmetic
-            parsed = value
-        if parsed is not None and not isinstance(parsed, (str, int, float, bool, list, dict)):
-            parsed = value  # dates and other YAML types stay text
-        params[name] = parsed
-    return params
+    """``-p NAME VALUE`` pairs as given: each value is read as its notebook declares it (see
+    :mod:`revops_lib.parameters`), so ``-p period 2026`` stays text and ``-p stale_days 30`` is a number."""
+    return {name: value for name, value in pairs or []}
 
 
 def cmd_report(args) -> int:
@@ -72,7 +68,7 @@ def cmd_report(args) -> int:
 
     from revops_lib.periods import default_period, parse_period, periods_between
 
-    notebooks = args.notebooks.split(",") if args.notebooks else None
+    notebooks = args.notebooks.split(",") if args.notebooks is not None else None
     periods = None
     if args.from_period or args.to_period:
         if not (args.from_period and args.to_period):
@@ -88,7 +84,7 @@ def cmd_report(args) -> int:
     return report.run(
         period=period,
         periods=periods,
-        source=args.source,
+        source=_source(args),
         notebooks=notebooks,
         out=args.out,
         jobs=args.jobs,
@@ -132,8 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         "future dates, period labels. Prints table, column, row count and example ids per problem. "
         "Exit status 1 when there are errors, 0 with warnings only.",
     )
-    v.add_argument("--source", default="data/demo", metavar="S",
-                   help="folder of Parquet/CSV files, .duckdb file or Ibis URL (default: data/demo)")
+    v.add_argument("--source", default=None, metavar="S",
+                   help=f"folder of Parquet/CSV files, .duckdb file or Ibis URL (default: ${SOURCE_ENV} when set, "
+                        f"else data/demo)")
     v.add_argument("--tables", default=None, metavar="T1,T2", help="only these tables")
     v.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     v.set_defaults(func=cmd_validate)
@@ -152,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--from", dest="from_period", default=None, metavar="P",
                    help="first period of a backfill (with --to): every period from P to --to, in parallel")
     r.add_argument("--to", dest="to_period", default=None, metavar="P", help="last period of a backfill")
-    r.add_argument("--source", default="data/demo", metavar="S", help="data source (default: data/demo)")
+    r.add_argument("--source", default=None, metavar="S",
+                   help=f"data source (default: ${SOURCE_ENV} when set, else data/demo); a password is best given "
+                        f"in ${SOURCE_ENV} or PGPASSWORD / ~/.pgpass rather than on the command line")
     r.add_argument("--notebooks", default=None, metavar="A,B", help="only these notebooks (default: all)")
     r.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")
     r.add_argument("--jobs", type=int, default=None, metavar="N",
@@ -165,15 +164,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run the command; exit status 0 ok, 1 data or report errors, 2 usage errors, 75 output folder busy,
+    130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
+    from revops_lib.runfiles import Terminated, on_sigterm
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        on_sigterm()  # SIGTERM (cron, CI, kill) stops a run as Ctrl-C does
     try:
         return int(args.func(args) or 0)
     except RevOpsError as exc:
         print(f"revops {args.command}: error: {exc}", file=sys.stderr)
-        return 2 if not getattr(exc, "result", None) else 1
+        return getattr(exc, "exit_code", None) or (2 if not getattr(exc, "result", None) else 1)
+    except Terminated:
+        print(f"revops {args.command}: terminated (SIGTERM): stopped; the last good reports are kept.",
+              file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"revops {args.command}: interrupted: stopped; the last good reports are kept.", file=sys.stderr)
         return 130
 
 

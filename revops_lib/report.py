@@ -36,6 +36,7 @@ import yaml
 from revops_lib import __version__
 from revops_lib.errors import ParameterError, RevOpsError
 from revops_lib.periods import Period, default_period, parse_period, resolve_as_of
+from revops_lib.runfiles import OutputLock, RunDir, file_mode, sweep_output
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = ROOT / "notebooks"
@@ -111,18 +112,17 @@ def _read_yaml(path: Path) -> dict:
 
 def layered_parameters(notebook: str, period: str | Period, overrides: dict | None = None,
                        *, parameters_dir: Path | None = None) -> dict:
-    """Parameters for one notebook and period: default → notebook → period → overrides.
+    """Parameters for one notebook and period: default → notebook → period → overrides (unchecked;
+    :func:`task_parameters` keeps the notebook's declared names and checks their types).
 
     >>> layered_parameters("data_quality", "2026-10", {"stale_days": 60})["stale_days"]  # doctest: +SKIP
     60
     """
-    d = Path(parameters_dir or PARAMETERS_DIR)
-    label = parse_period(period).label
+    p = parse_period(period)
     params: dict = {}
-    for layer in (d / "default.yaml", d / f"{notebook}.yaml", d / f"{label}.yaml"):
-        params.update(_read_yaml(layer))
-    params.update(overrides or {})
-    params["period"] = label
+    for _, layer in _layers(notebook, p, overrides or {}, parameters_dir):
+        params.update(layer)
+    params["period"] = p.label
     return params
 
 
@@ -141,7 +141,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, file_mode())  # what the user's umask allows, never wider
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -333,24 +333,34 @@ MAX_USES = 25
 
 
 class _Kernel:
-    def __init__(self, cwd: Path):
+    def __init__(self, cwd: Path, rundir: Path | None = None, env: dict | None = None):
+        import uuid
+
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_client.utils import run_sync
 
-        # the kernel's own log (e.g. ipykernel's transport warning) goes to a file, shown only if it fails
-        self.log = tempfile.NamedTemporaryFile(prefix="revops-kernel-", suffix=".log", delete=False)
+        # the kernel's own log (e.g. ipykernel's transport warning) goes to a file, shown only if it fails;
+        # log and connection file live in the run's private folder, removed when the run ends
+        self.log = tempfile.NamedTemporaryFile(prefix="revops-kernel-", suffix=".log", delete=False,
+                                               dir=str(rundir) if rundir else None)
         from revops_lib._kernel_client import QuickReadyClient
 
+        kw = {"connection_file": str(Path(rundir) / f"kernel-{uuid.uuid4().hex}.json")} if rundir else {}
         self.km = AsyncKernelManager(kernel_name="python3", client_class="revops_lib._kernel_client.QuickReadyClient",
-                                     client_factory=QuickReadyClient)
+                                     client_factory=QuickReadyClient, **kw)
         self.km.revops_clients = []  # clients to close after each notebook (see close_clients)
-        run_sync(self.km.start_kernel)(cwd=str(cwd), stderr=self.log, stdout=self.log)
+        start_kw = {"env": {**os.environ, **env}} if env else {}
+        run_sync(self.km.start_kernel)(cwd=str(cwd), stderr=self.log, stdout=self.log, **start_kw)
         self.cwd = Path(cwd)
         self.uses = 0
         try:
             self._run_cells([WARMUP_CODE])
-        except Exception as exc:
-            raise RuntimeError(f"The Jupyter kernel did not start: {exc}\n{self.log_tail()}") from exc
+        except BaseException as exc:
+            tail = self.log_tail()
+            self.shutdown()
+            if not isinstance(exc, Exception):
+                raise
+            raise RuntimeError(f"The Jupyter kernel did not start: {exc}\n{tail}") from exc
 
     def log_tail(self, n: int = 20) -> str:
         try:
@@ -400,11 +410,13 @@ class KernelPool:
     notebooks, is shut down and replaced in the background.
     """
 
-    def __init__(self, size: int, cwd: Path):
+    def __init__(self, size: int, cwd: Path, *, rundir: Path | None = None, env: dict | None = None):
         import queue
         import threading
 
         self.cwd = Path(cwd)
+        self.rundir, self.env = rundir, env
+        self._starting: list[threading.Thread] = []
         self._ready: "queue.Queue[_Kernel | BaseException]" = queue.Queue()
         self._all: list[_Kernel] = []
         self._lock = threading.Lock()
@@ -417,7 +429,7 @@ class KernelPool:
 
         def start():
             try:
-                k = _Kernel(self.cwd)
+                k = _Kernel(self.cwd, self.rundir, self.env)
             except BaseException as exc:  # surfaced to the worker that waits for it
                 self._ready.put(exc)
                 return
@@ -428,7 +440,10 @@ class KernelPool:
                 self._all.append(k)
             self._ready.put(k)
 
-        threading.Thread(target=start, daemon=True, name="revops-kernel-start").start()
+        t = threading.Thread(target=start, daemon=True, name="revops-kernel-start")
+        with self._lock:
+            self._starting = [x for x in self._starting if x.is_alive()] + [t]
+        t.start()
 
     def acquire(self) -> _Kernel:
         k = self._ready.get()
@@ -453,6 +468,10 @@ class KernelPool:
 
         with self._lock:
             self._closed = True
+            starting = list(self._starting)
+        for t in starting:  # a kernel still starting is stopped by its own thread once it is up
+            t.join(timeout=120)
+        with self._lock:
             kernels, self._all = self._all, []
         stops = [threading.Thread(target=k.shutdown, name="revops-kernel-stop") for k in kernels]
         for t in stops:  # in parallel: each waits for its process to end
@@ -498,10 +517,9 @@ def run_notebook(notebook: str, period: Period, params: dict, out_dir: Path, *, 
     final_nb = out_dir / f"{notebook}.ipynb"
     final_html = out_dir / f"{notebook}.html"
     failed_nb = out_dir / f"{notebook}.failed.ipynb"
-    tmp_nb = out_dir / f".{notebook}.partial.ipynb"
-    staging = out_dir / f".staging-{notebook}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    # a staging folder and partial notebook of this run only (a killed run's leftovers go at the next run)
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".staging-{notebook}-"))
+    tmp_nb = out_dir / f".{notebook}.{staging.name.rsplit('-', 1)[-1]}.partial.ipynb"
     kernel = None
     healthy = False
     try:
@@ -609,6 +627,67 @@ def _skip_slow_optional_imports() -> None:
         sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import raises ImportError
 
 
+def select_notebooks(notebooks, notebooks_dir: Path | None = None) -> list[str]:
+    """The report names to build: all when ``notebooks`` is None, else exactly these (checked).
+
+    Only report names are accepted — from the kit's registry (:data:`REPORTS`) for the kit's own
+    ``notebooks/``, or the notebooks present in another ``notebooks_dir`` (tests, a fork) — never a
+    path; no name twice; an empty list is an error.
+    """
+    import re
+
+    nb_dir = Path(notebooks_dir or NOTEBOOKS_DIR)
+    kit = nb_dir.resolve() == NOTEBOOKS_DIR.resolve()
+    available = [n for n in notebook_names(nb_dir) if not kit or n in REPORTS]
+    if notebooks is None:
+        return available
+    if isinstance(notebooks, str):
+        notebooks = notebooks.split(",")
+    names = [str(n).strip() for n in notebooks]
+    if not names or any(not n for n in names):
+        raise ParameterError(f"`--notebooks` names an empty report; give report names separated by commas "
+                             f"(available: {', '.join(available)}), or leave the option out to build all.")
+    odd = [n for n in names if not re.fullmatch(r"[a-z0-9_]+", n)]
+    if odd:
+        raise ParameterError(f"`--notebooks` takes report names, not paths: {', '.join(repr(n) for n in odd[:3])} "
+                             f"(available: {', '.join(available)}).")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ParameterError(f"`--notebooks` names {', '.join(f'`{d}`' for d in dup)} more than once.")
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ParameterError(
+            f"Unknown notebook(s) {', '.join(f'`{u}`' for u in unknown)}; available: {', '.join(available)}."
+        )
+    return names
+
+
+def _layers(notebook: str, period: Period, overrides: dict, parameters_dir: Path | None):
+    d = Path(parameters_dir or PARAMETERS_DIR)
+    layers = [(f"parameters/{f.name}", _read_yaml(f))
+              for f in (d / "default.yaml", d / f"{notebook}.yaml", d / f"{period.label}.yaml")]
+    return layers + [("-p", dict(overrides or {}))]
+
+
+def task_parameters(notebook: str, period: Period, overrides: dict, *, notebooks_dir: Path | None = None,
+                    parameters_dir: Path | None = None, source: str) -> dict:
+    """The parameters one notebook receives for one period: layered, its declared names only, typed and
+    checked (:mod:`revops_lib.parameters`), with the runner's ``period`` and ``source``."""
+    from revops_lib.parameters import checked
+
+    values: dict = {}
+    where: dict = {}
+    for label, layer in _layers(notebook, period, overrides, parameters_dir):
+        values.update(layer)
+        where.update({k: label for k in layer})
+    values["period"] = period.label
+    path = Path(notebooks_dir or NOTEBOOKS_DIR) / f"{notebook}.ipynb"
+    prm = checked(notebook, path, values, where=where)
+    prm["period"] = period.label
+    prm["source"] = source
+    return prm
+
+
 def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=None, params=None,
         force=False, progress=None, *, periods=None, notebooks_dir=None, parameters_dir=None,
         validate_source=True, only=None) -> int:
@@ -616,38 +695,53 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
 
     0 when every notebook succeeded or was skipped as unchanged, 1 otherwise.
     ``only``: an optional set of (notebook, period label) pairs to restrict the run to.
+
+    Before any kernel starts: the notebook names, every parameter (declared names only, typed) and
+    the output folder are checked; then the output folder is locked for this run (a second run into
+    it stops with :class:`revops_lib.runfiles.RunLocked`) and what a killed run left there is removed.
+    A password in a source URL never reaches a kernel's parameters, an executed notebook or a file:
+    kernels get the URL without it and the full URL in their environment (``REVOPS_SOURCE``).
     """
+    from revops_lib.parameters import check_overrides
+    from revops_lib.sources import SOURCE_ENV, has_credentials, public_url
+
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     _skip_slow_optional_imports()
     nb_dir = Path(notebooks_dir or NOTEBOOKS_DIR)
     plist = [parse_period(x) for x in periods] if periods else [parse_period(period) if period else default_period()]
-    available = notebook_names(nb_dir)
-    names = list(notebooks or available)
-    unknown = [n for n in names if not (nb_dir / f"{n}.ipynb").is_file()]
-    if unknown:
-        raise ParameterError(
-            f"Unknown notebook(s) {', '.join(f'`{u}`' for u in unknown)}; available: {', '.join(available)}."
-        )
+    names = select_notebooks(notebooks, nb_dir)
+    overrides = dict(params or {})
+    check_overrides(overrides, {n: nb_dir / f"{n}.ipynb" for n in names})
     src_text = str(source)
-    source_abs = src_text if "://" in src_text else str(Path(src_text).expanduser().resolve())
+    kernel_env = None
+    if "://" in src_text:
+        source_param = public_url(src_text)  # what kernels, notebooks and manifests see
+        if has_credentials(src_text):
+            kernel_env = {SOURCE_ENV: src_text}
+    else:
+        source_param = str(Path(src_text).expanduser().resolve())
     out = Path(out).expanduser().resolve()  # kernels run in notebooks/: every path they get must be absolute
+    prepared = {(p.label, n): task_parameters(n, p, overrides, notebooks_dir=nb_dir, parameters_dir=parameters_dir,
+                                              source=source_param)
+                for p in plist for n in names if only is None or (n, p.label) in only}
 
-    n_tasks = len(plist) * len(names)
+    n_tasks = max(1, len(prepared))
     jobs = max(1, min(jobs or os.cpu_count() or 1, n_tasks))
-    pool = KernelPool(jobs, nb_dir)  # kernels warm up while the source is validated
-    try:
-        return _run(plist, names, source_abs, src_text, out, jobs, params, force, say, nb_dir, parameters_dir,
-                    validate_source, only, pool)
-    finally:
-        pool.close()
+    with OutputLock(out), RunDir() as rundir:
+        sweep_output(out)
+        pool = KernelPool(jobs, nb_dir, rundir=rundir, env=kernel_env)  # kernels warm up during validation
+        try:
+            return _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source, prepared, pool,
+                        rundir)
+        finally:
+            pool.close()
 
 
-def _run(plist, names, source_abs, src_text, out, jobs, params, force, say, nb_dir, parameters_dir,
-         validate_source, only, pool) -> int:
+def _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source, prepared, pool, rundir) -> int:
     from revops_lib.schema import validate
     from revops_lib.sources import open_source
 
-    src = open_source(source_abs)
+    src = open_source(src_text)
     shared = None  # the validation, handed to the kernels (file sources)
     if validate_source:
         say(f"Validating {src.description} …")
@@ -663,20 +757,14 @@ def _run(plist, names, source_abs, src_text, out, jobs, params, force, say, nb_d
 
             from revops_lib.quality import validation_key
 
-            fd, name = tempfile.mkstemp(prefix="revops-validation-", suffix=".pickle")
+            fd, name = tempfile.mkstemp(prefix="validation-", suffix=".pickle", dir=rundir)
             with os.fdopen(fd, "wb") as f:
                 pickle.dump((validation_key(src), result), f)
             shared = Path(name)
-    try:
-        return _build(plist, names, source_abs, src_text, out, jobs, params, force, say, nb_dir, parameters_dir,
-                      only, pool, src, shared)
-    finally:
-        if shared is not None:
-            shared.unlink(missing_ok=True)
+    return _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool, src, shared)
 
 
-def _build(plist, names, source_abs, src_text, out, jobs, params, force, say, nb_dir, parameters_dir,
-           only, pool, src, shared) -> int:
+def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool, src, shared) -> int:
     from revops_lib.quality import latest_event
 
     latest = latest_event(src)
@@ -687,14 +775,7 @@ def _build(plist, names, source_abs, src_text, out, jobs, params, force, say, nb
     data_fp = src.fingerprint()
     code_fp = _code_fingerprint()
 
-    tasks = []
-    for p in plist:
-        for n in names:
-            if only is not None and (n, p.label) not in only:
-                continue
-            prm = layered_parameters(n, p, params, parameters_dir=parameters_dir)
-            prm["source"] = source_abs
-            tasks.append((p, n, prm))
+    tasks = [(p, n, prepared[(p.label, n)]) for p in plist for n in names if (p.label, n) in prepared]
 
     labels = ", ".join(p.label for p in plist)
     say(f"Period {labels}: {len(names)} notebook(s) × {len(plist)} period(s), {jobs} at a time")
@@ -950,16 +1031,21 @@ class Context:
 
 
 def context(*, period: str = "", as_of: str = "", source: str = "../data/demo", currency: str = "USD",
-            fiscal_year_start_month: int = 1, output_dir: str = "") -> Context:
+            fiscal_year_start_month: int = 1, output_dir: str = "", privacy: str = "names") -> Context:
     """Derived values of a report notebook: the period (empty = last complete month), the cut-off and the source.
 
-    Also sets the kit's chart theme.
+    ``privacy``: ``names`` or ``masked`` (owners and teams as pseudonyms, ids hashed; see
+    :data:`revops_lib.sources.PRIVACY_MODES`). Also sets the kit's chart theme.
     """
+    from revops_lib.parameters import check_value
     from revops_lib.plots import set_theme
     from revops_lib.sources import open_source
 
+    for name, value in (("currency", currency), ("as_of", as_of), ("privacy", privacy)):
+        check_value(name, value)
     set_theme()
     set_output_dir(output_dir)
     p = (parse_period(period, fiscal_year_start_month=fiscal_year_start_month) if period
          else default_period(fiscal_year_start_month=fiscal_year_start_month))
-    return Context(period=p, as_of=resolve_as_of(p, as_of), source=open_source(source), currency=currency)
+    return Context(period=p, as_of=resolve_as_of(p, as_of), source=open_source(source, privacy=privacy),
+                   currency=currency)

@@ -166,13 +166,23 @@ class Source:
     """
 
     def __init__(self, con, raw: Mapping[str, ir.Table], *, description: str,
-                 files: Mapping[str, list[Path]] | None = None, location: str | None = None):
+                 files: Mapping[str, list[Path]] | None = None, location: str | None = None,
+                 privacy: str = "names"):
         self.con = con
         self._raw = dict(raw)
         self.description = description
         self.location = location
         self.files = dict(files or {})
         self._typed: dict[str, ir.Table] = {}
+        self.privacy = _check_privacy(privacy)
+
+    def with_privacy(self, privacy: str) -> "Source":
+        """The same tables with another privacy setting (see :data:`PRIVACY_MODES`)."""
+        if _check_privacy(privacy) == self.privacy:
+            return self
+        other = Source(self.con, self._raw, description=self.description, files=self.files,
+                       location=self.location, privacy=privacy)
+        return other
 
     # -- constructors -------------------------------------------------
     @classmethod
@@ -219,9 +229,12 @@ class Source:
         return value
 
     def table(self, name: str) -> ir.Table:
-        """The table typed to the contract (see the module docstring)."""
+        """The table typed to the contract (see the module docstring); masked when ``privacy`` is ``masked``."""
         if name not in self._typed:
-            self._typed[name] = typed_table(self.raw(name), TABLES[name], backend=getattr(self.con, "name", None))
+            typed = typed_table(self.raw(name), TABLES[name], backend=getattr(self.con, "name", None))
+            if self.privacy == "masked":
+                typed = _masked(self, name, typed)
+            self._typed[name] = typed
         return self._typed[name]
 
     def __getitem__(self, name: str) -> ir.Table:
@@ -263,6 +276,73 @@ class Source:
 
     def __repr__(self) -> str:
         return f"<Source {self.description}: {len(self.names)} tables; absent: {', '.join(self.absent) or 'none'}>"
+
+
+#: ``names``: owners and teams shown as they are (sales leaders need them); ``masked``: owners and
+#: teams as stable pseudonyms (``Rep 3f9a1c``, ``Team 8b2e04``), every id hashed (``id-5d41402abc``),
+#: columns outside the contract left out. E-mail addresses are never shown in HTML in either mode.
+PRIVACY_MODES = ("names", "masked")
+
+#: Pseudonyms are an MD5 of this salt and the value: set ``REVOPS_PRIVACY_SALT`` to a secret of your
+#: own so that nobody can recompute them from a list of names.
+PRIVACY_SALT_ENV = "REVOPS_PRIVACY_SALT"
+
+
+def _check_privacy(privacy: str) -> str:
+    if privacy not in PRIVACY_MODES:
+        from revops_lib.errors import ParameterError
+
+        raise ParameterError(f"`privacy` must be one of {', '.join(PRIVACY_MODES)}, not {privacy!r}.")
+    return privacy
+
+
+@ibis.udf.scalar.builtin(name="md5")
+def _md5(x: str) -> str:  # hex MD5 of text: DuckDB, PostgreSQL and Spark all have it
+    ...
+
+
+def pseudonym(col: ir.StringValue, prefix: str, length: int = 6) -> ir.StringValue:
+    """A stable pseudonym of each value: ``prefix`` and the first ``length`` hex digits of a salted MD5
+    (null stays null). The same value gets the same pseudonym in every table, so joins still match."""
+    salt = os.environ.get(PRIVACY_SALT_ENV, "revops-kit")
+    return ibis.literal(prefix) + _md5(ibis.literal(f"{salt}|") + col).substr(0, length)
+
+
+def pseudonym_text(value: str, prefix: str, length: int = 6) -> str:
+    """:func:`pseudonym` of one Python value (same result as in the engine)."""
+    salt = os.environ.get(PRIVACY_SALT_ENV, "revops-kit")
+    return prefix + hashlib.md5(f"{salt}|{value}".encode()).hexdigest()[:length]
+
+
+#: Which columns ``privacy: masked`` replaces, by kind.
+MASKED_OWNER_COLUMNS = ("owner",)
+MASKED_TEAM_COLUMNS = ("team",)
+
+
+def _masked(src: "Source", name: str, t: ir.Table) -> ir.Table:
+    spec = TABLES[name]
+    contract = set(spec.names)
+    cols = {}
+    for c in t.columns:
+        if c not in contract:
+            continue  # extras may hold anything (e-mails, names): left out
+        col = t[c]
+        if c.endswith("_id"):
+            col = pseudonym(col.cast(dt.string), "id-", 10)
+        elif c in MASKED_OWNER_COLUMNS:
+            col = pseudonym(col, "Rep ")
+        elif c in MASKED_TEAM_COLUMNS:
+            col = pseudonym(col, "Team ")
+        elif name == "forecast_snapshots" and c == "scope":
+            # a scope is `company`, a team, else an owner (as in revops_lib.forecast)
+            if src.has("opportunities") and "team" in src.raw("opportunities").columns:
+                teams = typed_table(src.raw("opportunities"), TABLES["opportunities"]).team
+                col = ibis.cases((col == "company", col), (col.isin(teams), pseudonym(col, "Team ")),
+                                 else_=pseudonym(col, "Rep "))
+            else:
+                col = ibis.ifelse(col == "company", col, pseudonym(col, "Rep "))
+        cols[c] = col.name(c)
+    return t.select(**cols)
 
 
 def _naive_utc(df):
@@ -328,13 +408,17 @@ def _backend_source(con, description: str, location: str | None = None,
     return Source(con, raw, description=description, files=files, location=location)
 
 
-def open_source(source: Any = None) -> Source:
+def open_source(source: Any = None, *, privacy: str | None = None) -> Source:
     """Open a data source (see the module docstring).
 
     Parameters
     ----------
     source : str, Path, Source, Ibis backend or dict of DataFrames
-        Folder, ``.duckdb`` file or Ibis URL. ``None`` means ``data/demo``.
+        Folder, ``.duckdb`` file or Ibis URL. ``None`` means ``$REVOPS_SOURCE`` when set, else ``data/demo``.
+        A URL without a password gets one from ``$REVOPS_SOURCE`` when that names the same source
+        (:func:`with_credentials`), or from the driver's own places (``PGPASSWORD``, ``~/.pgpass``).
+    privacy : {"names", "masked"}, optional
+        ``masked`` shows owners and teams as pseudonyms and hashes ids (:data:`PRIVACY_MODES`).
 
     Returns
     -------
@@ -345,21 +429,27 @@ def open_source(source: Any = None) -> Source:
     SourceError
         When the folder or file does not exist or cannot be read.
     """
+    if privacy is not None:
+        return open_source(source).with_privacy(privacy)
     if isinstance(source, Source):
         return source
     if source is None:
-        source = "data/demo"
+        source = os.environ.get(SOURCE_ENV) or "data/demo"
     if isinstance(source, Mapping):
         return Source.from_frames(source)
     if hasattr(source, "list_tables") and hasattr(source, "table"):
         return _backend_source(source, f"{getattr(source, 'name', 'ibis')} connection")
     text = str(source)
     if "://" in text:
+        full = with_credentials(text)
         try:
-            con = ibis.connect(text)
+            con = ibis.connect(full)
         except Exception as exc:
-            raise SourceError(f"Cannot connect to `{_redact(text)}`: {exc}") from exc
-        return _backend_source(con, _redact(text), location=text)
+            message = str(exc)
+            for secret in {full, text}:
+                message = message.replace(secret, redact(secret))
+            raise SourceError(f"Cannot connect to `{redact(text)}`: {message}") from None
+        return _backend_source(con, redact(text), location=public_url(text))
     path = Path(text).expanduser()
     if path.is_dir():
         return _folder_source(path)
@@ -372,11 +462,110 @@ def open_source(source: Any = None) -> Source:
     )
 
 
-def _redact(url: str) -> str:
-    """Hide a password in a URL for messages."""
-    import re
+#: Query parameters of a source URL that carry a secret (matched case-insensitively, as substrings).
+SECRET_QUERY_KEYS = ("pass", "pwd", "secret", "token", "key", "auth", "credential", "signature")
 
-    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
+#: The environment variable that can hold the full source URL, credentials included.
+SOURCE_ENV = "REVOPS_SOURCE"
+
+
+def _is_secret_key(key: str) -> bool:
+    k = key.lower()
+    return any(word in k for word in SECRET_QUERY_KEYS)
+
+
+def _split_url(url: str):
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a malformed port
+    except ValueError:
+        return None
+    return parts
+
+
+def _has_secret(parts) -> bool:
+    from urllib.parse import parse_qsl
+
+    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    return ":" in userinfo or any(_is_secret_key(k) for k, _ in parse_qsl(parts.query, keep_blank_values=True))
+
+
+def _rebuild(parts, *, password: str | None, secret_value: str | None) -> str:
+    from urllib.parse import parse_qsl, urlencode
+
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostinfo = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        has_password = ":" in userinfo
+        netloc = f"{user}{':' + password if has_password and password is not None else ''}@{hostinfo}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        kept = [(k, secret_value if _is_secret_key(k) else v) for k, v in pairs
+                if secret_value is not None or not _is_secret_key(k)]
+        query = urlencode(kept, safe="*/:")
+    return (f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+            + (f"#{parts.fragment}" if parts.fragment else ""))
+
+
+def redact(url: str) -> str:
+    """A source URL fit to show: the password and secret query values replaced by ``***``.
+
+    The URL is parsed (a password may hold ``@`` or ``:``); text that is not a URL is returned as
+    it is, and an unparsable URL is cut to its scheme.
+
+    >>> redact("postgres://ana:p@ss:w@db.local:5432/crm?sslmode=require&password=x")
+    'postgres://ana:***@db.local:5432/crm?sslmode=require&password=***'
+    """
+    text = str(url)
+    if "://" not in text:
+        return text
+    parts = _split_url(text)
+    if parts is None:
+        return text.split("://", 1)[0] + "://***"
+    if not _has_secret(parts):
+        return text
+    return _rebuild(parts, password="***", secret_value="***")
+
+
+_redact = redact  # the earlier private name
+
+
+def public_url(url: str) -> str:
+    """A source URL without its password and secret query parameters: what may be written to a file.
+
+    >>> public_url("postgres://ana:secret@db.local/crm?password=x&sslmode=require")
+    'postgres://ana@db.local/crm?sslmode=require'
+    """
+    text = str(url)
+    if "://" not in text:
+        return text
+    parts = _split_url(text)
+    if parts is None:
+        return text.split("://", 1)[0] + "://"
+    if not _has_secret(parts):
+        return text
+    return _rebuild(parts, password=None, secret_value=None)
+
+
+def has_credentials(url: str) -> bool:
+    """Whether a source URL carries a password or a secret query parameter."""
+    return "://" in str(url) and public_url(url) != str(url)
+
+
+def with_credentials(url: str) -> str:
+    """The URL to connect with: ``url`` itself, or the full URL of :data:`SOURCE_ENV` when that names the
+    same source with credentials (how the report runner hands a password to its kernels without
+    writing it into a notebook). Other credentials come from the driver's own places, e.g.
+    ``PGPASSWORD`` or ``~/.pgpass`` for PostgreSQL."""
+    text = str(url)
+    env = os.environ.get(SOURCE_ENV, "")
+    if env and "://" in env and not has_credentials(text) and public_url(env) == public_url(text):
+        return env
+    return text
 
 
 def as_table(data: Any, name: str | None = None) -> ir.Table:
