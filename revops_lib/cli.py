@@ -115,7 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build a realistic synthetic B2B SaaS company: 36 months ending with the last "
         "complete month, all 13 contract tables, one Parquet file each. Same seed, same files.",
     )
-    d.add_argument("--out", required=True, metavar="DIR", help="folder to write (replaced when it exists)")
+    d.add_argument("--out", required=True, metavar="DIR",
+                   help="folder to write: a new or empty folder, or one an earlier `revops demo-data` made "
+                        "(marked by its .revops-demo file), which is then replaced. Any other folder, the "
+                        "current folder, its parents, the home folder and / are refused and left untouched")
     d.add_argument("--seed", type=int, default=42, metavar="N", help="random seed (default: 42)")
     d.add_argument("--scale", type=float, default=1.0, metavar="X",
                    help="volume multiplier: 1 = about 50k leads, 5k opportunities, 2k customers; "
