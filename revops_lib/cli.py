@@ -157,7 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--to", dest="to_period", default=None, metavar="P", help="last period of a backfill")
     r.add_argument("--source", default="data/demo", metavar="S", help="data source (default: data/demo)")
     r.add_argument("--notebooks", default=None, metavar="A,B", help="only these notebooks (default: all)")
-    r.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")
+    r.add_argument("--out", default="reports", metavar="DIR",
+                   help="output folder, created when absent; earlier reports in it are kept (default: reports). "
+                        "Refused: a file, a read-only folder, a folder whose index.html the kit did not write, "
+                        "and the current folder, its parents, the home folder and / unless they are empty "
+                        "or hold earlier reports")
     r.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="notebooks run at once (default: number of cores)")
     r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),

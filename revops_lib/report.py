@@ -617,6 +617,8 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
     0 when every notebook succeeded or was skipped as unchanged, 1 otherwise.
     ``only``: an optional set of (notebook, period label) pairs to restrict the run to.
     """
+    from revops_lib.outdirs import check_report_folder
+    check_report_folder(out)  # a file, a read-only folder, a folder of other data: refused before anything starts
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     _skip_slow_optional_imports()
     nb_dir = Path(notebooks_dir or NOTEBOOKS_DIR)

@@ -255,10 +255,85 @@ def test_output_error_is_a_revops_error():
     assert issubclass(OutputError, RevOpsError)
 
 
+# --------------------------------------------------------------------------- reports
+
+def test_report_out_that_is_a_file_is_refused_with_exit_2(tmp_path):
+    src = write_folder(valid_frames(), tmp_path / "data")
+    (tmp_path / "reports").write_text("not a folder")
+    r = revops("report", "--period", "2026-10", "--source", src, "--out", tmp_path / "reports")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert "reports` is a file, not a folder" in r.stderr
+    assert (tmp_path / "reports").read_text() == "not a folder"
+
+
+def test_report_out_read_only_folder_is_refused_with_exit_2(tmp_path, read_only, capsys):
+    src = write_folder(valid_frames(), tmp_path / "data")
+    out = tmp_path / "reports"
+    out.mkdir()
+    read_only(out)
+    assert main(["report", "--period", "2026-10", "--source", str(src), "--out", str(out)]) == 2
+    assert f"`{out}` is read-only for you: give a folder you can write to." in capsys.readouterr().err
+    assert list(out.iterdir()) == []
+
+
+def test_report_out_may_hold_earlier_reports_and_other_files(tmp_path):
+    out = tmp_path / "reports"
+    (out / "2026-09").mkdir(parents=True)
+    (out / "2026-09" / "manifest.json").write_text("{}")
+    (out / "README.md").write_text("generated reports land here")
+    assert outdirs.check_report_folder(out) == out
+    assert outdirs.check_report_folder(tmp_path / "new" / "reports") == tmp_path / "new" / "reports"
+    assert not (tmp_path / "new").exists()  # the check writes nothing
+
+
+def test_report_out_current_folder_empty_or_with_earlier_reports_is_fine(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert outdirs.check_report_folder(".") == tmp_path
+    (tmp_path / "2026-10").mkdir()
+    (tmp_path / "2026-10" / "manifest.json").write_text("{}")
+    assert outdirs.check_report_folder(".") == tmp_path
+
+
+def test_report_out_current_folder_with_other_files_is_refused(tmp_path, user_folder, monkeypatch):
+    monkeypatch.chdir(user_folder)
+    with pytest.raises(OutputError, match=r"`\.` is the current folder \(.*\) and holds other files "
+                                          r"\(precious\.xlsx and sub/\), not earlier reports"):
+        outdirs.check_report_folder(".")
+    monkeypatch.chdir(user_folder / "sub")
+    with pytest.raises(OutputError, match="is an ancestor of the current folder"):
+        outdirs.check_report_folder("..")
+
+
+def test_report_out_root_and_home_are_refused(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / "Documents").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    with pytest.raises(OutputError, match="is your home folder"):
+        outdirs.check_report_folder("~")
+    with pytest.raises(OutputError, match="is the filesystem root"):
+        outdirs.check_report_folder("/")
+
+
+def test_report_out_with_an_index_html_of_someone_else_is_refused(tmp_path):
+    from revops_lib.report import write_index
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<html>my web site</html>")
+    with pytest.raises(OutputError, match="holds an `index.html` that revops-kit did not write"):
+        outdirs.check_report_folder(site)
+    ours = tmp_path / "reports"
+    write_index(ours)
+    assert outdirs.check_report_folder(ours) == ours
+
+
 def test_help_texts_describe_the_rule():
     demo_help = " ".join(revops("demo-data", "--help").stdout.split())
     assert "a new or empty folder, or one an earlier `revops demo-data` made" in demo_help
     assert "refused and left untouched" in demo_help
+    report_help = " ".join(revops("report", "--help").stdout.split())
+    assert "earlier reports in it are kept" in report_help and "Refused: a file, a read-only folder" in report_help
 
 
 def test_an_os_error_while_writing_is_a_clear_error_and_leaves_nothing(tmp_path, monkeypatch, capsys):
