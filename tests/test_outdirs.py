@@ -328,6 +328,69 @@ def test_report_out_with_an_index_html_of_someone_else_is_refused(tmp_path):
     assert outdirs.check_report_folder(ours) == ours
 
 
+# --------------------------------------------------------------------------- the Makefile
+
+@pytest.fixture
+def make_copy(tmp_path):
+    """The Makefile in a scratch folder with a stand-in ``.venv/bin/revops`` that logs its arguments."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    root = tmp_path / "kit"
+    bin_ = root / ".venv" / "bin"
+    bin_.mkdir(parents=True)
+    shutil.copy(REPO / "Makefile", root / "Makefile")
+    (root / "pyproject.toml").write_text("")
+    for name in ("revops", "python"):
+        (bin_ / name).write_text(f'#!/bin/sh\necho "$*" >> "{root}/calls.log"\n'
+                                 'if [ "$1" = demo-data ]; then mkdir -p "$3"; fi\n')
+        (bin_ / name).chmod(0o755)
+    stamp = root / ".venv" / ".setup-stamp"
+    stamp.touch()
+    later = (root / "pyproject.toml").stat().st_mtime + 10
+    os.utime(stamp, (later, later))
+    return root
+
+
+def _make(root, *args):
+    r = subprocess.run(["make", "-s", *args], cwd=root, capture_output=True, text=True)
+    log = root / "calls.log"
+    return r, (log.read_text().splitlines() if log.exists() else [])
+
+
+@pytest.mark.parametrize("target", ["reports", "validate", "backfill", "weekly", "quarterly", "lab"])
+def test_make_with_a_missing_data_folder_stops_and_builds_nothing(make_copy, target):
+    r, calls = _make(make_copy, target, "DATA=my_crm_export", "FROM=2026-01", "TO=2026-02")
+    assert r.returncode != 0
+    assert f"DATA=my_crm_export does not exist; `make {target}` builds demo data only into data/demo" in r.stderr
+    assert calls == []
+    assert not (make_copy / "my_crm_export").exists()
+
+
+def test_make_reports_on_an_existing_folder_only_reads_it(make_copy):
+    data = make_copy / "my_crm_export"
+    data.mkdir()
+    (data / "precious.xlsx").write_text("mine")
+    r, calls = _make(make_copy, "reports", "DATA=my_crm_export")
+    assert r.returncode == 0, r.stderr
+    assert calls == ["report --source my_crm_export --out reports"]
+    assert sorted(p.name for p in data.iterdir()) == ["precious.xlsx"]
+
+
+def test_make_builds_demo_data_only_into_data_demo(make_copy):
+    r, calls = _make(make_copy, "reports")
+    assert r.returncode == 0, r.stderr
+    assert calls == ["demo-data --out data/demo", "report --source data/demo --out reports"]
+    r, calls = _make(make_copy, "demo-data", "DATA=elsewhere")
+    assert r.returncode != 0 and "`make demo-data` builds demo data only into data/demo" in r.stderr
+    assert not (make_copy / "elsewhere").exists()
+
+
+def test_make_help_still_lists_the_targets(make_copy):
+    r, calls = _make(make_copy, "help", "DATA=nowhere")
+    assert r.returncode == 0 and "reports" in r.stdout and "any other DATA must exist" in r.stdout
+    assert calls == []
+
+
 def test_help_texts_describe_the_rule():
     demo_help = " ".join(revops("demo-data", "--help").stdout.split())
     assert "a new or empty folder, or one an earlier `revops demo-data` made" in demo_help
