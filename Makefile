@@ -8,7 +8,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 REVOPS := $(BIN)/revops
-DATA   ?= data/demo
+DEMO   := data/demo
+DATA   ?= $(DEMO)
 OUT    ?= reports
 STAMP  := $(VENV)/.setup-stamp
 # PERIOD defaults to the last complete month (computed by revops_lib.periods)
@@ -18,12 +19,29 @@ JOBS   ?=
 FROM   ?=
 TO     ?=
 
+# Demo data are built only into data/demo (and demo-data itself writes only into a folder it made).
+# Any other DATA must exist already: it is never written, only read (and validated by the report run).
+ifeq ($(abspath $(DATA)),$(abspath $(DEMO)))
+DATA_DEP := $(DEMO)/.complete
+else
+DATA_DEP :=
+ifneq ($(filter demo-data,$(MAKECMDGOALS)),)
+$(error `make demo-data` builds demo data only into $(DEMO), not DATA=$(DATA); for another folder run `$(REVOPS) demo-data --out DIR`)
+endif
+ifneq ($(filter validate reports backfill weekly quarterly lab,$(MAKECMDGOALS)),)
+ifeq ($(findstring ://,$(DATA))$(wildcard $(DATA)),)
+$(error DATA=$(DATA) does not exist; `make $(firstword $(filter validate reports backfill weekly quarterly lab,$(MAKECMDGOALS)))` builds demo data only into $(DEMO))
+endif
+endif
+endif
+
 .PHONY: help setup reports backfill weekly quarterly demo-data validate test test-fast bench lab clean system-deps
 
 help: ## Show this help
 	@echo "revops-kit — make targets:"
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
 	@echo "Variables: PERIOD=2026-10  DATA=$(DATA)  OUT=$(OUT)  JOBS=N"
+	@echo "Demo data are built only into $(DEMO) (when absent); any other DATA must exist and is only read."
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,26 +51,26 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## Create .venv and install the kit (editable, with test extras); re-runs only when pyproject.toml changes
 
-$(DATA)/.complete: | $(STAMP)
-	$(REVOPS) demo-data --out $(DATA)
+$(DEMO)/.complete: | $(STAMP)
+	$(REVOPS) demo-data --out $(DEMO)
 	@touch $@
 
-demo-data: $(STAMP) $(DATA)/.complete ## Build the demo company's data into DATA (default data/demo) if absent
+demo-data: $(STAMP) $(DATA_DEP) ## Build the demo company's data into data/demo if absent (never into another DATA)
 
-validate: $(STAMP) $(DATA)/.complete ## Check the data in DATA against the data contract
+validate: $(STAMP) $(DATA_DEP) ## Check the data in DATA against the data contract
 	$(REVOPS) validate --source $(DATA)
 
-reports: $(STAMP) $(DATA)/.complete ## Build the latest month's reports (or PERIOD=2026-10) into reports/
+reports: $(STAMP) $(DATA_DEP) ## Build the latest month's reports (or PERIOD=2026-10) into reports/
 	$(REVOPS) report --source $(DATA) --out $(OUT) $(if $(PERIOD),--period $(PERIOD)) $(if $(JOBS),--jobs $(JOBS))
 
-backfill: $(STAMP) $(DATA)/.complete ## Build every month from FROM to TO, in parallel (make backfill FROM=2026-01 TO=2026-10)
+backfill: $(STAMP) $(DATA_DEP) ## Build every month from FROM to TO, in parallel (make backfill FROM=2026-01 TO=2026-10)
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=2026-01 TO=2026-10"; exit 2; }
 	$(REVOPS) report --source $(DATA) --out $(OUT) --from $(FROM) --to $(TO) $(if $(JOBS),--jobs $(JOBS))
 
-weekly: $(STAMP) $(DATA)/.complete ## Build the reports of the last complete ISO week
+weekly: $(STAMP) $(DATA_DEP) ## Build the reports of the last complete ISO week
 	$(REVOPS) report --source $(DATA) --out $(OUT) --cadence week $(if $(JOBS),--jobs $(JOBS))
 
-quarterly: $(STAMP) $(DATA)/.complete ## Build the reports of the last complete quarter
+quarterly: $(STAMP) $(DATA_DEP) ## Build the reports of the last complete quarter
 	$(REVOPS) report --source $(DATA) --out $(OUT) --cadence quarter $(if $(JOBS),--jobs $(JOBS))
 
 system-deps: ## Install the system packages the tests use (PostgreSQL, Chromium; Debian, needs root)
@@ -67,7 +85,7 @@ test-fast: $(STAMP) ## Run the tests not marked slow
 bench: $(STAMP) ## Run the benchmarks in bench/ (prints seconds, peak memory, ratios to pandas)
 	@for b in bench/*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python $$b; done
 
-lab: $(STAMP) $(DATA)/.complete ## Open JupyterLab on 127.0.0.1 (token-protected) in notebooks/
+lab: $(STAMP) $(DATA_DEP) ## Open JupyterLab on 127.0.0.1 (token-protected) in notebooks/
 	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --ServerApp.root_dir=notebooks
 
 clean: ## Remove generated data, reports and caches (keeps .venv)

@@ -6,6 +6,7 @@ The library holds every computation behind the notebooks in ``notebooks/``:
 - :mod:`revops_lib.schema` — the data contract and ``validate``;
 - :mod:`revops_lib.sources` — open a folder / DuckDB file / Ibis URL as typed Ibis tables;
 - :mod:`revops_lib.demo` — a realistic synthetic B2B SaaS company;
+- :mod:`revops_lib.outdirs` — where output may be written (never over data the kit did not make);
 - :mod:`revops_lib.funnel` — lifecycle and deal-stage funnels, win rate, cycle, velocity;
 - :mod:`revops_lib.forecast` — forecast accuracy, baseline forecast, coverage, slippage, waterfall;
 - :mod:`revops_lib.retention` — cohort retention, NRR/GRR, MRR movements, survival, LTV and CAC;
@@ -28,6 +29,6 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 _warnings.filterwarnings("ignore", message="The 'future.infer_string' option is deprecated")
 _warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated")
 
-from revops_lib.errors import PeriodError, RevOpsError, SchemaError, SourceError
+from revops_lib.errors import OutputError, PeriodError, RevOpsError, SchemaError, SourceError
 
-__all__ = ["__version__", "RevOpsError", "PeriodError", "SchemaError", "SourceError"]
+__all__ = ["__version__", "RevOpsError", "PeriodError", "SchemaError", "SourceError", "OutputError"]

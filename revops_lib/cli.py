@@ -111,7 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build a realistic synthetic B2B SaaS company: 36 months ending with the last "
         "complete month, all 13 contract tables, one Parquet file each. Same seed, same files.",
     )
-    d.add_argument("--out", required=True, metavar="DIR", help="folder to write (replaced when it exists)")
+    d.add_argument("--out", required=True, metavar="DIR",
+                   help="folder to write: a new or empty folder, or one an earlier `revops demo-data` made "
+                        "(marked by its .revops-demo file), which is then replaced. Any other folder, the "
+                        "current folder, its parents, the home folder and / are refused and left untouched")
     d.add_argument("--seed", type=int, default=42, metavar="N", help="random seed (default: 42)")
     d.add_argument("--scale", type=float, default=1.0, metavar="X",
                    help="volume multiplier: 1 = about 50k leads, 5k opportunities, 2k customers; "
@@ -153,7 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"data source (default: ${SOURCE_ENV} when set, else data/demo); a password is best given "
                         f"in ${SOURCE_ENV} or PGPASSWORD / ~/.pgpass rather than on the command line")
     r.add_argument("--notebooks", default=None, metavar="A,B", help="only these notebooks (default: all)")
-    r.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")
+    r.add_argument("--out", default="reports", metavar="DIR",
+                   help="output folder, created when absent; earlier reports in it are kept (default: reports). "
+                        "Refused: a file, a read-only folder, a folder whose index.html the kit did not write, "
+                        "and the current folder, its parents, the home folder and / unless they are empty "
+                        "or hold earlier reports")
     r.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="notebooks run at once (default: number of cores)")
     r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),

@@ -274,7 +274,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from revops_lib.errors import ParameterError
+from revops_lib.errors import OutputError, ParameterError
+from revops_lib.outdirs import check_demo_folder, write_demo_marker
 from revops_lib.schema import TABLES
 
 __all__ = ["build", "TRUE_RATES", "SOURCES", "SEGMENTS", "TEAMS", "PRODUCTS"]
@@ -612,9 +613,14 @@ def build(out, *, seed: int = 42, scale: float = 1.0, end=None, months: int = 36
     Parameters
     ----------
     out : str or Path
-        Folder to write. It is built in a temporary sibling folder and renamed
-        into place at the end (an existing folder of that path is replaced),
-        so a failed build never leaves a half-written folder behind.
+        Folder to write: one that does not exist, an empty folder, or a folder
+        an earlier build made (its marker file ``.revops-demo`` says so; see
+        :func:`revops_lib.outdirs.check_demo_folder`). Anything else, and the
+        current folder, its ancestors, the home folder and ``/``, is refused
+        before anything is written. The data are built in a temporary sibling
+        folder and renamed into place at the end (an earlier demo folder is
+        replaced), so a failed or interrupted build leaves neither a
+        half-written folder nor a temporary one behind.
     seed : int, default 42
         Random seed: the same seed, scale, months and ``end`` give
         byte-identical files.
@@ -636,6 +642,13 @@ def build(out, *, seed: int = 42, scale: float = 1.0, end=None, months: int = 36
     -------
     dict
         Rows written per table, in the order of ``schema.TABLES``.
+
+    Raises
+    ------
+    ParameterError
+        For a bad ``seed``, ``scale``, ``end`` or ``months``.
+    OutputError
+        When ``out`` may not or cannot be written (see ``out``).
     """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ParameterError(f"`seed` must be a non-negative integer, got {seed!r}.")
@@ -654,27 +667,58 @@ def build(out, *, seed: int = 42, scale: float = 1.0, end=None, months: int = 36
             f"`end` {end_date.isoformat()} is in the future (today is {today.isoformat()} UTC): "
             "the demo data must not hold events that have not happened yet; pass a date up to today."
         )
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ParameterError(f"`out` {str(out)!r} exists and is not a folder.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial"
-    tmp.mkdir()  # a sibling: the final rename stays on one file system; permissions follow the umask
+    out = check_demo_folder(out)  # before anything is written: never over data demo-data did not make
     try:
-        counts = _Company(tmp, int(seed), scale, end_date, int(months), progress).run()
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.{os.getpid()}.old"
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"`{out.parent}` cannot be created ({exc.strerror or exc}): give a folder you can write to.") from None
+    # a sibling: the final rename stays on one file system; permissions follow the umask
+    tmp = out.parent / f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial"
+    try:
+        try:
+            tmp.mkdir()
+        except OSError as exc:
+            raise OutputError(f"`{out.parent}` cannot be written ({exc.strerror or exc}): give a folder you can write to.") from None
+        try:
+            counts = _Company(tmp, int(seed), scale, end_date, int(months), progress).run()
+            write_demo_marker(tmp, seed=int(seed), scale=scale, end=end_date.isoformat(), months=int(months))
+            check_demo_folder(out)  # again: files may have landed there during the build
+            _move_into_place(tmp, out)
+        except OSError as exc:  # disk full, a folder that cannot be renamed (a mount point), …
+            raise OutputError(
+                f"Writing the demo data to `{out}` failed ({exc.strerror or exc}); nothing was changed there."
+            ) from exc
+    finally:  # any failure, Ctrl-C included: no temporary folder outlives the build
+        if tmp.exists():
+            _remove(tmp)
     return counts
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` to ``out``; an existing ``out`` is put back if that fails."""
+    if not os.path.lexists(out):
+        os.replace(tmp, out)
+        return
+    old = out.parent / f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.old"
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    _remove(old)
+
+
+def _remove(path: Path) -> None:
+    """Delete a folder (or a link) the build made; a Ctrl-C does not stop the deletion half-way."""
+    try:
+        if path.is_symlink():
+            path.unlink()
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+    except KeyboardInterrupt:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 class _Company:

@@ -33,3 +33,7 @@ class SourceError(RevOpsError):
 
 class ParameterError(RevOpsError):
     """A notebook or report parameter with a value that is not allowed."""
+
+
+class OutputError(RevOpsError):
+    """An output folder the kit will not write to (it holds other data) or cannot write to."""

@@ -702,9 +702,11 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
     A password in a source URL never reaches a kernel's parameters, an executed notebook or a file:
     kernels get the URL without it and the full URL in their environment (``REVOPS_SOURCE``).
     """
+    from revops_lib.outdirs import check_report_folder
     from revops_lib.parameters import check_overrides
     from revops_lib.sources import SOURCE_ENV, has_credentials, public_url
 
+    check_report_folder(out)  # a file, a read-only folder, a folder of other data: refused before anything starts
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     _skip_slow_optional_imports()
     nb_dir = Path(notebooks_dir or NOTEBOOKS_DIR)

@@ -57,7 +57,7 @@ def _date(x):
 def test_build_writes_every_table_and_returns_its_row_count(built):
     out, counts, _ = built
     assert list(counts) == list(TABLES)
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.parquet" for n in TABLES)
+    assert sorted(p.name for p in out.iterdir()) == sorted([".revops-demo", *(f"{n}.parquet" for n in TABLES)])
     for name, n in counts.items():
         assert pq.ParquetFile(out / f"{name}.parquet").metadata.num_rows == n
         assert n > 0, name
@@ -114,12 +114,13 @@ def test_progress_callback_gets_one_line_messages(built):
     assert all(isinstance(m, str) and "\n" not in m for m in messages)
 
 
-def test_existing_folder_is_replaced_and_failed_build_leaves_it_untouched(tmp_path, monkeypatch):
+def test_earlier_demo_folder_is_replaced_and_failed_build_leaves_it_untouched(tmp_path, monkeypatch):
     out = tmp_path / "data"
-    out.mkdir()
-    (out / "stale.txt").write_text("old")
-    demo.build(out, scale=0.02, end=END)
-    assert not (out / "stale.txt").exists()
+    demo.build(out, seed=1, scale=0.02, end=END)
+    (out / ".complete").touch()  # the Makefile's stamp does not make the folder someone else's
+    demo.build(out, seed=2, scale=0.02, end=END)
+    assert not (out / ".complete").exists()
+    assert '"seed": 2' in (out / ".revops-demo").read_text()
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     def boom(self):
