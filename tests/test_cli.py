@@ -96,9 +96,15 @@ def test_unknown_notebook_is_named(tmp_path):
     assert "Unknown notebook(s) `funnel_conversions`" in r.stderr
 
 
-def test_param_values_are_read_as_yaml_scalars():
+def test_param_values_are_read_as_the_notebook_declares_them():
+    """-p values stay text until the notebook's declaration types them: `2026` stays a period label."""
     from revops_lib.cli import _parse_params
+    from revops_lib.report import NOTEBOOKS_DIR, task_parameters
+    from revops_lib.periods import parse_period
 
-    got = _parse_params([("stale_days", "60"), ("as_of", "2026-11-05"), ("period", "2026-10"),
-                         ("flag", "true"), ("name", "x y")])
-    assert got == {"stale_days": 60, "as_of": "2026-11-05", "period": "2026-10", "flag": True, "name": "x y"}
+    got = _parse_params([("stale_days", "60"), ("as_of", "2026-11-05"), ("currency", "EUR")])
+    assert got == {"stale_days": "60", "as_of": "2026-11-05", "currency": "EUR"}
+    prm = task_parameters("data_quality", parse_period("2026-10"), got, source="/data")
+    assert prm["stale_days"] == 60 and prm["as_of"] == "2026-11-05" and prm["currency"] == "EUR"
+    assert prm["period"] == "2026-10" and prm["source"] == "/data"
+    assert (NOTEBOOKS_DIR / "data_quality.ipynb").is_file()
