@@ -415,6 +415,32 @@ def _cached_validation(src, now, validate):
     return _VALIDATIONS[key]
 
 
+def masked_validation(result):
+    """A validation result whose example ids are shown as ``privacy: masked`` shows ids (hashed, the same
+    pseudonym as in the masked tables); other example keys (dates, channels, periods) stay as they are."""
+    import dataclasses
+
+    from revops_lib.sources import pseudonym_text
+
+    def mask(example: str, column: str) -> str:
+        if "=" not in example:  # a single-column key: the table's id
+            return pseudonym_text(example, "id-", 10) if column.endswith("_id") or column.endswith("id") else example
+        parts = []
+        for part in example.split(" "):
+            k, _, v = part.partition("=")
+            parts.append(f"{k}={pseudonym_text(v, 'id-', 10)}" if k.endswith("_id") else part)
+        return " ".join(parts)
+
+    from revops_lib.schema import TABLES
+
+    problems = []
+    for pr in result.problems:
+        key = TABLES[pr.table].key if pr.table in TABLES else ()
+        col = key[0] if len(key) == 1 else ""
+        problems.append(dataclasses.replace(pr, examples=tuple(mask(e, col) for e in pr.examples)))
+    return dataclasses.replace(result, problems=problems)
+
+
 def assess(source, *, period, as_of=None, currency: str = "USD", stale_after_days: int = 14,
            stale_days: int = 90, min_pushes: int = 2, now=None) -> DataQuality:
     """Compute every part of the data-quality report for one period."""
@@ -424,6 +450,8 @@ def assess(source, *, period, as_of=None, currency: str = "USD", stale_after_day
     p = parse_period(period)
     cut = resolve_as_of(p, as_of)
     validation = _cached_validation(src, now, validate)
+    if src.privacy == "masked":
+        validation = masked_validation(validation)
     overview = table_overview(src, period=p, as_of=cut, stale_after_days=stale_after_days)
     monthly = monthly_volume(src, as_of=cut)
     has_opps = src.has("opportunities")
