@@ -64,12 +64,12 @@ def fmt_days(x) -> str:
     return f"{float(x):,.1f} d"
 
 
-def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = False):
+def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = False, html=()):
     """A pandas Styler for reports: no index, numbers right-aligned, text left-aligned, blanks as —.
 
     Every cell and header is HTML-escaped (values from data and parameters are never markup) and
-    e-mail addresses are hidden (:mod:`revops_lib.text`); a column whose cells are all HTML the kit
-    built itself (:func:`revops_lib.text.safe_html`, e.g. sparklines) is left as it is. The table's
+    e-mail addresses are hidden (:mod:`revops_lib.text`); the columns named in ``html`` hold HTML the kit
+    built itself from escaped parts (e.g. sparklines, :func:`sparkline_svg`) and are left as they are. The table's
     id comes from its content (no random ``T_xxxxx``) and cells carry no ids, so identical data give
     identical HTML.
     """
@@ -83,7 +83,8 @@ def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = 
     def shown(v):
         return hide_emails(v) if isinstance(v, str) and not isinstance(v, Markup) else v
 
-    raw_html = [c for c in df.columns if len(df) and df[c].map(lambda v: isinstance(v, Markup)).all()]
+    raw_html = [c for c in df.columns if c in set(html)
+                or (len(df) and df[c].map(lambda v: isinstance(v, Markup)).all())]
     data = df.copy()
     for c in data.columns:
         if c not in raw_html and (data[c].dtype == object or pd.api.types.is_string_dtype(data[c])):

@@ -171,8 +171,7 @@ def sweep_output(out: Path) -> list[Path]:
         if not period_dir.is_dir() or period_dir.is_symlink() or period_dir.name.startswith("."):
             continue
         leftovers = [*period_dir.glob(".staging-*"), *period_dir.glob(".*.partial*"),
-                     *period_dir.glob(".*.partial.ipynb"), *(period_dir / "tables").glob(".old-*"),
-                     *(period_dir / "tables").glob(".*.partial")]
+                     *(period_dir / "tables").glob(".old-*"), *(period_dir / "tables").glob(".*.partial")]
         for f in leftovers:
             if f.is_dir() and not f.is_symlink():
                 shutil.rmtree(f, ignore_errors=True)

@@ -682,7 +682,7 @@ class Scorecard:
         })
         colors = {"on track": "color: #1e6b3a", "at risk": "color: #b07d00; font-weight: bold",
                   "off track": "color: #a1281b; font-weight: bold"}
-        return (style_table(out).map(lambda s: colors.get(s, "color: #777"), subset=["status"])
+        return (style_table(out, html=[trend_col]).map(lambda s: colors.get(s, "color: #777"), subset=["status"])
                 .set_properties(subset=[trend_col], **{"padding": "0 6px", "line-height": "0"}))
 
     def pacing_table(self, index: int = 0):
