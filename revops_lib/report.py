@@ -887,16 +887,22 @@ CSV_SIGNIFICANT_DIGITS = 12
 
 def csv_bytes(df, *, index: bool = False) -> bytes:
     """A published table as CSV: floats to :data:`CSV_SIGNIFICANT_DIGITS` significant digits, text cells
-    that a spreadsheet would run as a formula neutralised (:func:`revops_lib.text.neutralise_csv_cell`)."""
+    that a spreadsheet would run as a formula neutralised (:func:`revops_lib.text.neutralise_csv_cell`),
+    carriage returns inside text written as line feeds (so the cell stays quoted and whole)."""
     import pandas as pd
 
     from revops_lib.text import neutralise_csv_cell
+
+    def cell(v):
+        v = neutralise_csv_cell(v)
+        # a bare carriage return is not quoted by the CSV writer with "\n" line ends: make it a line feed
+        return v.replace("\r\n", "\n").replace("\r", "\n") if isinstance(v, str) else v
 
     out = df.copy()
     for c in out.columns:
         col = out[c]
         if col.dtype == object or pd.api.types.is_string_dtype(col):
-            out[c] = col.map(neutralise_csv_cell)
+            out[c] = col.map(cell)
     if not isinstance(out.columns, pd.MultiIndex):
         out.columns = [neutralise_csv_cell(c) for c in out.columns]
     if index and out.index.dtype == object:

@@ -97,7 +97,8 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised(cell):
     import io
 
     back = list(csv.reader(io.StringIO(text, newline="")))
-    assert back == [["source", "amount", "n"], ["'" + cell, "-5", "-1"], ["organic_search", "3", "2"]]
+    assert back == [["source", "amount", "n"], ["'" + cell.replace("\r", "\n"), "-5", "-1"],
+                    ["organic_search", "3", "2"]]
 
 
 def test_csv_floats_are_rounded_so_sum_order_noise_never_reaches_the_file():
