@@ -3,7 +3,13 @@
 A *source* is one of:
 
 - a folder with one file per table: ``leads.parquet`` or ``leads.csv`` (also
-  ``leads/*.parquet`` for a partitioned table), read by an embedded DuckDB;
+  ``leads/*.parquet`` for a partitioned table), read by an embedded DuckDB.
+  Spark- and Hive-style folders are read too: ``leads.parquet/part-*.parquet``
+  and ``leads/year=2026/part-0.parquet`` (partition values become columns);
+  entries starting with ``_`` or ``.`` (``_SUCCESS``, ``.crc`` files) are ignored.
+  A table in two layouts (``leads.csv`` beside ``leads.parquet``), a broken link,
+  a symlink loop or a folder without Parquet parts where a table should be is a
+  :class:`~revops_lib.errors.SourceError` naming the path, never an absent table;
 - a ``.duckdb`` file holding tables with the canonical names;
 - any Ibis connection URL (``postgres://user@host/db``, ``duckdb:///x.duckdb`` …);
 - an Ibis backend object, or a dict of pandas DataFrames (``Source.from_frames``).
@@ -293,25 +299,102 @@ class _Deferred:
             raise SourceError(f"Cannot read table `{self.name}` from `{self.path}`: {exc}") from exc
 
 
+def _probe(path: Path) -> str:
+    """What is at a path: ``missing``, ``file``, ``dir``, ``broken`` (a dangling link), ``loop`` or ``other``."""
+    import errno
+    import stat
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        try:
+            os.lstat(path)
+        except FileNotFoundError:
+            return "missing"
+        return "broken"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "loop"
+        raise SourceError(f"Table file `{path}` cannot be inspected: {exc}") from exc
+    if stat.S_ISREG(st.st_mode):
+        return "file"
+    if stat.S_ISDIR(st.st_mode):
+        return "dir"
+    return "other"
+
+
+def _parquet_parts(folder: Path) -> list[Path]:
+    """The Parquet files of a table folder, Spark- or Hive-style: ``*.parquet`` at any depth (partition
+    folders such as ``year=2026/``), without hidden or bookkeeping entries (a name starting with ``.``
+    or ``_``: ``_SUCCESS``, ``_committed_*``, ``.part-0.parquet.crc``, ``_temporary/``)."""
+    parts = []
+    for root, dirs, files in os.walk(folder):  # linked folders are not followed (no loops, no part read twice)
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        parts += [Path(root) / f for f in sorted(files) if f.endswith(".parquet") and not f.startswith((".", "_"))]
+    return parts
+
+
+_WHAT = {"broken": "a broken link", "loop": "a symlink loop", "other": "not a regular file"}
+
+
+def _table_location(path: Path, name: str):
+    """``(kind, file or folder, parts)`` of a table in a folder source, or None when it is absent.
+
+    ``kind`` is ``parquet`` or ``csv``. Raises :class:`SourceError` for a path that cannot be a table
+    (a broken link, a symlink loop, a folder without Parquet parts) and for two layouts of one table.
+    """
+    pq, csv, folder = path / f"{name}.parquet", path / f"{name}.csv", path / name
+    found = []  # (kind, path, parts)
+    kind = _probe(csv)
+    if kind == "file":
+        found.append(("csv", csv, [csv]))
+    elif kind == "dir":
+        raise SourceError(f"Table file `{csv}` is a directory, not a CSV file.")
+    elif kind != "missing":
+        raise SourceError(f"Table file `{csv}` is {_WHAT[kind]}.")
+    kind = _probe(pq)
+    if kind == "file":
+        found.append(("parquet", pq, [pq]))
+    elif kind == "dir":
+        parts = _parquet_parts(pq)
+        if not parts:
+            raise SourceError(f"Table file `{pq}` is a directory without Parquet parts.")
+        found.append(("parquet", pq, parts))
+    elif kind != "missing":
+        raise SourceError(f"Table file `{pq}` is {_WHAT[kind]}.")
+    kind = _probe(folder)
+    if kind == "dir":
+        parts = _parquet_parts(folder)
+        if parts:
+            found.append(("parquet", folder, parts))
+        elif not found:
+            raise SourceError(f"Table folder `{folder}` is a directory without Parquet parts.")
+    elif kind in ("broken", "loop"):
+        raise SourceError(f"Table folder `{folder}` is {_WHAT[kind]}.")
+    if len(found) > 1:
+        both = " and ".join(f"`{p.name}{'/' if p.is_dir() else ''}`" for _, p, _ in found)
+        raise SourceError(f"Table `{name}` has both {both} in `{path}`; keep one.")
+    return found[0] if found else None
+
+
 def _folder_source(path: Path) -> Source:
     con = ibis.duckdb.connect()
     _set_utc(con)
     raw, files = {}, {}
     for name in TABLES:
-        pq, csv, part = path / f"{name}.parquet", path / f"{name}.csv", path / name
-        if pq.is_file():
-            read = functools.partial(con.read_parquet, str(pq), table_name=name)
-            files[name] = [pq]
-        elif csv.is_file():
-            read = functools.partial(con.read_csv, str(csv), table_name=name, all_varchar=True, header=True)
-            files[name] = [csv]
-        elif part.is_dir() and any(part.glob("*.parquet")):
-            parts = sorted(part.glob("*.parquet"))
-            read = functools.partial(con.read_parquet, [str(p) for p in parts], table_name=name)
-            files[name] = parts
-        else:
+        where = _table_location(path, name)
+        if where is None:
             continue
-        raw[name] = _Deferred(name, path, read)
+        kind, location, parts = where
+        if kind == "csv":
+            read = functools.partial(con.read_csv, str(location), table_name=name, all_varchar=True, header=True)
+        else:
+            # partition folders (`year=2026/`) give columns; a flat folder or file is read as it is
+            hive = any("=" in p.name for f in parts for p in f.relative_to(path).parents)
+            files_arg = str(parts[0]) if location == parts[0] else [str(p) for p in parts]
+            read = functools.partial(con.read_parquet, files_arg, table_name=name, hive_partitioning=hive)
+        files[name] = parts
+        raw[name] = _Deferred(name, location, read)
     if not raw:
         raise SourceError(
             f"No canonical tables in folder `{path}`: expected files like leads.parquet or leads.csv "
