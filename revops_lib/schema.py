@@ -27,11 +27,22 @@ __all__ = [
     "TableSpec",
     "TABLES",
     "EVENT_TIME_COLUMNS",
+    "MAX_MONEY",
     "Problem",
     "ValidationResult",
     "validate",
 ]
 
+
+# The largest absolute money value accepted (one trillion currency units per value).
+# A value at the bound has 1e14 cents, well below 2**53 (about 9.0e15): it and its
+# cents are exact in a float64 and in the kit's int64 cent sums (retention and
+# forecast sum in cents), and an int64 cent sum (up to about 9.2e18) holds 92,000
+# values at the bound without overflow. Real deals, MRR, payments and spend are far
+# below it; anything above is a unit or parsing mistake (cents or micro-units read as
+# units, a lost decimal separator). Targets are not money-bounded (a yearly company
+# target in a currency with small units can exceed it) but must be finite.
+MAX_MONEY = 1e12
 
 @dataclass(frozen=True)
 class Column:
@@ -41,6 +52,7 @@ class Column:
     nonnegative: bool = False
     range: tuple[float, float] | None = None  # inclusive bounds for numbers
     description: str = ""
+    money: bool = False  # float money: |value| <= MAX_MONEY (every float column must be finite)
 
 
 @dataclass(frozen=True)
@@ -116,7 +128,7 @@ TABLES: dict[str, TableSpec] = {
                 _c("close_date", "date", True),
                 _c("is_closed", "bool", True),
                 _c("is_won", "bool", True),
-                _c("amount", "float", True, nonnegative=True),
+                _c("amount", "float", True, nonnegative=True, money=True),
                 _c("account_id", "string"),
                 _c("owner", "string"),
                 _c("team", "string"),
@@ -139,7 +151,7 @@ TABLES: dict[str, TableSpec] = {
                 _c("opportunity_id", "string", True),
                 _c("changed_at", "timestamp", True),
                 _c("stage", "string", True),
-                _c("amount", "float", nonnegative=True),
+                _c("amount", "float", nonnegative=True, money=True),
                 _c("close_date", "date"),
                 _c("forecast_category", "string"),
             ),
@@ -155,7 +167,7 @@ TABLES: dict[str, TableSpec] = {
                 _c("forecast_period", "string", True),
                 _c("scope", "string", True),
                 _c("category", "string", True),
-                _c("amount", "float", True, nonnegative=True),
+                _c("amount", "float", True, nonnegative=True, money=True),
             ),
             key=("snapshot_date", "forecast_period", "scope", "category"),
             used_by=("forecast_accuracy",),
@@ -168,7 +180,7 @@ TABLES: dict[str, TableSpec] = {
             (
                 _c("customer_id", "string", True),
                 _c("start_date", "date", True),
-                _c("mrr", "float", True, nonnegative=True),
+                _c("mrr", "float", True, nonnegative=True, money=True),
                 _c("end_date", "date"),
                 _c("subscription_id", "string"),
                 _c("product", "string"),
@@ -185,7 +197,7 @@ TABLES: dict[str, TableSpec] = {
             (
                 _c("customer_id", "string", True),
                 _c("occurred_at", "timestamp", True),
-                _c("amount", "float", True, nonnegative=True),
+                _c("amount", "float", True, nonnegative=True, money=True),
                 _c("transaction_id", "string"),
             ),
             key=("transaction_id",),
@@ -198,7 +210,7 @@ TABLES: dict[str, TableSpec] = {
             (
                 _c("date", "date", True),
                 _c("channel", "string", True),
-                _c("spend", "float", True, nonnegative=True),
+                _c("spend", "float", True, nonnegative=True, money=True),
             ),
             key=("date", "channel"),
             used_by=("revops_scorecard",),
@@ -499,8 +511,18 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
                                f"values that are not a valid {c.kind}"))
             if c.required:
                 checks.append(("error", c.name, "null_required", raw[c.name].isnull(), "null in a required column"))
+            finite = None
+            if c.kind == "float":  # NaN compares above every number: keep it out of the other checks
+                nonfinite = typed.isnan() | typed.isinf()
+                finite = ~nonfinite
+                checks.append(("error", c.name, "non_finite", nonfinite,
+                               "values that are not finite numbers (NaN or ±infinity)"))
+            if c.money:
+                checks.append(("error", c.name, "too_large", finite & (typed.abs() > MAX_MONEY),
+                               f"values larger than {MAX_MONEY:,.0f} in absolute value (the money bound)"))
             if c.nonnegative:
-                checks.append(("error", c.name, "negative", typed < 0, "negative values"))
+                cond = typed < 0 if finite is None else finite & (typed < 0)
+                checks.append(("error", c.name, "negative", cond, "negative values"))
             if c.range is not None:
                 lo, hi = c.range
                 checks.append(("error", c.name, "out_of_range", (typed < lo) | (typed > hi),

@@ -107,7 +107,10 @@ def coerce(col: ir.Value, kind: str, *, backend: str | None = None) -> ir.Value:
         if t.is_integer():
             return col.cast(dt.int64)
         f = col.cast(dt.float64) if t.is_numeric() else col.try_cast(dt.float64)
-        return ibis.ifelse(f == f.floor(), f.cast(dt.int64), ibis.null(dt.int64))
+        # a whole number within int64; NaN (above every number) and ±inf are not. Nested so that neither
+        # floor() (an int64 in Ibis) nor the cast ever sees a value out of range.
+        return ibis.ifelse(f.abs() < 2.0**63, ibis.ifelse(f == f.floor(), f.cast(dt.int64), ibis.null(dt.int64)),
+                           ibis.null(dt.int64))
     if kind == "bool":
         if t.is_boolean():
             return col

@@ -258,3 +258,119 @@ def test_done_when_scenario_lists_each_problem(tmp_path, frames):
     assert "ERROR   leads.lead_id: duplicate id: 1 value repeated (2 rows; e.g. L2)" in text
     assert "ERROR   opportunities.amount: negative values (1 row; e.g. O2)" in text
     assert text.endswith("FAILED: 3 errors, 0 warnings")
+
+
+# ---------------------------------------------------------------------------
+# Contract tightening: hostile and careless input
+# ---------------------------------------------------------------------------
+
+MONEY = [("opportunities", "amount"), ("opportunity_history", "amount"), ("forecast_snapshots", "amount"),
+         ("subscriptions", "mrr"), ("transactions", "amount"), ("marketing_spend", "spend")]
+NOT_FINITE = "values that are not finite numbers (NaN or ±infinity)"
+TOO_LARGE = "values larger than 1,000,000,000,000 in absolute value (the money bound)"
+
+
+def csv_with(tmp_path, frames, table, column, values):
+    """A CSV folder whose `table.column` holds these texts (row by row from the first)."""
+    df = frames[table].copy()
+    df[column] = df[column].astype(object)
+    for i, v in enumerate(values):
+        df.loc[i, column] = v
+    frames[table] = df
+    return write_folder(frames, tmp_path, fmt="csv")
+
+
+def test_money_columns_are_the_float_columns_but_targets():
+    from revops_lib.schema import MAX_MONEY
+
+    assert MAX_MONEY == 1e12
+    money = [(t.name, c.name) for t in TABLES.values() for c in t.columns if c.money]
+    assert money == MONEY
+    floats = [(t.name, c.name) for t in TABLES.values() for c in t.columns if c.kind == "float"]
+    assert floats == MONEY + [("targets", "target")]
+
+
+@pytest.mark.parametrize("text", ["NaN", "nan", "Infinity", "inf", "-inf", "1e309", "-1e309"])
+def test_non_finite_money_in_csv_is_an_error(tmp_path, frames, text):
+    result = validate(csv_with(tmp_path, frames, "opportunities", "amount", ["12000", text]), now=NOW)
+    (p,) = result.problems  # not also `negative` or `too_large`
+    assert (p.severity, p.table, p.column, p.check, p.count, p.examples) == (
+        "error", "opportunities", "amount", "non_finite", 1, ("O2",))
+    assert str(p) == f"ERROR   opportunities.amount: {NOT_FINITE} (1 row; e.g. O2)"
+    assert result.exit_code == 1
+
+
+def test_non_finite_money_in_parquet_is_an_error(tmp_path, frames):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_folder(frames, tmp_path)
+    table = pa.Table.from_pandas(frames["opportunities"], preserve_index=False)
+    amount = pa.array([12000.0, float("nan"), float("-inf")], type=pa.float64(), from_pandas=False)
+    assert amount.null_count == 0  # a real IEEE NaN, not a null
+    pq.write_table(table.set_column(table.schema.get_field_index("amount"), "amount", amount),
+                   tmp_path / "opportunities.parquet")
+    (p,) = validate(tmp_path, now=NOW).problems
+    assert (p.check, p.table, p.column, p.count, p.examples) == ("non_finite", "opportunities", "amount", 2,
+                                                                  ("O2", "O3"))
+
+
+@pytest.mark.parametrize("table,column", MONEY)
+def test_infinite_money_everywhere(frames, table, column):
+    frames[table].loc[0, column] = np.inf
+    (p,) = run(frames).problems
+    assert (p.severity, p.table, p.column, p.check, p.count) == ("error", table, column, "non_finite", 1)
+
+
+@pytest.mark.parametrize("table,column", MONEY)
+def test_money_above_the_bound_is_an_error(frames, table, column):
+    frames[table].loc[0, column] = 1.5e12
+    frames[table].loc[1, column] = 1e12  # the bound itself is allowed
+    (p,) = run(frames).problems
+    assert (p.severity, p.table, p.column, p.check, p.count, p.message) == (
+        "error", table, column, "too_large", 1, TOO_LARGE)
+
+
+def test_money_above_the_bound_in_csv_and_parquet(tmp_path, frames):
+    result = validate(csv_with(tmp_path / "csv", valid_frames(), "subscriptions", "mrr", ["2e12", "-3e15"]), now=NOW)
+    found = {p.check: p for p in result.problems}
+    assert (found["too_large"].count, found["too_large"].examples) == (2, ("S1", "S2"))
+    assert found["negative"].examples == ("S2",)
+    frames["subscriptions"].loc[0, "mrr"] = 2e12
+    (p,) = validate(write_folder(frames, tmp_path / "pq"), now=NOW).problems
+    assert str(p) == f"ERROR   subscriptions.mrr: {TOO_LARGE} (1 row; e.g. S1)"
+
+
+def test_null_optional_money_and_finite_money_are_fine(tmp_path, frames):
+    frames["opportunity_history"].loc[0, "amount"] = np.nan  # pandas NaN is a missing value
+    assert run(frames).problems == []
+    assert validate(write_folder(frames, tmp_path), now=NOW).problems == []
+
+
+def test_targets_must_be_finite_but_have_no_money_bound(frames):
+    frames["targets"].loc[0, "target"] = 5e15  # a yearly target in a currency with small units
+    frames["targets"].loc[1, "target"] = -10.0
+    assert run(frames).problems == []
+    frames["targets"].loc[2, "target"] = -np.inf
+    (p,) = run(frames).problems
+    assert (p.table, p.column, p.check, p.examples) == (
+        "targets", "target", "non_finite", ("period=2026-W44 metric=leads segment=None",))
+
+
+@pytest.mark.parametrize("text", ["inf", "NaN", "-Infinity", "1e309", "1e19"])
+def test_non_finite_counts_in_csv_are_type_errors(tmp_path, frames, text):
+    (p,) = validate(csv_with(tmp_path, frames, "web_traffic", "sessions", [text]), now=NOW).problems
+    assert str(p) == "ERROR   web_traffic.sessions: values that are not a valid int (1 row; e.g. date=2026-10-01 source=organic_search)"
+
+
+def test_nan_counts_in_parquet_are_type_errors(tmp_path, frames):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_folder(frames, tmp_path)
+    t = pa.Table.from_pandas(frames["support_tickets"], preserve_index=False)
+    csat = pa.array([float("nan"), float("inf")], type=pa.float64(), from_pandas=False)
+    pq.write_table(t.set_column(t.schema.get_field_index("csat"), "csat", csat), tmp_path / "support_tickets.parquet")
+    (p,) = validate(tmp_path, now=NOW).problems
+    assert (p.check, p.table, p.column, p.count, p.examples) == ("wrong_type", "support_tickets", "csat", 2,
+                                                                  ("K1", "K2"))
