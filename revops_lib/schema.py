@@ -432,10 +432,10 @@ class ValidationResult:
             raise SchemaError(f"The data break the contract ({self.summary()}):\n{self.format()}", result=self)
 
 
-def _examples_expr(t, spec: TableSpec):
-    key = [k for k in spec.key if k in t.columns]
+def _examples_expr(t, spec: TableSpec, skip=()):
+    key = [k for k in spec.key if k in t.columns and k not in skip]
     if not key:  # no key column present: show the row's first present columns
-        key = [c for c in spec.names if c in t.columns][:2]
+        key = [c for c in spec.names if c in t.columns and c not in skip][:2]
     return key
 
 
@@ -489,11 +489,14 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
     for name in names:
         spec = TABLES[name]
         raw = src.raw(name)
-        present = set(raw.columns)
+        dups = src.duplicate_columns(name)  # column -> times named in a CSV header (its values are ignored)
+        present = set(raw.columns) - set(dups)
         usable: dict[str, object] = {}  # column -> typed expression
         checks = []  # (severity, column, check, condition, message)
 
         for c in spec.columns:
+            if c.name in dups:
+                continue
             if c.name not in present:
                 if c.required:
                     problems.append(Problem("error", name, c.name, "missing_column", 0,
@@ -557,13 +560,21 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
         counts[name] = n
         if n == 0:
             problems.append(Problem("warning", name, "", "empty_table", 0, "the table has no rows"))
-        key = _examples_expr(raw, spec)
+        key = _examples_expr(raw, spec, skip=dups)
         for i, (sev, col, check, cond, msg) in enumerate(checks):
             k = int(row[f"__c{i}"] or 0)
             if k:
                 ex = src.con.execute(raw.filter(cond).select(*key).limit(max_examples))
                 examples = tuple(_fmt_example(r, key) for r in ex.to_dict("records"))
                 problems.append(Problem(sev, name, col, check, k, msg, examples))
+
+        # columns named twice in a CSV header
+        for col, times in dups.items():
+            file = src.files.get(name, ["?"])[0]
+            contract = col.lower() in {c.lower() for c in spec.names}
+            problems.append(Problem("error" if contract else "warning", name, col, "duplicate_column", n,
+                                    f"the header of `{file}` names `{col}` {times} times: its values are ignored "
+                                    f"until the header names it once"))
 
         # duplicate ids / keys
         keycols = [k for k in spec.key if k in present]

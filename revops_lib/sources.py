@@ -21,7 +21,8 @@ numbers. Values that cannot be typed become null in :meth:`Source.table` and are
 reported by :func:`revops_lib.schema.validate`. A missing optional column is
 added as a typed null column, so metric code can rely on every contract column.
 A missing table is *absent*: :meth:`Source.has` says so and the reports skip the
-sections that need it.
+sections that need it. A column a CSV header names twice is null in both the raw and
+the typed view (:meth:`Source.duplicate_columns`; ``validate`` reports it).
 
 >>> from revops_lib.sources import open_source
 >>> src = open_source("data/demo")                       # doctest: +SKIP
@@ -182,6 +183,7 @@ class Source:
         self.location = location
         self.files = dict(files or {})
         self._typed: dict[str, ir.Table] = {}
+        self._duplicates: dict[str, dict[str, int]] = {}
 
     # -- constructors -------------------------------------------------
     @classmethod
@@ -224,8 +226,20 @@ class Source:
             )
         value = self._raw[name]
         if isinstance(value, _Deferred):  # a file is opened on first use (opening costs a schema read)
-            value = self._raw[name] = value.load()
+            deferred, value = value, value.load()
+            self._raw[name] = value
+            if deferred.duplicates:
+                self._duplicates[name] = deferred.duplicates
         return value
+
+    def duplicate_columns(self, name: str) -> dict[str, int]:
+        """Columns whose name a CSV header repeats (as read, with the number of times named).
+
+        Such a column holds nulls in :meth:`raw` and :meth:`table` (neither copy is trusted) and
+        :func:`revops_lib.schema.validate` reports it (``duplicate_column``).
+        """
+        self.raw(name)
+        return dict(self._duplicates.get(name, {}))
 
     def table(self, name: str) -> ir.Table:
         """The table typed to the contract (see the module docstring)."""
@@ -294,12 +308,58 @@ class _Deferred:
 
     def __init__(self, name: str, path: Path, read):
         self.name, self.path, self.read = name, path, read
+        self.duplicates: dict[str, int] = {}  # columns a CSV header names more than once
 
     def load(self) -> ir.Table:
         try:
-            return self.read()
+            table = self.read()
         except Exception as exc:  # unreadable file: say which
             raise SourceError(f"Cannot read table `{self.name}` from `{self.path}`: {exc}") from exc
+        if isinstance(table, tuple):  # a CSV file: (table, duplicated columns)
+            table, self.duplicates = table
+        return table
+
+
+def _csv_header(path: Path, n_columns: int) -> list[str] | None:
+    """The names of a CSV file's header row (its first record), read with :mod:`csv`.
+
+    DuckDB sniffs the delimiter; the first of ``, ; tab |`` that splits the header into
+    ``n_columns`` names (DuckDB's count) is taken. None when none does.
+    """
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        first = f.readline()
+        while first.count('"') % 2 and (more := f.readline()):  # a quoted name with a line break
+            first += more
+    for delimiter in (",", ";", "\t", "|"):
+        names = next(csv.reader([first], delimiter=delimiter), [])
+        if len(names) == n_columns:
+            return names
+    return None
+
+
+def _read_csv(con, name: str, path: Path):
+    """``(table, duplicates)``: a CSV file as text columns, and the columns its header names more than once.
+
+    DuckDB renames a repeated header name (``source``, ``source_1``, case-insensitively).
+    Neither copy can be trusted to be the intended one, so the renamed copies are dropped
+    and the column holds nulls; ``duplicates`` maps its name (as read) to the times it is named.
+    """
+    t = con.read_csv(str(path), table_name=name, all_varchar=True, header=True)
+    header = _csv_header(path, len(t.columns))
+    if header is None:
+        return t, {}
+    positions: dict[str, list[int]] = {}
+    for i, h in enumerate(header):
+        if h.strip():
+            positions.setdefault(h.strip().lower(), []).append(i)
+    groups = [p for p in positions.values() if len(p) > 1]
+    if not groups:
+        return t, {}
+    duplicates = {t.columns[p[0]]: len(p) for p in groups}
+    t = t.drop(*[t.columns[i] for p in groups for i in p[1:]])
+    return t.mutate(**{c: ibis.null(dt.string) for c in duplicates}), duplicates
 
 
 def _probe(path: Path) -> str:
@@ -390,7 +450,7 @@ def _folder_source(path: Path) -> Source:
             continue
         kind, location, parts = where
         if kind == "csv":
-            read = functools.partial(con.read_csv, str(location), table_name=name, all_varchar=True, header=True)
+            read = functools.partial(_read_csv, con, name, location)
         else:
             # partition folders (`year=2026/`) give columns; a flat folder or file is read as it is
             hive = any("=" in p.name for f in parts for p in f.relative_to(path).parents)

@@ -374,3 +374,42 @@ def test_nan_counts_in_parquet_are_type_errors(tmp_path, frames):
     (p,) = validate(tmp_path, now=NOW).problems
     assert (p.check, p.table, p.column, p.count, p.examples) == ("wrong_type", "support_tickets", "csat", 2,
                                                                   ("K1", "K2"))
+
+
+def test_duplicated_csv_header_is_an_error_and_its_values_are_not_used(tmp_path, frames):
+    from revops_lib.sources import open_source
+
+    write_folder(frames, tmp_path, fmt="csv")
+    (tmp_path / "leads.csv").write_text(
+        "lead_id,created_at,source,segment,source\n"
+        "L1,2026-10-01T09:00:00Z,organic_search,smb,paid_search\n"
+        "L2,2026-10-02T10:00:00Z,paid_search,smb,referral\n"
+    )
+    result = validate(tmp_path, now=NOW)
+    (p,) = [p for p in result.problems if p.table == "leads"]
+    assert (p.severity, p.column, p.check, p.count) == ("error", "source", "duplicate_column", 2)
+    assert p.message == (f"the header of `{tmp_path / 'leads.csv'}` names `source` 2 times: "
+                         "its values are ignored until the header names it once")
+    assert result.exit_code == 1
+    src = open_source(tmp_path)
+    leads = src.to_pandas("leads")
+    assert "source_1" not in leads.columns  # DuckDB's name for the second copy
+    assert leads["source"].isna().all()  # neither copy is credited
+    assert src.duplicate_columns("leads") == {"source": 2}
+
+
+def test_duplicated_header_is_found_case_insensitively_and_outside_the_contract(tmp_path, frames):
+    write_folder(frames, tmp_path, fmt="csv")
+    (tmp_path / "reviews.csv").write_text(
+        "review_id;posted_at;rating;Rating;note;NOTE;note\nR1;2026-10-28;5;4;a;b;c\n")
+    found = {(p.column, p.severity, p.check): p for p in validate(tmp_path, now=NOW).problems}
+    assert set(found) == {("rating", "error", "duplicate_column"), ("note", "warning", "duplicate_column")}
+    assert "names `note` 3 times" in found[("note", "warning", "duplicate_column")].message
+
+
+def test_csv_without_a_repeated_header_has_no_duplicate_column(tmp_path, frames):
+    from revops_lib.sources import open_source
+
+    write_folder(frames, tmp_path, fmt="csv")
+    assert validate(tmp_path, now=NOW).problems == []
+    assert all(open_source(tmp_path).duplicate_columns(n) == {} for n in TABLES)
