@@ -28,6 +28,7 @@ __all__ = [
     "TABLES",
     "EVENT_TIME_COLUMNS",
     "MAX_MONEY",
+    "MAX_LABEL",
     "Problem",
     "ValidationResult",
     "validate",
@@ -44,6 +45,12 @@ __all__ = [
 # target in a currency with small units can exceed it) but must be finite.
 MAX_MONEY = 1e12
 
+# The longest text label shown as it is (sources, stages, owners …). Longer values are
+# a warning and the typed view cuts them to MAX_LABEL characters (MAX_LABEL - 1 and "…"),
+# so no report, chart axis or published CSV carries a pasted e-mail or a 1 MB cell.
+MAX_LABEL = 200
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -53,6 +60,7 @@ class Column:
     range: tuple[float, float] | None = None  # inclusive bounds for numbers
     description: str = ""
     money: bool = False  # float money: |value| <= MAX_MONEY (every float column must be finite)
+    label: bool = False  # text label for display: at most MAX_LABEL characters
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,11 @@ class TableSpec:
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The text label columns (``Column.label``): cut to :data:`MAX_LABEL` characters for display."""
+        return tuple(c.name for c in self.columns if c.label)
+
 
 def _c(name, kind, required=False, **kw):
     return Column(name, kind, required, **kw)
@@ -105,8 +118,8 @@ TABLES: dict[str, TableSpec] = {
             (
                 _c("lead_id", "string", True),
                 _c("created_at", "timestamp", True),
-                _c("source", "string", True),
-                _c("segment", "string"),
+                _c("source", "string", True, label=True),
+                _c("segment", "string", label=True),
                 _c("mql_at", "timestamp"),
                 _c("sql_at", "timestamp"),
                 _c("opportunity_at", "timestamp"),
@@ -130,14 +143,14 @@ TABLES: dict[str, TableSpec] = {
                 _c("is_won", "bool", True),
                 _c("amount", "float", True, nonnegative=True, money=True),
                 _c("account_id", "string"),
-                _c("owner", "string"),
-                _c("team", "string"),
-                _c("segment", "string"),
-                _c("source", "string"),
-                _c("type", "string"),
-                _c("stage", "string"),
-                _c("forecast_category", "string"),
-                _c("product", "string"),
+                _c("owner", "string", label=True),
+                _c("team", "string", label=True),
+                _c("segment", "string", label=True),
+                _c("source", "string", label=True),
+                _c("type", "string", label=True),
+                _c("stage", "string", label=True),
+                _c("forecast_category", "string", label=True),
+                _c("product", "string", label=True),
             ),
             key=("opportunity_id",),
             used_by=("funnel_conversion", "forecast_accuracy", "revops_scorecard"),
@@ -150,10 +163,10 @@ TABLES: dict[str, TableSpec] = {
             (
                 _c("opportunity_id", "string", True),
                 _c("changed_at", "timestamp", True),
-                _c("stage", "string", True),
+                _c("stage", "string", True, label=True),
                 _c("amount", "float", nonnegative=True, money=True),
                 _c("close_date", "date"),
-                _c("forecast_category", "string"),
+                _c("forecast_category", "string", label=True),
             ),
             key=("opportunity_id", "changed_at"),
             used_by=("funnel_conversion", "forecast_accuracy"),
@@ -165,8 +178,8 @@ TABLES: dict[str, TableSpec] = {
             (
                 _c("snapshot_date", "date", True),
                 _c("forecast_period", "string", True),
-                _c("scope", "string", True),
-                _c("category", "string", True),
+                _c("scope", "string", True, label=True),
+                _c("category", "string", True, label=True),
                 _c("amount", "float", True, nonnegative=True, money=True),
             ),
             key=("snapshot_date", "forecast_period", "scope", "category"),
@@ -183,8 +196,8 @@ TABLES: dict[str, TableSpec] = {
                 _c("mrr", "float", True, nonnegative=True, money=True),
                 _c("end_date", "date"),
                 _c("subscription_id", "string"),
-                _c("product", "string"),
-                _c("segment", "string"),
+                _c("product", "string", label=True),
+                _c("segment", "string", label=True),
             ),
             key=("subscription_id",),
             used_by=("cohort_retention", "revops_scorecard"),
@@ -209,7 +222,7 @@ TABLES: dict[str, TableSpec] = {
             "spend per day or month per channel",
             (
                 _c("date", "date", True),
-                _c("channel", "string", True),
+                _c("channel", "string", True, label=True),
                 _c("spend", "float", True, nonnegative=True, money=True),
             ),
             key=("date", "channel"),
@@ -221,7 +234,7 @@ TABLES: dict[str, TableSpec] = {
             "visits per day per source",
             (
                 _c("date", "date", True),
-                _c("source", "string", True),
+                _c("source", "string", True, label=True),
                 _c("sessions", "int", True, nonnegative=True),
                 _c("visitors", "int", nonnegative=True),
                 _c("conversions", "int", nonnegative=True),
@@ -240,7 +253,7 @@ TABLES: dict[str, TableSpec] = {
                 _c("opens", "int", True, nonnegative=True),
                 _c("clicks", "int", True, nonnegative=True),
                 _c("leads_generated", "int", nonnegative=True),
-                _c("audience", "string"),
+                _c("audience", "string", label=True),
             ),
             key=("campaign_id",),
             used_by=("revops_scorecard",),
@@ -253,8 +266,8 @@ TABLES: dict[str, TableSpec] = {
             (
                 _c("activity_id", "string", True),
                 _c("occurred_at", "timestamp", True),
-                _c("type", "string", True),
-                _c("owner", "string"),
+                _c("type", "string", True, label=True),
+                _c("owner", "string", label=True),
                 _c("opportunity_id", "string"),
                 _c("account_id", "string"),
             ),
@@ -286,7 +299,7 @@ TABLES: dict[str, TableSpec] = {
                 _c("review_id", "string", True),
                 _c("posted_at", "timestamp", True),
                 _c("rating", "int", True, range=(1, 5)),
-                _c("platform", "string"),
+                _c("platform", "string", label=True),
                 _c("customer_id", "string"),
             ),
             key=("review_id",),
@@ -298,9 +311,9 @@ TABLES: dict[str, TableSpec] = {
             "one goal",
             (
                 _c("period", "string", True),
-                _c("metric", "string", True),
+                _c("metric", "string", True, label=True),
                 _c("target", "float", True),
-                _c("segment", "string"),
+                _c("segment", "string", label=True),
             ),
             key=("period", "metric", "segment"),
             used_by=("revops_scorecard", "forecast_accuracy"),
@@ -439,10 +452,15 @@ def _examples_expr(t, spec: TableSpec, skip=()):
     return key
 
 
+def _cut_text(text: str, limit: int = MAX_LABEL) -> str:
+    """A text cut to ``limit`` characters: the first ``limit - 1`` and "…" (unchanged when short enough)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _fmt_example(row: dict, key: list[str]) -> str:
     if len(key) == 1:
-        return str(row[key[0]])
-    return " ".join(f"{k}={row[k]}" for k in key)
+        return _cut_text(str(row[key[0]]))
+    return " ".join(f"{k}={_cut_text(str(row[k]))}" for k in key)
 
 
 def validate(source, *, tables=None, now=None, max_examples: int = 5) -> ValidationResult:
@@ -492,7 +510,7 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
         dups = src.duplicate_columns(name)  # column -> times named in a CSV header (its values are ignored)
         present = set(raw.columns) - set(dups)
         usable: dict[str, object] = {}  # column -> typed expression
-        checks = []  # (severity, column, check, condition, message)
+        checks = []  # (severity, column, check, condition, message, example key or None)
 
         for c in spec.columns:
             if c.name in dups:
@@ -505,55 +523,61 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
             rt = raw[c.name].type()
             if not compatible(rt, c.kind):
                 checks.append(("error", c.name, "wrong_type", raw[c.name].notnull(),
-                               f"wrong type: stored as {rt}, expected {c.kind}"))
+                               f"wrong type: stored as {rt}, expected {c.kind}", None))
                 continue
             typed = coerce(raw[c.name], c.kind, backend=getattr(src.con, "name", None))
             usable[c.name] = typed
             if not rt.is_null() and rt != KIND_DTYPES[c.kind] and not (c.kind == "timestamp" and rt.is_timestamp()):
                 checks.append(("error", c.name, "wrong_type", raw[c.name].notnull() & typed.isnull(),
-                               f"values that are not a valid {c.kind}"))
+                               f"values that are not a valid {c.kind}", None))
             if c.required:
-                checks.append(("error", c.name, "null_required", raw[c.name].isnull(), "null in a required column"))
+                checks.append(("error", c.name, "null_required", raw[c.name].isnull(), "null in a required column",
+                               None))
             finite = None
             if c.kind == "float":  # NaN compares above every number: keep it out of the other checks
                 nonfinite = typed.isnan() | typed.isinf()
                 finite = ~nonfinite
                 checks.append(("error", c.name, "non_finite", nonfinite,
-                               "values that are not finite numbers (NaN or ±infinity)"))
+                               "values that are not finite numbers (NaN or ±infinity)", None))
             if c.money:
                 checks.append(("error", c.name, "too_large", finite & (typed.abs() > MAX_MONEY),
-                               f"values larger than {MAX_MONEY:,.0f} in absolute value (the money bound)"))
+                               f"values larger than {MAX_MONEY:,.0f} in absolute value (the money bound)", None))
             if c.nonnegative:
                 cond = typed < 0 if finite is None else finite & (typed < 0)
-                checks.append(("error", c.name, "negative", cond, "negative values"))
+                checks.append(("error", c.name, "negative", cond, "negative values", None))
             if c.range is not None:
                 lo, hi = c.range
                 checks.append(("error", c.name, "out_of_range", (typed < lo) | (typed > hi),
-                               f"values outside {lo:g}–{hi:g}"))
+                               f"values outside {lo:g}–{hi:g}", None))
+            if c.label:
+                checks.append(("warning", c.name, "long_label", typed.length() > MAX_LABEL,
+                               f"labels longer than {MAX_LABEL} characters (cut to {MAX_LABEL} for display)",
+                               _examples_expr(raw, spec, skip=set(spec.labels) | set(dups))))
 
         for group in spec.order:
             cols = [c for c in group if c in usable]
             for j in range(1, len(cols)):
                 for i in range(j):
                     a, b = cols[i], cols[j]
-                    checks.append(("warning", b, "stage_order", usable[b] < usable[a], f"`{b}` earlier than `{a}`"))
+                    checks.append(("warning", b, "stage_order", usable[b] < usable[a], f"`{b}` earlier than `{a}`",
+                                   None))
         for a, b in spec.strict_order:
             if a in usable and b in usable:
-                checks.append(("error", b, "end_before_start", usable[b] < usable[a], f"`{b}` before `{a}`"))
+                checks.append(("error", b, "end_before_start", usable[b] < usable[a], f"`{b}` before `{a}`", None))
         if name == "opportunities" and "is_won" in usable and "is_closed" in usable:
             checks.append(("error", "is_won", "won_not_closed", usable["is_won"] & ~usable["is_closed"],
-                           "won but not closed (`is_won` true, `is_closed` false)"))
+                           "won but not closed (`is_won` true, `is_closed` false)", None))
         for col, allowed in spec.allowed.items():
             if col in usable:
                 checks.append(("warning", col, "unexpected_value", usable[col].notnull() & ~usable[col].isin(allowed),
-                               f"values other than {', '.join(allowed)}"))
+                               f"values other than {', '.join(allowed)}", None))
         for col in EVENT_TIME_COLUMNS.get(name, ()):
             if col in usable:
                 lim = now_ts if spec.column(col).kind == "timestamp" else now_date
-                checks.append(("error", col, "future", usable[col] > lim, "in the future (after now, UTC)"))
+                checks.append(("error", col, "future", usable[col] > lim, "in the future (after now, UTC)", None))
 
         aggs = [raw.count().name("__n")] + [
-            ibis.ifelse(cond, 1, 0).sum().name(f"__c{i}") for i, (_, _, _, cond, _) in enumerate(checks)
+            ibis.ifelse(cond, 1, 0).sum().name(f"__c{i}") for i, (_, _, _, cond, _, _) in enumerate(checks)
         ]
         row = src.con.execute(raw.aggregate(aggs)).iloc[0]
         n = int(row["__n"])
@@ -561,11 +585,12 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
         if n == 0:
             problems.append(Problem("warning", name, "", "empty_table", 0, "the table has no rows"))
         key = _examples_expr(raw, spec, skip=dups)
-        for i, (sev, col, check, cond, msg) in enumerate(checks):
+        for i, (sev, col, check, cond, msg, ex_key) in enumerate(checks):
             k = int(row[f"__c{i}"] or 0)
             if k:
-                ex = src.con.execute(raw.filter(cond).select(*key).limit(max_examples))
-                examples = tuple(_fmt_example(r, key) for r in ex.to_dict("records"))
+                ex_key = ex_key or key
+                ex = src.con.execute(raw.filter(cond).select(*ex_key).limit(max_examples))
+                examples = tuple(_fmt_example(r, ex_key) for r in ex.to_dict("records"))
                 problems.append(Problem(sev, name, col, check, k, msg, examples))
 
         # columns named twice in a CSV header
@@ -604,7 +629,7 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
                     nbad = int(src.con.execute(raw.filter(raw[col].cast(idt.string).isin(bad)).count()))
                     problems.append(Problem("error", name, col, "invalid_period", nbad,
                                             "not a period label (YYYY-MM, YYYY-Qn or YYYY-Www)",
-                                            tuple(sorted(bad)[:max_examples])))
+                                            tuple(_cut_text(v) for v in sorted(bad)[:max_examples])))
 
     order = {s: i for i, s in enumerate(SEVERITIES)}
     problems.sort(key=lambda p: (order[p.severity], list(TABLES).index(p.table), p.column))

@@ -21,7 +21,9 @@ numbers. Values that cannot be typed become null in :meth:`Source.table` and are
 reported by :func:`revops_lib.schema.validate`. A missing optional column is
 added as a typed null column, so metric code can rely on every contract column.
 A missing table is *absent*: :meth:`Source.has` says so and the reports skip the
-sections that need it. A column a CSV header names twice is null in both the raw and
+sections that need it. Text labels (``Column.label``: sources, stages, owners …)
+longer than :data:`revops_lib.schema.MAX_LABEL` characters are cut to that length
+in the typed view. A column a CSV header names twice is null in both the raw and
 the typed view (:meth:`Source.duplicate_columns`; ``validate`` reports it).
 
 >>> from revops_lib.sources import open_source
@@ -43,9 +45,9 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from revops_lib.errors import SourceError
-from revops_lib.schema import TABLES, TableSpec
+from revops_lib.schema import MAX_LABEL, TABLES, TableSpec
 
-__all__ = ["Source", "open_source", "coerce", "typed_table", "as_table", "to_pandas", "KIND_DTYPES"]
+__all__ = ["Source", "open_source", "coerce", "cut_label", "typed_table", "as_table", "to_pandas", "KIND_DTYPES"]
 
 KIND_DTYPES: dict[str, dt.DataType] = {
     "string": dt.string,
@@ -144,14 +146,24 @@ def compatible(t: dt.DataType, kind: str) -> bool:
     }[kind]
 
 
+def cut_label(col: ir.StringValue, limit: int = MAX_LABEL) -> ir.StringValue:
+    """A text column whose values longer than ``limit`` characters are cut to the first ``limit - 1`` and "…"."""
+    return ibis.ifelse(col.length() > limit, col.substr(0, limit - 1) + "…", col)
+
+
 def typed_table(raw: ir.Table, spec: TableSpec, *, backend: str | None = None) -> ir.Table:
-    """The contract view of a raw table: contract columns first (typed, missing ones null), then extras."""
+    """The contract view of a raw table: contract columns first (typed, missing ones null), then extras.
+
+    Label columns (``Column.label``) longer than :data:`revops_lib.schema.MAX_LABEL` characters are cut.
+    """
     cols = {}
     for c in spec.columns:
         target = KIND_DTYPES[c.kind]
         if c.name in raw.columns:
             t = raw[c.name].type()
             cols[c.name] = coerce(raw[c.name], c.kind, backend=backend) if compatible(t, c.kind) else ibis.null(target)
+            if c.label and compatible(t, c.kind):
+                cols[c.name] = cut_label(cols[c.name])
         else:
             cols[c.name] = ibis.null(target)
     extras = [c for c in raw.columns if c not in cols]

@@ -413,3 +413,38 @@ def test_csv_without_a_repeated_header_has_no_duplicate_column(tmp_path, frames)
     write_folder(frames, tmp_path, fmt="csv")
     assert validate(tmp_path, now=NOW).problems == []
     assert all(open_source(tmp_path).duplicate_columns(n) == {} for n in TABLES)
+
+
+def test_long_labels_are_a_warning_with_the_rows_keys(frames):
+    from revops_lib.schema import MAX_LABEL
+
+    assert MAX_LABEL == 200
+    frames["leads"].loc[1, "source"] = "x" * 201
+    frames["marketing_spend"].loc[2, "channel"] = "paid_" * 1000
+    frames["opportunities"].loc[0, "owner"] = "y" * 200  # at the limit: fine
+    result = run(frames)
+    found = {(p.table, p.column): p for p in only(result, "long_label")}
+    assert set(found) == {("leads", "source"), ("marketing_spend", "channel")}
+    assert str(found[("leads", "source")]) == (
+        "WARNING leads.source: labels longer than 200 characters (cut to 200 for display) (1 row; e.g. L2)")
+    assert found[("marketing_spend", "channel")].examples == ("2026-10-02 00:00:00",)  # the key without the label
+    assert result.ok
+
+
+def test_label_columns_are_the_contracts_text_labels():
+    labels = {t.name: t.labels for t in TABLES.values() if t.labels}
+    assert labels == {
+        "leads": ("source", "segment"),
+        "opportunities": ("owner", "team", "segment", "source", "type", "stage", "forecast_category", "product"),
+        "opportunity_history": ("stage", "forecast_category"),
+        "forecast_snapshots": ("scope", "category"),
+        "subscriptions": ("product", "segment"),
+        "marketing_spend": ("channel",),
+        "web_traffic": ("source",),
+        "email_campaigns": ("audience",),
+        "activities": ("type", "owner"),
+        "reviews": ("platform",),
+        "targets": ("metric", "segment"),
+    }
+    assert all(not c.label or (c.kind == "string" and not c.name.endswith("_id"))
+               for t in TABLES.values() for c in t.columns)

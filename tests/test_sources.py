@@ -274,3 +274,21 @@ def test_one_layout_per_table_is_fine(tmp_path, frames):
     (tmp_path / "leads").mkdir()  # an empty folder beside the CSV is not a second layout
     src = open_source(tmp_path)
     assert src.files["leads"] == [tmp_path / "leads.csv"]
+
+
+# ---------------------------------------------------------------------------
+# Long labels are cut in the typed view
+# ---------------------------------------------------------------------------
+
+def test_long_labels_are_cut_in_the_typed_view(tmp_path, frames):
+    frames["leads"].loc[0, "source"] = "é" * 500_000  # a 1 MB label: characters, not bytes, are counted
+    frames["leads"].loc[1, "source"] = "s" * 200
+    frames["opportunities"].loc[2, "stage"] = "proposal " * 40
+    frames["leads"].loc[2, "lead_id"] = "L" * 300  # ids are never cut
+    for src in (Source.from_frames(frames), open_source(write_folder(frames, tmp_path, "csv"))):
+        leads = canonical(src, "leads")
+        assert leads["source"].tolist() == ["é" * 199 + "…", "s" * 200, "referral"]
+        assert leads["lead_id"].str.len().tolist() == [2, 2, 300]
+        assert canonical(src, "opportunities")["stage"].tolist() == [
+            "closed_won", "closed_lost", ("proposal " * 40)[:199] + "…"]
+        assert src.raw("leads").to_pandas()["source"].str.len().max() == 500_000  # the data stay as stored
