@@ -27,6 +27,7 @@ __all__ = [
     "TableSpec",
     "TABLES",
     "EVENT_TIME_COLUMNS",
+    "PLANNED_TIME_COLUMNS",
     "MAX_MONEY",
     "MAX_LABEL",
     "Problem",
@@ -323,13 +324,13 @@ TABLES: dict[str, TableSpec] = {
 }
 
 # Columns that record when something happened (not planned dates such as
-# close_date or end_date): values after "now" are impossible.
+# close_date, end_date or a subscription's start_date): values after "now" are impossible.
 EVENT_TIME_COLUMNS: dict[str, tuple[str, ...]] = {
     "leads": ("created_at", "mql_at", "sql_at", "opportunity_at", "customer_at"),
     "opportunities": ("created_at",),
     "opportunity_history": ("changed_at",),
     "forecast_snapshots": ("snapshot_date",),
-    "subscriptions": ("start_date",),
+    "subscriptions": (),
     "transactions": ("occurred_at",),
     "marketing_spend": ("date",),
     "web_traffic": ("date",),
@@ -338,6 +339,14 @@ EVENT_TIME_COLUMNS: dict[str, tuple[str, ...]] = {
     "support_tickets": ("created_at", "first_response_at", "resolved_at"),
     "reviews": ("posted_at",),
     "targets": (),
+}
+
+# Planned dates that a row's figures start from: a value after "now" is a warning
+# (a contract signed today that starts next month), and the metrics count the row
+# only from that date. close_date and end_date are planned dates too; they are not
+# checked, since a future value is their normal state.
+PLANNED_TIME_COLUMNS: dict[str, tuple[str, ...]] = {
+    "subscriptions": ("start_date",),
 }
 
 
@@ -575,6 +584,11 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
             if col in usable:
                 lim = now_ts if spec.column(col).kind == "timestamp" else now_date
                 checks.append(("error", col, "future", usable[col] > lim, "in the future (after now, UTC)", None))
+        for col in PLANNED_TIME_COLUMNS.get(name, ()):
+            if col in usable:
+                lim = now_ts if spec.column(col).kind == "timestamp" else now_date
+                checks.append(("warning", col, "planned_future", usable[col] > lim,
+                               "starts after today (planned); counted from its start", None))
 
         aggs = [raw.count().name("__n")] + [
             ibis.ifelse(cond, 1, 0).sum().name(f"__c{i}") for i, (_, _, _, cond, _, _) in enumerate(checks)

@@ -448,3 +448,22 @@ def test_label_columns_are_the_contracts_text_labels():
     }
     assert all(not c.label or (c.kind == "string" and not c.name.endswith("_id"))
                for t in TABLES.values() for c in t.columns)
+
+
+def test_subscription_starting_after_today_is_a_planned_warning(frames):
+    frames["subscriptions"].loc[1, "start_date"] = pd.Timestamp("2026-12-01").date()
+    result = run(frames)
+    (p,) = result.problems
+    assert str(p) == ("WARNING subscriptions.start_date: starts after today (planned); counted from its start "
+                      "(1 row; e.g. S2)")
+    assert result.ok and result.exit_code == 0
+    frames["subscriptions"].loc[1, "start_date"] = pd.Timestamp("2026-11-25").date()  # today: not after
+    assert run(frames).problems == []
+
+
+def test_only_subscription_start_is_a_planned_date():
+    from revops_lib.schema import EVENT_TIME_COLUMNS, PLANNED_TIME_COLUMNS
+
+    assert PLANNED_TIME_COLUMNS == {"subscriptions": ("start_date",)}
+    assert EVENT_TIME_COLUMNS["subscriptions"] == ()
+    assert "start_date" not in {c for cols in EVENT_TIME_COLUMNS.values() for c in cols}
