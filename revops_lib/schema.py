@@ -28,6 +28,7 @@ __all__ = [
     "TABLES",
     "EVENT_TIME_COLUMNS",
     "PLANNED_TIME_COLUMNS",
+    "REFERENCES",
     "MAX_MONEY",
     "MAX_LABEL",
     "Problem",
@@ -349,6 +350,19 @@ PLANNED_TIME_COLUMNS: dict[str, tuple[str, ...]] = {
     "subscriptions": ("start_date",),
 }
 
+# Foreign keys: (table, column, parent table, parent column). A non-null value of
+# the column that is not among the parent column's values is an orphan (warning),
+# checked when both tables are present and the parent column holds at least one
+# value. There is no accounts table: the accounts known to a source are the
+# distinct non-null ``leads.account_id`` values, so ``opportunities.account_id`` is
+# checked only when leads carry account ids (a source without them says nothing).
+REFERENCES: tuple[tuple[str, str, str, str], ...] = (
+    ("leads", "opportunity_id", "opportunities", "opportunity_id"),
+    ("opportunities", "account_id", "leads", "account_id"),
+    ("opportunity_history", "opportunity_id", "opportunities", "opportunity_id"),
+    ("activities", "opportunity_id", "opportunities", "opportunity_id"),
+)
+
 
 # ---------------------------------------------------------------------------
 # Validation
@@ -645,9 +659,44 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
                                             "not a period label (YYYY-MM, YYYY-Qn or YYYY-Www)",
                                             tuple(_cut_text(v) for v in sorted(bad)[:max_examples])))
 
+    problems += _orphan_keys(src, names, max_examples)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     problems.sort(key=lambda p: (order[p.severity], list(TABLES).index(p.table), p.column))
     return ValidationResult(src.description, problems, counts, [n for n in TABLES if n not in src.names])
+
+
+def _orphan_keys(src, names, max_examples: int) -> list[Problem]:
+    """``orphan_key`` warnings of :data:`REFERENCES` (one anti-join count per relation, examples when found)."""
+    from revops_lib.sources import coerce
+
+    backend = getattr(src.con, "name", None)
+    problems = []
+    for child, col, parent, pcol in REFERENCES:
+        if child not in names or parent not in src.names:
+            continue
+        craw, praw = src.raw(child), src.raw(parent)
+        if (col not in craw.columns or pcol not in praw.columns
+                or col in src.duplicate_columns(child) or pcol in src.duplicate_columns(parent)):
+            continue
+        known = praw.select(__pk=coerce(praw[pcol], "string", backend=backend))
+        known = known.filter(known["__pk"].notnull()).distinct()
+        t = craw.mutate(__fk=coerce(craw[col], "string", backend=backend))
+        t = t.filter(t["__fk"].notnull())
+        orphans = t.anti_join(known, t["__fk"] == known["__pk"])
+        # one query: the orphans, and whether the parent column holds any value
+        one = known.limit(1)
+        stats = orphans.aggregate(__n=orphans.count()).cross_join(one.aggregate(__known=one.count()))
+        row = src.con.execute(stats).iloc[0]
+        k = int(row["__n"] or 0)
+        if not k or not int(row["__known"] or 0):  # no parent value (leads without accounts, no deals): no check
+            continue
+        key = _examples_expr(craw, TABLES[child], skip=src.duplicate_columns(child))
+        ex = src.con.execute(orphans.select(*key).limit(max_examples))
+        what = (f"not found in `{parent}`" if TABLES[parent].column(pcol).required
+                else f"not among the accounts known from `{parent}.{pcol}`")
+        problems.append(Problem("warning", child, col, "orphan_key", k, f"`{col}` {what}",
+                                tuple(_fmt_example(r, key) for r in ex.to_dict("records"))))
+    return problems
 
 
 def _to_naive_utc(ts):

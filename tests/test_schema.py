@@ -467,3 +467,40 @@ def test_only_subscription_start_is_a_planned_date():
     assert PLANNED_TIME_COLUMNS == {"subscriptions": ("start_date",)}
     assert EVENT_TIME_COLUMNS["subscriptions"] == ()
     assert "start_date" not in {c for cols in EVENT_TIME_COLUMNS.values() for c in cols}
+
+
+def test_orphan_opportunity_ids_are_warnings_with_counts_and_examples(frames):
+    frames["opportunity_history"].loc[3, "opportunity_id"] = "O9"
+    frames["activities"].loc[1, "opportunity_id"] = "O7"
+    frames["leads"].loc[2, "opportunity_id"] = "O8"
+    result = run(frames)
+    found = {p.table: p for p in only(result, "orphan_key")}
+    assert str(found["opportunity_history"]) == (
+        "WARNING opportunity_history.opportunity_id: `opportunity_id` not found in `opportunities` "
+        "(1 row; e.g. opportunity_id=O9 changed_at=2026-10-06 00:00:00)")
+    assert (found["activities"].column, found["activities"].count, found["activities"].examples) == (
+        "opportunity_id", 1, ("X2",))
+    assert found["leads"].examples == ("L3",)
+    assert set(found) == {"opportunity_history", "activities", "leads"}
+    assert result.ok
+
+
+def test_orphan_accounts_are_checked_against_the_leads_accounts(frames):
+    frames["opportunities"].loc[[0, 2], "account_id"] = ["A7", None]  # a null account is not an orphan
+    (p,) = run(frames).problems
+    assert str(p) == ("WARNING opportunities.account_id: `account_id` not among the accounts known from "
+                      "`leads.account_id` (1 row; e.g. O1)")
+
+
+def test_orphans_are_not_checked_without_the_parent(frames):
+    frames["opportunities"].loc[0, "account_id"] = "A7"
+    frames["leads"]["account_id"] = None  # leads without accounts: no known accounts, no check
+    frames["opportunity_history"].loc[3, "opportunity_id"] = "O9"
+    del frames["opportunities"]  # no parent: history is not checked either
+    assert [p for p in run(frames).problems if p.check == "orphan_key"] == []
+
+
+def test_orphans_of_a_selected_table_use_the_parent_of_the_source(frames):
+    frames["activities"].loc[1, "opportunity_id"] = "O7"
+    (p,) = validate(frames, tables=["activities"], now=NOW).problems
+    assert (p.table, p.check) == ("activities", "orphan_key")
