@@ -42,7 +42,8 @@ def cmd_demo_data(args) -> int:
 def cmd_validate(args) -> int:
     from revops_lib.schema import validate
 
-    result = validate(args.source, tables=args.tables.split(",") if args.tables else None)
+    tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
+    result = validate(args.source, tables=tables)  # unknown table names: an error (exit 2)
     print(result.format())
     if args.strict and result.warnings:
         return 1
@@ -134,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--source", default="data/demo", metavar="S",
                    help="folder of Parquet/CSV files, .duckdb file or Ibis URL (default: data/demo)")
-    v.add_argument("--tables", default=None, metavar="T1,T2", help="only these tables")
+    v.add_argument("--tables", default=None, metavar="T1,T2",
+                   help="only these tables (canonical names; an unknown name is an error)")
     v.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     v.set_defaults(func=cmd_validate)
 

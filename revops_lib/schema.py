@@ -516,9 +516,19 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
     import ibis
     import ibis.expr.datatypes as idt
 
+    from revops_lib.errors import SourceError
     from revops_lib.periods import is_period_label
     from revops_lib.sources import KIND_DTYPES, coerce, compatible, open_source
 
+    if isinstance(tables, str):
+        tables = [tables]
+    if tables is not None:
+        unknown = [t for t in tables if t not in TABLES]
+        if unknown:
+            raise SourceError(
+                f"Unknown table name(s) {', '.join(f'`{u}`' for u in unknown)} to validate; "
+                f"canonical names are: {', '.join(TABLES)}."
+            )
     src = open_source(source)
     now = now or _dt.datetime.now(_dt.timezone.utc)
     now_ts = ibis.timestamp(_to_naive_utc(now))

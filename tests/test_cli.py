@@ -63,6 +63,15 @@ def test_validate_warnings_only_exit_zero_unless_strict(tmp_path):
     assert revops("validate", "--source", src, "--strict").returncode == 1
 
 
+def test_validate_refuses_unknown_table_names(tmp_path):
+    src = write_folder(valid_frames(), tmp_path)
+    r = revops("validate", "--source", src, "--tables", "leads, leadz")
+    assert r.returncode == 2
+    assert "revops validate: error: Unknown table name(s) `leadz` to validate; canonical names are: leads," in r.stderr
+    assert "OK" not in r.stdout
+    assert revops("validate", "--source", src, "--tables", "leads, targets").returncode == 0
+
+
 def test_missing_source_is_a_clear_error(tmp_path):
     r = revops("validate", "--source", tmp_path / "nope")
     assert r.returncode == 2

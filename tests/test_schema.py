@@ -504,3 +504,13 @@ def test_orphans_of_a_selected_table_use_the_parent_of_the_source(frames):
     frames["activities"].loc[1, "opportunity_id"] = "O7"
     (p,) = validate(frames, tables=["activities"], now=NOW).problems
     assert (p.table, p.check) == ("activities", "orphan_key")
+
+
+def test_unknown_table_names_are_refused(frames):
+    from revops_lib.errors import SourceError
+
+    with pytest.raises(SourceError, match=r"^Unknown table name\(s\) `leadz`, `opps` to validate; "
+                                          r"canonical names are: leads, opportunities, "):
+        validate(frames, tables=["leads", "leadz", "opps"], now=NOW)
+    assert validate(frames, tables="leads", now=NOW).row_counts == {"leads": 3}  # one name as text
+    assert list(validate(frames, tables=["leads", "targets"], now=NOW).row_counts) == ["leads", "targets"]
