@@ -480,10 +480,16 @@ def _cut_text(text: str, limit: int = MAX_LABEL) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _fmt_value(v) -> str:
+    import pandas as pd
+
+    return "None" if v is None or (not isinstance(v, str) and pd.isna(v)) else _cut_text(str(v))
+
+
 def _fmt_example(row: dict, key: list[str]) -> str:
     if len(key) == 1:
-        return _cut_text(str(row[key[0]]))
-    return " ".join(f"{k}={_cut_text(str(row[k]))}" for k in key)
+        return _fmt_value(row[key[0]])
+    return " ".join(f"{k}={_fmt_value(row[k])}" for k in key)
 
 
 def validate(source, *, tables=None, now=None, max_examples: int = 5) -> ValidationResult:

@@ -514,3 +514,40 @@ def test_unknown_table_names_are_refused(frames):
         validate(frames, tables=["leads", "leadz", "opps"], now=NOW)
     assert validate(frames, tables="leads", now=NOW).row_counts == {"leads": 3}  # one name as text
     assert list(validate(frames, tables=["leads", "targets"], now=NOW).row_counts) == ["leads", "targets"]
+
+
+@pytest.mark.postgres
+def test_postgres_finds_the_same_new_problems_as_duckdb(pg_url, tmp_path, frames):
+    """NaN and infinity in PostgreSQL double precision, the money bound, long labels, orphans, planned starts."""
+    import ibis
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from conftest import load_postgres
+    from revops_lib.sources import open_source
+
+    frames["opportunities"].loc[1, "amount"] = np.inf
+    frames["opportunity_history"].loc[0, "amount"] = 2e12
+    frames["targets"].loc[0, "target"] = -np.inf
+    frames["leads"].loc[1, "source"] = "x" * 300
+    frames["activities"].loc[1, "opportunity_id"] = "O7"
+    frames["opportunities"].loc[0, "account_id"] = "A7"
+    frames["subscriptions"].loc[1, "start_date"] = pd.Timestamp("2027-01-01").date()
+    url = load_postgres(pg_url, frames, "contract_tightening")
+    con = ibis.connect(url)
+    con.raw_sql("UPDATE opportunities SET amount = 'NaN' WHERE opportunity_id = 'O3'").close()
+    con.disconnect()
+    write_folder(frames, tmp_path)
+    t = pa.Table.from_pandas(frames["opportunities"], preserve_index=False)
+    amount = pa.array([12000.0, float("inf"), float("nan")], type=pa.float64(), from_pandas=False)
+    pq.write_table(t.set_column(t.schema.get_field_index("amount"), "amount", amount), tmp_path / "opportunities.parquet")
+
+    pg, duck = validate(url, now=NOW), validate(tmp_path, now=NOW)
+    assert [str(p) for p in pg.problems] == [str(p) for p in duck.problems]
+    assert {(p.table, p.check) for p in pg.problems} == {
+        ("opportunities", "non_finite"), ("opportunity_history", "too_large"), ("targets", "non_finite"),
+        ("leads", "long_label"), ("activities", "orphan_key"), ("opportunities", "orphan_key"),
+        ("subscriptions", "planned_future")}
+    assert next(p for p in pg.problems if p.check == "non_finite" and p.table == "opportunities").count == 2
+    cut = open_source(url).to_pandas("leads").sort_values("lead_id")["source"].tolist()[1]
+    assert cut == "x" * 199 + "…"
