@@ -128,9 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser(
         "validate",
         help="check a source against the data contract",
-        description="Check every present table against the data contract: required columns, types, "
-        "duplicate ids, nulls, negative amounts, stage order, end before start, rating ranges, "
-        "future dates, period labels. Prints table, column, row count and example ids per problem. "
+        description="Check every present table against the data contract: required columns, repeated CSV "
+        "headers, types, duplicate ids, nulls, non-finite or too large money, negative amounts, stage order, "
+        "end before start, rating ranges, future dates, period labels, long labels, orphan keys. Prints "
+        "table, column, row count and example ids per problem. "
         "Exit status 1 when there are errors, 0 with warnings only.",
     )
     v.add_argument("--source", default="data/demo", metavar="S",

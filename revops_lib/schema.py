@@ -16,6 +16,16 @@ bool       boolean                        booleans, 0/1, true/false text
 ========== ============================== ===================================
 
 Timestamps are UTC: after typing they are naive timestamps holding UTC time.
+
+Two column flags bound what the kit accepts beyond the kind:
+
+- ``money`` — a float money column (amounts, ``mrr``, ``spend``): NaN and
+  ±infinity are errors (as in every float column), and so is an absolute value
+  above :data:`MAX_MONEY`.
+- ``label`` — a text label shown in reports (a source, stage, owner …, not an
+  id or key): a value longer than :data:`MAX_LABEL` characters is a warning and
+  the typed view (:meth:`revops_lib.sources.Source.table`) cuts it to that
+  length (the first ``MAX_LABEL - 1`` characters and "…").
 """
 
 from __future__ import annotations
@@ -382,9 +392,10 @@ class Problem:
     severity: str  # error | warning | info
     table: str
     column: str
-    check: str  # missing_column, wrong_type, null_required, duplicate_key, negative, out_of_range,
-    #             stage_order, end_before_start, won_not_closed, unexpected_value, invalid_period,
-    #             future, empty_table
+    check: str  # missing_column, duplicate_column, wrong_type, null_required, duplicate_key, non_finite,
+    #             too_large, negative, out_of_range, stage_order, end_before_start, won_not_closed,
+    #             unexpected_value, invalid_period, future, planned_future, long_label, orphan_key,
+    #             empty_table (see validate)
     count: int
     message: str
     examples: tuple[str, ...] = ()
@@ -499,7 +510,8 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
     ----------
     source : anything :func:`revops_lib.sources.open_source` accepts
     tables : list of str, optional
-        Only these tables (default: all present).
+        Only these tables (default: all present). Orphan keys of these tables are
+        checked against their parent tables when the source has them.
     now : datetime, optional
         The clock for the "in the future" check (default: the current UTC time).
     max_examples : int
@@ -510,12 +522,45 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
     ValidationResult
         ``.ok`` is False when there is at least one error; ``.format()`` reads well.
 
-    Checks (severity): missing required column (error), values of the wrong type
-    (error), nulls in required columns (error), duplicate ids / keys (error),
-    negative amounts, mrr, spend or counts (error), ratings out of range (error),
-    ``end_date < start_date`` (error), won but not closed (error), invalid period
-    labels (error), event times in the future (error), stage timestamps out of
-    order (warning), unexpected category values (warning), empty table (warning).
+    Raises
+    ------
+    SourceError
+        When ``tables`` names a table that is not in the contract.
+
+    Checks (``Problem.check``, severity):
+
+    - ``missing_column`` (error): a required column is absent.
+    - ``duplicate_column`` (error; warning for a column outside the contract): a
+      CSV header names a column twice (case-insensitively). The column's values
+      are ignored (null in the typed view) until the header is fixed.
+    - ``wrong_type`` (error): values of the wrong type, e.g. text that is not a
+      number, or ``inf`` / ``NaN`` / fractions in an integer count column.
+    - ``null_required`` (error): nulls in a required column.
+    - ``duplicate_key`` (error; warning for ``opportunity_history``): duplicate ids / keys.
+    - ``non_finite`` (error): NaN or ±infinity in a float column (CSV text
+      ``NaN``, ``inf``, ``Infinity``, ``1e309``; IEEE NaN in Parquet). NULL in
+      an optional column stays allowed.
+    - ``too_large`` (error): money (amounts, ``mrr``, ``spend``) above
+      :data:`MAX_MONEY` in absolute value.
+    - ``negative`` (error): negative amounts, mrr, spend or counts.
+    - ``out_of_range`` (error): ratings outside their scale.
+    - ``end_before_start`` (error): ``end_date < start_date``.
+    - ``won_not_closed`` (error): ``is_won`` true and ``is_closed`` false.
+    - ``invalid_period`` (error): a period label that is not ``YYYY-MM``, ``YYYY-Qn`` or ``YYYY-Www``.
+    - ``future`` (error): event times after ``now`` (:data:`EVENT_TIME_COLUMNS`).
+    - ``planned_future`` (warning): a subscription that starts after today
+      (:data:`PLANNED_TIME_COLUMNS`); the metrics count it from its start.
+    - ``stage_order`` (warning): stage timestamps out of order.
+    - ``unexpected_value`` (warning): category values outside the allowed list.
+    - ``long_label`` (warning): text labels longer than :data:`MAX_LABEL`
+      characters (examples are the rows' keys; the typed view cuts them).
+    - ``orphan_key`` (warning): a non-null foreign key not found in its parent
+      table (:data:`REFERENCES`): history, activities and leads pointing at an
+      ``opportunity_id`` that ``opportunities`` does not have; opportunities
+      whose ``account_id`` is not among the distinct ``leads.account_id``
+      values (the accounts known to the source; checked only when leads has
+      at least one account_id, since the contract has no accounts table).
+    - ``empty_table`` (warning): a present table without rows.
     """
     import datetime as _dt
 
