@@ -50,7 +50,8 @@ def cmd_demo_data(args) -> int:
 def cmd_validate(args) -> int:
     from revops_lib.schema import validate
 
-    result = validate(_source(args), tables=args.tables.split(",") if args.tables else None)
+    tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
+    result = validate(_source(args), tables=tables)  # unknown table names: an error (exit 2)
     print(result.format())
     if args.strict and result.warnings:
         return 1
@@ -126,15 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser(
         "validate",
         help="check a source against the data contract",
-        description="Check every present table against the data contract: required columns, types, "
-        "duplicate ids, nulls, negative amounts, stage order, end before start, rating ranges, "
-        "future dates, period labels. Prints table, column, row count and example ids per problem. "
+        description="Check every present table against the data contract: required columns, repeated CSV "
+        "headers, types, duplicate ids, nulls, non-finite or too large money, negative amounts, stage order, "
+        "end before start, rating ranges, future dates, period labels, long labels, orphan keys. Prints "
+        "table, column, row count and example ids per problem. "
         "Exit status 1 when there are errors, 0 with warnings only.",
     )
     v.add_argument("--source", default=None, metavar="S",
                    help=f"folder of Parquet/CSV files, .duckdb file or Ibis URL (default: ${SOURCE_ENV} when set, "
                         f"else data/demo)")
-    v.add_argument("--tables", default=None, metavar="T1,T2", help="only these tables")
+    v.add_argument("--tables", default=None, metavar="T1,T2",
+                   help="only these tables (canonical names; an unknown name is an error)")
     v.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     v.set_defaults(func=cmd_validate)
 

@@ -3,7 +3,13 @@
 A *source* is one of:
 
 - a folder with one file per table: ``leads.parquet`` or ``leads.csv`` (also
-  ``leads/*.parquet`` for a partitioned table), read by an embedded DuckDB;
+  ``leads/*.parquet`` for a partitioned table), read by an embedded DuckDB.
+  Spark- and Hive-style folders are read too: ``leads.parquet/part-*.parquet``
+  and ``leads/year=2026/part-0.parquet`` (partition values become columns);
+  entries starting with ``_`` or ``.`` (``_SUCCESS``, ``.crc`` files) are ignored.
+  A table in two layouts (``leads.csv`` beside ``leads.parquet``), a broken link,
+  a symlink loop or a folder without Parquet parts where a table should be is a
+  :class:`~revops_lib.errors.SourceError` naming the path, never an absent table;
 - a ``.duckdb`` file holding tables with the canonical names;
 - any Ibis connection URL (``postgres://user@host/db``, ``duckdb:///x.duckdb`` …);
 - an Ibis backend object, or a dict of pandas DataFrames (``Source.from_frames``).
@@ -15,7 +21,10 @@ numbers. Values that cannot be typed become null in :meth:`Source.table` and are
 reported by :func:`revops_lib.schema.validate`. A missing optional column is
 added as a typed null column, so metric code can rely on every contract column.
 A missing table is *absent*: :meth:`Source.has` says so and the reports skip the
-sections that need it.
+sections that need it. Text labels (``Column.label``: sources, stages, owners …)
+longer than :data:`revops_lib.schema.MAX_LABEL` characters are cut to that length
+in the typed view. A column a CSV header names twice is null in both the raw and
+the typed view (:meth:`Source.duplicate_columns`; ``validate`` reports it).
 
 >>> from revops_lib.sources import open_source
 >>> src = open_source("data/demo")                       # doctest: +SKIP
@@ -36,9 +45,9 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from revops_lib.errors import SourceError
-from revops_lib.schema import TABLES, TableSpec
+from revops_lib.schema import MAX_LABEL, TABLES, TableSpec
 
-__all__ = ["Source", "open_source", "coerce", "typed_table", "as_table", "to_pandas", "KIND_DTYPES"]
+__all__ = ["Source", "open_source", "coerce", "cut_label", "typed_table", "as_table", "to_pandas", "KIND_DTYPES"]
 
 KIND_DTYPES: dict[str, dt.DataType] = {
     "string": dt.string,
@@ -101,7 +110,10 @@ def coerce(col: ir.Value, kind: str, *, backend: str | None = None) -> ir.Value:
         if t.is_integer():
             return col.cast(dt.int64)
         f = col.cast(dt.float64) if t.is_numeric() else col.try_cast(dt.float64)
-        return ibis.ifelse(f == f.floor(), f.cast(dt.int64), ibis.null(dt.int64))
+        # a whole number within int64; NaN (above every number) and ±inf are not. Nested so that neither
+        # floor() (an int64 in Ibis) nor the cast ever sees a value out of range.
+        return ibis.ifelse(f.abs() < 2.0**63, ibis.ifelse(f == f.floor(), f.cast(dt.int64), ibis.null(dt.int64)),
+                           ibis.null(dt.int64))
     if kind == "bool":
         if t.is_boolean():
             return col
@@ -134,14 +146,24 @@ def compatible(t: dt.DataType, kind: str) -> bool:
     }[kind]
 
 
+def cut_label(col: ir.StringValue, limit: int = MAX_LABEL) -> ir.StringValue:
+    """A text column whose values longer than ``limit`` characters are cut to the first ``limit - 1`` and "…"."""
+    return ibis.ifelse(col.length() > limit, col.substr(0, limit - 1) + "…", col)
+
+
 def typed_table(raw: ir.Table, spec: TableSpec, *, backend: str | None = None) -> ir.Table:
-    """The contract view of a raw table: contract columns first (typed, missing ones null), then extras."""
+    """The contract view of a raw table: contract columns first (typed, missing ones null), then extras.
+
+    Label columns (``Column.label``) longer than :data:`revops_lib.schema.MAX_LABEL` characters are cut.
+    """
     cols = {}
     for c in spec.columns:
         target = KIND_DTYPES[c.kind]
         if c.name in raw.columns:
             t = raw[c.name].type()
             cols[c.name] = coerce(raw[c.name], c.kind, backend=backend) if compatible(t, c.kind) else ibis.null(target)
+            if c.label and compatible(t, c.kind):
+                cols[c.name] = cut_label(cols[c.name])
         else:
             cols[c.name] = ibis.null(target)
     extras = [c for c in raw.columns if c not in cols]
@@ -174,14 +196,18 @@ class Source:
         self.location = location
         self.files = dict(files or {})
         self._typed: dict[str, ir.Table] = {}
+        self._duplicates: dict[str, dict[str, int]] = {}
         self.privacy = _check_privacy(privacy)
 
     def with_privacy(self, privacy: str) -> "Source":
         """The same tables with another privacy setting (see :data:`PRIVACY_MODES`)."""
         if _check_privacy(privacy) == self.privacy:
             return self
+        for name in self.names:
+            self.raw(name)  # open deferred files once, so both views share them (and their header checks)
         other = Source(self.con, self._raw, description=self.description, files=self.files,
                        location=self.location, privacy=privacy)
+        other._duplicates = self._duplicates
         return other
 
     # -- constructors -------------------------------------------------
@@ -225,8 +251,20 @@ class Source:
             )
         value = self._raw[name]
         if isinstance(value, _Deferred):  # a file is opened on first use (opening costs a schema read)
-            value = self._raw[name] = value.load()
+            deferred, value = value, value.load()
+            self._raw[name] = value
+            if deferred.duplicates:
+                self._duplicates[name] = deferred.duplicates
         return value
+
+    def duplicate_columns(self, name: str) -> dict[str, int]:
+        """Columns whose name a CSV header repeats (as read, with the number of times named).
+
+        Such a column holds nulls in :meth:`raw` and :meth:`table` (neither copy is trusted) and
+        :func:`revops_lib.schema.validate` reports it (``duplicate_column``).
+        """
+        self.raw(name)
+        return dict(self._duplicates.get(name, {}))
 
     def table(self, name: str) -> ir.Table:
         """The table typed to the contract (see the module docstring); masked when ``privacy`` is ``masked``."""
@@ -365,12 +403,136 @@ class _Deferred:
 
     def __init__(self, name: str, path: Path, read):
         self.name, self.path, self.read = name, path, read
+        self.duplicates: dict[str, int] = {}  # columns a CSV header names more than once
 
     def load(self) -> ir.Table:
         try:
-            return self.read()
+            table = self.read()
         except Exception as exc:  # unreadable file: say which
             raise SourceError(f"Cannot read table `{self.name}` from `{self.path}`: {exc}") from exc
+        if isinstance(table, tuple):  # a CSV file: (table, duplicated columns)
+            table, self.duplicates = table
+        return table
+
+
+def _csv_header(path: Path, n_columns: int) -> list[str] | None:
+    """The names of a CSV file's header row (its first record), read with :mod:`csv`.
+
+    DuckDB sniffs the delimiter; the first of ``, ; tab |`` that splits the header into
+    ``n_columns`` names (DuckDB's count) is taken. None when none does.
+    """
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        first = f.readline()
+        while first.count('"') % 2 and (more := f.readline()):  # a quoted name with a line break
+            first += more
+    for delimiter in (",", ";", "\t", "|"):
+        names = next(csv.reader([first], delimiter=delimiter), [])
+        if len(names) == n_columns:
+            return names
+    return None
+
+
+def _read_csv(con, name: str, path: Path):
+    """``(table, duplicates)``: a CSV file as text columns, and the columns its header names more than once.
+
+    DuckDB renames a repeated header name (``source``, ``source_1``, case-insensitively).
+    Neither copy can be trusted to be the intended one, so the renamed copies are dropped
+    and the column holds nulls; ``duplicates`` maps its name (as read) to the times it is named.
+    """
+    t = con.read_csv(str(path), table_name=name, all_varchar=True, header=True)
+    header = _csv_header(path, len(t.columns))
+    if header is None:
+        return t, {}
+    positions: dict[str, list[int]] = {}
+    for i, h in enumerate(header):
+        if h.strip():
+            positions.setdefault(h.strip().lower(), []).append(i)
+    groups = [p for p in positions.values() if len(p) > 1]
+    if not groups:
+        return t, {}
+    duplicates = {t.columns[p[0]]: len(p) for p in groups}
+    t = t.drop(*[t.columns[i] for p in groups for i in p[1:]])
+    return t.mutate(**{c: ibis.null(dt.string) for c in duplicates}), duplicates
+
+
+def _probe(path: Path) -> str:
+    """What is at a path: ``missing``, ``file``, ``dir``, ``broken`` (a dangling link), ``loop`` or ``other``."""
+    import errno
+    import stat
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        try:
+            os.lstat(path)
+        except FileNotFoundError:
+            return "missing"
+        return "broken"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "loop"
+        raise SourceError(f"Table file `{path}` cannot be inspected: {exc}") from exc
+    if stat.S_ISREG(st.st_mode):
+        return "file"
+    if stat.S_ISDIR(st.st_mode):
+        return "dir"
+    return "other"
+
+
+def _parquet_parts(folder: Path) -> list[Path]:
+    """The Parquet files of a table folder, Spark- or Hive-style: ``*.parquet`` at any depth (partition
+    folders such as ``year=2026/``), without hidden or bookkeeping entries (a name starting with ``.``
+    or ``_``: ``_SUCCESS``, ``_committed_*``, ``.part-0.parquet.crc``, ``_temporary/``)."""
+    parts = []
+    for root, dirs, files in os.walk(folder):  # linked folders are not followed (no loops, no part read twice)
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        parts += [Path(root) / f for f in sorted(files) if f.endswith(".parquet") and not f.startswith((".", "_"))]
+    return parts
+
+
+_WHAT = {"broken": "a broken link", "loop": "a symlink loop", "other": "not a regular file"}
+
+
+def _table_location(path: Path, name: str):
+    """``(kind, file or folder, parts)`` of a table in a folder source, or None when it is absent.
+
+    ``kind`` is ``parquet`` or ``csv``. Raises :class:`SourceError` for a path that cannot be a table
+    (a broken link, a symlink loop, a folder without Parquet parts) and for two layouts of one table.
+    """
+    pq, csv, folder = path / f"{name}.parquet", path / f"{name}.csv", path / name
+    found = []  # (kind, path, parts)
+    kind = _probe(csv)
+    if kind == "file":
+        found.append(("csv", csv, [csv]))
+    elif kind == "dir":
+        raise SourceError(f"Table file `{csv}` is a directory, not a CSV file.")
+    elif kind != "missing":
+        raise SourceError(f"Table file `{csv}` is {_WHAT[kind]}.")
+    kind = _probe(pq)
+    if kind == "file":
+        found.append(("parquet", pq, [pq]))
+    elif kind == "dir":
+        parts = _parquet_parts(pq)
+        if not parts:
+            raise SourceError(f"Table file `{pq}` is a directory without Parquet parts.")
+        found.append(("parquet", pq, parts))
+    elif kind != "missing":
+        raise SourceError(f"Table file `{pq}` is {_WHAT[kind]}.")
+    kind = _probe(folder)
+    if kind == "dir":
+        parts = _parquet_parts(folder)
+        if parts:
+            found.append(("parquet", folder, parts))
+        elif not found:
+            raise SourceError(f"Table folder `{folder}` is a directory without Parquet parts.")
+    elif kind in ("broken", "loop"):
+        raise SourceError(f"Table folder `{folder}` is {_WHAT[kind]}.")
+    if len(found) > 1:
+        both = " and ".join(f"`{p.name}{'/' if p.is_dir() else ''}`" for _, p, _ in found)
+        raise SourceError(f"Table `{name}` has both {both} in `{path}`; keep one.")
+    return found[0] if found else None
 
 
 def _folder_source(path: Path) -> Source:
@@ -378,20 +540,19 @@ def _folder_source(path: Path) -> Source:
     _set_utc(con)
     raw, files = {}, {}
     for name in TABLES:
-        pq, csv, part = path / f"{name}.parquet", path / f"{name}.csv", path / name
-        if pq.is_file():
-            read = functools.partial(con.read_parquet, str(pq), table_name=name)
-            files[name] = [pq]
-        elif csv.is_file():
-            read = functools.partial(con.read_csv, str(csv), table_name=name, all_varchar=True, header=True)
-            files[name] = [csv]
-        elif part.is_dir() and any(part.glob("*.parquet")):
-            parts = sorted(part.glob("*.parquet"))
-            read = functools.partial(con.read_parquet, [str(p) for p in parts], table_name=name)
-            files[name] = parts
-        else:
+        where = _table_location(path, name)
+        if where is None:
             continue
-        raw[name] = _Deferred(name, path, read)
+        kind, location, parts = where
+        if kind == "csv":
+            read = functools.partial(_read_csv, con, name, location)
+        else:
+            # partition folders (`year=2026/`) give columns; a flat folder or file is read as it is
+            hive = any("=" in p.name for f in parts for p in f.relative_to(path).parents)
+            files_arg = str(parts[0]) if location == parts[0] else [str(p) for p in parts]
+            read = functools.partial(con.read_parquet, files_arg, table_name=name, hive_partitioning=hive)
+        files[name] = parts
+        raw[name] = _Deferred(name, location, read)
     if not raw:
         raise SourceError(
             f"No canonical tables in folder `{path}`: expected files like leads.parquet or leads.csv "

@@ -33,7 +33,7 @@ def valid_frames() -> dict[str, pd.DataFrame]:
             "sql_at": ts("2026-10-03", None, None),
             "opportunity_at": ts("2026-10-04", None, "2026-10-06"),
             "customer_at": ts(None, None, None),
-            "account_id": ["A1", None, "A3"],
+            "account_id": ["A1", "A2", "A3"],
             "opportunity_id": ["O1", None, "O3"],
         }),
         "opportunities": pd.DataFrame({

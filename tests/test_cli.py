@@ -63,6 +63,15 @@ def test_validate_warnings_only_exit_zero_unless_strict(tmp_path):
     assert revops("validate", "--source", src, "--strict").returncode == 1
 
 
+def test_validate_refuses_unknown_table_names(tmp_path):
+    src = write_folder(valid_frames(), tmp_path)
+    r = revops("validate", "--source", src, "--tables", "leads, leadz")
+    assert r.returncode == 2
+    assert "revops validate: error: Unknown table name(s) `leadz` to validate; canonical names are: leads," in r.stderr
+    assert "OK" not in r.stdout
+    assert revops("validate", "--source", src, "--tables", "leads, targets").returncode == 0
+
+
 def test_missing_source_is_a_clear_error(tmp_path):
     r = revops("validate", "--source", tmp_path / "nope")
     assert r.returncode == 2
@@ -88,6 +97,20 @@ def test_report_refuses_invalid_data_and_keeps_the_last_good_report(tmp_path):
     assert "no report was built" in r.stderr
     assert good.read_text() == "last good report"
     assert sorted(p.name for p in good.parent.iterdir()) == ["data_quality.html"]
+
+
+def test_report_refuses_non_finite_money_and_repeated_csv_headers(tmp_path):
+    frames = valid_frames()
+    frames["opportunities"]["amount"] = ["12000", "Infinity", "1e13"]
+    src = write_folder(frames, tmp_path / "data", fmt="csv")
+    (src / "reviews.csv").write_text("review_id,posted_at,rating,rating\nR1,2026-10-28,5,1\n")
+    r = revops("report", "--period", "2026-10", "--source", src, "--out", tmp_path / "reports")
+    assert r.returncode == 1
+    assert "ERROR   opportunities.amount: values that are not finite numbers (NaN or ±infinity) (1 row; e.g. O2)" in r.stderr
+    assert "ERROR   opportunities.amount: values larger than 1,000,000,000,000 in absolute value" in r.stderr
+    assert "ERROR   reviews.rating: the header of `" in r.stderr
+    assert "no report was built" in r.stderr
+    assert not (tmp_path / "reports" / "2026-10").exists()
 
 
 def test_unknown_notebook_is_named(tmp_path):

@@ -247,6 +247,25 @@ def test_cohorts_by_segment_use_the_customers_first_subscription():
                      ("smb", "2026-03"): 1, ("smb", "2026-06"): 1}
 
 
+def test_subscription_starting_after_today_counts_only_from_its_start_and_validates_with_a_warning():
+    """A contract signed in June that starts on 2026-08-15 is a planned date, not an error."""
+    from revops_lib.schema import validate
+
+    subs = subs_frame([("A", "2026-01-10", 100, None), ("F", "2026-08-15", 70, None)])
+    june = months_of(r.customer_months(subs, period="2026-06"))
+    assert june["customer_id"].unique().tolist() == ["A"]
+    sept = months_of(r.customer_months(subs, period="2026-09"))
+    assert sept.loc[sept["customer_id"] == "F", "month"].dt.strftime("%Y-%m").tolist() == ["2026-08", "2026-09"]
+    mv = r.mrr_movements(subs, period="2026-09", months=3)
+    assert mv["new"].tolist() == [0.0, 70.0, 0.0] and mv["ending_mrr"].tolist() == [100.0, 170.0, 170.0]
+
+    result = validate({"subscriptions": subs}, now=dt.datetime(2026, 6, 20, tzinfo=dt.timezone.utc))
+    (p,) = result.problems
+    assert (p.severity, p.table, p.column, p.check, p.count, p.examples) == (
+        "warning", "subscriptions", "start_date", "planned_future", 1, ("S1",))
+    assert result.ok
+
+
 # ---------------------------------------------------------------------------
 # Movements, trailing retention, KPIs
 # ---------------------------------------------------------------------------

@@ -258,3 +258,296 @@ def test_done_when_scenario_lists_each_problem(tmp_path, frames):
     assert "ERROR   leads.lead_id: duplicate id: 1 value repeated (2 rows; e.g. L2)" in text
     assert "ERROR   opportunities.amount: negative values (1 row; e.g. O2)" in text
     assert text.endswith("FAILED: 3 errors, 0 warnings")
+
+
+# ---------------------------------------------------------------------------
+# Contract tightening: hostile and careless input
+# ---------------------------------------------------------------------------
+
+MONEY = [("opportunities", "amount"), ("opportunity_history", "amount"), ("forecast_snapshots", "amount"),
+         ("subscriptions", "mrr"), ("transactions", "amount"), ("marketing_spend", "spend")]
+NOT_FINITE = "values that are not finite numbers (NaN or ±infinity)"
+TOO_LARGE = "values larger than 1,000,000,000,000 in absolute value (the money bound)"
+
+
+def csv_with(tmp_path, frames, table, column, values):
+    """A CSV folder whose `table.column` holds these texts (row by row from the first)."""
+    df = frames[table].copy()
+    df[column] = df[column].astype(object)
+    for i, v in enumerate(values):
+        df.loc[i, column] = v
+    frames[table] = df
+    return write_folder(frames, tmp_path, fmt="csv")
+
+
+def test_money_columns_are_the_float_columns_but_targets():
+    from revops_lib.schema import MAX_MONEY
+
+    assert MAX_MONEY == 1e12
+    money = [(t.name, c.name) for t in TABLES.values() for c in t.columns if c.money]
+    assert money == MONEY
+    floats = [(t.name, c.name) for t in TABLES.values() for c in t.columns if c.kind == "float"]
+    assert floats == MONEY + [("targets", "target")]
+
+
+@pytest.mark.parametrize("text", ["NaN", "nan", "Infinity", "inf", "-inf", "1e309", "-1e309"])
+def test_non_finite_money_in_csv_is_an_error(tmp_path, frames, text):
+    result = validate(csv_with(tmp_path, frames, "opportunities", "amount", ["12000", text]), now=NOW)
+    (p,) = result.problems  # not also `negative` or `too_large`
+    assert (p.severity, p.table, p.column, p.check, p.count, p.examples) == (
+        "error", "opportunities", "amount", "non_finite", 1, ("O2",))
+    assert str(p) == f"ERROR   opportunities.amount: {NOT_FINITE} (1 row; e.g. O2)"
+    assert result.exit_code == 1
+
+
+def test_non_finite_money_in_parquet_is_an_error(tmp_path, frames):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_folder(frames, tmp_path)
+    table = pa.Table.from_pandas(frames["opportunities"], preserve_index=False)
+    amount = pa.array([12000.0, float("nan"), float("-inf")], type=pa.float64(), from_pandas=False)
+    assert amount.null_count == 0  # a real IEEE NaN, not a null
+    pq.write_table(table.set_column(table.schema.get_field_index("amount"), "amount", amount),
+                   tmp_path / "opportunities.parquet")
+    (p,) = validate(tmp_path, now=NOW).problems
+    assert (p.check, p.table, p.column, p.count, p.examples) == ("non_finite", "opportunities", "amount", 2,
+                                                                  ("O2", "O3"))
+
+
+@pytest.mark.parametrize("table,column", MONEY)
+def test_infinite_money_everywhere(frames, table, column):
+    frames[table].loc[0, column] = np.inf
+    (p,) = run(frames).problems
+    assert (p.severity, p.table, p.column, p.check, p.count) == ("error", table, column, "non_finite", 1)
+
+
+@pytest.mark.parametrize("table,column", MONEY)
+def test_money_above_the_bound_is_an_error(frames, table, column):
+    frames[table].loc[0, column] = 1.5e12
+    frames[table].loc[1, column] = 1e12  # the bound itself is allowed
+    (p,) = run(frames).problems
+    assert (p.severity, p.table, p.column, p.check, p.count, p.message) == (
+        "error", table, column, "too_large", 1, TOO_LARGE)
+
+
+def test_money_above_the_bound_in_csv_and_parquet(tmp_path, frames):
+    result = validate(csv_with(tmp_path / "csv", valid_frames(), "subscriptions", "mrr", ["2e12", "-3e15"]), now=NOW)
+    found = {p.check: p for p in result.problems}
+    assert (found["too_large"].count, found["too_large"].examples) == (2, ("S1", "S2"))
+    assert found["negative"].examples == ("S2",)
+    frames["subscriptions"].loc[0, "mrr"] = 2e12
+    (p,) = validate(write_folder(frames, tmp_path / "pq"), now=NOW).problems
+    assert str(p) == f"ERROR   subscriptions.mrr: {TOO_LARGE} (1 row; e.g. S1)"
+
+
+def test_null_optional_money_and_finite_money_are_fine(tmp_path, frames):
+    frames["opportunity_history"].loc[0, "amount"] = np.nan  # pandas NaN is a missing value
+    assert run(frames).problems == []
+    assert validate(write_folder(frames, tmp_path), now=NOW).problems == []
+
+
+def test_targets_must_be_finite_but_have_no_money_bound(frames):
+    frames["targets"].loc[0, "target"] = 5e15  # a yearly target in a currency with small units
+    frames["targets"].loc[1, "target"] = -10.0
+    assert run(frames).problems == []
+    frames["targets"].loc[2, "target"] = -np.inf
+    (p,) = run(frames).problems
+    assert (p.table, p.column, p.check, p.examples) == (
+        "targets", "target", "non_finite", ("period=2026-W44 metric=leads segment=None",))
+
+
+@pytest.mark.parametrize("text", ["inf", "NaN", "-Infinity", "1e309", "1e19"])
+def test_non_finite_counts_in_csv_are_type_errors(tmp_path, frames, text):
+    (p,) = validate(csv_with(tmp_path, frames, "web_traffic", "sessions", [text]), now=NOW).problems
+    assert str(p) == "ERROR   web_traffic.sessions: values that are not a valid int (1 row; e.g. date=2026-10-01 source=organic_search)"
+
+
+def test_nan_counts_in_parquet_are_type_errors(tmp_path, frames):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_folder(frames, tmp_path)
+    t = pa.Table.from_pandas(frames["support_tickets"], preserve_index=False)
+    csat = pa.array([float("nan"), float("inf")], type=pa.float64(), from_pandas=False)
+    pq.write_table(t.set_column(t.schema.get_field_index("csat"), "csat", csat), tmp_path / "support_tickets.parquet")
+    (p,) = validate(tmp_path, now=NOW).problems
+    assert (p.check, p.table, p.column, p.count, p.examples) == ("wrong_type", "support_tickets", "csat", 2,
+                                                                  ("K1", "K2"))
+
+
+def test_duplicated_csv_header_is_an_error_and_its_values_are_not_used(tmp_path, frames):
+    from revops_lib.sources import open_source
+
+    write_folder(frames, tmp_path, fmt="csv")
+    (tmp_path / "leads.csv").write_text(
+        "lead_id,created_at,source,segment,source\n"
+        "L1,2026-10-01T09:00:00Z,organic_search,smb,paid_search\n"
+        "L2,2026-10-02T10:00:00Z,paid_search,smb,referral\n"
+    )
+    result = validate(tmp_path, now=NOW)
+    (p,) = [p for p in result.problems if p.table == "leads"]
+    assert (p.severity, p.column, p.check, p.count) == ("error", "source", "duplicate_column", 2)
+    assert p.message == (f"the header of `{tmp_path / 'leads.csv'}` names `source` 2 times: "
+                         "its values are ignored until the header names it once")
+    assert result.exit_code == 1
+    src = open_source(tmp_path)
+    leads = src.to_pandas("leads")
+    assert "source_1" not in leads.columns  # DuckDB's name for the second copy
+    assert leads["source"].isna().all()  # neither copy is credited
+    assert src.duplicate_columns("leads") == {"source": 2}
+
+
+def test_duplicated_header_is_found_case_insensitively_and_outside_the_contract(tmp_path, frames):
+    write_folder(frames, tmp_path, fmt="csv")
+    (tmp_path / "reviews.csv").write_text(
+        "review_id;posted_at;rating;Rating;note;NOTE;note\nR1;2026-10-28;5;4;a;b;c\n")
+    found = {(p.column, p.severity, p.check): p for p in validate(tmp_path, now=NOW).problems}
+    assert set(found) == {("rating", "error", "duplicate_column"), ("note", "warning", "duplicate_column")}
+    assert "names `note` 3 times" in found[("note", "warning", "duplicate_column")].message
+
+
+def test_csv_without_a_repeated_header_has_no_duplicate_column(tmp_path, frames):
+    from revops_lib.sources import open_source
+
+    write_folder(frames, tmp_path, fmt="csv")
+    assert validate(tmp_path, now=NOW).problems == []
+    assert all(open_source(tmp_path).duplicate_columns(n) == {} for n in TABLES)
+
+
+def test_long_labels_are_a_warning_with_the_rows_keys(frames):
+    from revops_lib.schema import MAX_LABEL
+
+    assert MAX_LABEL == 200
+    frames["leads"].loc[1, "source"] = "x" * 201
+    frames["marketing_spend"].loc[2, "channel"] = "paid_" * 1000
+    frames["opportunities"].loc[0, "owner"] = "y" * 200  # at the limit: fine
+    result = run(frames)
+    found = {(p.table, p.column): p for p in only(result, "long_label")}
+    assert set(found) == {("leads", "source"), ("marketing_spend", "channel")}
+    assert str(found[("leads", "source")]) == (
+        "WARNING leads.source: labels longer than 200 characters (cut to 200 for display) (1 row; e.g. L2)")
+    assert found[("marketing_spend", "channel")].examples == ("2026-10-02 00:00:00",)  # the key without the label
+    assert result.ok
+
+
+def test_label_columns_are_the_contracts_text_labels():
+    labels = {t.name: t.labels for t in TABLES.values() if t.labels}
+    assert labels == {
+        "leads": ("source", "segment"),
+        "opportunities": ("owner", "team", "segment", "source", "type", "stage", "forecast_category", "product"),
+        "opportunity_history": ("stage", "forecast_category"),
+        "forecast_snapshots": ("scope", "category"),
+        "subscriptions": ("product", "segment"),
+        "marketing_spend": ("channel",),
+        "web_traffic": ("source",),
+        "email_campaigns": ("audience",),
+        "activities": ("type", "owner"),
+        "reviews": ("platform",),
+        "targets": ("metric", "segment"),
+    }
+    assert all(not c.label or (c.kind == "string" and not c.name.endswith("_id"))
+               for t in TABLES.values() for c in t.columns)
+
+
+def test_subscription_starting_after_today_is_a_planned_warning(frames):
+    frames["subscriptions"].loc[1, "start_date"] = pd.Timestamp("2026-12-01").date()
+    result = run(frames)
+    (p,) = result.problems
+    assert str(p) == ("WARNING subscriptions.start_date: starts after today (planned); counted from its start "
+                      "(1 row; e.g. S2)")
+    assert result.ok and result.exit_code == 0
+    frames["subscriptions"].loc[1, "start_date"] = pd.Timestamp("2026-11-25").date()  # today: not after
+    assert run(frames).problems == []
+
+
+def test_only_subscription_start_is_a_planned_date():
+    from revops_lib.schema import EVENT_TIME_COLUMNS, PLANNED_TIME_COLUMNS
+
+    assert PLANNED_TIME_COLUMNS == {"subscriptions": ("start_date",)}
+    assert EVENT_TIME_COLUMNS["subscriptions"] == ()
+    assert "start_date" not in {c for cols in EVENT_TIME_COLUMNS.values() for c in cols}
+
+
+def test_orphan_opportunity_ids_are_warnings_with_counts_and_examples(frames):
+    frames["opportunity_history"].loc[3, "opportunity_id"] = "O9"
+    frames["activities"].loc[1, "opportunity_id"] = "O7"
+    frames["leads"].loc[2, "opportunity_id"] = "O8"
+    result = run(frames)
+    found = {p.table: p for p in only(result, "orphan_key")}
+    assert str(found["opportunity_history"]) == (
+        "WARNING opportunity_history.opportunity_id: `opportunity_id` not found in `opportunities` "
+        "(1 row; e.g. opportunity_id=O9 changed_at=2026-10-06 00:00:00)")
+    assert (found["activities"].column, found["activities"].count, found["activities"].examples) == (
+        "opportunity_id", 1, ("X2",))
+    assert found["leads"].examples == ("L3",)
+    assert set(found) == {"opportunity_history", "activities", "leads"}
+    assert result.ok
+
+
+def test_orphan_accounts_are_checked_against_the_leads_accounts(frames):
+    frames["opportunities"].loc[[0, 2], "account_id"] = ["A7", None]  # a null account is not an orphan
+    (p,) = run(frames).problems
+    assert str(p) == ("WARNING opportunities.account_id: `account_id` not among the accounts known from "
+                      "`leads.account_id` (1 row; e.g. O1)")
+
+
+def test_orphans_are_not_checked_without_the_parent(frames):
+    frames["opportunities"].loc[0, "account_id"] = "A7"
+    frames["leads"]["account_id"] = None  # leads without accounts: no known accounts, no check
+    frames["opportunity_history"].loc[3, "opportunity_id"] = "O9"
+    del frames["opportunities"]  # no parent: history is not checked either
+    assert [p for p in run(frames).problems if p.check == "orphan_key"] == []
+
+
+def test_orphans_of_a_selected_table_use_the_parent_of_the_source(frames):
+    frames["activities"].loc[1, "opportunity_id"] = "O7"
+    (p,) = validate(frames, tables=["activities"], now=NOW).problems
+    assert (p.table, p.check) == ("activities", "orphan_key")
+
+
+def test_unknown_table_names_are_refused(frames):
+    from revops_lib.errors import SourceError
+
+    with pytest.raises(SourceError, match=r"^Unknown table name\(s\) `leadz`, `opps` to validate; "
+                                          r"canonical names are: leads, opportunities, "):
+        validate(frames, tables=["leads", "leadz", "opps"], now=NOW)
+    assert validate(frames, tables="leads", now=NOW).row_counts == {"leads": 3}  # one name as text
+    assert list(validate(frames, tables=["leads", "targets"], now=NOW).row_counts) == ["leads", "targets"]
+
+
+@pytest.mark.postgres
+def test_postgres_finds_the_same_new_problems_as_duckdb(pg_url, tmp_path, frames):
+    """NaN and infinity in PostgreSQL double precision, the money bound, long labels, orphans, planned starts."""
+    import ibis
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from conftest import load_postgres
+    from revops_lib.sources import open_source
+
+    frames["opportunities"].loc[1, "amount"] = np.inf
+    frames["opportunity_history"].loc[0, "amount"] = 2e12
+    frames["targets"].loc[0, "target"] = -np.inf
+    frames["leads"].loc[1, "source"] = "x" * 300
+    frames["activities"].loc[1, "opportunity_id"] = "O7"
+    frames["opportunities"].loc[0, "account_id"] = "A7"
+    frames["subscriptions"].loc[1, "start_date"] = pd.Timestamp("2027-01-01").date()
+    url = load_postgres(pg_url, frames, "contract_tightening")
+    con = ibis.connect(url)
+    con.raw_sql("UPDATE opportunities SET amount = 'NaN' WHERE opportunity_id = 'O3'").close()
+    con.disconnect()
+    write_folder(frames, tmp_path)
+    t = pa.Table.from_pandas(frames["opportunities"], preserve_index=False)
+    amount = pa.array([12000.0, float("inf"), float("nan")], type=pa.float64(), from_pandas=False)
+    pq.write_table(t.set_column(t.schema.get_field_index("amount"), "amount", amount), tmp_path / "opportunities.parquet")
+
+    pg, duck = validate(url, now=NOW), validate(tmp_path, now=NOW)
+    assert [str(p) for p in pg.problems] == [str(p) for p in duck.problems]
+    assert {(p.table, p.check) for p in pg.problems} == {
+        ("opportunities", "non_finite"), ("opportunity_history", "too_large"), ("targets", "non_finite"),
+        ("leads", "long_label"), ("activities", "orphan_key"), ("opportunities", "orphan_key"),
+        ("subscriptions", "planned_future")}
+    assert next(p for p in pg.problems if p.check == "non_finite" and p.table == "opportunities").count == 2
+    cut = open_source(url).to_pandas("leads").sort_values("lead_id")["source"].tolist()[1]
+    assert cut == "x" * 199 + "…"

@@ -159,3 +159,136 @@ def test_postgres_gives_the_same_tables_and_problems(pg_url, tmp_path, frames):
     for name in TABLES:
         pd.testing.assert_frame_equal(canonical(pg, name), canonical(pq, name), check_dtype=False)
     assert [str(p) for p in validate(pg, now=NOW).problems] == [str(p) for p in validate(pq, now=NOW).problems]
+
+
+# ---------------------------------------------------------------------------
+# Folder layouts: what is read, what is refused
+# ---------------------------------------------------------------------------
+
+def test_broken_link_where_a_table_file_should_be(tmp_path, frames):
+    write_folder(frames, tmp_path)
+    (tmp_path / "leads.parquet").unlink()
+    (tmp_path / "leads.parquet").symlink_to(tmp_path / "gone.parquet")
+    with pytest.raises(SourceError, match=rf"^Table file `{tmp_path / 'leads.parquet'}` is a broken link\.$"):
+        open_source(tmp_path)
+
+
+def test_symlink_loop_where_a_table_file_should_be(tmp_path, frames):
+    write_folder(frames, tmp_path)
+    (tmp_path / "leads.parquet").unlink()
+    (tmp_path / "leads.csv").symlink_to(tmp_path / "leads.csv")
+    with pytest.raises(SourceError, match=rf"^Table file `{tmp_path / 'leads.csv'}` is a symlink loop\.$"):
+        open_source(tmp_path)
+
+
+@pytest.mark.parametrize("entry", ["leads.parquet", "leads"])
+def test_directory_without_parquet_parts_is_refused(tmp_path, frames, entry):
+    write_folder(frames, tmp_path)
+    (tmp_path / "leads.parquet").unlink()
+    (tmp_path / entry).mkdir()
+    (tmp_path / entry / "_SUCCESS").touch()
+    (tmp_path / entry / "notes.txt").touch()
+    what = "file" if entry.endswith(".parquet") else "folder"
+    with pytest.raises(SourceError, match=rf"^Table {what} `{tmp_path / entry}` is a directory without Parquet parts\.$"):
+        open_source(tmp_path)
+
+
+def test_directory_named_like_a_csv_file_is_refused(tmp_path, frames):
+    write_folder(frames, tmp_path)
+    (tmp_path / "reviews.parquet").unlink()
+    (tmp_path / "reviews.csv").mkdir()
+    with pytest.raises(SourceError, match=r"^Table file `.*reviews\.csv` is a directory, not a CSV file\.$"):
+        open_source(tmp_path)
+
+
+def test_links_to_real_files_and_unrelated_folders_are_fine(tmp_path, frames):
+    write_folder(frames, tmp_path / "store")
+    (tmp_path / "src").mkdir()
+    for name in TABLES:
+        (tmp_path / "src" / f"{name}.parquet").symlink_to(tmp_path / "store" / f"{name}.parquet")
+    (tmp_path / "src" / "archive").mkdir()  # not a table name
+    assert open_source(tmp_path / "src").names == list(TABLES)
+
+
+def spark_folder(folder, df, parts=((0, 2), (2, 3))):
+    """`folder` written the way Spark writes a table: part files, _SUCCESS, .crc files, _committed_ markers."""
+    folder.mkdir(parents=True)
+    for i, (a, b) in enumerate(parts):
+        part = f"part-{i:05d}-1b2c3d4e-c000.snappy.parquet"
+        df.iloc[a:b].to_parquet(folder / part, index=False)
+        (folder / f".{part}.crc").write_bytes(b"\x00crc")
+    (folder / "_SUCCESS").touch()
+    (folder / "_committed_123").write_text("{}")
+    (folder / "_temporary").mkdir()
+    (folder / "_temporary" / "part-9.parquet").write_bytes(b"not parquet")
+
+
+def test_spark_style_parquet_folder(tmp_path, frames):
+    write_folder(frames, tmp_path)
+    (tmp_path / "leads.parquet").unlink()
+    spark_folder(tmp_path / "leads.parquet", frames["leads"])
+    src = open_source(tmp_path)
+    assert canonical(src, "leads")["lead_id"].tolist() == ["L1", "L2", "L3"]
+    assert [p.name for p in src.files["leads"]] == ["part-00000-1b2c3d4e-c000.snappy.parquet",
+                                                     "part-00001-1b2c3d4e-c000.snappy.parquet"]
+
+
+def test_spark_style_partitioned_folder_without_extension(tmp_path, frames):
+    write_folder(frames, tmp_path)
+    (tmp_path / "leads.parquet").unlink()
+    spark_folder(tmp_path / "leads", frames["leads"], parts=((0, 3),))
+    assert len(canonical(open_source(tmp_path), "leads")) == 3
+
+
+def test_hive_partition_folders_give_their_columns(tmp_path, frames):
+    write_folder(frames, tmp_path)
+    (tmp_path / "leads.parquet").unlink()
+    leads = frames["leads"]
+    for segment, g in leads.groupby("segment"):
+        (tmp_path / "leads" / f"segment={segment}").mkdir(parents=True)
+        g.drop(columns=["segment"]).to_parquet(tmp_path / "leads" / f"segment={segment}" / "part-0.parquet",
+                                               index=False)
+    (tmp_path / "leads" / "_SUCCESS").touch()
+    got = canonical(open_source(tmp_path), "leads")
+    assert got["segment"].tolist() == ["smb", "smb", "enterprise"]
+    pd.testing.assert_frame_equal(got, canonical(Source.from_frames(frames), "leads"))
+
+
+@pytest.mark.parametrize("other", ["leads.parquet", "leads"])
+def test_csv_beside_parquet_is_refused(tmp_path, frames, other):
+    write_folder(frames, tmp_path)
+    frames["leads"].to_csv(tmp_path / "leads.csv", index=False)
+    if other == "leads":
+        (tmp_path / "leads.parquet").rename(tmp_path / "part-0.parquet")
+        (tmp_path / "leads").mkdir()
+        (tmp_path / "part-0.parquet").rename(tmp_path / "leads" / "part-0.parquet")
+    shown = "`leads/`" if other == "leads" else "`leads.parquet`"
+    with pytest.raises(SourceError, match=rf"^Table `leads` has both `leads\.csv` and {shown} in `.*`; keep one\.$"):
+        open_source(tmp_path)
+
+
+def test_one_layout_per_table_is_fine(tmp_path, frames):
+    write_folder(frames, tmp_path)
+    frames["leads"].to_csv(tmp_path / "leads.csv", index=False)
+    (tmp_path / "leads.parquet").unlink()
+    (tmp_path / "leads").mkdir()  # an empty folder beside the CSV is not a second layout
+    src = open_source(tmp_path)
+    assert src.files["leads"] == [tmp_path / "leads.csv"]
+
+
+# ---------------------------------------------------------------------------
+# Long labels are cut in the typed view
+# ---------------------------------------------------------------------------
+
+def test_long_labels_are_cut_in_the_typed_view(tmp_path, frames):
+    frames["leads"].loc[0, "source"] = "é" * 500_000  # a 1 MB label: characters, not bytes, are counted
+    frames["leads"].loc[1, "source"] = "s" * 200
+    frames["opportunities"].loc[2, "stage"] = "proposal " * 40
+    frames["leads"].loc[2, "lead_id"] = "L" * 300  # ids are never cut
+    for src in (Source.from_frames(frames), open_source(write_folder(frames, tmp_path, "csv"))):
+        leads = canonical(src, "leads")
+        assert leads["source"].tolist() == ["é" * 199 + "…", "s" * 200, "referral"]
+        assert leads["lead_id"].str.len().tolist() == [2, 2, 300]
+        assert canonical(src, "opportunities")["stage"].tolist() == [
+            "closed_won", "closed_lost", ("proposal " * 40)[:199] + "…"]
+        assert src.raw("leads").to_pandas()["source"].str.len().max() == 500_000  # the data stay as stored
