@@ -15,7 +15,7 @@ import pandas as pd
 import seaborn as sns
 
 __all__ = [
-    "set_theme", "PALETTE", "fmt_money", "fmt_pct", "fmt_int", "fmt_days", "style_table", "plot_table_coverage", "plot_monthly_rows", "plot_funnel", "plot_funnel_by_source", "plot_rate_heatmap", "plot_cohort_trend", "plot_time_to_convert", "plot_deal_funnel", "plot_cohort_heatmap", "cohort_heatmap_table", "plot_retention_curves", "plot_survival", "plot_mrr_movements", "plot_arr_bridge", "plot_nrr_trend", "plot_kpi_bullets", "plot_kpi_sparklines", "sparkline_svg", "plot_forecast_convergence", "plot_bias_by_scope", "plot_forecast_vs_actual", "plot_coverage", "plot_pipeline_waterfall",
+    "set_theme", "sanitize_figure", "install_figure_filter", "PALETTE", "fmt_money", "fmt_pct", "fmt_int", "fmt_days", "style_table", "plot_table_coverage", "plot_monthly_rows", "plot_funnel", "plot_funnel_by_source", "plot_rate_heatmap", "plot_cohort_trend", "plot_time_to_convert", "plot_deal_funnel", "plot_cohort_heatmap", "cohort_heatmap_table", "plot_retention_curves", "plot_survival", "plot_mrr_movements", "plot_arr_bridge", "plot_nrr_trend", "plot_kpi_bullets", "plot_kpi_sparklines", "sparkline_svg", "plot_forecast_convergence", "plot_bias_by_scope", "plot_forecast_vs_actual", "plot_coverage", "plot_pipeline_waterfall",
 ]
 
 PALETTE = ["#2F5D8C", "#E07A2E", "#3B9C6A", "#C0392B", "#8E6BB8", "#7F8C8D", "#D4A72C", "#1ABC9C"]
@@ -30,6 +30,69 @@ def set_theme(*, dpi: int = 110) -> None:
                       "axes.spines.top": False, "axes.spines.right": False,
                       # text is text: a "$" in a label or an amount never starts math mode
                       "text.parse_math": False})
+
+
+#: Longest tick or legend label drawn in a chart (longer ones end with "…"; the tables show them whole).
+MAX_CHART_LABEL = 60
+
+
+def _short_label(text: str) -> str:
+    from revops_lib.text import hide_emails
+
+    text = hide_emails(text)
+    return text if len(text) <= MAX_CHART_LABEL else text[:MAX_CHART_LABEL - 1] + "…"
+
+
+def sanitize_figure(fig) -> None:
+    """What a chart may show: e-mail addresses hidden in every text, tick and legend labels cut to
+    :data:`MAX_CHART_LABEL` characters. Called on every figure before it is drawn into a report."""
+    from matplotlib.text import Text
+
+    from revops_lib.text import hide_emails
+
+    legend_texts = set()
+    for ax in fig.get_axes():
+        for axis in (ax.xaxis, ax.yaxis):  # tick labels are made at draw time by the axis formatter
+            fmt = axis.get_major_formatter()
+            if not getattr(fmt, "_revops_sanitized", False):
+                ticks = fmt.format_ticks
+                fmt.format_ticks = lambda values, f=ticks: [_short_label(str(x)) for x in f(values)]
+                fmt._revops_sanitized = True
+        legend = ax.get_legend()
+        if legend is not None:
+            legend_texts.update(legend.get_texts())
+    for t in fig.findobj(Text):
+        text = t.get_text()
+        new = _short_label(text) if t in legend_texts else hide_emails(text)
+        if new != text:
+            t.set_text(new)
+
+
+def install_figure_filter() -> None:
+    """In a Jupyter kernel, pass every inline chart through :func:`sanitize_figure` before it is drawn."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return
+    ip = get_ipython()
+    if ip is None:
+        return
+    from matplotlib.figure import Figure
+
+    fmt = ip.display_formatter.formatters["image/png"]
+    try:
+        original = fmt.lookup_by_type(Figure)
+    except KeyError:
+        return
+    if getattr(original, "_revops_sanitized", False):
+        return
+
+    def png(fig, *args, **kwargs):
+        sanitize_figure(fig)
+        return original(fig, *args, **kwargs)
+
+    png._revops_sanitized = True  # type: ignore[attr-defined]
+    fmt.for_type(Figure, png)
 
 
 def fmt_money(x, currency: str = "USD", *, decimals: int | None = None) -> str:

@@ -1043,15 +1043,17 @@ def context(*, period: str = "", as_of: str = "", source: str = "../data/demo", 
     """Derived values of a report notebook: the period (empty = last complete month), the cut-off and the source.
 
     ``privacy``: ``names`` or ``masked`` (owners and teams as pseudonyms, ids hashed; see
-    :data:`revops_lib.sources.PRIVACY_MODES`). Also sets the kit's chart theme.
+    :data:`revops_lib.sources.PRIVACY_MODES`). Also sets the kit's chart theme, and has every inline
+    chart pass :func:`revops_lib.plots.sanitize_figure` (no e-mail address, no overlong label).
     """
     from revops_lib.parameters import check_value
-    from revops_lib.plots import set_theme
+    from revops_lib.plots import install_figure_filter, set_theme
     from revops_lib.sources import open_source
 
     for name, value in (("currency", currency), ("as_of", as_of), ("privacy", privacy)):
         check_value(name, value)
     set_theme()
+    install_figure_filter()
     set_output_dir(output_dir)
     p = (parse_period(period, fiscal_year_start_month=fiscal_year_start_month) if period
          else default_period(fiscal_year_start_month=fiscal_year_start_month))

@@ -302,3 +302,24 @@ def test_masked_scope_matches_the_masked_team():
 def test_privacy_must_be_a_known_mode():
     with pytest.raises(ParameterError, match="`privacy` must be one of names, masked"):
         sources.open_source(valid_frames(), privacy="hidden")
+
+
+def test_charts_hide_emails_and_cut_overlong_tick_labels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from revops_lib.plots import MAX_CHART_LABEL, sanitize_figure
+
+    fig, ax = plt.subplots()
+    ax.barh(["ana@example.com", "x" * 500], [1000, 2000])
+    ax.set_title("Bias of bo@example.io")
+    ax.legend(["c@example.io"])
+    sanitize_figure(fig)
+    fig.canvas.draw()
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert ticks == ["a…@example.com", "x" * (MAX_CHART_LABEL - 1) + "…"]
+    assert ax.get_title() == "Bias of b…@example.io"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["c…@example.io"]
+    plt.close(fig)
