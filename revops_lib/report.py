@@ -244,12 +244,15 @@ def _source_label(source) -> str:
     return _redact(str(source))
 
 
-def _code_fingerprint() -> str:
-    """Hash of the library's source files (so a library change rebuilds the reports)."""
+def _code_fingerprint(lib: Path | None = None) -> str:
+    """Hash of the library's source files (so a library change rebuilds the reports).
+
+    ``lib``: the package folder (default: this one's): its ``.py`` files and templates.
+    """
     import hashlib
 
     h = hashlib.sha256(__version__.encode())
-    lib = Path(__file__).resolve().parent
+    lib = Path(lib) if lib is not None else Path(__file__).resolve().parent
     for f in sorted(lib.rglob("*")):
         if f.is_file() and f.suffix in {".py", ".j2", ".json"}:
             h.update(f.relative_to(lib).as_posix().encode())
