@@ -76,6 +76,7 @@ def rerun(kit, **kw):  # noqa: F811
     return started(kit)
 
 
+@pytest.mark.slow  # four report runs
 def test_each_input_of_the_build_key_rebuilds_only_the_reports_it_changes(kit, monkeypatch):  # noqa: F811
     import nbformat
     from nbformat.v4 import new_markdown_cell
@@ -115,6 +116,7 @@ def test_the_code_fingerprint_follows_every_library_and_template_file(tmp_path):
     assert report._code_fingerprint(lib) == first  # compiled files are not sources
 
 
+@pytest.mark.slow  # three runs, one failing
 def test_a_failed_report_keeps_the_last_good_one_and_the_next_plain_run_rebuilds_it(kit, tmp_path):  # noqa: F811
     """The failure comes from outside the build key (a flag file), so only the failure itself forces the rebuild."""
     import nbformat
