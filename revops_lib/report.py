@@ -21,6 +21,7 @@ run exit non-zero, while the other notebooks still run.
 
 from __future__ import annotations
 
+import atexit
 import datetime as _dt
 import os
 import sys
@@ -226,7 +227,9 @@ def render_html(nb_path, html_path: Path, *, meta: dict | None = None) -> Path:
 
 
 def _last_error_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(exc)).strip().splitlines()  # no terminal colours
     lines = [ln for ln in text if ln.strip() and not set(ln.strip()) <= set("-")]
     # papermill's message ends with the exception line of the failing cell
     for ln in reversed(lines):
@@ -241,12 +244,15 @@ def _source_label(source) -> str:
     return _redact(str(source))
 
 
-def _code_fingerprint() -> str:
-    """Hash of the library's source files (so a library change rebuilds the reports)."""
+def _code_fingerprint(lib: Path | None = None) -> str:
+    """Hash of the library's source files (so a library change rebuilds the reports).
+
+    ``lib``: the package folder (default: this one's): its ``.py`` files and templates.
+    """
     import hashlib
 
     h = hashlib.sha256(__version__.encode())
-    lib = Path(__file__).resolve().parent
+    lib = Path(lib) if lib is not None else Path(__file__).resolve().parent
     for f in sorted(lib.rglob("*")):
         if f.is_file() and f.suffix in {".py", ".j2", ".json"}:
             h.update(f.relative_to(lib).as_posix().encode())
@@ -332,6 +338,26 @@ del _plt, _k, _ip"""
 MAX_USES = 25
 
 
+class KernelStartError(RuntimeError):
+    """A warm kernel did not start (its process died, or importing the kit failed).
+
+    ``summary`` is the one line shown in the run's messages, the manifest and the index: what went
+    wrong and, when the kernel's log says more, its last line. The message adds the log's tail.
+    """
+
+    #: ipykernel's routine warning, which ends most kernel logs and says nothing about a failure
+    LOG_NOISE = "Kernel is running over TCP without encryption"
+
+    def __init__(self, cause: BaseException, log_tail: str = ""):
+        reason = _last_error_line(cause)
+        said = [ln.strip() for ln in log_tail.splitlines() if ln.strip() and self.LOG_NOISE not in ln]
+        summary = f"The Jupyter kernel did not start: {reason}"
+        if said and said[-1] not in reason:
+            summary += f" (kernel log: {said[-1]})"
+        self.summary = summary[:400]
+        super().__init__(summary + (f"\nKernel log:\n{log_tail}" if log_tail.strip() else ""))
+
+
 class _Kernel:
     def __init__(self, cwd: Path, rundir: Path | None = None, env: dict | None = None):
         import uuid
@@ -350,17 +376,17 @@ class _Kernel:
                                      client_factory=QuickReadyClient, **kw)
         self.km.revops_clients = []  # clients to close after each notebook (see close_clients)
         start_kw = {"env": {**os.environ, **env}} if env else {}
-        run_sync(self.km.start_kernel)(cwd=str(cwd), stderr=self.log, stdout=self.log, **start_kw)
         self.cwd = Path(cwd)
         self.uses = 0
         try:
+            run_sync(self.km.start_kernel)(cwd=str(cwd), stderr=self.log, stdout=self.log, **start_kw)
             self._run_cells([WARMUP_CODE])
         except BaseException as exc:
             tail = self.log_tail()
             self.shutdown()
             if not isinstance(exc, Exception):
                 raise
-            raise RuntimeError(f"The Jupyter kernel did not start: {exc}\n{tail}") from exc
+            raise KernelStartError(exc, tail) from exc
 
     def log_tail(self, n: int = 20) -> str:
         try:
@@ -375,9 +401,13 @@ class _Kernel:
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in sources],
                                       metadata={"kernelspec": {"name": "python3", "language": "python",
                                                                "display_name": "Python 3"}})
+        client = NotebookClient(nb, km=self.km, kernel_name="python3", timeout=600)
         try:
-            NotebookClient(nb, km=self.km, kernel_name="python3", timeout=600).execute()
+            client.execute()
         finally:
+            # nbclient leaves its exit-time cleanup registered when the kernel dies while starting;
+            # at exit it would fail (AssertionError) on the kernel manager it already let go of
+            atexit.unregister(client._cleanup_kernel)
             self.close_clients()
 
     def close_clients(self) -> None:
@@ -570,8 +600,9 @@ def run_notebook(notebook: str, period: Period, params: dict, out_dir: Path, *, 
     except Exception as exc:  # the notebook (or its rendering) failed: keep the last good HTML
         if tmp_nb.exists():
             os.replace(tmp_nb, failed_nb)
+        error = exc.summary if isinstance(exc, KernelStartError) else _last_error_line(exc)
         return Outcome(notebook, period.label, "failed", time.perf_counter() - t0,
-                       error=_last_error_line(exc), executed=failed_nb if failed_nb.exists() else None,
+                       error=error, executed=failed_nb if failed_nb.exists() else None,
                        extra={"traceback": traceback.format_exc()})
     finally:
         if pool is not None and kernel is not None:

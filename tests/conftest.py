@@ -1,14 +1,52 @@
-"""Shared fixtures: small hand-made frames that satisfy the data contract."""
+"""Shared fixtures: small hand-made frames that satisfy the data contract; the rule for tests that need
+a server or a browser (:func:`need`)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------
+# Tests that need something the machine may lack (PostgreSQL, Chromium, make)
+# ---------------------------------------------------------------------------
+
+def in_ci() -> bool:
+    """Whether this run must run every test: ``CI`` is set (``make test`` and the CI run set ``CI=true``)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def need(condition, reason: str) -> None:
+    """Go on when ``condition`` holds; otherwise skip the test, or fail it when :func:`in_ci`.
+
+    Every test that needs a server, a browser or a tool calls this (never a bare skip, which
+    ``test_skips.py`` checks), so ``make test`` cannot turn a missing PostgreSQL or Chromium
+    into a quiet skip and a green run.
+    """
+    if condition:
+        return
+    if in_ci():
+        pytest.fail(f"{reason} — CI={os.environ['CI']} (`make test`, CI) runs every test and fails "
+                    "what it cannot run; `make test-fast` skips it", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """One clear line at the end when tests were skipped (after their reasons, before the counts)."""
+    result = yield
+    skipped = len(terminalreporter.stats.get("skipped", []))
+    if skipped:
+        terminalreporter.write_line(
+            f"{skipped} test{'s' if skipped != 1 else ''} SKIPPED (reasons above): not a full run. "
+            "`make test` runs every test (CI=true) and fails any that cannot run.", yellow=True, bold=True)
+    return result
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
 END = dt.date(2026, 11, 1)
 
@@ -174,20 +212,16 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def pg_url():
-    """URL of a fresh PostgreSQL server (Debian's package), or a skip when it is not installed.
+    """URL of a fresh PostgreSQL server (Debian's package); see :func:`need` when it is not installed.
 
-    In CI (``CI=true``) a missing server fails instead of skipping: `.ci/run` installs it.
+    A server that is installed but does not start is an error, never a skip.
     """
-    import os
     import shutil
     import subprocess
     import time
 
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not initdb or not pg_ctl:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed (make system-deps installs it)")
-        pytest.skip("PostgreSQL is not installed (run `make system-deps`)")
+    need(initdb and pg_ctl, "PostgreSQL is not installed (`make system-deps` installs it)")
     import tempfile
 
     base = Path(tempfile.mkdtemp(prefix="revops-pg-"))

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from conftest import need
 from test_report import kit, make_notebook  # noqa: F401  (fixture reuse)
 
 pytestmark = [pytest.mark.browser, pytest.mark.notebook]
@@ -18,10 +19,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed (make system-deps installs it)")
-        pytest.skip("chromium is not installed (run `make system-deps`)")
+    need(os.path.exists(CHROMIUM), "chromium is not installed (`make system-deps` installs it)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import valid_frames, write_folder
+from conftest import need, valid_frames, write_folder
 from revops_lib import demo, outdirs
 from revops_lib.cli import main
 from revops_lib.errors import OutputError, RevOpsError
@@ -333,8 +333,7 @@ def test_report_out_with_an_index_html_of_someone_else_is_refused(tmp_path):
 @pytest.fixture
 def make_copy(tmp_path):
     """The Makefile in a scratch folder with a stand-in ``.venv/bin/revops`` that logs its arguments."""
-    if shutil.which("make") is None:
-        pytest.skip("make is not installed")
+    need(shutil.which("make"), "make is not installed")
     root = tmp_path / "kit"
     bin_ = root / ".venv" / "bin"
     bin_.mkdir(parents=True)

@@ -62,7 +62,8 @@ def kit(tmp_path):
 
     def run(**kw):
         kw.setdefault("period", "2026-10")
-        return report.run(source=src, out=out, notebooks_dir=nbs, parameters_dir=prm, jobs=2,
+        kw.setdefault("jobs", 2)
+        return report.run(source=src, out=out, notebooks_dir=nbs, parameters_dir=prm,
                           progress=messages.append, **kw)
 
     return dict(run=run, out=out, nbs=nbs, prm=prm, src=src, messages=messages)

@@ -551,3 +551,75 @@ def test_postgres_finds_the_same_new_problems_as_duckdb(pg_url, tmp_path, frames
     assert next(p for p in pg.problems if p.check == "non_finite" and p.table == "opportunities").count == 2
     cut = open_source(url).to_pandas("leads").sort_values("lead_id")["source"].tolist()[1]
     assert cut == "x" * 199 + "…"
+
+
+# --------------------------------------------------------------------------- boundaries of the rules
+
+@pytest.mark.parametrize("table,key", [("subscriptions", "subscription_id"), ("transactions", "transaction_id")])
+def test_nulls_in_an_optional_single_column_key_are_not_duplicates(frames, table, key):
+    frames[table][key] = None  # every row without an id: allowed (the id is optional)
+    result = run(frames)
+    assert result.problems == [], result.format()
+    frames[table][key] = "same id"  # the same non-null id on every row: a duplicate
+    (p,) = only(run(frames), "duplicate_key")
+    assert (p.table, p.column, p.count, p.examples) == (table, key, len(frames[table]), ("same id",))
+
+
+def test_validate_with_tables_checks_only_those_tables(frames):
+    frames["leads"].loc[1, "source"] = None  # an error in leads
+    frames["opportunities"].loc[2, "amount"] = -5.0  # an error in opportunities
+    frames["reviews"].loc[0, "rating"] = 0  # an error in reviews
+    result = validate(frames, tables=["opportunities", "reviews"], now=NOW)
+    assert {(p.table, p.check) for p in result.problems} == {("opportunities", "negative"),
+                                                             ("reviews", "out_of_range")}
+    assert list(result.row_counts) == ["opportunities", "reviews"]
+    assert {(p.table, p.check) for p in run(frames).problems} >= {("leads", "null_required")}  # all tables: found
+
+
+def test_an_event_exactly_at_now_is_not_in_the_future_and_a_microsecond_later_is(frames):
+    frames["leads"]["created_at"] = frames["leads"]["created_at"].astype("datetime64[us, UTC]")  # room for 1 µs
+    frames["leads"].loc[1, "created_at"] = pd.Timestamp(NOW)
+    frames["web_traffic"].loc[0, "date"] = NOW.date()  # a date column: today is not in the future
+    result = run(frames)
+    assert result.problems == [], result.format()
+    frames["leads"].loc[1, "created_at"] = pd.Timestamp(NOW) + pd.Timedelta(microseconds=1)
+    (p,) = only(run(frames), "future")
+    assert (p.table, p.column, p.examples) == ("leads", "created_at", ("L2",))
+    frames["leads"].loc[1, "created_at"] = pd.Timestamp(NOW)
+    frames["web_traffic"].loc[0, "date"] = (NOW + pd.Timedelta(days=1)).date()
+    (p,) = only(run(frames), "future")
+    assert (p.table, p.column) == ("web_traffic", "date")
+
+
+def test_a_subscription_may_end_on_its_start_date_but_not_a_day_earlier(frames):
+    frames["subscriptions"].loc[2, "end_date"] = frames["subscriptions"].loc[2, "start_date"]
+    result = run(frames)
+    assert result.problems == [], result.format()
+    frames["subscriptions"].loc[2, "end_date"] = frames["subscriptions"].loc[2, "start_date"] - pd.Timedelta(days=1)
+    (p,) = only(run(frames), "end_before_start")
+    assert (p.count, p.examples) == (1, ("S3",))
+
+
+def test_equal_stage_timestamps_are_not_out_of_order(frames):
+    for col in ("created_at", "mql_at", "sql_at", "opportunity_at", "customer_at"):
+        frames["leads"][col] = frames["leads"][col].astype("datetime64[us, UTC]")
+    t = frames["leads"].loc[0, "created_at"]
+    for col in ("mql_at", "sql_at", "opportunity_at", "customer_at"):  # every stage reached at creation
+        frames["leads"].loc[0, col] = t
+    frames["support_tickets"].loc[0, "first_response_at"] = frames["support_tickets"].loc[0, "created_at"]
+    result = run(frames)
+    assert result.problems == [], result.format()
+    frames["leads"].loc[0, "customer_at"] = t - pd.Timedelta(microseconds=1)
+    found = only(run(frames), "stage_order")
+    assert {p.message for p in found} == {f"`customer_at` earlier than `{c}`"
+                                          for c in ("created_at", "mql_at", "sql_at", "opportunity_at")}
+
+
+@pytest.mark.parametrize("rating,ok", [(0, False), (1, True), (5, True), (6, False)])
+def test_a_rating_must_lie_on_its_1_to_5_scale_bounds_included(frames, rating, ok):
+    frames["reviews"].loc[0, "rating"] = rating
+    result = run(frames)
+    assert result.ok is ok, result.format()
+    if not ok:
+        (p,) = only(result, "out_of_range")
+        assert (p.table, p.column, p.message) == ("reviews", "rating", "values outside 1–5")

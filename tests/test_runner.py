@@ -1,0 +1,204 @@
+"""The report runner's promises, each checked end to end on the tiny notebooks of ``test_report.kit``.
+
+Runs use one worker (``jobs=1``) where the order of the notebooks matters or one kernel is enough.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from revops_lib import report
+from test_report import kit  # noqa: F401  (fixture reuse)
+
+pytestmark = pytest.mark.notebook
+
+
+def manifest(kit, period="2026-10"):  # noqa: F811
+    return json.loads((kit["out"] / period / "manifest.json").read_text())
+
+
+def files(kit, notebook="alpha", period="2026-10"):  # noqa: F811
+    """The published files of one report (HTML, executed notebook, tables) with their bytes."""
+    d = kit["out"] / period
+    paths = [d / f"{notebook}.html", d / f"{notebook}.ipynb", *sorted((d / "tables" / notebook).glob("*"))]
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in paths}
+
+
+# --------------------------------------------------------------------------- a kernel that does not start
+
+def test_a_kernel_that_fails_to_start_fails_the_run_clearly_and_keeps_the_last_good_report(kit, monkeypatch):  # noqa: F811
+    assert kit["run"](notebooks=["alpha"], jobs=1) == 0
+    good = files(kit)
+    kit["messages"].clear()
+    monkeypatch.setattr(report, "WARMUP_CODE", "raise ImportError('the kit cannot be imported here')")
+    assert kit["run"](notebooks=["alpha"], jobs=1, force=True) == 1
+    said = "The Jupyter kernel did not start: ImportError: the kit cannot be imported here"
+    assert f"  FAILED 2026-10 alpha: {said}" in kit["messages"], kit["messages"]
+    assert files(kit) == good
+    entry = manifest(kit)["alpha"]
+    assert (entry["status"], entry["error"], entry["last_ok"]["status"]) == ("failed", said, "ok")
+    index = (kit["out"] / "index.html").read_text()
+    assert said in index and 'href="2026-10/alpha.html"' in index
+    assert not (kit["out"] / "2026-10" / "alpha.failed.ipynb").exists()  # nothing ran
+
+
+def test_a_kernel_process_that_dies_at_start_is_reported_with_its_log(kit, monkeypatch, tmp_path):  # noqa: F811
+    """A broken environment: the kernel's Python exits at once, saying why on stderr."""
+    fake = tmp_path / "broken_env"
+    fake.mkdir()
+    (fake / "ipykernel_launcher.py").write_text(
+        "import sys\nsys.stderr.write('ipykernel cannot start: broken environment\\n')\nsys.exit(3)\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(fake), os.environ.get("PYTHONPATH")])))
+    assert kit["run"](notebooks=["alpha"], jobs=1) == 1
+    error = manifest(kit)["alpha"]["error"]
+    assert error.startswith("The Jupyter kernel did not start: ")
+    assert error.endswith("(kernel log: ipykernel cannot start: broken environment)")
+    assert not (kit["out"] / "2026-10" / "alpha.html").exists()
+
+
+# --------------------------------------------------------------------------- incremental builds
+
+def started(kit):  # noqa: F811
+    """(period, notebook) of each notebook started, in order (from the progress lines)."""
+    return [tuple(m.split()[1:3]) for m in kit["messages"] if m.startswith("  start  ")]
+
+
+def skipped(kit):  # noqa: F811
+    return [tuple(m.split()[1:3]) for m in kit["messages"] if m.startswith("  skip   ")]
+
+
+def rerun(kit, **kw):  # noqa: F811
+    kit["messages"].clear()
+    assert kit["run"](jobs=1, **kw) == 0, kit["messages"]
+    return started(kit)
+
+
+@pytest.mark.slow  # four report runs
+def test_each_input_of_the_build_key_rebuilds_only_the_reports_it_changes(kit, monkeypatch):  # noqa: F811
+    import nbformat
+    from nbformat.v4 import new_markdown_cell
+
+    assert rerun(kit) == [("2026-10", "alpha"), ("2026-10", "beta")]
+    # the notebook
+    nb = nbformat.read(str(kit["nbs"] / "alpha.ipynb"), as_version=4)
+    nb.cells.append(new_markdown_cell("A sentence added to the notebook."))
+    nbformat.write(nb, str(kit["nbs"] / "alpha.ipynb"))
+    assert rerun(kit) == [("2026-10", "alpha")], "a changed notebook was not rebuilt"
+    assert skipped(kit) == [("2026-10", "beta")]
+    # a parameter file
+    (kit["prm"] / "beta.yaml").write_text("greeting: from beta.yaml\n")
+    assert rerun(kit) == [("2026-10", "beta")], "a changed parameter file did not rebuild its notebook"
+    # the library
+    monkeypatch.setattr(report, "_code_fingerprint", lambda: "a changed library")
+    assert rerun(kit) == [("2026-10", "alpha"), ("2026-10", "beta")], "a library change did not rebuild"
+    assert skipped(kit) == []
+
+
+def test_the_code_fingerprint_follows_every_library_and_template_file(tmp_path):
+    import shutil
+
+    lib = tmp_path / "revops_lib"
+    shutil.copytree(report.ROOT / "revops_lib", lib, ignore=shutil.ignore_patterns("__pycache__"))
+    first = report._code_fingerprint(lib)
+    assert report._code_fingerprint(lib) == first
+    assert first == report._code_fingerprint()  # the copy is the library
+    for changed in (lib / "funnel.py", lib / "templates" / "revops" / "index.html.j2"):
+        text = changed.read_text()
+        changed.write_text(text + "\n")
+        assert report._code_fingerprint(lib) != first, f"{changed.name} is not in the fingerprint"
+        changed.write_text(text)
+        assert report._code_fingerprint(lib) == first
+    (lib / "__pycache__").mkdir()
+    (lib / "__pycache__" / "funnel.cpython-311.pyc").write_bytes(b"compiled")
+    assert report._code_fingerprint(lib) == first  # compiled files are not sources
+
+
+@pytest.mark.slow  # three runs, one failing
+def test_a_failed_report_keeps_the_last_good_one_and_the_next_plain_run_rebuilds_it(kit, tmp_path):  # noqa: F811
+    """The failure comes from outside the build key (a flag file), so only the failure itself forces the rebuild."""
+    import nbformat
+    from nbformat.v4 import new_code_cell
+
+    flag = tmp_path / "fail-now"
+    nb = nbformat.read(str(kit["nbs"] / "alpha.ipynb"), as_version=4)
+    nb.cells.append(new_code_cell(f"import os\nif os.path.exists({str(flag)!r}):\n"
+                                  "    raise RuntimeError('the flag says fail')"))
+    nbformat.write(nb, str(kit["nbs"] / "alpha.ipynb"))
+    assert rerun(kit, notebooks=["alpha"]) == [("2026-10", "alpha")]
+    good = files(kit)
+    flag.touch()
+    kit["messages"].clear()
+    assert kit["run"](notebooks=["alpha"], jobs=1, force=True) == 1
+    assert files(kit) == good, "a failed run replaced the last good report"
+    entry = manifest(kit)["alpha"]
+    assert entry["status"] == "failed" and entry["last_ok"]["status"] == "ok"
+    assert (kit["out"] / "2026-10" / "alpha.failed.ipynb").is_file()
+    flag.unlink()
+    assert rerun(kit, notebooks=["alpha"]) == [("2026-10", "alpha")], "the failed report was not rebuilt"
+    assert manifest(kit)["alpha"]["status"] == "ok"
+    assert files(kit)["alpha.html"] != good["alpha.html"]  # a new build (its generation time at least)
+    assert not (kit["out"] / "2026-10" / "alpha.failed.ipynb").exists()
+    assert '<span class="st ok">ok</span>' in (kit["out"] / "index.html").read_text()
+
+
+# --------------------------------------------------------------------------- what runs, in which order
+
+def test_only_builds_just_the_listed_notebook_period_pairs(kit):  # noqa: F811
+    assert rerun(kit, period=None, periods=["2026-09", "2026-10"], only={("beta", "2026-09")}) == [
+        ("2026-09", "beta")]
+    assert list(manifest(kit, "2026-09")) == ["beta"]
+    assert not (kit["out"] / "2026-10").exists()
+    assert not (kit["out"] / "2026-09" / "alpha.html").exists()
+
+
+def test_longest_notebooks_start_first_by_their_last_build(kit):  # noqa: F811
+    d = kit["out"] / "2026-10"
+    d.mkdir(parents=True)
+    # earlier builds (without a build key, so both rebuild): beta took far longer than alpha
+    (d / "manifest.json").write_text(json.dumps({"alpha": {"status": "ok", "seconds": 0.5},
+                                                 "beta": {"status": "ok", "seconds": 30.0}}))
+    assert rerun(kit) == [("2026-10", "beta"), ("2026-10", "alpha")]
+
+
+def test_a_period_after_the_datas_latest_event_is_warned_about(kit):  # noqa: F811
+    # the kit's data end with a transaction on 2026-10-21: 2026-10 has data, 2026-11 none
+    rerun(kit, period=None, periods=["2026-10", "2026-11"], notebooks=["alpha"])
+    warnings = [m for m in kit["messages"] if m.startswith("Warning:")]
+    assert warnings == ["Warning: the source's latest event (2026-10-21) is before period 2026-11 "
+                        "(2026-11-01 to 2026-11-30): its figures will be empty. Pick an earlier --period."]
+
+
+# --------------------------------------------------------------------------- kernels and parameters
+
+def test_kernels_are_replaced_after_max_uses_notebooks(kit, monkeypatch):  # noqa: F811
+    import nbformat
+    from nbformat.v4 import new_code_cell
+
+    monkeypatch.setattr(report, "MAX_USES", 2)
+    nb = nbformat.read(str(kit["nbs"] / "alpha.ipynb"), as_version=4)
+    nb.cells.append(new_code_cell('import os\nheadline("Kernel pid", os.getpid())'))
+    nbformat.write(nb, str(kit["nbs"] / "alpha.ipynb"))
+    periods = ["2026-08", "2026-09", "2026-10"]
+    assert rerun(kit, period=None, periods=periods, notebooks=["alpha"]) == [(p, "alpha") for p in periods]
+    pids = [{h["label"]: h["value"] for h in manifest(kit, p)["alpha"]["headlines"]}["Kernel pid"] for p in periods]
+    assert pids[0] == pids[1], "a warm kernel was not reused"
+    assert pids[2] != pids[1], f"a kernel ran more than MAX_USES notebooks: {pids}"
+
+
+def test_default_yaml_values_reach_every_notebook_and_a_notebook_file_overrides_them(kit):  # noqa: F811
+    import pandas as pd
+
+    (kit["prm"] / "default.yaml").write_text("currency: EUR\ngreeting: from default.yaml\n")
+    (kit["prm"] / "alpha.yaml").write_text("greeting: from alpha.yaml\n")
+    rerun(kit)
+    got = {n: pd.read_csv(kit["out"] / "2026-10" / "tables" / n / "demo_table.csv")["greeting"].tolist()
+           for n in ("alpha", "beta")}
+    assert got == {"alpha": ["from alpha.yaml"], "beta": ["from default.yaml"]}
+    import nbformat
+
+    executed = nbformat.read(str(kit["out"] / "2026-10" / "beta.ipynb"), as_version=4)
+    injected = next(c.source for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert 'currency = "EUR"' in injected
