@@ -344,8 +344,9 @@ def _boundary_card(value, target, kpi):
     ("leads", 18.9, 20, "at risk"),           # 0.945
     ("leads", 17, 20, "at risk"),             # 0.85 exactly: at risk
     ("leads", 16.9, 20, "off track"),         # 0.845
-    ("win_rate", 0.19, 0.2, "on track"),      # a rate: 0.95
-    ("win_rate", 0.18, 0.2, "at risk"),       # 0.90: at risk, not on track
+    ("win_rate", 0.475, 0.5, "on track"),     # a rate: 0.95 (ratios chosen to be exact in binary floats)
+    ("win_rate", 0.45, 0.5, "at risk"),       # 0.90: at risk, not on track
+    ("win_rate", 0.425, 0.5, "at risk"),      # 0.85
     ("cac", 20, 19, "on track"),              # lower is better: 19 / 20 = 0.95
     ("cac", 20, 18, "at risk"),               # 18 / 20 = 0.90
     ("cac", 18, 20, "on track"),              # below target: 20 / 18 = 1.11
