@@ -548,11 +548,75 @@ def test_waterfall_reference_classifies_each_hand_made_deal():
                      "decreased": 1, "pushed_out": 2}
 
 
-@pytest.mark.parametrize("as_of", [None, "2026-10-11", "2026-10-20T10:00", "2026-10-26T10:00:00.000001"])
-def test_waterfall_matches_the_per_deal_reference_on_the_hand_made_deals(as_of):
-    wf = F.pipeline_waterfall(waterfall_case(), period="2026-10", as_of=as_of)
+def waterfall_edge_case():
+    """Paths waterfall_case leaves out: exits that also change the amount, closing straight from outside the set,
+    deals born closed, a change at the period's first instant, changes after a close, deals without history."""
+    o = opps_frame([
+        ("P", "2026-09-01 10:00", "2026-11-15", False, False, 150.0, "t1", "ann", "proposal"),
+        ("Q", "2026-09-02 10:00", "2026-10-12", True, False, 80.0, "t1", "ann", "closed_lost"),
+        ("R", "2026-09-03 10:00", "2026-10-14", True, True, 90.0, "t1", "bob", "closed_won"),
+        ("S", "2026-10-05 10:00", "2026-10-05", True, True, 40.0, "t2", "bob", "closed_won"),
+        ("T", "2026-10-01 00:00", "2026-10-30", False, False, 60.0, "t2", "cy", "qualification"),
+        ("U", "2026-08-01 10:00", "2026-10-27", True, True, 75.0, "t2", "cy", "closed_won"),
+        ("V", "2026-09-05 10:00", "2026-10-31", False, False, 45.0, "t1", "dee", "proposal"),
+        ("X", "2026-09-06 10:00", "2026-10-10", True, True, 95.0, "t1", "dee", "closed_won"),
+        ("Y", "2026-10-06 10:00", "2026-10-08", True, False, 30.0, "t2", "ann", "closed_lost"),
+        ("Z1", "2026-10-02 10:00", "2026-10-29", False, False, 20.0, "t2", "bob", "proposal"),    # no history
+        ("Z2", "2026-09-01 10:00", "2026-10-10", True, False, 25.0, "t2", "bob", "closed_lost"),  # no history
+    ])
+    h = hist_frame([
+        ("P", "2026-09-01 10:00", "proposal", 100.0, "2026-10-20"),
+        ("P", "2026-10-10 10:00", "proposal", 150.0, "2026-11-15"),      # pushed out at a higher amount
+        ("Q", "2026-09-02 10:00", "proposal", 100.0, "2026-10-25"),
+        ("Q", "2026-10-12 10:00", "closed_lost", 80.0, "2026-10-12"),    # lost at a lower amount
+        ("R", "2026-09-03 10:00", "discovery", 90.0, "2026-11-30"),
+        ("R", "2026-10-14 10:00", "closed_won", 90.0, "2026-10-14"),     # won straight from outside the set
+        ("S", "2026-10-05 10:00", "closed_won", 40.0, "2026-10-05"),     # born won
+        ("T", "2026-10-01 00:00", "qualification", 60.0, "2026-10-30"),  # at the period's first instant: new
+        ("U", "2026-08-01 10:00", "proposal", 70.0, "2026-09-20"),
+        ("U", "2026-09-20 10:00", "closed_won", 70.0, "2026-09-20"),
+        ("U", "2026-10-03 10:00", "negotiation", 70.0, "2026-11-10"),    # reopened, due after October
+        ("U", "2026-10-20 10:00", "negotiation", 70.0, "2026-10-28"),    # pulled in
+        ("U", "2026-10-27 10:00", "closed_won", 75.0, "2026-10-27"),     # won at a higher amount
+        ("V", "2026-09-05 10:00", "proposal", 50.0, "2026-10-31"),
+        ("V", "2026-10-09 10:00", "proposal", 55.0, "2026-10-31"),
+        ("V", "2026-10-16 10:00", "proposal", 45.0, "2026-10-31"),
+        ("X", "2026-09-06 10:00", "negotiation", 100.0, "2026-10-10"),
+        ("X", "2026-10-10 10:00", "closed_won", 100.0, "2026-10-10"),
+        ("X", "2026-10-12 10:00", "closed_won", 95.0, "2026-10-10"),     # edited after the close: no step
+        ("Y", "2026-10-06 10:00", "qualification", 30.0, "2026-11-20"),
+        ("Y", "2026-10-08 10:00", "closed_lost", 30.0, "2026-10-08"),    # born outside, lost inside
+    ])
+    return {"opportunities": o, "opportunity_history": h}
+
+
+def test_waterfall_edge_cases_hand_computed():
+    wf = F.pipeline_waterfall(waterfall_edge_case(), period="2026-10")
+    # starting P 100 + Q 100 + V 50 + X 100 + Z2 25 (no history: open until the end of its close date 10-10)
+    # new S 40 + T 60 + Z1 20; pulled in R 90 + U 70 + Y 30; increased P 50 + U 5 + V 5;
+    # won R 90 + S 40 + U 75 + X 100; lost Q 80 + Y 30 + Z2 25; decreased Q 20 + V 10; pushed out P 150;
+    # ending T 60 + V 45 + Z1 20 = 125 = 375 + 120 + 190 + 60 - 305 - 135 - 30 - 150
+    assert wf.set_index("step")["amount"].to_dict() == {
+        "starting": 375.0, "new": 120.0, "pulled_in": 190.0, "increased": 60.0, "won": 305.0, "lost": 135.0,
+        "decreased": 30.0, "pushed_out": 150.0, "ending": 125.0}
+    assert wf.attrs["deals"] == {"starting": 5, "new": 3, "pulled_in": 3, "increased": 3, "won": 4, "lost": 3,
+                                 "decreased": 2, "pushed_out": 1}
+    _, _, per_deal = reference_waterfall(waterfall_edge_case(), D("2026-10-01"), D("2026-11-01"),
+                                         pd.Timestamp("2026-11-01"))
+    assert per_deal == {
+        "P": {"increased": 5000, "pushed_out": 15000}, "Q": {"decreased": 2000, "lost": 8000},
+        "R": {"pulled_in": 9000, "won": 9000}, "S": {"new": 4000, "won": 4000}, "T": {"new": 6000},
+        "U": {"pulled_in": 7000, "increased": 500, "won": 7500}, "V": {"increased": 500, "decreased": 1000},
+        "X": {"won": 10000}, "Y": {"pulled_in": 3000, "lost": 3000}, "Z1": {"new": 2000}, "Z2": {"lost": 2500}}
+
+
+@pytest.mark.parametrize("as_of", [None, "2026-10-11", "2026-10-12T10:00", "2026-10-20T10:00",
+                                   "2026-10-26T10:00:00.000001"])
+@pytest.mark.parametrize("make_case", [waterfall_case, waterfall_edge_case])
+def test_waterfall_matches_the_per_deal_reference_on_the_hand_made_deals(make_case, as_of):
+    wf = F.pipeline_waterfall(make_case(), period="2026-10", as_of=as_of)
     cut = pd.Timestamp(as_of) if as_of else pd.Timestamp("2026-11-01")
-    assert_waterfall_matches_reference(wf, waterfall_case(), D("2026-10-01"), D("2026-11-01"), cut)
+    assert_waterfall_matches_reference(wf, make_case(), D("2026-10-01"), D("2026-11-01"), cut)
 
 
 @pytest.mark.slow
@@ -656,6 +720,8 @@ def histories(draw, every_deal_has_history: bool = False):
                 amount = float(draw(st.integers(1, 500))) + 0.5
             else:
                 continue
+            if kind != "amount" and draw(st.booleans()):  # the same change also moves the amount
+                amount = float(draw(st.integers(1, 500))) + 0.75
             rows.append((oid, t, stage, amount, close))
         last = rows[-1]
         is_closed = last[2].startswith("closed")
