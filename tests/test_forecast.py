@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import mean_absolute_percentage_error
 
+from conftest import naive_utc
 from revops_lib import forecast as F
 from revops_lib.errors import ParameterError, SchemaError
 
@@ -433,11 +434,6 @@ def test_waterfall_stops_at_as_of():
 STEPS = ["new", "pulled_in", "increased", "won", "lost", "decreased", "pushed_out"]
 
 
-def _naive_utc(values) -> pd.Series:
-    s = pd.to_datetime(pd.Series(values))
-    return s.dt.tz_convert("UTC").dt.tz_localize(None) if s.dt.tz is not None else s
-
-
 def reference_deal_rows(case) -> dict:
     """opportunity_id -> its states in order: (changed_at, closed, won, cents, close_date).
 
@@ -449,14 +445,14 @@ def reference_deal_rows(case) -> dict:
     h = case.get("opportunity_history")
     out: dict = {}
     if h is not None and len(h):
-        h = h.assign(changed_at=_naive_utc(h["changed_at"]).to_numpy(),
+        h = h.assign(changed_at=naive_utc(h["changed_at"]).to_numpy(),
                      closed=h["stage"].isin(["closed_won", "closed_lost"]))
         h = h.sort_values(["opportunity_id", "changed_at", "closed", "stage", "amount", "close_date"])
         cols = zip(h["opportunity_id"], h["changed_at"], h["closed"], h["stage"] == "closed_won",
                    (h["amount"] * 100).round().astype("int64"), pd.to_datetime(h["close_date"]).dt.date)
         for oid, t, closed, won, cents, close in cols:
             out.setdefault(oid, []).append((t, bool(closed), bool(won), int(cents), close))
-    cols = zip(o["opportunity_id"], _naive_utc(o["created_at"]), o["is_closed"], o["is_won"],
+    cols = zip(o["opportunity_id"], naive_utc(o["created_at"]), o["is_closed"], o["is_won"],
                (o["amount"] * 100).round().astype("int64"), pd.to_datetime(o["close_date"]).dt.date)
     for oid, t0, closed, won, cents, close in cols:
         if oid in out:
