@@ -583,10 +583,10 @@ def test_source_without_mrr_data_is_refused_by_the_library_and_skipped_by_the_re
 FIRST = D(2025, 1, 1)
 
 
-def _reference_months(subs: pd.DataFrame, last_month: pd.Period) -> pd.DataFrame:
+def _reference_months(subs: pd.DataFrame, last_month: pd.Period, first_month: str = "2024-10") -> pd.DataFrame:
     """Brute force: for every month's last day, the sum of mrr of the subscriptions active that day."""
     rows = []
-    for m in pd.period_range("2024-10", last_month, freq="M"):  # the ledgers start from 2024-11-22
+    for m in pd.period_range(first_month, last_month, freq="M"):  # the ledgers start from 2024-11-22
         d = m.end_time.date()
         active = subs[(subs["start_date"] <= d) & (subs["end_date"].isna() | (subs["end_date"] > d))]
         cents = active.assign(c=(active["mrr"] * 100).round().astype("int64")).groupby("customer_id")["c"].sum()
