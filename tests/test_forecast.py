@@ -620,7 +620,7 @@ def test_waterfall_matches_the_per_deal_reference_on_demo_data(demo_dir):
     from revops_lib.sources import open_source
 
     src = open_source(demo_dir)
-    case = {"opportunities": src.to_pandas("opportunities"), "opportunity_history": src.to_pandas("opportunity_history")}
+    case = {t: src.to_pandas(t) for t in ("opportunities", "opportunity_history")}
     rows = reference_deal_rows(case)
     with F.prepare(src, scopes=False) as deals:
         for period, start, end, as_of in [("2026-10", "2026-10-01", "2026-11-01", None),
@@ -797,8 +797,8 @@ def _mutate_after(case, cut: pd.Timestamp, draw):
 
 @pytest.mark.slow
 @PROPERTY
-@given(histories(every_deal_has_history=True), st.sampled_from(["2026-09-14", "2026-10-01", "2026-10-12", "2026-11-02"]),
-       st.data())
+@given(histories(every_deal_has_history=True),
+       st.sampled_from(["2026-09-14", "2026-10-01", "2026-10-12", "2026-11-02"]), st.data())
 def test_baseline_has_no_look_ahead(case, snapshot, data):
     """Changing or adding data from a snapshot date on never changes that snapshot's baseline.
 

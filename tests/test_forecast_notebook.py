@@ -132,9 +132,11 @@ def check_against_pandas(demo_dir, period, frames):
         assert row["bias"] == pytest.approx(err.sum() / act.sum(), rel=1e-9)
         assert row["hit_rate_10"] == pytest.approx((ape <= 0.10).mean(), rel=1e-9)
 
-    # the company baseline at each snapshot: won to date + stage-weighted open pipeline (test_forecast's reference)
-    base = acc[(acc["category"] == "baseline") & (acc["scope"] == "company")]
-    assert len(base) > 0
+    # the company baseline at the first and the last snapshot of each period: won to date + stage-weighted open
+    # pipeline (test_forecast's reference; every snapshot would take seconds)
+    base = acc[(acc["category"] == "baseline") & (acc["scope"] == "company")].sort_values("snapshot_date")
+    base = pd.concat([base.groupby("forecast_period").head(1), base.groupby("forecast_period").tail(1)])
+    assert len(base) >= 2 * len(in_view)
     for r in base.itertuples():
         s, e = bounds[r.forecast_period]
         expected, _ = reference_baseline(h, o, pd.Timestamp(r.snapshot_date), s.date(), e.date())

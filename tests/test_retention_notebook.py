@@ -61,7 +61,8 @@ def reference_levels(data_dir, basis: str) -> pd.DataFrame:
     tx = pd.read_parquet(data_dir / "transactions.parquet")
     tx = tx[(naive_utc(tx["occurred_at"]) < pd.Timestamp("2026-11-01")).to_numpy()]
     month = naive_utc(tx["occurred_at"]).dt.to_period("M").dt.start_time.to_numpy()
-    c = tx.assign(month=month, c=(tx["amount"] * 100).round().astype("int64")).groupby(["customer_id", "month"])["c"].sum()
+    cents = tx.assign(month=month, c=(tx["amount"] * 100).round().astype("int64"))  # each payment to the cent
+    c = cents.groupby(["customer_id", "month"])["c"].sum()
     return c[c > 0].reset_index()
 
 
