@@ -190,6 +190,23 @@ def write_folder(frames: dict[str, pd.DataFrame], path: Path, fmt: str = "parque
     return path
 
 
+def period_bounds(label: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[start, end) of a calendar month ("2026-10"), quarter ("2026-Q3") or ISO week ("2026-W40"), written
+    without revops_lib (the tests' independent side)."""
+    if "-W" in label:
+        year, week = label.split("-W")
+        start = pd.Timestamp(dt.date.fromisocalendar(int(year), int(week), 1))
+        return start, start + pd.Timedelta(days=7)
+    p = pd.Period(label.replace("-Q", "Q"), freq="Q" if "-Q" in label else "M")
+    return p.start_time, (p + 1).start_time
+
+
+def naive_utc(values) -> pd.Series:
+    """Times as naive UTC (the kit's convention); dates and naive times unchanged."""
+    s = pd.to_datetime(pd.Series(values))
+    return s.dt.tz_convert("UTC").dt.tz_localize(None) if s.dt.tz is not None else s
+
+
 # ---------------------------------------------------------------------------
 # PostgreSQL: a throw-away server on 127.0.0.1, started and stopped by the test run
 # ---------------------------------------------------------------------------

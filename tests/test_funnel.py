@@ -426,12 +426,49 @@ def test_cohort_trend_counts_conversions_within_the_window_and_marks_immature_ce
     assert str(trend["cohort_start"].iloc[0]) == "2026-09-01"
 
 
+@pytest.mark.parametrize("period, start, window", [("2026-W40", "2026-09-28", 14), ("2026-09", "2026-09-01", 30),
+                                                   ("2026-Q3", "2026-07-01", 90)])
+def test_cohort_trend_default_window_counts_conversions_up_to_14_30_or_90_days(period, start, window):
+    s = pd.Timestamp(start)
+    day = pd.Timedelta(days=1)
+    created = [s + pd.Timedelta(hours=h) for h in (9, 10, 11, 12)]
+    df = pd.DataFrame({
+        "lead_id": ["a", "b", "c", "d"], "source": "web", "created_at": created,
+        # a: half a day inside the window; b: half a day beyond it; c: exactly on it (within); d: never
+        "mql_at": [created[0] + (window - 0.5) * day, created[1] + (window + 0.5) * day, created[2] + window * day,
+                   pd.NaT],
+    })
+    for col in STAGES[2:]:
+        df[col] = pd.NaT
+    for col in STAGES:
+        df[col] = pd.to_datetime(df[col])
+    trend = funnel.cohort_trend(df, period=period, cohorts=1, as_of="2027-06-01")
+    assert trend.attrs["window_days"] == window
+    assert trend[["cohort", "from_stage", "entered", "converted"]].values.tolist() == [
+        [period, "created_at", 4, 2],   # a and c
+        [period, "mql_at", 3, 0],       # a, b and c reached MQL (b outside the window still counts as reached)
+    ]
+    assert trend["rate"].tolist() == [0.5, 0.0] and trend["mature"].all()
+
+
 def test_cohort_trend_window_defaults_by_cadence_and_covers_the_last_cohorts(demo_dir):
     trend = funnel.cohort_trend(demo_dir, period="2026-W40")
     assert trend.attrs["window_days"] == 14
     assert trend["cohort"].unique().tolist() == [f"2026-W{w:02d}" for w in range(29, 41)]
     assert not trend.loc[trend["cohort"] == "2026-W40", "mature"].any()
     assert trend.loc[trend["cohort"] == "2026-W29", "mature"].all()
+    # every cell against the pandas reference: the week's cohort, conversions within 14 days, seen by 2026-10-05
+    leads = open_source(demo_dir).to_pandas("leads")
+    as_of = pd.Timestamp("2026-10-05")
+    for k, cohort in enumerate(trend["cohort"].unique()):
+        start = pd.Timestamp("2026-07-13") + pd.Timedelta(weeks=k)  # W29 starts on Monday 2026-07-13
+        ref = reference_funnel(leads, STAGES, start, start + pd.Timedelta(weeks=1), as_of, window_days=14)
+        ref = ref[ref["source"] == "all"]
+        got = trend[trend["cohort"] == cohort]
+        assert got["from_stage"].tolist() == ref["from_stage"].tolist(), cohort
+        assert got["entered"].tolist() == ref["entered"].tolist(), cohort
+        assert got["converted"].tolist() == ref["converted"].tolist(), cohort
+    assert trend["converted"].sum() > 0
 
 
 def test_activity_counts_enter_a_skipped_stage_at_the_next_stage_time():

@@ -9,9 +9,12 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from statsmodels.stats.proportion import proportion_confint
 
-from conftest import run_report
+from conftest import naive_utc, period_bounds, run_report
 from revops_lib import funnel
+from revops_lib.sources import open_source
+from test_funnel import STAGES, reference_funnel
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
@@ -44,12 +47,37 @@ def test_funnel_notebook_runs_and_publishes_the_contract_tables(demo_dir, report
     assert conv["rate"].between(0, 1).all() and (conv["ci_low"] <= conv["rate"]).all()
     assert (conv["rate"] <= conv["ci_high"]).all() and (conv["converted"] <= conv["entered"]).all()
     assert conv[["source", "from_stage", "to_stage"]].equals(timing[["source", "from_stage", "to_stage"]])
-    expected = funnel.stage_conversion(demo_dir, period=period)
-    np.testing.assert_array_equal(conv["converted"], expected["converted"])
-    np.testing.assert_allclose(conv["ci_high"], expected["ci_high"], rtol=1e-12)
+    # every published rate against the pandas reference of METRICS.md (test_funnel.reference_funnel) on the
+    # same leads, with statsmodels' Wilson interval
+    start, end = period_bounds(period)
+    ref = reference_funnel(open_source(demo_dir).to_pandas("leads"), STAGES, start, end, end)
+    key = ["source", "from_stage", "to_stage"]
+    got = conv.sort_values(key, ignore_index=True)
+    ref = ref.sort_values(key, ignore_index=True)
+    assert got[key].equals(ref[key])
+    np.testing.assert_array_equal(got["entered"], ref["entered"])
+    np.testing.assert_array_equal(got["converted"], ref["converted"])
+    np.testing.assert_allclose(got["rate"], ref["converted"] / ref["entered"], rtol=1e-9)
+    low, high = proportion_confint(ref["converted"], ref["entered"], alpha=0.05, method="wilson")
+    np.testing.assert_allclose(got["ci_low"], low, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got["ci_high"], high, rtol=1e-9, atol=1e-12)
+    t = timing.sort_values(key, ignore_index=True)
+    for c in ("median_days", "p90_days"):  # numpy's linear percentiles of the conversion times
+        np.testing.assert_allclose(t[c], ref[c], rtol=1e-9, atol=1e-9, equal_nan=True)
     deals = published["deal_stage_conversion"]
     assert deals["from_stage"].tolist() == list(funnel.DEFAULT_DEAL_STAGES[:-1])
     assert (deals["converted"] <= deals["entered"]).all()
+    # deals created in the period that reached each stage (a history row at that stage or a later one), in pandas
+    src = open_source(demo_dir)
+    o, h = src.to_pandas("opportunities"), src.to_pandas("opportunity_history")
+    created = naive_utc(o["created_at"])
+    cohort = set(o.loc[((created >= start) & (created < end)).to_numpy(), "opportunity_id"])
+    rank = {s: i for i, s in enumerate(funnel.DEFAULT_DEAL_STAGES)}
+    h = h[h["opportunity_id"].isin(cohort) & (naive_utc(h["changed_at"]) < end).to_numpy()]
+    furthest = h["stage"].map(rank).groupby(h["opportunity_id"]).max()
+    reached = [int((furthest >= i).sum()) for i in range(len(rank))]
+    assert deals["entered"].tolist() == reached[:-1] and deals["converted"].tolist() == reached[1:]
+    assert reached[0] > 0
 
     # narrative: too-small windows are called out with a longer period to run instead
     if small:  # a week of the small demo: even the totals of the later stages are too small

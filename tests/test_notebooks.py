@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 
-from conftest import run_report
+from conftest import naive_utc, period_bounds, run_report
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
@@ -23,6 +23,13 @@ def assert_stakeholder_html(html: str) -> None:
     assert "data:image/png;base64," in html
 
 
+#: the column that dates each table's rows (schema.py); targets are matched by period label
+TIME_COLUMNS = {"leads": "created_at", "opportunities": "created_at", "opportunity_history": "changed_at",
+                "forecast_snapshots": "snapshot_date", "subscriptions": "start_date", "transactions": "occurred_at",
+                "marketing_spend": "date", "web_traffic": "date", "email_campaigns": "sent_date",
+                "activities": "occurred_at", "support_tickets": "created_at", "reviews": "posted_at", "targets": None}
+
+
 @pytest.mark.parametrize("period", ["2026-10", "2026-Q3", "2026-W40"])
 def test_data_quality_runs_on_demo_data(demo_dir, report_out, period):
     status, messages = run_report(demo_dir, report_out, period, ["data_quality"])
@@ -35,6 +42,18 @@ def test_data_quality_runs_on_demo_data(demo_dir, report_out, period):
     overview = pd.read_csv(d / "tables" / "data_quality" / "table_overview.csv")
     assert len(overview) == 13 and (overview["status"] != "absent").all()
     assert (overview["rows_in_period"] > 0).sum() >= 10
+    # rows, rows dated in the period (targets: rows for the period label) and the latest time, with pandas
+    start, end = period_bounds(period)
+    got = overview.set_index("table")
+    for table, column in TIME_COLUMNS.items():
+        df = pd.read_parquet(demo_dir / f"{table}.parquet")
+        assert got.loc[table, "rows"] == len(df), table
+        if column is None:
+            assert got.loc[table, "rows_in_period"] == (df["period"] == period).sum()
+            continue
+        t = naive_utc(df[column])
+        assert got.loc[table, "rows_in_period"] == ((t >= start) & (t < end)).sum(), table
+        assert pd.Timestamp(got.loc[table, "last"]) == t.max(), table
     m = json.loads((d / "manifest.json").read_text())
     assert m["data_quality"]["status"] == "ok"
     assert {"label": "Contract", "value": "passed"} in m["data_quality"]["headlines"]

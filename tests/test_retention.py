@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from revops_lib import retention as r
@@ -300,6 +300,23 @@ def test_movements_start_before_the_first_data_month_with_zeros():
     assert mv["month"].iloc[0] == "2025-11" and (mv.iloc[:2, 1:].to_numpy() == 0).all()
 
 
+def test_the_month_in_which_every_customer_churns_reports_that_churn():
+    subs = pd.DataFrame({"customer_id": ["A", "B"], "start_date": [D(2025, 1, 10), D(2025, 2, 1)],
+                         "mrr": [100.0, 50.0], "end_date": [D(2025, 3, 15), D(2025, 3, 20)]})
+    mv = r.mrr_movements(subs, period="2025-04", months=4)
+    # January: A new (100); February: B new (50); March: both gone (150 churned, 2 logos); April: nothing
+    assert mv["month"].tolist() == ["2025-01", "2025-02", "2025-03", "2025-04"]
+    assert mv["new"].tolist() == [100.0, 50.0, 0.0, 0.0]
+    assert mv["churned"].tolist() == [0.0, 0.0, 150.0, 0.0]
+    assert mv["contraction"].tolist() == [0.0] * 4
+    assert mv["starting_mrr"].tolist() == [0.0, 100.0, 150.0, 0.0]
+    assert mv["ending_mrr"].tolist() == [100.0, 150.0, 0.0, 0.0]
+    assert mv["churned_logos"].tolist() == [0, 0, 2, 0] and mv["contracted_logos"].tolist() == [0] * 4
+    assert mv["ending_customers"].tolist() == [1, 2, 0, 0]
+    k = r.monthly_kpis(mv).set_index("month")
+    assert k.loc["2025-03", "logo_churn_rate"] == 1.0 and k.loc["2025-03", "revenue_churn_rate"] == 1.0
+
+
 def test_trailing_retention_matches_the_hand_computed_ledger():
     t = r.trailing_retention(LEDGER, period="2026-06", months=3, lag=2)
     assert t["month"].tolist() == ["2026-04", "2026-05", "2026-06"]
@@ -349,10 +366,32 @@ def test_survival_matches_the_hand_computed_ledger():
 
 
 def test_survival_by_segment_and_by_cohort_year():
+    # months from the first paid month to the first churn, censored at 2026-06:
+    #   A (smb) 2026-01, still paying: censored at age 5;  B (mid_market) 2026-01, gone in March: churn at age 2;
+    #   C (smb) 2026-03, censored at 3;  D (smb) and E (enterprise) 2026-06: censored at 0
     by_seg = r.survival(LEDGER, period="2026-06", by="segment")
     assert by_seg["group"].unique().tolist() == ["all", "enterprise", "mid_market", "smb"]
+    seg = {g: t.set_index("age") for g, t in by_seg.groupby("group")}
+    assert seg["enterprise"].index.tolist() == [0] and seg["enterprise"]["at_risk"].tolist() == [1]
+    assert seg["enterprise"]["survival"].tolist() == [1.0]
+    # mid_market: B alone, at risk at 0, 1, 2, churned at 2: S = 1, 1, 0
+    assert seg["mid_market"]["at_risk"].tolist() == [1, 1, 1]
+    assert seg["mid_market"]["churned"].tolist() == [0, 0, 1]
+    assert seg["mid_market"]["survival"].tolist() == [1.0, 1.0, 0.0]
+    # smb: A, C, D at age 0; A, C at 1..3; A at 4, 5; nobody churns: S = 1 throughout, interval [1, 1]
+    assert seg["smb"].index.tolist() == [0, 1, 2, 3, 4, 5]
+    assert seg["smb"]["at_risk"].tolist() == [3, 2, 2, 2, 1, 1]
+    assert seg["smb"]["churned"].tolist() == [0] * 6
+    assert seg["smb"]["survival"].tolist() == [1.0] * 6 and seg["smb"]["ci_low"].tolist() == [1.0] * 6
+    # "all" is the whole ledger (as in test_survival_matches_the_hand_computed_ledger)
+    assert seg["all"]["at_risk"].tolist() == [5, 3, 3, 2, 1, 1]
+    np.testing.assert_allclose(seg["all"]["survival"], [1, 1, 2 / 3, 2 / 3, 2 / 3, 2 / 3])
     by_year = r.survival(LEDGER, period="2026-06", cohort_group="cohort_year")
     assert by_year["group"].unique().tolist() == ["all", "2026"]
+    # every customer's first paid month is in 2026: the 2026 curve is the whole ledger's
+    y2026 = by_year[by_year["group"] == "2026"].set_index("age")
+    assert y2026["at_risk"].tolist() == [5, 3, 3, 2, 1, 1] and y2026["churned"].tolist() == [0, 0, 1, 0, 0, 0]
+    np.testing.assert_allclose(y2026["survival"], [1, 1, 2 / 3, 2 / 3, 2 / 3, 2 / 3])
 
 
 def _durations_reference(months: pd.DataFrame, last: pd.Timestamp) -> pd.DataFrame:
@@ -544,10 +583,10 @@ def test_source_without_mrr_data_is_refused_by_the_library_and_skipped_by_the_re
 FIRST = D(2025, 1, 1)
 
 
-def _reference_months(subs: pd.DataFrame, last_month: pd.Period) -> pd.DataFrame:
+def _reference_months(subs: pd.DataFrame, last_month: pd.Period, first_month: str = "2024-10") -> pd.DataFrame:
     """Brute force: for every month's last day, the sum of mrr of the subscriptions active that day."""
     rows = []
-    for m in pd.period_range("2024-10", last_month, freq="M"):  # the ledgers start from 2024-11-22
+    for m in pd.period_range(first_month, last_month, freq="M"):  # the ledgers start from 2024-11-22
         d = m.end_time.date()
         active = subs[(subs["start_date"] <= d) & (subs["end_date"].isna() | (subs["end_date"] > d))]
         cents = active.assign(c=(active["mrr"] * 100).round().astype("int64")).groupby("customer_id")["c"].sum()
@@ -557,25 +596,42 @@ def _reference_months(subs: pd.DataFrame, last_month: pd.Period) -> pd.DataFrame
     return pd.DataFrame(rows, columns=["customer_id", "month", "c"])
 
 
-def _reference_movements(ref: pd.DataFrame) -> dict:
-    """Per month (Period) the five movements in cents, from the brute-force customer-months."""
-    grid = ref.pivot_table(index="customer_id", columns="month", values="c", aggfunc="sum", fill_value=0)
-    grid = grid.reindex(columns=pd.date_range(grid.columns.min(), grid.columns.max(), freq="MS"), fill_value=0)
+def _reference_movements(ref: pd.DataFrame, first_month: str, last_month: str) -> dict:
+    """Month label -> movements in cents and logo counts, classified customer by customer (plain Python).
+
+    Every month from ``first_month`` to ``last_month`` is there, including months in which nobody pays (the
+    month in which every customer has churned, and the empty months after it).
+    """
+    level = {(cid, m.strftime("%Y-%m")): int(c) for cid, m, c in zip(ref["customer_id"], ref["month"], ref["c"])}
+    customers = sorted(set(ref["customer_id"]))
+    prev = dict.fromkeys(customers, 0)
+    seen: set = set()
     out = {}
-    months = list(grid.columns)
-    seen = pd.Series(False, index=grid.index)
-    prev = pd.Series(0, index=grid.index)
-    for m in months:
-        cur = grid[m]
-        new = cur[(prev == 0) & (cur > 0) & ~seen].sum()
-        react = cur[(prev == 0) & (cur > 0) & seen].sum()
-        churn = prev[(prev > 0) & (cur == 0)].sum()
-        both = (prev > 0) & (cur > 0)
-        exp = (cur - prev)[both & (cur > prev)].sum()
-        con = (prev - cur)[both & (cur < prev)].sum()
-        out[m.strftime("%Y-%m")] = dict(new=new, expansion=exp, reactivation=react, contraction=con, churned=churn,
-                                        ending=cur.sum())
-        seen |= cur > 0
+    for m in pd.period_range(first_month, last_month, freq="M").strftime("%Y-%m"):
+        row = dict.fromkeys(["new", "expansion", "reactivation", "contraction", "churned", "new_logos",
+                             "expanded_logos", "reactivated_logos", "contracted_logos", "churned_logos"], 0)
+        cur = {c: level.get((c, m), 0) for c in customers}
+        for c in customers:
+            before, now = prev[c], cur[c]
+            if before == 0 and now > 0:
+                kind = "reactivation" if c in seen else "new"
+                row[kind] += now
+                row["reactivated_logos" if c in seen else "new_logos"] += 1
+            elif before > 0 and now == 0:
+                row["churned"] += before
+                row["churned_logos"] += 1
+            elif before > 0 and now > before:
+                row["expansion"] += now - before
+                row["expanded_logos"] += 1
+            elif before > 0 and now < before:
+                row["contraction"] += before - now
+                row["contracted_logos"] += 1
+            if now > 0:
+                seen.add(c)
+        row.update(starting=sum(prev.values()), ending=sum(cur.values()),
+                   starting_customers=sum(v > 0 for v in prev.values()),
+                   ending_customers=sum(v > 0 for v in cur.values()))
+        out[m] = row
         prev = cur
     return out
 
@@ -595,9 +651,15 @@ def ledgers(draw):
                          "mrr": [x[2] for x in rows], "end_date": [x[3] for x in rows]})
 
 
+EVERYONE_CHURNS = pd.DataFrame({  # A pays Jan-Feb 2025, B Feb 2025; both gone at the end of March
+    "customer_id": ["A", "B"], "start_date": [D(2025, 1, 10), D(2025, 2, 1)], "mrr": [100.0, 50.0],
+    "end_date": [D(2025, 3, 15), D(2025, 3, 20)]})
+
+
 @pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(subs=ledgers(), period=st.sampled_from(["2025-06", "2025-12", "2026-02"]))
+@example(subs=EVERYONE_CHURNS, period="2025-06")
 def test_properties_on_random_ledgers(subs, period):
     last = pd.Period(period, freq="M")
     ref = _reference_months(subs, last)
@@ -625,13 +687,18 @@ def test_properties_on_random_ledgers(subs, period):
     assert (cents["ending_mrr"] == cents["starting_mrr"] + cents["new"] + cents["expansion"]
             + cents["reactivation"] - cents["contraction"] - cents["churned"]).all()
     assert (cents["starting_mrr"].iloc[1:].to_numpy() == cents["ending_mrr"].iloc[:-1].to_numpy()).all()
-    ref_mv = _reference_movements(ref)
+    # every month of the table, none skipped (a month in which every customer churned has no paying row)
+    ref_mv = _reference_movements(ref, "2023-01", period)
+    assert mv["month"].tolist() == list(ref_mv)[-14:]
     for _, row in mv.iterrows():
-        if row["month"] in ref_mv:
-            e = ref_mv[row["month"]]
-            for c in ("new", "expansion", "reactivation", "contraction", "churned"):
-                assert round(row[c] * 100) == e[c], (row["month"], c)
-            assert round(row["ending_mrr"] * 100) == e["ending"]
+        e = ref_mv[row["month"]]
+        for c in ("new", "expansion", "reactivation", "contraction", "churned"):
+            assert round(row[c] * 100) == e[c], (row["month"], c)
+        assert round(row["starting_mrr"] * 100) == e["starting"], row["month"]
+        assert round(row["ending_mrr"] * 100) == e["ending"], row["month"]
+        for c in ("starting_customers", "new_logos", "expanded_logos", "reactivated_logos", "contracted_logos",
+                  "churned_logos", "ending_customers"):
+            assert row[c] == e[c], (row["month"], c)
 
 
 # ---------------------------------------------------------------------------

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_report
+from conftest import naive_utc, run_report
+from test_retention import _reference_months, _reference_movements
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
@@ -50,6 +52,49 @@ def _check_published(tables):
             - cents["contraction"] - cents["churned"]).all()
 
 
+def reference_levels(data_dir, basis: str) -> pd.DataFrame:
+    """Customer-months ``customer_id, month, c`` (cents > 0) up to 2026-10, in pandas from the demo files:
+    month-end MRR of the subscriptions, or the payments of the month."""
+    if basis == "subscriptions":
+        subs = pd.read_parquet(data_dir / "subscriptions.parquet")
+        return _reference_months(subs, pd.Period("2026-10", freq="M"), first_month="2023-11")
+    tx = pd.read_parquet(data_dir / "transactions.parquet")
+    tx = tx[(naive_utc(tx["occurred_at"]) < pd.Timestamp("2026-11-01")).to_numpy()]
+    month = naive_utc(tx["occurred_at"]).dt.to_period("M").dt.start_time.to_numpy()
+    cents = tx.assign(month=month, c=(tx["amount"] * 100).round().astype("int64"))  # each payment to the cent
+    c = cents.groupby(["customer_id", "month"])["c"].sum()
+    return c[c > 0].reset_index()
+
+
+def _check_against_pandas(tables, levels: pd.DataFrame):
+    """Movements, logo and revenue retention of the published tables, recomputed from the customer-months."""
+    ref_mv = _reference_movements(levels, "2023-11", "2026-10")
+    for row in tables["mrr_movements"].itertuples():
+        e = ref_mv[row.month]
+        for col, key in (("starting_mrr", "starting"), ("new", "new"), ("expansion", "expansion"),
+                         ("reactivation", "reactivation"), ("contraction", "contraction"), ("churned", "churned"),
+                         ("ending_mrr", "ending")):
+            assert round(getattr(row, col) * 100) == e[key], (row.month, col)
+    assert sum(ref_mv[m]["reactivation"] for m in tables["mrr_movements"]["month"]) > 0  # every kind occurs
+    grid = levels.assign(month=pd.to_datetime(levels["month"]).dt.strftime("%Y-%m")).pivot_table(
+        index="customer_id", columns="month", values="c", aggfunc="sum", fill_value=0)
+    months = list(pd.period_range("2023-11", "2026-10", freq="M").strftime("%Y-%m"))
+    grid = grid.reindex(columns=months, fill_value=0)
+    first = (grid > 0).idxmax(axis=1)  # each customer's first paid month
+    logo = tables["logo_retention"].set_index(["cohort", "age"])
+    rev = tables["revenue_retention"].set_index(["cohort", "age"])
+    for (cohort, age), row in logo.iterrows():
+        members = grid[first == cohort]
+        start = members[cohort]
+        at_k = members[months[months.index(cohort) + age]]
+        assert row["cohort_size"] == len(members) and row["active"] == (at_k > 0).sum(), (cohort, age)
+        r = rev.loc[(cohort, age)]
+        assert round(r["starting_mrr"] * 100) == start.sum() and round(r["mrr"] * 100) == at_k.sum(), (cohort, age)
+        assert r["nrr"] == pytest.approx(at_k.sum() / start.sum(), rel=1e-9)
+        assert r["grr"] == pytest.approx(np.minimum(at_k, start).sum() / start.sum(), rel=1e-9)
+    assert (logo["retention"] < 1).any() and (rev["nrr"] > 1).any() and (rev["grr"] < rev["nrr"]).any()
+
+
 def test_cohort_retention_runs_from_subscriptions(demo_dir, tmp_path):
     status, messages = run_report(demo_dir, tmp_path, "2026-10", ["cohort_retention"])
     assert status == 0, "\n".join(messages)
@@ -60,7 +105,9 @@ def test_cohort_retention_runs_from_subscriptions(demo_dir, tmp_path):
     assert html.count("background-color: #") >= 50 and ">average<" in html
     assert "Trailing-12-month <strong>NRR" in html and "by segment" in html
     assert "Traceback" not in html and "nan%" not in html
-    _check_published(_tables(tmp_path))
+    tables = _tables(tmp_path)
+    _check_published(tables)
+    _check_against_pandas(tables, reference_levels(demo_dir, "subscriptions"))
     m = json.loads((tmp_path / "2026-10" / "manifest.json").read_text())["cohort_retention"]
     assert m["status"] == "ok" and [h["label"] for h in m["headlines"]] == ["MRR", "NRR 12m", "GRR 12m", "LTV:CAC"]
 
@@ -74,6 +121,7 @@ def test_cohort_retention_runs_from_transactions_with_the_same_tables(demo_dir, 
     assert "payments per month" in html and "by cohort year" in html
     tx, subs = _tables(tx_out), _tables(subs_out)
     _check_published(tx)
+    _check_against_pandas(tx, reference_levels(transactions_dir, "transactions"))
     # the demo bills every subscription once per month it is active at month end: the same numbers
     for name in PUBLISHED:
         pd.testing.assert_frame_equal(tx[name], subs[name])

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from conftest import valid_frames
+from conftest import d, ts, valid_frames
 from revops_lib import scorecard as sc
 from revops_lib.report import footnotes
 
@@ -155,3 +155,254 @@ def test_footnotes_define_every_kpi():
     names = " ".join(n for n, _ in footnotes("revops_scorecard"))
     for k in sc.KPIS:
         assert f"`{k.key}`" in names
+
+
+# ---------------------------------------------------------------------------
+# Trailing retention and expansion on a ledger with churn, contraction and expansion
+# ---------------------------------------------------------------------------
+
+def retention_frames():
+    """valid_frames() with a subscription ledger in which logo retention, NRR and GRR all differ.
+
+    Month-end MRR (last day of the month):
+      R1  100 from 2025-06-01, + 100 add-on from 2026-09-10 (expansion)
+      R2  200 from 2025-06-01 to 2026-10-05, then 120 from 2026-10-05 (contraction in October 2026)
+      R3  100 from 2025-06-01 to 2026-09-15 (churned: 0 at the end of September 2026)
+      R4  100 from 2025-10-10 (in the October 2025 base, not in September's)
+      R5   50 from 2025-11-05 (in neither base: a lag of 11 months would count it)
+      A1 1000 + 200 from 2026-10-20 / 2026-10-25 (new, in no base)
+    plus an expansion deal won in October 2026 (O4, 3000).
+    """
+    f = valid_frames()
+    f["subscriptions"] = pd.DataFrame({
+        "customer_id": ["R1", "R1", "R2", "R2", "R3", "R4", "R5", "A1", "A1"],
+        "start_date": d("2025-06-01", "2026-09-10", "2025-06-01", "2026-10-05", "2025-06-01", "2025-10-10",
+                        "2025-11-05", "2026-10-20", "2026-10-25"),
+        "mrr": [100.0, 100.0, 200.0, 120.0, 100.0, 100.0, 50.0, 1000.0, 200.0],
+        "end_date": d(None, None, "2026-10-05", None, "2026-09-15", None, None, None, None),
+        "subscription_id": [f"S{i}" for i in range(9)],
+        "product": ["core"] * 9,
+        "segment": ["smb"] * 9,
+    })
+    o4 = pd.DataFrame({
+        "opportunity_id": ["O4"], "created_at": ts("2026-09-20"), "close_date": d("2026-10-12"),
+        "is_closed": [True], "is_won": [True], "amount": [3000.0], "account_id": ["R1"], "owner": ["bo"],
+        "team": ["smb"], "segment": ["smb"], "source": ["organic_search"], "type": ["expansion"],
+        "stage": ["closed_won"], "forecast_category": ["closed"], "product": ["addon"]})
+    f["opportunities"] = pd.concat([f["opportunities"], o4], ignore_index=True)
+    return f
+
+
+def retention_card():
+    if "retention" not in _CACHE:
+        _CACHE["retention"] = card(retention_frames())
+    return _CACHE["retention"]
+
+
+# October 2026, base October 2025 = R1 100, R2 200, R3 100, R4 100 (4 customers, 500):
+#   logo = 3 still paying / 4 = 0.75
+#   NRR  = (R1 200 + R2 120 + R3 0 + R4 100) / 500 = 420 / 500 = 0.84
+#   GRR  = (min(200, 100) + min(120, 200) + 0 + min(100, 100)) / 500 = 320 / 500 = 0.64
+# September 2026 (the prior period), base September 2025 = R1 100, R2 200, R3 100 (3 customers, 400):
+#   logo = 2 / 3;  NRR = (200 + 200 + 0) / 400 = 1.0;  GRR = (100 + 200 + 0) / 400 = 0.75
+TRAILING_OCT = {"logo_retention_12m": (0.75, 2 / 3), "nrr_12m": (0.84, 1.0), "grr_12m": (0.64, 0.75)}
+
+
+@pytest.mark.parametrize("key", sorted(TRAILING_OCT))
+def test_trailing_retention_kpis_on_a_ledger_with_churn_contraction_and_expansion(key):
+    value, prior = TRAILING_OCT[key]
+    row = retention_card().loc[key]
+    assert row["value"] == pytest.approx(value, abs=1e-12)
+    assert row["prior_value"] == pytest.approx(prior, abs=1e-12)
+    assert row["change"] == pytest.approx(value - prior, abs=1e-12)
+
+
+def test_logo_retention_nrr_and_grr_are_three_different_numbers():
+    c = retention_card()
+    values = [c.loc[k, "value"] for k in ("logo_retention_12m", "nrr_12m", "grr_12m")]
+    assert len({round(v, 9) for v in values}) == 3
+
+
+def test_expansion_revenue_counts_won_expansion_deals_only():
+    c = retention_card()
+    assert c.loc["expansion_revenue", "value"] == 3000.0  # O4
+    assert c.loc["expansion_revenue", "prior_value"] == 0.0
+    assert c.loc["revenue_won", "value"] == 15000.0  # O1 12000 + O4 3000
+    assert c.loc["revenue_won:expansion", "value"] == 3000.0
+    assert c.loc["avg_revenue_per_new_customer", "value"] == 12000.0  # new business only: O1 / 1 new customer
+    assert c.loc["new_customers", "value"] == 1  # an expansion deal makes no new customer
+    assert c.loc["win_rate", "value"] == pytest.approx(2 / 3)  # O1, O4 won; O2 lost
+
+
+# ---------------------------------------------------------------------------
+# Statuses: higher- and lower-is-better, additive (pro-rated) and not, thresholds, MTD / QTD views
+# ---------------------------------------------------------------------------
+
+#: Company targets for October 2026 and Q4 2026; the values they are compared with are EXPECTED_OCT's.
+STATUS_TARGETS = {
+    "2026-10": {"sessions": 2000.0, "leads": 3.1, "opportunities_created": 2.2, "revenue_won": 12900.0,
+                "email_open_rate": 0.27, "win_rate": 0.52, "ces": 2.5, "cac": 2000.0, "cost_per_lead": 350.0,
+                "first_response_hours": 1.5, "sales_cycle_days": 20.0},
+    "2026-Q4": {"revenue_won": 38000.0, "win_rate": 0.45},
+}
+
+
+def status_frames():
+    f = valid_frames()
+    rows = [(p, m, t) for p, targets in STATUS_TARGETS.items() for m, t in targets.items()]
+    f["targets"] = pd.DataFrame({"period": [r[0] for r in rows], "metric": [r[1] for r in rows],
+                                 "target": [r[2] for r in rows], "segment": [None] * len(rows)})
+    return f
+
+
+def status_card(as_of=None):
+    key = ("status", as_of)
+    if key not in _CACHE:
+        _CACHE[key] = card(status_frames(), as_of=as_of, prior=False)
+    return _CACHE[key]
+
+
+# Whole October (as_of = the period end, nothing pro-rated away). ratio = value / target, or target / value
+# when lower is better; on track >= 0.95, at risk >= 0.85, else off track.
+FULL_MONTH_STATUS = {
+    "sessions": "off track",               # 1400 / 2000 = 0.70
+    "leads": "on track",                   # 3 / 3.1 = 0.968
+    "opportunities_created": "at risk",    # 2 / 2.2 = 0.909 (on track if the threshold were 0.90)
+    "revenue_won": "at risk",              # 12000 / 12900 = 0.930
+    "email_open_rate": "at risk",          # 0.25 / 0.27 = 0.926 (a rate: never pro-rated)
+    "win_rate": "on track",                # 0.5 / 0.52 = 0.962
+    "ces": "off track",                    # 2 / 2.5 = 0.80 (higher is better: CES 2.0)
+    "cac": "on track",                     # lower is better: 2000 / 1120 = 1.79 (1120 / 2000 = 0.56 if not inverted)
+    "cost_per_lead": "at risk",            # lower is better: 350 / (1120 / 3) = 0.9375 (1.067 if not inverted)
+    "first_response_hours": "off track",   # lower is better: 1.5 / 2 = 0.75 (1.33 if not inverted)
+    "sales_cycle_days": "on track",        # lower is better: 20 / 16 = 1.25 (0.80 if not inverted)
+    "csat": "no target",
+}
+
+
+@pytest.mark.parametrize("key,status", sorted(FULL_MONTH_STATUS.items()))
+def test_status_of_each_kpi_kind_over_the_whole_month(key, status):
+    assert status_card().loc[key, "status"] == status
+
+
+def test_cac_below_target_is_on_track():
+    c = status_card()
+    assert c.loc["cac", "value"] == 1120.0 and c.loc["cac", "target"] == 2000.0
+    assert c.loc["cac", "status"] == "on track"
+    assert c.loc["cac", "pct_of_target"] == pytest.approx(1120 / 2000)  # pct_of_target itself is value / target
+
+
+def test_first_response_slower_than_target_is_off_track():
+    assert status_card().loc["first_response_hours", "status"] == "off track"  # 2 h vs 1.5 h
+
+
+# As of 2026-10-21 (20 of 31 days elapsed): additive KPIs against target × 20/31, rates against the full target.
+MID_MONTH_STATUS = {
+    "revenue_won": "on track",             # 12000 (O1 closed 10-20) / (12900 × 20/31 = 8322.6) = 1.44
+    "sessions": "on track",                # 1400 / (2000 × 20/31 = 1290.3) = 1.085 (0.70 if not pro-rated)
+    "opportunities_created": "on track",   # 2 / (2.2 × 20/31 = 1.419) = 1.41
+    "email_open_rate": "at risk",          # 0.25 / 0.27 = 0.926: a rate is not pro-rated (1.44 if it were)
+    "win_rate": "on track",                # O1 won, O2 lost by 10-21: 0.5 / 0.52
+    "cac": "on track",                     # 1120 / 1 new customer (O1) vs 2000, lower is better
+    "first_response_hours": "no data",     # the tickets are created on 10-22 and 10-23
+    "ces": "no data",
+}
+
+
+@pytest.mark.parametrize("key,status", sorted(MID_MONTH_STATUS.items()))
+def test_status_in_mid_month_pro_rates_additive_kpis_only(key, status):
+    assert status_card("2026-10-21").loc[key, "status"] == status
+
+
+def test_pacing_in_mid_month_pro_rates_counts_and_money_but_not_rates():
+    p = sc.pacing(status_frames(), period="2026-10", as_of="2026-10-21").set_index("kpi")
+    assert set(p.index) == set(STATUS_TARGETS["2026-10"])
+    rev = p.loc["revenue_won"]
+    assert (rev["elapsed_days"], rev["total_days"], rev["actual_to_date"]) == (20.0, 31, 12000.0)
+    assert rev["prorated_target"] == pytest.approx(12900 * 20 / 31)
+    assert rev["pct_of_prorated"] == pytest.approx(12000 / (12900 * 20 / 31))  # 1.4419
+    assert rev["weeks_left"] == pytest.approx(1.57)  # 11 days / 7, rounded to 2 decimals
+    assert rev["weekly_run_rate_needed"] == pytest.approx((12900 - 12000) / (11 / 7))  # 572.73
+    assert rev["status"] == "on track"
+    rate = p.loc["email_open_rate"]
+    assert rate["prorated_target"] == 0.27 and rate["pct_of_prorated"] == pytest.approx(0.25 / 0.27)
+    assert math.isnan(rate["weekly_run_rate_needed"]) and rate["status"] == "at risk"
+    cac = p.loc["cac"]
+    assert cac["prorated_target"] == 2000.0 and cac["pct_of_prorated"] == pytest.approx(1120 / 2000)
+    assert cac["status"] == "on track"
+    assert p.loc["first_response_hours", "status"] == "no data"
+
+
+def _boundary_card(value, target, kpi):
+    k = sc.KPI_BY_KEY[kpi]
+    return pd.DataFrame({"kpi": [kpi], "label": [k.label], "unit": [k.unit], "value": [float(value)],
+                         "target": [float(target)]})
+
+
+@pytest.mark.parametrize("kpi,value,target,status", [
+    ("leads", 19, 20, "on track"),            # 19 / 20 = 0.95 exactly: on track
+    ("leads", 18.9, 20, "at risk"),           # 0.945
+    ("leads", 17, 20, "at risk"),             # 0.85 exactly: at risk
+    ("leads", 16.9, 20, "off track"),         # 0.845
+    ("win_rate", 0.475, 0.5, "on track"),     # a rate: 0.95 (ratios chosen to be exact in binary floats)
+    ("win_rate", 0.45, 0.5, "at risk"),       # 0.90: at risk, not on track
+    ("win_rate", 0.425, 0.5, "at risk"),      # 0.85
+    ("cac", 20, 19, "on track"),              # lower is better: 19 / 20 = 0.95
+    ("cac", 20, 18, "at risk"),               # 18 / 20 = 0.90
+    ("cac", 18, 20, "on track"),              # below target: 20 / 18 = 1.11
+    ("cac", 20, 16.9, "off track"),           # 0.845
+    ("cost_per_lead", 20, 17, "at risk"),     # 0.85 exactly
+    ("first_response_hours", 4, 2, "off track"),  # twice the target: 0.5
+    ("first_response_hours", 1, 2, "on track"),
+])
+def test_status_thresholds_at_95_and_85_percent(kpi, value, target, status):
+    p = sc.pacing(status_frames(), period="2026-10", card=_boundary_card(value, target, kpi))
+    assert p["status"].item() == status
+
+
+def monthly_report():
+    if "analyze_month" not in _CACHE:
+        _CACHE["analyze_month"] = sc.analyze(status_frames(), period="2026-10", history_periods=2)
+    return _CACHE["analyze_month"]
+
+
+def test_quarter_to_date_view_of_a_monthly_report_pro_rates_the_quarter_target():
+    views = dict(monthly_report().pacing_views)
+    assert list(views) == ["Month 2026-10", "Quarter 2026-Q4 to date"]
+    qtd = views["Quarter 2026-Q4 to date"].set_index("kpi")
+    assert set(qtd.index) == {"revenue_won", "win_rate"}
+    rev = qtd.loc["revenue_won"]
+    # Q4: 92 days, 31 elapsed at 2026-11-01; 12000 won to date (O1)
+    assert (rev["elapsed_days"], rev["total_days"], rev["actual_to_date"]) == (31.0, 92, 12000.0)
+    assert rev["prorated_target"] == pytest.approx(38000 * 31 / 92)  # 12804.35
+    assert rev["pct_of_prorated"] == pytest.approx(12000 / (38000 * 31 / 92))  # 0.937
+    assert rev["status"] == "at risk"  # 0.937 < 0.95 (on track at 0.90; off track against the whole 38000)
+    assert rev["weeks_left"] == pytest.approx(8.71)  # 61 / 7
+    assert rev["weekly_run_rate_needed"] == pytest.approx((38000 - 12000) / (61 / 7))  # 2983.6
+    wr = qtd.loc["win_rate"]  # a rate: the full quarter target
+    assert wr["actual_to_date"] == 0.5 and wr["prorated_target"] == 0.45 and wr["status"] == "on track"
+    month = views["Month 2026-10"].set_index("kpi")
+    assert month.loc["revenue_won", "prorated_target"] == 12900.0
+    assert month.loc["revenue_won", "pct_of_prorated"] == pytest.approx(12000 / 12900)
+    assert month.loc["revenue_won", "status"] == "at risk"
+
+
+def test_month_to_date_view_of_a_weekly_report_runs_to_the_end_of_the_week():
+    result = sc.analyze(status_frames(), period="2026-W43", history_periods=2)
+    ((title, mtd),) = result.pacing_views
+    assert title == "Month 2026-10 to date"
+    mtd = mtd.set_index("kpi")
+    rev = mtd.loc["revenue_won"]
+    # W43 = 2026-10-19 .. 10-25: as of 2026-10-26, 25 of 31 days; O1 (closed 10-20) is in
+    assert rev["as_of"] == pd.Timestamp("2026-10-26") and rev["elapsed_days"] == 25.0
+    assert rev["actual_to_date"] == 12000.0
+    assert rev["prorated_target"] == pytest.approx(12900 * 25 / 31)  # 10403.2
+    assert rev["pct_of_prorated"] == pytest.approx(12000 / (12900 * 25 / 31))  # 1.153
+    assert rev["status"] == "on track"  # at risk against the whole month's 12900
+    assert rev["weekly_run_rate_needed"] == pytest.approx((12900 - 12000) / (6 / 7))  # 1050
+    # the tickets of 10-22 and 10-23 are before 10-26: first response 2 h vs 1.5 h, lower is better
+    assert mtd.loc["first_response_hours", "actual_to_date"] == 2.0
+    assert mtd.loc["first_response_hours", "status"] == "off track"  # 1.5 / 2 = 0.75
+    assert mtd.loc["cac", "status"] == "on track"  # 2000 / 1120
+    assert mtd.loc["sessions", "prorated_target"] == pytest.approx(2000 * 25 / 31)
+    assert mtd.loc["sessions", "status"] == "at risk"  # 1400 / 1612.9 = 0.868

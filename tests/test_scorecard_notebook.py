@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_report
+from conftest import naive_utc, period_bounds, run_report
+from test_retention import _reference_months
 from test_notebooks import assert_stakeholder_html
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
@@ -27,3 +29,68 @@ def test_scorecard_runs_for_every_cadence(demo_dir, report_out, period):
     assert kpis.kpi.is_unique
     if period.startswith("2026-W"):
         assert "Month 2026-10 to date" in html
+    check_kpis_against_pandas(demo_dir, period, kpis.set_index("kpi"))
+
+
+PRIOR = {"2026-W43": "2026-W42", "2026-10": "2026-09", "2026-Q3": "2026-Q2"}
+#: the last month complete before each period's end (the week 2026-10-19..25 ends before October does)
+LAST_MONTH = {"2026-W43": "2026-09", "2026-10": "2026-10", "2026-Q3": "2026-09"}
+
+
+def check_kpis_against_pandas(data_dir, period, k):
+    """KPIs of the published table recomputed with pandas from the demo files (METRICS.md's definitions)."""
+    read = {t: pd.read_parquet(data_dir / f"{t}.parquet") for t in (
+        "leads", "opportunities", "web_traffic", "marketing_spend", "support_tickets", "subscriptions", "targets")}
+    o = read["opportunities"]
+
+    def between(values, label):
+        s, e = period_bounds(label)
+        v = naive_utc(values)
+        return ((v >= s) & (v < e)).to_numpy()
+
+    def values(label):
+        closed_in = between(o["close_date"], label) & o["is_closed"].to_numpy()
+        won = closed_in & o["is_won"].to_numpy()
+        nb = o[o["is_won"] & (o["type"] == "new_business")]
+        first_win = nb.groupby("account_id")["close_date"].min()
+        new_customers = int(between(first_win, label).sum())
+        spend = read["marketing_spend"].loc[between(read["marketing_spend"]["date"], label), "spend"].sum()
+        t = read["support_tickets"]
+        t = t[between(t["created_at"], label)]
+        rated = t["csat"].dropna()
+        _, end = period_bounds(label)
+        responded = naive_utc(t["first_response_at"]) < end
+        hours = (naive_utc(t["first_response_at"]) - naive_utc(t["created_at"])).dt.total_seconds() / 3600
+        return {
+            "leads": between(read["leads"]["created_at"], label).sum(),
+            "sessions": read["web_traffic"].loc[between(read["web_traffic"]["date"], label), "sessions"].sum(),
+            "opportunities_created": between(o["created_at"], label).sum(),
+            "revenue_won": o.loc[won, "amount"].sum(),
+            "win_rate": won.sum() / closed_in.sum(),
+            "new_customers": new_customers,
+            "cac": spend / new_customers,
+            "csat": (rated >= 4).mean(),
+            "first_response_hours": hours[responded.to_numpy()].median(),
+        }
+
+    now, before = values(period), values(PRIOR[period])
+    for key, v in now.items():
+        assert k.loc[key, "value"] == pytest.approx(v, rel=1e-9), key
+        assert k.loc[key, "prior_value"] == pytest.approx(before[key], rel=1e-9), key
+        assert k.loc[key, "change"] == pytest.approx(v - before[key], rel=1e-9, abs=1e-9), key
+    t = read["targets"]
+    own = t[(t["period"] == period) & t["segment"].isna()].set_index("metric")["target"]
+    assert k.loc["leads", "target"] == own["leads"]
+    assert k.loc["leads", "pct_of_target"] == pytest.approx(now["leads"] / own["leads"], rel=1e-9)
+
+    # trailing 12 months at the last complete month, from month-end MRR of the subscriptions
+    m = pd.Period(LAST_MONTH[period], freq="M")
+    levels = _reference_months(read["subscriptions"], m, first_month=str(m - 12))
+    grid = levels.pivot_table(index="customer_id", columns="month", values="c", aggfunc="sum", fill_value=0)
+    base = grid[(m - 12).start_time]
+    cur = grid[m.start_time] if m.start_time in grid else base * 0
+    kept = base > 0
+    assert k.loc["logo_retention_12m", "value"] == pytest.approx((cur[kept] > 0).mean(), rel=1e-9)
+    assert k.loc["nrr_12m", "value"] == pytest.approx(cur[kept].sum() / base[kept].sum(), rel=1e-9)
+    assert k.loc["grr_12m", "value"] == pytest.approx(np.minimum(cur[kept], base[kept]).sum() / base[kept].sum(),
+                                                      rel=1e-9)
