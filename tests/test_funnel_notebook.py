@@ -97,6 +97,6 @@ def test_funnel_notebook_skips_deal_sections_with_a_note_when_only_leads_are_pre
     assert status == 0, "\n".join(messages)
     html = (tmp_path / "reports" / "2026-10" / "funnel_conversion.html").read_text()
     assert "No <code>opportunity_history</code> table" in html and "No <code>opportunities</code> table" in html
-    assert "    assert "'No " not in html  # notes are sentences, not quoted reprs#x27;No " not in html and "<pre>'No " not in html  # notes are sentences, not quoted reprs
+    assert "&#x27;No " not in html and "<pre>'No " not in html  # notes are sentences, not quoted reprs
     conv = pd.read_csv(tmp_path / "reports" / "2026-10" / "tables" / "funnel_conversion" / "stage_conversion.csv")
     assert conv.loc[conv["source"] == "all", "entered"].iloc[0] == 3
