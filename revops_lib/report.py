@@ -333,7 +333,9 @@ MAX_USES = 25
 
 
 class _Kernel:
-    def __init__(self, cwd: Path, rundir: Path | None = None, env: dict | None = None):
+    def __init__(self, cwd: Path, rundir: Path | None = None, env: dict | None = None, on_start=None):
+        """Start a kernel and import the kit in it. ``on_start(km)`` is called once its process runs and
+        before the warm-up, so a pool that is closed meanwhile can stop it (see :meth:`KernelPool.close`)."""
         import uuid
 
         from jupyter_client.manager import AsyncKernelManager
@@ -354,6 +356,8 @@ class _Kernel:
         self.cwd = Path(cwd)
         self.uses = 0
         try:
+            if on_start is not None:
+                on_start(self.km)
             self._run_cells([WARMUP_CODE])
         except BaseException as exc:
             tail = self.log_tail()
@@ -375,9 +379,15 @@ class _Kernel:
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in sources],
                                       metadata={"kernelspec": {"name": "python3", "language": "python",
                                                                "display_name": "Python 3"}})
+        client = NotebookClient(nb, km=self.km, kernel_name="python3", timeout=600)
         try:
-            NotebookClient(nb, km=self.km, kernel_name="python3", timeout=600).execute()
+            client.execute()
         finally:
+            # nbclient leaves its exit hook registered when the kernel dies while its client starts
+            # (a pool closed during the warm-up kills it): at exit the hook would fail on a reset client
+            import atexit
+
+            atexit.unregister(client._cleanup_kernel)
             self.close_clients()
 
     def close_clients(self) -> None:
@@ -419,6 +429,7 @@ class KernelPool:
         self._starting: list[threading.Thread] = []
         self._ready: "queue.Queue[_Kernel | BaseException]" = queue.Queue()
         self._all: list[_Kernel] = []
+        self._booting: set = set()  # kernel managers of kernels still warming up
         self._lock = threading.Lock()
         self._closed = False
         for _ in range(size):
@@ -427,12 +438,25 @@ class KernelPool:
     def _spawn(self) -> None:
         import threading
 
+        booted = []
+
+        def on_start(km):
+            with self._lock:
+                booted.append(km)
+                self._booting.add(km)
+                closed = self._closed
+            if closed:
+                _kill(km)
+
         def start():
             try:
-                k = _Kernel(self.cwd, self.rundir, self.env)
+                k = _Kernel(self.cwd, self.rundir, self.env, on_start=on_start)
             except BaseException as exc:  # surfaced to the worker that waits for it
                 self._ready.put(exc)
                 return
+            finally:
+                with self._lock:
+                    self._booting.difference_update(booted)
             with self._lock:
                 if self._closed:
                     k.shutdown()
@@ -469,7 +493,12 @@ class KernelPool:
         with self._lock:
             self._closed = True
             starting = list(self._starting)
-        for t in starting:  # a kernel still starting is stopped by its own thread once it is up
+            booting = list(self._booting)
+        # a kernel still warming up (the run stops early: invalid data, Ctrl-C, SIGTERM) is not waited
+        # for: its process is killed, its warm-up fails at once and its thread cleans up after it
+        for km in booting:
+            _kill(km)
+        for t in starting:
             t.join(timeout=120)
         with self._lock:
             kernels, self._all = self._all, []
@@ -478,6 +507,16 @@ class KernelPool:
             t.start()
         for t in stops:
             t.join()
+
+
+def _kill(km) -> None:
+    """Kill a kernel's process at once (its manager's shutdown then only removes its files)."""
+    process = getattr(getattr(km, "provisioner", None), "process", None)
+    try:
+        if process is not None and process.poll() is None:
+            process.kill()
+    except OSError:  # pragma: no cover - already gone
+        pass
 
 
 def _prepare_notebook(path: Path, validation: Path | None = None):
