@@ -603,8 +603,15 @@ def open_source(source: Any = None, *, privacy: str | None = None) -> Source:
     text = str(source)
     if "://" in text:
         full = with_credentials(text)
+        kwargs = {}
+        db = _duckdb_file(text)
+        if db is not None:  # read, never created or written (ibis.connect makes a missing file)
+            if not db.is_file():
+                raise SourceError(f"DuckDB database `{db}` of source `{redact(text)}` not found: give an existing "
+                                  f".duckdb file (nothing was created).")
+            kwargs["read_only"] = True
         try:
-            con = ibis.connect(full)
+            con = ibis.connect(full, **kwargs)
         except Exception as exc:
             message = str(exc)
             for secret in {full, text}:
@@ -621,6 +628,18 @@ def open_source(source: Any = None, *, privacy: str | None = None) -> Source:
         f"Source `{text}` not found: give a folder of Parquet/CSV files, a .duckdb file or an Ibis URL "
         f"(e.g. postgres://user@localhost/db). For demo data run `revops demo-data --out {text}`."
     )
+
+
+def _duckdb_file(url: str) -> Path | None:
+    """The database file a ``duckdb://`` URL names, as Ibis reads it (None for another scheme, an
+    in-memory or a MotherDuck database)."""
+    parts = _split_url(url)
+    if parts is None or parts.scheme.lower() != "duckdb":
+        return None
+    path = parts.netloc + parts.path
+    if not path or path == ":memory:" or path.startswith(("md:", "motherduck:")):
+        return None
+    return Path(path).expanduser()
 
 
 #: Query parameters of a source URL that carry a secret (matched case-insensitively, as substrings).
