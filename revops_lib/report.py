@@ -220,6 +220,9 @@ def render_html(nb_path, html_path: Path, *, meta: dict | None = None) -> Path:
     resources = {"revops": meta or {}}
     if meta and meta.get("title"):
         nb.metadata["title"] = f"{meta['title']} — {meta.get('period', '')}"
+    for cell in nb.cells:  # papermill gives the parameters cell it inserts a random id; the HTML shows cell ids
+        if "id" in cell and "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell.id = "injected-parameters"
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     _atomic_write_bytes(Path(html_path), body.encode("utf-8"))
     return Path(html_path)
@@ -532,6 +535,7 @@ def _prepare_notebook(path: Path, validation: Path | None = None):
     if validation is not None:
         code += (f"\nimport revops_lib.quality as _rq\n_rq.load_validation({str(validation)!r})\ndel _rq")
     cell = nbformat.v4.new_code_cell(code)
+    cell.id = "revops-injected-reset"  # a fixed id (a new cell gets a random one), as the parameters cell's
     cell.metadata["tags"] = ["injected-reset", "remove-cell"]
     nb.cells.insert(0, cell)
     return nb
