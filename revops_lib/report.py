@@ -740,7 +740,7 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
     ``only``: an optional set of (notebook, period label) pairs to restrict the run to.
 
     Before any kernel starts: the notebook names, every parameter (declared names only, typed) and
-    the output folder are checked; then the output folder is locked for this run (a second run into
+    the output folder (never the source folder or inside it) are checked; then the output folder is locked for this run (a second run into
     it stops with :class:`revops_lib.runfiles.RunLocked`) and what a killed run left there is removed.
     A password in a source URL never reaches a kernel's parameters, an executed notebook or a file:
     kernels get the URL without it and the full URL in their environment (``REVOPS_SOURCE``).
@@ -766,6 +766,13 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
     else:
         source_param = str(Path(src_text).expanduser().resolve())
     out = Path(out).expanduser().resolve()  # kernels run in notebooks/: every path they get must be absolute
+    src_dir = Path(source_param) if "://" not in src_text else None
+    if src_dir is not None and src_dir.is_dir() and (out == src_dir or src_dir in out.parents):
+        from revops_lib.errors import OutputError
+
+        where = "the source folder" if out == src_dir else "inside the source folder"
+        raise OutputError(f"`--out` `{out}` is {where} `{src_dir}`: reports never go into the data they read; "
+                          "give another folder (e.g. `--out reports`).")
     prepared = {(p.label, n): task_parameters(n, p, overrides, notebooks_dir=nb_dir, parameters_dir=parameters_dir,
                                               source=source_param)
                 for p in plist for n in names if only is None or (n, p.label) in only}
