@@ -622,7 +622,10 @@ def open_source(source: Any = None, *, privacy: str | None = None) -> Source:
     if path.is_dir():
         return _folder_source(path)
     if path.is_file() and path.suffix in {".duckdb", ".ddb", ".db"}:
-        con = ibis.duckdb.connect(str(path), read_only=True)
+        try:
+            con = ibis.duckdb.connect(str(path), read_only=True)
+        except Exception as exc:  # not a DuckDB database (another engine's file, a truncated copy …)
+            raise SourceError(f"Cannot open DuckDB file `{path}`: {exc}") from None
         return _backend_source(con, f"DuckDB file {path}", location=str(path), files={"*": [path]})
     raise SourceError(
         f"Source `{text}` not found: give a folder of Parquet/CSV files, a .duckdb file or an Ibis URL "
