@@ -60,6 +60,11 @@ KIND_DTYPES: dict[str, dt.DataType] = {
 
 _UTC = dt.Timestamp(timezone="UTC")
 
+#: DuckDB settings of every source connection: no extension is downloaded. Parquet, JSON and ICU (time
+#: zones) are built into DuckDB; a file that looks like another engine's (a SQLite header in a .duckdb
+#: file) would otherwise make DuckDB fetch that engine's extension from the internet.
+OFFLINE = {"autoinstall_known_extensions": False}
+
 
 @ibis.udf.scalar.builtin(name="epoch_us")
 def _epoch_us(x) -> dt.int64:  # DuckDB: microseconds since the epoch of a TIMESTAMP or TIMESTAMPTZ
@@ -220,7 +225,7 @@ class Source:
                 f"Unknown table name(s) {', '.join(f'`{u}`' for u in unknown)}; "
                 f"canonical names are: {', '.join(TABLES)}."
             )
-        con = ibis.duckdb.connect()
+        con = ibis.duckdb.connect(**OFFLINE)
         _set_utc(con)
         raw = {}
         for name, df in frames.items():
@@ -536,7 +541,7 @@ def _table_location(path: Path, name: str):
 
 
 def _folder_source(path: Path) -> Source:
-    con = ibis.duckdb.connect()
+    con = ibis.duckdb.connect(**OFFLINE)
     _set_utc(con)
     raw, files = {}, {}
     for name in TABLES:
@@ -609,7 +614,7 @@ def open_source(source: Any = None, *, privacy: str | None = None) -> Source:
             if not db.is_file():
                 raise SourceError(f"DuckDB database `{db}` of source `{redact(text)}` not found: give an existing "
                                   f".duckdb file (nothing was created).")
-            kwargs["read_only"] = True
+            kwargs.update(read_only=True, **OFFLINE)
         try:
             con = ibis.connect(full, **kwargs)
         except Exception as exc:
@@ -623,7 +628,7 @@ def open_source(source: Any = None, *, privacy: str | None = None) -> Source:
         return _folder_source(path)
     if path.is_file() and path.suffix in {".duckdb", ".ddb", ".db"}:
         try:
-            con = ibis.duckdb.connect(str(path), read_only=True)
+            con = ibis.duckdb.connect(str(path), read_only=True, **OFFLINE)
         except Exception as exc:  # not a DuckDB database (another engine's file, a truncated copy …)
             raise SourceError(f"Cannot open DuckDB file `{path}`: {exc}") from None
         return _backend_source(con, f"DuckDB file {path}", location=str(path), files={"*": [path]})
