@@ -242,10 +242,19 @@ def hidden_leftovers(out: Path) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def published(build_a):
-    """The previously published reports that every catalog case must leave byte-identical: the five real
-    reports of the planted demo data (built once for the browser and determinism tests too)."""
-    return build_a
+def published(tmp_path_factory, revops):
+    """The previously published report that every catalog case must leave byte-identical: the real
+    data_quality report of the valid frames (one notebook, so the catalog stays out of the slow tests)."""
+    base = tmp_path_factory.mktemp("published")
+    src = write_folder(valid_frames(), base / "data")
+    out, tmpdir = base / "reports", base / "tmp"
+    tmpdir.mkdir()
+    r = revops("report", "--period", PERIOD, "--source", src, "--out", out, "--notebooks", "data_quality",
+               "--jobs", "1", cwd=base, env=base_env(TMPDIR=tmpdir))
+    assert r.rc == 0, r
+    assert (out / PERIOD / "data_quality.html").is_file() and (out / "index.html").is_file()
+    assert (out / PERIOD / "tables" / "data_quality" / "table_overview.csv").is_file()
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
