@@ -740,8 +740,9 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
     ``only``: an optional set of (notebook, period label) pairs to restrict the run to.
 
     Before any kernel starts: the notebook names, every parameter (declared names only, typed) and
-    the output folder (never the source folder or inside it) are checked; then the output folder is locked for this run (a second run into
-    it stops with :class:`revops_lib.runfiles.RunLocked`) and what a killed run left there is removed.
+    the output folder (never the source folder or inside it) are checked; then the output folder is
+    locked for this run (a second run into it stops with :class:`revops_lib.runfiles.RunLocked`) and
+    what a killed run left there is removed.
     A password in a source URL never reaches a kernel's parameters, an executed notebook or a file:
     kernels get the URL without it and the full URL in their environment (``REVOPS_SOURCE``).
     """
