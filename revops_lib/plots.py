@@ -524,7 +524,8 @@ def cohort_heatmap_table(cohorts: pd.DataFrame, *, value: str = "retention", ave
 
     from revops_lib.text import esc
 
-    uuid = __import__("hashlib").sha1(f"{caption}|{value}|{grid.to_csv(float_format=_ID_FLOATS)}".encode()).hexdigest()[:10]
+    content = f"{caption}|{value}|{grid.to_csv(float_format=_ID_FLOATS)}"
+    uuid = __import__("hashlib").sha1(content.encode()).hexdigest()[:10]
     styler = Styler(shown, uuid=uuid, cell_ids=False).format(lambda v: "" if pd.isna(v) else f"{100 * v:.0f}%")
     styler = styler.apply(lambda _: styles, axis=None)
     styler = styler.set_caption(f"<b>{esc(caption)}</b><br><span style='font-weight:normal'>Rows: cohort (first paid "
