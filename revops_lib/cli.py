@@ -162,8 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="reports", metavar="DIR",
                    help="output folder, created when absent; earlier reports in it are kept (default: reports). "
                         "Refused: a file, a read-only folder, a folder whose index.html the kit did not write, "
-                        "and the current folder, its parents, the home folder and / unless they are empty "
-                        "or hold earlier reports")
+                        "the source folder or a folder inside it, and the current folder, its parents, the home "
+                        "folder and / unless they are empty or hold earlier reports")
     r.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="notebooks run at once (default: number of cores)")
     r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),

@@ -62,8 +62,9 @@ def check_demo_folder(out) -> Path:
         When ``out`` is the filesystem root, the home folder, the current
         folder or one of its ancestors; a file or a broken link; a folder
         that is not empty and holds no demo-data marker, or holds files
-        demo-data did not write besides its own; or when its parent folder
-        cannot be written to. Nothing is created or changed.
+        demo-data did not write besides its own; or when it (an existing
+        folder) or its parent folder cannot be written to. Nothing is created
+        or changed.
     """
     given = _given(out)
     path = _absolute(out)
@@ -91,6 +92,7 @@ def check_demo_folder(out) -> Path:
                     f"({_some(extra)}), which a new build would delete: move them elsewhere, "
                     "or delete the folder yourself."
                 )
+        _require_writable(path, given)  # a folder made read-only is not replaced (nor built in vain)
     _require_writable(path.parent, given)
     return path
 

@@ -12,7 +12,8 @@ checks every value that would reach a notebook — from ``parameters/*.yaml`` an
 - a value is converted to the declared type (``-p stale_days 30`` is the int 30, while
   ``-p period 2026`` stays text) or rejected with a message naming the parameter, the
   value and the allowed type;
-- a few parameters take only some values (:data:`CHOICES`, :data:`PATTERNS`).
+- a few parameters take only some values (:data:`CHOICES`, :data:`PATTERNS`, :data:`RANGES`; ``as_of``
+  must be a date or time that exists).
 
 >>> coerce_value("stale_days", "30", "int")
 30
@@ -32,7 +33,8 @@ from pathlib import Path
 
 from revops_lib.errors import ParameterError
 
-__all__ = ["Declared", "declared_parameters", "coerce_value", "check_value", "RUNNER_SET", "CHOICES", "PATTERNS"]
+__all__ = ["Declared", "declared_parameters", "coerce_value", "check_value", "RUNNER_SET", "CHOICES", "PATTERNS",
+           "RANGES"]
 
 #: Set by the runner from its own options; ``-p`` cannot override them.
 RUNNER_SET = {"period": "--period", "source": "--source", "output_dir": "--out"}
@@ -48,6 +50,11 @@ PATTERNS: dict[str, tuple[str, str]] = {
     "currency": (r"[A-Z]{3}", "a three-letter ISO 4217 code such as USD, EUR or GBP"),
     "as_of": (r"(\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?(Z|[+-]\d{2}:?\d{2})?)?",
               "empty or a date / time such as 2026-11-05 or 2026-11-05T12:00"),
+}
+
+#: Whole-number parameters that must lie in a range (inclusive).
+RANGES: dict[str, tuple[int, int, str]] = {
+    "fiscal_year_start_month": (1, 12, "a month from 1 (January) to 12 (December)"),
 }
 
 _TYPE_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text",
@@ -165,6 +172,18 @@ def check_value(name: str, value) -> None:
     if name in PATTERNS and isinstance(value, str):
         pattern, words = PATTERNS[name]
         if not re.fullmatch(pattern, value):
+            raise ParameterError(f"Parameter `{name}` = {_show(value)} is not allowed: give {words}.")
+    if name == "as_of" and isinstance(value, str) and value.strip():  # a real day and time (not 2026-02-30)
+        from revops_lib.errors import RevOpsError
+        from revops_lib.periods import resolve_as_of
+
+        try:
+            resolve_as_of(None, value)
+        except RevOpsError:
+            raise ParameterError(f"Parameter `as_of` = {_show(value)} is not a date or time that exists.") from None
+    if name in RANGES and isinstance(value, int) and not isinstance(value, bool):
+        lo, hi, words = RANGES[name]
+        if not lo <= value <= hi:
             raise ParameterError(f"Parameter `{name}` = {_show(value)} is not allowed: give {words}.")
 
 

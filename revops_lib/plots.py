@@ -127,6 +127,23 @@ def fmt_days(x) -> str:
     return f"{float(x):,.1f} d"
 
 
+#: Floats in the content a table's id is hashed from: 12 significant digits, as in published CSVs, so that the
+#: last-digit noise of a float sum (which changes with the order a parallel engine adds in) never changes an id.
+_ID_FLOATS = "%.12g"
+
+
+def _format_key(fmt) -> str:
+    """A display format as text for a table's id: a function by its name (its repr holds a memory address,
+    which differs from run to run)."""
+    import functools
+
+    if isinstance(fmt, functools.partial):
+        return f"partial({_format_key(fmt.func)}, {fmt.args!r}, {sorted(fmt.keywords.items())!r})"
+    if callable(fmt):
+        return f"{getattr(fmt, '__module__', '')}.{getattr(fmt, '__qualname__', type(fmt).__name__)}"
+    return repr(fmt)
+
+
 def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = False, html=()):
     """A pandas Styler for reports: no index, numbers right-aligned, text left-aligned, blanks as —.
 
@@ -155,8 +172,9 @@ def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = 
     data.columns = [shown(c) for c in data.columns] if not isinstance(data.columns, pd.MultiIndex) else data.columns
     if index and data.index.dtype == object:
         data.index = data.index.map(shown)
-    digest = hashlib.sha1(df.to_csv(index=index).encode("utf-8", "replace") + repr(sorted((formats or {}).items(),
-                          key=str)).encode()).hexdigest()[:10]
+    digest = hashlib.sha1(df.to_csv(index=index, float_format=_ID_FLOATS).encode("utf-8", "replace")
+                          + repr(sorted((str(k), _format_key(v)) for k, v in (formats or {}).items())).encode()
+                          ).hexdigest()[:10]
     styler = Styler(data, uuid=digest, cell_ids=False)
     if not index:
         styler = styler.hide(axis="index")
@@ -569,7 +587,8 @@ def cohort_heatmap_table(cohorts: pd.DataFrame, *, value: str = "retention", ave
 
     from revops_lib.text import esc
 
-    uuid = __import__("hashlib").sha1(f"{caption}|{value}|{grid.to_csv()}".encode()).hexdigest()[:10]
+    content = f"{caption}|{value}|{grid.to_csv(float_format=_ID_FLOATS)}"
+    uuid = __import__("hashlib").sha1(content.encode()).hexdigest()[:10]
     styler = Styler(shown, uuid=uuid, cell_ids=False).format(lambda v: "" if pd.isna(v) else f"{100 * v:.0f}%")
     styler = styler.apply(lambda _: styles, axis=None)
     styler = styler.set_caption(f"<b>{esc(caption)}</b><br><span style='font-weight:normal'>Rows: cohort (first paid "

@@ -221,6 +221,9 @@ def render_html(nb_path, html_path: Path, *, meta: dict | None = None) -> Path:
     resources = {"revops": meta or {}}
     if meta and meta.get("title"):
         nb.metadata["title"] = f"{meta['title']} — {meta.get('period', '')}"
+    for cell in nb.cells:  # papermill gives the parameters cell it inserts a random id; the HTML shows cell ids
+        if "id" in cell and "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell.id = "injected-parameters"
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     _atomic_write_bytes(Path(html_path), body.encode("utf-8"))
     return Path(html_path)
@@ -359,7 +362,9 @@ class KernelStartError(RuntimeError):
 
 
 class _Kernel:
-    def __init__(self, cwd: Path, rundir: Path | None = None, env: dict | None = None):
+    def __init__(self, cwd: Path, rundir: Path | None = None, env: dict | None = None, on_start=None):
+        """Start a kernel and import the kit in it. ``on_start(km)`` is called once its process runs and
+        before the warm-up, so a pool that is closed meanwhile can stop it (see :meth:`KernelPool.close`)."""
         import uuid
 
         from jupyter_client.manager import AsyncKernelManager
@@ -380,6 +385,8 @@ class _Kernel:
         self.uses = 0
         try:
             run_sync(self.km.start_kernel)(cwd=str(cwd), stderr=self.log, stdout=self.log, **start_kw)
+            if on_start is not None:
+                on_start(self.km)
             self._run_cells([WARMUP_CODE])
         except BaseException as exc:
             tail = self.log_tail()
@@ -405,8 +412,8 @@ class _Kernel:
         try:
             client.execute()
         finally:
-            # nbclient leaves its exit-time cleanup registered when the kernel dies while starting;
-            # at exit it would fail (AssertionError) on the kernel manager it already let go of
+            # nbclient leaves its exit hook registered when the kernel dies while its client starts
+            # (a pool closed during the warm-up kills it): at exit the hook would fail on a reset client
             atexit.unregister(client._cleanup_kernel)
             self.close_clients()
 
@@ -449,6 +456,7 @@ class KernelPool:
         self._starting: list[threading.Thread] = []
         self._ready: "queue.Queue[_Kernel | BaseException]" = queue.Queue()
         self._all: list[_Kernel] = []
+        self._booting: set = set()  # kernel managers of kernels still warming up
         self._lock = threading.Lock()
         self._closed = False
         for _ in range(size):
@@ -457,12 +465,25 @@ class KernelPool:
     def _spawn(self) -> None:
         import threading
 
+        booted = []
+
+        def on_start(km):
+            with self._lock:
+                booted.append(km)
+                self._booting.add(km)
+                closed = self._closed
+            if closed:
+                _kill(km)
+
         def start():
             try:
-                k = _Kernel(self.cwd, self.rundir, self.env)
+                k = _Kernel(self.cwd, self.rundir, self.env, on_start=on_start)
             except BaseException as exc:  # surfaced to the worker that waits for it
                 self._ready.put(exc)
                 return
+            finally:
+                with self._lock:
+                    self._booting.difference_update(booted)
             with self._lock:
                 if self._closed:
                     k.shutdown()
@@ -499,7 +520,12 @@ class KernelPool:
         with self._lock:
             self._closed = True
             starting = list(self._starting)
-        for t in starting:  # a kernel still starting is stopped by its own thread once it is up
+            booting = list(self._booting)
+        # a kernel still warming up (the run stops early: invalid data, Ctrl-C, SIGTERM) is not waited
+        # for: its process is killed, its warm-up fails at once and its thread cleans up after it
+        for km in booting:
+            _kill(km)
+        for t in starting:
             t.join(timeout=120)
         with self._lock:
             kernels, self._all = self._all, []
@@ -508,6 +534,16 @@ class KernelPool:
             t.start()
         for t in stops:
             t.join()
+
+
+def _kill(km) -> None:
+    """Kill a kernel's process at once (its manager's shutdown then only removes its files)."""
+    process = getattr(getattr(km, "provisioner", None), "process", None)
+    try:
+        if process is not None and process.poll() is None:
+            process.kill()
+    except OSError:  # pragma: no cover - already gone
+        pass
 
 
 def _prepare_notebook(path: Path, validation: Path | None = None):
@@ -523,6 +559,7 @@ def _prepare_notebook(path: Path, validation: Path | None = None):
     if validation is not None:
         code += (f"\nimport revops_lib.quality as _rq\n_rq.load_validation({str(validation)!r})\ndel _rq")
     cell = nbformat.v4.new_code_cell(code)
+    cell.id = "revops-injected-reset"  # a fixed id (a new cell gets a random one), as the parameters cell's
     cell.metadata["tags"] = ["injected-reset", "remove-cell"]
     nb.cells.insert(0, cell)
     return nb
@@ -728,8 +765,9 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
     ``only``: an optional set of (notebook, period label) pairs to restrict the run to.
 
     Before any kernel starts: the notebook names, every parameter (declared names only, typed) and
-    the output folder are checked; then the output folder is locked for this run (a second run into
-    it stops with :class:`revops_lib.runfiles.RunLocked`) and what a killed run left there is removed.
+    the output folder (never the source folder or inside it) are checked; then the output folder is
+    locked for this run (a second run into it stops with :class:`revops_lib.runfiles.RunLocked`) and
+    what a killed run left there is removed.
     A password in a source URL never reaches a kernel's parameters, an executed notebook or a file:
     kernels get the URL without it and the full URL in their environment (``REVOPS_SOURCE``).
     """
@@ -754,6 +792,13 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
     else:
         source_param = str(Path(src_text).expanduser().resolve())
     out = Path(out).expanduser().resolve()  # kernels run in notebooks/: every path they get must be absolute
+    src_dir = Path(source_param) if "://" not in src_text else None
+    if src_dir is not None and src_dir.is_dir() and (out == src_dir or src_dir in out.parents):
+        from revops_lib.errors import OutputError
+
+        where = "the source folder" if out == src_dir else "inside the source folder"
+        raise OutputError(f"`--out` `{out}` is {where} `{src_dir}`: reports never go into the data they read; "
+                          "give another folder (e.g. `--out reports`).")
     prepared = {(p.label, n): task_parameters(n, p, overrides, notebooks_dir=nb_dir, parameters_dir=parameters_dir,
                                               source=source_param)
                 for p in plist for n in names if only is None or (n, p.label) in only}

@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 from pathlib import Path
 
 from revops_lib.errors import RevOpsError
@@ -147,11 +148,17 @@ def sweep_run_dirs(base: str | os.PathLike | None = None) -> list[Path]:
     removed = []
     for d in base.glob(f"{RUN_DIR_PREFIX}*"):
         try:
-            if not d.is_dir() or d.is_symlink() or d.stat().st_uid != os.getuid():
+            st = d.lstat()
+            if not d.is_dir() or d.is_symlink() or st.st_uid != os.getuid():
                 continue
             pid = int((d / "pid").read_text().strip())
+        except FileNotFoundError:  # no pid yet: being created this very moment, or a run killed right then
+            if time.time() - st.st_mtime > 3600:
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d)
+            continue
         except (OSError, ValueError):
-            continue  # not ours, or being created this very moment
+            continue  # not ours
         if not _pid_alive(pid):
             shutil.rmtree(d, ignore_errors=True)
             removed.append(d)

@@ -463,14 +463,17 @@ class ValidationResult:
         return self.format()
 
     def _repr_html_(self) -> str:
-        import html
+        """The problems as an HTML table (the data_quality report shows it): escaped, and e-mail addresses
+        hidden (example ids can be addresses) as everywhere in HTML (:func:`revops_lib.text.hide_emails`)."""
+        from revops_lib.text import esc, hide_emails
 
         status = ('<span style="color:#1e6b3a">passed</span>' if self.ok
                   else '<span style="color:#a1281b">failed</span>')
-        head = f"<p><b>Validation of {html.escape(self.source)}</b>: {status} — {self.summary()}</p>"
+        head = f"<p><b>Validation of {esc(self.source)}</b>: {status} — {self.summary()}</p>"
         if not self.problems:
             return head
-        return head + self.to_frame().to_html(index=False, escape=True)
+        frame = self.to_frame().map(lambda v: hide_emails(v) if isinstance(v, str) else v)
+        return head + frame.to_html(index=False, escape=True)
 
     def raise_for_errors(self) -> None:
         if not self.ok:

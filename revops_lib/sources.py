@@ -60,6 +60,11 @@ KIND_DTYPES: dict[str, dt.DataType] = {
 
 _UTC = dt.Timestamp(timezone="UTC")
 
+#: DuckDB settings of every source connection: no extension is downloaded. Parquet, JSON and ICU (time
+#: zones) are built into DuckDB; a file that looks like another engine's (a SQLite header in a .duckdb
+#: file) would otherwise make DuckDB fetch that engine's extension from the internet.
+OFFLINE = {"autoinstall_known_extensions": False}
+
 
 @ibis.udf.scalar.builtin(name="epoch_us")
 def _epoch_us(x) -> dt.int64:  # DuckDB: microseconds since the epoch of a TIMESTAMP or TIMESTAMPTZ
@@ -220,7 +225,7 @@ class Source:
                 f"Unknown table name(s) {', '.join(f'`{u}`' for u in unknown)}; "
                 f"canonical names are: {', '.join(TABLES)}."
             )
-        con = ibis.duckdb.connect()
+        con = ibis.duckdb.connect(**OFFLINE)
         _set_utc(con)
         raw = {}
         for name, df in frames.items():
@@ -536,7 +541,7 @@ def _table_location(path: Path, name: str):
 
 
 def _folder_source(path: Path) -> Source:
-    con = ibis.duckdb.connect()
+    con = ibis.duckdb.connect(**OFFLINE)
     _set_utc(con)
     raw, files = {}, {}
     for name in TABLES:
@@ -603,8 +608,15 @@ def open_source(source: Any = None, *, privacy: str | None = None) -> Source:
     text = str(source)
     if "://" in text:
         full = with_credentials(text)
+        kwargs = {}
+        db = _duckdb_file(text)
+        if db is not None:  # read, never created or written (ibis.connect makes a missing file)
+            if not db.is_file():
+                raise SourceError(f"DuckDB database `{db}` of source `{redact(text)}` not found: give an existing "
+                                  f".duckdb file (nothing was created).")
+            kwargs.update(read_only=True, **OFFLINE)
         try:
-            con = ibis.connect(full)
+            con = ibis.connect(full, **kwargs)
         except Exception as exc:
             message = str(exc)
             for secret in {full, text}:
@@ -615,12 +627,27 @@ def open_source(source: Any = None, *, privacy: str | None = None) -> Source:
     if path.is_dir():
         return _folder_source(path)
     if path.is_file() and path.suffix in {".duckdb", ".ddb", ".db"}:
-        con = ibis.duckdb.connect(str(path), read_only=True)
+        try:
+            con = ibis.duckdb.connect(str(path), read_only=True, **OFFLINE)
+        except Exception as exc:  # not a DuckDB database (another engine's file, a truncated copy …)
+            raise SourceError(f"Cannot open DuckDB file `{path}`: {exc}") from None
         return _backend_source(con, f"DuckDB file {path}", location=str(path), files={"*": [path]})
     raise SourceError(
         f"Source `{text}` not found: give a folder of Parquet/CSV files, a .duckdb file or an Ibis URL "
         f"(e.g. postgres://user@localhost/db). For demo data run `revops demo-data --out {text}`."
     )
+
+
+def _duckdb_file(url: str) -> Path | None:
+    """The database file a ``duckdb://`` URL names, as Ibis reads it (None for another scheme, an
+    in-memory or a MotherDuck database)."""
+    parts = _split_url(url)
+    if parts is None or parts.scheme.lower() != "duckdb":
+        return None
+    path = parts.netloc + parts.path
+    if not path or path == ":memory:" or path.startswith(("md:", "motherduck:")):
+        return None
+    return Path(path).expanduser()
 
 
 #: Query parameters of a source URL that carry a secret (matched case-insensitively, as substrings).
