@@ -11,7 +11,7 @@ snapshot).
 Two implementations of the same numbers, each timed in a fresh subprocess
 (imports and data generation excluded, reading the Parquet files included):
 
-- ``library``: revops_lib.forecast (Ibis -> DuckDB): ``prepare`` +
+- ``library``: revops_lib.metrics.pipeline and .forecast (Ibis -> DuckDB): ``prepare`` +
   ``pipeline_snapshots`` + ``baseline_forecast``;
 - ``pandas``: a straightforward pandas loop over the snapshots (each row's
   validity interval computed once, then a boolean mask per snapshot).
@@ -35,6 +35,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from revops_lib.metrics import forecast
+from revops_lib.metrics import pipeline
 
 DATA = Path("/tmp/revops-bench/scale100")
 FAR = "2999-12-31"
@@ -59,13 +61,12 @@ def calendar(data: Path):
 
 
 def run_library(data: Path, mondays, snaps):
-    from revops_lib import forecast as F
     from revops_lib.sources import open_source
 
     src = open_source(data)
-    with F.prepare(src, scopes=False) as deals:
-        pipe = F.pipeline_snapshots(deals, dates=mondays)
-        base = F.baseline_forecast(deals, snapshots=snaps[["snapshot_date", "forecast_period"]])
+    with pipeline.prepare(src, scopes=False) as deals:
+        pipe = pipeline.pipeline_snapshots(deals, dates=mondays)
+        base = forecast.baseline_forecast(deals, snapshots=snaps[["snapshot_date", "forecast_period"]])
     return pipe, base
 
 

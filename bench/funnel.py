@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from revops_lib.metrics import lead_funnel
 
 DEFAULT_DATA = Path("/tmp/revops-bench/scale100")
 STAGES = ["created_at", "mql_at", "sql_at", "opportunity_at", "customer_at"]
@@ -54,12 +55,11 @@ def _reset_peak() -> None:
 
 
 def library_variant(data: Path, period: str):
-    from revops_lib import funnel
     from revops_lib.sources import open_source
 
     src = open_source(data)
-    ft = funnel.funnel_tables(src, period=period, by="source")
-    trend = funnel.cohort_trend(src, period=period)
+    ft = lead_funnel.funnel_tables(src, period=period, by="source")
+    trend = lead_funnel.cohort_trend(src, period=period)
     return ft.conversion, ft.timing, trend
 
 
@@ -67,7 +67,9 @@ def pandas_variant(data: Path, period: str):
     """The numbers of METRICS.md written the obvious way in pandas."""
     import pandas as pd
 
-    from revops_lib.funnel import default_trend_window, wilson_interval
+    from revops_lib.metrics.lead_funnel import default_trend_window
+
+    from revops_lib.stats import wilson_interval
     from revops_lib.periods import parse_period
 
     p = parse_period(period)
@@ -137,7 +139,7 @@ def worker(variant: str, data: Path, period: str, repeat: int, out: Path) -> Non
     import pyarrow.parquet  # noqa: F401
     import scipy.stats  # noqa: F401
 
-    import revops_lib.funnel  # noqa: F401
+    import revops_lib.metrics.lead_funnel  # noqa: F401
     base = _rss_kib("VmRSS")
     _reset_peak()
     seconds, cpu = [], []

@@ -29,13 +29,14 @@ def main() -> None:
     ap.add_argument("--skip-cli", action="store_true", help="only time revops report")
     args = ap.parse_args()
 
-    from revops_lib import demo, report
+    from revops_lib import demo
+    from revops_lib.runner import registry
     from revops_lib.periods import default_period
 
     if not (DATA / "leads.parquet").exists():
         print(f"building demo data in {DATA} …", flush=True)
         demo.build(DATA, scale=1)
-    notebooks = report.notebook_names()
+    notebooks = registry.notebook_names()
     months = default_period().trailing(args.n)
     tasks = [(notebooks[i % len(notebooks)], months[i].label) for i in range(args.n)]
     print(f"{args.n} notebook-periods: " + ", ".join(f"{n}@{p}" for n, p in tasks), flush=True)
@@ -76,12 +77,11 @@ def main() -> None:
 
 _RUN = r"""
 import sys, ast
-from revops_lib import report
 data, out, jobs, tasks = sys.argv[1], sys.argv[2], int(sys.argv[3]), ast.literal_eval(sys.argv[4])
 periods = sorted({p for _, p in tasks})
 notebooks = sorted({n for n, _ in tasks})
 # one run: every requested notebook for every period in the list (filtered to the exact tasks)
-status = report.run(source=data, out=out, jobs=jobs, force=True, periods=periods, notebooks=notebooks,
+status = build.run(source=data, out=out, jobs=jobs, force=True, periods=periods, notebooks=notebooks,
                     progress=lambda m: None, only=set(map(tuple, tasks)))
 sys.exit(status)
 """

@@ -9,7 +9,7 @@ variant in turn, ``--repeat`` timed runs per process, the best run counts:
 
 - ``lib_cohorts``: logo + revenue cohort tables (last 24 cohorts) from a
   customer-months Parquet file (``customer_id, month, mrr``), with
-  :func:`revops_lib.retention.cohort_retention`;
+  :func:`revops_lib.metrics.cohorts.cohort_retention`;
 - ``pandas_cohorts``: the same tables with idiomatic pandas from the same file;
 - ``lib_chain``: the whole chain from ``subscriptions.parquet``: month-end
   MRR per customer, the cohort tables and 12 months of MRR movements;
@@ -33,6 +33,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from revops_lib.metrics import cohorts
+from revops_lib.metrics import mrr
 
 PERIOD = "2026-10"
 END = "2026-11-01"
@@ -49,13 +51,12 @@ MONTHS = 12
 def lib_cohorts(data: Path, cm_path: Path):
     import ibis
 
-    from revops_lib import retention
 
     con = ibis.duckdb.connect()
 
     def run():
         cm = con.read_parquet(str(cm_path))
-        return {"cohorts": retention.cohort_retention(cm, period=PERIOD, cohorts=COHORTS)}
+        return {"cohorts": cohorts.cohort_retention(cm, period=PERIOD, cohorts=COHORTS)}
 
     return run
 
@@ -83,15 +84,14 @@ def pandas_cohorts(data: Path, cm_path: Path):
 
 
 def lib_chain(data: Path, cm_path: Path):
-    from revops_lib import retention
     from revops_lib.sources import open_source
 
     def run():
         src = open_source(str(data))
-        with retention.customer_mrr(src.table("subscriptions"), period=PERIOD) as cm:  # cached in DuckDB
-            cohorts = retention.cohort_retention(cm, cohorts=COHORTS)
-            movements = retention.mrr_movements(cm, months=MONTHS)
-        return {"cohorts": cohorts, "movements": movements}
+        with mrr.customer_mrr(src.table("subscriptions"), period=PERIOD) as cm:  # cached in DuckDB
+            table = cohorts.cohort_retention(cm, cohorts=COHORTS)
+            movements = mrr.mrr_movements(cm, months=MONTHS)
+        return {"cohorts": table, "movements": movements}
 
     return run
 
@@ -235,7 +235,6 @@ def ensure_data(scale: float, folder: Path | None) -> Path:
 
 def ensure_customer_months(data: Path) -> Path:
     """The customer-months input of the cohort-table variants, written once by the library (not timed)."""
-    from revops_lib import retention
     from revops_lib.sources import open_source
 
     path = Path(tempfile.gettempdir()) / "revops-bench" / f"customer_months_{data.name}.parquet"
@@ -243,7 +242,7 @@ def ensure_customer_months(data: Path) -> Path:
     if not path.is_file() or path.stat().st_mtime < src_file.stat().st_mtime:
         path.parent.mkdir(parents=True, exist_ok=True)
         src = open_source(str(data))
-        cm = retention.customer_months(src.table("subscriptions"), period=PERIOD)
+        cm = mrr.customer_months(src.table("subscriptions"), period=PERIOD)
         cm = cm.mutate(month=cm.month.cast("timestamp")).order_by(["customer_id", "month"])
         tmp = path.with_suffix(".partial")
         src.con.to_parquet(cm, str(tmp))

@@ -1,22 +1,27 @@
 """revops-kit: one trustworthy, data-driven view of marketing, sales and customer success.
 
-The library holds every computation behind the notebooks in ``notebooks/``:
+The library holds every computation behind the notebooks in ``notebooks/``, in layers that import
+only downward (a test walks every import):
 
-- :mod:`revops_lib.periods` — period labels (``2026-10``, ``2026-Q4``, ``2026-W44``);
-- :mod:`revops_lib.schema` — the data contract and ``validate``;
-- :mod:`revops_lib.sources` — open a folder / DuckDB file / Ibis URL as typed Ibis tables;
-- :mod:`revops_lib.demo` — a realistic synthetic B2B SaaS company;
-- :mod:`revops_lib.outdirs` — where output may be written (never over data the kit did not make);
-- :mod:`revops_lib.funnel` — lifecycle and deal-stage funnels, win rate, cycle, velocity;
-- :mod:`revops_lib.forecast` — forecast accuracy, baseline forecast, coverage, slippage, waterfall;
-- :mod:`revops_lib.retention` — cohort retention, NRR/GRR, MRR movements, survival, LTV and CAC;
-- :mod:`revops_lib.scorecard` — the KPI scorecard with targets and pacing;
-- :mod:`revops_lib.quality` — data-quality summaries behind the ``data_quality`` report;
-- :mod:`revops_lib.plots` — the charts and number formats;
-- :mod:`revops_lib.report` — run notebooks with Papermill and render HTML;
-- :mod:`revops_lib.cli` — the ``revops`` command.
+1. **Foundations** — :mod:`~revops_lib.errors` (errors and warnings), :mod:`~revops_lib.periods`,
+   :mod:`~revops_lib.schema` (the data contract), :mod:`~revops_lib.sources`,
+   :mod:`~revops_lib.validation`, :mod:`~revops_lib.stats`, :mod:`~revops_lib.files`,
+   :mod:`~revops_lib.outdirs`, :mod:`~revops_lib.demo` (the demo company);
+2. **Metrics** — :mod:`revops_lib.metrics`: pure computation, one module per family;
+3. **Presentation** — :mod:`revops_lib.present`: formats, charts, one section per report;
+4. **Runner** — :mod:`revops_lib.runner`: notebooks per period, warm kernels, HTML, the index;
+5. **CLI** — :mod:`revops_lib.cli`, the ``revops`` command.
+
+What an analyst calls from a notebook is here, e.g.::
+
+    import revops_lib as rk
+    src = rk.open_source("data/demo")
+    rk.validate(src).ok
+    rk.metrics.lead_funnel.stage_conversion(src, period="2026-10")
+    fr = rk.funnel_report(period="2026-10", source="data/demo")   # the report's section object
 """
 
+import importlib
 import warnings as _warnings
 from importlib.metadata import PackageNotFoundError, version as _version
 
@@ -29,6 +34,39 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 _warnings.filterwarnings("ignore", message="The 'future.infer_string' option is deprecated")
 _warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated")
 
-from revops_lib.errors import OutputError, PeriodError, RevOpsError, SchemaError, SourceError
+from revops_lib.errors import (ApproximationWarning, ImmatureWarning, OutputError, ParameterError,  # noqa: E402
+                               PeriodError, RevOpsError, RevOpsWarning, SchemaError, SmallSampleWarning,
+                               SourceError)
 
-__all__ = ["__version__", "RevOpsError", "PeriodError", "SchemaError", "SourceError", "OutputError"]
+#: Names imported on first use (``import revops_lib`` stays light): name -> (module, attribute).
+_LAZY = {
+    "open_source": ("revops_lib.sources", "open_source"),
+    "Source": ("revops_lib.sources", "Source"),
+    "validate": ("revops_lib.validation", "validate"),
+    "parse_period": ("revops_lib.periods", "parse_period"),
+    "Period": ("revops_lib.periods", "Period"),
+    "wilson_interval": ("revops_lib.stats", "wilson_interval"),
+    "funnel_report": ("revops_lib.present.sections.funnel", "build"),
+    "forecast_report": ("revops_lib.present.sections.forecast", "build"),
+    "retention_report": ("revops_lib.present.sections.retention", "build"),
+    "scorecard_report": ("revops_lib.present.sections.scorecard", "build"),
+    "quality_report": ("revops_lib.present.sections.quality", "build"),
+    "metrics": ("revops_lib.metrics", None),
+    "demo": ("revops_lib.demo", None),
+}
+
+__all__ = ["__version__", "RevOpsError", "PeriodError", "SchemaError", "SourceError", "ParameterError",
+           "OutputError", "RevOpsWarning", "ImmatureWarning", "ApproximationWarning", "SmallSampleWarning",
+           *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        mod = importlib.import_module(module)
+        if module == "revops_lib.metrics":  # the families, as rk.metrics.lead_funnel
+            for fam in ("common", "targets", "kpis", "lead_funnel", "deals", "pipeline", "forecast", "mrr",
+                        "cohorts", "economics", "scorecard", "quality"):
+                importlib.import_module(f"revops_lib.metrics.{fam}")
+        return mod if attr is None else getattr(mod, attr)
+    raise AttributeError(f"module 'revops_lib' has no attribute {name!r}")

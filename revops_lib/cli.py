@@ -48,7 +48,7 @@ def cmd_demo_data(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from revops_lib.schema import validate
+    from revops_lib.validation import validate
 
     tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
     result = validate(_source(args), tables=tables)  # unknown table names: an error (exit 2)
@@ -60,12 +60,12 @@ def cmd_validate(args) -> int:
 
 def _parse_params(pairs) -> dict:
     """``-p NAME VALUE`` pairs as given: each value is read as its notebook declares it (see
-    :mod:`revops_lib.parameters`), so ``-p period 2026`` stays text and ``-p stale_days 30`` is a number."""
+    :mod:`revops_lib.runner.parameters`), so ``-p period 2026`` stays text and ``-p stale_days 30`` is a number."""
     return {name: value for name, value in pairs or []}
 
 
 def cmd_report(args) -> int:
-    from revops_lib import report
+    from revops_lib import runner
 
     from revops_lib.periods import default_period, parse_period, periods_between
 
@@ -82,7 +82,7 @@ def cmd_report(args) -> int:
         period = default_period(kind=args.cadence).label
     else:
         period = parse_period(period).label if period else None
-    return report.run(
+    return runner.run(
         period=period,
         periods=periods,
         source=_source(args),
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Run the command; exit status 0 ok, 1 data or report errors, 2 usage errors, 75 output folder busy,
     130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
-    from revops_lib.runfiles import Terminated, on_sigterm
+    from revops_lib.runner.runfiles import Terminated, on_sigterm
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from revops_lib.errors import PeriodError
+from revops_lib.errors import ParameterError, PeriodError
 
 __all__ = [
     "KINDS",
@@ -77,6 +77,7 @@ __all__ = [
     "label_kind",
     "is_period_label",
     "resolve_as_of",
+    "window",
 ]
 
 #: The kinds of period, shortest first.
@@ -741,3 +742,39 @@ def resolve_as_of(period: "str | Period | None", as_of: object = None) -> pd.Tim
     if ts is None:
         raise PeriodError(f"Cannot read `as_of` {as_of!r}: use a date such as 2026-11-05 or an ISO time.")
     return ts.tz_localize(None)
+
+
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def window(period=None, as_of=None, *, fiscal_year_start_month: int | None = None,
+           period_required: bool = False) -> tuple[Period | None, pd.Timestamp]:
+    """The one cut-off resolver: ``(period, cut-off)`` for every metric.
+
+    ``period`` (a label or :class:`Period`) may be empty when ``as_of`` is given; ``as_of`` empty
+    means the period's end. The cut-off is a naive UTC timestamp (an aware ``as_of`` is converted
+    to UTC, a date is its day's start) and exclusive: a row counts when its time is before it.
+
+    >>> window("2026-10")[1]
+    Timestamp('2026-11-01 00:00:00')
+    >>> window(None, "2026-10-15T02:00:00+02:00")
+    (None, Timestamp('2026-10-15 00:00:00'))
+
+    Raises
+    ------
+    ParameterError
+        When both are empty (or ``period`` is, with ``period_required``).
+    PeriodError
+        When either cannot be read.
+    """
+    if period_required and _blank(period):
+        raise ParameterError("`period` is required: give a label such as 2026-10, 2026-Q4 or 2026-W44.")
+    if isinstance(period, Period):
+        p = period
+    else:
+        p = None if _blank(period) else parse_period(period, fiscal_year_start_month=fiscal_year_start_month)
+    if p is None and _blank(as_of):
+        raise ParameterError("Give `period` (e.g. '2026-10') or `as_of` (e.g. '2026-11-01'): the cut-off defaults "
+                             "to the period's end.")
+    return p, resolve_as_of(p, as_of)

@@ -18,7 +18,7 @@ Raw tables are typed to the data contract (:mod:`revops_lib.schema`) on the way
 out: timestamps become naive UTC (an offset is honoured, no offset means UTC),
 dates become dates, ``true/false/1/0`` become booleans, numeric text becomes
 numbers. Values that cannot be typed become null in :meth:`Source.table` and are
-reported by :func:`revops_lib.schema.validate`. A missing optional column is
+reported by :func:`revops_lib.validation.validate`. A missing optional column is
 added as a typed null column, so metric code can rely on every contract column.
 A missing table is *absent*: :meth:`Source.has` says so and the reports skip the
 sections that need it. Text labels (``Column.label``: sources, stages, owners …)
@@ -266,7 +266,7 @@ class Source:
         """Columns whose name a CSV header repeats (as read, with the number of times named).
 
         Such a column holds nulls in :meth:`raw` and :meth:`table` (neither copy is trusted) and
-        :func:`revops_lib.schema.validate` reports it (``duplicate_column``).
+        :func:`revops_lib.validation.validate` reports it (``duplicate_column``).
         """
         self.raw(name)
         return dict(self._duplicates.get(name, {}))
@@ -377,7 +377,7 @@ def _masked(src: "Source", name: str, t: ir.Table) -> ir.Table:
         elif c in MASKED_TEAM_COLUMNS:
             col = pseudonym(col, "Team ")
         elif name == "forecast_snapshots" and c == "scope":
-            # a scope is `company`, a team, else an owner (as in revops_lib.forecast)
+            # a scope is `company`, a team, else an owner (as in revops_lib.metrics.pipeline)
             if src.has("opportunities") and "team" in src.raw("opportunities").columns:
                 teams = typed_table(src.raw("opportunities"), TABLES["opportunities"]).team
                 col = ibis.cases((col == "company", col), (col.isin(teams), pseudonym(col, "Team ")),

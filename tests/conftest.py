@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from revops_lib.runner import build
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -314,9 +315,8 @@ def report_out(tmp_path_factory):
 
 def run_report(source, out, period, notebooks, **params):
     """Run notebooks through the real runner; return (status, messages)."""
-    from revops_lib import report
 
     messages = []
-    status = report.run(period=period, source=source, out=out, notebooks=notebooks, params=params or None,
+    status = build.run(period=period, source=source, out=out, notebooks=notebooks, params=params or None,
                         jobs=2, force=True, progress=messages.append)
     return status, messages

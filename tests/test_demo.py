@@ -541,7 +541,7 @@ def test_true_rates_are_documented_in_the_module_docstring():
 
 
 def test_demo_passes_the_contract_with_zero_errors_and_warnings(demo_dir):
-    from revops_lib.schema import validate
+    from revops_lib.validation import validate
 
     result = validate(demo_dir)
     assert result.problems == [], result.format()

@@ -1,4 +1,4 @@
-"""revops_lib.forecast: hand-computed cases, reference cross-checks, properties and a PostgreSQL run."""
+"""revops_lib.metrics.pipeline and .forecast: hand-computed cases, reference cross-checks, properties and a PostgreSQL run."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 from sklearn.metrics import mean_absolute_percentage_error
 
 from conftest import naive_utc
-from revops_lib import forecast as F
 from revops_lib.errors import ParameterError, SchemaError
+from revops_lib.metrics import forecast
+from revops_lib.metrics import pipeline
+from revops_lib.present.sections import forecast as forecast_section
 
 D = dt.date.fromisoformat
 STAGES = ["qualification", "discovery", "proposal", "negotiation"]
@@ -97,7 +99,7 @@ def test_actuals_sum_won_deals_per_period_and_scope_with_owner_fallback_and_miss
         ("d", "2026-01-01", "2026-10-15", True, False, 999.0, "t1", "ann", "closed_lost"),  # lost
         ("e", "2026-01-01", "2026-10-15", False, False, 999.0, "t1", "ann", "proposal"),    # open
     ])
-    result = F.actuals(o, periods=["2026-10", "2026-Q4"], scopes=["company", "t1", "bob", "nobody"])
+    result = pipeline.actuals(o, periods=["2026-10", "2026-Q4"], scopes=["company", "t1", "bob", "nobody"])
     expected = pd.DataFrame({
         "forecast_period": ["2026-10"] * 4 + ["2026-Q4"] * 4,
         "scope": ["company", "t1", "bob", "nobody"] * 2,
@@ -110,7 +112,7 @@ def test_actuals_honour_fiscal_quarters():
     o = opps_frame([("a", "2026-01-01", "2026-01-31", True, True, 10.0, "t1", "ann", "closed_won"),
                     ("b", "2026-01-01", "2026-02-01", True, True, 1.0, "t1", "ann", "closed_won")])
     # fiscal year starting in February: 2026-Q4 is Nov 2025 - Jan 2026
-    result = F.actuals(o, periods=["2026-Q4", "2027-Q1"], fiscal_year_start_month=2)
+    result = pipeline.actuals(o, periods=["2026-Q4", "2027-Q1"], fiscal_year_start_month=2)
     assert result["actual"].tolist() == [10.0, 1.0]
 
 
@@ -120,13 +122,13 @@ def test_zero_actual_gives_undefined_percentage_error_not_infinity():
                       "forecast": [90.0, 25.0]})
     a = pd.DataFrame({"forecast_period": ["2026-10", "2026-10"], "scope": ["company", "ghost"],
                       "actual": [100.0, 0.0]})
-    result = F.score_forecasts(f, a)
-    assert result.columns.tolist() == F.ACCURACY_COLUMNS
+    result = forecast.score_forecasts(f, a)
+    assert result.columns.tolist() == forecast.ACCURACY_COLUMNS
     assert result["error"].tolist() == [-10.0, 25.0]
     assert result["abs_pct_error"].iloc[0] == pytest.approx(0.1)
     assert np.isnan(result["abs_pct_error"].iloc[1]) and np.isnan(result["accuracy"].iloc[1])
     assert np.isfinite(result["error"]).all()
-    s = F.accuracy_summary(result)
+    s = forecast.accuracy_summary(result)
     # n counts both; MAPE and hit rate only the defined one; WAPE and bias use all errors over Σ actual
     assert s.iloc[0].to_dict() == {"category": "commit", "n": 2, "mape": pytest.approx(0.1),
                                    "wape": pytest.approx(35 / 100), "bias": pytest.approx(15 / 100),
@@ -140,9 +142,9 @@ def test_forecast_exactly_10_percent_off_is_a_hit(forecast, hit):
     f = pd.DataFrame({"forecast_period": ["2026-10"], "scope": ["company"], "category": ["commit"],
                       "snapshot_date": [D("2026-10-05")], "forecast": [forecast]})
     a = pd.DataFrame({"forecast_period": ["2026-10"], "scope": ["company"], "actual": [100.0]})
-    acc = F.score_forecasts(f, a)
+    acc = forecast.score_forecasts(f, a)
     assert acc["abs_pct_error"].iloc[0] == abs(forecast - 100.0) / 100.0
-    assert F.accuracy_summary(acc)["hit_rate_10"].iloc[0] == (1.0 if hit else 0.0)
+    assert forecast.accuracy_summary(acc)["hit_rate_10"].iloc[0] == (1.0 if hit else 0.0)
 
 
 def test_hit_rate_counts_ties_at_10_percent_among_several_forecasts():
@@ -150,17 +152,17 @@ def test_hit_rate_counts_ties_at_10_percent_among_several_forecasts():
                       "snapshot_date": D("2026-10-05"), "forecast": [110.0, 45.0, 1100.0, 72.0, 5.0]})
     a = pd.DataFrame({"forecast_period": "2026-10", "scope": ["a", "b", "c", "d", "e"],
                       "actual": [100.0, 50.0, 1000.0, 80.0, 0.0]})
-    s = F.accuracy_summary(F.score_forecasts(f, a)).iloc[0]
+    s = forecast.accuracy_summary(forecast.score_forecasts(f, a)).iloc[0]
     # APE: 0.1, 0.1, 0.1 (ties: hits), 0.1 (8 / 80: a tie too), e undefined (actual 0: out of the hit rate)
     assert s["hit_rate_10"] == 1.0
     f.loc[3, "forecast"] = 71.0  # 9 / 80 = 0.1125: a miss
-    assert F.accuracy_summary(F.score_forecasts(f, a)).iloc[0]["hit_rate_10"] == 0.75
+    assert forecast.accuracy_summary(forecast.score_forecasts(f, a)).iloc[0]["hit_rate_10"] == 0.75
 
 
 def test_summary_of_only_zero_actuals_is_undefined_not_a_crash():
     acc = pd.DataFrame({"category": ["commit"], "forecast": [5.0], "actual": [0.0], "error": [5.0],
                         "abs_pct_error": [np.nan]})
-    s = F.accuracy_summary(acc).iloc[0]
+    s = forecast.accuracy_summary(acc).iloc[0]
     assert s["n"] == 1 and all(np.isnan(s[c]) for c in ("mape", "wape", "bias", "hit_rate_10"))
 
 
@@ -169,7 +171,7 @@ def test_accuracy_is_one_minus_ape_floored_at_zero(accuracy_value, expected):
     f = pd.DataFrame({"forecast_period": ["2026-10"], "scope": ["company"], "category": ["commit"],
                       "snapshot_date": [D("2026-10-05")], "forecast": [100.0 * (1 + accuracy_value)]})
     a = pd.DataFrame({"forecast_period": ["2026-10"], "scope": ["company"], "actual": [100.0]})
-    assert F.score_forecasts(f, a)["accuracy"].iloc[0] == pytest.approx(expected)
+    assert forecast.score_forecasts(f, a)["accuracy"].iloc[0] == pytest.approx(expected)
 
 
 @settings(max_examples=60, deadline=None)
@@ -183,12 +185,12 @@ def test_accuracy_is_one_minus_ape_floored_at_zero(accuracy_value, expected):
 def test_mape_and_wape_agree_with_sklearn_and_an_independent_wape(pairs):
     forecast = np.array([p[0] for p in pairs])
     actual = np.array([p[1] for p in pairs])
-    acc = F.score_forecasts(
+    acc = forecast.score_forecasts(
         pd.DataFrame({"forecast_period": "2026-10", "scope": [f"s{i}" for i in range(len(pairs))],
                       "category": "commit", "snapshot_date": D("2026-10-05"), "forecast": forecast}),
         pd.DataFrame({"forecast_period": "2026-10", "scope": [f"s{i}" for i in range(len(pairs))],
                       "actual": actual}))
-    s = F.accuracy_summary(acc).iloc[0]
+    s = forecast.accuracy_summary(acc).iloc[0]
     pos = actual > 0
     if pos.any():
         assert s["mape"] == pytest.approx(mean_absolute_percentage_error(actual[pos], forecast[pos]), rel=1e-9)
@@ -213,22 +215,22 @@ def test_week_of_period_counts_whole_weeks_from_the_first_day(snapshot, week):
     f = pd.DataFrame({"forecast_period": ["2026-10"], "scope": ["company"], "category": ["commit"],
                       "snapshot_date": [D(snapshot)], "forecast": [1.0]})
     a = pd.DataFrame({"forecast_period": ["2026-10"], "scope": ["company"], "actual": [1.0]})
-    assert F.score_forecasts(f, a)["week_of_period"].iloc[0] == week
+    assert forecast.score_forecasts(f, a)["week_of_period"].iloc[0] == week
 
 
 def test_periods_in_view_ended_by_as_of_and_latest_per_kind():
     labels = ["2026-07", "2026-08", "2026-09", "2026-10", "2026-11", "2026-Q2", "2026-Q3", "2026-Q4",
               "2026-W43", "2026-W44"]
-    view = F.periods_in_view(labels, as_of="2026-11-01", lookback_periods=2)
+    view = forecast.periods_in_view(labels, as_of="2026-11-01", lookback_periods=2)
     # October ends exactly at the cut-off: in view; November and Q4 have not ended; W44 ends 2026-11-02
     assert [p.label for p in view] == ["2026-Q2", "2026-Q3", "2026-09", "2026-10", "2026-W43"]  # by start
 
 
 def test_periods_in_view_rejects_bad_labels_and_lookback():
     with pytest.raises(SchemaError, match="forecast_period"):
-        F.periods_in_view(["2026-13"], as_of="2026-11-01")
+        forecast.periods_in_view(["2026-13"], as_of="2026-11-01")
     with pytest.raises(ParameterError, match="`lookback_periods`"):
-        F.periods_in_view(["2026-10"], as_of="2026-11-01", lookback_periods=0)
+        forecast.periods_in_view(["2026-10"], as_of="2026-11-01", lookback_periods=0)
 
 
 # ---------------------------------------------------------------------------
@@ -236,7 +238,7 @@ def test_periods_in_view_rejects_bad_labels_and_lookback():
 # ---------------------------------------------------------------------------
 
 def test_state_at_a_snapshot_date_holds_only_changes_strictly_before_that_day():
-    s = F.deal_states(waterfall_case(), at=["2026-10-10", "2026-10-11", "2026-10-15", "2026-10-16"])
+    s = pipeline.deal_states(waterfall_case(), at=["2026-10-10", "2026-10-11", "2026-10-15", "2026-10-16"])
     a = s[s["opportunity_id"] == "A"].set_index("at")
     # the change at 2026-10-10 00:00 is unknown at the start of 10-10, known at 10-11
     assert a["amount"].tolist() == [100.0, 120.0, 120.0, 130.0]
@@ -245,7 +247,7 @@ def test_state_at_a_snapshot_date_holds_only_changes_strictly_before_that_day():
 
 
 def test_deal_without_history_falls_back_to_opportunities_and_closes_at_the_end_of_its_close_date():
-    s = F.deal_states(waterfall_case(), at=["2026-10-02", "2026-10-03", "2026-10-18", "2026-10-19"])
+    s = pipeline.deal_states(waterfall_case(), at=["2026-10-02", "2026-10-03", "2026-10-18", "2026-10-19"])
     hh = s[s["opportunity_id"] == "H"]
     assert hh["at"].tolist() == [pd.Timestamp("2026-10-03"), pd.Timestamp("2026-10-18"), pd.Timestamp("2026-10-19")]
     assert hh["is_closed"].tolist() == [False, False, True] and hh["is_won"].tolist() == [False, False, True]
@@ -253,7 +255,7 @@ def test_deal_without_history_falls_back_to_opportunities_and_closes_at_the_end_
 
 
 def test_reopened_deal_is_open_again_between_its_closes():
-    s = F.deal_states(waterfall_case(), at=["2026-10-01", "2026-10-06", "2026-10-30"])
+    s = pipeline.deal_states(waterfall_case(), at=["2026-10-01", "2026-10-06", "2026-10-30"])
     f = s[s["opportunity_id"] == "F"]
     assert f["stage"].tolist() == ["closed_won", "negotiation", "closed_lost"]
     assert f["is_closed"].tolist() == [True, False, True]
@@ -264,12 +266,12 @@ def test_null_history_fields_carry_the_previous_value_forward():
     h = hist_frame([("a", "2026-01-01", "qualification", 100.0, "2026-02-28"),
                     ("a", "2026-01-10", "proposal", None, "2026-03-31")])
     h.loc[1, "amount"] = None
-    s = F.deal_states({"opportunities": o, "opportunity_history": h}, at="2026-02-01")
+    s = pipeline.deal_states({"opportunities": o, "opportunity_history": h}, at="2026-02-01")
     assert s["amount"].tolist() == [100.0] and s["stage"].tolist() == ["proposal"]
 
 
 def test_pipeline_snapshots_sum_open_deals_by_stage():
-    r = F.pipeline_snapshots(waterfall_case(), dates=["2026-10-01", "2026-10-09"], by="stage")
+    r = pipeline.pipeline_snapshots(waterfall_case(), dates=["2026-10-01", "2026-10-09"], by="stage")
     got = {(str(x.snapshot_date.date()), None if pd.isna(x.stage) else x.stage): (x.deals, x.amount)
            for x in r.itertuples()}
     assert got == {
@@ -282,10 +284,10 @@ def test_pipeline_snapshots_sum_open_deals_by_stage():
 
 
 def test_a_deal_history_without_scopes_refuses_team_splits():
-    deals = F.prepare(waterfall_case(), scopes=False, materialize=False)
+    deals = pipeline.prepare(waterfall_case(), scopes=False, materialize=False)
     with pytest.raises(ParameterError, match="`scopes`"):
-        F.pipeline_snapshots(deals, dates=["2026-10-01"], by="team")
-    assert F.pipeline_snapshots(deals, dates=["2026-10-01"])["amount"].tolist() == [465.0]
+        pipeline.pipeline_snapshots(deals, dates=["2026-10-01"], by="team")
+    assert pipeline.pipeline_snapshots(deals, dates=["2026-10-01"])["amount"].tolist() == [465.0]
 
 
 def test_closed_stages_are_inferred_from_opportunities_but_never_an_open_stage():
@@ -293,7 +295,7 @@ def test_closed_stages_are_inferred_from_opportunities_but_never_an_open_stage()
                     ("b", "2026-01-01", "2026-02-01", True, False, 1.0, "t", "x", "Lost"),
                     ("c", "2026-01-01", "2026-02-01", True, False, 1.0, "t", "x", "Proposal"),
                     ("d", "2026-01-01", "2026-02-01", False, False, 1.0, "t", "x", "Proposal")])
-    assert F.closed_stages(o) == (("Won", "closed_won"), ("Lost", "closed_lost"))
+    assert pipeline.closed_stages(o) == (("Won", "closed_won"), ("Lost", "closed_lost"))
 
 
 # ---------------------------------------------------------------------------
@@ -339,7 +341,7 @@ def baseline_case():
 
 
 def test_stage_win_rates_use_deals_closed_before_the_date_that_were_ever_in_the_stage():
-    r = F.stage_win_rates(baseline_case(), dates=["2026-10-12"])
+    r = forecast.stage_win_rates(baseline_case(), dates=["2026-10-12"])
     got = {x.stage: (x.closed, x.won) for x in r.itertuples()}
     assert got == {"qualification": (5, 2), "proposal": (2, 1), "discovery": (1, 1), None: (5, 2)}
 
@@ -348,16 +350,16 @@ def test_stage_win_rates_use_deals_closed_before_the_date_that_were_ever_in_the_
 def test_stage_mask_and_the_join_fallback_give_the_same_rates(case):
     """More than 62 open stages cannot share a bit mask; the (deal, stage) join then gives the same answer."""
     dates = ["2026-09-02", "2026-10-01", "2026-10-12", "2026-10-13", "2026-11-01 12:00"]
-    with_mask = F.prepare(case(), materialize=False)
-    without = F.prepare(case(), materialize=False)
+    with_mask = pipeline.prepare(case(), materialize=False)
+    without = pipeline.prepare(case(), materialize=False)
     without.stage_bits = None
     assert with_mask.stage_bits
-    pd.testing.assert_frame_equal(F.stage_win_rates(with_mask, dates=dates), F.stage_win_rates(without, dates=dates))
+    pd.testing.assert_frame_equal(forecast.stage_win_rates(with_mask, dates=dates), forecast.stage_win_rates(without, dates=dates))
 
 
 def test_baseline_is_won_to_date_plus_stage_weighted_pipeline():
     snaps = pd.DataFrame({"snapshot_date": [D("2026-10-12")], "forecast_period": ["2026-10"]})
-    b = F.baseline_forecast(baseline_case(), snapshots=snaps, scopes=["company", "t1", "cy"])
+    b = forecast.baseline_forecast(baseline_case(), snapshots=snaps, scopes=["company", "t1", "cy"])
     got = b.set_index("scope")[["won_to_date", "open_pipeline", "weighted_pipeline", "forecast"]]
     # proposal 0.5, discovery 1.0, negotiation has no closed deal: overall 2/5
     assert got.loc["company"].tolist() == pytest.approx([300.0, 350.0, 50 + 80 + 10 + 20, 460.0])
@@ -368,7 +370,7 @@ def test_baseline_is_won_to_date_plus_stage_weighted_pipeline():
 def test_baseline_before_any_close_is_the_won_to_date_only():
     case = baseline_case()
     snaps = pd.DataFrame({"snapshot_date": [D("2026-08-15")], "forecast_period": ["2026-09"]})
-    b = F.baseline_forecast(case, snapshots=snaps)
+    b = forecast.baseline_forecast(case, snapshots=snaps)
     assert b[["won_to_date", "weighted_pipeline", "forecast"]].iloc[0].tolist() == [0.0, 0.0, 0.0]
     assert b["open_pipeline"].iloc[0] == 40.0  # Y, Z, W, V due in September, no rate known yet
 
@@ -382,8 +384,8 @@ def test_forecast_accuracy_scores_submissions_and_baseline_in_the_published_shap
         ("2026-10-12", "2026-11", "company", "commit", 1.0),  # November not ended: out of view
         ("2026-11-02", "2026-10", "company", "commit", 1.0),  # dated after the cut-off
     ])
-    acc = F.forecast_accuracy(case, period="2026-10")
-    assert acc.columns.tolist() == F.ACCURACY_COLUMNS
+    acc = forecast.forecast_accuracy(case, period="2026-10")
+    assert acc.columns.tolist() == forecast.ACCURACY_COLUMNS
     # actual October: X 300 (won 10-05); P1-P3 still open, Q lost
     rows = {(r.scope, r.category, str(r.snapshot_date)): r for r in acc.itertuples()}
     assert set(rows) == {("company", "commit", "2026-10-12"), ("company", "baseline", "2026-10-12"),
@@ -400,9 +402,9 @@ def test_forecast_accuracy_scores_submissions_and_baseline_in_the_published_shap
 
 def test_forecast_accuracy_needs_its_tables():
     with pytest.raises(SchemaError, match="forecast_snapshots"):
-        F.forecast_accuracy(waterfall_case(), period="2026-10")
+        forecast.forecast_accuracy(waterfall_case(), period="2026-10")
     with pytest.raises(ParameterError, match="`period`"):
-        F.forecast_accuracy(baseline_case())
+        forecast.forecast_accuracy(baseline_case())
 
 
 # ---------------------------------------------------------------------------
@@ -410,8 +412,8 @@ def test_forecast_accuracy_needs_its_tables():
 # ---------------------------------------------------------------------------
 
 def test_waterfall_hand_computed():
-    wf = F.pipeline_waterfall(waterfall_case(), period="2026-10")
-    assert wf["step"].tolist() == F.WATERFALL_STEPS
+    wf = pipeline.pipeline_waterfall(waterfall_case(), period="2026-10")
+    assert wf["step"].tolist() == pipeline.WATERFALL_STEPS
     expected = {"starting": 190.0, "new": 100.0, "pulled_in": 330.0, "increased": 30.0, "won": 360.0,
                 "lost": 140.0, "decreased": 10.0, "pushed_out": 90.0, "ending": 50.0}
     assert wf.set_index("step")["amount"].to_dict() == expected
@@ -422,7 +424,7 @@ def test_waterfall_hand_computed():
 
 
 def test_waterfall_stops_at_as_of():
-    wf = F.pipeline_waterfall(waterfall_case(), period="2026-10", as_of="2026-10-11").set_index("step")["amount"]
+    wf = pipeline.pipeline_waterfall(waterfall_case(), period="2026-10", as_of="2026-10-11").set_index("step")["amount"]
     # by 10-11: B pushed out, C new, D pulled in, F reopened, A increased (10-10 00:00), G pushed within October
     assert wf.to_dict() == {"starting": 190.0, "new": 100.0, "pulled_in": 280.0, "increased": 20.0, "won": 0.0,
                             "lost": 0.0, "decreased": 0.0, "pushed_out": 50.0, "ending": 540.0}
@@ -587,7 +589,7 @@ def waterfall_edge_case():
 
 
 def test_waterfall_edge_cases_hand_computed():
-    wf = F.pipeline_waterfall(waterfall_edge_case(), period="2026-10")
+    wf = pipeline.pipeline_waterfall(waterfall_edge_case(), period="2026-10")
     # starting P 100 + Q 100 + V 50 + X 100 + Z2 25 (no history: open until the end of its close date 10-10)
     # new S 40 + T 60 + Z1 20; pulled in R 90 + U 70 + Y 30; increased P 50 + U 5 + V 5;
     # won R 90 + S 40 + U 75 + X 100; lost Q 80 + Y 30 + Z2 25; decreased Q 20 + V 10; pushed out P 150;
@@ -610,7 +612,7 @@ def test_waterfall_edge_cases_hand_computed():
                                    "2026-10-26T10:00:00.000001"])
 @pytest.mark.parametrize("make_case", [waterfall_case, waterfall_edge_case])
 def test_waterfall_matches_the_per_deal_reference_on_the_hand_made_deals(make_case, as_of):
-    wf = F.pipeline_waterfall(make_case(), period="2026-10", as_of=as_of)
+    wf = pipeline.pipeline_waterfall(make_case(), period="2026-10", as_of=as_of)
     cut = pd.Timestamp(as_of) if as_of else pd.Timestamp("2026-11-01")
     assert_waterfall_matches_reference(wf, make_case(), D("2026-10-01"), D("2026-11-01"), cut)
 
@@ -622,11 +624,11 @@ def test_waterfall_matches_the_per_deal_reference_on_demo_data(demo_dir):
     src = open_source(demo_dir)
     case = {t: src.to_pandas(t) for t in ("opportunities", "opportunity_history")}
     rows = reference_deal_rows(case)
-    with F.prepare(src, scopes=False) as deals:
+    with pipeline.prepare(src, scopes=False) as deals:
         for period, start, end, as_of in [("2026-10", "2026-10-01", "2026-11-01", None),
                                           ("2026-Q3", "2026-07-01", "2026-10-01", "2026-08-20T12:00"),
                                           ("2026-W40", "2026-09-28", "2026-10-05", None)]:
-            wf = F.pipeline_waterfall(deals, period=period, as_of=as_of)
+            wf = pipeline.pipeline_waterfall(deals, period=period, as_of=as_of)
             cut = pd.Timestamp(as_of) if as_of else pd.Timestamp(end)
             cents, _, _ = reference_waterfall(case, D(start), D(end), cut, rows)
             assert sum(cents[k] for k in STEPS) > 0, period  # something moved: the comparison means something
@@ -634,7 +636,7 @@ def test_waterfall_matches_the_per_deal_reference_on_demo_data(demo_dir):
 
 
 def test_slippage_lists_deals_due_at_the_start_still_open_with_their_pushes():
-    s = F.slippage(waterfall_case(), period="2026-10")
+    s = pipeline.slippage(waterfall_case(), period="2026-10")
     assert s[["opportunity_id", "amount", "status", "pushes", "total_pushes"]].values.tolist() == [
         ["B", 50.0, "overdue", 1, 1], ["G", 40.0, "pushed out", 2, 2]]
     assert s["close_date_at_start"].tolist() == [D("2026-10-20"), D("2026-10-10")]
@@ -647,7 +649,7 @@ def test_coverage_divides_pipeline_due_by_the_target_and_handles_missing_targets
     case["targets"] = pd.DataFrame({"period": ["2026-10", "2026-11", "2026-11"],
                                     "metric": ["revenue_won"] * 3, "target": [380.0, 30.0, 10.0],
                                     "segment": [None, "smb", "ent"]})
-    c = F.coverage(case, period="2026-10", lookback_periods=2)
+    c = pipeline.coverage(case, period="2026-10", lookback_periods=2)
     assert c["period"].tolist() == ["2026-09", "2026-10", "2026-11"]
     sept, octo, nov = (c.iloc[i] for i in range(3))
     assert np.isnan(sept["target"]) and np.isnan(sept["coverage"])
@@ -668,7 +670,7 @@ def test_projection_shows_latest_calls_and_baseline_of_periods_in_progress():
     ])
     case["targets"] = pd.DataFrame({"period": ["2026-10"], "metric": ["revenue_won"], "target": [400.0],
                                     "segment": [None]})
-    p = F.projection(case, period="2026-10", as_of="2026-10-13", kinds=["month"])
+    p = forecast.projection(case, period="2026-10", as_of="2026-10-13", kinds=["month"])
     assert p["category"].tolist() == ["commit", "best_case", "baseline"]
     assert p["forecast"].tolist()[:2] == [350.0, 500.0]
     assert p["submitted"].tolist()[0] == D("2026-10-12")
@@ -741,7 +743,7 @@ PROPERTY = settings(max_examples=15, deadline=None, suppress_health_check=[Healt
 def test_waterfall_identity_holds_exactly_and_matches_point_in_time_pipelines(case, period, as_of):
     from revops_lib.periods import parse_period
 
-    wf = F.pipeline_waterfall(case, period=period, as_of=as_of)
+    wf = pipeline.pipeline_waterfall(case, period=period, as_of=as_of)
     a = wf.set_index("step")["amount"]
     assert a["ending"] == (a["starting"] + a["new"] + a["pulled_in"] + a["increased"] - a["won"] - a["lost"]
                            - a["decreased"] - a["pushed_out"])
@@ -751,7 +753,7 @@ def test_waterfall_identity_holds_exactly_and_matches_point_in_time_pipelines(ca
     assert (wf["amount"].iloc[1:-1] >= 0).all()
     p = parse_period(period)
     cut = wf.attrs["cut"]
-    states = F.deal_states(case, at=[p.start_naive, cut])
+    states = pipeline.deal_states(case, at=[p.start_naive, cut])
 
     def due(at):
         s = states[(states["at"] == at) & ~states["is_closed"].astype(bool)]
@@ -808,11 +810,11 @@ def test_baseline_has_no_look_ahead(case, snapshot, data):
     kw = dict(snapshots=snaps, scopes=["company", "t1"], won_stages=["closed_won"], lost_stages=["closed_lost"])
     assert len(case["opportunities"]) >= 1
     assert set(case["opportunities"]["opportunity_id"]) == set(case["opportunity_history"]["opportunity_id"])
-    before = F.baseline_forecast(case, **kw)
-    after = F.baseline_forecast(_mutate_after(case, pd.Timestamp(snapshot), data.draw), **kw)
+    before = forecast.baseline_forecast(case, **kw)
+    after = forecast.baseline_forecast(_mutate_after(case, pd.Timestamp(snapshot), data.draw), **kw)
     pd.testing.assert_frame_equal(before, after)
-    rates_before = F.stage_win_rates(case, dates=[snapshot], won_stages=["closed_won"], lost_stages=["closed_lost"])
-    rates_after = F.stage_win_rates(_mutate_after(case, pd.Timestamp(snapshot), data.draw), dates=[snapshot],
+    rates_before = forecast.stage_win_rates(case, dates=[snapshot], won_stages=["closed_won"], lost_stages=["closed_lost"])
+    rates_after = forecast.stage_win_rates(_mutate_after(case, pd.Timestamp(snapshot), data.draw), dates=[snapshot],
                                     won_stages=["closed_won"], lost_stages=["closed_lost"])
     pd.testing.assert_frame_equal(rates_before, rates_after)
 
@@ -850,9 +852,9 @@ def test_baseline_and_pipeline_match_a_pandas_reference_on_demo_data(demo_dir):
     dates = list(pd.date_range("2025-01-06", "2026-10-26", freq="4W-MON")) + [pd.Timestamp("2026-03-04 13:00")]
     rows = [(d, period_of(d, k)) for d in dates for k in ("month", "quarter")]
     snaps = pd.DataFrame({"snapshot_date": [d for d, _ in rows], "forecast_period": [p.label for _, p in rows]})
-    with F.prepare(src) as deals:
-        got = F.baseline_forecast(deals, snapshots=snaps)
-        pipe = F.pipeline_snapshots(deals, dates=dates).set_index("snapshot_date")["amount"]
+    with pipeline.prepare(src) as deals:
+        got = forecast.baseline_forecast(deals, snapshots=snaps)
+        pipe = pipeline.pipeline_snapshots(deals, dates=dates).set_index("snapshot_date")["amount"]
     assert len(got) == len(rows)
     periods = {p.label: p for _, p in rows}
     for _, g in got.iterrows():
@@ -870,18 +872,18 @@ def test_baseline_and_pipeline_match_a_pandas_reference_on_demo_data(demo_dir):
 # ---------------------------------------------------------------------------
 
 def test_assess_on_a_source_without_forecasts_still_reports_the_pipeline():
-    fa = F.assess(waterfall_case(), period="2026-10")
+    fa = forecast_section.assess(waterfall_case(), period="2026-10")
     assert fa.accuracy.empty and "forecast_snapshots" in fa.notes["accuracy"]
     assert fa.waterfall.set_index("step")["amount"]["ending"] == 50.0
     assert "2026-10 pipeline due in the period went from $190 to $50" in fa.findings().data
-    assert fa.summary.columns.tolist() == F.SUMMARY_COLUMNS
+    assert fa.summary.columns.tolist() == forecast.SUMMARY_COLUMNS
 
 
 def test_assess_without_history_or_targets_falls_back_to_opportunities():
     case = baseline_case()
     del case["opportunity_history"]
     case["forecast_snapshots"] = snaps_frame([("2026-10-12", "2026-10", "company", "commit", 330.0)])
-    fa = F.assess(case, period="2026-10")
+    fa = forecast_section.assess(case, period="2026-10")
     # without history only the overall win rate is known: 2 won of 5 closed by 10-12 (Q closes at the end of 10-13)
     base = fa.accuracy[fa.accuracy["category"] == "baseline"].iloc[0]
     assert base["forecast"] == pytest.approx(300 + (100 + 200 + 10 + 40) * 2 / 5)
@@ -891,8 +893,12 @@ def test_assess_without_history_or_targets_falls_back_to_opportunities():
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(F, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted >= 20
+    attempted = 0
+    for mod in (pipeline, forecast):
+        result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0
+        attempted += result.attempted
+    assert attempted >= 20
 
 
 @pytest.mark.postgres
@@ -904,12 +910,12 @@ def test_accuracy_with_baseline_is_the_same_on_postgresql(pg_url):
                                               ("2026-10-05", "2026-10", "t1", "commit", 300.0),
                                               ("2026-10-05", "2026-Q3", "company", "commit", 25.0)])
     url = load_postgres(pg_url, case, "forecast_test")
-    on_pg = F.forecast_accuracy(url, period="2026-10")
-    on_duckdb = F.forecast_accuracy(case, period="2026-10")
+    on_pg = forecast.forecast_accuracy(url, period="2026-10")
+    on_duckdb = forecast.forecast_accuracy(case, period="2026-10")
     pd.testing.assert_frame_equal(on_pg, on_duckdb)
     assert len(on_pg) == 6
-    pd.testing.assert_frame_equal(F.coverage(url, period="2026-10", lookback_periods=2),
-                                  F.coverage(case, period="2026-10", lookback_periods=2))
+    pd.testing.assert_frame_equal(pipeline.coverage(url, period="2026-10", lookback_periods=2),
+                                  pipeline.coverage(case, period="2026-10", lookback_periods=2))
     at = ["2026-10-01", "2026-10-10 12:00", "2026-11-01"]
-    pd.testing.assert_frame_equal(F.open_pipeline_by_period(url, periods=["2026-10", "2026-11", "2026-Q4"], at=at),
-                                  F.open_pipeline_by_period(case, periods=["2026-10", "2026-11", "2026-Q4"], at=at))
+    pd.testing.assert_frame_equal(pipeline.open_pipeline_by_period(url, periods=["2026-10", "2026-11", "2026-Q4"], at=at),
+                                  pipeline.open_pipeline_by_period(case, periods=["2026-10", "2026-11", "2026-Q4"], at=at))

@@ -1,4 +1,4 @@
-"""revops_lib.funnel: hand-computed frames, independent references (statsmodels, scipy, numpy, pandas),
+"""revops_lib.metrics.lead_funnel and .deals: hand-computed frames, independent references (statsmodels, scipy, numpy, pandas),
 property tests, the demo's true rates, and the same numbers on PostgreSQL."""
 
 from __future__ import annotations
@@ -12,11 +12,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from revops_lib import funnel
 from revops_lib.errors import ParameterError, SourceError
 from revops_lib.sources import Source, open_source
+from revops_lib.periods import parse_period
+from revops_lib.metrics import deals
+from revops_lib.metrics import lead_funnel
+from revops_lib.present.sections import funnel as funnel_section
+from revops_lib import stats
 
-STAGES = list(funnel.DEFAULT_STAGES)
+STAGES = list(lead_funnel.DEFAULT_STAGES)
 PAIRS = list(zip(STAGES[:-1], STAGES[1:]))
 
 
@@ -80,7 +84,7 @@ def test_wilson_interval_matches_statsmodels(k, n):
 
     for conf in (0.8, 0.95, 0.99):
         expected = proportion_confint(k, n, alpha=1 - conf, method="wilson")
-        result = funnel.wilson_interval(k, n, confidence=conf)
+        result = stats.wilson_interval(k, n, confidence=conf)
         np.testing.assert_allclose(result, expected, rtol=0, atol=1e-12)
 
 
@@ -90,17 +94,17 @@ def test_wilson_interval_matches_statsmodels_everywhere(n, frac, conf):
     from statsmodels.stats.proportion import proportion_confint
 
     k = int(round(frac * n))
-    low, high = funnel.wilson_interval(k, n, confidence=conf)
+    low, high = stats.wilson_interval(k, n, confidence=conf)
     exp_low, exp_high = proportion_confint(k, n, alpha=1 - conf, method="wilson")
     assert low == pytest.approx(max(exp_low, 0.0), abs=1e-9) and high == pytest.approx(min(exp_high, 1.0), abs=1e-9)
     assert 0 <= low <= k / n <= high <= 1
 
 
 def test_wilson_interval_is_nan_without_trials_and_rejects_bad_confidence():
-    low, high = funnel.wilson_interval([0, 3], [0, 10])
+    low, high = stats.wilson_interval([0, 3], [0, 10])
     assert math.isnan(low[0]) and math.isnan(high[0]) and 0 < low[1] < 0.3 < high[1]
     with pytest.raises(ParameterError, match="`confidence`"):
-        funnel.wilson_interval(1, 2, confidence=95)
+        stats.wilson_interval(1, 2, confidence=95)
 
 
 def test_chi_square_across_sources_matches_statsmodels_and_a_hand_computed_table():
@@ -108,7 +112,7 @@ def test_chi_square_across_sources_matches_statsmodels_and_a_hand_computed_table
 
     conv = pd.DataFrame({"source": ["all", "a", "b", "c"], "from_stage": ["x"] * 4, "to_stage": ["y"] * 4,
                          "entered": [300, 100, 120, 80], "converted": [90, 20, 40, 30]})
-    result = funnel.source_differences(conv).iloc[0]
+    result = lead_funnel.source_differences(conv).iloc[0]
     table = np.array([[20, 80], [40, 80], [30, 50]])
     ref = Table(table).test_nominal_association()
     # by hand: expected = row total x column total / n
@@ -125,7 +129,7 @@ def test_chi_square_across_sources_matches_statsmodels_and_a_hand_computed_table
 def test_chi_square_is_nan_when_it_cannot_be_computed():
     conv = pd.DataFrame({"source": ["a", "b", "c"], "from_stage": ["x", "x", "y"], "to_stage": ["y", "y", "z"],
                          "entered": [10, 10, 5], "converted": [0, 0, 1]})
-    result = funnel.source_differences(conv)
+    result = lead_funnel.source_differences(conv)
     assert result["p_value"].isna().all() and not result["differ"].any()
 
 
@@ -135,7 +139,7 @@ def test_compare_rates_tests_the_change_between_two_cohorts():
     cur = pd.DataFrame({"source": ["all"], "from_stage": ["a"], "to_stage": ["b"], "entered": [200],
                         "converted": [80], "rate": [0.4]})
     prev = cur.assign(entered=[250], converted=[70], rate=[0.28])
-    result = funnel.compare_rates(cur, prev).iloc[0]
+    result = lead_funnel.compare_rates(cur, prev).iloc[0]
     expected_p = chi2_contingency([[80, 120], [70, 180]], correction=False).pvalue
     assert result["change"] == pytest.approx(0.12) and result["p_value"] == pytest.approx(expected_p)
     assert bool(result["beyond_noise"]) == (expected_p < 0.05)
@@ -147,7 +151,7 @@ def test_compare_rates_tests_the_change_between_two_cohorts():
 
 
 def test_reached_view_counts_skipped_stages_and_ignores_timestamps_after_as_of():
-    result = funnel.stage_conversion(HAND, period="2026-10")
+    result = lead_funnel.stage_conversion(HAND, period="2026-10")
     expected = expected_conversion([
         ("all", 0, 7, 5), ("all", 1, 5, 5), ("all", 2, 5, 2), ("all", 3, 2, 1),
         ("web", 0, 5, 4), ("web", 1, 4, 4), ("web", 2, 4, 1), ("web", 3, 1, 1),
@@ -160,7 +164,7 @@ def test_reached_view_counts_skipped_stages_and_ignores_timestamps_after_as_of()
 
 
 def test_strict_view_requires_every_earlier_stage_in_order():
-    result = funnel.stage_conversion(HAND, period="2026-10", funnel_mode="strict")
+    result = lead_funnel.stage_conversion(HAND, period="2026-10", funnel_mode="strict")
     expected = expected_conversion([
         ("all", 0, 7, 4), ("all", 1, 4, 2), ("all", 2, 2, 1), ("all", 3, 1, 1),
         ("web", 0, 5, 3), ("web", 1, 3, 2), ("web", 2, 2, 1), ("web", 3, 1, 1),
@@ -171,20 +175,20 @@ def test_strict_view_requires_every_earlier_stage_in_order():
 
 
 def test_conversion_window_counts_only_conversions_within_the_window():
-    result = funnel.stage_conversion(HAND, period="2026-10", conversion_window_days=1.5, by=None)
+    result = lead_funnel.stage_conversion(HAND, period="2026-10", conversion_window_days=1.5, by=None)
     # created->mql within 1.5 days: L1, L3, L5, L9 (L2 took 2 days); mql->sql: L2 (0 days), L9 (-0.5 days)
     assert result["entered"].tolist() == [7, 5, 5, 2]
     assert result["converted"].tolist() == [4, 2, 1, 0]
 
 
 def test_as_of_inside_the_period_cuts_the_cohort_and_the_stages():
-    result = funnel.stage_conversion(HAND, period="2026-10", as_of="2026-10-06", by=None)
+    result = lead_funnel.stage_conversion(HAND, period="2026-10", as_of="2026-10-06", by=None)
     # cohort: L1, L2, L3 (created before Oct 6); L3's MQL on Oct 6 09:00 is too late
     assert result[["entered", "converted"]].values.tolist() == [[3, 2], [2, 2], [2, 0]]
 
 
 def test_stage_timing_uses_reach_times_and_linear_interpolation():
-    result = funnel.stage_timing(HAND, period="2026-10")
+    result = lead_funnel.stage_timing(HAND, period="2026-10")
     days = {  # hand-derived from HAND: a skipped stage is reached at the next stage's time
         "all": [[1, 2, 1, 0, 1], [2, 0, 14, 5, -0.5], [6, 0], [10]],
         "web": [[1, 2, 1, 1], [2, 0, 14, -0.5], [6], [10]],
@@ -208,7 +212,7 @@ def test_engine_percentiles_equal_numpy_linear_interpolation(days):
     df = pd.DataFrame({"lead_id": [f"L{i}" for i in range(len(days))], "source": "x",
                        "created_at": base, "mql_at": [base + pd.Timedelta(seconds=round(d * 86400)) for d in days]})
     secs = np.array([round(d * 86400) for d in days]) / 86400
-    result = funnel.stage_timing(df, period="2026-10", stages=["created_at", "mql_at"], by=None,
+    result = lead_funnel.stage_timing(df, period="2026-10", stages=["created_at", "mql_at"], by=None,
                                  as_of="2028-01-01").iloc[0]
     assert result["n"] == len(days)
     assert result["median_days"] == pytest.approx(np.percentile(secs, 50), abs=1e-9)
@@ -216,11 +220,11 @@ def test_engine_percentiles_equal_numpy_linear_interpolation(days):
 
 
 def test_sources_without_leads_entering_a_stage_get_no_row_and_an_empty_cohort_gives_empty_frames():
-    ft = funnel.funnel_tables(HAND, period="2026-10")
+    ft = lead_funnel.funnel_tables(HAND, period="2026-10")
     partner = ft.conversion[ft.conversion["source"] == "partner"]
     assert partner["from_stage"].tolist() == ["created_at"]
     assert set(ft.timing["source"]) == {"all", "web", "event", "partner"}
-    empty = funnel.funnel_tables(HAND, period="2025-01")
+    empty = lead_funnel.funnel_tables(HAND, period="2025-01")
     assert empty.conversion.empty and empty.timing.empty
     assert list(empty.conversion.columns)[:8] == CONTRACT
     assert list(empty.timing.columns) == ["source", "from_stage", "to_stage", "n", "median_days", "p90_days"]
@@ -228,7 +232,7 @@ def test_sources_without_leads_entering_a_stage_get_no_row_and_an_empty_cohort_g
 
 def test_missing_dimension_values_are_grouped_as_unknown_and_segment_works_too():
     df = HAND.assign(segment=["smb", None, "smb", None, "ent", "smb", "ent", None, "ent"])
-    result = funnel.stage_conversion(df, period="2026-10", by="segment", include_total=False)
+    result = lead_funnel.stage_conversion(df, period="2026-10", by="segment", include_total=False)
     first = result[result["from_stage"] == "created_at"].set_index("segment")["entered"]
     assert first.to_dict() == {"unknown": 3, "smb": 2, "ent": 2}
 
@@ -236,14 +240,14 @@ def test_missing_dimension_values_are_grouped_as_unknown_and_segment_works_too()
 def test_inputs_may_be_a_source_an_ibis_table_a_dataframe_or_a_csv_folder(tmp_path):
     from conftest import valid_frames, write_folder
 
-    base = funnel.funnel_tables(HAND, period="2026-10")
-    as_ibis = funnel.funnel_tables(ibis.memtable(HAND), period="2026-10")
+    base = lead_funnel.funnel_tables(HAND, period="2026-10")
+    as_ibis = lead_funnel.funnel_tables(ibis.memtable(HAND), period="2026-10")
     src = Source.from_frames({"leads": HAND})
-    as_source = funnel.funnel_tables(src, period="2026-10")
+    as_source = lead_funnel.funnel_tables(src, period="2026-10")
     frames = valid_frames()
     frames["leads"] = HAND.assign(**{c: HAND[c].dt.tz_localize("UTC") for c in STAGES})
     folder = write_folder(frames, tmp_path / "csv", fmt="csv")
-    as_csv = funnel.funnel_tables(str(folder), period="2026-10")
+    as_csv = lead_funnel.funnel_tables(str(folder), period="2026-10")
     for other in (as_ibis, as_source, as_csv):
         pd.testing.assert_frame_equal(other.conversion, base.conversion)
         pd.testing.assert_frame_equal(other.timing, base.timing)
@@ -253,7 +257,7 @@ def test_offsets_in_text_timestamps_are_honoured():
     df = pd.DataFrame({"lead_id": ["L1", "L2"], "source": ["x", "x"],
                        "created_at": ["2026-10-31T23:30:00-02:00", "2026-10-01T00:30:00+01:00"]})
     # 2026-11-01 01:30 UTC (November) and 2026-09-30 23:30 UTC (September): neither is in October
-    result = funnel.stage_conversion(df, period="2026-10", stages=["created_at", "mql_at"], by=None)
+    result = lead_funnel.stage_conversion(df, period="2026-10", stages=["created_at", "mql_at"], by=None)
     assert result.empty
 
 
@@ -269,12 +273,12 @@ def test_offsets_in_text_timestamps_are_honoured():
 ])
 def test_bad_parameters_name_the_parameter_and_what_is_allowed(kwargs, match):
     with pytest.raises(ParameterError, match=match):
-        funnel.stage_conversion(HAND, period="2026-10", **kwargs)
+        lead_funnel.stage_conversion(HAND, period="2026-10", **kwargs)
 
 
 def test_an_absent_leads_table_is_a_clear_error():
     with pytest.raises(SourceError, match="`leads` is absent"):
-        funnel.stage_conversion(Source.from_frames({"reviews": pd.DataFrame({"review_id": ["R1"]})}),
+        lead_funnel.stage_conversion(Source.from_frames({"reviews": pd.DataFrame({"review_id": ["R1"]})}),
                                 period="2026-10")
 
 
@@ -314,7 +318,7 @@ def reference_funnel(leads, stages, start, end, as_of, mode="reached", window_da
     return pd.DataFrame(rows, columns=cols)
 
 
-def _compare_with_reference(result: funnel.FunnelTables, ref: pd.DataFrame, by="source"):
+def _compare_with_reference(result: lead_funnel.FunnelTables, ref: pd.DataFrame, by="source"):
     merged = result.conversion.merge(result.timing, on=[by, "from_stage", "to_stage"])
     key = [by, "from_stage", "to_stage"]
     got = merged[key + ["entered", "converted", "median_days", "p90_days"]].sort_values(key, ignore_index=True)
@@ -349,7 +353,7 @@ def _frame_from(rows):
 def test_funnel_matches_pandas_reference_and_its_invariants_hold(rows, mode, window, as_of_day):
     df = _frame_from(rows)
     as_of = pd.Timestamp("2026-09-01") + pd.Timedelta(days=as_of_day)
-    result = funnel.funnel_tables(df, period="2026-09", as_of=as_of, funnel_mode=mode,
+    result = lead_funnel.funnel_tables(df, period="2026-09", as_of=as_of, funnel_mode=mode,
                                   conversion_window_days=window)
     ref = reference_funnel(df, STAGES, pd.Timestamp("2026-09-01"), pd.Timestamp("2026-10-01"), as_of, mode, window)
     _compare_with_reference(result, ref)
@@ -364,7 +368,7 @@ def test_funnel_matches_pandas_reference_and_its_invariants_hold(rows, mode, win
         if window is None and mode == "reached":
             assert (g["entered"].to_numpy()[1:] == g["converted"].to_numpy()[:-1]).all()
     if mode == "reached":  # the strict view never counts more than the cumulative one
-        strict = funnel.stage_conversion(df, period="2026-09", as_of=as_of, funnel_mode="strict",
+        strict = lead_funnel.stage_conversion(df, period="2026-09", as_of=as_of, funnel_mode="strict",
                                          conversion_window_days=window)
         both = conv.merge(strict, on=["source", "from_stage", "to_stage"], how="left", suffixes=("", "_s"))
         assert (both["entered_s"].fillna(0) <= both["entered"]).all()
@@ -374,11 +378,11 @@ def test_funnel_matches_pandas_reference_on_demo_data(demo_dir):
     src = open_source(demo_dir)
     leads = src.to_pandas("leads")
     for period, mode, window in [("2026-Q3", "reached", None), ("2026-10", "strict", 10)]:
-        p = funnel.parse_period(period)
-        result = funnel.funnel_tables(src, period=period, funnel_mode=mode, conversion_window_days=window)
+        p = parse_period(period)
+        result = lead_funnel.funnel_tables(src, period=period, funnel_mode=mode, conversion_window_days=window)
         ref = reference_funnel(leads, STAGES, p.start_naive, p.end_naive, p.end_naive, mode, window)
         _compare_with_reference(result, ref)
-    seg = funnel.funnel_tables(src, period="2026-Q2", by="segment", as_of="2026-10-15")
+    seg = lead_funnel.funnel_tables(src, period="2026-Q2", by="segment", as_of="2026-10-15")
     ref = reference_funnel(leads, STAGES, pd.Timestamp("2026-04-01"), pd.Timestamp("2026-07-01"),
                            pd.Timestamp("2026-10-15"), by="segment")
     _compare_with_reference(seg, ref, by="segment")
@@ -390,7 +394,7 @@ def test_true_generating_rates_lie_inside_the_intervals_for_large_sources(demo_d
     # cohorts of four quarters, observed to the end of the data (16+ months later): mature for every stage
     checks = []
     for quarter in ("2024-Q3", "2024-Q4", "2025-Q1", "2025-Q2"):
-        conv = funnel.stage_conversion(demo_dir, period=quarter, as_of="2026-11-01")
+        conv = lead_funnel.stage_conversion(demo_dir, period=quarter, as_of="2026-11-01")
         conv = conv[(conv["source"] != "all") & (conv["entered"] >= 30)]
         for r in conv.itertuples():
             truth = TRUE_RATES["stage_conversion"][r.source][f"{r.from_stage}->{r.to_stage}"]
@@ -408,7 +412,7 @@ def test_true_generating_rates_lie_inside_the_intervals_for_large_sources(demo_d
 
 
 def test_cohort_trend_counts_conversions_within_the_window_and_marks_immature_cells():
-    trend = funnel.cohort_trend(HAND, period="2026-10", cohorts=2, window_days=3)
+    trend = lead_funnel.cohort_trend(HAND, period="2026-10", cohorts=2, window_days=3)
     assert trend["cohort"].unique().tolist() == ["2026-09", "2026-10"]
     sep = trend[trend["cohort"] == "2026-09"]
     assert sep[["entered", "converted", "mature"]].values.tolist() == [[1, 1, True], [1, 0, True]]
@@ -420,7 +424,7 @@ def test_cohort_trend_counts_conversions_within_the_window_and_marks_immature_ce
     assert oct_["pending"].tolist() == [1, 0, 0, 0]
     assert oct_["mature"].tolist() == [False, True, True, True]
     # a cohort whose period is not over yet is never mature
-    mid = funnel.cohort_trend(HAND, period="2026-10", as_of="2026-10-20", cohorts=1, window_days=3)
+    mid = lead_funnel.cohort_trend(HAND, period="2026-10", as_of="2026-10-20", cohorts=1, window_days=3)
     assert not mid["mature"].any()
     assert trend.attrs["window_days"] == 3
     assert str(trend["cohort_start"].iloc[0]) == "2026-09-01"
@@ -442,7 +446,7 @@ def test_cohort_trend_default_window_counts_conversions_up_to_14_30_or_90_days(p
         df[col] = pd.NaT
     for col in STAGES:
         df[col] = pd.to_datetime(df[col])
-    trend = funnel.cohort_trend(df, period=period, cohorts=1, as_of="2027-06-01")
+    trend = lead_funnel.cohort_trend(df, period=period, cohorts=1, as_of="2027-06-01")
     assert trend.attrs["window_days"] == window
     assert trend[["cohort", "from_stage", "entered", "converted"]].values.tolist() == [
         [period, "created_at", 4, 2],   # a and c
@@ -452,7 +456,7 @@ def test_cohort_trend_default_window_counts_conversions_up_to_14_30_or_90_days(p
 
 
 def test_cohort_trend_window_defaults_by_cadence_and_covers_the_last_cohorts(demo_dir):
-    trend = funnel.cohort_trend(demo_dir, period="2026-W40")
+    trend = lead_funnel.cohort_trend(demo_dir, period="2026-W40")
     assert trend.attrs["window_days"] == 14
     assert trend["cohort"].unique().tolist() == [f"2026-W{w:02d}" for w in range(29, 41)]
     assert not trend.loc[trend["cohort"] == "2026-W40", "mature"].any()
@@ -472,15 +476,15 @@ def test_cohort_trend_window_defaults_by_cadence_and_covers_the_last_cohorts(dem
 
 
 def test_activity_counts_enter_a_skipped_stage_at_the_next_stage_time():
-    result = funnel.activity_counts(HAND, period="2026-10")
+    result = lead_funnel.activity_counts(HAND, period="2026-10")
     expected = pd.DataFrame({"stage": STAGES, "leads": [7, 6, 5, 2, 1]})
     pd.testing.assert_frame_equal(result, expected)
-    by_source = funnel.activity_counts(HAND, period="2026-10", by="source")
+    by_source = lead_funnel.activity_counts(HAND, period="2026-10", by="source")
     assert by_source.groupby("stage", sort=False)["leads"].sum().tolist() == [7, 6, 5, 2, 1]
-    assert funnel.stage_entries(HAND, "mql_at", period="2026-10") == 6
-    assert funnel.stage_entries(HAND, "sql_at", period="2026-10", as_of="2026-10-06") == 2
+    assert lead_funnel.stage_entries(HAND, "mql_at", period="2026-10") == 6
+    assert lead_funnel.stage_entries(HAND, "sql_at", period="2026-10", as_of="2026-10-06") == 2
     with pytest.raises(ParameterError, match="`stage`"):
-        funnel.stage_entries(HAND, "won_at", period="2026-10")
+        lead_funnel.stage_entries(HAND, "won_at", period="2026-10")
 
 
 def reference_reach(leads, stages, as_of, mode):
@@ -504,10 +508,10 @@ def test_activity_counts_many_equals_each_window_counted_on_its_own(rows, mode, 
     # weekly windows from 2026-09-01, each with its own as_of (None = the week's end, or an instant
     # that may fall before, inside or after the week): out-of-order and skipped stages included
     df = _frame_from(rows)
-    weeks = funnel.parse_period("2026-W36").trailing(len(cuts) + 1)[1:]
+    weeks = parse_period("2026-W36").trailing(len(cuts) + 1)[1:]
     windows = [(w, None if h is None else pd.Timestamp("2026-09-01") + pd.Timedelta(hours=h))
                for w, h in zip(weeks, cuts)]
-    got = funnel.activity_counts_many(df, windows, funnel_mode=mode)
+    got = lead_funnel.activity_counts_many(df, windows, funnel_mode=mode)
     rows_exp = []
     for w, as_of in windows:
         cut = w.end_naive if as_of is None else as_of
@@ -520,21 +524,21 @@ def test_activity_counts_many_equals_each_window_counted_on_its_own(rows, mode, 
 
 
 def test_activity_counts_many_by_group_lists_every_group_with_zeros():
-    got = funnel.activity_counts_many(HAND, ["2026-09", ("2026-10", "2026-10-06")], by="source")
+    got = lead_funnel.activity_counts_many(HAND, ["2026-09", ("2026-10", "2026-10-06")], by="source")
     assert got["period"].unique().tolist() == ["2026-09", "2026-10"]
     sep = got[got["period"] == "2026-09"]
     assert sorted(sep["source"].unique()) == ["event", "partner", "web"]
     assert sep.groupby("stage", sort=False)["leads"].sum().tolist() == [1, 0, 0, 0, 0]  # L6, created 09-30
     early = got[got["period"] == "2026-10"].groupby("stage", sort=False)["leads"].sum()
-    assert early.tolist() == funnel.activity_counts(HAND, period="2026-10", as_of="2026-10-06")["leads"].tolist()
+    assert early.tolist() == lead_funnel.activity_counts(HAND, period="2026-10", as_of="2026-10-06")["leads"].tolist()
     # by 10-06 00:00: created L1, L2, L3; MQL L1, L6 (created in September), L2 (skipped: at its SQL
     # time); SQL L1, L2 — L3's MQL comes after as_of
     assert early.tolist() == [3, 3, 2, 0, 0]
-    assert funnel.activity_counts_many(HAND, []).empty
+    assert lead_funnel.activity_counts_many(HAND, []).empty
 
 
 def test_time_to_convert_is_a_cumulative_count_of_conversions_by_whole_days():
-    dist = funnel.time_to_convert(HAND, period="2026-10", max_days=20)
+    dist = lead_funnel.time_to_convert(HAND, period="2026-10", max_days=20)
     mql_sql = dist[dist["from_stage"] == "mql_at"].set_index("days")["leads"]
     # mql->sql days: 2, 0, 14, 5, -0.5 (negative counts as day 0)
     assert [mql_sql[d] for d in (0, 1, 2, 5, 13, 14, 20)] == [2, 2, 3, 4, 4, 5, 5]
@@ -568,7 +572,7 @@ HISTORY = pd.DataFrame({
 
 
 def test_deal_stage_funnel_uses_the_reached_rule_by_stage_order():
-    result = funnel.deal_stage_conversion(HISTORY, OPPS, period="2026-10")
+    result = deals.deal_stage_conversion(HISTORY, OPPS, period="2026-10")
     # O1 skips discovery (reached), O2's closed_lost is ignored, O3's proposal comes after as_of,
     # O4 has no history (falls back to its stage, negotiation), O5 was created in September
     expected = pd.DataFrame({
@@ -583,13 +587,13 @@ def test_deal_stage_funnel_uses_the_reached_rule_by_stage_order():
 
 def test_deal_stage_funnel_from_a_source_and_without_opportunities():
     src = Source.from_frames({"opportunities": OPPS, "opportunity_history": HISTORY})
-    from_source = funnel.deal_stage_conversion(src, period="2026-10")
-    pd.testing.assert_frame_equal(from_source, funnel.deal_stage_conversion(HISTORY, OPPS, period="2026-10"))
+    from_source = deals.deal_stage_conversion(src, period="2026-10")
+    pd.testing.assert_frame_equal(from_source, deals.deal_stage_conversion(HISTORY, OPPS, period="2026-10"))
     # without opportunities: the cohort is the deals whose first history row is in the period (O4 unknown)
-    alone = funnel.deal_stage_conversion(HISTORY, period="2026-10", as_of="2026-11-06")
+    alone = deals.deal_stage_conversion(HISTORY, period="2026-10", as_of="2026-11-06")
     assert alone["entered"].tolist() == [4, 3, 2, 1] and alone.attrs["deals"] == 4
     with pytest.raises(ParameterError, match="`deal_stages`|`stages`"):
-        funnel.deal_stage_conversion(HISTORY, period="2026-10", stages=["qualification"])
+        deals.deal_stage_conversion(HISTORY, period="2026-10", stages=["qualification"])
 
 
 SALES = pd.DataFrame({
@@ -605,15 +609,15 @@ SALES = pd.DataFrame({
 
 
 def test_win_rate_deal_size_and_cycle_over_deals_closed_in_the_period():
-    assert funnel.win_rate(SALES, period="2026-10") == pytest.approx(2 / 3)
-    assert funnel.win_rate(SALES, period="2026-10", weight="amount") == pytest.approx(150 / 450)
-    assert funnel.average_deal_size(SALES, period="2026-10") == pytest.approx(75.0)
-    assert funnel.sales_cycle_days(SALES, period="2026-10") == pytest.approx(32.0)  # median of 34 and 30
+    assert deals.win_rate(SALES, period="2026-10") == pytest.approx(2 / 3)
+    assert deals.win_rate(SALES, period="2026-10", weight="amount") == pytest.approx(150 / 450)
+    assert deals.average_deal_size(SALES, period="2026-10") == pytest.approx(75.0)
+    assert deals.sales_cycle_days(SALES, period="2026-10") == pytest.approx(32.0)  # median of 34 and 30
     # as_of inside the period: only deals closed before its date count
-    assert funnel.win_rate(SALES, period="2026-10", as_of="2026-10-20") == 1.0
-    assert math.isnan(funnel.win_rate(SALES, period="2026-07"))
+    assert deals.win_rate(SALES, period="2026-10", as_of="2026-10-20") == 1.0
+    assert math.isnan(deals.win_rate(SALES, period="2026-07"))
     with pytest.raises(ParameterError, match="`weight`"):
-        funnel.win_rate(SALES, period="2026-10", weight="deals")
+        deals.win_rate(SALES, period="2026-10", weight="deals")
 
 
 def test_deal_stats_and_open_deals_for_several_windows_in_one_query():
@@ -625,7 +629,7 @@ def test_deal_stats_and_open_deals_for_several_windows_in_one_query():
                (d(2026, 10, 1), d(2026, 11, 1), pd.Timestamp("2026-10-20 12:00")),  # A only: B closes that day
                (d(2026, 11, 1), d(2026, 12, 1), pd.Timestamp("2026-12-01")),  # D
                (d(2026, 7, 1), d(2026, 8, 1), pd.Timestamp("2026-08-01"))]  # nothing
-    stats = funnel.closed_deal_stats_many(SALES, windows)
+    stats = deals.closed_deal_stats_many(SALES, windows)
     assert stats[["closed", "won", "lost"]].values.tolist() == [[1, 0, 1], [3, 2, 1], [1, 1, 0], [1, 1, 0], [0, 0, 0]]
     assert stats["won_amount"].tolist() == [0.0, 150.0, 100.0, 1000.0, 0.0]
     assert stats["closed_amount"].tolist() == [200.0, 450.0, 100.0, 1000.0, 0.0]
@@ -634,31 +638,31 @@ def test_deal_stats_and_open_deals_for_several_windows_in_one_query():
     assert math.isnan(stats["avg_deal_size"][4])
     # each row equals the single-window call, types included
     for w, row in zip(windows, stats.to_dict("records")):
-        single = funnel.closed_deal_stats(SALES, start=w[0], end=w[1], as_of=w[2])
+        single = deals.closed_deal_stats(SALES, start=w[0], end=w[1], as_of=w[2])
         assert single.keys() == row.keys() and isinstance(single["closed"], int)
         assert all(single[k] == row[k] or (math.isnan(single[k]) and math.isnan(row[k])) for k in row)
-    assert funnel.closed_deal_stats_many(SALES, []).empty
+    assert deals.closed_deal_stats_many(SALES, []).empty
     # open at each instant: created before it and not closed before its date
-    opened = funnel.open_opportunities_many(SALES, ["2026-09-01", "2026-10-01", "2026-11-01", "2026-11-03",
+    opened = deals.open_opportunities_many(SALES, ["2026-09-01", "2026-10-01", "2026-11-01", "2026-11-03",
                                                    "2027-01-01"])
     # 09-01: D (A is created later that day); 10-01: A, B, D (F closed 09-30; C created 10-01 08:00);
     # 11-01: D (closes 11-02) and E; 11-03 and later: E, never closed
     assert opened["count"].tolist() == [1, 3, 2, 1, 1]
     assert opened["amount"].tolist() == [1000.0, 1400.0, 1500.0, 500.0, 500.0]
-    assert funnel.open_opportunities(SALES, as_of="2026-10-01") == {"count": 3, "amount": 1400.0}
+    assert deals.open_opportunities(SALES, as_of="2026-10-01") == {"count": 3, "amount": 1400.0}
     # an aware time is the same instant in UTC
-    assert funnel.open_opportunities(SALES, as_of="2026-10-01T02:00+02:00") == {"count": 3, "amount": 1400.0}
+    assert deals.open_opportunities(SALES, as_of="2026-10-01T02:00+02:00") == {"count": 3, "amount": 1400.0}
 
 
 def test_pipeline_velocity_uses_open_deals_and_the_trailing_four_quarters():
-    v = funnel.pipeline_velocity(SALES, period="2026-10").iloc[0]
+    v = deals.pipeline_velocity(SALES, period="2026-10").iloc[0]
     # open at 2026-11-01: D (closes 11-02) and E; trailing window 2025-11-01..2026-11-01: A, B, C, F closed
     assert v["open_opportunities"] == 2
     assert v["win_rate"] == pytest.approx(0.5) and v["avg_deal_size"] == pytest.approx(75.0)
     assert v["sales_cycle_days"] == pytest.approx(32.0)
     assert v["velocity_per_day"] == pytest.approx(2 * 0.5 * 75 / 32)
     assert str(v["lookback_start"]) == "2025-11-01" and str(v["lookback_end"]) == "2026-11-01"
-    row = funnel.sales_metrics(SALES, period="2026-10").iloc[0]
+    row = deals.sales_metrics(SALES, period="2026-10").iloc[0]
     assert (row["closed"], row["won"], row["lost"]) == (3, 2, 1)
     assert row["won_amount"] == 150.0 and row["closed_amount"] == 450.0
     assert row["velocity_per_day"] == pytest.approx(v["velocity_per_day"])
@@ -673,19 +677,19 @@ def test_pipeline_velocity_uses_open_deals_and_the_trailing_four_quarters():
 @pytest.mark.parametrize("label,expected", [("2026-W40", "2026-10"), ("2026-W44", "2026-10"),
                                             ("2026-02", "2026-Q1"), ("2026-Q3", "")])
 def test_a_longer_period_is_suggested_for_small_samples(label, expected):
-    assert funnel.longer_period(funnel.parse_period(label)) == expected
+    assert lead_funnel.longer_period(parse_period(label)) == expected
 
 
 def test_the_previous_period_is_measured_at_the_same_age():
-    p = funnel.parse_period("2026-10")
+    p = parse_period("2026-10")
     prev = p.previous()
-    assert funnel.same_age_as_of(p, pd.Timestamp("2026-11-01"), prev) == pd.Timestamp("2026-10-01")
-    assert funnel.same_age_as_of(p, pd.Timestamp("2026-11-05"), prev) == pd.Timestamp("2026-10-05")
-    assert funnel.same_age_as_of(p, pd.Timestamp("2026-10-15"), prev) == pd.Timestamp("2026-09-15")
+    assert lead_funnel.same_age_as_of(p, pd.Timestamp("2026-11-01"), prev) == pd.Timestamp("2026-10-01")
+    assert lead_funnel.same_age_as_of(p, pd.Timestamp("2026-11-05"), prev) == pd.Timestamp("2026-10-05")
+    assert lead_funnel.same_age_as_of(p, pd.Timestamp("2026-10-15"), prev) == pd.Timestamp("2026-09-15")
 
 
 def test_analyze_flags_small_samples_and_suggests_a_longer_period(demo_dir):
-    fr = funnel.analyze(demo_dir, period="2026-W40")
+    fr = funnel_section.analyze(demo_dir, period="2026-W40")
     note = fr.small_sample_note()
     assert "fewer than 30 leads" in note and "2026-10" in note
     text = fr.findings().data
@@ -707,26 +711,26 @@ def test_funnel_and_deal_stages_give_the_same_numbers_on_postgres(pg_url):
                                    "funnel_portability"))
     duck = Source.from_frames({"leads": HAND, "opportunities": OPPS, "opportunity_history": HISTORY})
     for mode in ("reached", "strict"):
-        a = funnel.funnel_tables(pg, period="2026-10", funnel_mode=mode)
-        b = funnel.funnel_tables(duck, period="2026-10", funnel_mode=mode)
+        a = lead_funnel.funnel_tables(pg, period="2026-10", funnel_mode=mode)
+        b = lead_funnel.funnel_tables(duck, period="2026-10", funnel_mode=mode)
         pd.testing.assert_frame_equal(a.conversion, b.conversion)
         pd.testing.assert_frame_equal(a.timing, b.timing)
-    pd.testing.assert_frame_equal(funnel.cohort_trend(pg, period="2026-10", cohorts=2, window_days=3),
-                                  funnel.cohort_trend(duck, period="2026-10", cohorts=2, window_days=3))
-    pd.testing.assert_frame_equal(funnel.deal_stage_conversion(pg, period="2026-10"),
-                                  funnel.deal_stage_conversion(duck, period="2026-10"))
-    pd.testing.assert_frame_equal(funnel.sales_metrics(pg, period="2026-10"),
-                                  funnel.sales_metrics(duck, period="2026-10"))
-    pd.testing.assert_frame_equal(funnel.activity_counts(pg, period="2026-10"),
-                                  funnel.activity_counts(duck, period="2026-10"))
+    pd.testing.assert_frame_equal(lead_funnel.cohort_trend(pg, period="2026-10", cohorts=2, window_days=3),
+                                  lead_funnel.cohort_trend(duck, period="2026-10", cohorts=2, window_days=3))
+    pd.testing.assert_frame_equal(deals.deal_stage_conversion(pg, period="2026-10"),
+                                  deals.deal_stage_conversion(duck, period="2026-10"))
+    pd.testing.assert_frame_equal(deals.sales_metrics(pg, period="2026-10"),
+                                  deals.sales_metrics(duck, period="2026-10"))
+    pd.testing.assert_frame_equal(lead_funnel.activity_counts(pg, period="2026-10"),
+                                  lead_funnel.activity_counts(duck, period="2026-10"))
     windows = ["2026-09", ("2026-10", "2026-10-06"), "2026-10", "2026-W41"]
     for by in (None, "source"):
-        pd.testing.assert_frame_equal(funnel.activity_counts_many(pg, windows, by=by),
-                                      funnel.activity_counts_many(duck, windows, by=by))
+        pd.testing.assert_frame_equal(lead_funnel.activity_counts_many(pg, windows, by=by),
+                                      lead_funnel.activity_counts_many(duck, windows, by=by))
     import datetime as dt
 
     spans = [(dt.date(2026, 10, 1), dt.date(2026, 11, 1), pd.Timestamp("2026-11-01")),
              (dt.date(2026, 9, 1), dt.date(2026, 10, 1), pd.Timestamp("2026-10-01"))]
-    pd.testing.assert_frame_equal(funnel.closed_deal_stats_many(pg, spans), funnel.closed_deal_stats_many(duck, spans))
+    pd.testing.assert_frame_equal(deals.closed_deal_stats_many(pg, spans), deals.closed_deal_stats_many(duck, spans))
     cuts = ["2026-10-01", "2026-10-10 12:00", "2026-11-01"]
-    pd.testing.assert_frame_equal(funnel.open_opportunities_many(pg, cuts), funnel.open_opportunities_many(duck, cuts))
+    pd.testing.assert_frame_equal(deals.open_opportunities_many(pg, cuts), deals.open_opportunities_many(duck, cuts))

@@ -12,9 +12,10 @@ import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 from conftest import naive_utc, period_bounds, run_report
-from revops_lib import funnel
 from revops_lib.sources import open_source
 from test_funnel import STAGES, reference_funnel
+from revops_lib.metrics import deals
+from revops_lib.metrics import lead_funnel
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
@@ -42,7 +43,7 @@ def test_funnel_notebook_runs_and_publishes_the_contract_tables(demo_dir, report
 
     conv, timing = published["stage_conversion"], published["stage_timing"]
     totals = conv[conv["source"] == "all"]
-    assert totals["from_stage"].tolist() == list(funnel.DEFAULT_STAGES[:len(totals)]) and (conv["entered"] > 0).all()
+    assert totals["from_stage"].tolist() == list(lead_funnel.DEFAULT_STAGES[:len(totals)]) and (conv["entered"] > 0).all()
     assert len(totals) == (4 if not small else len(totals)) >= 2
     assert conv["rate"].between(0, 1).all() and (conv["ci_low"] <= conv["rate"]).all()
     assert (conv["rate"] <= conv["ci_high"]).all() and (conv["converted"] <= conv["entered"]).all()
@@ -64,15 +65,15 @@ def test_funnel_notebook_runs_and_publishes_the_contract_tables(demo_dir, report
     t = timing.sort_values(key, ignore_index=True)
     for c in ("median_days", "p90_days"):  # numpy's linear percentiles of the conversion times
         np.testing.assert_allclose(t[c], ref[c], rtol=1e-9, atol=1e-9, equal_nan=True)
-    deals = published["deal_stage_conversion"]
-    assert deals["from_stage"].tolist() == list(funnel.DEFAULT_DEAL_STAGES[:-1])
-    assert (deals["converted"] <= deals["entered"]).all()
+    stage_rows = published["deal_stage_conversion"]
+    assert stage_rows["from_stage"].tolist() == list(deals.DEFAULT_DEAL_STAGES[:-1])
+    assert (stage_rows["converted"] <= stage_rows["entered"]).all()
     # deals created in the period that reached each stage (a history row at that stage or a later one), in pandas
     src = open_source(demo_dir)
     o, h = src.to_pandas("opportunities"), src.to_pandas("opportunity_history")
     created = naive_utc(o["created_at"])
     cohort = set(o.loc[((created >= start) & (created < end)).to_numpy(), "opportunity_id"])
-    rank = {s: i for i, s in enumerate(funnel.DEFAULT_DEAL_STAGES)}
+    rank = {s: i for i, s in enumerate(deals.DEFAULT_DEAL_STAGES)}
     h = h[h["opportunity_id"].isin(cohort) & (naive_utc(h["changed_at"]) < end).to_numpy()]
     furthest = h["stage"].map(rank).groupby(h["opportunity_id"]).max()
     reached = [int((furthest >= i).sum()) for i in range(len(rank))]

@@ -77,11 +77,12 @@ def base_env(**extra) -> dict:
 #: patch the runner's notebooks and parameters folders and its list of reports (tiny test notebooks).
 SERVER = r'''
 import json, os, sys, traceback
-from revops_lib import report
-report._skip_slow_optional_imports()
+import revops_lib.runner.build as runner_build
+runner_build._skip_slow_optional_imports()
 import revops_lib.cli as cli
-import revops_lib.demo, revops_lib.outdirs, revops_lib.parameters, revops_lib.quality, revops_lib.schema
-import revops_lib.sources, revops_lib.runfiles
+import revops_lib.demo, revops_lib.outdirs, revops_lib.runner.parameters, revops_lib.metrics.quality
+import revops_lib.schema, revops_lib.validation, revops_lib.sources, revops_lib.runner.runfiles
+from revops_lib.runner import registry
 import duckdb, ibis, nbformat, pandas, papermill, pyarrow.parquet
 import threading
 if threading.active_count() != 1:
@@ -110,8 +111,9 @@ for line in sys.stdin:
             kit = req.get("kit")
             if kit:
                 from pathlib import Path
-                report.NOTEBOOKS_DIR, report.PARAMETERS_DIR = Path(kit["notebooks"]), Path(kit["parameters"])
-                report.REPORTS = dict(kit["reports"])
+                registry.NOTEBOOKS_DIR, registry.PARAMETERS_DIR = Path(kit["notebooks"]), Path(kit["parameters"])
+                registry.REPORTS = {n: registry.Report(n, t, "revops_lib.present.section")
+                                    for n, t in kit["reports"].items()}
             sys.argv = ["revops", *req["argv"]]
             try:
                 rc = cli.main(req["argv"])
@@ -137,9 +139,11 @@ for line in sys.stdin:
 #: exit statuses) running the tiny test notebooks of tests/test_report.py instead of the kit's reports.
 KIT_MAIN = """import sys
 from pathlib import Path
-from revops_lib import cli, report
-report.NOTEBOOKS_DIR, report.PARAMETERS_DIR = Path(sys.argv[1]), Path(sys.argv[2])
-report.REPORTS = {"alpha": "Alpha report", "beta": "Beta report"}
+from revops_lib import cli
+from revops_lib.runner import registry
+registry.NOTEBOOKS_DIR, registry.PARAMETERS_DIR = Path(sys.argv[1]), Path(sys.argv[2])
+registry.REPORTS = {n: registry.Report(n, t, "revops_lib.present.section")
+                    for n, t in {"alpha": "Alpha report", "beta": "Beta report"}.items()}
 sys.exit(cli.main(sys.argv[3:]))
 """
 
@@ -1270,7 +1274,7 @@ def test_planted_payloads_never_run_in_chromium(build_a, browser, tmp_path):
 
     from nbformat.v4 import new_notebook
 
-    from revops_lib.report import render_html
+    from revops_lib.runner.export import render_html
 
     bare = visit(browser, render_html(new_notebook(), tmp_path / "bare.html", meta={"title": "x", "period": PERIOD}))
     for page in report_pages(build_a):

@@ -316,7 +316,7 @@ def test_report_out_root_and_home_are_refused(tmp_path, monkeypatch):
 
 
 def test_report_out_with_an_index_html_of_someone_else_is_refused(tmp_path):
-    from revops_lib.report import write_index
+    from revops_lib.runner.index import write_index
 
     site = tmp_path / "site"
     site.mkdir()

@@ -7,7 +7,8 @@ import datetime as dt
 import pandas as pd
 
 from conftest import NOW, d, ts
-from revops_lib import quality
+from revops_lib.metrics import quality
+from revops_lib.present.sections import quality as quality_section
 
 
 def test_overview_counts_rows_in_period_and_flags_stale_and_absent(frames):
@@ -80,7 +81,7 @@ def test_missing_amounts_lists_open_or_won_deals_with_zero_or_null(frames):
 
 
 def test_assess_findings_read_well(frames):
-    dq = quality.assess(_opps(frames), period="2026-10", now=NOW)
+    dq = quality_section.assess(_opps(frames), period="2026-10", now=NOW)
     text = dq.findings().data
     assert "**Contract: passed**" in text
     assert "2 open deals look stale ($12.0k of pipeline)" in text
@@ -101,7 +102,7 @@ def test_a_validation_handed_over_by_the_runner_is_reused_for_the_same_files(tmp
     import pickle
 
     from conftest import valid_frames, write_folder
-    from revops_lib.schema import validate
+    from revops_lib.validation import validate
     from revops_lib.sources import open_source
 
     folder = tmp_path / "data"
@@ -112,8 +113,8 @@ def test_a_validation_handed_over_by_the_runner_is_reused_for_the_same_files(tmp
     path = tmp_path / "v.pickle"
     path.write_bytes(pickle.dumps((quality.validation_key(src), handed)))
     quality.load_validation(path)
-    assert getattr(quality.assess(folder, period="2026-10").validation, "summary_note", None) == "from the runner"
+    assert getattr(quality_section.assess(folder, period="2026-10").validation, "summary_note", None) == "from the runner"
     # other files: validated again
     (folder / "reviews.parquet").unlink()
-    assert not hasattr(quality.assess(folder, period="2026-10").validation, "summary_note")
+    assert not hasattr(quality_section.assess(folder, period="2026-10").validation, "summary_note")
     quality.load_validation(tmp_path / "missing.pickle")  # unreadable: ignored

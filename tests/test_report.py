@@ -13,8 +13,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from conftest import valid_frames, write_folder
-from revops_lib import report
 from revops_lib.errors import ParameterError
+from revops_lib.runner import build
+from revops_lib.runner import registry
 
 pytestmark = pytest.mark.notebook
 
@@ -27,7 +28,8 @@ fiscal_year_start_month: int = 1  # fiscal year start
 fail: bool = False  # raise on purpose
 greeting: str = "hello"  # layered value'''
 
-BODY = '''from revops_lib.report import context, publish, headline
+BODY = '''from revops_lib.present.context import context
+from revops_lib.present.publish import publish, headline
 import pandas as pd
 ctx = context(period=period, as_of=as_of, source=source, output_dir=output_dir)
 if fail:
@@ -63,7 +65,7 @@ def kit(tmp_path):
     def run(**kw):
         kw.setdefault("period", "2026-10")
         kw.setdefault("jobs", 2)
-        return report.run(source=src, out=out, notebooks_dir=nbs, parameters_dir=prm,
+        return build.run(source=src, out=out, notebooks_dir=nbs, parameters_dir=prm,
                           progress=messages.append, **kw)
 
     return dict(run=run, out=out, nbs=nbs, prm=prm, src=src, messages=messages)
@@ -73,16 +75,16 @@ def test_layered_parameters_order(tmp_path):
     (tmp_path / "default.yaml").write_text("a: 1\nb: 1\nc: 1\nd: 1\n")
     (tmp_path / "nb.yaml").write_text("b: 2\nc: 2\nd: 2\n")
     (tmp_path / "2026-10.yaml").write_text("c: 3\nd: 3\n")
-    got = report.layered_parameters("nb", "2026-10", {"d": 4}, parameters_dir=tmp_path)
+    got = build.layered_parameters("nb", "2026-10", {"d": 4}, parameters_dir=tmp_path)
     assert got == {"a": 1, "b": 2, "c": 3, "d": 4, "period": "2026-10"}
-    other = report.layered_parameters("other", "2026-Q4", None, parameters_dir=tmp_path)
+    other = build.layered_parameters("other", "2026-Q4", None, parameters_dir=tmp_path)
     assert other == {"a": 1, "b": 1, "c": 1, "d": 1, "period": "2026-Q4"}
 
 
 def test_bad_parameter_file_is_named(tmp_path):
     (tmp_path / "default.yaml").write_text("- a list\n")
     with pytest.raises(ParameterError, match=r"must hold a mapping of name: value"):
-        report.layered_parameters("nb", "2026-10", None, parameters_dir=tmp_path)
+        build.layered_parameters("nb", "2026-10", None, parameters_dir=tmp_path)
 
 
 def test_report_end_to_end_outputs(kit):
@@ -108,21 +110,21 @@ def test_report_end_to_end_outputs(kit):
 
 
 def test_longest_notebooks_start_first_by_their_last_build_else_a_typical_time(tmp_path):
-    p = report.parse_period("2026-10")
+    p = build.parse_period("2026-10")
     (tmp_path / "2026-10").mkdir()
     (tmp_path / "2026-10" / "manifest.json").write_text('{"data_quality": {"status": "ok", "seconds": 9.5}}')
-    assert report._expected_seconds(tmp_path, (p, "data_quality", {})) == 9.5
-    assert report._expected_seconds(tmp_path, (p, "funnel_conversion", {})) == report.TYPICAL_SECONDS["funnel_conversion"]
-    assert report._expected_seconds(tmp_path, (p, "someone_elses", {})) == 2.0
+    assert build._expected_seconds(tmp_path, (p, "data_quality", {})) == 9.5
+    assert build._expected_seconds(tmp_path, (p, "funnel_conversion", {})) == registry.REPORTS["funnel_conversion"].typical_seconds
+    assert build._expected_seconds(tmp_path, (p, "someone_elses", {})) == 2.0
 
 
 def test_the_runner_keeps_the_slow_iri_checker_out_and_notebooks_still_validate():
     # in a fresh process, as `revops report` runs: jsonschema must treat rfc3987_syntax as absent
-    code = ("import sys; from revops_lib import report; report._skip_slow_optional_imports(); "
+    code = ("import sys; from revops_lib.runner import build; build._skip_slow_optional_imports(); "
             "import nbformat, jsonschema; assert sys.modules['rfc3987_syntax'] is None; "
             "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1')]); nbformat.validate(nb); "
             "print('ok')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=report.ROOT)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=registry.ROOT)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
@@ -209,8 +211,8 @@ def test_interrupted_run_leaves_the_good_report_in_place(kit, tmp_path):
     nb.cells.append(new_code_cell("import time\nopen(output_dir + '/../started', 'w').close()\ntime.sleep(60)"))
     nbformat.write(nb, str(kit["nbs"] / "alpha.ipynb"))
     code = (
-        "import sys; from revops_lib import report; from pathlib import Path\n"
-        f"sys.exit(report.run(period='2026-10', source={str(kit['src'])!r}, out={str(kit['out'])!r}, "
+        "import sys; from revops_lib.runner import build; from pathlib import Path\n"
+        f"sys.exit(build.run(period='2026-10', source={str(kit['src'])!r}, out={str(kit['out'])!r}, "
         f"notebooks=['alpha'], notebooks_dir=Path({str(kit['nbs'])!r}), parameters_dir=Path({str(kit['prm'])!r}), "
         "jobs=1, force=True))"
     )
@@ -236,10 +238,9 @@ def test_reused_kernel_starts_each_notebook_with_a_clean_namespace(kit):
     nb.cells.append(new_code_cell("assert 'leaked_from_alpha' not in dir(), 'state leaked between notebooks'\n"
                                   "assert 'ctx' in dir()"))
     nbformat.write(nb, str(kit["nbs"] / "beta.ipynb"))
-    from revops_lib import report as r
 
     messages = []
-    status = r.run(period="2026-10", source=kit["src"], out=kit["out"], notebooks=["alpha", "beta"],
+    status = build.run(period="2026-10", source=kit["src"], out=kit["out"], notebooks=["alpha", "beta"],
                    notebooks_dir=kit["nbs"], parameters_dir=kit["prm"], jobs=1, progress=messages.append)
     assert status == 0, "\n".join(messages)
 
@@ -247,9 +248,8 @@ def test_reused_kernel_starts_each_notebook_with_a_clean_namespace(kit):
 def test_relative_output_folder_gets_tables_and_nothing_lands_in_notebooks(kit, monkeypatch):
     """`make reports` passes `--out reports` (relative); kernels run in notebooks/."""
     monkeypatch.chdir(kit["out"].parent)
-    from revops_lib import report as r
 
-    status = r.run(period="2026-10", source=kit["src"], out="reports_rel", notebooks=["alpha"],
+    status = build.run(period="2026-10", source=kit["src"], out="reports_rel", notebooks=["alpha"],
                    notebooks_dir=kit["nbs"], parameters_dir=kit["prm"], jobs=1, progress=lambda m: None)
     assert status == 0
     assert (kit["out"].parent / "reports_rel" / "2026-10" / "tables" / "alpha" / "demo_table.csv").is_file()

@@ -10,9 +10,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from revops_lib import retention as r
 from revops_lib.errors import ParameterError, SchemaError, SourceError
 from revops_lib.sources import open_source, to_pandas
+from revops_lib.metrics import cohorts
+from revops_lib.metrics import economics
+from revops_lib.metrics import mrr
+from revops_lib.present.sections import retention as retention_section
 
 D = dt.date
 
@@ -67,7 +70,7 @@ def expected_months_frame():
 
 
 def months_of(result) -> pd.DataFrame:
-    df = to_pandas(result.months() if isinstance(result, r.CustomerMRR) else result)
+    df = to_pandas(result.months() if isinstance(result, mrr.CustomerMRR) else result)
     df["month"] = pd.to_datetime(df["month"]).astype("datetime64[us]")
     df["customer_id"] = df["customer_id"].astype(str)
     return df[["customer_id", "month", "mrr"]].sort_values(["customer_id", "month"], ignore_index=True)
@@ -110,32 +113,32 @@ def ledger_transactions():
     (None, "2026-11-01", "2026-10"),
 ])
 def test_last_complete_month_counts_only_months_complete_before_as_of(period, as_of, expected):
-    assert r.last_complete_month(period, as_of) == expected
+    assert mrr.last_complete_month(period, as_of) == expected
 
 
 def test_month_end_mrr_follows_the_hand_computed_ledger():
-    result = months_of(r.customer_mrr(LEDGER, period="2026-06"))
+    result = months_of(mrr.customer_mrr(LEDGER, period="2026-06"))
     pd.testing.assert_frame_equal(result, expected_months_frame())
 
 
 def test_subscription_ending_on_a_months_last_day_is_not_active_that_month():
     subs = subs_frame([("A", "2026-01-10", 100, "2026-02-28")])
-    assert months_of(r.customer_months(subs, period="2026-03"))["month"].dt.strftime("%Y-%m").tolist() == ["2026-01"]
+    assert months_of(mrr.customer_months(subs, period="2026-03"))["month"].dt.strftime("%Y-%m").tolist() == ["2026-01"]
 
 
 def test_subscription_starting_and_ending_in_the_same_month_never_counts():
     subs = subs_frame([("A", "2026-01-03", 100, "2026-01-30"), ("B", "2026-01-31", 10, "2026-02-01")])
-    result = months_of(r.customer_months(subs, period="2026-03"))
+    result = months_of(mrr.customer_months(subs, period="2026-03"))
     assert result["customer_id"].tolist() == ["B"]  # B starts on the last day: active on 2026-01-31
 
 
 def test_as_of_inside_the_last_day_drops_that_month():
-    result = months_of(r.customer_months(LEDGER, period="2026-06", as_of="2026-06-30T12:00"))
+    result = months_of(mrr.customer_months(LEDGER, period="2026-06", as_of="2026-06-30T12:00"))
     assert result["month"].max() == pd.Timestamp("2026-05-01")
 
 
 def test_transactions_give_payments_per_month_and_ignore_zero_value_months():
-    result = months_of(r.customer_months(ledger_transactions(), period="2026-06"))
+    result = months_of(mrr.customer_months(ledger_transactions(), period="2026-06"))
     expected = pd.concat([expected_months_frame(),
                           pd.DataFrame({"customer_id": ["Z"], "month": pd.to_datetime(["2026-02-01"]).astype(
                                               "datetime64[us]"), "mrr": [25.0]})])
@@ -145,7 +148,7 @@ def test_transactions_give_payments_per_month_and_ignore_zero_value_months():
 
 def test_source_without_subscriptions_uses_transactions(tmp_path):
     ledger_transactions().to_parquet(tmp_path / "transactions.parquet")
-    cm = r.customer_mrr(str(tmp_path), period="2026-06")
+    cm = mrr.customer_mrr(str(tmp_path), period="2026-06")
     assert cm.basis == "transactions"
     assert months_of(cm)["customer_id"].nunique() == 6
 
@@ -153,7 +156,7 @@ def test_source_without_subscriptions_uses_transactions(tmp_path):
 def test_money_is_counted_in_cents():
     subs = subs_frame([("A", "2026-01-01", 0.1, None), ("A", "2026-01-01", 0.2, None),
                        ("B", "2026-01-01", 1 / 3, None)])
-    mv = r.mrr_movements(subs, period="2026-01", months=1)
+    mv = mrr.mrr_movements(subs, period="2026-01", months=1)
     assert mv.loc[0, "new"] == 0.63  # 0.10 + 0.20 + 0.33, not 0.6333…
     assert mv.loc[0, "ending_mrr"] == 0.63
 
@@ -186,36 +189,36 @@ def expected_cohorts():
     lambda: LEDGER,
     lambda: ledger_transactions()[lambda t: t["customer_id"] != "Z"],
     lambda: expected_months_frame(),
-    lambda: r.customer_mrr(LEDGER, period="2026-06"),
+    lambda: mrr.customer_mrr(LEDGER, period="2026-06"),
 ], ids=["subscriptions", "transactions", "customer_months", "CustomerMRR"])
 def test_cohort_table_matches_the_hand_computed_ledger(make_input):
-    result = r.cohort_retention(make_input(), period="2026-06")
+    result = cohorts.cohort_retention(make_input(), period="2026-06")
     pd.testing.assert_frame_equal(result, expected_cohorts(), check_dtype=False)
 
 
 def test_published_cohort_tables_have_exactly_the_design_columns():
-    table = r.cohort_retention(LEDGER, period="2026-06")
-    assert list(r.logo_retention(table).columns) == ["cohort", "age", "cohort_size", "active", "retention"]
-    assert list(r.revenue_retention(table).columns) == ["cohort", "age", "starting_mrr", "mrr", "nrr", "grr"]
-    pd.testing.assert_frame_equal(r.logo_retention(LEDGER, period="2026-06"), r.logo_retention(table))
+    table = cohorts.cohort_retention(LEDGER, period="2026-06")
+    assert list(cohorts.logo_retention(table).columns) == ["cohort", "age", "cohort_size", "active", "retention"]
+    assert list(cohorts.revenue_retention(table).columns) == ["cohort", "age", "starting_mrr", "mrr", "nrr", "grr"]
+    pd.testing.assert_frame_equal(cohorts.logo_retention(LEDGER, period="2026-06"), cohorts.logo_retention(table))
 
 
 def test_cells_past_the_cut_off_are_absent_and_zero_cells_are_kept():
-    table = r.cohort_retention(LEDGER, period="2026-06")
+    table = cohorts.cohort_retention(LEDGER, period="2026-06")
     assert table.groupby("cohort")["age"].max().to_dict() == {"2026-01": 5, "2026-03": 3, "2026-06": 0}
     # a month where B is gone is a real 0 for B's cohort share, not a missing cell
     one = subs_frame([("B", "2026-01-31", 200, "2026-03-01")])
-    t = r.cohort_retention(one, period="2026-04")
+    t = cohorts.cohort_retention(one, period="2026-04")
     assert t["active"].tolist() == [1, 1, 0, 0] and t["retention"].tolist() == [1.0, 1.0, 0.0, 0.0]
 
 
 def test_only_the_last_cohorts_are_kept():
-    table = r.cohort_retention(LEDGER, period="2026-06", cohorts=4)
+    table = cohorts.cohort_retention(LEDGER, period="2026-06", cohorts=4)
     assert sorted(table["cohort"].unique()) == ["2026-03", "2026-06"]
 
 
 def test_weighted_average_row_weights_by_size_and_starting_mrr():
-    avg = r.cohort_average(r.cohort_retention(LEDGER, period="2026-06"))
+    avg = cohorts.cohort_average(cohorts.cohort_retention(LEDGER, period="2026-06"))
     row1 = avg.set_index("age").loc[1]
     assert row1["cohorts"] == 2 and row1["cohort_size"] == 3 and row1["active"] == 3
     assert row1["nrr"] == pytest.approx((330 + 60) / 360)
@@ -224,7 +227,7 @@ def test_weighted_average_row_weights_by_size_and_starting_mrr():
 
 
 def test_quarterly_cohorts_add_up_their_months_until_every_month_reached_the_age():
-    q = r.quarterly_retention(LEDGER, period="2026-06")
+    q = cohorts.quarterly_retention(LEDGER, period="2026-06")
     expected = pd.DataFrame({
         "cohort": ["2026-Q1"] * 4 + ["2026-Q2"],
         "age": [0, 1, 2, 3, 0],
@@ -236,12 +239,12 @@ def test_quarterly_cohorts_add_up_their_months_until_every_month_reached_the_age
 
 
 def test_quarterly_cohorts_follow_the_fiscal_year():
-    q = r.quarterly_retention(LEDGER, period="2026-06", fiscal_year_start_month=2)
+    q = cohorts.quarterly_retention(LEDGER, period="2026-06", fiscal_year_start_month=2)
     assert q["cohort"].unique().tolist() == ["2026-Q4", "2027-Q1", "2027-Q2"]  # Jan | Feb-Apr | May-Jul
 
 
 def test_cohorts_by_segment_use_the_customers_first_subscription():
-    t = r.cohort_retention(LEDGER, period="2026-06", by="segment")
+    t = cohorts.cohort_retention(LEDGER, period="2026-06", by="segment")
     sizes = t[t["age"] == 0].set_index(["group", "cohort"])["cohort_size"].to_dict()
     assert sizes == {("enterprise", "2026-06"): 1, ("mid_market", "2026-01"): 1, ("smb", "2026-01"): 1,
                      ("smb", "2026-03"): 1, ("smb", "2026-06"): 1}
@@ -249,14 +252,14 @@ def test_cohorts_by_segment_use_the_customers_first_subscription():
 
 def test_subscription_starting_after_today_counts_only_from_its_start_and_validates_with_a_warning():
     """A contract signed in June that starts on 2026-08-15 is a planned date, not an error."""
-    from revops_lib.schema import validate
+    from revops_lib.validation import validate
 
     subs = subs_frame([("A", "2026-01-10", 100, None), ("F", "2026-08-15", 70, None)])
-    june = months_of(r.customer_months(subs, period="2026-06"))
+    june = months_of(mrr.customer_months(subs, period="2026-06"))
     assert june["customer_id"].unique().tolist() == ["A"]
-    sept = months_of(r.customer_months(subs, period="2026-09"))
+    sept = months_of(mrr.customer_months(subs, period="2026-09"))
     assert sept.loc[sept["customer_id"] == "F", "month"].dt.strftime("%Y-%m").tolist() == ["2026-08", "2026-09"]
-    mv = r.mrr_movements(subs, period="2026-09", months=3)
+    mv = mrr.mrr_movements(subs, period="2026-09", months=3)
     assert mv["new"].tolist() == [0.0, 70.0, 0.0] and mv["ending_mrr"].tolist() == [100.0, 170.0, 170.0]
 
     result = validate({"subscriptions": subs}, now=dt.datetime(2026, 6, 20, tzinfo=dt.timezone.utc))
@@ -272,7 +275,7 @@ def test_subscription_starting_after_today_counts_only_from_its_start_and_valida
 
 
 def test_mrr_movements_match_the_hand_computed_ledger():
-    mv = r.mrr_movements(LEDGER, period="2026-06", months=6)
+    mv = mrr.mrr_movements(LEDGER, period="2026-06", months=6)
     expected = pd.DataFrame({
         "month": ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06"],
         "starting_mrr": [0.0, 300, 330, 190, 160, 340],
@@ -291,19 +294,19 @@ def test_mrr_movements_match_the_hand_computed_ledger():
         "ending_customers": [2, 2, 2, 2, 3, 5],
     })
     pd.testing.assert_frame_equal(mv, expected, check_dtype=False)
-    pd.testing.assert_frame_equal(r.mrr_movements(ledger_transactions()[lambda t: t["customer_id"] != "Z"],
+    pd.testing.assert_frame_equal(mrr.mrr_movements(ledger_transactions()[lambda t: t["customer_id"] != "Z"],
                                                   period="2026-06", months=6), expected, check_dtype=False)
 
 
 def test_movements_start_before_the_first_data_month_with_zeros():
-    mv = r.mrr_movements(LEDGER, period="2026-06", months=8)
+    mv = mrr.mrr_movements(LEDGER, period="2026-06", months=8)
     assert mv["month"].iloc[0] == "2025-11" and (mv.iloc[:2, 1:].to_numpy() == 0).all()
 
 
 def test_the_month_in_which_every_customer_churns_reports_that_churn():
     subs = pd.DataFrame({"customer_id": ["A", "B"], "start_date": [D(2025, 1, 10), D(2025, 2, 1)],
                          "mrr": [100.0, 50.0], "end_date": [D(2025, 3, 15), D(2025, 3, 20)]})
-    mv = r.mrr_movements(subs, period="2025-04", months=4)
+    mv = mrr.mrr_movements(subs, period="2025-04", months=4)
     # January: A new (100); February: B new (50); March: both gone (150 churned, 2 logos); April: nothing
     assert mv["month"].tolist() == ["2025-01", "2025-02", "2025-03", "2025-04"]
     assert mv["new"].tolist() == [100.0, 50.0, 0.0, 0.0]
@@ -313,12 +316,12 @@ def test_the_month_in_which_every_customer_churns_reports_that_churn():
     assert mv["ending_mrr"].tolist() == [100.0, 150.0, 0.0, 0.0]
     assert mv["churned_logos"].tolist() == [0, 0, 2, 0] and mv["contracted_logos"].tolist() == [0] * 4
     assert mv["ending_customers"].tolist() == [1, 2, 0, 0]
-    k = r.monthly_kpis(mv).set_index("month")
+    k = mrr.monthly_kpis(mv).set_index("month")
     assert k.loc["2025-03", "logo_churn_rate"] == 1.0 and k.loc["2025-03", "revenue_churn_rate"] == 1.0
 
 
 def test_trailing_retention_matches_the_hand_computed_ledger():
-    t = r.trailing_retention(LEDGER, period="2026-06", months=3, lag=2)
+    t = mrr.trailing_retention(LEDGER, period="2026-06", months=3, lag=2)
     assert t["month"].tolist() == ["2026-04", "2026-05", "2026-06"]
     assert t["base_month"].tolist() == ["2026-02", "2026-03", "2026-04"]
     assert t["base_customers"].tolist() == [2, 2, 2]
@@ -330,19 +333,19 @@ def test_trailing_retention_matches_the_hand_computed_ledger():
 
 
 def test_trailing_retention_is_empty_not_zero_without_a_base():
-    t = r.trailing_retention(LEDGER, period="2026-06", months=2)
+    t = mrr.trailing_retention(LEDGER, period="2026-06", months=2)
     assert t["base_customers"].tolist() == [0, 0] and t["nrr"].isna().all()
 
 
 def test_monthly_kpis_and_arr_bridge():
-    mv = r.mrr_movements(LEDGER, period="2026-06", months=6)
-    k = r.monthly_kpis(mv).set_index("month")
+    mv = mrr.mrr_movements(LEDGER, period="2026-06", months=6)
+    k = mrr.monthly_kpis(mv).set_index("month")
     assert k.loc["2026-03", "logo_churn_rate"] == 0.5
     assert k.loc["2026-03", "revenue_churn_rate"] == pytest.approx(200 / 330)
     assert k.loc["2026-06", "arpa"] == pytest.approx(430.5 / 5)
     assert k.loc["2026-03", "quick_ratio"] == pytest.approx(60 / 200)
     assert np.isnan(k.loc["2026-01", "quick_ratio"]) and np.isnan(k.loc["2026-01", "logo_churn_rate"])
-    bridge = r.arr_bridge(mv)
+    bridge = mrr.arr_bridge(mv)
     assert bridge["step"].tolist() == ["starting", "new", "expansion", "reactivation", "contraction", "churned",
                                        "ending"]
     assert bridge["arr"].tolist() == [0.0, 12 * 450.5, 12 * 60.0, 12 * 150.0, -12 * 30.0, -12 * 200.0, 12 * 430.5]
@@ -355,7 +358,7 @@ def test_monthly_kpis_and_arr_bridge():
 
 
 def test_survival_matches_the_hand_computed_ledger():
-    s = r.survival(LEDGER, period="2026-06")
+    s = cohorts.survival(LEDGER, period="2026-06")
     assert s["group"].unique().tolist() == ["all"]
     assert s["at_risk"].tolist() == [5, 3, 3, 2, 1, 1]
     assert s["churned"].tolist() == [0, 0, 1, 0, 0, 0]
@@ -369,7 +372,7 @@ def test_survival_by_segment_and_by_cohort_year():
     # months from the first paid month to the first churn, censored at 2026-06:
     #   A (smb) 2026-01, still paying: censored at age 5;  B (mid_market) 2026-01, gone in March: churn at age 2;
     #   C (smb) 2026-03, censored at 3;  D (smb) and E (enterprise) 2026-06: censored at 0
-    by_seg = r.survival(LEDGER, period="2026-06", by="segment")
+    by_seg = cohorts.survival(LEDGER, period="2026-06", by="segment")
     assert by_seg["group"].unique().tolist() == ["all", "enterprise", "mid_market", "smb"]
     seg = {g: t.set_index("age") for g, t in by_seg.groupby("group")}
     assert seg["enterprise"].index.tolist() == [0] and seg["enterprise"]["at_risk"].tolist() == [1]
@@ -386,7 +389,7 @@ def test_survival_by_segment_and_by_cohort_year():
     # "all" is the whole ledger (as in test_survival_matches_the_hand_computed_ledger)
     assert seg["all"]["at_risk"].tolist() == [5, 3, 3, 2, 1, 1]
     np.testing.assert_allclose(seg["all"]["survival"], [1, 1, 2 / 3, 2 / 3, 2 / 3, 2 / 3])
-    by_year = r.survival(LEDGER, period="2026-06", cohort_group="cohort_year")
+    by_year = cohorts.survival(LEDGER, period="2026-06", cohort_group="cohort_year")
     assert by_year["group"].unique().tolist() == ["all", "2026"]
     # every customer's first paid month is in 2026: the 2026 curve is the whole ledger's
     y2026 = by_year[by_year["group"] == "2026"].set_index("age")
@@ -415,8 +418,8 @@ def _durations_reference(months: pd.DataFrame, last: pd.Timestamp) -> pd.DataFra
 def test_survival_agrees_with_statsmodels_on_the_demo(demo_dir):
     from statsmodels.duration.survfunc import SurvfuncRight
 
-    cm = r.customer_mrr(demo_dir, period="2026-10")
-    s = r.survival(cm)
+    cm = mrr.customer_mrr(demo_dir, period="2026-10")
+    s = cohorts.survival(cm)
     ref_in = _durations_reference(months_of(cm), pd.Timestamp("2026-10-01"))
     sf = SurvfuncRight(ref_in["time"].to_numpy(), ref_in["status"].to_numpy())
     ours = s.set_index("age")
@@ -458,28 +461,28 @@ def spend_rows() -> pd.DataFrame:
 def test_new_customers_counts_accounts_whose_first_won_new_business_deal_closed_in_the_period():
     o = new_customer_deals()
     # A won before; D lost; E after the period; null account ignored; F is an expansion deal
-    assert r.new_customers(o, period="2026-10") == 3  # B, C, G
-    assert r.new_customers(o, period="2026-10", as_of="2026-10-25") == 1  # B; C and G close on/after it
+    assert economics.new_customers(o, period="2026-10") == 3  # B, C, G
+    assert economics.new_customers(o, period="2026-10", as_of="2026-10-25") == 1  # B; C and G close on/after it
     # several windows at once, each with its own cut-off: September has A; a window cut at 10-25
     # has B; ISO weeks: W40 (09-28..10-04) A and B, W41 none (A's second win does not count again),
     # W43 G, W44 (10-26..11-01) C and E
-    many = r.new_customers_many(o, ["2026-09", ("2026-10", "2026-10-25"), "2026-W40", "2026-W41",
+    many = economics.new_customers_many(o, ["2026-09", ("2026-10", "2026-10-25"), "2026-W40", "2026-W41",
                                     "2026-W43", "2026-W44", "2026-10"])
     assert many.tolist() == [1, 1, 2, 0, 1, 2, 3]
     assert many.index.tolist()[:2] == ["2026-09", "2026-10"]
-    assert r.new_customers_many(o, []).empty
+    assert economics.new_customers_many(o, []).empty
 
 
 def test_marketing_spend_counts_the_period_before_as_of():
     s = spend_rows()
-    assert r.marketing_spend_total(s, period="2026-10") == 121.0
-    assert r.marketing_spend_total(s, period="2026-10", as_of="2026-10-15") == 100.0
-    many = r.marketing_spend_many(s, ["2026-09", ("2026-10", "2026-10-15"), "2026-10", "2026-11"])
+    assert economics.marketing_spend_total(s, period="2026-10") == 121.0
+    assert economics.marketing_spend_total(s, period="2026-10", as_of="2026-10-15") == 100.0
+    many = economics.marketing_spend_many(s, ["2026-09", ("2026-10", "2026-10-15"), "2026-10", "2026-11"])
     assert many.tolist() == [5.0, 100.0, 121.0, 0.0]
 
 
 def test_cohort_heatmap_table_shades_each_cell_and_leaves_future_cells_blank():
-    from revops_lib.plots import cohort_heatmap_table
+    from revops_lib.present.charts.retention import cohort_heatmap_table
 
     cohorts = pd.DataFrame({"cohort": ["2026-08", "2026-08", "2026-09"], "age": [0, 1, 0],
                             "retention": [1.0, 0.6, 1.0], "nrr": [1.0, 1.2, 1.0]})
@@ -528,7 +531,7 @@ def test_unit_economics_from_hand_made_movements():
                       "is_closed": [True, True], "is_won": [True, True], "amount": [1.0, 1.0],
                       "type": ["new_business"] * 2})
     s = pd.DataFrame({"date": [D(2026, 10, 2)], "channel": ["sales"], "spend": [1000.0]})
-    u = r.unit_economics(None, period="2026-10", movements=mv, opportunities=o, marketing_spend=s,
+    u = economics.unit_economics(None, period="2026-10", movements=mv, opportunities=o, marketing_spend=s,
                          gross_margin=0.5).iloc[0]
     assert u["arpa"] == 105.0
     assert u["revenue_churn_rate"] == 0.05
@@ -541,8 +544,8 @@ def test_unit_economics_from_hand_made_movements():
 
 
 def test_unit_economics_are_nan_not_infinite_without_churn_or_new_customers():
-    mv = r.mrr_movements(subs_frame([("A", "2026-01-01", 10, None)]), period="2026-03", months=3)
-    u = r.unit_economics(None, period="2026-03", movements=mv).iloc[0]
+    mv = mrr.mrr_movements(subs_frame([("A", "2026-01-01", 10, None)]), period="2026-03", months=3)
+    u = economics.unit_economics(None, period="2026-03", movements=mv).iloc[0]
     assert np.isnan(u["ltv"]) and np.isnan(u["cac"]) and np.isnan(u["cac_payback_months"])
 
 
@@ -553,25 +556,25 @@ def test_unit_economics_are_nan_not_infinite_without_churn_or_new_customers():
 
 def test_errors_name_the_parameter_and_what_is_allowed():
     with pytest.raises(ParameterError, match="`cohorts` must be a whole number >= 1"):
-        r.cohort_retention(LEDGER, period="2026-06", cohorts=0)
+        cohorts.cohort_retention(LEDGER, period="2026-06", cohorts=0)
     with pytest.raises(ParameterError, match="`gross_margin` must be a fraction"):
-        r.unit_economics(None, period="2026-06", movements=pd.DataFrame(), gross_margin=80)
+        economics.unit_economics(None, period="2026-06", movements=pd.DataFrame(), gross_margin=80)
     with pytest.raises(ParameterError, match="`by` names column `region`"):
-        r.cohort_retention(LEDGER, period="2026-06", by="region")
+        cohorts.cohort_retention(LEDGER, period="2026-06", by="region")
     with pytest.raises(SchemaError, match="Cannot tell what the table"):
-        r.cohort_retention(pd.DataFrame({"x": [1]}), period="2026-06")
+        cohorts.cohort_retention(pd.DataFrame({"x": [1]}), period="2026-06")
     with pytest.raises(ParameterError, match="Give `period`"):
-        r.customer_mrr(LEDGER)
+        mrr.customer_mrr(LEDGER)
     with pytest.raises(ParameterError, match="`cohort_group` must be one of"):
-        r.survival(LEDGER, period="2026-06", cohort_group="year")
+        cohorts.survival(LEDGER, period="2026-06", cohort_group="year")
 
 
 def test_source_without_mrr_data_is_refused_by_the_library_and_skipped_by_the_report(tmp_path):
     pd.DataFrame({"date": [D(2026, 1, 1)], "channel": ["x"], "spend": [1.0]}).to_parquet(
         tmp_path / "marketing_spend.parquet")
     with pytest.raises(SourceError, match="needs table `subscriptions` or `transactions`"):
-        r.customer_mrr(str(tmp_path), period="2026-06")
-    report = r.analyze(str(tmp_path), period="2026-06")
+        mrr.customer_mrr(str(tmp_path), period="2026-06")
+    report = retention_section.analyze(str(tmp_path), period="2026-06")
     assert not report.available
     assert "cannot be computed" in report.findings().data
 
@@ -663,13 +666,13 @@ EVERYONE_CHURNS = pd.DataFrame({  # A pays Jan-Feb 2025, B Feb 2025; both gone a
 def test_properties_on_random_ledgers(subs, period):
     last = pd.Period(period, freq="M")
     ref = _reference_months(subs, last)
-    cm = r.customer_mrr(subs, period=period)
+    cm = mrr.customer_mrr(subs, period=period)
     got = months_of(cm)
     # 1. month-end MRR equals the brute-force month-by-month evaluation
     exp = ref.assign(mrr=ref["c"] / 100, month=ref["month"].astype("datetime64[us]")).drop(columns="c")
     exp = exp.sort_values(["customer_id", "month"], ignore_index=True)
     pd.testing.assert_frame_equal(got, exp, check_dtype=False)
-    table = r.cohort_retention(cm, cohorts=60)
+    table = cohorts.cohort_retention(cm, cohorts=60)
     if ref.empty:
         assert table.empty
         return
@@ -680,10 +683,10 @@ def test_properties_on_random_ledgers(subs, period):
     # 3. GRR <= NRR and GRR <= 1
     assert (table["grr"] <= table["nrr"] + 1e-12).all() and (table["grr"] <= 1 + 1e-12).all()
     # 4. the customer-months path gives the same table as the change-point path
-    pd.testing.assert_frame_equal(r.cohort_retention(got, period=period, cohorts=60), table)
+    pd.testing.assert_frame_equal(cohorts.cohort_retention(got, period=period, cohorts=60), table)
     # 5. movements: identity exact in cents, and equal to the reference
-    mv = r.mrr_movements(cm, months=14)
-    cents = {c: (mv[c] * 100).round().astype("int64") for c in r.MOVEMENT_COLUMNS[1:]}
+    mv = mrr.mrr_movements(cm, months=14)
+    cents = {c: (mv[c] * 100).round().astype("int64") for c in mrr.MOVEMENT_COLUMNS[1:]}
     assert (cents["ending_mrr"] == cents["starting_mrr"] + cents["new"] + cents["expansion"]
             + cents["reactivation"] - cents["contraction"] - cents["churned"]).all()
     assert (cents["starting_mrr"].iloc[1:].to_numpy() == cents["ending_mrr"].iloc[:-1].to_numpy()).all()
@@ -708,16 +711,16 @@ def test_properties_on_random_ledgers(subs, period):
 
 def test_demo_tables_from_subscriptions_and_from_transactions_are_identical(demo_dir):
     src = open_source(demo_dir)
-    a = r.customer_mrr(src.table("subscriptions"), period="2026-10")
-    b = r.customer_mrr(src.table("transactions"), period="2026-10")
-    pd.testing.assert_frame_equal(r.cohort_retention(a), r.cohort_retention(b))
-    pd.testing.assert_frame_equal(r.mrr_movements(a), r.mrr_movements(b))
+    a = mrr.customer_mrr(src.table("subscriptions"), period="2026-10")
+    b = mrr.customer_mrr(src.table("transactions"), period="2026-10")
+    pd.testing.assert_frame_equal(cohorts.cohort_retention(a), cohorts.cohort_retention(b))
+    pd.testing.assert_frame_equal(mrr.mrr_movements(a), mrr.mrr_movements(b))
 
 
 def test_demo_trailing_nrr_and_grr_match_a_pandas_reference(demo_dir):
     """METRICS.md's trailing-12-month definitions, recomputed with a pandas pivot of the customer-months."""
-    cm = r.customer_mrr(demo_dir, period="2026-10")
-    t = r.trailing_retention(cm, months=12)
+    cm = mrr.customer_mrr(demo_dir, period="2026-10")
+    t = mrr.trailing_retention(cm, months=12)
     months = months_of(cm)
     grid = months.pivot_table(index="customer_id", columns="month", values="mrr", fill_value=0.0)
     for _, row in t.iterrows():
@@ -732,11 +735,11 @@ def test_demo_trailing_nrr_and_grr_match_a_pandas_reference(demo_dir):
 
 def test_caching_gives_the_same_results_and_releases_the_table(demo_dir):
     src = open_source(demo_dir)
-    plain = r.customer_mrr(src, period="2026-10")
-    with r.customer_mrr(src, period="2026-10") as cached:
+    plain = mrr.customer_mrr(src, period="2026-10")
+    with mrr.customer_mrr(src, period="2026-10") as cached:
         name = cached._temp[1]
         assert name in src.con.list_tables()
-        pd.testing.assert_frame_equal(r.mrr_movements(cached), r.mrr_movements(plain))
+        pd.testing.assert_frame_equal(mrr.mrr_movements(cached), mrr.mrr_movements(plain))
     assert name not in src.con.list_tables()
 
 
@@ -745,22 +748,22 @@ def test_postgres_gives_the_same_tables_as_duckdb(pg_url):
     from conftest import load_postgres
 
     url = load_postgres(pg_url, {"subscriptions": LEDGER, "transactions": ledger_transactions()}, "retention_t")
-    pg = r.customer_mrr(url, period="2026-06")
+    pg = mrr.customer_mrr(url, period="2026-06")
     assert pg.source.con.name == "postgres"
-    duck = r.customer_mrr(LEDGER, period="2026-06")
-    pd.testing.assert_frame_equal(r.cohort_retention(pg), r.cohort_retention(duck))
-    pd.testing.assert_frame_equal(r.mrr_movements(pg, months=6), r.mrr_movements(duck, months=6))
-    pd.testing.assert_frame_equal(r.trailing_retention(pg, months=3, lag=2),
-                                  r.trailing_retention(duck, months=3, lag=2))
-    pd.testing.assert_frame_equal(r.survival(pg), r.survival(duck))
+    duck = mrr.customer_mrr(LEDGER, period="2026-06")
+    pd.testing.assert_frame_equal(cohorts.cohort_retention(pg), cohorts.cohort_retention(duck))
+    pd.testing.assert_frame_equal(mrr.mrr_movements(pg, months=6), mrr.mrr_movements(duck, months=6))
+    pd.testing.assert_frame_equal(mrr.trailing_retention(pg, months=3, lag=2),
+                                  mrr.trailing_retention(duck, months=3, lag=2))
+    pd.testing.assert_frame_equal(cohorts.survival(pg), cohorts.survival(duck))
     src = open_source(url)
     tx = src.table("transactions")
-    pd.testing.assert_frame_equal(r.cohort_retention(tx.filter(tx.customer_id != "Z"), period="2026-06"),
-                                  r.cohort_retention(duck))
+    pd.testing.assert_frame_equal(cohorts.cohort_retention(tx.filter(tx.customer_id != "Z"), period="2026-06"),
+                                  cohorts.cohort_retention(duck))
     with pg:  # a temporary table on the server
-        pd.testing.assert_frame_equal(r.mrr_movements(pg, months=6), r.mrr_movements(duck, months=6))
+        pd.testing.assert_frame_equal(mrr.mrr_movements(pg, months=6), mrr.mrr_movements(duck, months=6))
     # the scorecard's windowed counts
     url2 = load_postgres(pg_url, {"opportunities": new_customer_deals(), "marketing_spend": spend_rows()}, "retention_w")
     windows = ["2026-09", ("2026-10", "2026-10-25"), "2026-W40", "2026-W44", "2026-10"]
-    pd.testing.assert_series_equal(r.new_customers_many(url2, windows), r.new_customers_many(new_customer_deals(), windows))
-    pd.testing.assert_series_equal(r.marketing_spend_many(url2, windows), r.marketing_spend_many(spend_rows(), windows))
+    pd.testing.assert_series_equal(economics.new_customers_many(url2, windows), economics.new_customers_many(new_customer_deals(), windows))
+    pd.testing.assert_series_equal(economics.marketing_spend_many(url2, windows), economics.marketing_spend_many(spend_rows(), windows))

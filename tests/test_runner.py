@@ -10,8 +10,10 @@ import os
 
 import pytest
 
-from revops_lib import report
 from test_report import kit  # noqa: F401  (fixture reuse)
+from revops_lib.runner import build
+from revops_lib.runner import kernels
+from revops_lib.runner import registry
 
 pytestmark = pytest.mark.notebook
 
@@ -33,7 +35,7 @@ def test_a_kernel_that_fails_to_start_fails_the_run_clearly_and_keeps_the_last_g
     assert kit["run"](notebooks=["alpha"], jobs=1) == 0
     good = files(kit)
     kit["messages"].clear()
-    monkeypatch.setattr(report, "WARMUP_CODE", "raise ImportError('the kit cannot be imported here')")
+    monkeypatch.setattr(kernels, "warmup_code", lambda: "raise ImportError('the kit cannot be imported here')")
     assert kit["run"](notebooks=["alpha"], jobs=1, force=True) == 1
     said = "The Jupyter kernel did not start: ImportError: the kit cannot be imported here"
     assert f"  FAILED 2026-10 alpha: {said}" in kit["messages"], kit["messages"]
@@ -92,7 +94,7 @@ def test_each_input_of_the_build_key_rebuilds_only_the_reports_it_changes(kit, m
     (kit["prm"] / "beta.yaml").write_text("greeting: from beta.yaml\n")
     assert rerun(kit) == [("2026-10", "beta")], "a changed parameter file did not rebuild its notebook"
     # the library
-    monkeypatch.setattr(report, "_code_fingerprint", lambda: "a changed library")
+    monkeypatch.setattr(build, "_code_fingerprint", lambda: "a changed library")
     assert rerun(kit) == [("2026-10", "alpha"), ("2026-10", "beta")], "a library change did not rebuild"
     assert skipped(kit) == []
 
@@ -101,19 +103,19 @@ def test_the_code_fingerprint_follows_every_library_and_template_file(tmp_path):
     import shutil
 
     lib = tmp_path / "revops_lib"
-    shutil.copytree(report.ROOT / "revops_lib", lib, ignore=shutil.ignore_patterns("__pycache__"))
-    first = report._code_fingerprint(lib)
-    assert report._code_fingerprint(lib) == first
-    assert first == report._code_fingerprint()  # the copy is the library
+    shutil.copytree(registry.ROOT / "revops_lib", lib, ignore=shutil.ignore_patterns("__pycache__"))
+    first = build._code_fingerprint(lib)
+    assert build._code_fingerprint(lib) == first
+    assert first == build._code_fingerprint()  # the copy is the library
     for changed in (lib / "funnel.py", lib / "templates" / "revops" / "index.html.j2"):
         text = changed.read_text()
         changed.write_text(text + "\n")
-        assert report._code_fingerprint(lib) != first, f"{changed.name} is not in the fingerprint"
+        assert build._code_fingerprint(lib) != first, f"{changed.name} is not in the fingerprint"
         changed.write_text(text)
-        assert report._code_fingerprint(lib) == first
+        assert build._code_fingerprint(lib) == first
     (lib / "__pycache__").mkdir()
     (lib / "__pycache__" / "funnel.cpython-311.pyc").write_bytes(b"compiled")
-    assert report._code_fingerprint(lib) == first  # compiled files are not sources
+    assert build._code_fingerprint(lib) == first  # compiled files are not sources
 
 
 @pytest.mark.slow  # three runs, one failing
@@ -177,7 +179,7 @@ def test_kernels_are_replaced_after_max_uses_notebooks(kit, monkeypatch):  # noq
     import nbformat
     from nbformat.v4 import new_code_cell
 
-    monkeypatch.setattr(report, "MAX_USES", 2)
+    monkeypatch.setattr(kernels, "MAX_USES", 2)
     nb = nbformat.read(str(kit["nbs"] / "alpha.ipynb"), as_version=4)
     nb.cells.append(new_code_cell('import os\nheadline("Kernel pid", os.getpid())'))
     nbformat.write(nb, str(kit["nbs"] / "alpha.ipynb"))

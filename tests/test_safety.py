@@ -12,10 +12,16 @@ import pandas as pd
 import pytest
 
 from conftest import valid_frames
-from revops_lib import parameters, report, runfiles, sources
+from revops_lib import sources
 from revops_lib.errors import ParameterError
 from revops_lib.periods import parse_period
-from revops_lib.text import esc, hide_emails, md, neutralise_csv_cell
+from revops_lib.present.text import esc, hide_emails, md, neutralise_csv_cell
+from revops_lib import files
+from revops_lib.present import publish as publish_mod
+from revops_lib.runner import build
+from revops_lib.runner import parameters
+from revops_lib.runner import registry
+from revops_lib.runner import runfiles
 
 PAYLOADS = ["<img src=x onerror=alert(1)>", "</script><script>alert(1)</script>", "<b onmouseover=alert(1)>x</b>",
             "\"><svg onload=alert(1)>"]
@@ -53,7 +59,7 @@ def test_emails_are_hidden_in_shown_text():
 # --- tables ------------------------------------------------------------------------------------
 
 def _table_html(df, **kw):
-    from revops_lib.plots import style_table
+    from revops_lib.present.tables import style_table
 
     return style_table(df, **kw).to_html()
 
@@ -77,7 +83,7 @@ def test_table_html_is_identical_for_identical_data_and_has_no_cell_ids():
 
 
 def test_kit_built_svg_survives_escaping_and_its_tooltip_is_escaped():
-    from revops_lib.plots import sparkline_svg
+    from revops_lib.present.charts.scorecard import sparkline_svg
 
     svg = sparkline_svg([1, 2, 3], label=PAYLOADS[0])
     html = _table_html(pd.DataFrame({"kpi": ["x"], "trend": [svg]}), html=["trend"])
@@ -91,7 +97,7 @@ def test_kit_built_svg_survives_escaping_and_its_tooltip_is_escaped():
 def test_csv_cells_a_spreadsheet_would_run_are_neutralised(cell):
     assert neutralise_csv_cell(cell) == "'" + cell
     df = pd.DataFrame({"source": [cell, "organic_search"], "amount": [-5.0, 3.0], "n": [-1, 2]})
-    text = report.csv_bytes(df).decode()
+    text = publish_mod.csv_bytes(df).decode()
     assert text.endswith("organic_search,3,2\n")
     import csv
     import io
@@ -104,8 +110,8 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised(cell):
 def test_csv_floats_are_rounded_so_sum_order_noise_never_reaches_the_file():
     a = sum([0.1] * 10)            # 0.9999999999999999
     b = 1.0
-    one = report.csv_bytes(pd.DataFrame({"x": [a], "amount": [5563000.123456789]}))
-    two = report.csv_bytes(pd.DataFrame({"x": [b], "amount": [5563000.1234567891]}))
+    one = publish_mod.csv_bytes(pd.DataFrame({"x": [a], "amount": [5563000.123456789]}))
+    two = publish_mod.csv_bytes(pd.DataFrame({"x": [b], "amount": [5563000.1234567891]}))
     assert one == two == b"x,amount\n1,5563000.12346\n"
 
 
@@ -144,14 +150,14 @@ def test_a_failed_connection_does_not_echo_the_password():
 
 
 def test_kernels_get_the_source_without_its_password(tmp_path):
-    prm = report.task_parameters("data_quality", parse_period("2026-10"), {},
+    prm = build.task_parameters("data_quality", parse_period("2026-10"), {},
                                  source=sources.public_url("postgres://ana:s3cret@db/crm"))
     assert prm["source"] == "postgres://ana@db/crm"
 
 
 # --- parameters --------------------------------------------------------------------------------
 
-KIT = {n: report.NOTEBOOKS_DIR / f"{n}.ipynb" for n in report.REPORTS}
+KIT = {n: registry.NOTEBOOKS_DIR / f"{n}.ipynb" for n in registry.REPORTS}
 
 
 def test_a_parameter_name_carrying_code_is_refused_before_anything_runs():
@@ -167,8 +173,8 @@ def test_unknown_parameter_names_are_refused_with_a_suggestion():
 
 def test_a_parameter_only_some_notebooks_declare_goes_to_those():
     p = parse_period("2026-10")
-    assert report.task_parameters("data_quality", p, {"stale_days": "30"}, source="s")["stale_days"] == 30
-    assert "stale_days" not in report.task_parameters("funnel_conversion", p, {"stale_days": "30"}, source="s")
+    assert build.task_parameters("data_quality", p, {"stale_days": "30"}, source="s")["stale_days"] == 30
+    assert "stale_days" not in build.task_parameters("funnel_conversion", p, {"stale_days": "30"}, source="s")
 
 
 @pytest.mark.parametrize("name", ["output_dir", "source", "period"])
@@ -191,14 +197,14 @@ def test_runner_set_parameters_cannot_be_overridden(name):
 def test_parameter_values_are_checked_against_the_declaration(name, value, message):
     nb = "data_quality" if name in ("stale_days",) else "funnel_conversion"
     with pytest.raises(ParameterError, match=message) as err:
-        report.task_parameters(nb, parse_period("2026-10"), {name: value}, source="s")
+        build.task_parameters(nb, parse_period("2026-10"), {name: value}, source="s")
     assert f"`{nb}`" in str(err.value) and "from -p" in str(err.value)
 
 
 def test_yaml_layer_values_are_checked_and_named(tmp_path):
     (tmp_path / "data_quality.yaml").write_text("stale_days: ninety\n")
     with pytest.raises(ParameterError, match=r"`stale_days` = 'ninety'.*from parameters/data_quality.yaml"):
-        report.task_parameters("data_quality", parse_period("2026-10"), {}, parameters_dir=tmp_path, source="s")
+        build.task_parameters("data_quality", parse_period("2026-10"), {}, parameters_dir=tmp_path, source="s")
 
 
 @pytest.mark.parametrize("value, expected", [("30", 30), (30, 30), (30.0, 30), ("-2", -2)])
@@ -223,12 +229,12 @@ def test_text_parameters_keep_what_was_typed():
 ])
 def test_only_report_names_run(notebooks, message):
     with pytest.raises(ParameterError, match=message):
-        report.select_notebooks(notebooks)
+        registry.select_notebooks(notebooks)
 
 
 def test_a_notebook_dropped_into_the_kits_folder_is_not_a_report(tmp_path):
-    assert "evil" not in report.select_notebooks(None)
-    assert report.select_notebooks(["data_quality", "funnel_conversion"]) == ["data_quality", "funnel_conversion"]
+    assert "evil" not in registry.select_notebooks(None)
+    assert registry.select_notebooks(["data_quality", "funnel_conversion"]) == ["data_quality", "funnel_conversion"]
 
 
 # --- run files ---------------------------------------------------------------------------------
@@ -269,9 +275,9 @@ def test_leftovers_of_a_killed_run_are_swept_from_the_output(tmp_path):
 
 
 def test_files_are_written_with_the_users_umask(tmp_path):
-    report._atomic_write_bytes(tmp_path / "x.html", b"x")
-    assert (tmp_path / "x.html").stat().st_mode & 0o777 == runfiles.file_mode()
-    assert runfiles.file_mode() & 0o002 == 0  # never world-writable with a usual umask
+    files.atomic_write_bytes(tmp_path / "x.html", b"x")
+    assert (tmp_path / "x.html").stat().st_mode & 0o777 == files.file_mode()
+    assert files.file_mode() & 0o002 == 0  # never world-writable with a usual umask
 
 
 # --- privacy -----------------------------------------------------------------------------------
@@ -310,7 +316,7 @@ def test_charts_hide_emails_and_cut_overlong_tick_labels():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from revops_lib.plots import MAX_CHART_LABEL, sanitize_figure
+    from revops_lib.present.charts.base import MAX_CHART_LABEL, sanitize_figure
 
     fig, ax = plt.subplots()
     ax.barh(["ana@example.com", "x" * 500], [1000, 2000])

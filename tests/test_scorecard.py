@@ -8,15 +8,16 @@ import pandas as pd
 import pytest
 
 from conftest import d, ts, valid_frames
-from revops_lib import scorecard as sc
-from revops_lib.report import footnotes
+from revops_lib.runner.registry import footnotes
+from revops_lib.metrics import scorecard
+from revops_lib.present.sections import scorecard as scorecard_section
 
 
 _CACHE = {}
 
 
 def card(frames, period="2026-10", **kw):
-    return sc.scorecard(frames, period=period, **kw).set_index("kpi")
+    return scorecard.scorecard(frames, period=period, **kw).set_index("kpi")
 
 
 def oct_card():
@@ -63,7 +64,7 @@ def test_every_metrics_md_key_is_present_when_tables_are():
 
 
 def test_published_columns_and_functions():
-    df = sc.kpi_values(valid_frames(), period="2026-10")
+    df = scorecard.kpi_values(valid_frames(), period="2026-10")
     assert list(df.columns) == ["function", "indicator", "kpi", "period", "value", "target", "pct_of_target",
                                 "prior_value", "change", "unit"]
     assert set(df.function) <= {"marketing", "sales", "customer_success", "revenue"}
@@ -125,7 +126,7 @@ def test_zero_denominators_are_blank_not_infinite():
 def test_absent_optional_tables_leave_kpis_out_with_a_note():
     f = valid_frames()
     del f["reviews"], f["web_traffic"]
-    result = sc.analyze(f, period="2026-10")
+    result = scorecard_section.analyze(f, period="2026-10")
     keys = set(result.card.kpi)
     assert "new_reviews" not in keys and "sessions" not in keys and "landing_conversion_rate" not in keys
     assert any("reviews" in n and "new_reviews" in n for n in result.notes)
@@ -138,7 +139,7 @@ def test_absent_optional_tables_leave_kpis_out_with_a_note():
 ])
 def test_pacing_at_first_and_last_day(as_of, elapsed, status):
     f = valid_frames()
-    p = sc.pacing(f, period="2026-10", as_of=as_of).set_index("kpi")
+    p = scorecard.pacing(f, period="2026-10", as_of=as_of).set_index("kpi")
     row = p.loc["revenue_won"]
     assert row["elapsed_days"] == pytest.approx(elapsed)
     assert row["prorated_target"] == pytest.approx(15000 * elapsed / 31)
@@ -153,7 +154,7 @@ def test_pacing_at_first_and_last_day(as_of, elapsed, status):
 
 def test_footnotes_define_every_kpi():
     names = " ".join(n for n, _ in footnotes("revops_scorecard"))
-    for k in sc.KPIS:
+    for k in scorecard.KPIS:
         assert f"`{k.key}`" in names
 
 
@@ -315,7 +316,7 @@ def test_status_in_mid_month_pro_rates_additive_kpis_only(key, status):
 
 
 def test_pacing_in_mid_month_pro_rates_counts_and_money_but_not_rates():
-    p = sc.pacing(status_frames(), period="2026-10", as_of="2026-10-21").set_index("kpi")
+    p = scorecard.pacing(status_frames(), period="2026-10", as_of="2026-10-21").set_index("kpi")
     assert set(p.index) == set(STATUS_TARGETS["2026-10"])
     rev = p.loc["revenue_won"]
     assert (rev["elapsed_days"], rev["total_days"], rev["actual_to_date"]) == (20.0, 31, 12000.0)
@@ -334,7 +335,7 @@ def test_pacing_in_mid_month_pro_rates_counts_and_money_but_not_rates():
 
 
 def _boundary_card(value, target, kpi):
-    k = sc.KPI_BY_KEY[kpi]
+    k = scorecard.KPI_BY_KEY[kpi]
     return pd.DataFrame({"kpi": [kpi], "label": [k.label], "unit": [k.unit], "value": [float(value)],
                          "target": [float(target)]})
 
@@ -356,13 +357,13 @@ def _boundary_card(value, target, kpi):
     ("first_response_hours", 1, 2, "on track"),
 ])
 def test_status_thresholds_at_95_and_85_percent(kpi, value, target, status):
-    p = sc.pacing(status_frames(), period="2026-10", card=_boundary_card(value, target, kpi))
+    p = scorecard.pacing(status_frames(), period="2026-10", card=_boundary_card(value, target, kpi))
     assert p["status"].item() == status
 
 
 def monthly_report():
     if "analyze_month" not in _CACHE:
-        _CACHE["analyze_month"] = sc.analyze(status_frames(), period="2026-10", history_periods=2)
+        _CACHE["analyze_month"] = scorecard_section.analyze(status_frames(), period="2026-10", history_periods=2)
     return _CACHE["analyze_month"]
 
 
@@ -388,7 +389,7 @@ def test_quarter_to_date_view_of_a_monthly_report_pro_rates_the_quarter_target()
 
 
 def test_month_to_date_view_of_a_weekly_report_runs_to_the_end_of_the_week():
-    result = sc.analyze(status_frames(), period="2026-W43", history_periods=2)
+    result = scorecard_section.analyze(status_frames(), period="2026-W43", history_periods=2)
     ((title, mtd),) = result.pacing_views
     assert title == "Month 2026-10 to date"
     mtd = mtd.set_index("kpi")

@@ -150,7 +150,7 @@ def test_url_password_is_hidden_in_errors():
 @pytest.mark.postgres
 def test_postgres_gives_the_same_tables_and_problems(pg_url, tmp_path, frames):
     from conftest import NOW, load_postgres
-    from revops_lib.schema import validate
+    from revops_lib.validation import validate
 
     frames["opportunities"].loc[1, "amount"] = -5.0
     pg = open_source(load_postgres(pg_url, frames, "src_identity"))

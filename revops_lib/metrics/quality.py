@@ -14,36 +14,10 @@ import ibis
 import ibis.expr.datatypes as dt
 import pandas as pd
 
-from revops_lib.periods import Period, parse_period, resolve_as_of
+from revops_lib.metrics.pipeline import push_counts
+from revops_lib.periods import parse_period, resolve_as_of, window
 from revops_lib.schema import TABLES
 from revops_lib.sources import open_source
-from revops_lib.text import md
-
-__all__ = [
-    "table_overview",
-    "monthly_volume",
-    "stale_open_deals",
-    "close_date_pushes",
-    "missing_amounts",
-    "anomaly_summary",
-    "assess",
-    "DataQuality",
-]
-
-
-FOOTNOTES = [
-    ("Rows in period", "rows whose time column (created_at, occurred_at, date, …) falls in [period start, period end); targets: rows for the period label."),
-    ("Days since last", "days between the table's latest row and as of; a table is stale when that exceeds `stale_after_days`."),
-    ("Stale open deal", "created before as of, not closed by then, with a close date already passed or no change in opportunity_history for `stale_days` days."),
-    ("Close date pushed", "a change in opportunity_history that moves the deal's close date later; deals with at least `min_pushes` such changes are listed."),
-    ("Missing amount", "open or won deals whose amount is null or zero."),
-    ("Contract checks", "revops validate: required columns, types, duplicate ids, nulls, negative amounts, stage order, end before start, rating ranges, dates in the future, period labels."),
-]
-
-
-def _cut(period, as_of) -> pd.Timestamp:
-    """The exclusive cut-off: ``as_of``, or the end of ``period`` when ``as_of`` is not given."""
-    return resolve_as_of(parse_period(period), as_of) if period is not None else pd.Timestamp(as_of)
 
 
 def _lit(ts: pd.Timestamp, kind: str):
@@ -143,7 +117,7 @@ def monthly_volume(source, *, as_of=None, period=None, months: int = 24,
     Returns ``month`` (``YYYY-MM``), ``table``, ``rows``.
     """
     src = open_source(source)
-    cut = _cut(period, as_of)
+    cut = window(period, as_of)[1]
     start = (cut.to_period("M") - months + (0 if cut == cut.to_period("M").start_time else 1)).start_time
     frames = []
     for name in tables:
@@ -181,7 +155,7 @@ def stale_open_deals(source, *, as_of=None, period=None, stale_days: int = 90, l
     and, in ``.attrs``, ``count`` and ``amount`` over all such deals.
     """
     src = open_source(source)
-    cut = _cut(period, as_of)
+    cut = window(period, as_of)[1]
     o = src.table("opportunities")
     o = o.filter((o.created_at < _lit(cut, "timestamp"))
                  & (~o.is_closed | (o.close_date >= _lit(cut, "date"))))
@@ -215,20 +189,12 @@ def close_date_pushes(source, *, as_of=None, period=None, min_pushes: int = 2, l
     is the number of such deals.
     """
     src = open_source(source)
-    cut = _cut(period, as_of)
+    cut = window(period, as_of)[1]
     if not src.has("opportunity_history"):
         df = pd.DataFrame(columns=["opportunity_id", "pushes", "first_close_date", "latest_close_date", "days_pushed"])
         df.attrs.update(count=0, absent=True)
         return df
-    h = src.table("opportunity_history")
-    h = h.filter((h.changed_at < _lit(cut, "timestamp")) & h.close_date.notnull())
-    w = ibis.window(group_by=h.opportunity_id, order_by=[h.changed_at])
-    h = h.mutate(prev=h.close_date.lag().over(w))
-    g = h.group_by("opportunity_id").aggregate(
-        pushes=ibis.ifelse(h.close_date > h.prev, 1, 0).sum(),
-        first_close_date=h.close_date.argmin(h.changed_at),
-        latest_close_date=h.close_date.argmax(h.changed_at),
-    )
+    g = push_counts(src.table("opportunity_history"), cut=cut).drop("total_pushes")
     g = g.filter(g.pushes >= min_pushes)
     g = g.mutate(days_pushed=(g.latest_close_date.delta(g.first_close_date, unit="day")))
     count = int(src.con.execute(g.count()))
@@ -246,7 +212,7 @@ def missing_amounts(source, *, as_of=None, period=None, limit: int = 50) -> pd.D
     ``.attrs['count']`` is the number of such deals.
     """
     src = open_source(source)
-    cut = _cut(period, as_of)
+    cut = window(period, as_of)[1]
     o = src.table("opportunities")
     o = o.filter((o.created_at < _lit(cut, "timestamp")) & (~o.is_closed | o.is_won)
                  & (o.amount.isnull() | (o.amount == 0)))
@@ -273,108 +239,6 @@ def anomaly_summary(stale: pd.DataFrame, pushes: pd.DataFrame, missing: pd.DataF
          "fill amounts: they understate pipeline, revenue and deal size"),
     ]
     return pd.DataFrame(rows, columns=["check", "count", "next step"])
-
-
-class DataQuality:
-    """Everything the ``data_quality`` report shows, computed once (see :func:`assess`)."""
-
-    def __init__(self, *, period: Period, as_of: pd.Timestamp, source_label: str, validation, overview,
-                 monthly, stale, pushes, missing, currency: str = "USD", stale_days: int = 90, min_pushes: int = 2):
-        self.period, self.as_of, self.source_label = period, as_of, source_label
-        self.validation, self.overview, self.monthly = validation, overview, monthly
-        self.stale, self.pushes, self.missing = stale, pushes, missing
-        self.currency, self.stale_days, self.min_pushes = currency, stale_days, min_pushes
-        self.summary = anomaly_summary(stale, pushes, missing, validation=validation)
-
-    def findings(self):
-        """The verdict in a few bullets (Markdown)."""
-
-        from revops_lib.plots import fmt_money
-
-        v, ov = self.validation, self.overview
-        bullets = []
-        if v.ok:
-            bullets.append(f"**Contract: passed** ({v.summary()}); every report can run on this source.")
-        else:
-            bullets.append(f"**Contract: failed** ({v.summary()}); fix the errors below before trusting any number.")
-        absent = ov.loc[ov.status == "absent", "table"].tolist()
-        if absent:
-            bullets.append(f"Absent tables ({', '.join(absent)}): the report sections that need them are skipped.")
-        quiet = ov.loc[ov.status.isin(["no rows in period", "empty"]), "table"].tolist()
-        if quiet:
-            bullets.append(f"No rows in {self.period}: {', '.join(quiet)} — figures from them will be blank or zero.")
-        stale = ov.loc[ov.status == "stale", ["table", "days_since_last"]]
-        if len(stale):
-            bullets.append("Stale tables (latest row long before as of): "
-                           + ", ".join(f"{t} ({d:.0f} days)" for t, d in stale.itertuples(index=False)) + ".")
-        if not (absent or quiet or len(stale)):
-            bullets.append(f"All tables have rows in {self.period} and are fresh as of {self.as_of:%Y-%m-%d}.")
-        n_stale, amt = self.stale.attrs.get("count", 0), self.stale.attrs.get("amount", 0.0)
-        if n_stale:
-            bullets.append(f"{n_stale:,} open deals look stale ({fmt_money(amt, self.currency)} of pipeline): "
-                           "coverage and pipeline are overstated until they are updated or closed.")
-        n_push = self.pushes.attrs.get("count", 0)
-        if n_push:
-            bullets.append(f"{n_push:,} deals had their close date pushed {self.min_pushes}+ times: expect slippage.")
-        n_miss = self.missing.attrs.get("count", 0)
-        if n_miss:
-            bullets.append(f"{n_miss:,} open or won deals have no amount: revenue and pipeline are understated.")
-        return md("\n".join(f"- {b}" for b in bullets))
-
-    def record_headlines(self) -> None:
-        """Headline numbers for ``reports/index.html``."""
-        from revops_lib.report import headline
-
-        headline("Contract", "passed" if self.validation.ok else "failed")
-        headline("Warnings", len(self.validation.warnings))
-        headline("Stale deals", self.stale.attrs.get("count", 0))
-
-    def overview_table(self):
-        """The per-table overview, formatted (published as ``table_overview.csv``)."""
-        from revops_lib.report import publish
-
-        publish(self.overview, "table_overview")
-        ov = self.overview.copy()
-        for c in ("first", "last"):
-            ov[c] = pd.to_datetime(ov[c]).dt.strftime("%Y-%m-%d")
-        from revops_lib.plots import style_table
-
-        return style_table(ov, {"rows": "{:,}", "rows_in_period": "{:,}", "days_since_last": "{:.1f}"}).map(lambda s: "color: #C0392B; font-weight: bold" if s in ("stale", "empty", "absent", "no rows in period")
-              else "", subset=["status"])
-
-    def _money(self, df, cols=("amount",)):
-        from revops_lib.plots import fmt_money, style_table
-
-        if df.empty:
-            return md("None found.")
-        return style_table(df, {c: (lambda x: fmt_money(x, self.currency)) for c in cols})
-
-    def summary_table(self):
-        """The anomaly counts (published as ``anomalies.csv``)."""
-        from revops_lib.report import publish
-
-        return publish(self.summary, "anomalies", formats={"count": "{:,}"})
-
-    def stale_table(self):
-        """Stale open deals (published as ``stale_open_deals.csv``)."""
-        from revops_lib.report import publish
-
-        publish(self.stale, "stale_open_deals")
-        return self._money(self.stale)
-
-    def pushes_table(self):
-        """Deals pushed repeatedly (published as ``close_date_pushes.csv``)."""
-        from revops_lib.report import publish
-
-        styled = publish(self.pushes, "close_date_pushes")
-        return styled if len(self.pushes) else "None found."
-
-    def missing_table(self):
-        """Deals without amount (published as ``missing_amounts.csv``)."""
-        from revops_lib.report import publish
-
-        publish(self.missing, "missing_amounts")
-        return self._money(self.missing)
 
 
 _VALIDATIONS: dict = {}
@@ -404,7 +268,7 @@ def load_validation(path) -> None:
     _VALIDATIONS[key] = result
 
 
-def _cached_validation(src, now, validate):
+def cached_validation(src, now, validate):
     """Validation results of file sources, reused while the files are unchanged (a warm kernel runs many reports)."""
     if not src.files or now is not None:
         return validate(src, now=now)
@@ -439,26 +303,3 @@ def masked_validation(result):
         col = key[0] if len(key) == 1 else ""
         problems.append(dataclasses.replace(pr, examples=tuple(mask(e, col) for e in pr.examples)))
     return dataclasses.replace(result, problems=problems)
-
-
-def assess(source, *, period, as_of=None, currency: str = "USD", stale_after_days: int = 14,
-           stale_days: int = 90, min_pushes: int = 2, now=None) -> DataQuality:
-    """Compute every part of the data-quality report for one period."""
-    from revops_lib.schema import validate
-
-    src = open_source(source)
-    p = parse_period(period)
-    cut = resolve_as_of(p, as_of)
-    validation = _cached_validation(src, now, validate)
-    if src.privacy == "masked":
-        validation = masked_validation(validation)
-    overview = table_overview(src, period=p, as_of=cut, stale_after_days=stale_after_days)
-    monthly = monthly_volume(src, as_of=cut)
-    has_opps = src.has("opportunities")
-    empty = pd.DataFrame()
-    stale = stale_open_deals(src, as_of=cut, stale_days=stale_days) if has_opps else empty
-    pushes = close_date_pushes(src, as_of=cut, min_pushes=min_pushes)
-    missing = missing_amounts(src, as_of=cut) if has_opps else empty
-    return DataQuality(period=p, as_of=cut, source_label=src.description, validation=validation,
-                       overview=overview, monthly=monthly, stale=stale, pushes=pushes, missing=missing,
-                       currency=currency, stale_days=stale_days, min_pushes=min_pushes)

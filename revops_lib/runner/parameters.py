@@ -32,30 +32,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from revops_lib.errors import ParameterError
+from revops_lib.present.context import CHOICES, PATTERNS, RANGES, check_value, show_value as _show
 
 __all__ = ["Declared", "declared_parameters", "coerce_value", "check_value", "RUNNER_SET", "CHOICES", "PATTERNS",
            "RANGES"]
 
 #: Set by the runner from its own options; ``-p`` cannot override them.
 RUNNER_SET = {"period": "--period", "source": "--source", "output_dir": "--out"}
-
-#: Parameters that take one of a few values.
-CHOICES: dict[str, tuple[str, ...]] = {
-    "funnel_mode": ("reached", "strict"),
-    "privacy": ("names", "masked"),
-}
-
-#: Parameters whose text must match a pattern (and what to say when it does not).
-PATTERNS: dict[str, tuple[str, str]] = {
-    "currency": (r"[A-Z]{3}", "a three-letter ISO 4217 code such as USD, EUR or GBP"),
-    "as_of": (r"(\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?(Z|[+-]\d{2}:?\d{2})?)?",
-              "empty or a date / time such as 2026-11-05 or 2026-11-05T12:00"),
-}
-
-#: Whole-number parameters that must lie in a range (inclusive).
-RANGES: dict[str, tuple[int, int, str]] = {
-    "fiscal_year_start_month": (1, 12, "a month from 1 (January) to 12 (December)"),
-}
 
 _TYPE_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text",
                "list": "a list such as [a, b]", "dict": "a mapping such as {a: 1}"}
@@ -88,11 +71,6 @@ def declared_parameters(notebook_path) -> dict[str, Declared]:
     """The parameters a notebook declares, by name (read once per file version)."""
     p = Path(notebook_path)
     return _inspect(str(p), p.stat().st_mtime_ns)
-
-
-def _show(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "…"
 
 
 def coerce_value(name: str, value, type_name: str):
@@ -162,29 +140,6 @@ def coerce_value(name: str, value, type_name: str):
             raise bad()
         return value_parsed
     return value
-
-
-def check_value(name: str, value) -> None:
-    """The value rules of :data:`CHOICES` and :data:`PATTERNS` (after typing)."""
-    if name in CHOICES and value not in CHOICES[name]:
-        raise ParameterError(f"Parameter `{name}` = {_show(value)} is not allowed; "
-                             f"choose one of: {', '.join(CHOICES[name])}.")
-    if name in PATTERNS and isinstance(value, str):
-        pattern, words = PATTERNS[name]
-        if not re.fullmatch(pattern, value):
-            raise ParameterError(f"Parameter `{name}` = {_show(value)} is not allowed: give {words}.")
-    if name == "as_of" and isinstance(value, str) and value.strip():  # a real day and time (not 2026-02-30)
-        from revops_lib.errors import RevOpsError
-        from revops_lib.periods import resolve_as_of
-
-        try:
-            resolve_as_of(None, value)
-        except RevOpsError:
-            raise ParameterError(f"Parameter `as_of` = {_show(value)} is not a date or time that exists.") from None
-    if name in RANGES and isinstance(value, int) and not isinstance(value, bool):
-        lo, hi, words = RANGES[name]
-        if not lo <= value <= hi:
-            raise ParameterError(f"Parameter `{name}` = {_show(value)} is not allowed: give {words}.")
 
 
 def checked(notebook: str, notebook_path, values: dict, *, where: dict | None = None) -> dict:

@@ -8,7 +8,6 @@
   (their process is gone) are removed by the next run.
 - :func:`sweep_output` — staging folders and partial files that a killed run left in ``<out>`` are
   removed by the next run (which holds the lock, so they cannot be another run's).
-- :func:`file_mode` — the mode of the files the kit writes: what the user's umask allows, never wider.
 - :class:`Terminated` and :func:`on_sigterm` — SIGTERM (what cron, CI and ``kill`` send) stops a run
   the way Ctrl-C does: nothing new starts, the last good reports stay.
 """
@@ -24,8 +23,9 @@ import time
 from pathlib import Path
 
 from revops_lib.errors import RevOpsError
+from revops_lib.files import file_mode
 
-__all__ = ["OutputLock", "RunLocked", "RunDir", "sweep_output", "file_mode", "Terminated", "on_sigterm",
+__all__ = ["OutputLock", "RunLocked", "RunDir", "sweep_output", "Terminated", "on_sigterm",
            "RUN_DIR_PREFIX", "LOCK_NAME"]
 
 LOCK_NAME = ".revops.lock"
@@ -49,26 +49,6 @@ def on_sigterm() -> None:
         raise Terminated()
 
     signal.signal(signal.SIGTERM, handler)
-
-
-def _read_umask() -> int:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    old = os.umask(0o022)  # no /proc: read it the classic way (once, at import)
-    os.umask(old)
-    return old
-
-
-_UMASK = _read_umask()
-
-
-def file_mode() -> int:
-    """``0o666`` less the user's umask (``0o644`` with the usual 022, ``0o600`` with 077)."""
-    return 0o666 & ~_UMASK
 
 
 class OutputLock:

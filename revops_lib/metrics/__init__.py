@@ -1,0 +1,21 @@
+"""Metrics: pure computation, one module per family (Ibis or pandas in, pandas out).
+
+========================  ===============================================================
+module                    family
+========================  ===============================================================
+``common``                one ratio, engine helpers (cents, microseconds), argument checks
+``targets``               the one lookup of ``targets`` rows (scorecard, pacing, coverage)
+``lead_funnel``           lifecycle funnel: stage conversion, timing, cohort trend, activity
+``deals``                 deal-stage funnel, win rate, deal size, cycle, velocity, open pipeline
+``pipeline``              deal history, point-in-time pipeline, coverage, slippage, waterfall
+``forecast``              forecast accuracy and the baseline forecast
+``mrr``                   customer MRR, MRR movements, trailing NRR / GRR
+``cohorts``               cohort retention and survival
+``economics``             spend, new customers, CAC, LTV, payback
+``scorecard``             KPI definitions, values, targets, pacing and status
+``quality``               coverage, freshness and anomalies of the data
+========================  ===============================================================
+
+Metric modules import foundations (errors, periods, schema, sources, statistics) and each
+other, never presentation (formatting, charts, sections) or the runner.
+"""

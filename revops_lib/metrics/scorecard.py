@@ -1,0 +1,432 @@
+"""The RevOps scorecard: leading and lagging KPIs of marketing, sales and customer success against targets.
+
+Every KPI key of METRICS.md ("Scorecard") is computed for any period (week,
+month, quarter) with its target, percentage of target, prior-period value and
+change; breakdowns use ``key:value`` (``leads:organic_search``,
+``revenue_won:expansion``). Sales, funnel and retention figures are not
+re-implemented here: they come from :mod:`revops_lib.funnel` (MQLs, SQLs, win
+rate, sales cycle, open pipeline), :mod:`revops_lib.retention` (new customers,
+CAC spend, trailing-12-month retention) and :mod:`revops_lib.forecast`
+(coverage).
+
+Conventions (where METRICS.md is silent):
+
+- ``change`` = value − prior value, in the KPI's unit (percentage points for rates).
+- A KPI whose source table is absent is left out (see :attr:`Scorecard.notes`);
+  a KPI whose denominator is zero is NaN (shown "—"), never zero or infinite.
+- Targets come from :mod:`revops_lib.metrics.targets` (the company's row for the period label;
+  for additive KPIs, else the sum of its segment rows or of its weeks). A missing target is blank; a
+  zero or negative target gives a blank ``pct_of_target``.
+- ``email_*`` rates use prospect sends (``audience`` = ``prospects`` or missing);
+  ``customers_reached`` the customer sends.
+- ``ces``: higher is better (CES 2.0: 7 = "very easy").
+- Statuses compare the value with the target: for additive KPIs (counts and
+  money) with the target pro-rated by the elapsed days of the period (pacing);
+  for rates and averages with the full target. ``ratio`` = value / target
+  (target / value when lower is better); ``on track`` when ratio ≥
+  ``on_track`` (0.95), ``at risk`` when ≥ ``at_risk`` (0.85), else ``off track``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import ibis
+import ibis.expr.datatypes as dt
+import pandas as pd
+
+from revops_lib.metrics.common import ratio
+from revops_lib.metrics.deals import closed_deal_stats_many, open_opportunities_many
+from revops_lib.metrics.economics import marketing_spend_many, new_customers_many
+from revops_lib.metrics.lead_funnel import activity_counts_many
+from revops_lib.metrics.mrr import customer_mrr, last_complete_month, trailing_retention
+from revops_lib.metrics.pipeline import coverage
+from revops_lib.metrics.kpis import FUNCTIONS, KPI, KPI_BY_KEY, KPIS, kpi
+from revops_lib.metrics.targets import targets
+from revops_lib.periods import Period, parse_period, resolve_as_of
+from revops_lib.sources import Source, open_source, to_pandas
+
+
+def _num(x) -> float:
+    if x is None:
+        return math.nan
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return f
+
+
+def _ts(x: pd.Timestamp):
+    return ibis.timestamp(pd.Timestamp(x).to_pydatetime())
+
+
+def _d(x):
+    return ibis.date(pd.Timestamp(x).date())
+
+
+@dataclass(frozen=True)
+class _Window:
+    period: Period
+    cut: pd.Timestamp  # exclusive cut-off, naive UTC: min(period end, as_of)
+
+    @property
+    def start(self) -> pd.Timestamp:
+        return self.period.start_naive
+
+    @property
+    def cut_date(self):
+        return self.cut.date()
+
+
+def _windows(period: Period, cut: pd.Timestamp, n: int) -> list[_Window]:
+    """The last ``n`` periods ending with ``period``; each cut at min(its end, cut)."""
+    return [_Window(p, min(p.end_naive, cut)) for p in period.trailing(n)]
+
+
+def _calendar(wins: Sequence[_Window]):
+    return ibis.memtable(pd.DataFrame({
+        "label": [w.period.label for w in wins],
+        "c_start": [w.start for w in wins],
+        "c_stop": [w.cut for w in wins],
+        "c_start_d": [w.start.date() for w in wins],
+        "c_stop_d": [w.cut.date() for w in wins],
+    }))
+
+
+def _by_period(t, time_col: str, kind: str, wins, aggs: Callable, group: str | None = None) -> pd.DataFrame:
+    """Aggregate a table per report window with one range join; returns label, [group], aggregates."""
+    cal = _calendar(wins)
+    col = t[time_col]
+    lo, hi = (cal.c_start, cal.c_stop) if kind == "timestamp" else (cal.c_start_d, cal.c_stop_d)
+    first = min(w.start for w in wins)
+    last = max(w.cut for w in wins)
+    if kind == "timestamp":
+        t = t.filter((col >= _ts(first)) & (col < _ts(last)))
+    else:
+        t = t.filter((col >= _d(first)) & (col < _d(last)))
+    j = t.join(cal, (t[time_col] >= lo) & (t[time_col] < hi))
+    keys = ["label"] + ([group] if isinstance(group, str) else list(group or []))
+    out = to_pandas(j.group_by(keys).aggregate(**aggs(j)))
+    return out
+
+
+def _totals(grouped: pd.DataFrame) -> pd.DataFrame:
+    """Per-label sums of a :func:`_by_period` result grouped further (counts and sums only)."""
+    values = [c for c in grouped.columns if c != "label" and pd.api.types.is_numeric_dtype(grouped[c])]
+    return grouped.groupby("label", as_index=False)[values].sum(min_count=1)
+
+
+def _series(df: pd.DataFrame, wins, col: str, fill: float | None = 0.0) -> dict[str, float]:
+    vals = dict(zip(df["label"], df[col])) if len(df) else {}
+    return {w.period.label: _num(vals.get(w.period.label, fill if fill is not None else math.nan))
+            for w in wins}
+
+
+def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
+             only: set[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Long frame ``kpi, label, value`` for every available KPI and window; notes about absent tables.
+
+    ``only``: compute just these KPI keys (and what they need).
+    """
+    rows: list[tuple[str, str, float]] = []
+    notes: list[str] = []
+    labels = [w.period.label for w in wins]
+
+    def put(key: str, series: dict[str, float]):
+        for lab in labels:
+            rows.append((key, lab, series.get(lab, math.nan)))
+
+    def has(*tables, keys=None) -> bool:
+        if only is not None and keys is not None and not (set(keys) & only):
+            return False
+        missing = [t for t in tables if not src.has(t)]
+        return not missing
+
+    skipped: dict[str, list[str]] = {}
+    for k in KPIS:
+        missing = [t for t in k.tables if not src.has(t)]
+        if missing:
+            skipped.setdefault(", ".join(missing), []).append(k.key)
+
+    # --- marketing -----------------------------------------------------------
+    if has("web_traffic", keys=["sessions", "landing_conversion_rate"]):
+        w = src.table("web_traffic")
+        # one query by source; the totals are the sums over the sources (a missing source included)
+        gs = _by_period(w, "date", "date", wins, lambda j: dict(s=j.sessions.sum(), c=j.conversions.sum()),
+                        group="source")
+        g = _totals(gs)
+        sessions = _series(g, wins, "s")
+        put("sessions", sessions)
+        put("landing_conversion_rate", {lab: ratio(_series(g, wins, "c")[lab], sessions[lab]) if sessions[lab] else math.nan
+                                        for lab in labels})
+        if breakdowns:
+            for s in sorted(gs["source"].dropna().unique()):
+                put(f"sessions:{s}", _series(gs[gs["source"] == s], wins, "s"))
+    leads_n: dict[str, float] = {}
+    if has("leads", keys=["leads", "mqls", "sqls", "cost_per_lead"]):
+
+        ld = src.table("leads")
+        gs = _by_period(ld, "created_at", "timestamp", wins, lambda j: dict(n=j.count()), group="source")
+        leads_n = _series(_totals(gs), wins, "n")
+        put("leads", leads_n)
+        if breakdowns:
+            for s in sorted(gs["source"].dropna().unique()):
+                put(f"leads:{s}", _series(gs[gs["source"] == s], wins, "n"))
+        ac = activity_counts_many(ld, [(win.period, win.cut) for win in wins])
+        for key, stage in (("mqls", "mql_at"), ("sqls", "sql_at")):
+            got = ac[ac["stage"] == stage]
+            put(key, {lab: _num(v) for lab, v in zip(got["period"], got["leads"])})
+    if has("email_campaigns", keys=["email_open_rate", "email_click_rate", "contacts_generated", "customers_reached"]):
+        e = src.table("email_campaigns")
+        prospects = e.audience.isnull() | (e.audience == "prospects")
+        e = e.mutate(_p=prospects)
+        g = _by_period(e, "sent_date", "date", wins, lambda j: dict(
+            d=ibis.ifelse(j._p, j.delivered, 0).sum(), o=ibis.ifelse(j._p, j.opens, 0).sum(),
+            c=ibis.ifelse(j._p, j.clicks, 0).sum(), lg=ibis.ifelse(j._p, j.leads_generated.fill_null(0), 0).sum(),
+            cd=ibis.ifelse(~j._p, j.delivered, 0).sum()))
+        d_, o_, c_ = _series(g, wins, "d"), _series(g, wins, "o"), _series(g, wins, "c")
+        put("email_open_rate", {lab: ratio(o_[lab], d_[lab]) for lab in labels})
+        put("email_click_rate", {lab: ratio(c_[lab], d_[lab]) for lab in labels})
+        put("contacts_generated", _series(g, wins, "lg"))
+        put("customers_reached", _series(g, wins, "cd"))
+    spend: dict[str, float] = {}
+    if has("marketing_spend", keys=["cost_per_lead", "cac"]):
+
+        got = marketing_spend_many(src.table("marketing_spend"), [(w.period, w.cut) for w in wins])
+        spend = {lab: _num(v) for lab, v in got.items()}
+        if leads_n:
+            put("cost_per_lead", {lab: ratio(spend[lab], leads_n[lab]) for lab in labels})
+
+    # --- sales -----------------------------------------------------------------
+    new_cust: dict[str, float] = {}
+    if has("opportunities", keys=["opportunities_created", "revenue_won", "expansion_revenue", "win_rate", "win_rate_amount",
+                                  "sales_cycle_days", "open_pipeline", "new_customers", "avg_revenue_per_new_customer",
+                                  "cac", "pipeline_coverage"]):
+
+        o = src.table("opportunities")
+        g = _by_period(o, "created_at", "timestamp", wins, lambda j: dict(n=j.count()))
+        put("opportunities_created", _series(g, wins, "n"))
+        won = o.filter(o.is_won.fill_null(False))
+        gs = _by_period(won, "close_date", "date", wins, lambda j: dict(a=j.amount.sum()), group=["type", "product"])
+        g = _totals(gs)
+        put("revenue_won", _series(g, wins, "a"))
+        nb = _series(_totals(gs[gs["type"] == "new_business"]), wins, "a")
+        put("expansion_revenue", _series(_totals(gs[gs["type"] == "expansion"]), wins, "a"))
+        if breakdowns:
+            for dim in ("type", "product"):
+                for v in sorted(gs[dim].dropna().unique()):
+                    put(f"revenue_won:{v}", _series(_totals(gs[gs[dim] == v]), wins, "a"))
+        wr, wra, cyc, op = {}, {}, {}, {}
+        stats = closed_deal_stats_many(o, [(w.period.start_date, w.period.end_date, w.cut) for w in wins])
+        opened = open_opportunities_many(o, [w.cut for w in wins])
+        newc = new_customers_many(o, [(w.period, w.cut) for w in wins])
+        for k, win in enumerate(wins):
+            s = stats.iloc[k]
+            lab = win.period.label
+            wr[lab] = ratio(s["won"], s["closed"])
+            wra[lab] = ratio(s["won_amount"], s["closed_amount"])
+            cyc[lab] = _num(s["sales_cycle_days"])
+            op[lab] = _num(opened["amount"].iloc[k])
+            new_cust[lab] = float(newc.iloc[k])
+        put("win_rate", wr)
+        put("win_rate_amount", wra)
+        put("sales_cycle_days", cyc)
+        put("open_pipeline", op)
+        put("new_customers", new_cust)
+        put("avg_revenue_per_new_customer", {lab: ratio(nb[lab], new_cust[lab]) for lab in labels})
+        if spend:
+            put("cac", {lab: ratio(spend[lab], new_cust[lab]) for lab in labels})
+        if has("targets", keys=["pipeline_coverage"]):
+
+            cov = {}
+            for win in wins[-1:]:  # the report period only: point-in-time pipeline is costly
+                c = coverage(src, period=win.period, as_of=win.cut, lookback_periods=1,
+                             fiscal_year_start_month=win.period.fiscal_year_start_month)
+                nxt = c[c["period"] == win.period.next().label]
+                cov[win.period.label] = _num(nxt["coverage"].iloc[0]) if len(nxt) else math.nan
+            put("pipeline_coverage", cov)
+
+    if has("activities", keys=["first_meetings", "proposals"]):
+        a = src.table("activities")
+        g = _by_period(a, "occurred_at", "timestamp", wins, lambda j: dict(
+            fm=(j.type == "first_meeting").sum(), pr=(j.type == "proposal").sum()))
+        put("first_meetings", _series(g, wins, "fm"))
+        put("proposals", _series(g, wins, "pr"))
+
+    # --- customer success --------------------------------------------------------
+    if has("reviews", keys=["new_reviews", "review_rating"]):
+        r = src.table("reviews")
+        g = _by_period(r, "posted_at", "timestamp", wins, lambda j: dict(n=j.count(), m=j.rating.mean()))
+        put("new_reviews", _series(g, wins, "n"))
+        put("review_rating", _series(g, wins, "m", fill=None))
+    if has("support_tickets", keys=["csat", "ces", "first_response_hours"]):
+        tk = src.table("support_tickets")
+        # responses at or after the window's cut-off are not known yet
+        g = _by_period(tk, "created_at", "timestamp", wins, lambda j: dict(
+            rated=j.csat.notnull().sum(), sat=(j.csat >= 4).sum(),
+            ces=j.ces.mean(),
+            frh=ibis.ifelse(j.first_response_at.notnull() & (j.first_response_at < j.c_stop),
+                            (j.first_response_at.epoch_seconds() - j.created_at.epoch_seconds()) / 3600.0,
+                            ibis.null(dt.float64)).median()))
+        rated, sat = _series(g, wins, "rated"), _series(g, wins, "sat")
+        put("csat", {lab: ratio(sat[lab], rated[lab]) for lab in labels})
+        put("ces", _series(g, wins, "ces", fill=None))
+        put("first_response_hours", _series(g, wins, "frh", fill=None))
+    if has("subscriptions", keys=["logo_retention_12m", "nrr_12m", "grr_12m"]):
+
+        cm = customer_mrr(src, as_of=wins[-1].cut, cache=True)
+        months_needed = 13 + 3 * len(wins)
+        tr = trailing_retention(cm, as_of=wins[-1].cut, months=min(months_needed, 120))
+        tr = tr.set_index("month")
+        lr, nr, gr = {}, {}, {}
+        for win in wins:
+            m = last_complete_month(as_of=win.cut)
+            lab = win.period.label
+            row = tr.loc[m] if m is not None and m in tr.index else None
+            lr[lab] = _num(row["logo_retention"]) if row is not None else math.nan
+            nr[lab] = _num(row["nrr"]) if row is not None else math.nan
+            gr[lab] = _num(row["grr"]) if row is not None else math.nan
+        put("logo_retention_12m", lr)
+        put("nrr_12m", nr)
+        put("grr_12m", gr)
+
+    for tables, keys in skipped.items():
+        notes.append(f"Left out (table {tables} absent): {', '.join(keys)}.")
+    return pd.DataFrame(rows, columns=["kpi", "label", "value"]), notes
+
+
+def _order_key(key: str) -> tuple:
+    base, _, sub = key.partition(":")
+    k = KPI_BY_KEY[base]
+    return (FUNCTIONS.index(k.function), 0 if k.indicator == "leading" else 1, KPIS.index(k), sub)
+
+
+def kpi_history(source, *, period, as_of=None, periods: int = 12, breakdowns: bool = True) -> pd.DataFrame:
+    """Every KPI for the last ``periods`` periods of the report's kind (for sparklines).
+
+    Returns ``kpi, period, value`` (oldest first), the last period cut at ``as_of``; ``attrs["notes"]``
+    says which KPIs were left out because their tables are absent.
+    """
+    src = open_source(source)
+    p = parse_period(period)
+    cut = resolve_as_of(p, as_of)
+    long, notes = _compute(src, _windows(p, cut, periods), breakdowns=breakdowns)
+    out = long.rename(columns={"label": "period"})
+    out.attrs["notes"] = notes
+    return out
+
+
+def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: pd.DataFrame | None = None,
+              on_track: float = 0.95, at_risk: float = 0.85, only: set[str] | None = None,
+              prior: bool = True) -> pd.DataFrame:
+    """One row per KPI key (and breakdown) for the period: the published ``kpis`` table and more.
+
+    Returns
+    -------
+    DataFrame
+        ``function, indicator, kpi, period, value, target, pct_of_target, prior_value, change, unit``
+        (the published columns), then ``label, higher_is_better, status``. With ``prior=False``
+        the previous period is not computed (``prior_value`` and ``change`` are NaN).
+    """
+    src = open_source(source)
+    p = parse_period(period)
+    cut = resolve_as_of(p, as_of)
+    if history is None:
+        long, _ = _compute(src, _windows(p, cut, 2 if prior else 1), breakdowns=breakdowns, only=only)
+    else:
+        long = history.rename(columns={"period": "label"})
+    cur = long[long.label == p.label].set_index("kpi")["value"]
+    prev = long[long.label == p.previous().label].set_index("kpi")["value"]
+    goals = targets(src, p)
+    pace = _elapsed(p, cut)
+    rows = []
+    for key in sorted(cur.index, key=_order_key):
+        k = kpi(key)
+        value = _num(cur.get(key))
+        prior = _num(prev.get(key)) if key in prev.index else math.nan
+        target = goals.get(key, math.nan)
+        pct = ratio(value, target) if target else math.nan
+        rows.append(dict(function=k.function, indicator=k.indicator, kpi=key, period=p.label, value=value,
+                         target=target, pct_of_target=pct, prior_value=prior,
+                         change=value - prior if not (math.isnan(value) or math.isnan(prior)) else math.nan,
+                         unit=k.unit, label=k.label + (f" — {key.split(':', 1)[1]}" if ":" in key else ""),
+                         higher_is_better=k.higher_is_better,
+                         status=_status(k, value, target, pace, on_track, at_risk)))
+    return pd.DataFrame(rows)
+
+
+def _elapsed(p: Period, cut: pd.Timestamp) -> float:
+    total = (p.end_naive - p.start_naive).total_seconds()
+    done = (min(max(cut, p.start_naive), p.end_naive) - p.start_naive).total_seconds()
+    return done / total if total else 1.0
+
+
+def _status(k: KPI, value: float, target: float, elapsed: float, on_track: float, at_risk: float) -> str:
+    if target is None or math.isnan(target) or target == 0:
+        return "no target"
+    if math.isnan(value):
+        return "no data"
+    goal = target * elapsed if k.additive else target
+    if k.additive and elapsed == 0:
+        return "not started"
+    share = ratio(value, goal) if k.higher_is_better else ratio(goal, value)
+    if math.isnan(share):
+        return "no data"
+    if share >= on_track:
+        return "on track"
+    if share >= at_risk:
+        return "at risk"
+    return "off track"
+
+
+def pacing(source, *, period, as_of=None, on_track: float = 0.95, at_risk: float = 0.85,
+           card: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Actual to date vs the pro-rated target, and the weekly run-rate still needed, per KPI with a target.
+
+    Returns
+    -------
+    DataFrame
+        ``kpi, label, unit, period, as_of, elapsed_days, total_days, actual_to_date, target,
+        prorated_target, pct_of_prorated, weeks_left, weekly_run_rate_needed, status``.
+        Additive KPIs (counts, money) are pro-rated by elapsed days; rates and averages compare
+        with the full target and have no run-rate.
+    """
+    src = open_source(source)
+    p = parse_period(period)
+    cut = resolve_as_of(p, as_of)
+    if card is None:
+        wanted = {m for m in targets(src, p) if m in KPI_BY_KEY}
+        card = scorecard(src, period=p, as_of=cut, breakdowns=False, on_track=on_track, at_risk=at_risk,
+                         only=wanted, prior=False)  # pacing compares with targets only
+    frac = _elapsed(p, cut)
+    total_days = p.days
+    elapsed_days = frac * total_days
+    weeks_left = (total_days - elapsed_days) / 7.0
+    rows = []
+    for r in card[card.target.notna()].itertuples(index=False):
+        k = kpi(r.kpi)
+        prorated = r.target * frac if k.additive else r.target
+        need = ((r.target - r.value) / weeks_left if k.additive and weeks_left > 0 and not math.isnan(r.value)
+                else math.nan)
+        rows.append(dict(kpi=r.kpi, label=r.label, unit=r.unit, period=p.label, as_of=cut,
+                         elapsed_days=round(elapsed_days, 2), total_days=total_days, actual_to_date=r.value,
+                         target=r.target, prorated_target=prorated,
+                         pct_of_prorated=ratio(r.value, prorated) if prorated else math.nan,
+                         weeks_left=round(weeks_left, 2), weekly_run_rate_needed=max(need, 0.0) if not math.isnan(need) else math.nan,
+                         status=_status(k, r.value, r.target, frac, on_track, at_risk)))
+    cols = ["kpi", "label", "unit", "period", "as_of", "elapsed_days", "total_days", "actual_to_date", "target",
+            "prorated_target", "pct_of_prorated", "weeks_left", "weekly_run_rate_needed", "status"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+PUBLISHED_COLUMNS = ["function", "indicator", "kpi", "period", "value", "target", "pct_of_target",
+                     "prior_value", "change", "unit"]
+
+
+def kpi_values(source, *, period, as_of=None, breakdowns: bool = True) -> pd.DataFrame:
+    """The published ``kpis`` table: ``function, indicator, kpi, period, value, target, pct_of_target,
+    prior_value, change, unit`` — one row per KPI key (and breakdown) whose tables are present."""
+    return scorecard(source, period=period, as_of=as_of, breakdowns=breakdowns)[PUBLISHED_COLUMNS]

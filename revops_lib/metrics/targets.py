@@ -1,0 +1,127 @@
+"""The one lookup of ``targets`` rows: the scorecard, its pacing and the forecast's coverage all read here.
+
+A target is found for a period label, a metric key and a scope (the company by default, or one
+segment, owner or team) by these rules, in order:
+
+1. **The period's own row**: ``targets.period`` = the label, ``metric`` = the key, and the scope's
+   columns (``segment``, ``owner``, ``team``) equal to the scope — all null for the company (an
+   absent column counts as null).
+2. **Parts of the period's scope** (additive KPIs only, :func:`revops_lib.metrics.kpis.is_additive`):
+   for the company, the sum of the period's segment rows (no owner, no team) when there is at least
+   one.
+3. **Weeks** (additive KPIs only, months and quarters): when every ISO week that overlaps the period
+   has a row for the scope, the sum of the weekly targets weighted by the days of each week that
+   fall in the period.
+
+Otherwise there is no target (the KPI shows none, coverage is blank). Rates and averages (win rate,
+CSAT, …) never add up: only rule 1 applies to them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import pandas as pd
+
+from revops_lib.metrics.common import run
+from revops_lib.metrics.kpis import is_additive
+from revops_lib.periods import Period, parse_period
+from revops_lib.sources import Source, open_source
+
+__all__ = ["targets", "target", "SCOPE_COLUMNS"]
+
+#: The columns of ``targets`` that name a scope below the company (a null means "all").
+SCOPE_COLUMNS = ("segment", "owner", "team")
+
+
+def _num(x) -> float:
+    try:
+        return math.nan if x is None else float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def targets(source, period: str | Period, *, metrics: Iterable[str] | None = None, segment: str | None = None,
+            owner: str | None = None, team: str | None = None) -> dict[str, float]:
+    """Targets of one period and scope, by metric key (see the module docstring for the rules).
+
+    Parameters
+    ----------
+    source : Source or source spec
+    period : str or Period
+    metrics : iterable of str, optional
+        Only these metric keys (default: every key with a target).
+    segment, owner, team : str, optional
+        The scope (default: the company).
+
+    Returns
+    -------
+    dict
+        ``{metric key: target}``; a key without a target is absent.
+
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"period": ["2026-10", "2026-10", "2026-10"], "metric": ["leads", "revenue_won",
+    ...                   "revenue_won"], "target": [900.0, 60_000.0, 40_000.0],
+    ...                   "segment": [None, "smb", "enterprise"]})
+    >>> targets({"targets": t}, "2026-10")
+    {'leads': 900.0, 'revenue_won': 100000.0}
+    """
+    src = open_source(source) if not isinstance(source, Source) else source
+    p = parse_period(period)
+    if not src.has("targets"):
+        return {}
+    t = src.table("targets")
+    weeks = p.weeks() if p.kind != "week" else []
+    labels = [p.label] + [w.label for w in weeks]
+    cols = [c for c in SCOPE_COLUMNS if c in t.columns]
+    expr = t.filter(t.period.isin(labels))
+    if metrics is not None:
+        wanted = list(dict.fromkeys(metrics))
+        if not wanted:
+            return {}
+        expr = expr.filter(expr.metric.isin(wanted))
+    df = run(expr.select("period", "metric", "target", *cols))
+    for c in SCOPE_COLUMNS:
+        if c not in df.columns:
+            df[c] = None
+    scope = {"segment": segment, "owner": owner, "team": team}
+
+    def in_scope(frame: pd.DataFrame, below: str | None = None) -> pd.DataFrame:
+        mask = pd.Series(True, index=frame.index)
+        for c, v in scope.items():
+            if c == below:
+                mask &= frame[c].notna()
+            elif v is None:
+                mask &= frame[c].isna()
+            else:
+                mask &= frame[c] == v
+        return frame[mask]
+
+    own_rows = in_scope(df[df.period == p.label])
+    out = {m: _num(v) for m, v in zip(own_rows.metric, own_rows.target)}
+    if segment is None and owner is None and team is None:  # rule 2: the company from its segments
+        parts = in_scope(df[df.period == p.label], below="segment")
+        for metric, grp in parts.groupby("metric"):
+            if metric not in out and is_additive(metric):
+                vals = grp.target.dropna()
+                if len(vals):
+                    out[metric] = float(vals.sum())
+    if weeks:  # rule 3: a month or quarter from its weeks
+        wk = in_scope(df[df.period != p.label])
+        for metric, grp in wk.groupby("metric"):
+            if metric in out or not is_additive(metric):
+                continue
+            tmap = dict(zip(grp.period, grp.target))
+            if all(w.label in tmap for w in weeks):
+                total = 0.0
+                for w in weeks:
+                    overlap = (min(w.end_naive, p.end_naive) - max(w.start_naive, p.start_naive)).days
+                    total += _num(tmap[w.label]) * overlap / 7.0
+                out[metric] = total
+    return out
+
+
+def target(source, period: str | Period, metric: str, **scope) -> float:
+    """One target (NaN when there is none); see :func:`targets`."""
+    return targets(source, period, metrics=[metric], **scope).get(metric, math.nan)

@@ -1,0 +1,88 @@
+"""Where a report's data go: the CSV behind every table and chart, and its headline numbers.
+
+Inside a report run (the runner passes ``output_dir``) :func:`publish` writes
+``tables/<name>.csv`` and :func:`headline` adds to ``headlines.json`` in the run's staging folder,
+which the runner moves into ``reports/<period>/``; in JupyterLab nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from revops_lib.errors import ParameterError
+from revops_lib.files import atomic_write_bytes
+from revops_lib.present.tables import style_table
+from revops_lib.present.text import neutralise_csv_cell
+
+__all__ = ["set_output_dir", "output_dir", "publish", "csv_bytes", "headline", "CSV_SIGNIFICANT_DIGITS"]
+
+_OUTPUT_DIR: Path | None = None
+
+
+def set_output_dir(path: str | Path | None) -> None:
+    """Where :func:`publish` and :func:`headline` write (the runner passes ``output_dir``)."""
+    global _OUTPUT_DIR
+    _OUTPUT_DIR = Path(path) if path else None
+
+
+#: Significant digits of the floats in published CSVs: enough for cents up to ten billion, and few enough
+#: that the last-digit noise of a float sum (which changes with the order a parallel engine adds in)
+#: never reaches the file, so identical inputs give byte-identical CSVs.
+CSV_SIGNIFICANT_DIGITS = 12
+
+
+def csv_bytes(df, *, index: bool = False) -> bytes:
+    """A published table as CSV: floats to :data:`CSV_SIGNIFICANT_DIGITS` significant digits, text cells
+    that a spreadsheet would run as a formula neutralised (:func:`revops_lib.present.text.neutralise_csv_cell`),
+    carriage returns inside text written as line feeds (so the cell stays quoted and whole)."""
+    def cell(v):
+        v = neutralise_csv_cell(v)
+        # a bare carriage return is not quoted by the CSV writer with "\n" line ends: make it a line feed
+        return v.replace("\r\n", "\n").replace("\r", "\n") if isinstance(v, str) else v
+
+    out = df.copy()
+    for c in out.columns:
+        col = out[c]
+        if col.dtype == object or pd.api.types.is_string_dtype(col):
+            out[c] = col.map(cell)
+    if not isinstance(out.columns, pd.MultiIndex):
+        out.columns = [neutralise_csv_cell(c) for c in out.columns]
+    if index and out.index.dtype == object:
+        out.index = out.index.map(neutralise_csv_cell)
+    return out.to_csv(index=index, float_format=f"%.{CSV_SIGNIFICANT_DIGITS}g", lineterminator="\n").encode("utf-8")
+
+
+def publish(df, name: str, *, formats: dict | None = None, index: bool = False):
+    """Write the data behind a table or chart as ``tables/<name>.csv`` and return it formatted for display.
+
+    Inside a report run the CSV lands in ``reports/<period>/tables/<notebook>/<name>.csv``;
+    in JupyterLab (no ``output_dir``) nothing is written. ``formats`` maps columns to
+    format strings or callables for display only. The CSV keeps the raw values (floats to
+    12 significant digits) and neutralises text cells a spreadsheet would execute (see :func:`csv_bytes`).
+    """
+    if not re.fullmatch(r"[a-z0-9_]+", name):
+        raise ParameterError(f"Table name `{name}` must be lower-case letters, digits and underscores.")
+    if _OUTPUT_DIR is not None:
+        path = _OUTPUT_DIR / "tables" / f"{name}.csv"
+        atomic_write_bytes(path, csv_bytes(df, index=index))
+    return style_table(df, formats, index=index)
+
+
+def headline(label: str, value, *, fmt: str | None = None) -> None:
+    """Record a headline number shown next to the report in ``reports/index.html``."""
+    if _OUTPUT_DIR is None:
+        return
+    path = _OUTPUT_DIR / "headlines.json"
+    items = json.loads(path.read_text()) if path.is_file() else []
+    text = fmt.format(value) if fmt else str(value)
+    items = [i for i in items if i["label"] != label] + [{"label": label, "value": text}]
+    atomic_write_bytes(path, json.dumps(items).encode())
+
+
+def output_dir() -> Path | None:
+    """The folder :func:`publish` writes into (None outside a report run)."""
+    return _OUTPUT_DIR

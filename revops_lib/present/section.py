@@ -1,0 +1,89 @@
+"""The base of every report's section object: the numbers it holds, and how it shows them.
+
+A report notebook builds one section object (e.g. :class:`revops_lib.present.sections.funnel.FunnelReport`)
+from its parameters, then calls one of its methods per part of the page. The object keeps the
+numbers (frames computed by :mod:`revops_lib.metrics`); its methods render them:
+
+- a table method returns a formatted table and publishes the frame behind it
+  (``tables/<name>.csv``) with :meth:`Section.table`;
+- a chart method publishes the frame behind the chart and draws it with :meth:`Section.chart`;
+- :meth:`Section.findings` and other prose methods return rendered prose (:func:`~revops_lib.present.text.md`);
+- :meth:`Section.headlines` gives the numbers shown beside the report in ``reports/index.html``.
+
+So what a page shows is exactly what it publishes (as lifelines' ``StatisticalResult`` holds the
+numbers that ``print_summary`` and ``to_html`` render).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable, ClassVar
+
+import pandas as pd
+
+from revops_lib.errors import RevOpsWarning
+from revops_lib.present.publish import headline, publish
+from revops_lib.present.tables import style_table
+from revops_lib.present.text import Prose, md
+
+__all__ = ["Section", "quiet"]
+
+
+def quiet() -> None:
+    """Inside a report page, the kit's own warnings (immature, approximate, small sample) are not printed:
+    the page says so in its tables and findings."""
+    warnings.simplefilter("ignore", RevOpsWarning)
+
+
+class Section:
+    """Base class of a report's section object (see the module docstring)."""
+
+    #: The report (notebook) this section renders; its tables land in ``tables/<report>/``.
+    report: ClassVar[str] = ""
+    #: (name, definition) pairs, from METRICS.md, shown in the report's footer.
+    FOOTNOTES: ClassVar[list[tuple[str, str]]] = []
+
+    # -- building blocks ----------------------------------------------------------------------
+
+    @staticmethod
+    def note(text: str) -> Prose:
+        """A sentence or a Markdown list as rendered prose (values in it are escaped)."""
+        return md(text)
+
+    @staticmethod
+    def table(data: pd.DataFrame, name: str | None = None, shown: pd.DataFrame | None = None, *,
+              formats: dict | None = None, html=(), index: bool = False, empty: str | None = None):
+        """Publish ``data`` as ``tables/<name>.csv`` (when ``name`` is given) and show ``shown`` (default:
+        ``data``) as a formatted table; ``empty`` is the sentence shown instead when there is no row."""
+        if name is not None:
+            publish(data, name, index=index)
+        frame = data if shown is None else shown
+        if empty is not None and frame.empty:
+            return md(empty)
+        return style_table(frame, formats, index=index, html=html)
+
+    @staticmethod
+    def chart(data: pd.DataFrame, name: str | None, draw: Callable, /, **kw) -> None:
+        """Publish the frame behind a chart as ``tables/<name>.csv`` (None: it is already published under
+        the name of the table that shows it) and draw it with ``draw(data, **kw)``.
+
+        Returns nothing, so a notebook cell that ends with a chart call shows the chart only.
+        """
+        if name is not None:
+            publish(data, name)
+        draw(data, **kw)
+
+    # -- what every section has ---------------------------------------------------------------
+
+    def findings(self):
+        """The findings of the report, one sentence each (rendered prose)."""
+        raise NotImplementedError
+
+    def headlines(self) -> list[tuple[str, str]]:
+        """``(label, value)`` pairs shown beside the report in ``reports/index.html``."""
+        return []
+
+    def record_headlines(self) -> None:
+        """Record :meth:`headlines` for the index (nothing outside a report run)."""
+        for label, value in self.headlines():
+            headline(label, value)

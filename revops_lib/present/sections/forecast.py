@@ -1,0 +1,496 @@
+"""The ``forecast_accuracy`` report: what it shows, computed once by :func:`assess`.
+
+:func:`build` is the notebook's one setup call (parameters in, a :class:`ForecastReport` out).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from revops_lib.errors import ParameterError
+from revops_lib.metrics.forecast import (
+    BASELINE,
+    accuracy_by_week,
+    accuracy_summary,
+    bias_by_scope,
+    forecast_accuracy,
+    forecast_vs_actual,
+    projection,
+    score_forecasts,
+)
+from revops_lib.metrics.pipeline import (
+    COMPANY,
+    as_period,
+    coverage,
+    fiscal_start,
+    pipeline_waterfall,
+    prepare,
+    slippage,
+)
+from revops_lib.periods import Period, window
+from revops_lib.present.charts import forecast as charts
+from revops_lib.present.context import context
+from revops_lib.present.format import fmt_money, fmt_pct
+from revops_lib.present.publish import publish
+from revops_lib.present.section import Section
+from revops_lib.present.tables import style_table
+from revops_lib.present.text import md
+from revops_lib.sources import open_source
+
+FOOTNOTES = [
+    ("Actual", "Σ amount of opportunities won with close_date in the forecast period, for the scope "
+               "(company = all deals; otherwise opportunities.team, or the owner when no team has that name)."),
+    ("Error, APE, accuracy", "error = forecast − actual; absolute percentage error (APE) = |forecast − actual| / actual; "
+                             "accuracy = max(0, 1 − APE). With an actual of zero APE and accuracy are undefined (—)."),
+    ("MAPE, WAPE, bias", "MAPE = mean APE (forecasts with an actual > 0); WAPE = Σ|forecast − actual| / Σ actual; "
+                         "bias = Σ(forecast − actual) / Σ actual (positive = over-forecast), across the periods, "
+                         "snapshots and scopes in view."),
+    ("Hit rate within 10%", "share of forecasts (with an actual > 0) whose APE is at most 10%."),
+    ("In view", "every forecast period that ended on or before as of — the last lookback_periods (default 12) of "
+                "each kind (months, quarters, weeks) — with all its snapshots, scopes and categories."),
+    ("Week of period", "1 + whole weeks between the period's first day and the snapshot date."),
+    ("Point-in-time state", "a deal's opportunity_history row with the latest changed_at before the cut-off; at a "
+                            "snapshot date d the cut-off is the start of d (00:00 UTC): nothing of day d is known."),
+    ("Baseline forecast", "at each snapshot date: won-to-date + Σ over deals open then with a close date in the period "
+                          "of amount × the win rate of their stage, measured on deals closed before that date that "
+                          "were ever in the stage (won / closed, by count; overall rate when a stage has none)."),
+    ("Coverage", "open pipeline with close date in the period, at its start (or at as of if earlier) / the "
+                 "period's target (targets, metric revenue_won)."),
+    ("Slippage", "opportunities whose close date was in the period at its start and that were neither won nor "
+                 "lost in the period; pushes = close-date changes to a later date."),
+    ("Pipeline waterfall", "starting = open pipeline with close date in the period at its start; + new + pulled in "
+                           "+ increased − won − lost − decreased − pushed out = ending, exactly (in cents)."),
+]
+
+
+_KIND_WORD = {"week": "week", "month": "month", "quarter": "quarter"}
+
+
+def _reliable_week(by_week: pd.DataFrame, kind: str, category: str, level: float = 0.9) -> int | None:
+    """First week from which the median accuracy stays at or above ``level`` for every later week."""
+    g = by_week[(by_week["kind"] == kind) & (by_week["category"] == category) & (by_week["week_of_period"] >= 1)]
+    g = g.sort_values("week_of_period")
+    if g.empty:
+        return None
+    ok = (g["median_accuracy"] >= level).to_numpy()
+    if not ok[-1]:
+        return None
+    k = len(ok) - 1
+    while k > 0 and ok[k - 1]:
+        k -= 1
+    return int(g["week_of_period"].iloc[k])
+
+
+class ForecastReport(Section):
+    """Everything the ``forecast_accuracy`` report shows, computed once (see :func:`assess`).
+
+    Attributes hold the frames (``accuracy``, ``summary``, ``summary_by_scope``,
+    ``by_week``, ``calls``, ``coverage``, ``projection``, ``waterfall``,
+    ``slippage``); methods return what a notebook cell displays (a formatted
+    table, a chart or one-sentence findings) and publish the data behind it.
+    """
+
+    def __init__(self, *, period: Period, as_of: pd.Timestamp, currency: str = "USD", call_category: str = "commit",
+                 bias_threshold: float = 0.05, accuracy=None, coverage=None, projection=None, waterfall=None,
+                 slippage=None, notes: dict | None = None, target_metric: str = "revenue_won"):
+        self.period, self.as_of, self.currency = period, as_of, currency
+        self.bias_threshold = bias_threshold
+        self.target_metric = target_metric
+        self.notes = dict(notes or {})
+        empty_acc = score_forecasts(pd.DataFrame(), pd.DataFrame())
+        self.accuracy = accuracy if accuracy is not None else empty_acc
+        cats = list(dict.fromkeys(self.accuracy["category"]))
+        self.call_category = call_category if call_category in cats or not cats else next(
+            (c for c in cats if c != BASELINE), call_category)
+        self.summary = accuracy_summary(self.accuracy)
+        self.summary_by_scope = bias_by_scope(self.accuracy, threshold=bias_threshold)
+        self.by_week = accuracy_by_week(self.accuracy)
+        kinds = set(self.by_week["kind"]) if len(self.by_week) else set()
+        self.kind = period.kind if period.kind in kinds else next((k for k in ("month", "quarter", "week")
+                                                                     if k in kinds), period.kind)
+        self.calls = forecast_vs_actual(self.accuracy, kind=self.kind)
+        self.coverage, self.projection = coverage, projection
+        self.waterfall, self.slippage = waterfall, slippage
+
+    # -- helpers ---------------------------------------------------------------
+    def _money(self, x) -> str:
+        return fmt_money(x, self.currency)
+
+    @staticmethod
+    def _pct(x, signed: bool = False) -> str:
+        return fmt_pct(x, signed=signed)
+
+    def _note(self, key: str):
+        return md(f"*{self.notes[key]}*")
+
+    def _show(self, text: str) -> None:
+        """Display a note in place of a chart (chart cells end with ';', which would hide a returned note)."""
+        from IPython.display import display
+
+        display(md(f"*{text}*"))
+
+    def finding(self, topic: str):
+        """One finding as Markdown: ``accuracy``, ``baseline``, ``convergence``, ``bias``, ``projection``,
+        ``coverage``, ``waterfall`` or ``slippage``."""
+        topics = {"accuracy": self._accuracy_finding, "baseline": self._baseline_finding,
+                  "convergence": self._convergence_finding, "bias": self._bias_finding,
+                  "projection": self._projection_finding, "coverage": self._coverage_finding,
+                  "waterfall": self._waterfall_finding, "slippage": self._slippage_finding}
+        if topic not in topics:
+            raise ParameterError(f"`topic` must be one of {', '.join(topics)}, not `{topic}`.")
+        text = topics[topic]()
+        if text is None:
+            key = "accuracy" if topic in ("accuracy", "baseline", "convergence", "bias") else "pipeline"
+            text = self.notes.get(key, "Nothing to report for this section.")
+        return md(text)
+
+    def _sum(self, category: str, frame=None) -> pd.Series | None:
+        s = self.summary if frame is None else frame
+        row = s[s["category"] == category]
+        return row.iloc[0] if len(row) else None
+
+    # -- the verdict -------------------------------------------------------------
+    def findings(self):
+        """The findings in one sentence each (Markdown)."""
+
+        b = [self._accuracy_finding(), self._baseline_finding(), self._convergence_finding(),
+             self._bias_finding(), self._projection_finding(), self._coverage_finding(),
+             self._waterfall_finding(), self._slippage_finding()]
+        return md("\n".join(f"- {x}" for x in b if x))
+
+    def _accuracy_finding(self) -> str | None:
+        if "accuracy" in self.notes:
+            return self.notes["accuracy"]
+        s = self._sum(self.call_category)
+        if s is None:
+            return None
+        acc = self.accuracy
+        n_p = acc["forecast_period"].nunique()
+        n = int(s["n"])
+        return (f"Over the {n_p} forecast period{'s' if n_p != 1 else ''} in view ({n:,} {self.call_category} "
+                f"call{'s' if n != 1 else ''} across snapshots and scopes), the {self.call_category} call missed the "
+                f"actual by "
+                f"{self._pct(s['wape'])} (WAPE; MAPE {self._pct(s['mape'])}) and was within 10% "
+                f"{self._pct(s['hit_rate_10'])} of the time.")
+
+    def _baseline_finding(self) -> str | None:
+        s, b = self._sum(self.call_category), self._sum(BASELINE)
+        if s is None or b is None or pd.isna(s["wape"]) or pd.isna(b["wape"]):
+            return None
+        verdict = "beats" if s["wape"] < b["wape"] else "does not beat"
+        return (f"The {self.call_category} call {verdict} the kit's mechanical baseline "
+                f"(WAPE {self._pct(s['wape'])} vs {self._pct(b['wape'])}).")
+
+    def convergence_weeks(self) -> dict:
+        """{(kind, category): first week from which the median accuracy stays >= 90%} (None: never)."""
+        out = {}
+        for (kind, cat), _ in self.by_week.groupby(["kind", "category"]):
+            out[(kind, cat)] = _reliable_week(self.by_week, kind, cat)
+        return out
+
+    def _convergence_finding(self) -> str | None:
+        if self.by_week.empty:
+            return None
+        parts = []
+        for kind in ("month", "quarter", "week"):
+            if kind not in set(self.by_week["kind"]):
+                continue
+            w = _reliable_week(self.by_week, kind, self.call_category)
+            wb = _reliable_week(self.by_week, kind, BASELINE)
+            txt = (f"from week {w} of the {kind}" if w else f"at no week of the {kind}")
+            has_baseline = BASELINE in set(self.by_week["category"])
+            bt = f" (baseline: {'week ' + str(wb) if wb else 'never'})" if has_baseline else ""
+            parts.append(txt + bt)
+        return (f"The {self.call_category} call becomes reliable (median accuracy of 90% or better from then on) "
+                + "; ".join(parts) + ".")
+
+    def _bias_finding(self) -> str | None:
+        s = self.summary_by_scope
+        s = s[(s["category"] == self.call_category) & (s["scope"] != COMPANY) & s["bias"].notna()]
+        if s.empty:
+            return None
+        opt = s[s["verdict"] == "optimistic"].sort_values("bias", ascending=False)
+        sand = s[s["verdict"] == "sandbagging"].sort_values("bias")
+        ok = s[s["verdict"] == "on target"]
+        bits = []
+        if len(opt):
+            bits.append("optimistic: " + ", ".join(f"{r.scope} ({self._pct(r.bias, True)})" for r in opt.itertuples()))
+        if len(sand):
+            bits.append("sandbagging: " + ", ".join(f"{r.scope} ({self._pct(r.bias, True)})" for r in sand.itertuples()))
+        if len(ok):
+            bits.append("on target: " + ", ".join(f"{r.scope} ({self._pct(r.bias, True)})" for r in ok.itertuples()))
+        return (f"Bias of the {self.call_category} call by scope (over-forecast > +{self._pct(self.bias_threshold)}, "
+                f"under-forecast < −{self._pct(self.bias_threshold)}) — " + "; ".join(bits) + ".")
+
+    def _projection_finding(self) -> str | None:
+        p = self.projection
+        if p is None or p.empty:
+            return None
+        bits = []
+        for lab, g in p.groupby("forecast_period", sort=False):
+            call = g[g["category"] == self.call_category]
+            base = g[g["category"] == BASELINE]
+            t = g["target"].iloc[0]
+            txt = f"{lab}: {self._money(g['won_to_date'].iloc[0])} won so far"
+            if len(call):
+                c = call.iloc[0]
+                txt += f", latest {self.call_category} {self._money(c['forecast'])}"
+                txt += "" if pd.isna(t) else f" ({self._pct(c['pct_of_target'])} of target)"
+            if len(base):
+                b = base.iloc[0]
+                txt += f", baseline {self._money(b['forecast'])}"
+                txt += "" if pd.isna(t) else f" ({self._pct(b['pct_of_target'])})"
+            if pd.isna(t):
+                txt += ", no target"
+            bits.append(txt)
+        return "Periods in progress — " + "; ".join(bits) + "."
+
+    def _coverage_finding(self) -> str | None:
+        c = self.coverage
+        if c is None or c.empty:
+            return None
+        nxt = c.iloc[-1]
+        past = c[c["complete"] & c["coverage"].notna()]
+        if pd.isna(nxt["coverage"]):
+            txt = (f"Open pipeline due in {nxt['period']} is {self._money(nxt['open_pipeline'])} at the cut-off "
+                   f"(no {self.target_metric} target to compare it with)")
+        else:
+            txt = (f"Open pipeline due in {nxt['period']} covers {nxt['coverage']:.1f}x its "
+                   f"{self._money(nxt['target'])} target at the cut-off")
+        if len(past):
+            txt += (f" (previous {len(past)} periods: {past['coverage'].min():.1f}x–{past['coverage'].max():.1f}x at "
+                    f"their start, attainment {self._pct(past['attainment'].min())}–{self._pct(past['attainment'].max())})")
+        return txt + "."
+
+    def _waterfall_finding(self) -> str | None:
+        w = self.waterfall
+        if w is None or w.empty:
+            return None
+        a = w.set_index("step")["amount"]
+        return (f"{self.period.label} pipeline due in the period went from {self._money(a['starting'])} to "
+                f"{self._money(a['ending'])}: {self._money(a['won'])} won, {self._money(a['lost'])} lost, "
+                f"{self._money(a['pushed_out'])} pushed out, {self._money(a['new'] + a['pulled_in'])} added "
+                f"(new or pulled in).")
+
+    def _slippage_finding(self) -> str | None:
+        s = self.slippage
+        if s is None:
+            return None
+        at = s.attrs
+        if not at.get("starting_count"):
+            return f"No open pipeline was due in {self.period.label} at its start, so nothing could slip."
+        multi = int((s["pushes"] >= 2).sum()) if len(s) else 0
+        return (f"{at['count']:,} of {at['starting_count']:,} deals due in {self.period.label} at its start slipped "
+                f"({self._money(at['amount'])}, {self._pct(at['rate'])} of that pipeline): neither won nor lost in "
+                f"the period" + (f"; {multi} of them {'was' if multi == 1 else 'were'} pushed twice or more in it"
+                                 if multi else "") + ".")
+
+    def headlines(self) -> list[tuple[str, str]]:
+        """Headline numbers for ``reports/index.html``."""
+        out = []
+        s = self._sum(self.call_category)
+        if s is not None:
+            out.append((f"{self.call_category.capitalize()} WAPE", self._pct(s["wape"])))
+            out.append((f"{self.call_category.capitalize()} bias", self._pct(s["bias"], True)))
+        if self.coverage is not None and len(self.coverage):
+            nxt = self.coverage.iloc[-1]
+            out.append((f"Coverage {nxt['period']}", "—" if pd.isna(nxt["coverage"]) else f"{nxt['coverage']:.1f}x"))
+        if self.slippage is not None:
+            out.append(("Slipped deals", f"{self.slippage.attrs.get('count', 0):,}"))
+        return out
+
+    # -- tables ---------------------------------------------------------------------
+    def _formats(self, money=(), pct=(), signed=(), ints=()):
+        f = {c: (lambda x: self._money(x)) for c in money}
+        f.update({c: (lambda x: self._pct(x)) for c in pct})
+        f.update({c: (lambda x: self._pct(x, True)) for c in signed})
+        f.update({c: "{:,}" for c in ints})
+        return f
+
+    def summary_table(self):
+        """Accuracy per category (published as ``summary.csv``)."""
+        if "accuracy" in self.notes:
+            publish(self.summary, "summary")
+            return self._note("accuracy")
+        return publish(self.summary, "summary",
+                       formats=self._formats(pct=("mape", "wape", "hit_rate_10"), signed=("bias",), ints=("n",)))
+
+    def accuracy_table(self):
+        """Every snapshot in view (published as ``accuracy.csv``); shows the first and last call of each period."""
+        publish(self.accuracy, "accuracy")
+        if "accuracy" in self.notes:
+            return self._note("accuracy")
+        c = self.calls
+        if c.empty:
+            return md("No company-scope forecast in view.")
+        wide = c.pivot_table(index=["forecast_period", "actual"], columns=["category", "call"], values="forecast",
+                             aggfunc="first", sort=False)
+        cols = [(cat, call) for cat in dict.fromkeys(c["category"]) for call in ("first", "last")
+                if (cat, call) in wide.columns]
+        wide = wide[cols]
+        wide.columns = [f"{cat} ({'first' if call == 'first' else 'last'} call)" for cat, call in cols]
+        wide = wide.reset_index()
+        order = {p: i for i, p in enumerate(dict.fromkeys(c["forecast_period"]))}
+        wide = wide.sort_values("forecast_period", key=lambda s: s.map(order), ascending=False, ignore_index=True)
+        money = [col for col in wide.columns if col != "forecast_period"]
+        return style_table(wide, self._formats(money=money))
+
+    def bias_table(self):
+        """Bias and accuracy per scope and category (published as ``summary_by_scope.csv``)."""
+        if "accuracy" in self.notes:
+            return self._note("accuracy")
+        return publish(self.summary_by_scope, "summary_by_scope",
+                       formats=self._formats(pct=("mape", "wape", "hit_rate_10"), signed=("bias",), ints=("n",)))
+
+    def projection_table(self):
+        """Periods in progress: latest calls, baseline, target (published as ``projection.csv``)."""
+        if self.projection is None:
+            return self._note("pipeline")
+        return publish(self.projection, "projection",
+                       formats=self._formats(money=("forecast", "won_to_date", "target"), pct=("pct_of_target",)))
+
+    def coverage_table(self):
+        """Coverage per period (published as ``coverage.csv``)."""
+        if self.coverage is None:
+            return self._note("pipeline")
+        c = self.coverage.copy()
+        c["measured_at"] = pd.to_datetime(c["measured_at"]).dt.strftime("%Y-%m-%d %H:%M").str.replace(" 00:00", "")
+        styled = publish(c, "coverage", formats={
+            **self._formats(money=("open_pipeline", "target", "won"), pct=("attainment",)),
+            "coverage": lambda x: f"{x:.2f}x"})
+        return styled
+
+    def waterfall_table(self):
+        """The waterfall steps (published as ``pipeline_waterfall.csv``)."""
+        if self.waterfall is None:
+            return self._note("pipeline")
+        return publish(self.waterfall, "pipeline_waterfall", formats=self._formats(money=("amount",)))
+
+    def slippage_table(self, limit: int = 15):
+        """Slipped deals, largest first (all of them published as ``slippage.csv``)."""
+        if self.slippage is None:
+            return self._note("pipeline")
+        publish(self.slippage, "slippage")
+        if self.slippage.empty:
+            return md("No deal slipped.")
+        return style_table(self.slippage.head(limit), self._formats(money=("amount",)))
+
+    # -- charts ------------------------------------------------------------------
+    def convergence_chart(self):
+        """Median accuracy by week of the period, per category (published as ``accuracy_by_week.csv``)."""
+        if self.by_week.empty:
+            return self._show(self.notes.get("accuracy", "No forecast in view."))
+        self.chart(self.by_week, "accuracy_by_week", charts.plot_forecast_convergence, kind=self.kind)
+
+    def bias_chart(self):
+        """Bias of the call category per scope (the numbers of ``summary_by_scope.csv``)."""
+        s = self.summary_by_scope
+        if s[(s["category"] == self.call_category) & s["bias"].notna()].empty:
+            return self._show(self.notes.get("accuracy", "No forecast in view."))
+        self.chart(s, None, charts.plot_bias_by_scope, category=self.call_category,
+                   threshold=self.bias_threshold)
+
+    def calls_chart(self):
+        """The first call of each period vs its actual (published as ``forecast_vs_actual.csv``)."""
+        if self.calls.empty:
+            return self._show(self.notes.get("accuracy", "No company-scope forecast in view."))
+        self.chart(self.calls, "forecast_vs_actual", charts.plot_forecast_vs_actual, currency=self.currency)
+
+    def coverage_chart(self):
+        """Coverage per period (the numbers of ``coverage.csv``)."""
+        if self.coverage is None:
+            return self._show(self.notes["pipeline"])
+        if self.coverage["coverage"].notna().sum() == 0:
+            return self._show(f"No `{self.target_metric}` target for these periods: coverage cannot be computed.")
+        self.chart(self.coverage, None, charts.plot_coverage)
+
+    def waterfall_chart(self):
+        """The pipeline waterfall of the report period (the numbers of ``pipeline_waterfall.csv``)."""
+        if self.waterfall is None:
+            return self._show(self.notes["pipeline"])
+        self.chart(self.waterfall, None, charts.plot_pipeline_waterfall, currency=self.currency,
+                   period=self.period.label)
+
+
+def assess(source, *, period, as_of=None, lookback_periods: int = 12, coverage_periods: int = 6,
+           target_metric: str = "revenue_won", call_category: str = "commit", bias_threshold: float = 0.05,
+           currency: str = "USD", fiscal_year_start_month: int = 1, won_stages=None,
+           lost_stages=None) -> ForecastReport:
+    """Compute every part of the forecast-accuracy report for one period.
+
+    Parameters
+    ----------
+    source : Source or source spec
+    period : str or Period
+        The report period (its kind picks the convergence chart and the coverage periods).
+    as_of : date or time, optional (default: the period end)
+    lookback_periods : int, default 12
+        Forecast periods in view per kind.
+    coverage_periods : int, default 6
+        Periods of the report's kind shown in the coverage table (plus the next one).
+    target_metric : str, default ``"revenue_won"``
+    call_category : str, default ``"commit"``
+        The category whose accuracy and bias the findings describe.
+    bias_threshold : float, default 0.05
+        |bias| above which a scope is called optimistic or sandbagging.
+    currency : str, default ``"USD"``
+        Label of money amounts.
+    fiscal_year_start_month : int, default 1
+    won_stages, lost_stages : iterable of str or comma-separated text, optional
+        Stage values meaning won / lost (empty or None: inferred).
+
+    Returns
+    -------
+    ForecastReport
+    """
+    fy = fiscal_start(fiscal_year_start_month)
+    p = as_period(period, fy)
+    cut = window(p, as_of, fiscal_year_start_month=fy)[1]
+    won_stages, lost_stages = (
+        ([x.strip() for x in v.split(",") if x.strip()] or None) if isinstance(v, str) else v
+        for v in (won_stages, lost_stages))
+    if not (isinstance(bias_threshold, (int, float)) and 0 <= bias_threshold < 1):
+        raise ParameterError(f"`bias_threshold` must be a fraction in [0, 1), not `{bias_threshold!r}`.")
+    src = open_source(source)
+    notes = {}
+    acc = cov = proj = wf = slip = None
+    if not src.has("opportunities"):
+        notes["pipeline"] = ("No `opportunities` table in the source: actuals, the baseline, coverage, slippage and "
+                             "the waterfall cannot be computed.")
+        notes["accuracy"] = notes["pipeline"]
+        return ForecastReport(period=p, as_of=cut, currency=currency, notes=notes, call_category=call_category,
+                              bias_threshold=bias_threshold, target_metric=target_metric)
+    with prepare(src, won_stages=won_stages, lost_stages=lost_stages) as deals:
+        if src.has("forecast_snapshots"):
+            acc = forecast_accuracy(deals, period=p, as_of=cut, lookback_periods=lookback_periods,
+                                    fiscal_year_start_month=fy)
+            if acc.empty:
+                notes["accuracy"] = (f"No forecast period in view: none of the forecast periods in "
+                                     f"`forecast_snapshots` ended by {cut:%Y-%m-%d %H:%M} UTC.")
+        else:
+            notes["accuracy"] = ("No `forecast_snapshots` table in the source: the accuracy sections are skipped "
+                                 "(coverage, slippage and the waterfall below still use the pipeline).")
+        cov = coverage(deals, period=p, as_of=cut, lookback_periods=coverage_periods, target_metric=target_metric,
+                       fiscal_year_start_month=fy)
+        proj = projection(deals, period=p, as_of=cut, target_metric=target_metric, fiscal_year_start_month=fy)
+        wf = pipeline_waterfall(deals, period=p, as_of=cut, fiscal_year_start_month=fy)
+        slip = slippage(deals, period=p, as_of=cut, fiscal_year_start_month=fy)
+    return ForecastReport(period=p, as_of=cut, currency=currency, call_category=call_category,
+                          bias_threshold=bias_threshold, accuracy=acc, coverage=cov, projection=proj, waterfall=wf,
+                          slippage=slip, notes=notes, target_metric=target_metric)
+
+
+def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
+          fiscal_year_start_month: int = 1, privacy: str = "names", output_dir: str = "",
+          lookback_periods: int = 12, coverage_periods: int = 6, target_metric: str = "revenue_won",
+          call_category: str = "commit", bias_threshold: float = 0.05, won_stages: str = "",
+          lost_stages: str = "") -> ForecastReport:
+    """The report from the notebook's parameters."""
+    ctx = context(period=period, as_of=as_of, source=source, currency=currency,
+                  fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy)
+    fa = assess(ctx.source, period=ctx.period, as_of=ctx.as_of, lookback_periods=lookback_periods,
+                coverage_periods=coverage_periods, target_metric=target_metric, call_category=call_category,
+                bias_threshold=bias_threshold, currency=currency, fiscal_year_start_month=fiscal_year_start_month,
+                won_stages=won_stages, lost_stages=lost_stages)
+    fa.record_headlines()
+    return fa

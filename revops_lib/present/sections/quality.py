@@ -1,0 +1,171 @@
+"""The ``data_quality`` report: what it shows, computed once by :func:`assess`.
+
+:func:`build` is the notebook's one setup call (parameters in, a :class:`DataQuality` out).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from revops_lib.metrics.quality import (cached_validation, anomaly_summary, close_date_pushes, masked_validation,
+                                        missing_amounts, monthly_volume, stale_open_deals, table_overview)
+from revops_lib.periods import Period, parse_period, resolve_as_of
+from revops_lib.present.charts import quality as charts
+from revops_lib.present.context import context
+from revops_lib.present.format import fmt_money
+from revops_lib.present.publish import publish
+from revops_lib.present.section import Section
+from revops_lib.present.tables import style_table
+from revops_lib.present.text import md
+from revops_lib.sources import open_source
+from revops_lib.validation import validate
+
+
+FOOTNOTES = [
+    ("Rows in period", "rows whose time column (created_at, occurred_at, date, …) falls in [period start, period end); targets: rows for the period label."),
+    ("Days since last", "days between the table's latest row and as of; a table is stale when that exceeds `stale_after_days`."),
+    ("Stale open deal", "created before as of, not closed by then, with a close date already passed or no change in opportunity_history for `stale_days` days."),
+    ("Close date pushed", "a change in opportunity_history that moves the deal's close date later; deals with at least `min_pushes` such changes are listed."),
+    ("Missing amount", "open or won deals whose amount is null or zero."),
+    ("Contract checks", "revops validate: required columns, types, duplicate ids, nulls, negative amounts, stage order, end before start, rating ranges, dates in the future, period labels."),
+]
+
+
+class DataQuality(Section):
+    """Everything the ``data_quality`` report shows, computed once (see :func:`assess`)."""
+
+    report = "data_quality"
+    FOOTNOTES = FOOTNOTES
+
+    def __init__(self, *, period: Period, as_of: pd.Timestamp, source_label: str, validation, overview,
+                 monthly, stale, pushes, missing, currency: str = "USD", stale_days: int = 90, min_pushes: int = 2):
+        self.period, self.as_of, self.source_label = period, as_of, source_label
+        self.validation, self.overview, self.monthly = validation, overview, monthly
+        self.stale, self.pushes, self.missing = stale, pushes, missing
+        self.currency, self.stale_days, self.min_pushes = currency, stale_days, min_pushes
+        self.summary = anomaly_summary(stale, pushes, missing, validation=validation)
+
+    def findings(self):
+        """The verdict in a few bullets (Markdown)."""
+        v, ov = self.validation, self.overview
+        bullets = []
+        if v.ok:
+            bullets.append(f"**Contract: passed** ({v.summary()}); every report can run on this source.")
+        else:
+            bullets.append(f"**Contract: failed** ({v.summary()}); fix the errors below before trusting any number.")
+        absent = ov.loc[ov.status == "absent", "table"].tolist()
+        if absent:
+            bullets.append(f"Absent tables ({', '.join(absent)}): the report sections that need them are skipped.")
+        quiet = ov.loc[ov.status.isin(["no rows in period", "empty"]), "table"].tolist()
+        if quiet:
+            bullets.append(f"No rows in {self.period}: {', '.join(quiet)} — figures from them will be blank or zero.")
+        stale = ov.loc[ov.status == "stale", ["table", "days_since_last"]]
+        if len(stale):
+            bullets.append("Stale tables (latest row long before as of): "
+                           + ", ".join(f"{t} ({d:.0f} days)" for t, d in stale.itertuples(index=False)) + ".")
+        if not (absent or quiet or len(stale)):
+            bullets.append(f"All tables have rows in {self.period} and are fresh as of {self.as_of:%Y-%m-%d}.")
+        n_stale, amt = self.stale.attrs.get("count", 0), self.stale.attrs.get("amount", 0.0)
+        if n_stale:
+            bullets.append(f"{n_stale:,} open deals look stale ({fmt_money(amt, self.currency)} of pipeline): "
+                           "coverage and pipeline are overstated until they are updated or closed.")
+        n_push = self.pushes.attrs.get("count", 0)
+        if n_push:
+            bullets.append(f"{n_push:,} deals had their close date pushed {self.min_pushes}+ times: expect slippage.")
+        n_miss = self.missing.attrs.get("count", 0)
+        if n_miss:
+            bullets.append(f"{n_miss:,} open or won deals have no amount: revenue and pipeline are understated.")
+        return md("\n".join(f"- {b}" for b in bullets))
+
+    def headlines(self) -> list[tuple[str, str]]:
+        """Headline numbers for ``reports/index.html``."""
+        return [("Contract", "passed" if self.validation.ok else "failed"),
+                ("Warnings", str(len(self.validation.warnings))),
+                ("Stale deals", str(self.stale.attrs.get("count", 0)))]
+
+    def validation_table(self):
+        """The contract checks: one row per problem (published as ``validation.csv``)."""
+        v = self.validation
+        frame = v.to_frame()
+        status = "passed" if v.ok else "failed"
+        head = md(f"**Validation of {v.source}**: {status} — {v.summary()}")
+        if frame.empty:
+            publish(frame, "validation")
+            return head
+        from IPython.display import display
+
+        display(head)
+        return self.table(frame, "validation", formats={"count": "{:,}"})
+
+    def coverage_chart(self) -> None:
+        """Date coverage per table with the period shaded (the numbers of ``table_overview.csv``)."""
+        self.chart(self.overview, None, charts.plot_table_coverage, period=self.period)
+
+    def volume_chart(self) -> None:
+        """Rows per month of the main event tables (published as ``monthly_volume.csv``)."""
+        self.chart(self.monthly, "monthly_volume", charts.plot_monthly_rows)
+
+    def overview_table(self):
+        """The per-table overview, formatted (published as ``table_overview.csv``)."""
+        publish(self.overview, "table_overview")
+        ov = self.overview.copy()
+        for c in ("first", "last"):
+            ov[c] = pd.to_datetime(ov[c]).dt.strftime("%Y-%m-%d")
+        return style_table(ov, {"rows": "{:,}", "rows_in_period": "{:,}", "days_since_last": "{:.1f}"}).map(lambda s: "color: #C0392B; font-weight: bold" if s in ("stale", "empty", "absent", "no rows in period")
+              else "", subset=["status"])
+
+    def _money(self, df, cols=("amount",)):
+        if df.empty:
+            return md("None found.")
+        return style_table(df, {c: (lambda x: fmt_money(x, self.currency)) for c in cols})
+
+    def summary_table(self):
+        """The anomaly counts (published as ``anomalies.csv``)."""
+        return publish(self.summary, "anomalies", formats={"count": "{:,}"})
+
+    def stale_table(self):
+        """Stale open deals (published as ``stale_open_deals.csv``)."""
+        publish(self.stale, "stale_open_deals")
+        return self._money(self.stale)
+
+    def pushes_table(self):
+        """Deals pushed repeatedly (published as ``close_date_pushes.csv``)."""
+        return self.table(self.pushes, "close_date_pushes", empty="None found.")
+
+    def missing_table(self):
+        """Deals without amount (published as ``missing_amounts.csv``)."""
+        publish(self.missing, "missing_amounts")
+        return self._money(self.missing)
+
+
+def assess(source, *, period, as_of=None, currency: str = "USD", stale_after_days: int = 14,
+           stale_days: int = 90, min_pushes: int = 2, now=None) -> DataQuality:
+    """Compute every part of the data-quality report for one period."""
+    src = open_source(source)
+    p = parse_period(period)
+    cut = resolve_as_of(p, as_of)
+    validation = cached_validation(src, now, validate)
+    if src.privacy == "masked":
+        validation = masked_validation(validation)
+    overview = table_overview(src, period=p, as_of=cut, stale_after_days=stale_after_days)
+    monthly = monthly_volume(src, as_of=cut)
+    has_opps = src.has("opportunities")
+    empty = pd.DataFrame()
+    stale = stale_open_deals(src, as_of=cut, stale_days=stale_days) if has_opps else empty
+    pushes = close_date_pushes(src, as_of=cut, min_pushes=min_pushes)
+    missing = missing_amounts(src, as_of=cut) if has_opps else empty
+    return DataQuality(period=p, as_of=cut, source_label=src.description, validation=validation,
+                       overview=overview, monthly=monthly, stale=stale, pushes=pushes, missing=missing,
+                       currency=currency, stale_days=stale_days, min_pushes=min_pushes)
+
+
+def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
+          fiscal_year_start_month: int = 1, privacy: str = "names", output_dir: str = "", stale_after_days: int = 14,
+          stale_days: int = 90, min_pushes: int = 2) -> DataQuality:
+    """The report from the notebook's parameters."""
+    ctx = context(period=period, as_of=as_of, source=source, currency=currency,
+                  fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy)
+    dq = assess(ctx.source, period=ctx.period, as_of=ctx.as_of, currency=currency, stale_after_days=stale_after_days,
+                stale_days=stale_days, min_pushes=min_pushes)
+    dq.record_headlines()
+    return dq

@@ -1,0 +1,192 @@
+"""The ``revops_scorecard`` report: what it shows, computed once by :func:`analyze`.
+
+:func:`build` is the notebook's one setup call (parameters in, a :class:`Scorecard` out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from revops_lib.metrics.kpis import KPIS
+from revops_lib.metrics.scorecard import PUBLISHED_COLUMNS, kpi_history, pacing, scorecard
+from revops_lib.periods import Period, parse_period, period_of, resolve_as_of
+from revops_lib.present.charts import scorecard as charts
+from revops_lib.present.context import context
+from revops_lib.present.format import fmt_change, fmt_value
+from revops_lib.present.section import Section
+from revops_lib.present.tables import style_table
+from revops_lib.present.text import md
+from revops_lib.sources import open_source
+
+
+FOOTNOTES = [(k.label + f" (`{k.key}`)", k.definition) for k in KPIS] + [
+    ("Target, % of target", "targets rows for the period label and KPI key (company level); % of target = value / target; blank without a target or with a zero target."),
+    ("Change", "value − prior-period value, in the KPI's unit (percentage points for rates)."),
+    ("Pacing", "actual to date vs the target pro-rated by elapsed days; weekly run-rate needed = (target − actual to date) / weeks left."),
+]
+
+
+FUNCTION_TITLES = {"marketing": "Marketing", "sales": "Sales", "customer_success": "Customer success",
+                   "revenue": "Revenue efficiency"}
+
+
+@dataclass
+class Scorecard(Section):
+    """Everything the scorecard report shows (see :func:`analyze`)."""
+
+    report = "revops_scorecard"
+    FOOTNOTES = FOOTNOTES
+
+    period: Period
+    as_of: pd.Timestamp
+    card: pd.DataFrame
+    history: pd.DataFrame
+    pacing_views: list = field(default_factory=list)  # (title, pacing frame)
+    notes: list = field(default_factory=list)
+    currency: str = "USD"
+
+    def published(self) -> pd.DataFrame:
+        return self.card[PUBLISHED_COLUMNS]
+
+    def attention(self):
+        """What needs attention: off-track then at-risk KPIs, with the gap (Markdown)."""
+        lines = []
+        for status in ("off track", "at risk"):
+            rows = self.card[self.card.status == status]
+            for r in rows.itertuples(index=False):
+                lines.append(f"- **{r.label}** is *{status}*: {fmt_value(r.value, r.unit, self.currency)} "
+                             f"vs target {fmt_value(r.target, r.unit, self.currency)}"
+                             + (f" ({fmt_value(r.pct_of_target, 'rate')} of target)" if not pd.isna(r.pct_of_target) else ""))
+        for title, pv in self.pacing_views:
+            behind = pv[pv.status.isin(["off track", "at risk"]) & pv.weekly_run_rate_needed.notna()]
+            for r in behind.itertuples(index=False):
+                lines.append(f"- {title}: **{r.label}** needs {fmt_value(r.weekly_run_rate_needed, r.unit, self.currency)} "
+                             f"per week for the remaining {r.weeks_left:.1f} weeks to reach "
+                             f"{fmt_value(r.target, r.unit, self.currency)}.")
+        if not lines:
+            with_target = int(self.card.target.notna().sum())
+            lines.append(f"- Every KPI with a target ({with_target}) is on track for {self.period}."
+                         if with_target else "- No KPI has a target for this period: add rows to `targets`.")
+        lines += [f"- {n}" for n in self.notes]
+        return md("\n".join(lines))
+
+    def function_table(self, function: str):
+        """The KPIs of one function, leading first, formatted for reading, with each KPI's trend
+        over the history periods (an inline sparkline; the dot is this period)."""
+        rows = self.card[self.card.function == function]
+        if rows.empty:
+            return md("No KPI of this function: its tables are absent.")
+        periods = list(dict.fromkeys(self.history["period"]))
+        series = {k: g.set_index("period")["value"] for k, g in self.history.groupby("kpi", sort=False)}
+        trend_col = f"trend, last {len(periods)} ({periods[0]} to {periods[-1]})" if periods else "trend"
+
+        def trend(key, unit, label):
+            vals = series.get(key, pd.Series(dtype=float)).reindex(periods)
+            shown = [fmt_value(v, unit, self.currency) for v in vals]
+            tip = f"{label}: {shown[0]} in {periods[0]} → {shown[-1]} in {periods[-1]}" if periods else label
+            return charts.sparkline_svg(vals.to_numpy(dtype=float), label=tip)
+
+        out = pd.DataFrame({
+            "KPI": rows.label, "indicator": rows.indicator,
+            "value": [fmt_value(v, u, self.currency) for v, u in zip(rows.value, rows.unit)],
+            "target": [fmt_value(v, u, self.currency) for v, u in zip(rows.target, rows.unit)],
+            "% of target": [fmt_value(v, "rate") for v in rows.pct_of_target],
+            "prior": [fmt_value(v, u, self.currency) for v, u in zip(rows.prior_value, rows.unit)],
+            "change": [fmt_change(v, u, self.currency) for v, u in zip(rows.change, rows.unit)],
+            trend_col: [trend(k, u, lab) for k, u, lab in zip(rows.kpi, rows.unit, rows.label)],
+            "status": rows.status,
+        })
+        colors = {"on track": "color: #1e6b3a", "at risk": "color: #b07d00; font-weight: bold",
+                  "off track": "color: #a1281b; font-weight: bold"}
+        return (style_table(out, html=[trend_col]).map(lambda s: colors.get(s, "color: #777"), subset=["status"])
+                .set_properties(subset=[trend_col], **{"padding": "0 6px", "line-height": "0"}))
+
+    def pacing_table(self, index: int = 0):
+        """Pacing toward a period target (actual to date, pro-rated target, run-rate needed)."""
+        if index >= len(self.pacing_views):
+            return md("No pacing view for this period.")
+        title, pv = self.pacing_views[index]
+        if pv.empty:
+            return md(f"{title}: no KPI has a target.")
+        out = pd.DataFrame({
+            "KPI": pv.label,
+            "actual to date": [fmt_value(v, u, self.currency) for v, u in zip(pv.actual_to_date, pv.unit)],
+            "pro-rated target": [fmt_value(v, u, self.currency) for v, u in zip(pv.prorated_target, pv.unit)],
+            "period target": [fmt_value(v, u, self.currency) for v, u in zip(pv.target, pv.unit)],
+            "needed per week": [fmt_value(v, u, self.currency) for v, u in zip(pv.weekly_run_rate_needed, pv.unit)],
+            "status": pv.status,
+        })
+        return style_table(out)
+
+    def pacing_title(self, index: int = 0):
+        if index >= len(self.pacing_views):
+            return md("")
+        title, pv = self.pacing_views[index]
+        days = f"{pv.elapsed_days.iloc[0]:.0f} of {pv.total_days.iloc[0]} days elapsed" if len(pv) else ""
+        return md(f"**{title}** — {days}")
+
+    def findings(self):
+        """The page's verdict: what needs attention (:meth:`attention`)."""
+        return self.attention()
+
+    def headlines(self) -> list[tuple[str, str]]:
+        c = self.card.set_index("kpi")
+        out = [(label, fmt_value(c.loc[key, "value"], c.loc[key, "unit"], self.currency))
+               for key, label in (("revenue_won", "Revenue won"), ("new_customers", "New customers"), ("leads", "Leads"))
+               if key in c.index]
+        out.append(("Off track", str(int((self.card.status == "off track").sum()))))
+        return out
+
+    def bullets(self, function: str) -> None:
+        """The function's KPIs with a target as % of target (their numbers are in ``kpis.csv``)."""
+        self.chart(self.card, None, charts.plot_kpi_bullets, function=function, currency=self.currency)
+
+    def kpi_table(self):
+        """Every KPI key and breakdown as published in ``kpis.csv`` (rates as fractions, change = value − prior)."""
+        formats = {"value": "{:,.4g}", "target": "{:,.4g}", "pct_of_target": "{:.1%}", "prior_value": "{:,.4g}",
+                   "change": "{:+,.4g}"}
+        return self.table(self.published(), "kpis", formats=formats)
+
+
+def analyze(source, *, period, as_of=None, currency: str = "USD", history_periods: int = 12,
+            on_track: float = 0.95, at_risk: float = 0.85) -> Scorecard:
+    """Compute the scorecard report: KPIs, 12-period history, pacing views (cadence-aware).
+
+    Weekly runs add the pacing of the month containing the week; monthly runs the
+    quarter to date; quarterly runs the quarter itself.
+    """
+    src = open_source(source)
+    p = parse_period(period)
+    cut = resolve_as_of(p, as_of)
+    hist = kpi_history(src, period=p, as_of=cut, periods=history_periods)
+    notes = hist.attrs.get("notes", [])
+    card = scorecard(src, period=p, as_of=cut, history=hist, on_track=on_track, at_risk=at_risk)
+    views = []
+    last_instant = min(cut, p.end_naive) - pd.Timedelta(microseconds=1)
+    if p.kind == "week":
+        month = period_of(last_instant, "month")
+        views.append((f"Month {month} to date", pacing(src, period=month, as_of=min(cut, p.end_naive),
+                                                        on_track=on_track, at_risk=at_risk)))
+    elif p.kind == "month":
+        views.append((f"Month {p}", pacing(src, period=p, as_of=cut, card=card, on_track=on_track, at_risk=at_risk)))
+        q = period_of(last_instant, "quarter", fiscal_year_start_month=p.fiscal_year_start_month)
+        views.append((f"Quarter {q} to date", pacing(src, period=q, as_of=min(cut, p.end_naive),
+                                                      on_track=on_track, at_risk=at_risk)))
+    else:
+        views.append((f"Quarter {p}", pacing(src, period=p, as_of=cut, card=card, on_track=on_track, at_risk=at_risk)))
+    return Scorecard(period=p, as_of=cut, card=card, history=hist, pacing_views=views, notes=notes,
+                     currency=currency)
+
+
+def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
+          fiscal_year_start_month: int = 1, privacy: str = "names", output_dir: str = "", history_periods: int = 12,
+          on_track: float = 0.95, at_risk: float = 0.85) -> Scorecard:
+    """The report from the notebook's parameters."""
+    ctx = context(period=period, as_of=as_of, source=source, currency=currency,
+                  fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy)
+    sc = analyze(ctx.source, period=ctx.period, as_of=ctx.as_of, currency=currency, history_periods=history_periods,
+                 on_track=on_track, at_risk=at_risk)
+    sc.record_headlines()
+    return sc

@@ -1,0 +1,87 @@
+"""Tables for people: :func:`style_table` turns a frame into the pandas Styler a report shows.
+
+Every cell and header is HTML-escaped and e-mail addresses are hidden (values from data and
+parameters are never markup); a table's id comes from its content and cells carry no ids, so
+identical data give identical HTML.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["style_table", "stable_id"]
+
+_ID_FLOATS = "%.12g"
+
+
+def _format_key(fmt) -> str:
+    """A display format as text for a table's id: a function by its name (its repr holds a memory address,
+    which differs from run to run)."""
+    import functools
+
+    if isinstance(fmt, functools.partial):
+        return f"partial({_format_key(fmt.func)}, {fmt.args!r}, {sorted(fmt.keywords.items())!r})"
+    if callable(fmt):
+        return f"{getattr(fmt, '__module__', '')}.{getattr(fmt, '__qualname__', type(fmt).__name__)}"
+    return repr(fmt)
+
+
+def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = False, html=()):
+    """A pandas Styler for reports: no index, numbers right-aligned, text left-aligned, blanks as —.
+
+    Every cell and header is HTML-escaped (values from data and parameters are never markup) and
+    e-mail addresses are hidden (:mod:`revops_lib.present.text`); the columns named in ``html`` hold HTML the kit
+    built itself from escaped parts (e.g. sparklines, :func:`sparkline_svg`) and are left as they are. The table's
+    id comes from its content (no random ``T_xxxxx``) and cells carry no ids, so identical data give
+    identical HTML.
+    """
+    import hashlib
+
+    from markupsafe import Markup
+    from pandas.io.formats.style import Styler
+
+    from revops_lib.present.text import hide_emails
+
+    def shown(v):
+        return hide_emails(v) if isinstance(v, str) and not isinstance(v, Markup) else v
+
+    raw_html = [c for c in df.columns if c in set(html)
+                or (len(df) and df[c].map(lambda v: isinstance(v, Markup)).all())]
+    data = df.copy()
+    for c in data.columns:
+        if c not in raw_html and (data[c].dtype == object or pd.api.types.is_string_dtype(data[c])):
+            data[c] = data[c].map(shown)
+    data.columns = [shown(c) for c in data.columns] if not isinstance(data.columns, pd.MultiIndex) else data.columns
+    if index and data.index.dtype == object:
+        data.index = data.index.map(shown)
+    digest = hashlib.sha1(df.to_csv(index=index, float_format=_ID_FLOATS).encode("utf-8", "replace")
+                          + repr(sorted((str(k), _format_key(v)) for k, v in (formats or {}).items())).encode()
+                          ).hexdigest()[:10]
+    styler = Styler(data, uuid=digest, cell_ids=False)
+    if not index:
+        styler = styler.hide(axis="index")
+    fm = {shown(k): v for k, v in (formats or {}).items() if shown(k) in data.columns}
+    styler = styler.format(fm, na_rep="—", escape="html")
+    styler = styler.format_index(escape="html", axis=1)
+    if index:
+        styler = styler.format_index(escape="html", axis=0)
+    keep = [shown(c) for c in raw_html]
+    if keep:
+        styler = styler.format(lambda v: v, subset=keep, escape=None)
+    text_cols = [c for c in data.columns
+                 if not pd.api.types.is_numeric_dtype(data[c]) or pd.api.types.is_bool_dtype(data[c])]
+    if text_cols:
+        styler = styler.set_properties(subset=text_cols, **{"text-align": "left"})
+        styler = styler.set_table_styles(
+            [{"selector": f"th.col_heading.col{data.columns.get_loc(c)}", "props": [("text-align", "left")]}
+             for c in text_cols], overwrite=False)
+    return styler
+
+
+
+
+def stable_id(*parts) -> str:
+    """A short id from content (for tables built without :func:`style_table`)."""
+    import hashlib
+
+    return hashlib.sha1("|".join(str(p) for p in parts).encode("utf-8", "replace")).hexdigest()[:10]

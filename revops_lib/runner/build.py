@@ -1,0 +1,480 @@
+"""Run the report notebooks for a period and render self-contained HTML.
+
+``revops report`` and ``make reports`` call :func:`run`:
+
+1. the period is parsed (default: the last complete month) and the source is
+   validated — errors stop the run before any notebook starts;
+2. each notebook's parameters are layered: ``parameters/default.yaml`` →
+   ``parameters/<notebook>.yaml`` → ``parameters/<period>.yaml`` → command line;
+3. Papermill executes each notebook in a real Jupyter kernel (several at once,
+   ``jobs``), writing ``<out>/<period>/<notebook>.ipynb``;
+4. nbconvert renders HTML without code, with the kit's template (no script or
+   stylesheet from another host; images inline), a header (report, period,
+   ``as_of``, source, generation time, kit version) and a footer of metric
+   definitions.
+
+Nothing is half-written: outputs go to temporary names and are moved into
+place only on success; a failed notebook leaves the previous good HTML as it
+was, keeps its executed notebook as ``<notebook>.failed.ipynb`` and makes the
+run exit non-zero, while the other notebooks still run.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sys
+import tempfile
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from revops_lib import __version__
+from revops_lib.errors import ParameterError
+from revops_lib.periods import Period, default_period, parse_period, resolve_as_of
+from revops_lib.runner.export import _exporter, render_html
+from revops_lib.runner.index import write_index
+from revops_lib.runner.kernels import RESET_CODE, KernelPool, KernelStartError, _last_error_line
+from revops_lib.runner.manifest import _now_iso, _record, read_manifest
+from revops_lib.runner import registry
+from revops_lib.runner.registry import footnotes, select_notebooks, title
+from revops_lib.runner.runfiles import OutputLock, RunDir, sweep_output
+
+
+@dataclass
+class Outcome:
+    notebook: str
+    period: str
+    status: str  # ok | failed | skipped
+    seconds: float = 0.0
+    error: str = ""
+    html: Path | None = None
+    executed: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"Cannot read parameters file `{path}`: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ParameterError(f"Parameters file `{path}` must hold a mapping of name: value, not {type(data).__name__}.")
+    return data
+
+
+def layered_parameters(notebook: str, period: str | Period, overrides: dict | None = None,
+                       *, parameters_dir: Path | None = None) -> dict:
+    """Parameters for one notebook and period: default → notebook → period → overrides (unchecked;
+    :func:`task_parameters` keeps the notebook's declared names and checks their types).
+
+    >>> layered_parameters("data_quality", "2026-10", {"stale_days": 60})["stale_days"]  # doctest: +SKIP
+    60
+    """
+    p = parse_period(period)
+    params: dict = {}
+    for _, layer in _layers(notebook, p, overrides or {}, parameters_dir):
+        params.update(layer)
+    params["period"] = p.label
+    return params
+
+
+def _json_safe(params: dict) -> dict:
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, (_dt.date, _dt.datetime)):
+            v = v.isoformat()
+        out[k] = v
+    return out
+
+
+def _source_label(source) -> str:
+    from revops_lib.sources import redact
+
+    return redact(str(source))
+
+
+def _code_fingerprint(lib: Path | None = None) -> str:
+    """Hash of the library's source files (so a library change rebuilds the reports).
+
+    ``lib``: the package folder (default: this one's): its ``.py`` files and templates.
+    """
+    import hashlib
+
+    h = hashlib.sha256(__version__.encode())
+    lib = Path(lib) if lib is not None else Path(__file__).resolve().parent
+    for f in sorted(lib.rglob("*")):
+        if f.is_file() and f.suffix in {".py", ".j2", ".json"}:
+            h.update(f.relative_to(lib).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_key(notebook_path: Path, params: dict, data_fingerprint: str, code_fingerprint: str) -> str:
+    """What a report depends on: notebook, parameters, library and source data."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    h.update(notebook_path.read_bytes())
+    h.update(json.dumps(_json_safe(params), sort_keys=True, default=str).encode())
+    h.update(data_fingerprint.encode())
+    h.update(code_fingerprint.encode())
+    return h.hexdigest()[:20]
+
+
+def _prepare_notebook(path: Path, validation: Path | None = None):
+    """The notebook to execute: a first cell that resets a reused kernel (hidden from the HTML).
+
+    ``validation``: the runner's validation of the source (a pickle), handed to the kernel so the
+    data_quality report does not validate the same files again.
+    """
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    code = RESET_CODE
+    if validation is not None:
+        code += (f"\nimport revops_lib.metrics.quality as _rq\n_rq.load_validation({str(validation)!r})\ndel _rq")
+    cell = nbformat.v4.new_code_cell(code)
+    cell.id = "revops-injected-reset"  # a fixed id (a new cell gets a random one), as the parameters cell's
+    cell.metadata["tags"] = ["injected-reset", "remove-cell"]
+    nb.cells.insert(0, cell)
+    return nb
+
+
+def run_notebook(notebook: str, period: Period, params: dict, out_dir: Path, *, source_label: str,
+                 as_of_label: str, notebooks_dir: Path | None = None, pool: KernelPool | None = None,
+                 validation: Path | None = None) -> Outcome:
+    """Execute one notebook with Papermill and render it; never raises for notebook errors.
+
+    Published tables and headlines go to a staging folder first and replace
+    ``<out_dir>/tables/<notebook>/`` only when the notebook and its HTML succeeded.
+    """
+    import json
+    import shutil
+
+    import papermill as pm
+
+    nb_dir = Path(notebooks_dir or registry.NOTEBOOKS_DIR)
+    t0 = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final_nb = out_dir / f"{notebook}.ipynb"
+    final_html = out_dir / f"{notebook}.html"
+    failed_nb = out_dir / f"{notebook}.failed.ipynb"
+    # a staging folder and partial notebook of this run only (a killed run's leftovers go at the next run)
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".staging-{notebook}-"))
+    tmp_nb = out_dir / f".{notebook}.{staging.name.rsplit('-', 1)[-1]}.partial.ipynb"
+    kernel = None
+    healthy = False
+    try:
+        extra = {}
+        if pool is not None:
+            _exporter()  # built (once per thread) while the kernels may still be warming up
+            kernel = pool.acquire()
+            extra["km"] = kernel.km
+        executed = pm.execute_notebook(
+            _prepare_notebook(nb_dir / f"{notebook}.ipynb", validation),
+            str(tmp_nb),
+            parameters=_json_safe({**params, "output_dir": str(staging)}),
+            kernel_name="python3",
+            progress_bar=False,
+            request_save_on_cell_execute=False,
+            cwd=None if pool is not None else str(nb_dir),
+            **extra,
+        )
+        meta = dict(
+            title=title(notebook),
+            period=period.label,
+            period_range=f"{period.start_date} to {period.last_day}",
+            as_of=as_of_label,
+            source=source_label,
+            generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            version=__version__,
+            definitions=footnotes(notebook),
+            index_href="../index.html",
+        )
+        render_html(executed, final_html, meta=meta)
+        os.replace(tmp_nb, final_nb)
+        tables = out_dir / "tables" / notebook
+        if (staging / "tables").is_dir():
+            old = out_dir / "tables" / f".old-{notebook}"
+            shutil.rmtree(old, ignore_errors=True)
+            tables.parent.mkdir(parents=True, exist_ok=True)
+            if tables.exists():
+                os.replace(tables, old)
+            os.replace(staging / "tables", tables)
+            shutil.rmtree(old, ignore_errors=True)
+        headlines = []
+        if (staging / "headlines.json").is_file():
+            headlines = json.loads((staging / "headlines.json").read_text())
+        failed_nb.unlink(missing_ok=True)
+        healthy = True
+        return Outcome(notebook, period.label, "ok", time.perf_counter() - t0, html=final_html, executed=final_nb,
+                       extra={"headlines": headlines})
+    except Exception as exc:  # the notebook (or its rendering) failed: keep the last good HTML
+        if tmp_nb.exists():
+            os.replace(tmp_nb, failed_nb)
+        error = exc.summary if isinstance(exc, KernelStartError) else _last_error_line(exc)
+        return Outcome(notebook, period.label, "failed", time.perf_counter() - t0,
+                       error=error, executed=failed_nb if failed_nb.exists() else None,
+                       extra={"traceback": traceback.format_exc()})
+    finally:
+        if pool is not None and kernel is not None:
+            kernel.close_clients()
+            pool.release(kernel, healthy=healthy)
+        tmp_nb.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+class _Progress:
+    """One line per notebook start and finish; a progress bar too when stderr is a terminal."""
+
+    def __init__(self, total: int, say):
+        self.say = say
+        self.bar = None
+        if sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, unit="report", leave=False, file=sys.stderr)
+            except ImportError:  # pragma: no cover
+                self.bar = None
+        self.lock = __import__("threading").Lock()
+
+    def line(self, msg: str) -> None:
+        with self.lock:
+            if self.bar is not None:
+                self.bar.write(msg, file=sys.stderr)
+            else:
+                self.say(msg)
+
+    def done(self) -> None:
+        if self.bar is not None:
+            with self.lock:
+                self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _skip_slow_optional_imports() -> None:
+    """Keep jsonschema from importing ``rfc3987_syntax`` in the runner's process.
+
+    Papermill and nbconvert import nbformat, which imports jsonschema; jsonschema imports
+    ``rfc3987_syntax`` when it is installed (JupyterLab's dependencies bring it) to check the
+    ``iri`` string format, and that module compiles a Lark grammar at import: about 0.9 s of
+    every run. Nothing here checks that format (nbformat's schema does not use it), so the module
+    is marked as unavailable, which jsonschema handles as "not installed". Done only before
+    jsonschema is imported, never in the kernels.
+    """
+    if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import raises ImportError
+
+
+def _layers(notebook: str, period: Period, overrides: dict, parameters_dir: Path | None):
+    d = Path(parameters_dir or registry.PARAMETERS_DIR)
+    layers = [(f"parameters/{f.name}", _read_yaml(f))
+              for f in (d / "default.yaml", d / f"{notebook}.yaml", d / f"{period.label}.yaml")]
+    return layers + [("-p", dict(overrides or {}))]
+
+
+def task_parameters(notebook: str, period: Period, overrides: dict, *, notebooks_dir: Path | None = None,
+                    parameters_dir: Path | None = None, source: str) -> dict:
+    """The parameters one notebook receives for one period: layered, its declared names only, typed and
+    checked (:mod:`revops_lib.parameters`), with the runner's ``period`` and ``source``."""
+    from revops_lib.runner.parameters import checked
+
+    values: dict = {}
+    where: dict = {}
+    for label, layer in _layers(notebook, period, overrides, parameters_dir):
+        values.update(layer)
+        where.update({k: label for k in layer})
+    values["period"] = period.label
+    path = Path(notebooks_dir or registry.NOTEBOOKS_DIR) / f"{notebook}.ipynb"
+    prm = checked(notebook, path, values, where=where)
+    prm["period"] = period.label
+    prm["source"] = source
+    return prm
+
+
+def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=None, params=None,
+        force=False, progress=None, *, periods=None, notebooks_dir=None, parameters_dir=None,
+        validate_source=True, only=None) -> int:
+    """Build the reports of one period (or several: ``periods``); returns the exit status.
+
+    0 when every notebook succeeded or was skipped as unchanged, 1 otherwise.
+    ``only``: an optional set of (notebook, period label) pairs to restrict the run to.
+
+    Before any kernel starts: the notebook names, every parameter (declared names only, typed) and
+    the output folder (never the source folder or inside it) are checked; then the output folder is
+    locked for this run (a second run into it stops with :class:`revops_lib.runfiles.RunLocked`) and
+    what a killed run left there is removed.
+    A password in a source URL never reaches a kernel's parameters, an executed notebook or a file:
+    kernels get the URL without it and the full URL in their environment (``REVOPS_SOURCE``).
+    """
+    from revops_lib.outdirs import check_report_folder
+    from revops_lib.runner.parameters import check_overrides
+    from revops_lib.sources import SOURCE_ENV, has_credentials, public_url
+
+    check_report_folder(out)  # a file, a read-only folder, a folder of other data: refused before anything starts
+    say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    _skip_slow_optional_imports()
+    nb_dir = Path(notebooks_dir or registry.NOTEBOOKS_DIR)
+    plist = [parse_period(x) for x in periods] if periods else [parse_period(period) if period else default_period()]
+    names = select_notebooks(notebooks, nb_dir)
+    overrides = dict(params or {})
+    check_overrides(overrides, {n: nb_dir / f"{n}.ipynb" for n in names})
+    src_text = str(source)
+    kernel_env = None
+    if "://" in src_text:
+        source_param = public_url(src_text)  # what kernels, notebooks and manifests see
+        if has_credentials(src_text):
+            kernel_env = {SOURCE_ENV: src_text}
+    else:
+        source_param = str(Path(src_text).expanduser().resolve())
+    out = Path(out).expanduser().resolve()  # kernels run in notebooks/: every path they get must be absolute
+    src_dir = Path(source_param) if "://" not in src_text else None
+    if src_dir is not None and src_dir.is_dir() and (out == src_dir or src_dir in out.parents):
+        from revops_lib.errors import OutputError
+
+        where = "the source folder" if out == src_dir else "inside the source folder"
+        raise OutputError(f"`--out` `{out}` is {where} `{src_dir}`: reports never go into the data they read; "
+                          "give another folder (e.g. `--out reports`).")
+    prepared = {(p.label, n): task_parameters(n, p, overrides, notebooks_dir=nb_dir, parameters_dir=parameters_dir,
+                                              source=source_param)
+                for p in plist for n in names if only is None or (n, p.label) in only}
+
+    n_tasks = max(1, len(prepared))
+    jobs = max(1, min(jobs or os.cpu_count() or 1, n_tasks))
+    with OutputLock(out), RunDir() as rundir:
+        sweep_output(out)
+        pool = KernelPool(jobs, nb_dir, rundir=rundir, env=kernel_env)  # kernels warm up during validation
+        try:
+            return _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source, prepared, pool,
+                        rundir)
+        finally:
+            pool.close()
+
+
+def _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source, prepared, pool, rundir) -> int:
+    from revops_lib.validation import validate
+    from revops_lib.sources import open_source
+
+    src = open_source(src_text)
+    shared = None  # the validation, handed to the kernels (file sources)
+    if validate_source:
+        say(f"Validating {src.description} …")
+        result = validate(src)
+        if not result.ok:
+            say(result.format())
+            say("Validation failed: no report was built (the last good reports are untouched).")
+            return 1
+        if result.warnings:
+            say(f"Validation: {result.summary()} (details in the data_quality report)")
+        if src.files:
+            import pickle
+
+            from revops_lib.metrics.quality import validation_key
+
+            fd, name = tempfile.mkstemp(prefix="validation-", suffix=".pickle", dir=rundir)
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump((validation_key(src), result), f)
+            shared = Path(name)
+    return _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool, src, shared)
+
+
+def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool, src, shared) -> int:
+    from revops_lib.metrics.quality import latest_event
+
+    latest = latest_event(src)
+    for p in plist:
+        if latest is not None and latest < p.start_naive:
+            say(f"Warning: the source's latest event ({latest:%Y-%m-%d}) is before period {p.label} "
+                f"({p.start_date} to {p.last_day}): its figures will be empty. Pick an earlier --period.")
+    data_fp = src.fingerprint()
+    code_fp = _code_fingerprint()
+
+    tasks = [(p, n, prepared[(p.label, n)]) for p in plist for n in names if (p.label, n) in prepared]
+
+    labels = ", ".join(p.label for p in plist)
+    say(f"Period {labels}: {len(names)} notebook(s) × {len(plist)} period(s), {jobs} at a time")
+    prog = _Progress(len(tasks), say)
+
+    import threading
+
+    cancelled = threading.Event()
+
+    def one(task):
+        p, n, prm = task
+        if cancelled.is_set():
+            return Outcome(n, p.label, "cancelled")
+        out_dir = Path(out) / p.label
+        key = build_key(nb_dir / f"{n}.ipynb", prm, data_fp, code_fp)
+        prev = read_manifest(out_dir).get(n, {})
+        if (not force and prev.get("key") == key and prev.get("status") in ("ok", "skipped")
+                and (out_dir / f"{n}.html").is_file()):
+            o = Outcome(n, p.label, "skipped", 0.0, html=out_dir / f"{n}.html", extra={"headlines": prev.get("headlines", [])})
+            _record(out_dir, n, {**prev, "status": "skipped", "checked_at": _now_iso()})
+            prog.line(f"  skip   {p.label} {n} (unchanged since {prev.get('finished_at', '?')})")
+            prog.done()
+            return o
+        prog.line(f"  start  {p.label} {n}")
+        as_of_label = f"{resolve_as_of(p, prm.get('as_of')):%Y-%m-%d %H:%M} UTC (exclusive)"
+        o = run_notebook(n, p, prm, out_dir, source_label=_source_label(src_text), as_of_label=as_of_label,
+                         notebooks_dir=nb_dir, pool=pool, validation=shared)
+        if cancelled.is_set():  # interrupted: do not record a failure the notebook did not have
+            return Outcome(n, p.label, "cancelled")
+        entry = {"status": o.status, "seconds": round(o.seconds, 2), "finished_at": _now_iso(),
+                 "error": o.error, "key": key if o.status == "ok" else None,
+                 "headlines": o.extra.get("headlines", []), "title": title(n),
+                 "executed": o.executed.name if o.executed else None}
+        _record(out_dir, n, entry)
+        tail = f" — {o.error}" if o.error else ""
+        prog.line(f"  {o.status:<6} {p.label} {n} ({o.seconds:.1f} s){tail}")
+        prog.done()
+        return o
+
+    executor = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="revops-report")
+    try:
+        # longest first, so that no long notebook starts last while the other workers sit idle
+        order = sorted(range(len(tasks)), key=lambda i: -_expected_seconds(out, tasks[i]))
+        futures = {i: executor.submit(one, tasks[i]) for i in order}
+        outcomes = [futures[i].result() for i in range(len(tasks))]
+        executor.shutdown(wait=True)
+    except KeyboardInterrupt:
+        # Ctrl-C: start nothing new, stop the kernels (running notebooks fail and write nothing
+        # in place of a good report), keep the index consistent, then let the caller exit.
+        cancelled.set()
+        executor.shutdown(wait=False, cancel_futures=True)
+        pool.close()
+        prog.close()
+        write_index(Path(out))
+        raise
+    finally:
+        prog.close()
+    write_index(Path(out))
+    failed = [o for o in outcomes if o.status == "failed"]
+    ok = [o for o in outcomes if o.status == "ok"]
+    skipped = [o for o in outcomes if o.status == "skipped"]
+    say(f"Done: {len(ok)} built, {len(skipped)} unchanged, {len(failed)} failed → {Path(out) / 'index.html'}")
+    if failed:
+        for o in failed:
+            say(f"  FAILED {o.period} {o.notebook}: {o.error}"
+                + (f" (see {Path(out) / o.period / o.executed.name})" if o.executed else ""))
+        return 1
+    return 0
+
+
+def _expected_seconds(out: Path, task) -> float:
+    p, n, _ = task
+    seconds = read_manifest(Path(out) / p.label).get(n, {}).get("seconds")
+    if isinstance(seconds, (int, float)) and seconds > 0:
+        return float(seconds)
+    return registry.REPORTS[n].typical_seconds if n in registry.REPORTS else 2.0

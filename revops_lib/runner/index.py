@@ -1,0 +1,92 @@
+"""``reports/index.html``: every period and report, with status and headlines, newest first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+from revops_lib import __version__
+from revops_lib.errors import RevOpsError
+from revops_lib.files import atomic_write_bytes
+from revops_lib.periods import parse_period
+from revops_lib.runner.manifest import _now_iso, read_manifest
+from revops_lib.runner import registry
+from revops_lib.runner.registry import title as report_title
+
+
+def write_index(out: Path) -> Path:
+    """Rebuild ``<out>/index.html`` from every period's manifest (newest period first)."""
+    import html
+
+    out = Path(out)
+    rows = []
+    periods = []
+    for d in out.iterdir() if out.is_dir() else []:
+        if d.is_dir() and (d / "manifest.json").is_file():
+            try:
+                periods.append((parse_period(d.name), d))
+            except RevOpsError:
+                continue
+    periods.sort(key=lambda x: (x[0].end, x[0].start), reverse=True)
+    order = {n: i for i, n in enumerate(registry.REPORTS)}
+    for p, d in periods:
+        m = read_manifest(d)
+        for n in sorted(m, key=lambda k: (order.get(k, 99), k)):
+            e = m[n]
+            status = e.get("status", "?")
+            css = {"ok": "ok", "skipped": "skip", "failed": "fail"}.get(status, "")
+            label = {"skipped": "skipped-unchanged"}.get(status, status)
+            title = html.escape(e.get("title") or report_title(n))
+            links = []
+            if (d / f"{n}.html").is_file():
+                links.append(f'<a href="{html.escape(d.name)}/{html.escape(n)}.html">{title}</a>')
+            else:
+                links.append(title)
+            if status == "failed" and e.get("executed"):
+                links.append(f'<a class="small" href="{html.escape(d.name)}/{html.escape(e["executed"])}">executed notebook</a>')
+                if (d / f"{n}.html").is_file():
+                    links.append('<span class="small">(link above: last good report)</span>')
+            if (d / "tables" / n).is_dir():
+                links.append(f'<a class="small" href="{html.escape(d.name)}/tables/{html.escape(n)}/">tables (CSV)</a>')
+            heads = " · ".join(f"{html.escape(h['label'])}: <b>{html.escape(str(h['value']))}</b>"
+                               for h in (e.get("headlines") or [])[:4])
+            err = f'<div class="err">{html.escape(e.get("error") or "")}</div>' if status == "failed" else ""
+            secs = e.get("seconds")
+            rows.append(
+                f"<tr><td>{html.escape(p.label)}</td><td>{' '.join(links)}{err}</td>"
+                f'<td><span class="st {css}">{label}</span></td>'
+                f"<td class=num>{'' if secs is None else f'{secs:.1f} s'}</td>"
+                f"<td>{heads}</td><td class=small>{html.escape(e.get('finished_at') or '')}</td></tr>"
+            )
+    body = "\n".join(rows) or '<tr><td colspan="6">No report yet: run <code>make reports</code>.</td></tr>'
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>RevOps reports</title>
+<style>
+ body {{ font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; max-width: 1150px;
+        margin: 24px auto; padding: 0 24px; color: #222; }}
+ h1 {{ color: #1d3557; border-bottom: 3px solid #2F5D8C; padding-bottom: 8px; }}
+ table {{ border-collapse: collapse; width: 100%; font-size: 0.92em; }}
+ th, td {{ text-align: left; padding: 7px 8px; border-bottom: 1px solid #e3e3e3; vertical-align: top; }}
+ th {{ background: #f3f6fa; }}
+ td.num {{ text-align: right; white-space: nowrap; }}
+ a {{ color: #2F5D8C; }}
+ .small {{ font-size: 0.85em; color: #666; margin-left: 6px; }}
+ .st {{ padding: 2px 8px; border-radius: 10px; font-size: 0.85em; white-space: nowrap; }}
+ .ok {{ background: #dff3e6; color: #1e6b3a; }} .skip {{ background: #eef0f3; color: #555; }}
+ .fail {{ background: #fbe0dd; color: #a1281b; }}
+ .err {{ color: #a1281b; font-size: 0.85em; margin-top: 3px; font-family: monospace; }}
+</style></head>
+<body>
+<h1>RevOps reports</h1>
+<p>Every period and report, newest first. Status <i>skipped-unchanged</i> means notebook, parameters,
+library and data were unchanged since the last successful build. Generated {_now_iso()} by revops-kit {__version__}.</p>
+<table><thead><tr><th>Period</th><th>Report</th><th>Status</th><th>Duration</th><th>Headlines</th><th>Finished</th></tr></thead>
+<tbody>
+{body}
+</tbody></table>
+</body></html>
+"""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "index.html", page.encode("utf-8"))
+    return out / "index.html"
