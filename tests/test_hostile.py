@@ -48,7 +48,7 @@ import pyarrow.parquet as pq
 import pytest
 from nbformat.v4 import new_code_cell
 
-from conftest import valid_frames, write_folder
+from conftest import need, valid_frames, write_folder
 from test_report import make_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -603,8 +603,7 @@ def read_only(ctx: Ctx, folder: Path) -> None:
     for root the folder is made immutable (``chattr +i``), which the kernel enforces for root too."""
     if IS_ROOT:
         made = shutil.which("chattr") and subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
-        if not made or made.returncode:
-            pytest.skip("root writes into read-only folders, and this file system has no chattr +i")
+        need(made and not made.returncode, "root writes into read-only folders, and this file system has no chattr +i")
         ctx.cleanups.append(lambda: subprocess.run(["chattr", "-i", str(folder)], check=True))
     else:
         folder.chmod(0o555)
@@ -1218,10 +1217,7 @@ INSPECT = """() => {
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed (make system-deps installs it)")
-        pytest.skip("chromium is not installed (run `make system-deps`)")
+    need(os.path.exists(CHROMIUM), "chromium is not installed (run `make system-deps`)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
