@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from revops_lib.metrics import forecast
+from revops_lib.metrics import forecast as fc
 from revops_lib.metrics import pipeline
 
 DATA = Path("/tmp/revops-bench/scale100")
@@ -66,7 +66,7 @@ def run_library(data: Path, mondays, snaps):
     src = open_source(data)
     with pipeline.prepare(src, scopes=False) as deals:
         pipe = pipeline.pipeline_snapshots(deals, dates=mondays)
-        base = forecast.baseline_forecast(deals, snapshots=snaps[["snapshot_date", "forecast_period"]])
+        base = fc.baseline_forecast(deals, snapshots=snaps[["snapshot_date", "forecast_period"]])
     return pipe, base
 
 

@@ -23,12 +23,8 @@ What an analyst calls from a notebook is here, e.g.::
 
 import importlib
 import warnings as _warnings
-from importlib.metadata import PackageNotFoundError, version as _version
 
-try:
-    __version__ = _version("revops-kit")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
+from revops_lib.version import __version__
 
 # Noise from Ibis 12 running on pandas 3 / DuckDB 1.5 (not actionable by users).
 _warnings.filterwarnings("ignore", message="The 'future.infer_string' option is deprecated")

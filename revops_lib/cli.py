@@ -9,7 +9,7 @@ import argparse
 import sys
 import time
 
-from revops_lib import __version__
+from revops_lib.version import __version__
 from revops_lib.errors import RevOpsError
 
 SOURCE_ENV = "REVOPS_SOURCE"  # as revops_lib.sources.SOURCE_ENV (not imported here: --help stays fast)

@@ -14,7 +14,7 @@ from sklearn.metrics import mean_absolute_percentage_error
 
 from conftest import naive_utc
 from revops_lib.errors import ParameterError, SchemaError
-from revops_lib.metrics import forecast
+from revops_lib.metrics import forecast as fc
 from revops_lib.metrics import pipeline
 from revops_lib.present.sections import forecast as forecast_section
 
@@ -122,29 +122,29 @@ def test_zero_actual_gives_undefined_percentage_error_not_infinity():
                       "forecast": [90.0, 25.0]})
     a = pd.DataFrame({"forecast_period": ["2026-10", "2026-10"], "scope": ["company", "ghost"],
                       "actual": [100.0, 0.0]})
-    result = forecast.score_forecasts(f, a)
-    assert result.columns.tolist() == forecast.ACCURACY_COLUMNS
+    result = fc.score_forecasts(f, a)
+    assert result.columns.tolist() == fc.ACCURACY_COLUMNS
     assert result["error"].tolist() == [-10.0, 25.0]
     assert result["abs_pct_error"].iloc[0] == pytest.approx(0.1)
     assert np.isnan(result["abs_pct_error"].iloc[1]) and np.isnan(result["accuracy"].iloc[1])
     assert np.isfinite(result["error"]).all()
-    s = forecast.accuracy_summary(result)
+    s = fc.accuracy_summary(result)
     # n counts both; MAPE and hit rate only the defined one; WAPE and bias use all errors over Σ actual
     assert s.iloc[0].to_dict() == {"category": "commit", "n": 2, "mape": pytest.approx(0.1),
                                    "wape": pytest.approx(35 / 100), "bias": pytest.approx(15 / 100),
                                    "hit_rate_10": 1.0}
 
 
-@pytest.mark.parametrize("forecast, hit", [(110.0, True), (90.0, True), (100.0, True), (110.5, False),
+@pytest.mark.parametrize("call, hit", [(110.0, True), (90.0, True), (100.0, True), (110.5, False),
                                            (89.5, False), (111.0, False)])
-def test_forecast_exactly_10_percent_off_is_a_hit(forecast, hit):
+def test_forecast_exactly_10_percent_off_is_a_hit(call, hit):
     """METRICS.md: a hit is APE <= 0.10. With an actual of 100, |f − a| / a is exactly 0.1 for 110 and 90."""
     f = pd.DataFrame({"forecast_period": ["2026-10"], "scope": ["company"], "category": ["commit"],
-                      "snapshot_date": [D("2026-10-05")], "forecast": [forecast]})
+                      "snapshot_date": [D("2026-10-05")], "forecast": [call]})
     a = pd.DataFrame({"forecast_period": ["2026-10"], "scope": ["company"], "actual": [100.0]})
-    acc = forecast.score_forecasts(f, a)
-    assert acc["abs_pct_error"].iloc[0] == abs(forecast - 100.0) / 100.0
-    assert forecast.accuracy_summary(acc)["hit_rate_10"].iloc[0] == (1.0 if hit else 0.0)
+    acc = fc.score_forecasts(f, a)
+    assert acc["abs_pct_error"].iloc[0] == abs(call - 100.0) / 100.0
+    assert fc.accuracy_summary(acc)["hit_rate_10"].iloc[0] == (1.0 if hit else 0.0)
 
 
 def test_hit_rate_counts_ties_at_10_percent_among_several_forecasts():
@@ -152,17 +152,17 @@ def test_hit_rate_counts_ties_at_10_percent_among_several_forecasts():
                       "snapshot_date": D("2026-10-05"), "forecast": [110.0, 45.0, 1100.0, 72.0, 5.0]})
     a = pd.DataFrame({"forecast_period": "2026-10", "scope": ["a", "b", "c", "d", "e"],
                       "actual": [100.0, 50.0, 1000.0, 80.0, 0.0]})
-    s = forecast.accuracy_summary(forecast.score_forecasts(f, a)).iloc[0]
+    s = fc.accuracy_summary(fc.score_forecasts(f, a)).iloc[0]
     # APE: 0.1, 0.1, 0.1 (ties: hits), 0.1 (8 / 80: a tie too), e undefined (actual 0: out of the hit rate)
     assert s["hit_rate_10"] == 1.0
     f.loc[3, "forecast"] = 71.0  # 9 / 80 = 0.1125: a miss
-    assert forecast.accuracy_summary(forecast.score_forecasts(f, a)).iloc[0]["hit_rate_10"] == 0.75
+    assert fc.accuracy_summary(fc.score_forecasts(f, a)).iloc[0]["hit_rate_10"] == 0.75
 
 
 def test_summary_of_only_zero_actuals_is_undefined_not_a_crash():
     acc = pd.DataFrame({"category": ["commit"], "forecast": [5.0], "actual": [0.0], "error": [5.0],
                         "abs_pct_error": [np.nan]})
-    s = forecast.accuracy_summary(acc).iloc[0]
+    s = fc.accuracy_summary(acc).iloc[0]
     assert s["n"] == 1 and all(np.isnan(s[c]) for c in ("mape", "wape", "bias", "hit_rate_10"))
 
 
@@ -171,7 +171,7 @@ def test_accuracy_is_one_minus_ape_floored_at_zero(accuracy_value, expected):
     f = pd.DataFrame({"forecast_period": ["2026-10"], "scope": ["company"], "category": ["commit"],
                       "snapshot_date": [D("2026-10-05")], "forecast": [100.0 * (1 + accuracy_value)]})
     a = pd.DataFrame({"forecast_period": ["2026-10"], "scope": ["company"], "actual": [100.0]})
-    assert forecast.score_forecasts(f, a)["accuracy"].iloc[0] == pytest.approx(expected)
+    assert fc.score_forecasts(f, a)["accuracy"].iloc[0] == pytest.approx(expected)
 
 
 @settings(max_examples=60, deadline=None)
@@ -185,12 +185,12 @@ def test_accuracy_is_one_minus_ape_floored_at_zero(accuracy_value, expected):
 def test_mape_and_wape_agree_with_sklearn_and_an_independent_wape(pairs):
     forecast = np.array([p[0] for p in pairs])
     actual = np.array([p[1] for p in pairs])
-    acc = forecast.score_forecasts(
+    acc = fc.score_forecasts(
         pd.DataFrame({"forecast_period": "2026-10", "scope": [f"s{i}" for i in range(len(pairs))],
                       "category": "commit", "snapshot_date": D("2026-10-05"), "forecast": forecast}),
         pd.DataFrame({"forecast_period": "2026-10", "scope": [f"s{i}" for i in range(len(pairs))],
                       "actual": actual}))
-    s = forecast.accuracy_summary(acc).iloc[0]
+    s = fc.accuracy_summary(acc).iloc[0]
     pos = actual > 0
     if pos.any():
         assert s["mape"] == pytest.approx(mean_absolute_percentage_error(actual[pos], forecast[pos]), rel=1e-9)
@@ -215,22 +215,22 @@ def test_week_of_period_counts_whole_weeks_from_the_first_day(snapshot, week):
     f = pd.DataFrame({"forecast_period": ["2026-10"], "scope": ["company"], "category": ["commit"],
                       "snapshot_date": [D(snapshot)], "forecast": [1.0]})
     a = pd.DataFrame({"forecast_period": ["2026-10"], "scope": ["company"], "actual": [1.0]})
-    assert forecast.score_forecasts(f, a)["week_of_period"].iloc[0] == week
+    assert fc.score_forecasts(f, a)["week_of_period"].iloc[0] == week
 
 
 def test_periods_in_view_ended_by_as_of_and_latest_per_kind():
     labels = ["2026-07", "2026-08", "2026-09", "2026-10", "2026-11", "2026-Q2", "2026-Q3", "2026-Q4",
               "2026-W43", "2026-W44"]
-    view = forecast.periods_in_view(labels, as_of="2026-11-01", lookback_periods=2)
+    view = fc.periods_in_view(labels, as_of="2026-11-01", lookback_periods=2)
     # October ends exactly at the cut-off: in view; November and Q4 have not ended; W44 ends 2026-11-02
     assert [p.label for p in view] == ["2026-Q2", "2026-Q3", "2026-09", "2026-10", "2026-W43"]  # by start
 
 
 def test_periods_in_view_rejects_bad_labels_and_lookback():
     with pytest.raises(SchemaError, match="forecast_period"):
-        forecast.periods_in_view(["2026-13"], as_of="2026-11-01")
+        fc.periods_in_view(["2026-13"], as_of="2026-11-01")
     with pytest.raises(ParameterError, match="`lookback_periods`"):
-        forecast.periods_in_view(["2026-10"], as_of="2026-11-01", lookback_periods=0)
+        fc.periods_in_view(["2026-10"], as_of="2026-11-01", lookback_periods=0)
 
 
 # ---------------------------------------------------------------------------
@@ -341,7 +341,7 @@ def baseline_case():
 
 
 def test_stage_win_rates_use_deals_closed_before_the_date_that_were_ever_in_the_stage():
-    r = forecast.stage_win_rates(baseline_case(), dates=["2026-10-12"])
+    r = fc.stage_win_rates(baseline_case(), dates=["2026-10-12"])
     got = {x.stage: (x.closed, x.won) for x in r.itertuples()}
     assert got == {"qualification": (5, 2), "proposal": (2, 1), "discovery": (1, 1), None: (5, 2)}
 
@@ -354,12 +354,12 @@ def test_stage_mask_and_the_join_fallback_give_the_same_rates(case):
     without = pipeline.prepare(case(), materialize=False)
     without.stage_bits = None
     assert with_mask.stage_bits
-    pd.testing.assert_frame_equal(forecast.stage_win_rates(with_mask, dates=dates), forecast.stage_win_rates(without, dates=dates))
+    pd.testing.assert_frame_equal(fc.stage_win_rates(with_mask, dates=dates), fc.stage_win_rates(without, dates=dates))
 
 
 def test_baseline_is_won_to_date_plus_stage_weighted_pipeline():
     snaps = pd.DataFrame({"snapshot_date": [D("2026-10-12")], "forecast_period": ["2026-10"]})
-    b = forecast.baseline_forecast(baseline_case(), snapshots=snaps, scopes=["company", "t1", "cy"])
+    b = fc.baseline_forecast(baseline_case(), snapshots=snaps, scopes=["company", "t1", "cy"])
     got = b.set_index("scope")[["won_to_date", "open_pipeline", "weighted_pipeline", "forecast"]]
     # proposal 0.5, discovery 1.0, negotiation has no closed deal: overall 2/5
     assert got.loc["company"].tolist() == pytest.approx([300.0, 350.0, 50 + 80 + 10 + 20, 460.0])
@@ -370,7 +370,7 @@ def test_baseline_is_won_to_date_plus_stage_weighted_pipeline():
 def test_baseline_before_any_close_is_the_won_to_date_only():
     case = baseline_case()
     snaps = pd.DataFrame({"snapshot_date": [D("2026-08-15")], "forecast_period": ["2026-09"]})
-    b = forecast.baseline_forecast(case, snapshots=snaps)
+    b = fc.baseline_forecast(case, snapshots=snaps)
     assert b[["won_to_date", "weighted_pipeline", "forecast"]].iloc[0].tolist() == [0.0, 0.0, 0.0]
     assert b["open_pipeline"].iloc[0] == 40.0  # Y, Z, W, V due in September, no rate known yet
 
@@ -384,8 +384,8 @@ def test_forecast_accuracy_scores_submissions_and_baseline_in_the_published_shap
         ("2026-10-12", "2026-11", "company", "commit", 1.0),  # November not ended: out of view
         ("2026-11-02", "2026-10", "company", "commit", 1.0),  # dated after the cut-off
     ])
-    acc = forecast.forecast_accuracy(case, period="2026-10")
-    assert acc.columns.tolist() == forecast.ACCURACY_COLUMNS
+    acc = fc.forecast_accuracy(case, period="2026-10")
+    assert acc.columns.tolist() == fc.ACCURACY_COLUMNS
     # actual October: X 300 (won 10-05); P1-P3 still open, Q lost
     rows = {(r.scope, r.category, str(r.snapshot_date)): r for r in acc.itertuples()}
     assert set(rows) == {("company", "commit", "2026-10-12"), ("company", "baseline", "2026-10-12"),
@@ -402,9 +402,9 @@ def test_forecast_accuracy_scores_submissions_and_baseline_in_the_published_shap
 
 def test_forecast_accuracy_needs_its_tables():
     with pytest.raises(SchemaError, match="forecast_snapshots"):
-        forecast.forecast_accuracy(waterfall_case(), period="2026-10")
+        fc.forecast_accuracy(waterfall_case(), period="2026-10")
     with pytest.raises(ParameterError, match="`period`"):
-        forecast.forecast_accuracy(baseline_case())
+        fc.forecast_accuracy(baseline_case())
 
 
 # ---------------------------------------------------------------------------
@@ -670,7 +670,7 @@ def test_projection_shows_latest_calls_and_baseline_of_periods_in_progress():
     ])
     case["targets"] = pd.DataFrame({"period": ["2026-10"], "metric": ["revenue_won"], "target": [400.0],
                                     "segment": [None]})
-    p = forecast.projection(case, period="2026-10", as_of="2026-10-13", kinds=["month"])
+    p = fc.projection(case, period="2026-10", as_of="2026-10-13", kinds=["month"])
     assert p["category"].tolist() == ["commit", "best_case", "baseline"]
     assert p["forecast"].tolist()[:2] == [350.0, 500.0]
     assert p["submitted"].tolist()[0] == D("2026-10-12")
@@ -810,11 +810,11 @@ def test_baseline_has_no_look_ahead(case, snapshot, data):
     kw = dict(snapshots=snaps, scopes=["company", "t1"], won_stages=["closed_won"], lost_stages=["closed_lost"])
     assert len(case["opportunities"]) >= 1
     assert set(case["opportunities"]["opportunity_id"]) == set(case["opportunity_history"]["opportunity_id"])
-    before = forecast.baseline_forecast(case, **kw)
-    after = forecast.baseline_forecast(_mutate_after(case, pd.Timestamp(snapshot), data.draw), **kw)
+    before = fc.baseline_forecast(case, **kw)
+    after = fc.baseline_forecast(_mutate_after(case, pd.Timestamp(snapshot), data.draw), **kw)
     pd.testing.assert_frame_equal(before, after)
-    rates_before = forecast.stage_win_rates(case, dates=[snapshot], won_stages=["closed_won"], lost_stages=["closed_lost"])
-    rates_after = forecast.stage_win_rates(_mutate_after(case, pd.Timestamp(snapshot), data.draw), dates=[snapshot],
+    rates_before = fc.stage_win_rates(case, dates=[snapshot], won_stages=["closed_won"], lost_stages=["closed_lost"])
+    rates_after = fc.stage_win_rates(_mutate_after(case, pd.Timestamp(snapshot), data.draw), dates=[snapshot],
                                     won_stages=["closed_won"], lost_stages=["closed_lost"])
     pd.testing.assert_frame_equal(rates_before, rates_after)
 
@@ -853,7 +853,7 @@ def test_baseline_and_pipeline_match_a_pandas_reference_on_demo_data(demo_dir):
     rows = [(d, period_of(d, k)) for d in dates for k in ("month", "quarter")]
     snaps = pd.DataFrame({"snapshot_date": [d for d, _ in rows], "forecast_period": [p.label for _, p in rows]})
     with pipeline.prepare(src) as deals:
-        got = forecast.baseline_forecast(deals, snapshots=snaps)
+        got = fc.baseline_forecast(deals, snapshots=snaps)
         pipe = pipeline.pipeline_snapshots(deals, dates=dates).set_index("snapshot_date")["amount"]
     assert len(got) == len(rows)
     periods = {p.label: p for _, p in rows}
@@ -876,7 +876,7 @@ def test_assess_on_a_source_without_forecasts_still_reports_the_pipeline():
     assert fa.accuracy.empty and "forecast_snapshots" in fa.notes["accuracy"]
     assert fa.waterfall.set_index("step")["amount"]["ending"] == 50.0
     assert "2026-10 pipeline due in the period went from $190 to $50" in fa.findings().data
-    assert fa.summary.columns.tolist() == forecast.SUMMARY_COLUMNS
+    assert fa.summary.columns.tolist() == fc.SUMMARY_COLUMNS
 
 
 def test_assess_without_history_or_targets_falls_back_to_opportunities():
@@ -894,7 +894,7 @@ def test_assess_without_history_or_targets_falls_back_to_opportunities():
 
 def test_docstring_examples_run():
     attempted = 0
-    for mod in (pipeline, forecast):
+    for mod in (pipeline, fc):
         result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0
         attempted += result.attempted
@@ -910,8 +910,8 @@ def test_accuracy_with_baseline_is_the_same_on_postgresql(pg_url):
                                               ("2026-10-05", "2026-10", "t1", "commit", 300.0),
                                               ("2026-10-05", "2026-Q3", "company", "commit", 25.0)])
     url = load_postgres(pg_url, case, "forecast_test")
-    on_pg = forecast.forecast_accuracy(url, period="2026-10")
-    on_duckdb = forecast.forecast_accuracy(case, period="2026-10")
+    on_pg = fc.forecast_accuracy(url, period="2026-10")
+    on_duckdb = fc.forecast_accuracy(case, period="2026-10")
     pd.testing.assert_frame_equal(on_pg, on_duckdb)
     assert len(on_pg) == 6
     pd.testing.assert_frame_equal(pipeline.coverage(url, period="2026-10", lookback_periods=2),

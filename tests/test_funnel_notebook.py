@@ -77,7 +77,7 @@ def test_funnel_notebook_runs_and_publishes_the_contract_tables(demo_dir, report
     h = h[h["opportunity_id"].isin(cohort) & (naive_utc(h["changed_at"]) < end).to_numpy()]
     furthest = h["stage"].map(rank).groupby(h["opportunity_id"]).max()
     reached = [int((furthest >= i).sum()) for i in range(len(rank))]
-    assert deals["entered"].tolist() == reached[:-1] and deals["converted"].tolist() == reached[1:]
+    assert stage_rows["entered"].tolist() == reached[:-1] and stage_rows["converted"].tolist() == reached[1:]
     assert reached[0] > 0
 
     # narrative: too-small windows are called out with a longer period to run instead

@@ -9,6 +9,7 @@ down once in :mod:`revops_lib.metrics.pipeline`.
 
 from __future__ import annotations
 
+import datetime as _dt  # noqa: F401  (the docstring examples use it)
 import math
 from typing import Iterable, Sequence
 
@@ -43,7 +44,7 @@ from revops_lib.metrics.pipeline import (
     teams_of,
     to_scopes,
 )
-from revops_lib.metrics.targets import target
+from revops_lib.metrics.targets import target as period_target
 from revops_lib.periods import Period, parse_period, period_of, window
 
 ACCURACY_COLUMNS = ["forecast_period", "scope", "category", "snapshot_date", "week_of_period",
@@ -658,7 +659,7 @@ def projection(data, *, period, as_of=None, kinds: Sequence[str] | None = None, 
     pairs = pd.DataFrame({"t": pd.Series([cut] * len(qs), dtype="datetime64[us]"), "label": [q.label for q in qs],
                           "p_start": [q.start_date for q in qs], "p_end": [q.end_date for q in qs]})
     b = _baseline_engine(deals, pairs, [COMPANY]).set_index("label")
-    tg = {q.label: v for q in qs if not math.isnan(v := target(src, q, target_metric))}
+    tg = {q.label: v for q in qs if not math.isnan(v := period_target(src, q, target_metric))}
     rows = []
     calls = pd.DataFrame(columns=["snapshot_date", "forecast_period", "category", "amount"])
     if src.has("forecast_snapshots"):

@@ -349,19 +349,19 @@ def funnel_tables(leads, *, period, as_of=None, stages: Sequence[str] = DEFAULT_
     """
     stages = check_stages(stages)
     mode = _check_mode(funnel_mode)
-    window = _check_window(conversion_window_days)
+    win_days = _check_window(conversion_window_days)
     min_sample = check_int(min_sample, "min_sample", 0)
     p, cut_as_of = window(period, as_of, period_required=True)
     cut = min(p.end_naive, cut_as_of)
     wide = _funnel_query(leads, stages=stages, start=p.start_naive, cut=cut, as_of=cut_as_of, mode=mode, by=by,
-                         window_days=window, timing=True, buckets=None, include_total=include_total)
+                         window_days=win_days, timing=True, buckets=None, include_total=include_total)
     df = _order(_long(wide, stages, by, confidence=confidence, min_sample=min_sample, timing=True), by)
     lead = [by] if by is not None else []
     conversion = df[lead + ["from_stage", "to_stage", "entered", "converted", "rate", "ci_low", "ci_high",
                             "cumulative_rate", "small_sample"]].reset_index(drop=True)
     timing = df[lead + ["from_stage", "to_stage", "converted", "median_days", "p90_days"]].rename(
         columns={"converted": "n"}).reset_index(drop=True)
-    conversion.attrs.update(period=p.label, as_of=cut_as_of, funnel_mode=mode, window_days=window, stages=stages)
+    conversion.attrs.update(period=p.label, as_of=cut_as_of, funnel_mode=mode, window_days=win_days, stages=stages)
     timing.attrs.update(conversion.attrs)
     return FunnelTables(conversion, timing)
 

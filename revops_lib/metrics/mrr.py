@@ -434,7 +434,7 @@ def customer_mrr(data, *, period=None, as_of=None, by: str | None = None, cache:
     >>> subs = pd.DataFrame({"customer_id": ["A", "A"], "start_date": [dt.date(2026, 1, 5), dt.date(2026, 2, 1)],
     ...                      "mrr": [100.0, 50.0], "end_date": [dt.date(2026, 2, 28), None]})
     >>> cm = customer_mrr(subs, period="2026-03")
-    >>> to_pandas(cm.months().order_by("month"))
+    >>> run(cm.months().order_by("month"))
       customer_id      month    mrr
     0           A 2026-01-01  100.0
     1           A 2026-02-01   50.0
@@ -486,7 +486,7 @@ def customer_months(data, *, period=None, as_of=None, by: str | None = None) -> 
     >>> import pandas as pd, datetime as dt
     >>> tx = pd.DataFrame({"customer_id": ["A", "A", "B"], "amount": [10.0, 5.0, 0.0],
     ...                    "occurred_at": pd.to_datetime(["2026-01-03", "2026-01-20", "2026-01-09"])})
-    >>> to_pandas(customer_months(tx, period="2026-01"))
+    >>> run(customer_months(tx, period="2026-01"))
       customer_id      month   mrr
     0           A 2026-01-01  15.0
     """

@@ -134,7 +134,7 @@ from revops_lib.metrics.common import (
     source_of,
     ts_lit,
 )
-from revops_lib.metrics.targets import target
+from revops_lib.metrics.targets import target as period_target
 from revops_lib.periods import Period, parse_period, window
 from revops_lib.sources import Source
 
@@ -654,7 +654,7 @@ def coverage(data, *, period, as_of=None, lookback_periods: int = 6, target_metr
     b = open_pipeline_by_period(deals, periods=qs, at=[min(q.start_naive, cut) for q in qs],
                                 fiscal_year_start_month=fy)
     won = actuals(src, periods=qs, scopes=[COMPANY], as_of=cut, fiscal_year_start_month=fy)
-    tg = {q.label: v for q in qs if not math.isnan(v := target(src, q, target_metric))}
+    tg = {q.label: v for q in qs if not math.isnan(v := period_target(src, q, target_metric))}
     out = b[["period", "measured_at"]].copy()
     out["open_pipeline"] = b["amount"]
     out["target"] = out["period"].map(tg).astype(float)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from revops_lib import __version__
+from revops_lib.version import __version__
 from revops_lib.errors import ParameterError
 from revops_lib.periods import Period, default_period, parse_period, resolve_as_of
 from revops_lib.runner.export import _exporter, render_html

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-from revops_lib import __version__
+from revops_lib.version import __version__
 from revops_lib.errors import RevOpsError
 from revops_lib.files import atomic_write_bytes
 from revops_lib.periods import parse_period
