@@ -35,8 +35,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from revops_lib.metrics import deal_history, pipeline
 from revops_lib.metrics import forecast as fc
-from revops_lib.metrics import pipeline
 
 DATA = Path("/tmp/revops-bench/scale100")
 FAR = "2999-12-31"
@@ -64,7 +65,7 @@ def run_library(data: Path, mondays, snaps):
     from revops_lib.sources import open_source
 
     src = open_source(data)
-    with pipeline.prepare(src, scopes=False) as deals:
+    with deal_history.prepare(src, scopes=False) as deals:
         pipe = pipeline.pipeline_snapshots(deals, dates=mondays)
         base = fc.baseline_forecast(deals, snapshots=snaps[["snapshot_date", "forecast_period"]])
     return pipe, base

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
 from revops_lib.metrics import lead_funnel
 
 DEFAULT_DATA = Path("/tmp/revops-bench/scale100")
@@ -68,9 +69,8 @@ def pandas_variant(data: Path, period: str):
     import pandas as pd
 
     from revops_lib.metrics.lead_funnel import default_trend_window
-
-    from revops_lib.stats import wilson_interval
     from revops_lib.periods import parse_period
+    from revops_lib.stats import wilson_interval
 
     p = parse_period(period)
     as_of = p.end_naive

@@ -30,8 +30,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from revops_lib import demo
-    from revops_lib.runner import registry
     from revops_lib.periods import default_period
+    from revops_lib.runner import registry
 
     if not (DATA / "leads.parquet").exists():
         print(f"building demo data in {DATA} …", flush=True)

@@ -33,8 +33,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from revops_lib.metrics import cohorts
-from revops_lib.metrics import mrr
+
+from revops_lib.metrics import cohorts, mrr
 
 PERIOD = "2026-10"
 END = "2026-11-01"

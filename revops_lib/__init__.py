@@ -30,9 +30,18 @@ from revops_lib.version import __version__
 _warnings.filterwarnings("ignore", message="The 'future.infer_string' option is deprecated")
 _warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated")
 
-from revops_lib.errors import (ApproximationWarning, ImmatureWarning, OutputError, ParameterError,  # noqa: E402
-                               PeriodError, RevOpsError, RevOpsWarning, SchemaError, SmallSampleWarning,
-                               SourceError)
+from revops_lib.errors import (  # noqa: E402
+    ApproximationWarning,
+    ImmatureWarning,
+    OutputError,
+    ParameterError,
+    PeriodError,
+    RevOpsError,
+    RevOpsWarning,
+    SchemaError,
+    SmallSampleWarning,
+    SourceError,
+)
 
 #: Names imported on first use (``import revops_lib`` stays light): name -> (module, attribute).
 _LAZY = {
@@ -61,7 +70,7 @@ def __getattr__(name: str):
         module, attr = _LAZY[name]
         mod = importlib.import_module(module)
         if module == "revops_lib.metrics":  # the families, as rk.metrics.lead_funnel
-            for fam in ("common", "targets", "kpis", "lead_funnel", "deals", "pipeline", "forecast", "mrr",
+            for fam in ("common", "targets", "kpis", "lead_funnel", "deals", "deal_history", "pipeline", "forecast", "mrr",
                         "cohorts", "economics", "scorecard", "quality"):
                 importlib.import_module(f"revops_lib.metrics.{fam}")
         return mod if attr is None else getattr(mod, attr)

@@ -9,8 +9,8 @@ import argparse
 import sys
 import time
 
-from revops_lib.version import __version__
 from revops_lib.errors import RevOpsError
+from revops_lib.version import __version__
 
 SOURCE_ENV = "REVOPS_SOURCE"  # as revops_lib.sources.SOURCE_ENV (not imported here: --help stays fast)
 
@@ -66,7 +66,6 @@ def _parse_params(pairs) -> dict:
 
 def cmd_report(args) -> int:
     from revops_lib import runner
-
     from revops_lib.periods import default_period, parse_period, periods_between
 
     notebooks = args.notebooks.split(",") if args.notebooks is not None else None

@@ -257,6 +257,15 @@ the average of the last three complete periods (counts and revenue +5 %, rates
     2026-W44  leads        496.0      None
 
 Exact row counts are returned by :func:`build`.
+
+Why one module of this size
+---------------------------
+About a fifth of this file is the documentation above (sample data is API: its truth is written
+down here, next to the code that draws it). The rest is one generator, ``_Company``, whose tables
+are draws from shared state — each lead's future decides its deal, the deal its subscription, the
+subscriptions the support tickets and the targets follow the actuals — streamed month by month to
+keep memory flat at scale 100. Split into modules, every piece would need that state passed around;
+kept together, one reader can follow a lead from its first touch to its renewal.
 """
 
 from __future__ import annotations

@@ -11,8 +11,15 @@ from dataclasses import dataclass
 
 from revops_lib.errors import SchemaError, SourceError
 from revops_lib.periods import is_period_label
-from revops_lib.schema import (EVENT_TIME_COLUMNS, MAX_LABEL, MAX_MONEY, PLANNED_TIME_COLUMNS, REFERENCES, TABLES,
-                               TableSpec)
+from revops_lib.schema import (
+    EVENT_TIME_COLUMNS,
+    MAX_LABEL,
+    MAX_MONEY,
+    PLANNED_TIME_COLUMNS,
+    REFERENCES,
+    TABLES,
+    TableSpec,
+)
 from revops_lib.sources import KIND_DTYPES, coerce, compatible, open_source
 
 __all__ = ["Problem", "ValidationResult", "validate", "SEVERITIES"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from revops_lib.runner import build
 
 ROOT = Path(__file__).resolve().parents[1]

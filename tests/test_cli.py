@@ -122,8 +122,9 @@ def test_unknown_notebook_is_named(tmp_path):
 def test_param_values_are_read_as_the_notebook_declares_them():
     """-p values stay text until the notebook's declaration types them: `2026` stays a period label."""
     from revops_lib.cli import _parse_params
-    from revops_lib.runner.build import NOTEBOOKS_DIR, task_parameters
     from revops_lib.periods import parse_period
+    from revops_lib.runner.build import task_parameters
+    from revops_lib.runner.registry import NOTEBOOKS_DIR
 
     got = _parse_params([("stale_days", "60"), ("as_of", "2026-11-05"), ("currency", "EUR")])
     assert got == {"stale_days": "60", "as_of": "2026-11-05", "currency": "EUR"}

@@ -12,11 +12,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import mean_absolute_percentage_error
 
-from conftest import naive_utc
 from revops_lib.errors import ParameterError, SchemaError
+from revops_lib.metrics import deal_history, pipeline
 from revops_lib.metrics import forecast as fc
-from revops_lib.metrics import pipeline
 from revops_lib.present.sections import forecast as forecast_section
+
+from conftest import naive_utc
 
 D = dt.date.fromisoformat
 STAGES = ["qualification", "discovery", "proposal", "negotiation"]
@@ -238,7 +239,7 @@ def test_periods_in_view_rejects_bad_labels_and_lookback():
 # ---------------------------------------------------------------------------
 
 def test_state_at_a_snapshot_date_holds_only_changes_strictly_before_that_day():
-    s = pipeline.deal_states(waterfall_case(), at=["2026-10-10", "2026-10-11", "2026-10-15", "2026-10-16"])
+    s = deal_history.deal_states(waterfall_case(), at=["2026-10-10", "2026-10-11", "2026-10-15", "2026-10-16"])
     a = s[s["opportunity_id"] == "A"].set_index("at")
     # the change at 2026-10-10 00:00 is unknown at the start of 10-10, known at 10-11
     assert a["amount"].tolist() == [100.0, 120.0, 120.0, 130.0]
@@ -247,7 +248,7 @@ def test_state_at_a_snapshot_date_holds_only_changes_strictly_before_that_day():
 
 
 def test_deal_without_history_falls_back_to_opportunities_and_closes_at_the_end_of_its_close_date():
-    s = pipeline.deal_states(waterfall_case(), at=["2026-10-02", "2026-10-03", "2026-10-18", "2026-10-19"])
+    s = deal_history.deal_states(waterfall_case(), at=["2026-10-02", "2026-10-03", "2026-10-18", "2026-10-19"])
     hh = s[s["opportunity_id"] == "H"]
     assert hh["at"].tolist() == [pd.Timestamp("2026-10-03"), pd.Timestamp("2026-10-18"), pd.Timestamp("2026-10-19")]
     assert hh["is_closed"].tolist() == [False, False, True] and hh["is_won"].tolist() == [False, False, True]
@@ -255,7 +256,7 @@ def test_deal_without_history_falls_back_to_opportunities_and_closes_at_the_end_
 
 
 def test_reopened_deal_is_open_again_between_its_closes():
-    s = pipeline.deal_states(waterfall_case(), at=["2026-10-01", "2026-10-06", "2026-10-30"])
+    s = deal_history.deal_states(waterfall_case(), at=["2026-10-01", "2026-10-06", "2026-10-30"])
     f = s[s["opportunity_id"] == "F"]
     assert f["stage"].tolist() == ["closed_won", "negotiation", "closed_lost"]
     assert f["is_closed"].tolist() == [True, False, True]
@@ -266,7 +267,7 @@ def test_null_history_fields_carry_the_previous_value_forward():
     h = hist_frame([("a", "2026-01-01", "qualification", 100.0, "2026-02-28"),
                     ("a", "2026-01-10", "proposal", None, "2026-03-31")])
     h.loc[1, "amount"] = None
-    s = pipeline.deal_states({"opportunities": o, "opportunity_history": h}, at="2026-02-01")
+    s = deal_history.deal_states({"opportunities": o, "opportunity_history": h}, at="2026-02-01")
     assert s["amount"].tolist() == [100.0] and s["stage"].tolist() == ["proposal"]
 
 
@@ -284,7 +285,7 @@ def test_pipeline_snapshots_sum_open_deals_by_stage():
 
 
 def test_a_deal_history_without_scopes_refuses_team_splits():
-    deals = pipeline.prepare(waterfall_case(), scopes=False, materialize=False)
+    deals = deal_history.prepare(waterfall_case(), scopes=False, materialize=False)
     with pytest.raises(ParameterError, match="`scopes`"):
         pipeline.pipeline_snapshots(deals, dates=["2026-10-01"], by="team")
     assert pipeline.pipeline_snapshots(deals, dates=["2026-10-01"])["amount"].tolist() == [465.0]
@@ -295,7 +296,7 @@ def test_closed_stages_are_inferred_from_opportunities_but_never_an_open_stage()
                     ("b", "2026-01-01", "2026-02-01", True, False, 1.0, "t", "x", "Lost"),
                     ("c", "2026-01-01", "2026-02-01", True, False, 1.0, "t", "x", "Proposal"),
                     ("d", "2026-01-01", "2026-02-01", False, False, 1.0, "t", "x", "Proposal")])
-    assert pipeline.closed_stages(o) == (("Won", "closed_won"), ("Lost", "closed_lost"))
+    assert deal_history.closed_stages(o) == (("Won", "closed_won"), ("Lost", "closed_lost"))
 
 
 # ---------------------------------------------------------------------------
@@ -350,8 +351,8 @@ def test_stage_win_rates_use_deals_closed_before_the_date_that_were_ever_in_the_
 def test_stage_mask_and_the_join_fallback_give_the_same_rates(case):
     """More than 62 open stages cannot share a bit mask; the (deal, stage) join then gives the same answer."""
     dates = ["2026-09-02", "2026-10-01", "2026-10-12", "2026-10-13", "2026-11-01 12:00"]
-    with_mask = pipeline.prepare(case(), materialize=False)
-    without = pipeline.prepare(case(), materialize=False)
+    with_mask = deal_history.prepare(case(), materialize=False)
+    without = deal_history.prepare(case(), materialize=False)
     without.stage_bits = None
     assert with_mask.stage_bits
     pd.testing.assert_frame_equal(fc.stage_win_rates(with_mask, dates=dates), fc.stage_win_rates(without, dates=dates))
@@ -624,7 +625,7 @@ def test_waterfall_matches_the_per_deal_reference_on_demo_data(demo_dir):
     src = open_source(demo_dir)
     case = {t: src.to_pandas(t) for t in ("opportunities", "opportunity_history")}
     rows = reference_deal_rows(case)
-    with pipeline.prepare(src, scopes=False) as deals:
+    with deal_history.prepare(src, scopes=False) as deals:
         for period, start, end, as_of in [("2026-10", "2026-10-01", "2026-11-01", None),
                                           ("2026-Q3", "2026-07-01", "2026-10-01", "2026-08-20T12:00"),
                                           ("2026-W40", "2026-09-28", "2026-10-05", None)]:
@@ -753,7 +754,7 @@ def test_waterfall_identity_holds_exactly_and_matches_point_in_time_pipelines(ca
     assert (wf["amount"].iloc[1:-1] >= 0).all()
     p = parse_period(period)
     cut = wf.attrs["cut"]
-    states = pipeline.deal_states(case, at=[p.start_naive, cut])
+    states = deal_history.deal_states(case, at=[p.start_naive, cut])
 
     def due(at):
         s = states[(states["at"] == at) & ~states["is_closed"].astype(bool)]
@@ -852,7 +853,7 @@ def test_baseline_and_pipeline_match_a_pandas_reference_on_demo_data(demo_dir):
     dates = list(pd.date_range("2025-01-06", "2026-10-26", freq="4W-MON")) + [pd.Timestamp("2026-03-04 13:00")]
     rows = [(d, period_of(d, k)) for d in dates for k in ("month", "quarter")]
     snaps = pd.DataFrame({"snapshot_date": [d for d, _ in rows], "forecast_period": [p.label for _, p in rows]})
-    with pipeline.prepare(src) as deals:
+    with deal_history.prepare(src) as deals:
         got = fc.baseline_forecast(deals, snapshots=snaps)
         pipe = pipeline.pipeline_snapshots(deals, dates=dates).set_index("snapshot_date")["amount"]
     assert len(got) == len(rows)
@@ -894,7 +895,7 @@ def test_assess_without_history_or_targets_falls_back_to_opportunities():
 
 def test_docstring_examples_run():
     attempted = 0
-    for mod in (pipeline, fc):
+    for mod in (deal_history, pipeline, fc):
         result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0
         attempted += result.attempted

@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from test_forecast import STEPS, reference_baseline, reference_waterfall
+
+from revops_lib.sources import open_source
 
 from conftest import period_bounds, run_report
-from revops_lib.sources import open_source
-from test_forecast import STEPS, reference_baseline, reference_waterfall
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 

@@ -12,13 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from revops_lib.errors import ParameterError, SourceError
-from revops_lib.sources import Source, open_source
-from revops_lib.periods import parse_period
-from revops_lib.metrics import deals
-from revops_lib.metrics import lead_funnel
-from revops_lib.present.sections import funnel as funnel_section
 from revops_lib import stats
+from revops_lib.errors import ParameterError, SourceError
+from revops_lib.metrics import deals, lead_funnel
+from revops_lib.periods import parse_period
+from revops_lib.present.sections import funnel as funnel_section
+from revops_lib.sources import Source, open_source
 
 STAGES = list(lead_funnel.DEFAULT_STAGES)
 PAIRS = list(zip(STAGES[:-1], STAGES[1:]))

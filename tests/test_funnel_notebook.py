@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
+from test_funnel import STAGES, reference_funnel
+
+from revops_lib.metrics import deals, lead_funnel
+from revops_lib.sources import open_source
 
 from conftest import naive_utc, period_bounds, run_report
-from revops_lib.sources import open_source
-from test_funnel import STAGES, reference_funnel
-from revops_lib.metrics import deals
-from revops_lib.metrics import lead_funnel
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 

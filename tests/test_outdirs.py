@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need, valid_frames, write_folder
 from revops_lib import demo, outdirs
 from revops_lib.cli import main
 from revops_lib.errors import OutputError, RevOpsError
+
+from conftest import need, valid_frames, write_folder
 
 REPO = Path(__file__).resolve().parents[1]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0

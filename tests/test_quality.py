@@ -6,9 +6,10 @@ import datetime as dt
 
 import pandas as pd
 
-from conftest import NOW, d, ts
 from revops_lib.metrics import quality
 from revops_lib.present.sections import quality as quality_section
+
+from conftest import NOW, d, ts
 
 
 def test_overview_counts_rows_in_period_and_flags_stale_and_absent(frames):
@@ -101,9 +102,10 @@ def test_monthly_volume_last_months(frames):
 def test_a_validation_handed_over_by_the_runner_is_reused_for_the_same_files(tmp_path):
     import pickle
 
-    from conftest import valid_frames, write_folder
-    from revops_lib.validation import validate
     from revops_lib.sources import open_source
+    from revops_lib.validation import validate
+
+    from conftest import valid_frames, write_folder
 
     folder = tmp_path / "data"
     write_folder(valid_frames(), folder)

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from conftest import valid_frames, write_folder
 from revops_lib.errors import ParameterError
-from revops_lib.runner import build
-from revops_lib.runner import registry
+from revops_lib.runner import build, registry
+
+from conftest import valid_frames, write_folder
 
 pytestmark = pytest.mark.notebook
 

@@ -11,11 +11,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from revops_lib.errors import ParameterError, SchemaError, SourceError
-from revops_lib.sources import open_source, to_pandas
-from revops_lib.metrics import cohorts
-from revops_lib.metrics import economics
-from revops_lib.metrics import mrr
+from revops_lib.metrics import cohorts, economics, mrr
 from revops_lib.present.sections import retention as retention_section
+from revops_lib.sources import open_source, to_pandas
 
 D = dt.date
 

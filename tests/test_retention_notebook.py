@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from test_retention import _reference_months, _reference_movements
 
 from conftest import naive_utc, run_report
-from test_retention import _reference_months, _reference_movements
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 

@@ -11,17 +11,14 @@ import re
 import pandas as pd
 import pytest
 
-from conftest import valid_frames
-from revops_lib import sources
+from revops_lib import files, sources
 from revops_lib.errors import ParameterError
 from revops_lib.periods import parse_period
-from revops_lib.present.text import esc, hide_emails, md, neutralise_csv_cell
-from revops_lib import files
 from revops_lib.present import publish as publish_mod
-from revops_lib.runner import build
-from revops_lib.runner import parameters
-from revops_lib.runner import registry
-from revops_lib.runner import runfiles
+from revops_lib.present.text import esc, hide_emails, md, neutralise_csv_cell
+from revops_lib.runner import build, parameters, registry, runfiles
+
+from conftest import valid_frames
 
 PAYLOADS = ["<img src=x onerror=alert(1)>", "</script><script>alert(1)</script>", "<b onmouseover=alert(1)>x</b>",
             "\"><svg onload=alert(1)>"]

@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import NOW, d, ts, valid_frames, write_folder
 from revops_lib.errors import SchemaError
 from revops_lib.schema import TABLES
 from revops_lib.validation import validate
+
+from conftest import NOW, d, ts, valid_frames, write_folder
 
 
 def run(frames):
@@ -526,8 +527,9 @@ def test_postgres_finds_the_same_new_problems_as_duckdb(pg_url, tmp_path, frames
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from conftest import load_postgres
     from revops_lib.sources import open_source
+
+    from conftest import load_postgres
 
     frames["opportunities"].loc[1, "amount"] = np.inf
     frames["opportunity_history"].loc[0, "amount"] = 2e12

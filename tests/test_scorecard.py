@@ -7,11 +7,11 @@ import math
 import pandas as pd
 import pytest
 
-from conftest import d, ts, valid_frames
-from revops_lib.runner.registry import footnotes
 from revops_lib.metrics import scorecard
 from revops_lib.present.sections import scorecard as scorecard_section
+from revops_lib.runner.registry import footnotes
 
+from conftest import d, ts, valid_frames
 
 _CACHE = {}
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from test_notebooks import assert_stakeholder_html
+from test_retention import _reference_months
 
 from conftest import naive_utc, period_bounds, run_report
-from test_retention import _reference_months
-from test_notebooks import assert_stakeholder_html
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 

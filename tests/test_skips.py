@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_outdirs import make_copy  # noqa: F401  (fixture reuse)
 
 from conftest import in_ci
-from test_outdirs import make_copy  # noqa: F401  (fixture reuse)
 
 TESTS = Path(__file__).resolve().parent
 

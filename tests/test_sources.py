@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-
 import duckdb
 import pandas as pd
 import pytest
 
-from conftest import write_folder
 from revops_lib.errors import SourceError
 from revops_lib.schema import TABLES
 from revops_lib.sources import Source, open_source
+
+from conftest import write_folder
 
 
 def canonical(src: Source, name: str) -> pd.DataFrame:
@@ -149,8 +149,9 @@ def test_url_password_is_hidden_in_errors():
 
 @pytest.mark.postgres
 def test_postgres_gives_the_same_tables_and_problems(pg_url, tmp_path, frames):
-    from conftest import NOW, load_postgres
     from revops_lib.validation import validate
+
+    from conftest import NOW, load_postgres
 
     frames["opportunities"].loc[1, "amount"] = -5.0
     pg = open_source(load_postgres(pg_url, frames, "src_identity"))

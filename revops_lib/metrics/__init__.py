@@ -7,7 +7,8 @@ module                    family
 ``targets``               the one lookup of ``targets`` rows (scorecard, pacing, coverage)
 ``lead_funnel``           lifecycle funnel: stage conversion, timing, cohort trend, activity
 ``deals``                 deal-stage funnel, win rate, deal size, cycle, velocity, open pipeline
-``pipeline``              deal history, point-in-time pipeline, coverage, slippage, waterfall
+``deal_history``          every deal's state at any instant (the forecast family's conventions)
+``pipeline``              open pipeline by period, coverage, slippage, waterfall, actuals
 ``forecast``              forecast accuracy and the baseline forecast
 ``mrr``                   customer MRR, MRR movements, trailing NRR / GRR
 ``cohorts``               cohort retention and survival

@@ -29,13 +29,12 @@ from revops_lib.metrics.common import (
     run,
     source_of,
 )
-from revops_lib.metrics.pipeline import (
+from revops_lib.metrics.deal_history import (
     COMPANY,
     FAR_FUTURE,
     TS,
     Calendar,
     DealHistory,
-    actuals,
     as_dates,
     as_period,
     deal_rows,
@@ -44,6 +43,7 @@ from revops_lib.metrics.pipeline import (
     teams_of,
     to_scopes,
 )
+from revops_lib.metrics.pipeline import actuals
 from revops_lib.metrics.targets import target as period_target
 from revops_lib.periods import Period, parse_period, period_of, window
 

@@ -40,10 +40,10 @@ import pandas as pd
 from revops_lib.metrics.common import ratio
 from revops_lib.metrics.deals import closed_deal_stats_many, open_opportunities_many
 from revops_lib.metrics.economics import marketing_spend_many, new_customers_many
+from revops_lib.metrics.kpis import FUNCTIONS, KPI, KPI_BY_KEY, KPIS, kpi
 from revops_lib.metrics.lead_funnel import activity_counts_many
 from revops_lib.metrics.mrr import customer_mrr, last_complete_month, trailing_retention
 from revops_lib.metrics.pipeline import coverage
-from revops_lib.metrics.kpis import FUNCTIONS, KPI, KPI_BY_KEY, KPIS, kpi
 from revops_lib.metrics.targets import targets
 from revops_lib.periods import Period, parse_period, resolve_as_of
 from revops_lib.sources import Source, open_source, to_pandas

@@ -33,16 +33,21 @@ from pathlib import Path
 
 import yaml
 
-from revops_lib.version import __version__
 from revops_lib.errors import ParameterError
 from revops_lib.periods import Period, default_period, parse_period, resolve_as_of
+from revops_lib.runner import registry
 from revops_lib.runner.export import _exporter, render_html
 from revops_lib.runner.index import write_index
-from revops_lib.runner.kernels import RESET_CODE, KernelPool, KernelStartError, _last_error_line
+from revops_lib.runner.kernels import (
+    RESET_CODE,
+    KernelPool,
+    KernelStartError,
+    _last_error_line,
+)
 from revops_lib.runner.manifest import _now_iso, _record, read_manifest
-from revops_lib.runner import registry
 from revops_lib.runner.registry import footnotes, select_notebooks, title
 from revops_lib.runner.runfiles import OutputLock, RunDir, sweep_output
+from revops_lib.version import __version__
 
 
 @dataclass
@@ -103,12 +108,12 @@ def _source_label(source) -> str:
 def _code_fingerprint(lib: Path | None = None) -> str:
     """Hash of the library's source files (so a library change rebuilds the reports).
 
-    ``lib``: the package folder (default: this one's): its ``.py`` files and templates.
+    ``lib``: the package folder (default: the installed ``revops_lib``): its ``.py`` files and templates.
     """
     import hashlib
 
     h = hashlib.sha256(__version__.encode())
-    lib = Path(lib) if lib is not None else Path(__file__).resolve().parent
+    lib = Path(lib) if lib is not None else Path(__file__).resolve().parents[1]
     for f in sorted(lib.rglob("*")):
         if f.is_file() and f.suffix in {".py", ".j2", ".json"}:
             h.update(f.relative_to(lib).as_posix().encode())
@@ -364,8 +369,8 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
 
 
 def _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source, prepared, pool, rundir) -> int:
-    from revops_lib.validation import validate
     from revops_lib.sources import open_source
+    from revops_lib.validation import validate
 
     src = open_source(src_text)
     shared = None  # the validation, handed to the kernels (file sources)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from revops_lib.files import atomic_write_bytes
-
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 

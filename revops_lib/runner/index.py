@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-from revops_lib.version import __version__
 from revops_lib.errors import RevOpsError
 from revops_lib.files import atomic_write_bytes
 from revops_lib.periods import parse_period
-from revops_lib.runner.manifest import _now_iso, read_manifest
 from revops_lib.runner import registry
+from revops_lib.runner.manifest import _now_iso, read_manifest
 from revops_lib.runner.registry import title as report_title
+from revops_lib.version import __version__
 
 
 def write_index(out: Path) -> Path:

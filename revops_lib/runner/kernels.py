@@ -13,7 +13,6 @@ import os
 import tempfile
 from pathlib import Path
 
-
 from revops_lib.runner import registry
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
-
 from revops_lib.files import atomic_write_bytes
 
 

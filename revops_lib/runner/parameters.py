@@ -32,7 +32,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from revops_lib.errors import ParameterError
-from revops_lib.present.context import CHOICES, PATTERNS, RANGES, check_value, show_value as _show
+from revops_lib.present.context import CHOICES, PATTERNS, RANGES, check_value
+from revops_lib.present.context import show_value as _show
 
 __all__ = ["Declared", "declared_parameters", "coerce_value", "check_value", "RUNNER_SET", "CHOICES", "PATTERNS",
            "RANGES"]

@@ -44,6 +44,7 @@ def sanitize_figure(fig) -> None:
     """What a chart may show: e-mail addresses hidden in every text, tick and legend labels cut to
     :data:`MAX_CHART_LABEL` characters. Called on every figure before it is drawn into a report."""
     from matplotlib.text import Text
+
     from revops_lib.text import hide_emails
 
     legend_texts = set()

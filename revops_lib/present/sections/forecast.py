@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from revops_lib.errors import ParameterError
+from revops_lib.metrics.deal_history import COMPANY, as_period, fiscal_start, prepare
 from revops_lib.metrics.forecast import (
     BASELINE,
     accuracy_by_week,
@@ -18,15 +19,7 @@ from revops_lib.metrics.forecast import (
     projection,
     score_forecasts,
 )
-from revops_lib.metrics.pipeline import (
-    COMPANY,
-    as_period,
-    coverage,
-    fiscal_start,
-    pipeline_waterfall,
-    prepare,
-    slippage,
-)
+from revops_lib.metrics.pipeline import coverage, pipeline_waterfall, slippage
 from revops_lib.periods import Period, window
 from revops_lib.present.charts import forecast as charts
 from revops_lib.present.context import context
@@ -180,13 +173,6 @@ class ForecastReport(Section):
         verdict = "beats" if s["wape"] < b["wape"] else "does not beat"
         return (f"The {self.call_category} call {verdict} the kit's mechanical baseline "
                 f"(WAPE {self._pct(s['wape'])} vs {self._pct(b['wape'])}).")
-
-    def convergence_weeks(self) -> dict:
-        """{(kind, category): first week from which the median accuracy stays >= 90%} (None: never)."""
-        out = {}
-        for (kind, cat), _ in self.by_week.groupby(["kind", "category"]):
-            out[(kind, cat)] = _reliable_week(self.by_week, kind, cat)
-        return out
 
     def _convergence_finding(self) -> str | None:
         if self.by_week.empty:

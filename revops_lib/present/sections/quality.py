@@ -7,8 +7,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from revops_lib.metrics.quality import (cached_validation, anomaly_summary, close_date_pushes, masked_validation,
-                                        missing_amounts, monthly_volume, stale_open_deals, table_overview)
+from revops_lib.metrics.quality import (
+    anomaly_summary,
+    cached_validation,
+    close_date_pushes,
+    masked_validation,
+    missing_amounts,
+    monthly_volume,
+    stale_open_deals,
+    table_overview,
+)
 from revops_lib.periods import Period, parse_period, resolve_as_of
 from revops_lib.present.charts import quality as charts
 from revops_lib.present.context import context
@@ -19,7 +27,6 @@ from revops_lib.present.tables import style_table
 from revops_lib.present.text import md
 from revops_lib.sources import open_source
 from revops_lib.validation import validate
-
 
 FOOTNOTES = [
     ("Rows in period", "rows whose time column (created_at, occurred_at, date, …) falls in [period start, period end); targets: rows for the period label."),

@@ -10,12 +10,26 @@ import math
 import numpy as np
 import pandas as pd
 
+from revops_lib.metrics.cohorts import (
+    cohort_average,
+    cohort_retention,
+    logo_retention,
+    quarterly_retention,
+    revenue_retention,
+    survival,
+)
 from revops_lib.metrics.common import check_fraction, check_int
-from revops_lib.metrics.cohorts import (cohort_average, cohort_retention, logo_retention, quarterly_retention,
-                                        revenue_retention, survival)
 from revops_lib.metrics.economics import unit_economics
-from revops_lib.metrics.mrr import (ALL, MOVEMENT_COLUMNS, arr_bridge, customer_mrr, monthly_kpis, mrr_movements,
-                                    period_months, trailing_retention)
+from revops_lib.metrics.mrr import (
+    ALL,
+    MOVEMENT_COLUMNS,
+    arr_bridge,
+    customer_mrr,
+    monthly_kpis,
+    mrr_movements,
+    period_months,
+    trailing_retention,
+)
 from revops_lib.periods import Period, parse_period, resolve_as_of
 from revops_lib.present.charts import retention as charts
 from revops_lib.present.context import context
@@ -25,7 +39,6 @@ from revops_lib.present.section import Section
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import md
 from revops_lib.sources import open_source
-
 
 FOOTNOTES = [
     ("Monthly MRR per customer", "a month-end snapshot: the sum of mrr of the customer's subscriptions active on "

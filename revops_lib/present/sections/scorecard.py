@@ -10,7 +10,12 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from revops_lib.metrics.kpis import KPIS
-from revops_lib.metrics.scorecard import PUBLISHED_COLUMNS, kpi_history, pacing, scorecard
+from revops_lib.metrics.scorecard import (
+    PUBLISHED_COLUMNS,
+    kpi_history,
+    pacing,
+    scorecard,
+)
 from revops_lib.periods import Period, parse_period, period_of, resolve_as_of
 from revops_lib.present.charts import scorecard as charts
 from revops_lib.present.context import context
@@ -19,7 +24,6 @@ from revops_lib.present.section import Section
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import md
 from revops_lib.sources import open_source
-
 
 FOOTNOTES = [(k.label + f" (`{k.key}`)", k.definition) for k in KPIS] + [
     ("Target, % of target", "targets rows for the period label and KPI key (company level); % of target = value / target; blank without a target or with a zero target."),

@@ -1,0 +1,158 @@
+"""One rule per helper: the ratio, the cut-off, the targets lookup and the formatters, pinned.
+
+Each helper exists once (``revops_lib.metrics.common.ratio``, ``revops_lib.periods.window``,
+``revops_lib.metrics.targets.targets``, ``revops_lib.present.format``); these tests say what each does
+with missing, zero and negative input, and that the reports use them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from revops_lib.errors import ParameterError
+from revops_lib.metrics.common import ratio
+from revops_lib.metrics.targets import target, targets
+from revops_lib.periods import window
+from revops_lib.present import format as fmt
+from revops_lib.sources import open_source
+
+from conftest import valid_frames
+
+# --- the ratio ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("num, den, expected", [
+    (5, 2, 2.5), (0, 4, 0.0), (-3, 2, -1.5),          # a negative numerator is a negative ratio
+    (5, 0, math.nan), (5, -2, math.nan),                # zero or negative denominator: no ratio
+    (None, 2, math.nan), (5, None, math.nan), (math.nan, 2, math.nan), (5, math.nan, math.nan),
+])
+def test_ratio_is_nan_for_a_missing_zero_or_negative_denominator(num, den, expected):
+    got = ratio(num, den)
+    assert isinstance(got, float)
+    assert (math.isnan(got) and math.isnan(expected)) or got == expected
+
+
+def test_ratio_works_elementwise_on_arrays():
+    got = ratio(np.array([1.0, 1.0, 1.0, 2.0]), pd.Series([2.0, 0.0, -1.0, np.nan]))
+    np.testing.assert_array_equal(got, [0.5, np.nan, np.nan, np.nan])
+
+
+def test_no_other_ratio_helper_is_left_in_the_library():
+    from pathlib import Path
+
+    lib = Path(__file__).resolve().parents[1] / "revops_lib"
+    defs = [f for f in lib.rglob("*.py") if "def _ratio(" in f.read_text() or "def ratio(" in f.read_text()]
+    assert [f.relative_to(lib).as_posix() for f in defs] == ["metrics/common.py"]
+
+
+# --- the cut-off -------------------------------------------------------------------------------
+
+def test_the_cut_off_is_the_period_end_or_as_of_in_utc():
+    assert window("2026-10")[1] == pd.Timestamp("2026-11-01")
+    assert window("2026-10", "2026-10-15")[1] == pd.Timestamp("2026-10-15")
+    # an offset is converted to UTC (the quality report once kept the local time)
+    assert window("2026-10", "2026-10-15T02:00:00+02:00")[1] == pd.Timestamp("2026-10-15 00:00")
+    assert window(None, pd.Timestamp("2026-10-15 09:00", tz="America/New_York"))[1] == pd.Timestamp("2026-10-15 13:00")
+
+
+def test_the_cut_off_needs_a_period_or_as_of():
+    with pytest.raises(ParameterError, match="Give `period`"):
+        window(None, None)
+    with pytest.raises(ParameterError, match="`period` is required"):
+        window("", "2026-10-01", period_required=True)
+
+
+def test_every_metric_family_resolves_its_cut_off_with_the_one_resolver():
+    from pathlib import Path
+
+    lib = Path(__file__).resolve().parents[1] / "revops_lib"
+    own = [f.relative_to(lib).as_posix() for f in lib.rglob("*.py")
+           if any(f"def {n}(" in f.read_text() for n in ("_cut", "_cutoff", "_window"))]
+    assert own == []
+
+
+# --- the targets lookup ------------------------------------------------------------------------
+
+def _source(rows):
+    frames = valid_frames()
+    frames["targets"] = pd.DataFrame(rows, columns=["period", "metric", "target", "segment"])
+    return open_source(frames)
+
+
+def test_a_period_target_is_its_own_company_row_first():
+    src = _source([("2026-10", "revenue_won", 100.0, None), ("2026-10", "revenue_won", 70.0, "smb"),
+                   ("2026-10", "win_rate", 0.3, None)])
+    assert targets(src, "2026-10") == {"revenue_won": 100.0, "win_rate": 0.3}
+    assert target(src, "2026-10", "revenue_won", segment="smb") == 70.0
+
+
+def test_an_additive_target_adds_up_its_segments_and_a_rate_never_does():
+    src = _source([("2026-10", "revenue_won", 60.0, "smb"), ("2026-10", "revenue_won", 40.0, "enterprise"),
+                   ("2026-10", "win_rate", 0.3, "smb"), ("2026-10", "win_rate", 0.5, "enterprise")])
+    assert targets(src, "2026-10") == {"revenue_won": 100.0}
+
+
+def test_an_additive_month_target_adds_up_its_weeks_by_their_days_in_the_month():
+    # October 2026: W40 (Sep 28 - Oct 4) has 4 days in October, W41-W43 7 each, W44 (Oct 26 - Nov 1) 6
+    weeks = [("2026-W40", 70.0), ("2026-W41", 70.0), ("2026-W42", 70.0), ("2026-W43", 70.0), ("2026-W44", 70.0)]
+    src = _source([(w, "leads", t, None) for w, t in weeks])
+    assert targets(src, "2026-10") == {"leads": pytest.approx(10 * (4 + 7 + 7 + 7 + 6))}
+    src = _source([(w, "leads", t, None) for w, t in weeks[:-1]])  # a week missing: no month target
+    assert targets(src, "2026-10") == {}
+
+
+def test_the_scorecard_and_the_forecast_report_use_the_same_target_for_revenue_won():
+    from revops_lib.metrics.pipeline import coverage
+    from revops_lib.metrics.scorecard import scorecard
+
+    # only segment rows: the company target is their sum, for the scorecard and for coverage alike
+    src = _source([("2026-10", "revenue_won", 60_000.0, "smb"), ("2026-10", "revenue_won", 40_000.0, "enterprise"),
+                   ("2026-11", "revenue_won", 90_000.0, None)])
+    card = scorecard(src, period="2026-10", breakdowns=False).set_index("kpi")
+    cov = coverage(src, period="2026-10", lookback_periods=1).set_index("period")
+    assert card.loc["revenue_won", "target"] == 100_000.0 == cov.loc["2026-10", "target"]
+    assert cov.loc["2026-11", "target"] == 90_000.0
+
+
+# --- the formatters ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("f", [fmt.fmt_money, fmt.fmt_pct, fmt.fmt_points, fmt.fmt_int, fmt.fmt_days,
+                               fmt.fmt_hours, fmt.fmt_pval])
+@pytest.mark.parametrize("missing", [None, math.nan, pd.NA, pd.NaT])
+def test_every_formatter_shows_a_missing_value_as_a_dash(f, missing):
+    assert f(missing) == "—"
+
+
+@pytest.mark.parametrize("value, expected", [
+    (1_234_567, "$1.23M"), (12_000, "$12.0k"), (950, "$950"), (-12_000, "-$12.0k"), (0, "$0"),
+    (2_500_000_000, "$2.50B"),
+])
+def test_money(value, expected):
+    assert fmt.fmt_money(value) == expected
+
+
+def test_the_other_kinds():
+    assert fmt.fmt_money(4_500_000, "EUR") == "€4.50M" and fmt.fmt_money(10, "CHF") == "CHF 10"
+    assert fmt.fmt_pct(0.1234) == "12.3%" and fmt.fmt_pct(-0.05, signed=True) == "-5.0%"
+    assert fmt.fmt_pct(0.05, signed=True) == "+5.0%"
+    assert fmt.fmt_points(0.021) == "+2.1 pp" and fmt.fmt_points(-0.0006476) == "-0.1 pp"
+    assert fmt.fmt_int(12345.4) == "12,345" and fmt.fmt_days(1) == "1.0 day" and fmt.fmt_days(12.46) == "12.5 days"
+    assert fmt.fmt_hours(3.21) == "3.2 h" and fmt.fmt_pval(0.0001) == "p < 0.001" and fmt.fmt_pval(0.0123) == "p = 0.012"
+    assert fmt.fmt_interval(0.2189, 0.3958) == "21.9% – 39.6%" and fmt.fmt_interval(None, 0.3) == "—"
+    assert fmt.stage_label("mql_at") == "MQL" and fmt.pair_label("sql_at", "opportunity_at") == "SQL → Opportunity"
+
+
+@pytest.mark.parametrize("unit, value, change, shown, changed", [
+    ("currency", 128_700.0, -5_000.0, "$128.7k", "−$5.0k"),
+    ("rate", 0.01194, -0.0006476, "1.2%", "-0.1 pp"),
+    ("count", 673.0, 12.0, "673", "+12"),
+    ("days", 59.0, 0.0, "59.0 days", "±0.0 days"),
+    ("hours", 3.5, 1.25, "3.5 h", "+1.2 h"),
+])
+def test_kpi_values_by_unit_never_in_scientific_notation(unit, value, change, shown, changed):
+    assert fmt.fmt_value(value, unit) == shown
+    assert fmt.fmt_change(change, unit) == changed
+    assert "e+" not in shown and "e-" not in shown
