@@ -86,10 +86,16 @@ test-fast: $(STAMP) ## Run the tests not marked slow (skips, and says so, those 
 bench: $(STAMP) ## Run the benchmarks in bench/ (prints seconds, peak memory, ratios to pandas)
 	@for b in bench/*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python $$b; done
 
+mutation: $(STAMP) ## Mutation testing (mutmut) of the metric, pacing and statistics code; prints killed/survived per module (slow, not in make test)
+	$(BIN)/python -m pip install --quiet -e '.[test,mutation]' 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	@start=$$(date +%s); $(BIN)/mutmut run --max-children $(or $(JOBS),$$(nproc)); rc=$$?; \
+	  echo "mutmut run: exit $$rc after $$(( $$(date +%s) - start )) s"
+	$(BIN)/python tests/tools/mutation_summary.py
+
 lab: $(STAMP) $(DATA_DEP) ## Open JupyterLab on 127.0.0.1 (token-protected) in notebooks/
 	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser --ServerApp.root_dir=notebooks
 
 clean: ## Remove generated data, reports and caches (keeps .venv)
-	rm -rf data/demo build .pytest_cache .hypothesis
+	rm -rf data/demo build .pytest_cache .hypothesis mutants
 	find reports -mindepth 1 ! -name README.md -exec rm -rf {} +
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
