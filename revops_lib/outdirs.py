@@ -218,7 +218,7 @@ def _holds_reports(path: Path, entries: list[Path]) -> bool:
 
 
 def _kit_index(path: Path) -> bool:
-    """Whether ``path`` is an ``index.html`` written by :func:`revops_lib.report.write_index`."""
+    """Whether ``path`` is an ``index.html`` written by :func:`revops_lib.runner.index.write_index`."""
     try:
         with open(path, "rb") as f:
             head = f.read(65536)

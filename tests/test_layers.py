@@ -157,3 +157,44 @@ def test_a_planted_cycle_inside_one_layer_is_caught(copy):
     problems = check(copy)
     assert any(p.startswith("import cycle:") and "revops_lib.metrics.scorecard" in p
                and "revops_lib.metrics.targets" in p for p in problems), problems
+
+
+def missing(package_dir: Path) -> list[str]:
+    """Imports of library modules that do not exist, and dotted names in strings (a kernel client class,
+    a kernel's warm-up code) that point to no module — an import inside a function fails only when it runs."""
+    import re
+
+    mods = modules(package_dir)
+    known = set(mods)
+    dotted = re.compile(rf"\b{PACKAGE}(?:\.\w+)+")
+    # the names the package root offers: every name it binds or lists (its __all__, its lazy table)
+    public = {n.value for n in ast.walk(ast.parse((package_dir / "__init__.py").read_text()))
+              if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    problems = []
+    for name, path in sorted(mods.items()):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            where = f"{path.relative_to(package_dir.parent)}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.Import):
+                wanted = [a.name for a in node.names if a.name.startswith(PACKAGE)]
+                problems += [f"{where}: import {w}: no such module" for w in wanted if w not in known]
+            elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith(PACKAGE):
+                if node.module not in known:
+                    problems.append(f"{where}: from {node.module} import …: no such module")
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                for ref in dotted.findall(node.value):
+                    parent, grandparent = ref.rsplit(".", 1)[0], ref.rsplit(".", 2)[0]
+                    if not (ref in known or (parent in known and (parent != PACKAGE or ref.split(".")[1] in public))
+                            or (grandparent in known and grandparent != PACKAGE)):
+                        problems.append(f"{where}: {ref!r} names no module of the library")
+    return problems
+
+
+def test_every_library_module_named_in_an_import_or_a_dotted_string_exists():
+    assert missing(ROOT / PACKAGE) == []
+
+
+def test_a_planted_import_of_a_moved_module_is_caught(copy):
+    plant(copy / "runner" / "kernels.py", "def _old():\n    from revops_lib._kernel_client import QuickReadyClient\n"
+                                          "    return 'revops_lib._kernel_client.QuickReadyClient'")
+    problems = missing(copy)
+    assert len(problems) == 2 and all("_kernel_client" in p for p in problems), problems

@@ -4,10 +4,10 @@ Every KPI key of METRICS.md ("Scorecard") is computed for any period (week,
 month, quarter) with its target, percentage of target, prior-period value and
 change; breakdowns use ``key:value`` (``leads:organic_search``,
 ``revenue_won:expansion``). Sales, funnel and retention figures are not
-re-implemented here: they come from :mod:`revops_lib.funnel` (MQLs, SQLs, win
-rate, sales cycle, open pipeline), :mod:`revops_lib.retention` (new customers,
-CAC spend, trailing-12-month retention) and :mod:`revops_lib.forecast`
-(coverage).
+re-implemented here: they come from :mod:`~revops_lib.metrics.lead_funnel` (MQLs, SQLs),
+:mod:`~revops_lib.metrics.deals` (win rate, sales cycle), :mod:`~revops_lib.metrics.economics` (new
+customers, CAC spend), :mod:`~revops_lib.metrics.mrr` (trailing-12-month retention) and
+:mod:`~revops_lib.metrics.pipeline` (open pipeline, coverage).
 
 Conventions (where METRICS.md is silent):
 

@@ -293,7 +293,7 @@ def _layers(notebook: str, period: Period, overrides: dict, parameters_dir: Path
 def task_parameters(notebook: str, period: Period, overrides: dict, *, notebooks_dir: Path | None = None,
                     parameters_dir: Path | None = None, source: str) -> dict:
     """The parameters one notebook receives for one period: layered, its declared names only, typed and
-    checked (:mod:`revops_lib.parameters`), with the runner's ``period`` and ``source``."""
+    checked (:mod:`revops_lib.runner.parameters`), with the runner's ``period`` and ``source``."""
     from revops_lib.runner.parameters import checked
 
     values: dict = {}
@@ -319,7 +319,7 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
 
     Before any kernel starts: the notebook names, every parameter (declared names only, typed) and
     the output folder (never the source folder or inside it) are checked; then the output folder is
-    locked for this run (a second run into it stops with :class:`revops_lib.runfiles.RunLocked`) and
+    locked for this run (a second run into it stops with :class:`revops_lib.runner.runfiles.RunLocked`) and
     what a killed run left there is removed.
     A password in a source URL never reaches a kernel's parameters, an executed notebook or a file:
     kernels get the URL without it and the full URL in their environment (``REVOPS_SOURCE``).

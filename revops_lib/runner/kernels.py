@@ -92,10 +92,10 @@ class _Kernel:
         # log and connection file live in the run's private folder, removed when the run ends
         self.log = tempfile.NamedTemporaryFile(prefix="revops-kernel-", suffix=".log", delete=False,
                                                dir=str(rundir) if rundir else None)
-        from revops_lib._kernel_client import QuickReadyClient
+        from revops_lib.runner.kernel_client import QuickReadyClient
 
         kw = {"connection_file": str(Path(rundir) / f"kernel-{uuid.uuid4().hex}.json")} if rundir else {}
-        self.km = AsyncKernelManager(kernel_name="python3", client_class="revops_lib._kernel_client.QuickReadyClient",
+        self.km = AsyncKernelManager(kernel_name="python3", client_class="revops_lib.runner.kernel_client.QuickReadyClient",
                                      client_factory=QuickReadyClient, **kw)
         self.km.revops_clients = []  # clients to close after each notebook (see close_clients)
         start_kw = {"env": {**os.environ, **env}} if env else {}
@@ -136,7 +136,7 @@ class _Kernel:
             self.close_clients()
 
     def close_clients(self) -> None:
-        from revops_lib._kernel_client import close_clients
+        from revops_lib.runner.kernel_client import close_clients
 
         close_clients(self.km)
 

@@ -34,7 +34,7 @@ MAX_CHART_LABEL = 60
 
 
 def _short_label(text: str) -> str:
-    from revops_lib.text import hide_emails
+    from revops_lib.present.text import hide_emails
 
     text = hide_emails(text)
     return text if len(text) <= MAX_CHART_LABEL else text[:MAX_CHART_LABEL - 1] + "…"
@@ -45,7 +45,7 @@ def sanitize_figure(fig) -> None:
     :data:`MAX_CHART_LABEL` characters. Called on every figure before it is drawn into a report."""
     from matplotlib.text import Text
 
-    from revops_lib.text import hide_emails
+    from revops_lib.present.text import hide_emails
 
     legend_texts = set()
     for ax in fig.get_axes():

@@ -24,7 +24,7 @@ def plot_forecast_convergence(by_week: pd.DataFrame, *, kind: str | None = None,
     """Median accuracy by week of the period, one line per forecast category.
 
     ``by_week``: ``kind, category, week_of_period, n, median_accuracy`` (see
-    :func:`revops_lib.forecast.accuracy_by_week`); ``kind`` picks month,
+    :func:`revops_lib.metrics.forecast.accuracy_by_week`); ``kind`` picks month,
     quarter or week forecasts (default: the first present).
     """
     ax = ax_or_new(ax)
@@ -51,7 +51,7 @@ def plot_forecast_convergence(by_week: pd.DataFrame, *, kind: str | None = None,
 def plot_bias_by_scope(summary: pd.DataFrame, *, category: str = "commit", threshold: float = 0.05, ax=None):
     """Bias per scope for one category: right of zero over-forecasts (optimistic), left sandbags.
 
-    ``summary``: ``scope, category, bias`` (see :func:`revops_lib.forecast.bias_by_scope`).
+    ``summary``: ``scope, category, bias`` (see :func:`revops_lib.metrics.forecast.bias_by_scope`).
     """
     data = summary[(summary["category"] == category) & summary["bias"].notna()].copy()
     data = data.sort_values("bias")
@@ -76,7 +76,7 @@ def plot_forecast_vs_actual(calls: pd.DataFrame, *, call: str = "first", currenc
     """Each period's actual (bars) and the calls made in its first week (lines), oldest period first.
 
     ``calls``: ``forecast_period, category, call, forecast, actual`` (see
-    :func:`revops_lib.forecast.forecast_vs_actual`).
+    :func:`revops_lib.metrics.forecast.forecast_vs_actual`).
     """
     ax = ax_or_new(ax)
     data = calls[calls["call"] == call]
@@ -102,7 +102,7 @@ def plot_forecast_vs_actual(calls: pd.DataFrame, *, call: str = "first", currenc
 def plot_coverage(coverage: pd.DataFrame, *, ax=None):
     """Pipeline coverage per period (bars, labelled with the share of target won when complete).
 
-    ``coverage``: ``period, coverage, attainment, complete`` (see :func:`revops_lib.forecast.coverage`).
+    ``coverage``: ``period, coverage, attainment, complete`` (see :func:`revops_lib.metrics.pipeline.coverage`).
     """
     ax = ax_or_new(ax)
     data = coverage.reset_index(drop=True)
@@ -128,7 +128,7 @@ def plot_coverage(coverage: pd.DataFrame, *, ax=None):
 def plot_pipeline_waterfall(waterfall: pd.DataFrame, *, currency: str = "USD", period: str = "", ax=None):
     """The pipeline waterfall: starting, what came in and went out, ending.
 
-    ``waterfall``: ``step, amount`` (see :func:`revops_lib.forecast.pipeline_waterfall`).
+    ``waterfall``: ``step, amount`` (see :func:`revops_lib.metrics.pipeline.pipeline_waterfall`).
     """
     ax = ax_or_new(ax)
     a = waterfall.set_index("step")["amount"]

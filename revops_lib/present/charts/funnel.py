@@ -40,7 +40,7 @@ def _funnel_bars(ax, labels, counts, noun):
 def plot_funnel(conversion: pd.DataFrame, *, group: str = "all", by: str = "source", ax=None):
     """Leads of the cohort reaching each stage (bars), with the share of the cohort and of the previous stage.
 
-    ``conversion``: :func:`revops_lib.funnel.stage_conversion` (``[by], from_stage, to_stage, entered,
+    ``conversion``: :func:`revops_lib.metrics.lead_funnel.stage_conversion` (``[by], from_stage, to_stage, entered,
     converted``); ``group`` picks the rows (default ``all``).
     """
     ax = ax_or_new(ax, figsize=(9, 3.4))
@@ -187,8 +187,8 @@ def plot_cohort_trend(trend: pd.DataFrame, *, ax=None):
 def plot_time_to_convert(distribution: pd.DataFrame, *, timing: pd.DataFrame | None = None, ax=None):
     """Share of converted leads that converted within N days, per stage pair (cumulative curves).
 
-    ``distribution``: :func:`revops_lib.funnel.time_to_convert`; ``timing`` (optional,
-    :func:`revops_lib.funnel.stage_timing`) adds the median of each pair as a dot.
+    ``distribution``: :func:`revops_lib.metrics.lead_funnel.time_to_convert`; ``timing`` (optional,
+    :func:`revops_lib.metrics.lead_funnel.stage_timing`) adds the median of each pair as a dot.
     """
     
     ax = ax_or_new(ax, figsize=(9, 4.0))

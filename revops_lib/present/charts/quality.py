@@ -16,7 +16,7 @@ def plot_table_coverage(overview: pd.DataFrame, *, period=None, ax=None):
     """Horizontal bars from each table's first to last date, with the report period shaded.
 
     ``overview`` has columns ``table``, ``first``, ``last`` (see
-    :func:`revops_lib.quality.table_overview`).
+    :func:`revops_lib.metrics.quality.table_overview`).
     """
     data = overview.dropna(subset=["first", "last"]).iloc[::-1]
     ax = ax_or_new(ax, figsize=(9, 0.35 * max(len(data), 3) + 1))

@@ -20,7 +20,7 @@ STATUS_COLORS = {"on track": "#3B9C6A", "at risk": "#D4A72C", "off track": "#C03
 def plot_kpi_bullets(card: pd.DataFrame, *, function: str, currency: str = "USD", ax=None):
     """Bullet chart: each KPI with a target as % of target (bar) against 100 % (line), coloured by status.
 
-    ``card``: :func:`revops_lib.scorecard.scorecard` output.
+    ``card``: :func:`revops_lib.metrics.scorecard.scorecard` output.
     """
     
     rows = card[(card.function == function) & card.pct_of_target.notna()]
