@@ -77,6 +77,7 @@ def main() -> None:
 
 _RUN = r"""
 import sys, ast
+from revops_lib.runner import build
 data, out, jobs, tasks = sys.argv[1], sys.argv[2], int(sys.argv[3]), ast.literal_eval(sys.argv[4])
 periods = sorted({p for _, p in tasks})
 notebooks = sorted({n for n, _ in tasks})

@@ -156,3 +156,49 @@ def test_kpi_values_by_unit_never_in_scientific_notation(unit, value, change, sh
     assert fmt.fmt_value(value, unit) == shown
     assert fmt.fmt_change(change, unit) == changed
     assert "e+" not in shown and "e-" not in shown
+
+
+# -- one label map (issue 14) ---------------------------------------------------------------------
+
+def test_one_label_map_for_keys_and_nothing_else():
+    from revops_lib.present.labels import label, set_labels
+
+    assert label("organic_search") == "Organic search"
+    assert label("mid_market") == "Mid-market" and label("smb") == "SMB"
+    assert label("new_business") == "New business"
+    assert label("hit_rate_10") == "Hit rate (±10 %)" and label("mape") == "MAPE"
+    assert label("won_to_date") == "Won to date"
+    assert label("avg_revenue_per_new_customer") == "Revenue per new customer"  # the KPI table's label
+    assert label("revenue_won:new_business") == "Revenue won — New business"
+    assert label("mql_at") == "MQL"
+    assert label("cac_payback_months") == "CAC payback months"  # abbreviations in capitals
+    for name in ("Acme Corp", "Enterprise Sales", "2026-10", "a@b.c", "", 3.5, None):
+        assert label(name) == name  # names, not keys, are never rewritten
+    try:
+        from revops_lib.present.tables import style_table
+
+        set_labels({"organic_search": "<b>SEO</b>"})
+        html = style_table(pd.DataFrame({"source": ["organic_search"], "organic_search": [1]})).to_html()
+        assert "<b>SEO" not in html and html.count("&lt;b&gt;SEO&lt;/b&gt;") == 2  # a label is text, never markup
+        set_labels({"organic_search": "SEO", "revenue_won": "Bookings"})
+        assert label("organic_search") == "SEO"
+        assert label("revenue_won:expansion") == "Bookings — Expansion"
+    finally:
+        set_labels(None)
+    assert label("organic_search") == "Organic search"
+
+
+def test_tables_show_labels_and_plain_numbers_but_keep_their_columns():
+    import re
+
+    from revops_lib.present.tables import style_table
+
+    df = pd.DataFrame({"source": ["organic_search", "Partner Co"], "won_to_date": [128700.0, 0.01194],
+                       "owner": ["some_user", "x"], "status": ["on track", "at risk"]})
+    html = style_table(df).map(lambda s: "color: red", subset=["status"]).to_html()
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", html)
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", html)
+    assert heads == ["Source", "Won to date", "Owner", "Status"]
+    assert cells[:4] == ["Organic search", "128,700", "some_user", "on track"]  # owner is not a category
+    assert cells[4:6] == ["Partner Co", "0.01"]
+    assert "e+0" not in html and "e-0" not in html

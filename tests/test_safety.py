@@ -316,13 +316,13 @@ def test_charts_hide_emails_and_cut_overlong_tick_labels():
     from revops_lib.present.charts.base import MAX_CHART_LABEL, sanitize_figure
 
     fig, ax = plt.subplots()
-    ax.barh(["ana@example.com", "x" * 500], [1000, 2000])
+    ax.barh(["ana@example.com", "X" * 500, "organic_search"], [1000, 2000, 3000])
     ax.set_title("Bias of bo@example.io")
     ax.legend(["c@example.io"])
     sanitize_figure(fig)
     fig.canvas.draw()
     ticks = [t.get_text() for t in ax.get_yticklabels()]
-    assert ticks == ["a…@example.com", "x" * (MAX_CHART_LABEL - 1) + "…"]
+    assert ticks == ["a…@example.com", "X" * (MAX_CHART_LABEL - 1) + "…", "Organic search"]  # a key by its label
     assert ax.get_title() == "Bias of b…@example.io"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["c…@example.io"]
     plt.close(fig)

@@ -16,6 +16,7 @@ import pandas as pd
 from revops_lib.errors import ParameterError, RevOpsError
 from revops_lib.periods import Period, default_period, parse_period, resolve_as_of
 from revops_lib.present.charts.base import install_figure_filter, set_theme
+from revops_lib.present.labels import set_labels
 from revops_lib.present.publish import set_output_dir
 from revops_lib.present.section import quiet
 from revops_lib.sources import Source, open_source
@@ -81,13 +82,15 @@ class Context:
 
 
 def context(*, period: str = "", as_of: str = "", source: str = "../data/demo", currency: str = "USD",
-            fiscal_year_start_month: int = 1, output_dir: str = "", privacy: str = "names") -> Context:
+            fiscal_year_start_month: int = 1, output_dir: str = "", privacy: str = "names",
+            labels: dict | None = None) -> Context:
     """Derived values of a report page: the period (empty = last complete month), the cut-off and the source.
 
     ``privacy``: ``names`` or ``masked`` (owners and teams as pseudonyms, ids hashed; see
     :data:`revops_lib.sources.PRIVACY_MODES`). Also sets the kit's chart theme, has every inline
     chart pass :func:`revops_lib.present.charts.base.sanitize_figure` (no e-mail address, no overlong
     label), and keeps the kit's own warnings out of the page (its tables and findings say so).
+    ``labels`` (e.g. ``{organic_search: SEO}``) overrides :mod:`revops_lib.present.labels` for this page.
     """
     for name, value in (("currency", currency), ("as_of", as_of), ("privacy", privacy),
                         ("fiscal_year_start_month", fiscal_year_start_month)):
@@ -96,6 +99,10 @@ def context(*, period: str = "", as_of: str = "", source: str = "../data/demo", 
     install_figure_filter()
     quiet()
     set_output_dir(output_dir)
+    if labels is not None and not isinstance(labels, dict):
+        raise ParameterError(f"Parameter `labels` = {show_value(labels)} is not allowed: give a mapping such as "
+                             "{organic_search: SEO}.")
+    set_labels(labels)
     p = (parse_period(period, fiscal_year_start_month=fiscal_year_start_month) if period
          else default_period(fiscal_year_start_month=fiscal_year_start_month))
     return Context(period=p, as_of=resolve_as_of(p, as_of), source=open_source(source, privacy=privacy),

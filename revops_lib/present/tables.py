@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["style_table", "stable_id"]
+__all__ = ["style_table", "stable_id", "plain_number"]
 
 _ID_FLOATS = "%.12g"
 
@@ -26,8 +26,13 @@ def _format_key(fmt) -> str:
     return repr(fmt)
 
 
-def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = False, html=()):
+def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = False, html=(), labels: bool = True):
     """A pandas Styler for reports: no index, numbers right-aligned, text left-aligned, blanks as —.
+
+    With ``labels`` (the default) headers that are keys (``won_to_date``) and the key values of category
+    columns (``source``: ``organic_search``) are shown by :func:`revops_lib.present.labels.label`
+    (``Won to date``, ``Organic search``); the frame's own column names stay, so ``formats`` and later
+    ``subset=`` arguments still use them.
 
     Every cell and header is HTML-escaped (values from data and parameters are never markup) and
     e-mail addresses are hidden (:mod:`revops_lib.present.text`); the columns named in ``html`` hold HTML the kit
@@ -37,8 +42,10 @@ def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = 
     """
     import hashlib
 
-    from markupsafe import Markup
+    from markupsafe import Markup, escape
     from pandas.io.formats.style import Styler
+
+    from revops_lib.present.labels import CATEGORY_COLUMNS, label
 
     from revops_lib.present.text import hide_emails
 
@@ -51,6 +58,8 @@ def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = 
     for c in data.columns:
         if c not in raw_html and (data[c].dtype == object or pd.api.types.is_string_dtype(data[c])):
             data[c] = data[c].map(shown)
+            if labels and isinstance(c, str) and c.lower() in CATEGORY_COLUMNS:
+                data[c] = data[c].map(label)
     data.columns = [shown(c) for c in data.columns] if not isinstance(data.columns, pd.MultiIndex) else data.columns
     if index and data.index.dtype == object:
         data.index = data.index.map(shown)
@@ -61,8 +70,13 @@ def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = 
     if not index:
         styler = styler.hide(axis="index")
     fm = {shown(k): v for k, v in (formats or {}).items() if shown(k) in data.columns}
+    for c in data.columns:  # a float column nobody formatted: plain digits, never 1.287e+05
+        if c not in fm and pd.api.types.is_float_dtype(data[c]):
+            fm[c] = plain_number
     styler = styler.format(fm, na_rep="—", escape="html")
     styler = styler.format_index(escape="html", axis=1)
+    if labels and not isinstance(data.columns, pd.MultiIndex):
+        styler = styler.relabel_index([str(escape(label(c))) for c in data.columns], axis=1)
     if index:
         styler = styler.format_index(escape="html", axis=0)
     keep = [shown(c) for c in raw_html]
@@ -78,6 +92,16 @@ def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = 
     return styler
 
 
+
+
+def plain_number(x) -> str:
+    """A number with no format of its own: thousands separated, two decimals below 100, never scientific."""
+    if x != x:  # NaN
+        return "—"
+    v = float(x)
+    if v.is_integer() or abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:,.2f}" if abs(v) >= 0.01 or v == 0 else f"{v:.2g}" if abs(v) >= 1e-4 else "≈0"
 
 
 def stable_id(*parts) -> str:

@@ -34,15 +34,18 @@ MAX_CHART_LABEL = 60
 
 
 def _short_label(text: str) -> str:
+    """A tick or legend label as drawn: a key by its label (``organic_search`` → ``Organic search``), e-mail
+    addresses hidden, cut to :data:`MAX_CHART_LABEL` characters."""
+    from revops_lib.present.labels import is_key, label
     from revops_lib.present.text import hide_emails
 
-    text = hide_emails(text)
+    text = label(text) if is_key(text) else hide_emails(text)
     return text if len(text) <= MAX_CHART_LABEL else text[:MAX_CHART_LABEL - 1] + "…"
 
 
 def sanitize_figure(fig) -> None:
-    """What a chart may show: e-mail addresses hidden in every text, tick and legend labels cut to
-    :data:`MAX_CHART_LABEL` characters. Called on every figure before it is drawn into a report."""
+    """What a chart may show: e-mail addresses hidden in every text; tick and legend labels that are keys
+    shown by their label (:mod:`revops_lib.present.labels`) and cut to :data:`MAX_CHART_LABEL` characters. Called on every figure before it is drawn into a report."""
     from matplotlib.text import Text
 
     from revops_lib.present.text import hide_emails

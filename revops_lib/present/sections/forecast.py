@@ -24,6 +24,7 @@ from revops_lib.periods import Period, window
 from revops_lib.present.charts import forecast as charts
 from revops_lib.present.context import context
 from revops_lib.present.format import fmt_money, fmt_pct
+from revops_lib.present.labels import label
 from revops_lib.present.publish import publish
 from revops_lib.present.section import Section
 from revops_lib.present.tables import style_table
@@ -200,11 +201,11 @@ class ForecastReport(Section):
         ok = s[s["verdict"] == "on target"]
         bits = []
         if len(opt):
-            bits.append("optimistic: " + ", ".join(f"{r.scope} ({self._pct(r.bias, True)})" for r in opt.itertuples()))
+            bits.append("optimistic: " + ", ".join(f"{label(r.scope)} ({self._pct(r.bias, True)})" for r in opt.itertuples()))
         if len(sand):
-            bits.append("sandbagging: " + ", ".join(f"{r.scope} ({self._pct(r.bias, True)})" for r in sand.itertuples()))
+            bits.append("sandbagging: " + ", ".join(f"{label(r.scope)} ({self._pct(r.bias, True)})" for r in sand.itertuples()))
         if len(ok):
-            bits.append("on target: " + ", ".join(f"{r.scope} ({self._pct(r.bias, True)})" for r in ok.itertuples()))
+            bits.append("on target: " + ", ".join(f"{label(r.scope)} ({self._pct(r.bias, True)})" for r in ok.itertuples()))
         return (f"Bias of the {self.call_category} call by scope (over-forecast > +{self._pct(self.bias_threshold)}, "
                 f"under-forecast < −{self._pct(self.bias_threshold)}) — " + "; ".join(bits) + ".")
 
@@ -314,7 +315,7 @@ class ForecastReport(Section):
         cols = [(cat, call) for cat in dict.fromkeys(c["category"]) for call in ("first", "last")
                 if (cat, call) in wide.columns]
         wide = wide[cols]
-        wide.columns = [f"{cat} ({'first' if call == 'first' else 'last'} call)" for cat, call in cols]
+        wide.columns = [f"{label(cat)} ({'first' if call == 'first' else 'last'} call)" for cat, call in cols]
         wide = wide.reset_index()
         order = {p: i for i, p in enumerate(dict.fromkeys(c["forecast_period"]))}
         wide = wide.sort_values("forecast_period", key=lambda s: s.map(order), ascending=False, ignore_index=True)
@@ -467,13 +468,14 @@ def assess(source, *, period, as_of=None, lookback_periods: int = 12, coverage_p
 
 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
-          fiscal_year_start_month: int = 1, privacy: str = "names", output_dir: str = "",
+          fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None, output_dir: str = "",
           lookback_periods: int = 12, coverage_periods: int = 6, target_metric: str = "revenue_won",
           call_category: str = "commit", bias_threshold: float = 0.05, won_stages: str = "",
           lost_stages: str = "") -> ForecastReport:
     """The report from the notebook's parameters."""
     ctx = context(period=period, as_of=as_of, source=source, currency=currency,
-                  fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy)
+                  fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy,
+                  labels=labels)
     fa = assess(ctx.source, period=ctx.period, as_of=ctx.as_of, lookback_periods=lookback_periods,
                 coverage_periods=coverage_periods, target_metric=target_metric, call_category=call_category,
                 bias_threshold=bias_threshold, currency=currency, fiscal_year_start_month=fiscal_year_start_month,

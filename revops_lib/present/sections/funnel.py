@@ -43,6 +43,7 @@ from revops_lib.present.format import (
     pair_label,
     stage_label,
 )
+from revops_lib.present.labels import label
 from revops_lib.present.publish import publish
 from revops_lib.present.section import Section
 from revops_lib.present.tables import style_table
@@ -189,7 +190,7 @@ class FunnelReport(Section):
             pair = self.conversion[self.conversion["from_stage"] == r.from_stage]
             hi, lo = pair[pair["source"] == r.highest], pair[pair["source"] == r.lowest]
             b.append(f"Sources differ in {pair_label(r.from_stage, r.to_stage)} ({fmt_pval(r.p_value)}): "
-                     f"{r.highest} converts best ({fmt_pct(hi['rate'].iloc[0])}), {r.lowest} worst "
+                     f"{label(r.highest)} converts best ({fmt_pct(hi['rate'].iloc[0])}), {label(r.lowest)} worst "
                      f"({fmt_pct(lo['rate'].iloc[0])}).")
         if len(self.source_tests) and not self.source_tests["differ"].any():
             b.append("No stage shows a difference between sources beyond noise (chi-square p ≥ 0.05).")
@@ -342,7 +343,7 @@ class FunnelReport(Section):
             "p-value": [fmt_pval(p) for p in t["p_value"]],
             "Verdict": ["sources differ" if d else ("no difference beyond noise" if not pd.isna(p) else "—")
                         for d, p in zip(t["differ"], t["p_value"])],
-            f"Best / worst ({self.min_sample}+ leads)": [f"{h} / {lo}" if isinstance(h, str) else "—"
+            f"Best / worst ({self.min_sample}+ leads)": [f"{label(h)} / {label(lo)}" if isinstance(h, str) else "—"
                                           for h, lo in zip(t["highest"], t["lowest"])],
             "Note": ["approximate (expected count < 5)" if (not pd.isna(m) and m < 5) else ""
                      for m in t["min_expected"]],
@@ -512,14 +513,15 @@ def analyze(source, *, period, as_of=None, stages: Sequence[str] = DEFAULT_STAGE
 
 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
-          fiscal_year_start_month: int = 1, privacy: str = "names", output_dir: str = "",
+          fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None, output_dir: str = "",
           stages: Sequence[str] = DEFAULT_STAGES, deal_stages: Sequence[str] = DEFAULT_DEAL_STAGES,
           funnel_mode: str = "reached", conversion_window_days: float = 0, trend_cohorts: int = 12,
           trend_window_days: float = 0, min_sample: int = 30, confidence: float = 0.95,
           lookback_periods: int = 4) -> FunnelReport:
     """The report from the notebook's parameters (0 for a window means "none" / "the default")."""
     ctx = context(period=period, as_of=as_of, source=source, currency=currency,
-                  fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy)
+                  fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy,
+                  labels=labels)
     fr = analyze(ctx.source, period=ctx.period, as_of=ctx.as_of, stages=stages, deal_stages=deal_stages,
                  funnel_mode=funnel_mode, conversion_window_days=conversion_window_days or None,
                  trend_cohorts=trend_cohorts, trend_window_days=trend_window_days or None,

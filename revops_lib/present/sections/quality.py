@@ -121,9 +121,9 @@ class DataQuality(Section):
         return style_table(ov, {"rows": "{:,}", "rows_in_period": "{:,}", "days_since_last": "{:.1f}"}).map(lambda s: "color: #C0392B; font-weight: bold" if s in ("stale", "empty", "absent", "no rows in period")
               else "", subset=["status"])
 
-    def _money(self, df, cols=("amount",)):
+    def _money(self, df, empty: str, cols=("amount",)):
         if df.empty:
-            return md("None found.")
+            return md(empty)
         return style_table(df, {c: (lambda x: fmt_money(x, self.currency)) for c in cols})
 
     def summary_table(self):
@@ -133,16 +133,18 @@ class DataQuality(Section):
     def stale_table(self):
         """Stale open deals (published as ``stale_open_deals.csv``)."""
         publish(self.stale, "stale_open_deals")
-        return self._money(self.stale)
+        return self._money(self.stale, f"No open deal is stale: every one has a close date ahead and a change "
+                                       f"in the last {self.stale_days} days.")
 
     def pushes_table(self):
         """Deals pushed repeatedly (published as ``close_date_pushes.csv``)."""
-        return self.table(self.pushes, "close_date_pushes", empty="None found.")
+        return self.table(self.pushes, "close_date_pushes",
+                          empty=f"No deal had its close date pushed {self.min_pushes} or more times.")
 
     def missing_table(self):
         """Deals without amount (published as ``missing_amounts.csv``)."""
         publish(self.missing, "missing_amounts")
-        return self._money(self.missing)
+        return self._money(self.missing, "Every deal has an amount.")
 
 
 def assess(source, *, period, as_of=None, currency: str = "USD", stale_after_days: int = 14,
@@ -167,11 +169,12 @@ def assess(source, *, period, as_of=None, currency: str = "USD", stale_after_day
 
 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
-          fiscal_year_start_month: int = 1, privacy: str = "names", output_dir: str = "", stale_after_days: int = 14,
+          fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None, output_dir: str = "", stale_after_days: int = 14,
           stale_days: int = 90, min_pushes: int = 2) -> DataQuality:
     """The report from the notebook's parameters."""
     ctx = context(period=period, as_of=as_of, source=source, currency=currency,
-                  fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy)
+                  fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy,
+                  labels=labels)
     dq = assess(ctx.source, period=ctx.period, as_of=ctx.as_of, currency=currency, stale_after_days=stale_after_days,
                 stale_days=stale_days, min_pushes=min_pushes)
     dq.record_headlines()

@@ -34,6 +34,7 @@ from revops_lib.periods import Period, parse_period, resolve_as_of
 from revops_lib.present.charts import retention as charts
 from revops_lib.present.context import context
 from revops_lib.present.format import fmt_money, fmt_pct
+from revops_lib.present.labels import label as label_of
 from revops_lib.present.publish import publish
 from revops_lib.present.section import Section
 from revops_lib.present.tables import style_table
@@ -216,7 +217,7 @@ class RetentionReport(Section):
         others = [g for g in at.index if g != ALL]
         if others and self.survival_by:
             label = self.survival_by.replace("_", " ")
-            text += f"; by {label}: " + ", ".join(f"{g} {fmt_pct(at.loc[g, 'survival'])}" for g in others)
+            text += f"; by {label}: " + ", ".join(f"{label_of(g)} {fmt_pct(at.loc[g, 'survival'])}" for g in others)
         return text + "."
 
     def _finding_unit(self) -> str:
@@ -478,12 +479,13 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", gross_margin: 
 
 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
-          fiscal_year_start_month: int = 1, privacy: str = "names", output_dir: str = "", gross_margin: float = 0.8,
+          fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None, output_dir: str = "", gross_margin: float = 0.8,
           cohorts: int = 24, quarters: int = 8, movement_months: int = 12, survival_by: str = "segment",
           min_cohort_size: int = 20) -> RetentionReport:
     """The report from the notebook's parameters (an empty ``survival_by``: survival by cohort year)."""
     ctx = context(period=period, as_of=as_of, source=source, currency=currency,
-                  fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy)
+                  fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy,
+                  labels=labels)
     rr = analyze(ctx.source, period=ctx.period, as_of=ctx.as_of, currency=currency, gross_margin=gross_margin,
                  cohorts=cohorts, quarters=quarters, movement_months=movement_months,
                  survival_by=survival_by or None, min_cohort_size=min_cohort_size)

@@ -20,6 +20,7 @@ from revops_lib.periods import Period, parse_period, period_of, resolve_as_of
 from revops_lib.present.charts import scorecard as charts
 from revops_lib.present.context import context
 from revops_lib.present.format import fmt_change, fmt_value
+from revops_lib.present.labels import label
 from revops_lib.present.section import Section
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import md
@@ -60,13 +61,13 @@ class Scorecard(Section):
         for status in ("off track", "at risk"):
             rows = self.card[self.card.status == status]
             for r in rows.itertuples(index=False):
-                lines.append(f"- **{r.label}** is *{status}*: {fmt_value(r.value, r.unit, self.currency)} "
+                lines.append(f"- **{label(r.kpi)}** is *{status}*: {fmt_value(r.value, r.unit, self.currency)} "
                              f"vs target {fmt_value(r.target, r.unit, self.currency)}"
                              + (f" ({fmt_value(r.pct_of_target, 'rate')} of target)" if not pd.isna(r.pct_of_target) else ""))
         for title, pv in self.pacing_views:
             behind = pv[pv.status.isin(["off track", "at risk"]) & pv.weekly_run_rate_needed.notna()]
             for r in behind.itertuples(index=False):
-                lines.append(f"- {title}: **{r.label}** needs {fmt_value(r.weekly_run_rate_needed, r.unit, self.currency)} "
+                lines.append(f"- {title}: **{label(r.kpi)}** needs {fmt_value(r.weekly_run_rate_needed, r.unit, self.currency)} "
                              f"per week for the remaining {r.weeks_left:.1f} weeks to reach "
                              f"{fmt_value(r.target, r.unit, self.currency)}.")
         if not lines:
@@ -93,13 +94,13 @@ class Scorecard(Section):
             return charts.sparkline_svg(vals.to_numpy(dtype=float), label=tip)
 
         out = pd.DataFrame({
-            "KPI": rows.label, "indicator": rows.indicator,
+            "KPI": rows.kpi.map(label), "indicator": rows.indicator,
             "value": [fmt_value(v, u, self.currency) for v, u in zip(rows.value, rows.unit)],
             "target": [fmt_value(v, u, self.currency) for v, u in zip(rows.target, rows.unit)],
             "% of target": [fmt_value(v, "rate") for v in rows.pct_of_target],
             "prior": [fmt_value(v, u, self.currency) for v, u in zip(rows.prior_value, rows.unit)],
             "change": [fmt_change(v, u, self.currency) for v, u in zip(rows.change, rows.unit)],
-            trend_col: [trend(k, u, lab) for k, u, lab in zip(rows.kpi, rows.unit, rows.label)],
+            trend_col: [trend(k, u, lab) for k, u, lab in zip(rows.kpi, rows.unit, rows.kpi.map(label))],
             "status": rows.status,
         })
         colors = {"on track": "color: #1e6b3a", "at risk": "color: #b07d00; font-weight: bold",
@@ -110,12 +111,12 @@ class Scorecard(Section):
     def pacing_table(self, index: int = 0):
         """Pacing toward a period target (actual to date, pro-rated target, run-rate needed)."""
         if index >= len(self.pacing_views):
-            return md("No pacing view for this period.")
+            return md("")  # a week and a quarter have one pacing view; a month two (the month, the quarter to date)
         title, pv = self.pacing_views[index]
         if pv.empty:
-            return md(f"{title}: no KPI has a target.")
+            return md(f"{title}: no KPI has a target for this period, so there is nothing to pace.")
         out = pd.DataFrame({
-            "KPI": pv.label,
+            "KPI": pv.kpi.map(label),
             "actual to date": [fmt_value(v, u, self.currency) for v, u in zip(pv.actual_to_date, pv.unit)],
             "pro-rated target": [fmt_value(v, u, self.currency) for v, u in zip(pv.prorated_target, pv.unit)],
             "period target": [fmt_value(v, u, self.currency) for v, u in zip(pv.target, pv.unit)],
@@ -148,10 +149,19 @@ class Scorecard(Section):
         self.chart(self.card, None, charts.plot_kpi_bullets, function=function, currency=self.currency)
 
     def kpi_table(self):
-        """Every KPI key and breakdown as published in ``kpis.csv`` (rates as fractions, change = value − prior)."""
-        formats = {"value": "{:,.4g}", "target": "{:,.4g}", "pct_of_target": "{:.1%}", "prior_value": "{:,.4g}",
-                   "change": "{:+,.4g}"}
-        return self.table(self.published(), "kpis", formats=formats)
+        """Every KPI key and breakdown, formatted by its unit (money, percent, points for a rate's change);
+        ``kpis.csv`` keeps the keys and raw values (rates as fractions, change = value − prior)."""
+        data = self.published()
+        money = self.currency
+        shown = pd.DataFrame({
+            "function": data.function, "indicator": data.indicator, "KPI": data.kpi.map(label),
+            "value": [fmt_value(v, u, money) for v, u in zip(data.value, data.unit)],
+            "target": [fmt_value(v, u, money) for v, u in zip(data.target, data.unit)],
+            "% of target": [fmt_value(v, "rate") for v in data.pct_of_target],
+            "prior": [fmt_value(v, u, money) for v, u in zip(data.prior_value, data.unit)],
+            "change": [fmt_change(v, u, money) for v, u in zip(data.change, data.unit)],
+        })
+        return self.table(data, "kpis", shown)
 
 
 def analyze(source, *, period, as_of=None, currency: str = "USD", history_periods: int = 12,
@@ -185,11 +195,12 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", history_period
 
 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
-          fiscal_year_start_month: int = 1, privacy: str = "names", output_dir: str = "", history_periods: int = 12,
+          fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None, output_dir: str = "", history_periods: int = 12,
           on_track: float = 0.95, at_risk: float = 0.85) -> Scorecard:
     """The report from the notebook's parameters."""
     ctx = context(period=period, as_of=as_of, source=source, currency=currency,
-                  fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy)
+                  fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy,
+                  labels=labels)
     sc = analyze(ctx.source, period=ctx.period, as_of=ctx.as_of, currency=currency, history_periods=history_periods,
                  on_track=on_track, at_risk=at_risk)
     sc.record_headlines()
