@@ -70,7 +70,7 @@ def test_forecast_accuracy_notebook_runs_and_publishes_the_contract_tables(demo_
     assert commit.loc["enterprise_sales", "verdict"] == "sandbagging" and true["enterprise_sales"] < 0
     order = sorted(true, key=true.get)
     assert commit.loc[order, "bias"].is_monotonic_increasing
-    assert "optimistic: smb_sales" in html and "sandbagging: enterprise_sales" in html
+    assert "optimistic: SMB sales" in html and "sandbagging: Enterprise sales" in html  # scopes by their labels
 
     by_week = pd.read_csv(tables / "accuracy_by_week.csv")
     assert kind in set(by_week["kind"])

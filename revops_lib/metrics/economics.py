@@ -141,7 +141,7 @@ def marketing_spend_many(spend, windows: Sequence[tuple]) -> pd.Series:
 
 
 def unit_economics(data, *, period, as_of=None, gross_margin: float = 0.8, movements: pd.DataFrame | None = None,
-                   opportunities=None, marketing_spend=None) -> pd.DataFrame:
+                   opportunities=None, marketing_spend=None, ltv_max_months: float = 60) -> pd.DataFrame:
     """ARPA, revenue churn, LTV, CAC, CAC payback and LTV:CAC for the period.
 
     Parameters
@@ -157,17 +157,21 @@ def unit_economics(data, *, period, as_of=None, gross_margin: float = 0.8, movem
         :func:`mrr_movements` output covering the period's months (computed when absent).
     opportunities, marketing_spend : optional
         Tables for CAC; CAC and payback are NaN when either is missing.
+    ltv_max_months : float, default 60
+        The cap on the implied customer lifetime 1 / churn (METRICS.md "LTV is capped"): a low churn
+        rate does not make a customer last 17 years. With no churn at all the lifetime is the cap.
 
     Returns
     -------
     DataFrame
         One row: ``period``, ``months`` (the complete months used, ``first..last``),
         ``customers``, ``mrr``, ``arpa``, ``revenue_churn_rate``, ``gross_margin``,
-        ``ltv``, ``spend``, ``new_customers`` (opportunities KPI), ``cac``,
+        ``lifetime_months`` (1 / churn, capped), ``lifetime_capped`` (whether the cap applied),
+        ``ltv`` (capped), ``ltv_uncapped`` (NaN with no churn), ``spend``, ``new_customers`` (opportunities KPI), ``cac``,
         ``new_logos`` (first paid month in the period), ``new_mrr``,
         ``new_customer_arpa``, ``cac_payback_months``, ``ltv_to_cac``; for context
         ``revenue_churn_rate_12m`` (the same rate over the 12 months up to the
-        last one, as many as ``movements`` holds), ``ltv_12m`` and ``ltv_12m_to_cac``.
+        last one, as many as ``movements`` holds), ``ltv_12m`` and ``ltv_12m_to_cac`` (capped alike).
 
     Examples
     --------
@@ -177,10 +181,15 @@ def unit_economics(data, *, period, as_of=None, gross_margin: float = 0.8, movem
     ...                    "starting_customers": [10], "new_logos": [1], "churned_logos": [1],
     ...                    "ending_customers": [10]})
     >>> u = unit_economics(None, period="2026-10", movements=mv)
-    >>> float(u.loc[0, "ltv"]), float(u.loc[0, "revenue_churn_rate"])
-    (1680.0, 0.05)
+    >>> float(u.loc[0, "ltv"]), float(u.loc[0, "revenue_churn_rate"]), float(u.loc[0, "lifetime_months"])
+    (1680.0, 0.05, 20.0)
+    >>> float(unit_economics(None, period="2026-10", movements=mv, ltv_max_months=12).loc[0, "ltv"])  # ARPA 105 × 0.8 × 12 months
+    1008.0
     """
     gross_margin = check_fraction(gross_margin, "gross_margin")
+    if not (isinstance(ltv_max_months, (int, float)) and not isinstance(ltv_max_months, bool)
+            and 0 < ltv_max_months < math.inf):
+        raise ParameterError(f"`ltv_max_months` must be a positive number of months, not {ltv_max_months!r}.")
     p, cut = window(period, as_of)
     if p is None:
         raise ParameterError("`period` is required for unit_economics.")
@@ -205,12 +214,19 @@ def unit_economics(data, *, period, as_of=None, gross_margin: float = 0.8, movem
         start = float(rows["starting_mrr"].sum())
         return loss / start if start > 0 else math.nan
 
+    def lifetime(rate: float) -> float:
+        """1 / churn in months, capped at ``ltv_max_months`` (the cap when nothing churned)."""
+        if math.isnan(rate) or rate < 0:
+            return math.nan
+        return ltv_max_months if rate == 0 else min(1.0 / rate, float(ltv_max_months))
+
     def lifetime_value(rate: float) -> float:
-        return arpa * gross_margin / rate if rate > 0 and not math.isnan(arpa) else math.nan
+        return arpa * gross_margin * lifetime(rate) if not math.isnan(arpa) else math.nan
 
     rate = churn_rate(mv)
     arpa = float(end["ending_mrr"]) / end["ending_customers"] if end["ending_customers"] > 0 else math.nan
     ltv = lifetime_value(rate)
+    ltv_uncapped = arpa * gross_margin / rate if rate > 0 and not math.isnan(arpa) else math.nan
     last12 = movements[movements["month"] <= end["month"]].tail(12)
     rate12 = churn_rate(last12)
     opps = opportunities if opportunities is not None else (
@@ -228,7 +244,9 @@ def unit_economics(data, *, period, as_of=None, gross_margin: float = 0.8, movem
         "period": p.label,
         "months": f"{month_label(months[0])}..{month_label(months[-1])}" if len(months) > 1 else month_label(months[0]),
         "customers": int(end["ending_customers"]), "mrr": float(end["ending_mrr"]), "arpa": arpa,
-        "revenue_churn_rate": rate, "gross_margin": gross_margin, "ltv": ltv, "spend": spend,
+        "revenue_churn_rate": rate, "gross_margin": gross_margin, "lifetime_months": lifetime(rate),
+        "lifetime_capped": bool(rate == 0 or (rate > 0 and 1.0 / rate > ltv_max_months)),
+        "ltv": ltv, "ltv_uncapped": ltv_uncapped, "spend": spend,
         "new_customers": n_new, "cac": cac, "new_logos": new_logos, "new_mrr": new_mrr,
         "new_customer_arpa": new_arpa, "cac_payback_months": payback,
         "ltv_to_cac": ltv / cac if cac and not math.isnan(cac) and cac > 0 else math.nan,

@@ -26,7 +26,21 @@ from revops_lib.present.publish import headline, publish
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import Prose, md
 
-__all__ = ["Section", "quiet"]
+__all__ = ["Section", "Truncated", "quiet"]
+
+
+class Truncated:
+    """A table's first rows and a line saying how many more there are (and the CSV that holds them all)."""
+
+    def __init__(self, styler, more: int, csv: str | None):
+        self.styler, self.more, self.csv = styler, more, csv
+
+    def _repr_html_(self) -> str:
+        from markupsafe import escape
+
+        where = (f': all rows in <a href="{escape(self.csv)}">{escape(self.csv)}</a>' if self.csv else "")
+        rows = "row" if self.more == 1 else "rows"
+        return (self.styler.to_html() + f'<p class="revops-more">… and {self.more:,} more {rows}{where}.</p>')
 
 
 def quiet() -> None:
@@ -50,16 +64,21 @@ class Section:
         """A sentence or a Markdown list as rendered prose (values in it are escaped)."""
         return md(text)
 
-    @staticmethod
-    def table(data: pd.DataFrame, name: str | None = None, shown: pd.DataFrame | None = None, *,
-              formats: dict | None = None, html=(), index: bool = False, empty: str | None = None):
+    @classmethod
+    def table(cls, data: pd.DataFrame, name: str | None = None, shown: pd.DataFrame | None = None, *,
+              formats: dict | None = None, html=(), index: bool = False, empty: str | None = None,
+              limit: int | None = None):
         """Publish ``data`` as ``tables/<name>.csv`` (when ``name`` is given) and show ``shown`` (default:
-        ``data``) as a formatted table; ``empty`` is the sentence shown instead when there is no row."""
+        ``data``) as a formatted table; ``empty`` is the sentence shown instead when there is no row.
+        With ``limit``, a longer table shows its first ``limit`` rows and says how many more the CSV holds."""
         if name is not None:
             publish(data, name, index=index)
         frame = data if shown is None else shown
         if empty is not None and frame.empty:
             return md(empty)
+        if limit is not None and len(frame) > limit:
+            csv = f"tables/{cls.report}/{name}.csv" if name and cls.report else None
+            return Truncated(style_table(frame.head(limit), formats, index=index, html=html), len(frame) - limit, csv)
         return style_table(frame, formats, index=index, html=html)
 
     @staticmethod

@@ -89,9 +89,14 @@ def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = 
         styler = styler.set_table_styles(
             [{"selector": f"th.col_heading.col{data.columns.get_loc(c)}", "props": [("text-align", "left")]}
              for c in text_cols], overwrite=False)
+    status = [i for i, c in enumerate(data.columns) if isinstance(c, str) and c.lower() == "status"]
+    if status:  # on a narrow screen a wide table scrolls in its box; its status column stays in view
+        i = status[0]
+        styler = styler.set_table_styles(
+            [{"selector": f"td.col{i}, th.col_heading.col{i}",
+              "props": [("position", "sticky"), ("right", "0"), ("background", "#fff"),
+                        ("box-shadow", "-6px 0 6px -6px rgba(0,0,0,.25)")]}], overwrite=False)
     return styler
-
-
 
 
 def plain_number(x) -> str:

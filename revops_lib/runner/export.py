@@ -67,6 +67,22 @@ def _exporter_class():
     return ReportHTMLExporter
 
 
+_H2 = __import__("re").compile(r'<h2 id="([^"]+)">(.*?)<a class="anchor-link"', __import__("re").S)
+
+
+def add_contents(page: str, *, least: int = 3) -> str:
+    """A table of contents under the page's header: one link per section heading (``##``), when there are at
+    least ``least`` of them. The headings' ids and texts are nbconvert's (already escaped)."""
+    import re
+
+    heads = [(anchor, re.sub(r"<[^>]+>", "", text).strip()) for anchor, text in _H2.findall(page)]
+    if len(heads) < least or "</header>" not in page:
+        return page
+    links = " ".join(f'<li><a href="#{anchor}">{text}</a></li>' for anchor, text in heads)
+    nav = f'\n<nav class="revops-toc" aria-label="Contents"><b>Contents</b><ol>{links}</ol></nav>'
+    return page.replace("</header>", "</header>" + nav, 1)
+
+
 def render_html(nb_path, html_path: Path, *, meta: dict | None = None) -> Path:
     """Render an executed notebook (path or node) to self-contained HTML without code (atomic write)."""
     import copy
@@ -85,5 +101,6 @@ def render_html(nb_path, html_path: Path, *, meta: dict | None = None) -> Path:
         if "id" in cell and "injected-parameters" in cell.get("metadata", {}).get("tags", []):
             cell.id = "injected-parameters"
     body, _ = exporter.from_notebook_node(nb, resources=resources)
+    body = add_contents(body)
     atomic_write_bytes(Path(html_path), body.encode("utf-8"))
     return Path(html_path)

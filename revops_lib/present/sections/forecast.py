@@ -84,6 +84,8 @@ class ForecastReport(Section):
     table, a chart or one-sentence findings) and publish the data behind it.
     """
 
+    report = "forecast_accuracy"
+
     def __init__(self, *, period: Period, as_of: pd.Timestamp, currency: str = "USD", call_category: str = "commit",
                  bias_threshold: float = 0.05, accuracy=None, coverage=None, projection=None, waterfall=None,
                  slippage=None, notes: dict | None = None, target_metric: str = "revenue_won"):
@@ -357,10 +359,8 @@ class ForecastReport(Section):
         """Slipped deals, largest first (all of them published as ``slippage.csv``)."""
         if self.slippage is None:
             return self._note("pipeline")
-        publish(self.slippage, "slippage")
-        if self.slippage.empty:
-            return md("No deal slipped.")
-        return style_table(self.slippage.head(limit), self._formats(money=("amount",)))
+        return self.table(self.slippage, "slippage", formats=self._formats(money=("amount",)), limit=limit,
+                          empty="No deal slipped: every deal due in the period closed or kept its close date.")
 
     # -- charts ------------------------------------------------------------------
     def convergence_chart(self):

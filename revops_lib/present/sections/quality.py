@@ -121,10 +121,9 @@ class DataQuality(Section):
         return style_table(ov, {"rows": "{:,}", "rows_in_period": "{:,}", "days_since_last": "{:.1f}"}).map(lambda s: "color: #C0392B; font-weight: bold" if s in ("stale", "empty", "absent", "no rows in period")
               else "", subset=["status"])
 
-    def _money(self, df, empty: str, cols=("amount",)):
-        if df.empty:
-            return md(empty)
-        return style_table(df, {c: (lambda x: fmt_money(x, self.currency)) for c in cols})
+    def _money(self, df, name: str, empty: str, cols=("amount",), limit: int = 25):
+        return self.table(df, name, formats={c: (lambda x: fmt_money(x, self.currency)) for c in cols},
+                          empty=empty, limit=limit)
 
     def summary_table(self):
         """The anomaly counts (published as ``anomalies.csv``)."""
@@ -132,19 +131,17 @@ class DataQuality(Section):
 
     def stale_table(self):
         """Stale open deals (published as ``stale_open_deals.csv``)."""
-        publish(self.stale, "stale_open_deals")
-        return self._money(self.stale, f"No open deal is stale: every one has a close date ahead and a change "
+        return self._money(self.stale, "stale_open_deals", f"No open deal is stale: every one has a close date ahead and a change "
                                        f"in the last {self.stale_days} days.")
 
     def pushes_table(self):
         """Deals pushed repeatedly (published as ``close_date_pushes.csv``)."""
-        return self.table(self.pushes, "close_date_pushes",
+        return self.table(self.pushes, "close_date_pushes", limit=25,
                           empty=f"No deal had its close date pushed {self.min_pushes} or more times.")
 
     def missing_table(self):
         """Deals without amount (published as ``missing_amounts.csv``)."""
-        publish(self.missing, "missing_amounts")
-        return self._money(self.missing, "Every deal has an amount.")
+        return self._money(self.missing, "missing_amounts", "Every deal has an amount.")
 
 
 def assess(source, *, period, as_of=None, currency: str = "USD", stale_after_days: int = 14,

@@ -227,15 +227,24 @@ class RetentionReport(Section):
         r = u.iloc[0]
         if pd.isna(r["ltv"]):
             return ""
+        cap = f"{r['lifetime_months']:.0f}-month"
+        if r["lifetime_capped"]:
+            life = (f"a lifetime capped at {r['lifetime_months']:.0f} months"
+                    + ("" if pd.isna(r["ltv_uncapped"]) else
+                       f"; uncapped LTV {self.money(r['ltv_uncapped'])} would assume "
+                       f"{1 / r['revenue_churn_rate'] / 12:.0f} years"))
+        else:
+            life = f"a lifetime of 1 / churn = {r['lifetime_months']:.0f} months"
         text = (f"LTV is {self.money(r['ltv'])} (ARPA {self.money(r['arpa'])} × gross margin "
-                f"{fmt_pct(r['gross_margin'], 0)} / revenue churn {fmt_pct(r['revenue_churn_rate'], 2)} a month in "
-                f"{r['months']}; {self.money(r['ltv_12m'])} at the 12-month average churn of "
+                f"{fmt_pct(r['gross_margin'], 0)} × {life}; revenue churn {fmt_pct(r['revenue_churn_rate'], 2)} "
+                f"a month in {r['months']}; {self.money(r['ltv_12m'])} at the 12-month average churn of "
                 f"{fmt_pct(r['revenue_churn_rate_12m'], 2)})")
         if not pd.isna(r["cac"]):
             at12 = "" if pd.isna(r["ltv_12m_to_cac"]) else f" ({r['ltv_12m_to_cac']:.1f} at the 12-month churn)"
             payback = ("" if pd.isna(r["cac_payback_months"])
                        else f", CAC paid back in {r['cac_payback_months']:.1f} months")
-            text += f" against a CAC of {self.money(r['cac'])}: **LTV:CAC {r['ltv_to_cac']:.1f}**{at12}{payback}"
+            text += (f" against a CAC of {self.money(r['cac'])}: **LTV:CAC {r['ltv_to_cac']:.1f}** "
+                     f"(with the {cap} lifetime){at12}{payback}")
         else:
             text += "; CAC needs marketing_spend and opportunities"
         return text + "."
@@ -252,7 +261,9 @@ class RetentionReport(Section):
             out.append(("NRR 12m", fmt_pct(self.trailing["nrr"].iloc[-1])))
             out.append(("GRR 12m", fmt_pct(self.trailing["grr"].iloc[-1])))
         if self.unit is not None and not pd.isna(self.unit["ltv_to_cac"].iloc[0]):
-            out.append(("LTV:CAC", f"{self.unit['ltv_to_cac'].iloc[0]:.1f}"))
+            u = self.unit.iloc[0]
+            out.append(("LTV:CAC", f"{u['ltv_to_cac']:.1f} ({u['lifetime_months']:.0f}-month lifetime"
+                                   f"{', capped' if u['lifetime_capped'] else ''})"))
         return out
 
     # -- sections -----------------------------------------------------------
@@ -388,7 +399,12 @@ class RetentionReport(Section):
             ("Revenue churn rate (monthly)", fmt_pct(r["revenue_churn_rate"], 2),
              f"(churned + contraction) / starting MRR, months {r['months']}"),
             ("Gross margin", fmt_pct(r["gross_margin"], 0), "parameter gross_margin"),
-            ("LTV", self.money(r["ltv"]), "ARPA × gross margin / revenue churn rate"),
+            ("Customer lifetime", num(r["lifetime_months"], "{:.0f} months"),
+             "1 / revenue churn rate, capped at the parameter ltv_max_months"
+             + (" (capped)" if r["lifetime_capped"] else "")),
+            ("LTV", self.money(r["ltv"]), "ARPA × gross margin × customer lifetime"),
+            ("Uncapped LTV", self.money(r["ltv_uncapped"]),
+             "ARPA × gross margin / revenue churn rate (no cap: a low churn implies an implausibly long life)"),
             ("Sales and marketing spend", self.money(r["spend"]), f"Σ marketing_spend.spend in {self.period}"),
             ("New customers", num(r["new_customers"], "{:,.0f}"),
              "accounts with a first won new_business opportunity in the period"),
@@ -401,7 +417,7 @@ class RetentionReport(Section):
             ("Revenue churn rate, 12-month average", fmt_pct(r["revenue_churn_rate_12m"], 2),
              "Σ (churned + contraction) / Σ starting MRR over the last 12 months (context: one month is noisy)"),
             ("LTV at the 12-month churn rate", self.money(r["ltv_12m"]),
-             "ARPA × gross margin / 12-month revenue churn rate"),
+             "ARPA × gross margin × lifetime at the 12-month revenue churn rate (capped alike)"),
             ("LTV:CAC at the 12-month churn rate", num(r["ltv_12m_to_cac"], "{:.1f}"), "LTV (12-month churn) / CAC"),
         ]
         return style_table(pd.DataFrame(rows, columns=["metric", "value", "how it is computed"]))
@@ -409,7 +425,8 @@ class RetentionReport(Section):
 
 def analyze(source, *, period, as_of=None, currency: str = "USD", gross_margin: float = 0.8, cohorts: int = 24,
             quarters: int = 8, movement_months: int = 12, survival_by: str | None = "segment",
-            min_cohort_size: int = 20, fiscal_year_start_month: int | None = None) -> RetentionReport:
+            min_cohort_size: int = 20, fiscal_year_start_month: int | None = None,
+            ltv_max_months: float = 60) -> RetentionReport:
     """Compute every table of the ``cohort_retention`` report for one period.
 
     Parameters
@@ -432,6 +449,8 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", gross_margin: 
         ``segment``); without it (or from transactions), per cohort year.
     min_cohort_size : int, default 20
         Cohorts smaller than this are left out of the best/worst findings.
+    ltv_max_months : float, default 60
+        The cap on the customer lifetime behind LTV (METRICS.md); the uncapped LTV is shown as such.
 
     Returns
     -------
@@ -469,7 +488,8 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", gross_margin: 
         else:
             surv = survival(cm, cohort_group="cohort_year")
             surv_by = "cohort_year"
-        unit = unit_economics(cm, period=p, as_of=cut, gross_margin=gross_margin, movements=movements_all)
+        unit = unit_economics(cm, period=p, as_of=cut, gross_margin=gross_margin, movements=movements_all,
+                              ltv_max_months=ltv_max_months)
     finally:
         cm.release()
     return RetentionReport(period=p, as_of=cut, currency=currency, gross_margin=gross_margin, basis=basis,
@@ -481,13 +501,13 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", gross_margin: 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
           fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None, output_dir: str = "", gross_margin: float = 0.8,
           cohorts: int = 24, quarters: int = 8, movement_months: int = 12, survival_by: str = "segment",
-          min_cohort_size: int = 20) -> RetentionReport:
+          min_cohort_size: int = 20, ltv_max_months: float = 60) -> RetentionReport:
     """The report from the notebook's parameters (an empty ``survival_by``: survival by cohort year)."""
     ctx = context(period=period, as_of=as_of, source=source, currency=currency,
                   fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy,
                   labels=labels)
     rr = analyze(ctx.source, period=ctx.period, as_of=ctx.as_of, currency=currency, gross_margin=gross_margin,
-                 cohorts=cohorts, quarters=quarters, movement_months=movement_months,
+                 cohorts=cohorts, quarters=quarters, movement_months=movement_months, ltv_max_months=ltv_max_months,
                  survival_by=survival_by or None, min_cohort_size=min_cohort_size)
     rr.record_headlines()
     return rr

@@ -148,7 +148,7 @@ class Scorecard(Section):
         """The function's KPIs with a target as % of target (their numbers are in ``kpis.csv``)."""
         self.chart(self.card, None, charts.plot_kpi_bullets, function=function, currency=self.currency)
 
-    def kpi_table(self):
+    def kpi_table(self, limit: int = 30):
         """Every KPI key and breakdown, formatted by its unit (money, percent, points for a rate's change);
         ``kpis.csv`` keeps the keys and raw values (rates as fractions, change = value − prior)."""
         data = self.published()
@@ -161,7 +161,7 @@ class Scorecard(Section):
             "prior": [fmt_value(v, u, money) for v, u in zip(data.prior_value, data.unit)],
             "change": [fmt_change(v, u, money) for v, u in zip(data.change, data.unit)],
         })
-        return self.table(data, "kpis", shown)
+        return self.table(data, "kpis", shown, limit=limit)
 
 
 def analyze(source, *, period, as_of=None, currency: str = "USD", history_periods: int = 12,

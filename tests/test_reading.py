@@ -1,0 +1,82 @@
+"""The reports as a stakeholder reads them: every report of a month, a week and a quarter, opened in a real
+headless Chromium at 1400 px and at 400 px.
+
+What a reader must never meet: scientific notation (``1.287e+05``), a Python repr (``'None found.'``,
+``None``, ``nan``), a page wider than the screen; and every chart has the CSV of its data beside it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import run_report
+from test_browser import browser  # noqa: F401  (fixture reuse)
+
+pytestmark = [pytest.mark.browser, pytest.mark.notebook, pytest.mark.slow]
+
+PERIODS = ["2026-10", "2026-W40", "2026-Q3"]
+NOTEBOOKS = ["revops_scorecard", "funnel_conversion", "forecast_accuracy", "cohort_retention", "data_quality"]
+SCIENTIFIC = re.compile(r"\d[eE][+-]\d")
+REPR = re.compile(r"'[^'\n]{2,80}'|\bNone\b|\bnan\b|\bNaN\b|\bNaT\b|<NA>|dtype:|Timestamp\(")
+
+READ = """() => {
+  const text = document.body.innerText;
+  return {text, width: document.documentElement.scrollWidth, inner: window.innerWidth,
+          images: document.querySelectorAll('img').length,
+          toc: Array.from(document.querySelectorAll('nav.revops-toc a')).map(a => a.getAttribute('href')),
+          ids: Array.from(document.querySelectorAll('h2[id]')).map(h => '#' + h.id)};
+}"""
+
+
+@pytest.fixture(scope="module")
+def built(demo_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reading")
+    for period in PERIODS:
+        status, messages = run_report(demo_dir, out, period, NOTEBOOKS)
+        assert status == 0, messages
+    return out
+
+
+def problems_of(text: str) -> list[str]:
+    found = [f"scientific notation {m.group(0)!r}" for m in SCIENTIFIC.finditer(text)]
+    found += [f"a repr {m.group(0)!r}" for m in REPR.finditer(text)]
+    return found
+
+
+def test_the_checks_catch_what_they_look_for():
+    """Negative control: each pattern finds its case (and plain prose passes)."""
+    assert problems_of("Revenue 1.287e+05 this month")
+    assert problems_of("None found") and problems_of("'None found.'") and problems_of("value nan")
+    assert not problems_of("Revenue $128.7k, 12.3% of target — no deal slipped; the customer's plan.")
+
+
+@pytest.mark.parametrize("width", [1400, 400])
+@pytest.mark.parametrize("period", PERIODS)
+def test_every_report_reads_cleanly(built, browser, period, width):  # noqa: F811
+    folder = built / period
+    for name in NOTEBOOKS:
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.goto((folder / f"{name}.html").as_uri())
+        page.wait_for_load_state("load")
+        info = page.evaluate(READ)
+        page.close()
+        where = f"{period}/{name}.html at {width} px"
+        assert problems_of(info["text"]) == [], where
+        assert info["width"] <= info["inner"], f"{where}: the page is {info['width']} px wide"
+        assert info["toc"] and set(info["toc"]) <= set(info["ids"]), f"{where}: contents missing or broken"
+
+
+@pytest.mark.parametrize("period", PERIODS)
+def test_every_chart_has_its_data_published(built, period):
+    """Each chart (an image in the page) comes from a section method that published a CSV: there are at least
+    as many CSVs of a report as charts in it, and every CSV is non-empty text."""
+    folder = built / period
+    for name in NOTEBOOKS:
+        html = (folder / f"{name}.html").read_text()
+        charts = html.count("<img")
+        csvs = sorted((folder / "tables" / name).glob("*.csv"))
+        assert len(csvs) >= charts, f"{period}/{name}: {charts} charts but {len(csvs)} CSVs"
+        for csv in csvs:
+            assert csv.read_text().strip(), f"{csv} is empty"
