@@ -542,9 +542,33 @@ def test_unit_economics_from_hand_made_movements():
 
 
 def test_unit_economics_are_nan_not_infinite_without_churn_or_new_customers():
+    """No churn: the lifetime is the cap (METRICS.md "LTV is capped"), the uncapped LTV undefined."""
     mv = mrr.mrr_movements(subs_frame([("A", "2026-01-01", 10, None)]), period="2026-03", months=3)
     u = economics.unit_economics(None, period="2026-03", movements=mv).iloc[0]
-    assert np.isnan(u["ltv"]) and np.isnan(u["cac"]) and np.isnan(u["cac_payback_months"])
+    assert u["ltv"] == pytest.approx(10 * 0.8 * 60) and u["lifetime_months"] == 60 and u["lifetime_capped"]
+    assert np.isnan(u["ltv_uncapped"]) and np.isnan(u["cac"]) and np.isnan(u["cac_payback_months"])
+
+
+def test_ltv_caps_the_lifetime_and_names_the_uncapped_value():
+    """Hand-computed: MRR 1,000 of 10 customers (ARPA 100), 1 % revenue churn a month, margin 0.8: 1 / churn =
+    100 months; capped at 60: LTV 100 × 0.8 × 60 = 4,800, uncapped 100 × 0.8 / 0.01 = 8,000. Under the
+    cap (churn 5 %: 20 months) both are 1,600."""
+    def movements(churned):
+        return pd.DataFrame({"month": ["2026-10"], "starting_mrr": [1000.0], "new": [churned], "expansion": [0.0],
+                             "reactivation": [0.0], "contraction": [0.0], "churned": [churned],
+                             "ending_mrr": [1000.0], "starting_customers": [10], "new_logos": [1],
+                             "churned_logos": [1], "ending_customers": [10]})
+
+    u = economics.unit_economics(None, period="2026-10", movements=movements(10.0)).iloc[0]
+    assert (u["lifetime_months"], u["ltv"], u["ltv_uncapped"]) == pytest.approx((60, 4800, 8000))
+    assert u["lifetime_capped"]
+    u = economics.unit_economics(None, period="2026-10", movements=movements(10.0), ltv_max_months=120).iloc[0]
+    assert (u["lifetime_months"], u["ltv"], bool(u["lifetime_capped"])) == pytest.approx((100, 8000, False))
+    u = economics.unit_economics(None, period="2026-10", movements=movements(50.0)).iloc[0]
+    assert (u["lifetime_months"], u["ltv"], u["ltv_uncapped"]) == pytest.approx((20, 1600, 1600))
+    assert not u["lifetime_capped"]
+    with pytest.raises(ParameterError, match="`ltv_max_months` must be a positive number"):
+        economics.unit_economics(None, period="2026-10", movements=movements(10.0), ltv_max_months=0)
 
 
 # ---------------------------------------------------------------------------

@@ -4,7 +4,10 @@ Reads mutmut's own result files (``mutants/<path>.py.meta``, one per mutated mod
 module and the total, lists the surviving mutants (``mutmut show NAME`` prints one as a diff) and exits
 non-zero when fewer than ``--target`` percent of the checked mutants were killed.
 
-    python tests/tools/mutation_summary.py [--target 90] [--mutants mutants]
+    python tests/tools/mutation_summary.py [--target 90] [--mutants mutants] [--sample mutants/sample.txt]
+
+With a sample (tests/tools/mutation_sample.py writes ``mutants/sample.txt``) only its mutants count, and the
+killed share comes with its 95 % Wilson interval (an estimate for all the mutants).
 """
 
 from __future__ import annotations
@@ -41,8 +44,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mutants", default="mutants", help="mutmut's working folder (default: mutants)")
     ap.add_argument("--target", type=float, default=90.0, help="percent of checked mutants that must be killed")
+    ap.add_argument("--sample", default=None, help="file of the sampled mutant names (default: "
+                    "<mutants>/sample.txt when it exists; else every mutant)")
     args = ap.parse_args(argv)
     root = Path(args.mutants)
+    sample_file = Path(args.sample) if args.sample else root / "sample.txt"
+    sample = set(sample_file.read_text().split()) if sample_file.is_file() else None
     metas = sorted(root.rglob("*.py.meta"))
     if not metas:
         print(f"no mutmut results under {root}/ — run `make mutation` first", file=sys.stderr)
@@ -50,6 +57,8 @@ def main(argv=None) -> int:
     rows, survivors, total = [], [], Counter()
     for meta in metas:
         codes = json.loads(meta.read_text())["exit_code_by_key"]
+        if sample is not None:
+            codes = {k: v for k, v in codes.items() if k in sample}
         if not codes:
             continue
         module = str(meta.relative_to(root))[: -len(".meta")]
@@ -77,6 +86,13 @@ def main(argv=None) -> int:
         for name in survivors:
             print("  " + name)
     ok = pct >= args.target
+    checked = total["killed"] + total["timeout"] + total["survived"] + total["no tests"]
+    if sample is not None and checked:
+        from statsmodels.stats.proportion import proportion_confint
+
+        low, high = proportion_confint(total["killed"] + total["timeout"], checked, alpha=0.05, method="wilson")
+        print(f"\nsample of {len(sample)} mutants ({sample_file}); 95% Wilson interval of the killed share: "
+              f"{100 * low:.1f}% – {100 * high:.1f}%")
     print(f"\n{pct:.1f}% killed — target {args.target:.0f}%: {'met' if ok else 'NOT met'}")
     return 0 if ok else 1
 
