@@ -407,3 +407,28 @@ def test_month_to_date_view_of_a_weekly_report_runs_to_the_end_of_the_week():
     assert mtd.loc["cac", "status"] == "on track"  # 2000 / 1120
     assert mtd.loc["sessions", "prorated_target"] == pytest.approx(2000 * 25 / 31)
     assert mtd.loc["sessions", "status"] == "at risk"  # 1400 / 1612.9 = 0.868
+
+
+def test_big_moves_list_moves_beyond_noise_with_or_without_a_target():
+    """Hand-made card: thresholds ±25 % (relative) and ±5 pp (rates); counts also need an exact Poisson
+    difference (p computed here from binomial coefficients, not by the library)."""
+    from math import comb
+
+    from revops_lib.metrics.scorecard import big_moves
+
+    card = pd.DataFrame({
+        "kpi": ["cac", "leads", "mqls", "win_rate", "csat", "expansion_revenue", "revenue_won:expansion", "sqls"],
+        "unit": ["currency", "count", "count", "rate", "rate", "currency", "currency", "count"],
+        "value": [159.0, 13.0, 145.0, 0.40, 0.93, 60.0, 1.0, 5.0],
+        "prior_value": [100.0, 9.0, 100.0, 0.485, 0.90, 100.0, 100.0, 0.0],
+        "target": [float("nan"), float("nan"), 120.0, 0.5] + [float("nan")] * 4})
+    card["change"] = card["value"] - card["prior_value"]
+    moves = big_moves(card)
+    assert moves["kpi"].tolist() == ["cac", "mqls", "expansion_revenue", "win_rate"]
+    # leads 9 → 13 (+44 %) is within noise: exact two-sided p of 13 in 22 at ½ is large
+    p_leads = sum(comb(22, k) for k in range(22 + 1) if comb(22, k) <= comb(22, 13)) / 2 ** 22
+    assert p_leads > 0.05
+    p_mqls = sum(comb(245, k) for k in range(246) if comb(245, k) <= comb(245, 145)) / 2 ** 245
+    assert moves.set_index("kpi").loc["mqls", "p_value"] == pytest.approx(p_mqls, rel=1e-6) and p_mqls < 0.05
+    assert moves.set_index("kpi").loc["cac", "relative_change"] == pytest.approx(0.59)
+    assert big_moves(card, change=0.6, points=0.1)["kpi"].tolist() == []  # the thresholds are parameters

@@ -430,3 +430,50 @@ def kpi_values(source, *, period, as_of=None, breakdowns: bool = True) -> pd.Dat
     """The published ``kpis`` table: ``function, indicator, kpi, period, value, target, pct_of_target,
     prior_value, change, unit`` — one row per KPI key (and breakdown) whose tables are present."""
     return scorecard(source, period=period, as_of=as_of, breakdowns=breakdowns)[PUBLISHED_COLUMNS]
+
+
+def big_moves(card: pd.DataFrame, *, change: float = 0.25, points: float = 0.05, alpha: float = 0.05) -> pd.DataFrame:
+    """KPIs whose change from the prior period is beyond noise, whether or not they have a target.
+
+    A KPI (breakdowns left out) is listed when its move is at least the threshold — ``points`` (a fraction:
+    0.05 = 5 percentage points) for a rate, ``change`` (relative: 0.25 = 25 %) for any other unit — and, for
+    a count, when the two counts also differ beyond Poisson noise: the exact conditional test (value ~
+    Binomial(value + prior, ½)), two-sided p-value below ``alpha``. Largest relative moves first.
+
+    Returns the card's rows with ``relative_change`` (NaN for rates) and ``p_value`` (counts only).
+
+    >>> card = pd.DataFrame({"kpi": ["cac", "leads", "win_rate", "mqls", "leads:web"], "unit": ["currency", "count",
+    ...     "rate", "count", "count"], "value": [159.0, 13.0, 0.40, 1300.0, 1.0], "prior_value": [100.0, 9.0, 0.485,
+    ...     1000.0, 9.0], "change": [59.0, 4.0, -0.085, 300.0, -8.0]})
+    >>> big_moves(card)["kpi"].tolist()  # leads +44 % on 9 → 13 is within noise; a breakdown never counts
+    ['cac', 'mqls', 'win_rate']
+    """
+    from scipy.stats import binomtest
+
+    if not (0 < change and 0 < points and 0 < alpha < 1):
+        from revops_lib.errors import ParameterError
+
+        raise ParameterError("`change` and `points` must be positive and `alpha` between 0 and 1.")
+    rows = card[~card["kpi"].astype(str).str.contains(":") & card["value"].notna() & card["prior_value"].notna()]
+    out = []
+    for r in rows.to_dict("records"):
+        value, prior = float(r["value"]), float(r["prior_value"])
+        rel, p = math.nan, math.nan
+        if r["unit"] == "rate":
+            if abs(value - prior) < points:
+                continue
+        else:
+            if prior == 0:
+                continue
+            rel = (value - prior) / abs(prior)
+            if abs(rel) < change:
+                continue
+            if r["unit"] == "count":
+                n = int(round(value)) + int(round(prior))
+                p = binomtest(int(round(value)), n, 0.5).pvalue if n > 0 else 1.0
+                if p >= alpha:
+                    continue
+        out.append({**r, "relative_change": rel, "p_value": p})
+    result = pd.DataFrame(out, columns=list(card.columns) + ["relative_change", "p_value"])
+    order = result["relative_change"].abs().fillna(result["value"].sub(result["prior_value"]).abs())
+    return result.loc[order.sort_values(ascending=False, kind="stable").index].reset_index(drop=True)

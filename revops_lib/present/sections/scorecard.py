@@ -12,6 +12,7 @@ import pandas as pd
 from revops_lib.metrics.kpis import KPIS
 from revops_lib.metrics.scorecard import (
     PUBLISHED_COLUMNS,
+    big_moves,
     kpi_history,
     pacing,
     scorecard,
@@ -19,7 +20,7 @@ from revops_lib.metrics.scorecard import (
 from revops_lib.periods import Period, parse_period, period_of, resolve_as_of
 from revops_lib.present.charts import scorecard as charts
 from revops_lib.present.context import context
-from revops_lib.present.format import fmt_change, fmt_value
+from revops_lib.present.format import fmt_change, fmt_pct, fmt_points, fmt_pval, fmt_value
 from revops_lib.present.labels import label
 from revops_lib.present.section import Section
 from revops_lib.present.tables import style_table
@@ -51,12 +52,16 @@ class Scorecard(Section):
     pacing_views: list = field(default_factory=list)  # (title, pacing frame)
     notes: list = field(default_factory=list)
     currency: str = "USD"
+    moves: pd.DataFrame | None = None  # big moves beyond noise (metrics.scorecard.big_moves)
+    move_change: float = 0.25
+    move_points: float = 0.05
 
     def published(self) -> pd.DataFrame:
         return self.card[PUBLISHED_COLUMNS]
 
     def attention(self):
-        """What needs attention: off-track then at-risk KPIs, with the gap (Markdown)."""
+        """What needs attention: off-track then at-risk KPIs, with the gap; then KPIs that moved beyond noise
+        since the prior period, target or not (:func:`~revops_lib.metrics.scorecard.big_moves`)."""
         lines = []
         for status in ("off track", "at risk"):
             rows = self.card[self.card.status == status]
@@ -70,6 +75,16 @@ class Scorecard(Section):
                 lines.append(f"- {title}: **{label(r.kpi)}** needs {fmt_value(r.weekly_run_rate_needed, r.unit, self.currency)} "
                              f"per week for the remaining {r.weeks_left:.1f} weeks to reach "
                              f"{fmt_value(r.target, r.unit, self.currency)}.")
+        listed = set(self.card.kpi[self.card.status.isin(["off track", "at risk"])])
+        moves = self.moves if self.moves is not None else self.card.iloc[0:0]
+        for r in moves[~moves.kpi.isin(listed)].itertuples(index=False):
+            how = (fmt_change(r.change, r.unit, self.currency) if r.unit == "rate"
+                   else fmt_pct(r.relative_change, 0, signed=True))
+            why = ("" if pd.isna(r.p_value) else f", {fmt_pval(r.p_value)}")
+            lines.append(f"- **{label(r.kpi)}** moved {how} ({fmt_value(r.prior_value, r.unit, self.currency)} → "
+                         f"{fmt_value(r.value, r.unit, self.currency)}), beyond the ±"
+                         + (fmt_points(self.move_points).lstrip("+") if r.unit == "rate" else fmt_pct(self.move_change, 0))
+                         + f" threshold{why}" + ("; it has no target." if pd.isna(r.target) else "."))
         if not lines:
             with_target = int(self.card.target.notna().sum())
             lines.append(f"- Every KPI with a target ({with_target}) is on track for {self.period}."
@@ -165,7 +180,8 @@ class Scorecard(Section):
 
 
 def analyze(source, *, period, as_of=None, currency: str = "USD", history_periods: int = 12,
-            on_track: float = 0.95, at_risk: float = 0.85) -> Scorecard:
+            on_track: float = 0.95, at_risk: float = 0.85, attention_change: float = 0.25,
+            attention_points: float = 0.05) -> Scorecard:
     """Compute the scorecard report: KPIs, 12-period history, pacing views (cadence-aware).
 
     Weekly runs add the pacing of the month containing the week; monthly runs the
@@ -191,17 +207,20 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", history_period
     else:
         views.append((f"Quarter {p}", pacing(src, period=p, as_of=cut, card=card, on_track=on_track, at_risk=at_risk)))
     return Scorecard(period=p, as_of=cut, card=card, history=hist, pacing_views=views, notes=notes,
-                     currency=currency)
+                     currency=currency, moves=big_moves(card, change=attention_change, points=attention_points),
+                     move_change=attention_change, move_points=attention_points)
 
 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
           fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None, output_dir: str = "", history_periods: int = 12,
-          on_track: float = 0.95, at_risk: float = 0.85) -> Scorecard:
+          on_track: float = 0.95, at_risk: float = 0.85, attention_change: float = 0.25,
+          attention_points: float = 0.05) -> Scorecard:
     """The report from the notebook's parameters."""
     ctx = context(period=period, as_of=as_of, source=source, currency=currency,
                   fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy,
                   labels=labels)
     sc = analyze(ctx.source, period=ctx.period, as_of=ctx.as_of, currency=currency, history_periods=history_periods,
-                 on_track=on_track, at_risk=at_risk)
+                 on_track=on_track, at_risk=at_risk, attention_change=attention_change,
+                 attention_points=attention_points)
     sc.record_headlines()
     return sc
