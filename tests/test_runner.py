@@ -166,12 +166,22 @@ def test_longest_notebooks_start_first_by_their_last_build(kit):  # noqa: F811
     assert rerun(kit) == [("2026-10", "beta"), ("2026-10", "alpha")]
 
 
-def test_a_period_after_the_datas_latest_event_is_warned_about(kit):  # noqa: F811
+def test_a_period_after_the_datas_latest_event_is_built_as_no_data(kit):  # noqa: F811
+    """The period with data is built; the one after the latest event gets one short page and its own status."""
     # the kit's data end with a transaction on 2026-10-21: 2026-10 has data, 2026-11 none
-    rerun(kit, period=None, periods=["2026-10", "2026-11"], notebooks=["alpha"])
-    warnings = [m for m in kit["messages"] if m.startswith("Warning:")]
-    assert warnings == ["Warning: the source's latest event (2026-10-21) is before period 2026-11 "
-                        "(2026-11-01 to 2026-11-30): its figures will be empty. Pick an earlier --period."]
+    assert rerun(kit, period=None, periods=["2026-10", "2026-11"], notebooks=["alpha"]) == [("2026-10", "alpha")]
+    notes = [m for m in kit["messages"] if m.startswith("No data:")]
+    assert notes == ["No data: the source's latest event (2026-10-21) is before period 2026-11 "
+                     "(2026-11-01 to 2026-11-30); its reports are marked 'no data'. Pick an earlier --period."]
+    assert any("0 failed, 1 with no data" in m for m in kit["messages"])
+    later = kit["out"] / "2026-11"
+    assert not (later / "alpha.html").exists()  # no report of zeros
+    page = (later / "no-data.html").read_text()
+    assert "No data yet for 2026-11" in page and "2026-10-21" in page
+    entry = manifest(kit, "2026-11")["alpha"]
+    assert entry["status"] == "no data" and entry["page"] == "no-data.html"
+    index = (kit["out"] / "index.html").read_text()
+    assert '<a href="2026-11/no-data.html">' in index and '<span class="st nodata">no data</span>' in index
 
 
 # --------------------------------------------------------------------------- kernels and parameters

@@ -54,7 +54,7 @@ from revops_lib.version import __version__
 class Outcome:
     notebook: str
     period: str
-    status: str  # ok | failed | skipped
+    status: str  # ok | failed | skipped | no data
     seconds: float = 0.0
     error: str = ""
     html: Path | None = None
@@ -399,10 +399,13 @@ def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool
     from revops_lib.metrics.quality import latest_event
 
     latest = latest_event(src)
+    no_data = {}  # period label -> why: a period that starts after the source's latest event is not built
     for p in plist:
         if latest is not None and latest < p.start_naive:
-            say(f"Warning: the source's latest event ({latest:%Y-%m-%d}) is before period {p.label} "
-                f"({p.start_date} to {p.last_day}): its figures will be empty. Pick an earlier --period.")
+            no_data[p.label] = (f"The source's latest event is on {latest:%Y-%m-%d}, before period {p.label} "
+                                f"({p.start_date} to {p.last_day}) starts: there is nothing to report yet.")
+            say(f"No data: the source's latest event ({latest:%Y-%m-%d}) is before period {p.label} "
+                f"({p.start_date} to {p.last_day}); its reports are marked 'no data'. Pick an earlier --period.")
     data_fp = src.fingerprint()
     code_fp = _code_fingerprint()
 
@@ -421,6 +424,14 @@ def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool
         if cancelled.is_set():
             return Outcome(n, p.label, "cancelled")
         out_dir = Path(out) / p.label
+        if p.label in no_data:
+            page = write_no_data_page(out_dir, p, no_data[p.label], source_label=_source_label(src_text))
+            _record(out_dir, n, {"status": "no data", "seconds": 0.0, "finished_at": _now_iso(), "error": None,
+                                 "key": None, "headlines": [], "title": title(n), "page": page.name,
+                                 "reason": no_data[p.label]})
+            prog.line(f"  nodata {p.label} {n}")
+            prog.done()
+            return Outcome(n, p.label, "no data")
         key = build_key(nb_dir / f"{n}.ipynb", prm, data_fp, code_fp)
         prev = read_manifest(out_dir).get(n, {})
         if (not force and prev.get("key") == key and prev.get("status") in ("ok", "skipped")
@@ -468,13 +479,42 @@ def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool
     failed = [o for o in outcomes if o.status == "failed"]
     ok = [o for o in outcomes if o.status == "ok"]
     skipped = [o for o in outcomes if o.status == "skipped"]
-    say(f"Done: {len(ok)} built, {len(skipped)} unchanged, {len(failed)} failed → {Path(out) / 'index.html'}")
+    empty = [o for o in outcomes if o.status == "no data"]
+    say(f"Done: {len(ok)} built, {len(skipped)} unchanged, {len(failed)} failed"
+        + (f", {len(empty)} with no data" if empty else "") + f" → {Path(out) / 'index.html'}")
     if failed:
         for o in failed:
             say(f"  FAILED {o.period} {o.notebook}: {o.error}"
                 + (f" (see {Path(out) / o.period / o.executed.name})" if o.executed else ""))
         return 1
     return 0
+
+
+NO_DATA_PAGE = "no-data.html"
+
+
+def write_no_data_page(out_dir: Path, p, reason: str, *, source_label: str) -> Path:
+    """The one short page of a period with no data yet (``<out>/<period>/no-data.html``)."""
+    import html
+
+    from revops_lib.files import atomic_write_bytes
+
+    body = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>No data yet — {html.escape(p.label)}</title>
+<style>body {{ font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; max-width: 720px;
+margin: 40px auto; padding: 0 16px; color: #222; }} h1 {{ color: #1d3557; }} a {{ color: #2F5D8C; }}</style></head>
+<body><h1>No data yet for {html.escape(p.label)}</h1>
+<p>{html.escape(reason)}</p>
+<p>Source: {html.escape(source_label)}. No report of this period was built, so none shows zeros as if they were
+results. Build an earlier period (e.g. <code>make reports</code> builds the last complete month), or load newer data
+and build this one again.</p>
+<p><a href="../index.html">All reports</a></p></body></html>
+"""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / NO_DATA_PAGE
+    atomic_write_bytes(path, body.encode("utf-8"))
+    return path
 
 
 def _expected_seconds(out: Path, task) -> float:

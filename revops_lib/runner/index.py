@@ -33,11 +33,13 @@ def write_index(out: Path) -> Path:
         for n in sorted(m, key=lambda k: (order.get(k, 99), k)):
             e = m[n]
             status = e.get("status", "?")
-            css = {"ok": "ok", "skipped": "skip", "failed": "fail"}.get(status, "")
+            css = {"ok": "ok", "skipped": "skip", "failed": "fail", "no data": "nodata"}.get(status, "")
             label = {"skipped": "skipped-unchanged"}.get(status, status)
             title = html.escape(e.get("title") or report_title(n))
             links = []
-            if (d / f"{n}.html").is_file():
+            if status == "no data" and e.get("page") and (d / e["page"]).is_file():
+                links.append(f'<a href="{html.escape(d.name)}/{html.escape(e["page"])}">{title}</a>')
+            elif (d / f"{n}.html").is_file():
                 links.append(f'<a href="{html.escape(d.name)}/{html.escape(n)}.html">{title}</a>')
             else:
                 links.append(title)
@@ -50,6 +52,8 @@ def write_index(out: Path) -> Path:
             heads = " · ".join(f"{html.escape(h['label'])}: <b>{html.escape(str(h['value']))}</b>"
                                for h in (e.get("headlines") or [])[:4])
             err = f'<div class="err">{html.escape(e.get("error") or "")}</div>' if status == "failed" else ""
+            if status == "no data":
+                heads = html.escape(e.get("reason") or "no data in this period")
             secs = e.get("seconds")
             rows.append(
                 f"<tr><td>{html.escape(p.label)}</td><td>{' '.join(links)}{err}</td>"
@@ -73,13 +77,14 @@ def write_index(out: Path) -> Path:
  .small {{ font-size: 0.85em; color: #666; margin-left: 6px; }}
  .st {{ padding: 2px 8px; border-radius: 10px; font-size: 0.85em; white-space: nowrap; }}
  .ok {{ background: #dff3e6; color: #1e6b3a; }} .skip {{ background: #eef0f3; color: #555; }}
- .fail {{ background: #fbe0dd; color: #a1281b; }}
+ .fail {{ background: #fbe0dd; color: #a1281b; }} .nodata {{ background: #fff4d6; color: #7a5b00; }}
  .err {{ color: #a1281b; font-size: 0.85em; margin-top: 3px; font-family: monospace; }}
 </style></head>
 <body>
 <h1>RevOps reports</h1>
 <p>Every period and report, newest first. Status <i>skipped-unchanged</i> means notebook, parameters,
-library and data were unchanged since the last successful build. Generated {_now_iso()} by revops-kit {__version__}.</p>
+library and data were unchanged since the last successful build; <i>no data</i> that the period starts after the
+source's latest event (nothing was built, rather than a report of zeros). Generated {_now_iso()} by revops-kit {__version__}.</p>
 <table><thead><tr><th>Period</th><th>Report</th><th>Status</th><th>Duration</th><th>Headlines</th><th>Finished</th></tr></thead>
 <tbody>
 {body}
