@@ -164,9 +164,17 @@ def plot_cohort_trend(trend: pd.DataFrame, *, ax=None):
         d = trend[(trend["from_stage"] == a) & (trend["to_stage"] == b)]
         x = [x_of[c] for c in d["cohort"]]
         color = PALETTE[k % len(PALETTE)]
-        ax.fill_between(x, d["ci_low"], d["ci_high"], color=color, alpha=0.15, lw=0)
-        ax.plot(x, d["rate"], color=color, lw=1.8, label=pair_label(a, b))
-        mature = d["mature"].to_numpy()
+        mature = d["mature"].to_numpy(dtype=bool)
+        rate, low, high = (d[c].to_numpy(dtype=float) for c in ("rate", "ci_low", "ci_high"))
+        xs = np.asarray(x)
+        # mature cohorts: a solid line and the interval band; the unfinished ones apart, dashed and hollow
+        ax.fill_between(xs[mature], low[mature], high[mature], color=color, alpha=0.15, lw=0)
+        ax.plot(xs[mature], rate[mature], color=color, lw=1.8, label=pair_label(a, b))
+        if (~mature).any():
+            tail = np.flatnonzero(~mature)
+            start = [tail[0] - 1] if tail[0] > 0 and mature[tail[0] - 1] else []
+            seg = np.array(start + list(tail))
+            ax.plot(xs[seg], rate[seg], color=color, lw=1.2, ls=(0, (3, 3)), alpha=0.8)
         ax.scatter([xx for xx, m in zip(x, mature) if m], d["rate"][mature], color=color, s=22, zorder=3)
         ax.scatter([xx for xx, m in zip(x, mature) if not m], d["rate"][~mature], facecolor="white",
                    edgecolor=color, s=26, zorder=3, lw=1.4)
@@ -177,7 +185,7 @@ def plot_cohort_trend(trend: pd.DataFrame, *, ax=None):
     ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: fmt_pct(v, 0)))
     days = trend.attrs.get("window_days")
     within = f" within {days:g} days of the previous stage" if days else ""
-    ax.set_title(f"Stage-to-stage conversion{within}, by cohort — hollow: not yet mature")
+    ax.set_title(f"Stage-to-stage conversion{within}, by cohort — hollow, dashed: not yet mature")
     ax.set_ylabel("rate (band: interval)")
     ax.set_xlabel("cohort (period the leads were created)")
     ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))

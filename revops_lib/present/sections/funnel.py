@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from revops_lib.metrics.common import check_stages, pairs
@@ -35,6 +36,7 @@ from revops_lib.periods import Period, window
 from revops_lib.present.charts import funnel as charts
 from revops_lib.present.context import context
 from revops_lib.present.format import (
+    MISSING,
     fmt_days,
     fmt_interval,
     fmt_money,
@@ -135,6 +137,28 @@ class FunnelReport(Section):
             return 0.0 if len(t) else math.nan
         return float(t["cumulative_rate"].iloc[-1])
 
+    def lead_to_last_headline(self) -> tuple[str, str]:
+        """Lead → last stage from a finished cohort: the period's own when it is mature, else the latest mature
+        cohort of the trend (the product of its stage rates), named in the label — never an unfinished window."""
+        name = f"Lead → {stage_label(self.stages[-1])}"
+        tr = self.trend
+        if tr is None or tr.empty or "mature" not in tr:
+            return name, fmt_pct(self._lead_to_last(self.conversion), 2)
+        total = tr[tr["by"] == "all"] if "by" in tr.columns else tr
+        chain = [(a, b) for a, b in pairs(self.stages)]
+        complete = []
+        for cohort, g in total.groupby("cohort", sort=False):
+            g = g.set_index(["from_stage", "to_stage"])
+            if all(pair in g.index for pair in chain) and bool(g["mature"].all()):
+                complete.append((cohort, float(np.prod([g.loc[pair, "rate"] for pair in chain]))))
+        last = str(total["cohort"].iloc[-1])
+        if complete and complete[-1][0] == last:
+            return name, fmt_pct(self._lead_to_last(self.conversion), 2)
+        if not complete:
+            return f"{name} (no mature cohort yet)", MISSING
+        cohort, rate = complete[-1]
+        return f"{name} ({cohort} cohort, the latest mature)", fmt_pct(rate, 2)
+
     def small_rows(self) -> pd.DataFrame:
         return self.conversion[self.conversion["entered"] < self.min_sample]
 
@@ -175,6 +199,11 @@ class FunnelReport(Section):
                        f"({fmt_pct(last0, 2)} for {self.previous} at the same age)")
         else:
             reached = f"; none has reached {stage_label(self.stages[-1])} yet"
+        name, value = self.lead_to_last_headline()
+        if "latest mature" in name:  # the period's own cohort is still converting: say what a finished one did
+            cohort = name[name.index("(") + 1:name.index(" cohort")]
+            reached += (f" — the cohort is not mature yet; the latest mature one ({cohort}) reached "
+                        f"{stage_label(self.stages[-1])} at {value}")
         b.append(f"**{n:,} leads** were created in {self.period}{change}{reached}.")
         moved = self.changes[self.changes["beyond_noise"]]
         if len(moved):
@@ -219,7 +248,8 @@ class FunnelReport(Section):
         t = self._total(self.conversion)
         if len(t):
             out.append((pair_label(t["from_stage"].iloc[0], t["to_stage"].iloc[0]), fmt_pct(t["rate"].iloc[0])))
-        out.append((f"Lead → {stage_label(self.stages[-1])}", fmt_pct(self._lead_to_last(self.conversion), 2)))
+        name, value = self.lead_to_last_headline()
+        out.append((name, value))
         if self.sales is not None and len(self.sales):
             out.append(("Win rate", fmt_pct(self.sales["win_rate"].iloc[0])))
         return out
