@@ -81,3 +81,35 @@ def test_every_chart_has_its_data_published(built, period):
         assert csvs or not charts, f"{period}/{name}: {charts} charts but no CSV"
         for csv in csvs:
             assert csv.read_text().strip(), f"{csv} is empty"
+
+
+@pytest.mark.parametrize("period", PERIODS)
+def test_one_name_one_number_across_the_pages(built, period):
+    """The same KPI under the same name shows the same value in the index headlines as in the scorecard's
+    published kpis.csv (formatted alike); the index's status counts are what the scorecard lists."""
+    import json
+
+    import pandas as pd
+
+    from revops_lib.metrics.kpis import KPI_BY_KEY
+    from revops_lib.present.format import fmt_value
+
+    folder = built / period
+    manifest = json.loads((folder / "manifest.json").read_text())
+    heads = {n: {h["label"]: h["value"] for h in e.get("headlines") or []} for n, e in manifest.items()}
+    kpis = pd.read_csv(folder / "tables" / "revops_scorecard" / "kpis.csv").set_index("kpi")
+
+    def shown(key):
+        return fmt_value(kpis.loc[key, "value"], kpis.loc[key, "unit"])
+
+    for key in ("nrr_12m", "grr_12m"):
+        name = KPI_BY_KEY[key].label
+        assert heads["cohort_retention"].get(name) == shown(key), (period, name)
+    coverage = [v for k, v in heads["forecast_accuracy"].items() if k.startswith("Next-period coverage")]
+    if coverage and not pd.isna(kpis.loc["pipeline_coverage", "value"]):
+        assert coverage == [shown("pipeline_coverage")], period
+    for key, name in (("revenue_won", "Revenue won"), ("new_customers", "New customers"), ("leads", "Leads")):
+        assert heads["revops_scorecard"].get(name) == shown(key), (period, name)
+    page = (folder / "revops_scorecard.html").read_text()
+    listed = len(re.findall(r"is <em>off track</em>", page))
+    assert int(heads["revops_scorecard"]["Off track"]) >= listed

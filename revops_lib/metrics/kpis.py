@@ -89,7 +89,7 @@ KPIS: list[KPI] = [
        "mean ces (1–7) of tickets created in the period"),
     _k("first_response_hours", "customer_success", "lagging", "hours", "First response time", ["support_tickets"],
        "median hours from created to first response, tickets created in the period", higher_is_better=False),
-    _k("logo_retention_12m", "customer_success", "lagging", "rate", "Logo retention (12 m)", ["subscriptions"],
+    _k("logo_retention_12m", "customer_success", "lagging", "rate", "Logo retention, trailing 12 m", ["subscriptions"],
        "customers with MRR > 0 twelve months before the period's last complete month still paying in it"),
     _k("nrr_12m", "customer_success", "lagging", "rate", "NRR (12 m)", ["subscriptions"],
        "their MRR in the month / their MRR twelve months earlier"),

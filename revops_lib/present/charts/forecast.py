@@ -113,13 +113,13 @@ def plot_coverage(coverage: pd.DataFrame, *, ax=None):
         if pd.isna(r["coverage"]):
             ax.text(i, 0, "no target", ha="center", va="bottom", fontsize=8, color="#666666")
             continue
-        label = f"{r['coverage']:.1f}x"
+        label = fmt_pct(r["coverage"], 0)
         if r["complete"] and not pd.isna(r["attainment"]):
             label += f"\n{fmt_pct(r['attainment'], 0)} won"
         ax.text(i, r["coverage"], label, ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(data)), data["period"])
     ax.set_ylim(0, (vals.max() or 1) * 1.3)
-    ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:.1f}x"))
+    ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: fmt_pct(v, 0)))
     ax.set_ylabel("open pipeline / target")
     ax.set_title("Coverage at the start of each period (orange: the next period, at the cut-off)")
     return ax

@@ -244,10 +244,10 @@ class ForecastReport(Section):
             txt = (f"Open pipeline due in {nxt['period']} is {self._money(nxt['open_pipeline'])} at the cut-off "
                    f"(no {self.target_metric} target to compare it with)")
         else:
-            txt = (f"Open pipeline due in {nxt['period']} covers {nxt['coverage']:.1f}x its "
+            txt = (f"Open pipeline due in {nxt['period']} covers {self._pct(nxt['coverage'])} of its "
                    f"{self._money(nxt['target'])} target at the cut-off")
         if len(past):
-            txt += (f" (previous {len(past)} periods: {past['coverage'].min():.1f}x–{past['coverage'].max():.1f}x at "
+            txt += (f" (previous {len(past)} periods: {self._pct(past['coverage'].min())}–{self._pct(past['coverage'].max())} at "
                     f"their start, attainment {self._pct(past['attainment'].min())}–{self._pct(past['attainment'].max())})")
         return txt + "."
 
@@ -283,7 +283,8 @@ class ForecastReport(Section):
             out.append((f"{self.call_category.capitalize()} bias", self._pct(s["bias"], True)))
         if self.coverage is not None and len(self.coverage):
             nxt = self.coverage.iloc[-1]
-            out.append((f"Coverage {nxt['period']}", "—" if pd.isna(nxt["coverage"]) else f"{nxt['coverage']:.1f}x"))
+            # the scorecard's KPI "Next-period coverage", under its name and in its format (a percentage)
+            out.append((f"Next-period coverage ({nxt['period']})", fmt_pct(nxt["coverage"])))
         if self.slippage is not None:
             out.append(("Slipped deals", f"{self.slippage.attrs.get('count', 0):,}"))
         return out
@@ -345,8 +346,7 @@ class ForecastReport(Section):
         c = self.coverage.copy()
         c["measured_at"] = pd.to_datetime(c["measured_at"]).dt.strftime("%Y-%m-%d %H:%M").str.replace(" 00:00", "")
         styled = publish(c, "coverage", formats={
-            **self._formats(money=("open_pipeline", "target", "won"), pct=("attainment",)),
-            "coverage": lambda x: f"{x:.2f}x"})
+            **self._formats(money=("open_pipeline", "target", "won"), pct=("attainment", "coverage"))})
         return styled
 
     def waterfall_table(self):

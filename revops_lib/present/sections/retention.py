@@ -31,6 +31,7 @@ from revops_lib.metrics.mrr import (
     trailing_retention,
 )
 from revops_lib.periods import Period, parse_period, resolve_as_of
+from revops_lib.metrics.kpis import KPI_BY_KEY
 from revops_lib.present.charts import retention as charts
 from revops_lib.present.context import context
 from revops_lib.present.format import fmt_money, fmt_pct
@@ -258,8 +259,9 @@ class RetentionReport(Section):
         if self.movements is not None and len(self.movements):
             out.append(("MRR", self.money(self.movements["ending_mrr"].iloc[-1])))
         if self.trailing is not None and len(self.trailing):
-            out.append(("NRR 12m", fmt_pct(self.trailing["nrr"].iloc[-1])))
-            out.append(("GRR 12m", fmt_pct(self.trailing["grr"].iloc[-1])))
+            # the scorecard's KPIs, under their names (revops_lib.metrics.kpis) and in their format
+            out.append((KPI_BY_KEY["nrr_12m"].label, fmt_pct(self.trailing["nrr"].iloc[-1])))
+            out.append((KPI_BY_KEY["grr_12m"].label, fmt_pct(self.trailing["grr"].iloc[-1])))
         if self.unit is not None and not pd.isna(self.unit["ltv_to_cac"].iloc[0]):
             u = self.unit.iloc[0]
             out.append(("LTV:CAC", f"{u['ltv_to_cac']:.1f} ({u['lifetime_months']:.0f}-month lifetime"

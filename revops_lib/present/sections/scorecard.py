@@ -156,8 +156,19 @@ class Scorecard(Section):
         out = [(label, fmt_value(c.loc[key, "value"], c.loc[key, "unit"], self.currency))
                for key, label in (("revenue_won", "Revenue won"), ("new_customers", "New customers"), ("leads", "Leads"))
                if key in c.index]
-        out.append(("Off track", str(int((self.card.status == "off track").sum()))))
+        out += [(status.capitalize(), str(n)) for status, n in self.status_counts().items()]
         return out
+
+    def status_counts(self) -> dict[str, int]:
+        """KPIs off track and at risk on the page: in the card or in any pacing view (a KPI counts once, by its
+        worst status), as "What needs attention" lists them."""
+        worst = {}
+        frames = [self.card] + [pv for _, pv in self.pacing_views]
+        for status in ("off track", "at risk"):
+            for f in frames:
+                for k in f.kpi[f.status == status]:
+                    worst.setdefault(k, status)
+        return {status: sum(1 for v in worst.values() if v == status) for status in ("off track", "at risk")}
 
     def bullets(self, function: str) -> None:
         """The function's KPIs with a target as % of target (their numbers are in ``kpis.csv``)."""
