@@ -1703,6 +1703,7 @@ class _Company:
                     target = base * float(np.exp(rng.normal(0.03, sd_)))
                     target = float(max(1.0, round(target))) if metric != "revenue_won" else _sig3(target)
                 rows.append((label, metric, target))
+        rows = _consistent_quarters(rows, additive=set(daily))
         self.w.write("targets", {
             "period": [r[0] for r in rows],
             "metric": [r[1] for r in rows],
@@ -1712,6 +1713,27 @@ class _Company:
 
 
 # --------------------------------------------------------------------------- small helpers
+
+def _consistent_quarters(rows: list[tuple], *, additive: set) -> list[tuple]:
+    """Quarter targets that agree with their months' (what data_quality checks, METRICS.md): an additive KPI's
+    quarter is the sum of its three months when all have one; a rate's quarter the mean of its months' targets
+    (NRR, measured at the quarter's last month: that month's target)."""
+    from revops_lib.periods import parse_period
+
+    value = {(label, metric): target for label, metric, target in rows}
+    out = []
+    for label, metric, target in rows:
+        if "-Q" in label:
+            months = [m.label for m in parse_period(label).months()]
+            have = [value[(m, metric)] for m in months if (m, metric) in value]
+            if metric in additive and len(have) == 3:
+                target = float(sum(have))
+            elif metric not in additive and have:
+                last = value.get((months[-1], metric))
+                target = last if metric == "nrr_12m" and last is not None else round(float(np.mean(have)), 2)
+        out.append((label, metric, target))
+    return out
+
 
 _FIRST = ("Ava", "Ben", "Chloe", "Diego", "Emma", "Farid", "Grace", "Hugo", "Isla", "Jonas", "Kai", "Lena",
           "Mateo", "Nora", "Omar", "Priya", "Quinn", "Rosa", "Sam", "Tara", "Umar", "Vera", "Will", "Xin",

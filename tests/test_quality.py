@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pytest
 
 from revops_lib.metrics import quality
 from revops_lib.present.sections import quality as quality_section
@@ -120,3 +121,22 @@ def test_a_validation_handed_over_by_the_runner_is_reused_for_the_same_files(tmp
     (folder / "reviews.parquet").unlink()
     assert not hasattr(quality_section.assess(folder, period="2026-10").validation, "summary_note")
     quality.load_validation(tmp_path / "missing.pickle")  # unreadable: ignored
+
+
+def test_target_conflicts_are_found_and_the_demo_has_none(demo_dir):
+    """A quarter target that is not the sum of its months (additive) or lies outside its months' range (a rate)
+    is reported; the demo company's targets agree with each other."""
+    from revops_lib.metrics.targets import target_conflicts
+
+    t = pd.DataFrame({"period": ["2026-Q3", "2026-07", "2026-08", "2026-09", "2026-Q3", "2026-07", "2026-08",
+                                 "2026-Q4", "2026-10", "2026-11", "2026-12", "2026-Q4", "2026-10"],
+                      "metric": ["revenue_won"] * 4 + ["csat"] * 3 + ["leads"] * 4 + ["win_rate"] * 2,
+                      "target": [15.8e6, 5.9e6, 5.9e6, 5.92e6, 0.83, 0.93, 0.92,
+                                 90.0, 30.0, 30.0, 30.0, 0.505, 0.50]})
+    found = target_conflicts({"targets": t})
+    assert found[["period", "metric"]].values.tolist() == [["2026-Q3", "csat"], ["2026-Q3", "revenue_won"]]
+    rev = found.set_index("metric").loc["revenue_won"]
+    assert rev["parts_value"] == pytest.approx(17.72e6) and rev["difference"] == pytest.approx(-1.92e6)
+    assert found.set_index("metric").loc["csat", "parts_value"] == pytest.approx(0.92)  # the nearest month
+    # within tolerance (leads add up; 50.5 % vs 50 % is half a point): nothing
+    assert target_conflicts(demo_dir).empty

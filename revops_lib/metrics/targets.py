@@ -29,7 +29,7 @@ from revops_lib.metrics.kpis import is_additive
 from revops_lib.periods import Period, parse_period
 from revops_lib.sources import Source, open_source
 
-__all__ = ["targets", "target", "SCOPE_COLUMNS"]
+__all__ = ["targets", "target", "target_conflicts", "SCOPE_COLUMNS"]
 
 #: The columns of ``targets`` that name a scope below the company (a null means "all").
 SCOPE_COLUMNS = ("segment", "owner", "team")
@@ -125,3 +125,63 @@ def targets(source, period: str | Period, *, metrics: Iterable[str] | None = Non
 def target(source, period: str | Period, metric: str, **scope) -> float:
     """One target (NaN when there is none); see :func:`targets`."""
     return targets(source, period, metrics=[metric], **scope).get(metric, math.nan)
+
+
+def target_conflicts(source, *, tolerance: float = 0.005, rate_tolerance: float = 0.01) -> pd.DataFrame:
+    """Targets that contradict each other (company rows, the ones the lookup reads first).
+
+    - an **additive** KPI's quarter target that differs from the sum of its three months' targets by more than
+      ``tolerance`` (relative), when all three months have one;
+    - a **rate or average** (win rate, CSAT, …) whose quarter target lies outside the range of its months'
+      targets by more than ``rate_tolerance`` (absolute: 0.01 = 1 point), when at least one month has one.
+
+    Returns ``period, metric, target, parts, parts_value, difference, problem`` (``parts_value``: the months'
+    sum, or for a rate the nearest month target), one row per conflict, by period then metric.
+
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"period": ["2026-Q4", "2026-10", "2026-11", "2026-12", "2026-Q4", "2026-10"],
+    ...                   "metric": ["leads"] * 4 + ["csat"] * 2, "target": [100.0, 30, 30, 30, 0.83, 0.93]})
+    >>> target_conflicts({"targets": t})[["period", "metric", "parts_value", "difference"]].values.tolist()
+    [['2026-Q4', 'csat', 0.93, -0.1], ['2026-Q4', 'leads', 90.0, 10.0]]
+    """
+    from revops_lib.periods import PeriodError
+
+    src = open_source(source) if not isinstance(source, Source) else source
+    cols = ["period", "metric", "target", "parts", "parts_value", "difference", "problem"]
+    if not src.has("targets"):
+        return pd.DataFrame(columns=cols)
+    t = src.table("targets")
+    scope = [c for c in SCOPE_COLUMNS if c in t.columns]
+    df = run(t.select("period", "metric", "target", *scope))
+    for c in scope:
+        df = df[df[c].isna()]
+    df = df.dropna(subset=["target"]).drop_duplicates(["period", "metric"])
+    value = {(p, m): float(v) for p, m, v in zip(df["period"], df["metric"], df["target"])}
+    out = []
+    for (label, metric), target_value in sorted(value.items()):
+        try:
+            p = parse_period(label)
+        except PeriodError:
+            continue
+        if p.kind != "quarter":
+            continue
+        months = [m.label for m in p.months()]
+        have = [m for m in months if (m, metric) in value]
+        if is_additive(metric):
+            if len(have) < len(months):
+                continue
+            total = sum(value[(m, metric)] for m in months)
+            diff = target_value - total
+            if abs(diff) > tolerance * max(abs(total), 1e-9):
+                out.append((label, metric, target_value, ", ".join(months), total, diff,
+                            f"the quarter's target is not the sum of its months' ({', '.join(months)})"))
+        elif have:
+            parts = [value[(m, metric)] for m in have]
+            lo, hi = min(parts), max(parts)
+            nearest = lo if target_value < lo else hi
+            if target_value < lo - rate_tolerance or target_value > hi + rate_tolerance:
+                out.append((label, metric, target_value, ", ".join(have), nearest, target_value - nearest,
+                            f"the quarter's target is outside its months' targets ({', '.join(have)})"))
+    res = pd.DataFrame(out, columns=cols)
+    res["difference"] = res["difference"].astype(float).round(12)
+    return res

@@ -17,10 +17,12 @@ from revops_lib.metrics.quality import (
     stale_open_deals,
     table_overview,
 )
+from revops_lib.metrics.targets import target_conflicts
 from revops_lib.periods import Period, parse_period, resolve_as_of
 from revops_lib.present.charts import quality as charts
 from revops_lib.present.context import context
 from revops_lib.present.format import fmt_money
+from revops_lib.present.labels import label
 from revops_lib.present.publish import publish
 from revops_lib.present.section import Section
 from revops_lib.present.tables import style_table
@@ -45,12 +47,15 @@ class DataQuality(Section):
     FOOTNOTES = FOOTNOTES
 
     def __init__(self, *, period: Period, as_of: pd.Timestamp, source_label: str, validation, overview,
-                 monthly, stale, pushes, missing, currency: str = "USD", stale_days: int = 90, min_pushes: int = 2):
+                 monthly, stale, pushes, missing, currency: str = "USD", stale_days: int = 90, min_pushes: int = 2,
+                 target_conflicts: pd.DataFrame | None = None):
         self.period, self.as_of, self.source_label = period, as_of, source_label
         self.validation, self.overview, self.monthly = validation, overview, monthly
         self.stale, self.pushes, self.missing = stale, pushes, missing
         self.currency, self.stale_days, self.min_pushes = currency, stale_days, min_pushes
         self.summary = anomaly_summary(stale, pushes, missing, validation=validation)
+        self.target_conflicts = target_conflicts if target_conflicts is not None else pd.DataFrame(
+            columns=["period", "metric", "target", "parts", "parts_value", "difference", "problem"])
 
     def findings(self):
         """The verdict in a few bullets (Markdown)."""
@@ -82,7 +87,30 @@ class DataQuality(Section):
         n_miss = self.missing.attrs.get("count", 0)
         if n_miss:
             bullets.append(f"{n_miss:,} open or won deals have no amount: revenue and pipeline are understated.")
+        n_conf = len(self.target_conflicts)
+        if n_conf:
+            bullets.append(f"{n_conf:,} quarter target{'s' if n_conf != 1 else ''} contradict{'' if n_conf != 1 else 's'} "
+                           "the targets of their months: pacing and coverage read whichever row they find first.")
         return md("\n".join(f"- {b}" for b in bullets))
+
+    def targets_table(self):
+        """Quarter targets that disagree with their months' (published as ``target_conflicts.csv``)."""
+        t = self.target_conflicts
+        shown = pd.DataFrame({
+            "period": t["period"], "KPI": t["metric"].map(label),
+            "target": [self._kpi_value(v, m) for v, m in zip(t["target"], t["metric"])],
+            "months": t["parts"],
+            "months' value": [self._kpi_value(v, m) for v, m in zip(t["parts_value"], t["metric"])],
+            "problem": t["problem"]})
+        return self.table(t, "target_conflicts", shown, limit=25,
+                          empty="Every quarter target agrees with its months' targets.")
+
+    def _kpi_value(self, value, metric: str) -> str:
+        from revops_lib.metrics.kpis import KPI_BY_KEY
+        from revops_lib.present.format import fmt_value
+
+        unit = KPI_BY_KEY[metric].unit if metric in KPI_BY_KEY else "count"
+        return fmt_value(value, unit, self.currency)
 
     def headlines(self) -> list[tuple[str, str]]:
         """Headline numbers for ``reports/index.html``."""
@@ -160,9 +188,10 @@ def assess(source, *, period, as_of=None, currency: str = "USD", stale_after_day
     stale = stale_open_deals(src, as_of=cut, stale_days=stale_days) if has_opps else empty
     pushes = close_date_pushes(src, as_of=cut, min_pushes=min_pushes)
     missing = missing_amounts(src, as_of=cut) if has_opps else empty
+    conflicts = target_conflicts(src)
     return DataQuality(period=p, as_of=cut, source_label=src.description, validation=validation,
                        overview=overview, monthly=monthly, stale=stale, pushes=pushes, missing=missing,
-                       currency=currency, stale_days=stale_days, min_pushes=min_pushes)
+                       currency=currency, stale_days=stale_days, min_pushes=min_pushes, target_conflicts=conflicts)
 
 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
