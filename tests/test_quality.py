@@ -71,9 +71,16 @@ def test_close_date_pushes_counts_moves_later_before_as_of(frames):
     got = quality.close_date_pushes(frames, period="2026-10", min_pushes=2)
     # O3 before 2026-11-01: 11-15 -> 12-01 (push) -> 11-20 (pull) -> 12-15 (push); the 2027 push is after as_of
     assert got.to_dict("records") == [{
-        "opportunity_id": "O3", "pushes": 2, "first_close_date": dt.date(2026, 11, 15),
+        "opportunity_id": "O3", "owner": "ana", "stage": "qualification", "status": "open", "amount": 0.0,
+        "pushes": 2, "total_pushes": 2, "first_close_date": dt.date(2026, 11, 15),
         "latest_close_date": dt.date(2026, 12, 15), "days_pushed": 30}]
-    assert quality.close_date_pushes(frames, period="2026-10", min_pushes=1).attrs["count"] == 2  # O1 too
+    assert got.attrs["scope"] == "period"
+    # the period's list: O1's one push was in March, so it is not about October
+    assert quality.close_date_pushes(frames, period="2026-10", min_pushes=1).attrs["count"] == 1
+    # without a period every push before the cut-off counts (all time), O1 too
+    all_time = quality.close_date_pushes(frames, as_of="2026-11-01", min_pushes=1)
+    assert all_time.attrs == {"count": 2, "scope": "all time"}
+    assert set(all_time["opportunity_id"]) == {"O1", "O3"}
 
 
 def test_missing_amounts_lists_open_or_won_deals_with_zero_or_null(frames):

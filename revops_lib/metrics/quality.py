@@ -182,26 +182,41 @@ def stale_open_deals(source, *, as_of=None, period=None, stale_days: int = 90, l
 
 
 def close_date_pushes(source, *, as_of=None, period=None, min_pushes: int = 2, limit: int = 50) -> pd.DataFrame:
-    """Deals whose close date was moved later at least ``min_pushes`` times (history before ``as_of``).
+    """Deals whose close date was moved later at least ``min_pushes`` times (history before the cut-off).
 
-    Returns ``opportunity_id, pushes, first_close_date, latest_close_date,
-    days_pushed`` (most pushed first, at most ``limit`` rows); ``.attrs['count']``
-    is the number of such deals.
+    With a ``period``, only deals pushed *in the period* (at least once, in ``[period start, cut-off)``) are
+    listed, ``pushes`` counts the period's pushes and ``total_pushes`` all of them; ``min_pushes`` applies to
+    the total. Without one, every push before ``as_of`` counts (all time).
+
+    Returns ``opportunity_id, owner, stage, status (open, won, lost), amount, pushes, total_pushes,
+    first_close_date, latest_close_date, days_pushed`` (most pushed first, at most ``limit`` rows);
+    ``.attrs['count']`` is the number of such deals and ``.attrs['scope']`` says ``period`` or ``all time``.
     """
     src = open_source(source)
-    cut = window(period, as_of)[1]
+    p, cut = window(period, as_of)
+    cols = ["opportunity_id", "owner", "stage", "status", "amount", "pushes", "total_pushes", "first_close_date",
+            "latest_close_date", "days_pushed"]
     if not src.has("opportunity_history"):
-        df = pd.DataFrame(columns=["opportunity_id", "pushes", "first_close_date", "latest_close_date", "days_pushed"])
-        df.attrs.update(count=0, absent=True)
+        df = pd.DataFrame(columns=cols)
+        df.attrs.update(count=0, absent=True, scope="period" if p is not None else "all time")
         return df
-    g = push_counts(src.table("opportunity_history"), cut=cut).drop("total_pushes")
-    g = g.filter(g.pushes >= min_pushes)
+    since = p.start_naive if p is not None else None
+    g = push_counts(src.table("opportunity_history"), cut=cut, since=since)
+    g = g.filter((g.total_pushes >= min_pushes) & (g.pushes >= (1 if since is not None else min_pushes)))
     g = g.mutate(days_pushed=(g.latest_close_date.delta(g.first_close_date, unit="day")))
+    if src.has("opportunities"):
+        o = src.table("opportunities")
+        status = ibis.cases((o.is_won, "won"), (o.is_closed, "lost"), else_="open")
+        g = g.left_join(o.select("opportunity_id", "owner", "stage", "amount", status=status), "opportunity_id")
+    else:
+        g = g.mutate(owner=ibis.null(dt.string), stage=ibis.null(dt.string), status=ibis.null(dt.string),
+                     amount=ibis.null(dt.float64))
     count = int(src.con.execute(g.count()))
-    df = src.con.execute(g.order_by([ibis.desc("pushes"), ibis.desc("days_pushed"), "opportunity_id"]).limit(limit))
+    df = src.con.execute(g.select(*cols).order_by([ibis.desc("pushes"), ibis.desc("total_pushes"),
+                                                    ibis.desc("days_pushed"), "opportunity_id"]).limit(limit))
     for c in ("first_close_date", "latest_close_date"):
         df[c] = pd.to_datetime(df[c]).dt.date
-    df.attrs.update(count=count)
+    df.attrs.update(count=count, scope="period" if p is not None else "all time")
     return df
 
 

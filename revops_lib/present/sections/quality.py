@@ -34,7 +34,7 @@ FOOTNOTES = [
     ("Rows in period", "rows whose time column (created_at, occurred_at, date, …) falls in [period start, period end); targets: rows for the period label."),
     ("Days since last", "days between the table's latest row and as of; a table is stale when that exceeds `stale_after_days`."),
     ("Stale open deal", "created before as of, not closed by then, with a close date already passed or no change in opportunity_history for `stale_days` days."),
-    ("Close date pushed", "a change in opportunity_history that moves the deal's close date later; deals with at least `min_pushes` such changes are listed."),
+    ("Close date pushed", "a change in opportunity_history that moves the deal's close date later; the deals pushed in the period, with at least `min_pushes` pushes in all, are listed (owner, stage, status, amount)."),
     ("Missing amount", "open or won deals whose amount is null or zero."),
     ("Contract checks", "revops validate: required columns, types, duplicate ids, nulls, negative amounts, stage order, end before start, rating ranges, dates in the future, period labels."),
 ]
@@ -83,7 +83,8 @@ class DataQuality(Section):
                            "coverage and pipeline are overstated until they are updated or closed.")
         n_push = self.pushes.attrs.get("count", 0)
         if n_push:
-            bullets.append(f"{n_push:,} deals had their close date pushed {self.min_pushes}+ times: expect slippage.")
+            bullets.append(f"{n_push:,} deals had their close date pushed in {self.period}, {self.min_pushes}+ times in "
+                           "all: expect slippage.")
         n_miss = self.missing.attrs.get("count", 0)
         if n_miss:
             bullets.append(f"{n_miss:,} open or won deals have no amount: revenue and pipeline are understated.")
@@ -165,7 +166,7 @@ class DataQuality(Section):
     def pushes_table(self):
         """Deals pushed repeatedly (published as ``close_date_pushes.csv``)."""
         return self.table(self.pushes, "close_date_pushes", limit=25,
-                          empty=f"No deal had its close date pushed {self.min_pushes} or more times.")
+                          empty=f"No deal had its close date pushed in {self.period} ({self.min_pushes}+ pushes in all).")
 
     def missing_table(self):
         """Deals without amount (published as ``missing_amounts.csv``)."""
@@ -186,7 +187,7 @@ def assess(source, *, period, as_of=None, currency: str = "USD", stale_after_day
     has_opps = src.has("opportunities")
     empty = pd.DataFrame()
     stale = stale_open_deals(src, as_of=cut, stale_days=stale_days) if has_opps else empty
-    pushes = close_date_pushes(src, as_of=cut, min_pushes=min_pushes)
+    pushes = close_date_pushes(src, period=p, as_of=cut, min_pushes=min_pushes)
     missing = missing_amounts(src, as_of=cut) if has_opps else empty
     conflicts = target_conflicts(src)
     return DataQuality(period=p, as_of=cut, source_label=src.description, validation=validation,
