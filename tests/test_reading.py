@@ -113,3 +113,36 @@ def test_one_name_one_number_across_the_pages(built, period):
     page = (folder / "revops_scorecard.html").read_text()
     listed = len(re.findall(r"is <em>off track</em>", page))
     assert int(heads["revops_scorecard"]["Off track"]) >= listed
+
+
+@pytest.mark.parametrize("width", [1400, 400])
+def test_the_index_opens_with_the_executive_summary(built, browser, width):  # noqa: F811
+    """The latest period's key KPIs with value, target, change and status, and one top finding per report,
+    each linked to its report's section; the statuses agree with what the scorecard publishes."""
+    import pandas as pd
+
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto((built / "index.html").as_uri())
+    page.wait_for_load_state("load")
+    info = page.evaluate("""() => {
+      const s = document.querySelector('section.summary');
+      return {first: document.querySelector('body h1 + *') === s, heading: s && s.querySelector('h2').innerText,
+              rows: s ? Array.from(s.querySelectorAll('tbody tr')).map(r => Array.from(r.cells).map(c => c.innerText)) : [],
+              links: s ? Array.from(s.querySelectorAll('li a')).map(a => a.getAttribute('href')) : [],
+              width: document.documentElement.scrollWidth, inner: window.innerWidth, text: document.body.innerText};
+    }""")
+    page.close()
+    assert info["first"], "the index does not open with the executive summary"
+    latest = info["heading"].split("—")[-1].strip()
+    assert latest in PERIODS
+    k = pd.read_csv(built / latest / "tables" / "revops_scorecard" / "executive_summary.csv")
+    assert 8 <= len(info["rows"]) == len(k) <= 10
+    assert [r[0] for r in info["rows"]] == k["label"].tolist()
+    assert [r[4] for r in info["rows"]] == k["status"].tolist()
+    assert len(info["links"]) == len(NOTEBOOKS)
+    for href in info["links"]:
+        target, _, anchor = href.partition("#")
+        assert anchor and (built / target).is_file(), href
+        assert f'id="{anchor}"' in (built / target).read_text(), href
+    assert problems_of(info["text"]) == []
+    assert info["width"] <= info["inner"]

@@ -83,6 +83,18 @@ def headline(label: str, value, *, fmt: str | None = None) -> None:
     atomic_write_bytes(path, json.dumps(items).encode())
 
 
+def finding(text: str, anchor: str = "") -> None:
+    """Record a report's top finding (one sentence) for the executive summary of ``reports/index.html``;
+    ``anchor`` is the id of the page section that explains it."""
+    if _OUTPUT_DIR is None:
+        return
+    path = _OUTPUT_DIR / "headlines.json"
+    items = json.loads(path.read_text()) if path.is_file() else []
+    items = [i for i in items if i.get("kind") != "finding"] + [
+        {"label": "Top finding", "value": str(text), "anchor": str(anchor), "kind": "finding"}]
+    atomic_write_bytes(path, json.dumps(items).encode())
+
+
 def output_dir() -> Path | None:
     """The folder :func:`publish` writes into (None outside a report run)."""
     return _OUTPUT_DIR

@@ -22,7 +22,7 @@ from typing import Callable, ClassVar
 import pandas as pd
 
 from revops_lib.errors import RevOpsWarning
-from revops_lib.present.publish import headline, publish
+from revops_lib.present.publish import finding, headline, publish
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import Prose, md
 
@@ -56,6 +56,8 @@ class Section:
     report: ClassVar[str] = ""
     #: (name, definition) pairs, from METRICS.md, shown in the report's footer.
     FOOTNOTES: ClassVar[list[tuple[str, str]]] = []
+    #: The id of the page heading above :meth:`findings` (nbconvert's: the heading's words joined by "-").
+    FINDINGS_ANCHOR: ClassVar[str] = "The-verdict"
 
     # -- building blocks ----------------------------------------------------------------------
 
@@ -102,7 +104,22 @@ class Section:
         """``(label, value)`` pairs shown beside the report in ``reports/index.html``."""
         return []
 
+    def top_finding(self) -> str:
+        """The report's first finding as plain text (its first bullet), for the index's executive summary."""
+        import re
+
+        try:
+            text = str(self.findings())
+        except Exception:  # noqa: BLE001 — a summary line is never worth a failed report
+            return ""
+        first = next((line for line in text.splitlines() if line.strip()), "")
+        first = re.sub(r"^\s*[-*]\s+", "", first)
+        return re.sub(r"\*\*|__|`|(?<!\w)\*(?=\S)|(?<=\S)\*(?!\w)", "", first).strip()
+
     def record_headlines(self) -> None:
-        """Record :meth:`headlines` for the index (nothing outside a report run)."""
+        """Record :meth:`headlines` and :meth:`top_finding` for the index (nothing outside a report run)."""
         for label, value in self.headlines():
             headline(label, value)
+        top = self.top_finding()
+        if top:
+            finding(top, self.FINDINGS_ANCHOR)

@@ -13,6 +13,55 @@ from revops_lib.runner.registry import title as report_title
 from revops_lib.version import __version__
 
 
+def executive_summary(periods) -> str:
+    """One screen for the latest period with built reports: the scorecard's key KPIs (value, target, change,
+    status; its ``executive_summary.csv``) and the top finding of each report, linked to its section."""
+    import html
+
+    import pandas as pd
+
+    from revops_lib.present.format import fmt_change, fmt_value
+
+    for p, d in periods:  # newest first
+        m = read_manifest(d)
+        built = {n: e for n, e in m.items() if e.get("status") in ("ok", "skipped") and (d / f"{n}.html").is_file()}
+        if built:
+            break
+    else:
+        return ""
+    order = {n: i for i, n in enumerate(registry.REPORTS)}
+    parts = [f"<section class=\"summary\" aria-label=\"Executive summary\"><h2>Executive summary — "
+             f"{html.escape(p.label)}</h2>"]
+    csv = d / "tables" / "revops_scorecard" / "executive_summary.csv"
+    if "revops_scorecard" in built and csv.is_file():
+        k = pd.read_csv(csv)
+        css = {"on track": "ok", "at risk": "risk", "off track": "off"}
+        rows = "".join(
+            f"<tr><td>{html.escape(str(r.label))}</td><td class=num><b>{html.escape(fmt_value(r.value, r.unit))}</b>"
+            f"</td><td class=num>{html.escape(fmt_value(r.target, r.unit))}</td>"
+            f"<td class=num>{html.escape(fmt_change(r.change, r.unit))}</td>"
+            f"<td><span class=\"st {css.get(r.status, 'none')}\">{html.escape(str(r.status))}</span></td></tr>"
+            for r in k.itertuples(index=False))
+        link = f"{html.escape(d.name)}/revops_scorecard.html"
+        parts.append(f"<div class=wrap><table><thead><tr><th>KPI</th><th>Value</th><th>Target</th>"
+                     f"<th>Change</th><th>Status</th></tr></thead><tbody>{rows}</tbody></table></div>"
+                     f"<p class=small>From the <a href=\"{link}\">RevOps scorecard</a>; change against the prior "
+                     "period; status counts the pacing views too.</p>")
+    items = []
+    for n in sorted(built, key=lambda x: (order.get(x, 99), x)):
+        top = next((h for h in built[n].get("headlines") or [] if h.get("kind") == "finding"), None)
+        if top and top.get("value"):
+            href = f"{html.escape(d.name)}/{html.escape(n)}.html"
+            if top.get("anchor"):
+                href += "#" + html.escape(top["anchor"])
+            title = html.escape(built[n].get("title") or report_title(n))
+            items.append(f"<li><a href=\"{href}\">{title}</a>: {html.escape(top['value'])}</li>")
+    if items:
+        parts.append("<h3>Top finding of each report</h3><ul>" + "".join(items) + "</ul>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
 def write_index(out: Path) -> Path:
     """Rebuild ``<out>/index.html`` from every period's manifest (newest period first)."""
     import html
@@ -50,7 +99,7 @@ def write_index(out: Path) -> Path:
             if (d / "tables" / n).is_dir():
                 links.append(f'<a class="small" href="{html.escape(d.name)}/tables/{html.escape(n)}/">tables (CSV)</a>')
             heads = " · ".join(f"{html.escape(h['label'])}: <b>{html.escape(str(h['value']))}</b>"
-                               for h in (e.get("headlines") or [])[:4])
+                               for h in [h for h in (e.get("headlines") or []) if h.get("kind") != "finding"][:5])
             err = f'<div class="err">{html.escape(e.get("error") or "")}</div>' if status == "failed" else ""
             if status == "no data":
                 heads = html.escape(e.get("reason") or "no data in this period")
@@ -61,6 +110,7 @@ def write_index(out: Path) -> Path:
                 f"<td class=num>{'' if secs is None else f'{secs:.1f} s'}</td>"
                 f"<td>{heads}</td><td class=small>{html.escape(e.get('finished_at') or '')}</td></tr>"
             )
+    summary = executive_summary(periods)
     body = "\n".join(rows) or '<tr><td colspan="6">No report yet: run <code>make reports</code>.</td></tr>'
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -78,10 +128,20 @@ def write_index(out: Path) -> Path:
  .st {{ padding: 2px 8px; border-radius: 10px; font-size: 0.85em; white-space: nowrap; }}
  .ok {{ background: #dff3e6; color: #1e6b3a; }} .skip {{ background: #eef0f3; color: #555; }}
  .fail {{ background: #fbe0dd; color: #a1281b; }} .nodata {{ background: #fff4d6; color: #7a5b00; }}
+ .summary {{ background: #f7f9fc; border: 1px solid #dfe6ef; border-radius: 6px; padding: 4px 16px 12px;
+             margin-bottom: 24px; }}
+ .summary h2 {{ margin: 10px 0 6px; color: #1d3557; }} .summary table {{ width: auto; min-width: 60%; }}
+ .summary ul {{ padding-left: 18px; }} .summary li {{ margin: 4px 0; }}
+ .summary .wrap {{ overflow-x: auto; }}
+ .st.off {{ background: #fbe0dd; color: #a1281b; }} .st.risk {{ background: #fff4d6; color: #7a5b00; }}
+ .st.none {{ background: #eef0f3; color: #555; }}
+ @media (max-width: 640px) {{ body {{ padding: 0 8px; }} table {{ font-size: 0.85em; }} }}
  .err {{ color: #a1281b; font-size: 0.85em; margin-top: 3px; font-family: monospace; }}
 </style></head>
 <body>
 <h1>RevOps reports</h1>
+{summary}
+<h2>All reports</h2>
 <p>Every period and report, newest first. Status <i>skipped-unchanged</i> means notebook, parameters,
 library and data were unchanged since the last successful build; <i>no data</i> that the period starts after the
 source's latest event (nothing was built, rather than a report of zeros). Generated {_now_iso()} by revops-kit {__version__}.</p>

@@ -88,6 +88,7 @@ class FunnelReport(Section):
     """Everything the ``funnel_conversion`` report shows, computed once by :func:`analyze`."""
 
     report = "funnel_conversion"
+    FINDINGS_ANCHOR = "What-moved"
     FOOTNOTES = FOOTNOTES
 
     period: Period

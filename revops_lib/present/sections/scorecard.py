@@ -22,6 +22,7 @@ from revops_lib.present.charts import scorecard as charts
 from revops_lib.present.context import context
 from revops_lib.present.format import fmt_change, fmt_pct, fmt_points, fmt_pval, fmt_value
 from revops_lib.present.labels import label
+from revops_lib.present.publish import publish
 from revops_lib.present.section import Section
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import md
@@ -43,6 +44,7 @@ class Scorecard(Section):
     """Everything the scorecard report shows (see :func:`analyze`)."""
 
     report = "revops_scorecard"
+    FINDINGS_ANCHOR = "What-needs-attention"
     FOOTNOTES = FOOTNOTES
 
     period: Period
@@ -158,6 +160,30 @@ class Scorecard(Section):
                if key in c.index]
         out += [(status.capitalize(), str(n)) for status, n in self.status_counts().items()]
         return out
+
+    #: The KPIs of the index's executive summary (in this order, those the data allow).
+    SUMMARY_KPIS = ("revenue_won", "new_customers", "win_rate", "pipeline_coverage", "open_pipeline", "leads",
+                    "mqls", "nrr_12m", "cac", "csat")
+
+    def summary(self) -> pd.DataFrame:
+        """The executive summary's KPIs: value, target, change and status — the worst of the card's and the
+        pacing views' — published as ``executive_summary.csv`` by :meth:`record_headlines`."""
+        worst = {}
+        for status in ("off track", "at risk"):
+            for f in [self.card] + [pv for _, pv in self.pacing_views]:
+                for k in f.kpi[f.status == status]:
+                    worst.setdefault(k, status)
+        c = self.card.set_index("kpi")
+        rows = [{"kpi": k, "label": label(k), "unit": c.loc[k, "unit"], "value": c.loc[k, "value"],
+                 "target": c.loc[k, "target"], "prior_value": c.loc[k, "prior_value"], "change": c.loc[k, "change"],
+                 "status": worst.get(k, c.loc[k, "status"])}
+                for k in self.SUMMARY_KPIS if k in c.index and not pd.isna(c.loc[k, "value"])]
+        return pd.DataFrame(rows, columns=["kpi", "label", "unit", "value", "target", "prior_value", "change",
+                                           "status"])
+
+    def record_headlines(self) -> None:
+        super().record_headlines()
+        publish(self.summary(), "executive_summary")
 
     def status_counts(self) -> dict[str, int]:
         """KPIs off track and at risk on the page: in the card or in any pacing view (a KPI counts once, by its
