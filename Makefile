@@ -63,6 +63,9 @@ validate: $(STAMP) $(DATA_DEP) ## Check the data in DATA against the data contra
 reports: $(STAMP) $(DATA_DEP) ## Build the latest month's reports (or PERIOD=2026-10) into reports/
 	$(REVOPS) report --source $(DATA) --out $(OUT) $(if $(PERIOD),--period $(PERIOD)) $(if $(JOBS),--jobs $(JOBS))
 
+pdf: $(STAMP) $(DATA_DEP) system-deps ## Build the latest month's reports and its PDF pack (reports/<period>/<period>-pack.pdf; or PERIOD=2026-10)
+	$(REVOPS) report --source $(DATA) --out $(OUT) $(if $(PERIOD),--period $(PERIOD)) $(if $(JOBS),--jobs $(JOBS)) --pdf
+
 backfill: $(STAMP) $(DATA_DEP) ## Build every month from FROM to TO, in parallel (make backfill FROM=2026-01 TO=2026-10)
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=2026-01 TO=2026-10"; exit 2; }
 	$(REVOPS) report --source $(DATA) --out $(OUT) --from $(FROM) --to $(TO) $(if $(JOBS),--jobs $(JOBS))

@@ -81,7 +81,7 @@ def cmd_report(args) -> int:
         period = default_period(kind=args.cadence).label
     else:
         period = parse_period(period).label if period else None
-    return runner.run(
+    status = runner.run(
         period=period,
         periods=periods,
         source=_source(args),
@@ -92,6 +92,15 @@ def cmd_report(args) -> int:
         force=args.force,
         progress=_progress,
     )
+    if args.pdf and status == 0:
+        from revops_lib.runner.pdf import build_pack
+
+        for label in [p.label for p in periods] if periods else [period]:
+            _progress(f"Printing the PDF pack of {label} …")
+            _progress(f"PDF pack → {build_pack(args.out, label)}")
+    elif args.pdf:
+        _progress("No PDF pack: the build did not succeed (the last good pack is untouched).")
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="override a notebook parameter, e.g. -p as_of 2026-11-05 (repeatable)")
     r.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
+    r.add_argument("--pdf", action="store_true",
+                   help="also print <out>/<period>/<period>-pack.pdf: the executive summary and every report "
+                        "(needs Chromium: make system-deps)")
     r.set_defaults(func=cmd_report)
     return p
 

@@ -146,3 +146,23 @@ def test_the_index_opens_with_the_executive_summary(built, browser, width):  # n
         assert f'id="{anchor}"' in (built / target).read_text(), href
     assert problems_of(info["text"]) == []
     assert info["width"] <= info["inner"]
+
+
+def test_the_pdf_pack_opens_with_the_summary_and_has_one_section_per_report(built):
+    """Printed by Chromium; read back with pypdf: the cover holds the executive summary, each report starts
+    on a page of its own with its header, in the registry's order."""
+    from pypdf import PdfReader
+
+    from revops_lib.runner.pdf import build_pack
+    from revops_lib.runner.registry import REPORTS, title
+
+    pdf = build_pack(built, "2026-10")
+    assert pdf == built / "2026-10" / "2026-10-pack.pdf"
+    pages = [page.extract_text() for page in PdfReader(str(pdf)).pages]
+    assert "RevOps review — 2026-10" in pages[0] and "Executive summary — 2026-10" in pages[0]
+    starts = [i for i, text in enumerate(pages) if text.lstrip().startswith("revops-kit report ·")]
+    assert len(starts) == len(NOTEBOOKS), starts
+    order = [n for n in REPORTS if n in NOTEBOOKS]
+    for i, name in zip(starts, order):
+        assert pages[i].lstrip().startswith(f"revops-kit report · {title(name)}"), (i, pages[i][:80])
+    assert all(problems_of(text) == [] for text in pages)
