@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.notebook, pytest.mark.slow]
 PERIODS = ["2026-10", "2026-W40", "2026-Q3"]
 NOTEBOOKS = ["revops_scorecard", "funnel_conversion", "forecast_accuracy", "cohort_retention", "data_quality"]
 SCIENTIFIC = re.compile(r"\d[eE][+-]\d")
-REPR = re.compile(r"'[^'\n]{2,80}'|\bNone\b|\bnan\b|\bNaN\b|\bNaT\b|<NA>|dtype:|Timestamp\(")
+REPR = re.compile(r"(?<!\w)'[^'\n]{2,80}'(?!\w)|\bNone\b|\bnan\b|\bNaN\b|\bNaT\b|<NA>|dtype:|Timestamp\(")
 
 READ = """() => {
   const text = document.body.innerText;

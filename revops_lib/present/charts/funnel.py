@@ -209,7 +209,7 @@ def plot_time_to_convert(distribution: pd.DataFrame, *, timing: pd.DataFrame | N
         n = int(d["leads"].max())
         color = PALETTE[k % len(PALETTE)]
         ax.step(d["days"], d["share"], where="post", color=color, lw=1.8,
-                label=f"{pair_label(a, b)} ({fmt_int(n)} leads)")
+                label=f"{pair_label(a, b)} ({fmt_int(n)} lead{'' if n == 1 else 's'})")
         if timing is not None and len(timing):
             t = timing[(timing["from_stage"] == a) & (timing["to_stage"] == b)]
             if "source" in t.columns:
@@ -218,7 +218,11 @@ def plot_time_to_convert(distribution: pd.DataFrame, *, timing: pd.DataFrame | N
                 ax.plot([t["median_days"].iloc[0]], [0.5], marker="o", color=color, ms=5)
     ax.axhline(0.5, color="#999", lw=0.8, ls=":")
     ax.set_ylim(0, 1.02)
-    ax.set_xlim(0, int(data["days"].max()))
+    # fitted to the data: up to the day by which every curve is done (share 1), not the window's end
+    done = [d.loc[d["share"] >= 1 - 1e-12, "days"].min() for _, d in data.groupby(["from_stage", "to_stage"])]
+    right = max((x for x in done if not pd.isna(x)), default=data["days"].max())
+    right = data["days"].max() if any(pd.isna(x) for x in done) else right
+    ax.set_xlim(0, max(1, int(np.ceil(float(right) * 1.05))))
     ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: fmt_pct(v, 0)))
     ax.set_xlabel("days after reaching the previous stage")
     ax.set_ylabel("share of converted leads")

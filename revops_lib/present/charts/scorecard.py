@@ -36,13 +36,13 @@ def plot_kpi_bullets(card: pd.DataFrame, *, function: str, currency: str = "USD"
     ax.barh(list(y), rows.pct_of_target.clip(upper=1.3), color=[STATUS_COLORS.get(s, "#7F8C8D") for s in rows.status],
             height=0.38)
     ax.axvline(1.0, color="#222", lw=1.5)
-    for i, r in enumerate(rows.itertuples(index=False)):
-        ax.text(min(r.pct_of_target, 1.3) + 0.01, i,
-                f"{fmt_value(r.value, r.unit, currency)} / {fmt_value(r.target, r.unit, currency)}",
-                va="center", fontsize=8)
+    for i, r in enumerate(rows.itertuples(index=False)):  # in a column of their own, clear of the 100 % line
+        ax.text(1.33, i, f"{fmt_value(r.value, r.unit, currency)} of {fmt_value(r.target, r.unit, currency)}",
+                va="center", fontsize=8, parse_math=False)
     ax.set_yticks(list(y))
     ax.set_yticklabels(rows.label)
-    ax.set_xlim(0, 1.55)
+    ax.set_xlim(0, 1.65)
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0, 1.25])
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
     ax.set_xlabel("% of target (line: 100 %)")
     ax.grid(axis="y", visible=False)

@@ -196,8 +196,12 @@ class Scorecard(Section):
                     worst.setdefault(k, status)
         return {status: sum(1 for v in worst.values() if v == status) for status in ("off track", "at risk")}
 
-    def bullets(self, function: str) -> None:
+    def bullets(self, function: str):
         """The function's KPIs with a target as % of target (their numbers are in ``kpis.csv``)."""
+        rows = self.card[(self.card.function == function) & self.card.pct_of_target.notna()]
+        if rows.empty:
+            return md("No KPI of this function has a target for this period, so there is no bullet chart: the "
+                      "table above compares each KPI with the prior period.")
         self.chart(self.card, None, charts.plot_kpi_bullets, function=function, currency=self.currency)
 
     def kpi_table(self, limit: int = 30):
