@@ -132,7 +132,7 @@ def write_index(out: Path) -> Path:
              margin-bottom: 24px; }}
  .summary h2 {{ margin: 10px 0 6px; color: #1d3557; }} .summary table {{ width: auto; min-width: 60%; }}
  .summary ul {{ padding-left: 18px; }} .summary li {{ margin: 4px 0; }}
- .summary .wrap {{ overflow-x: auto; }}
+ .wrap {{ overflow-x: auto; max-width: 100%; }}
  .st.off {{ background: #fbe0dd; color: #a1281b; }} .st.risk {{ background: #fff4d6; color: #7a5b00; }}
  .st.none {{ background: #eef0f3; color: #555; }}
  @media (max-width: 640px) {{ body {{ padding: 0 8px; }} table {{ font-size: 0.85em; }} }}
@@ -145,10 +145,10 @@ def write_index(out: Path) -> Path:
 <p>Every period and report, newest first. Status <i>skipped-unchanged</i> means notebook, parameters,
 library and data were unchanged since the last successful build; <i>no data</i> that the period starts after the
 source's latest event (nothing was built, rather than a report of zeros). Generated {_now_iso()} by revops-kit {__version__}.</p>
-<table><thead><tr><th>Period</th><th>Report</th><th>Status</th><th>Duration</th><th>Headlines</th><th>Finished</th></tr></thead>
+<div class="wrap"><table><thead><tr><th>Period</th><th>Report</th><th>Status</th><th>Duration</th><th>Headlines</th><th>Finished</th></tr></thead>
 <tbody>
 {body}
-</tbody></table>
+</tbody></table></div>
 </body></html>
 """
     out.mkdir(parents=True, exist_ok=True)
