@@ -202,3 +202,23 @@ def test_tables_show_labels_and_plain_numbers_but_keep_their_columns():
     assert cells[:4] == ["Organic search", "128,700", "some_user", "on track"]  # owner is not a category
     assert cells[4:6] == ["Partner Co", "0.01"]
     assert "e+0" not in html and "e-0" not in html
+
+
+def test_a_long_table_shows_its_first_rows_and_links_the_csv_with_all_of_them(tmp_path):
+    from revops_lib.present.publish import set_output_dir
+    from revops_lib.present.section import Section
+
+    class Page(Section):
+        report = "data_quality"
+
+    frame = pd.DataFrame({"opportunity_id": [f"O{i}" for i in range(30)], "amount": [float(i) for i in range(30)]})
+    set_output_dir(tmp_path)
+    try:
+        shown = Page.table(frame, "stale_open_deals", limit=25)
+        html = shown._repr_html_()
+        assert html.count("<tr>") - 1 == 25  # the header row and 25 of 30
+        assert '… and 5 more rows: all rows in <a href="tables/data_quality/stale_open_deals.csv">' in html
+        assert len(pd.read_csv(tmp_path / "tables" / "stale_open_deals.csv")) == 30  # the CSV has them all
+        assert not hasattr(Page.table(frame.head(3), "few", limit=25), "more")  # short tables stay whole
+    finally:
+        set_output_dir(None)
