@@ -733,3 +733,10 @@ def test_funnel_and_deal_stages_give_the_same_numbers_on_postgres(pg_url):
     pd.testing.assert_frame_equal(deals.closed_deal_stats_many(pg, spans), deals.closed_deal_stats_many(duck, spans))
     cuts = ["2026-10-01", "2026-10-10 12:00", "2026-11-01"]
     pd.testing.assert_frame_equal(deals.open_opportunities_many(pg, cuts), deals.open_opportunities_many(duck, cuts))
+
+
+@pytest.mark.parametrize("call", [deals.win_rate, deals.average_deal_size, deals.sales_cycle_days])
+def test_deal_metrics_need_a_period(call):
+    """A period-scoped metric never guesses a period: a blank one is a ParameterError naming `period`."""
+    with pytest.raises(ParameterError, match="`period`"):
+        call(SALES, period="")

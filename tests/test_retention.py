@@ -789,3 +789,19 @@ def test_postgres_gives_the_same_tables_as_duckdb(pg_url):
     windows = ["2026-09", ("2026-10", "2026-10-25"), "2026-W40", "2026-W44", "2026-10"]
     pd.testing.assert_series_equal(economics.new_customers_many(url2, windows), economics.new_customers_many(new_customer_deals(), windows))
     pd.testing.assert_series_equal(economics.marketing_spend_many(url2, windows), economics.marketing_spend_many(spend_rows(), windows))
+
+
+@pytest.mark.parametrize("n, expected", [(3, ["2026-06"]), (4, ["2026-03", "2026-06"]),
+                                         (5, ["2026-03", "2026-06"]), (6, ["2026-01", "2026-03", "2026-06"])])
+def test_cohort_retention_covers_exactly_the_last_n_months(n, expected):
+    """``cohorts=n``: the first paid months 2026-(7−n) … 2026-06 (first paid: A, B January; C March; D, E June)."""
+    assert cohorts.cohort_retention(LEDGER, period="2026-06", cohorts=n)["cohort"].unique().tolist() == expected
+
+
+def test_unit_economics_default_gross_margin_is_80_percent():
+    """METRICS.md: gross margin a parameter, default 0.8 (ARPA 105, churn 5 %: LTV 105 × 0.8 × 20 = 1,680)."""
+    mv = pd.DataFrame({"month": ["2026-10"], "starting_mrr": [1000.0], "new": [100.0], "expansion": [0.0],
+                       "reactivation": [0.0], "contraction": [10.0], "churned": [40.0], "ending_mrr": [1050.0],
+                       "starting_customers": [10], "new_logos": [1], "churned_logos": [1], "ending_customers": [10]})
+    u = economics.unit_economics(None, period="2026-10", movements=mv).iloc[0]
+    assert u["gross_margin"] == 0.8 and u["ltv"] == pytest.approx(1680.0)
