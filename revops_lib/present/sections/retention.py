@@ -43,6 +43,11 @@ from revops_lib.present.text import md
 from revops_lib.sources import open_source
 
 FOOTNOTES = [
+    ("Three 12-month retentions", "they answer different questions and differ: logo retention, trailing 12 m "
+     "(scorecard) = customers paying 12 months ago still paying now, whatever happened between; cohort logo "
+     "retention at M12 (heatmap, weighted average) = customers of a cohort paying in their 12th month after the "
+     "first; survival at 12 months (Kaplan–Meier) = customers who never stopped paying for 12 months (a gap ends "
+     "survival, a return does not restore it)."),
     ("Monthly MRR per customer", "a month-end snapshot: the sum of mrr of the customer's subscriptions active on "
      "the last day d of the month (start_date <= d and end_date null or > d). Without subscriptions: a customer "
      "is active in a month when it had a payment in it, and its MRR is the sum of those payments (a zero sum is "

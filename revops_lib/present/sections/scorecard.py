@@ -29,6 +29,11 @@ from revops_lib.present.text import md
 from revops_lib.sources import open_source
 
 FOOTNOTES = [(k.label + f" (`{k.key}`)", k.definition) for k in KPIS] + [
+    ("Three 12-month retentions", "they answer different questions and differ: logo retention, trailing 12 m "
+     "(scorecard) = customers paying 12 months ago still paying now, whatever happened between; cohort logo "
+     "retention at M12 (heatmap, weighted average) = customers of a cohort paying in their 12th month after the "
+     "first; survival at 12 months (Kaplan–Meier) = customers who never stopped paying for 12 months (a gap ends "
+     "survival, a return does not restore it)."),
     ("Target, % of target", "targets rows for the period label and KPI key (company level); % of target = value / target; blank without a target or with a zero target."),
     ("Change", "value − prior-period value, in the KPI's unit (percentage points for rates)."),
     ("Pacing", "actual to date vs the target pro-rated by elapsed days; weekly run-rate needed = (target − actual to date) / weeks left."),
