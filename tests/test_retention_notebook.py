@@ -109,7 +109,10 @@ def test_cohort_retention_runs_from_subscriptions(demo_dir, tmp_path):
     _check_published(tables)
     _check_against_pandas(tables, reference_levels(demo_dir, "subscriptions"))
     m = json.loads((tmp_path / "2026-10" / "manifest.json").read_text())["cohort_retention"]
-    assert m["status"] == "ok" and [h["label"] for h in m["headlines"]] == ["MRR", "NRR (12 m)", "GRR (12 m)", "LTV:CAC"]
+    heads = [h for h in m["headlines"] if h.get("kind") != "finding"]
+    assert m["status"] == "ok" and [h["label"] for h in heads] == ["MRR", "NRR (12 m)", "GRR (12 m)", "LTV:CAC"]
+    top = [h for h in m["headlines"] if h.get("kind") == "finding"]  # the executive summary's line
+    assert len(top) == 1 and top[0]["value"].startswith("MRR at the end of 2026-10 is $") and top[0]["anchor"]
 
 
 def test_cohort_retention_runs_from_transactions_with_the_same_tables(demo_dir, transactions_dir, tmp_path):

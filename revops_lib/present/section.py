@@ -35,6 +35,9 @@ class Truncated:
     def __init__(self, styler, more: int, csv: str | None):
         self.styler, self.more, self.csv = styler, more, csv
 
+    def __repr__(self) -> str:  # the executed notebook's text/plain: no memory address, same text every run
+        return f"<table: first rows shown, {self.more:,} more{' in ' + self.csv if self.csv else ''}>"
+
     def _repr_html_(self) -> str:
         from markupsafe import escape
 
