@@ -49,6 +49,21 @@ REVENUE_COLUMNS = ["cohort", "age", "starting_mrr", "mrr", "nrr", "grr"]
 AVERAGE = "average"
 
 
+
+def _retention_columns(g: pd.DataFrame) -> dict:
+    """Sizes, logo retention and revenue retention of aggregated cohort cells (``cohort_size``, ``active``,
+    ``_s`` starting MRR, ``_m`` MRR, ``_c`` capped MRR), as the cohort tables publish them."""
+    return {
+        "cohort_size": g["cohort_size"].astype("int64"),
+        "active": g["active"].astype("int64"),
+        "retention": ratio(g["active"], g["cohort_size"]),
+        "starting_mrr": money(g["_s"]),
+        "mrr": money(g["_m"]),
+        "nrr": ratio(g["_m"], g["_s"]),
+        "grr": ratio(g["_c"], g["_s"]),
+        "capped_mrr": money(g["_c"]),
+    }
+
 def _cells_from_changes(cm: CustomerMRR, first_cohort: int, grouped: bool = False) -> ir.Table:
     ch = cm.changes
     pos = ch.filter((ch.lvl > 0) & (ch.cohort >= first_cohort))
@@ -274,14 +289,7 @@ def cohort_average(table: pd.DataFrame) -> pd.DataFrame:
         "cohort": AVERAGE,
         "age": g["age"].astype("int64"),
         "cohorts": g["cohorts"].astype("int64"),
-        "cohort_size": g["cohort_size"].astype("int64"),
-        "active": g["active"].astype("int64"),
-        "retention": ratio(g["active"], g["cohort_size"]),
-        "starting_mrr": money(g["_s"]),
-        "mrr": money(g["_m"]),
-        "nrr": ratio(g["_m"], g["_s"]),
-        "grr": ratio(g["_c"], g["_s"]),
-        "capped_mrr": money(g["_c"]),
+        **_retention_columns(g),
     })
 
 
@@ -351,14 +359,7 @@ def quarterly_retention(data, *, period=None, as_of=None, quarters: int = 8, fis
         **{k: g[k] for k in keys},
         "cohort": g["quarter"],
         "age": g["age"].astype("int64"),
-        "cohort_size": g["cohort_size"].astype("int64"),
-        "active": g["active"].astype("int64"),
-        "retention": ratio(g["active"], g["cohort_size"]),
-        "starting_mrr": money(g["_s"]),
-        "mrr": money(g["_m"]),
-        "nrr": ratio(g["_m"], g["_s"]),
-        "grr": ratio(g["_c"], g["_s"]),
-        "capped_mrr": money(g["_c"]),
+        **_retention_columns(g),
     })[cols]
 
 
