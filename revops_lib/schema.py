@@ -70,6 +70,7 @@ class Column:
     description: str = ""
     money: bool = False  # float money: |value| <= MAX_MONEY (every float column must be finite)
     label: bool = False  # text label for display: at most MAX_LABEL characters
+    open_may_be_null: bool = False  # required on closed rows only (`is_closed`): an open deal may lack it
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ TABLES: dict[str, TableSpec] = {
             (
                 _c("opportunity_id", "string", True),
                 _c("created_at", "timestamp", True),
-                _c("close_date", "date", True),
+                _c("close_date", "date", True, open_may_be_null=True),
                 _c("is_closed", "bool", True),
                 _c("is_won", "bool", True),
                 _c("amount", "float", True, nonnegative=True, money=True),

@@ -169,7 +169,8 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
       are ignored (null in the typed view) until the header is fixed.
     - ``wrong_type`` (error): values of the wrong type, e.g. text that is not a
       number, or ``inf`` / ``NaN`` / fractions in an integer count column.
-    - ``null_required`` (error): nulls in a required column.
+    - ``null_required`` (error): nulls in a required column (``opportunities.close_date``: on a closed deal).
+    - ``open_without_close_date`` (warning): open deals without an expected close date.
     - ``duplicate_key`` (error; warning for ``opportunity_history``): duplicate ids / keys.
     - ``non_finite`` (error): NaN or ±infinity in a float column (CSV text
       ``NaN``, ``inf``, ``Infinity``, ``1e309``; IEEE NaN in Parquet). NULL in
@@ -245,7 +246,7 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
             if not rt.is_null() and rt != KIND_DTYPES[c.kind] and not (c.kind == "timestamp" and rt.is_timestamp()):
                 checks.append(("error", c.name, "wrong_type", raw[c.name].notnull() & typed.isnull(),
                                f"values that are not a valid {c.kind}", None))
-            if c.required:
+            if c.required and not (c.open_may_be_null and "is_closed" in present):
                 checks.append(("error", c.name, "null_required", raw[c.name].isnull(), "null in a required column",
                                None))
             finite = None
@@ -282,6 +283,19 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
         if name == "opportunities" and "is_won" in usable and "is_closed" in usable:
             checks.append(("error", "is_won", "won_not_closed", usable["is_won"] & ~usable["is_closed"],
                            "won but not closed (`is_won` true, `is_closed` false)", None))
+        for c in spec.columns:  # e.g. close_date: required on closed deals; an open deal may have none yet
+            if not (c.open_may_be_null and c.name in usable and "is_closed" in present):
+                continue
+            if "is_closed" not in usable:  # is_closed unreadable (its own error): every null is an error
+                checks.append(("error", c.name, "null_required", raw[c.name].isnull(), "null in a required column",
+                               None))
+                continue
+            closed = usable["is_closed"].fill_null(True)
+            checks.append(("error", c.name, "null_required", raw[c.name].isnull() & closed,
+                           "null on a closed deal (only an open deal may lack it)", None))
+            checks.append(("warning", c.name, "open_without_close_date", raw[c.name].isnull() & ~closed,
+                           "open deals without an expected close date: counted in open pipeline and the deal "
+                           "funnel, left out of coverage, slippage, the waterfall and the projection", None))
         for col, allowed in spec.allowed.items():
             if col in usable:
                 checks.append(("warning", col, "unexpected_value", usable[col].notnull() & ~usable[col].isin(allowed),

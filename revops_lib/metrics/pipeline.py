@@ -154,6 +154,33 @@ def open_pipeline_by_period(data, *, periods, at, fiscal_year_start_month: int =
     return out
 
 
+def undated_open_deals(data, *, at, won_stages=None, lost_stages=None) -> tuple[int, float]:
+    """Open deals at ``at`` (their state then) without an expected close date: ``(deals, amount)``.
+
+    They count in open pipeline and the deal funnel; coverage, the projection, the waterfall and slippage need a
+    close date and leave them out — this is how many they leave out.
+
+    Examples
+    --------
+    >>> opps = pd.DataFrame({"opportunity_id": ["a", "b", "c"],
+    ...     "created_at": pd.to_datetime(["2026-01-05", "2026-01-20", "2026-01-21"]),
+    ...     "close_date": [_dt.date(2026, 2, 10), None, None], "is_closed": [False, False, False],
+    ...     "is_won": [False, False, False], "amount": [100.0, 50.0, 20.0], "stage": ["proposal"] * 3})
+    >>> undated_open_deals(opps, at="2026-02-01")
+    (2, 70.0)
+    """
+    t = parse_instants([at], "at")[0]
+    deals = deal_rows(data, won_stages=won_stages, lost_stages=lost_stages, scopes=False)
+    cal = Calendar([t])
+    r = deals.rows
+    o = cal.covering(r.filter(~r.is_closed), ["amount", "close_date"])
+    o = o.filter(o.close_date.isnull())
+    g = run(o.aggregate(deals=o.count(), amount=o.amount.fill_null(0.0).sum()))
+    n = int(g["deals"].iloc[0]) if len(g) else 0
+    a = g["amount"].iloc[0] if len(g) else 0.0
+    return n, 0.0 if a is None or pd.isna(a) else round(float(a), 6)
+
+
 def coverage(data, *, period, as_of=None, lookback_periods: int = 6, target_metric: str = "revenue_won",
              fiscal_year_start_month: int = 1, won_stages=None, lost_stages=None) -> pd.DataFrame:
     """Pipeline coverage of the report's kind of period: the last periods and the next one.

@@ -149,7 +149,7 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
     for k in KPIS:
         missing = [t for t in k.tables if not src.has(t)]
         if missing:
-            skipped.setdefault(", ".join(missing), []).append(k.key)
+            skipped.setdefault(" and ".join(f"`{t}`" for t in missing), []).append(k.label)
 
     # --- marketing -----------------------------------------------------------
     if has("web_traffic", keys=["sessions", "landing_conversion_rate"]):
@@ -294,7 +294,8 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
         put("grr_12m", gr)
 
     for tables, keys in skipped.items():
-        notes.append(f"Left out (table {tables} absent): {', '.join(keys)}.")
+        many = " and " in tables
+        notes.append(f"Left out for lack of table{'s' if many else ''} {tables}: {', '.join(keys)}.")
     return pd.DataFrame(rows, columns=["kpi", "label", "value"]), notes
 
 
@@ -406,7 +407,8 @@ def pacing(source, *, period, as_of=None, on_track: float = 0.95, at_risk: float
     elapsed_days = frac * total_days
     weeks_left = (total_days - elapsed_days) / 7.0
     rows = []
-    for r in card[card.target.notna()].itertuples(index=False):
+    with_target = card[card.target.notna()] if "target" in card.columns else card.iloc[0:0]  # none wanted: no columns
+    for r in with_target.itertuples(index=False):
         k = kpi(r.kpi)
         prorated = r.target * frac if k.additive else r.target
         need = ((r.target - r.value) / weeks_left if k.additive and weeks_left > 0 and not math.isnan(r.value)

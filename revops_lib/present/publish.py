@@ -18,7 +18,7 @@ from revops_lib.files import atomic_write_bytes
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import neutralise_csv_cell
 
-__all__ = ["set_output_dir", "output_dir", "publish", "csv_bytes", "headline", "CSV_SIGNIFICANT_DIGITS"]
+__all__ = ["set_output_dir", "output_dir", "publish", "csv_bytes", "headline", "record_scope", "CSV_SIGNIFICANT_DIGITS"]
 
 _OUTPUT_DIR: Path | None = None
 
@@ -93,6 +93,16 @@ def finding(text: str, anchor: str = "") -> None:
     items = [i for i in items if i.get("kind") != "finding"] + [
         {"label": "Top finding", "value": str(text), "anchor": str(anchor), "kind": "finding"}]
     atomic_write_bytes(path, json.dumps(items).encode())
+
+
+def record_scope(left_out: dict, sentence: str) -> None:
+    """Record the parts of a report left out for lack of data (``scope.json``: ``{"left_out": {key: why},
+    "sentence": ...}``); the HTML export drops their cells and shows the sentence at the top."""
+    if _OUTPUT_DIR is None:
+        return
+    atomic_write_bytes(_OUTPUT_DIR / "scope.json",
+                       json.dumps({"left_out": {str(k): str(v) for k, v in left_out.items()},
+                                   "sentence": str(sentence)}).encode())
 
 
 def output_dir() -> Path | None:

@@ -17,16 +17,68 @@ numbers that ``print_summary`` and ``to_html`` render).
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Callable, ClassVar
 
 import pandas as pd
 
 from revops_lib.errors import RevOpsWarning
-from revops_lib.present.publish import finding, headline, publish
+from revops_lib.present.publish import finding, headline, publish, record_scope
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import Prose, md
 
-__all__ = ["Section", "Truncated", "quiet"]
+__all__ = ["Section", "Part", "Truncated", "quiet", "PART_TAG", "needs_part"]
+
+#: The cell tag prefix that ties a notebook cell to a part of its report (``part:<key>``).
+PART_TAG = "part:"
+
+
+@dataclass(frozen=True)
+class Part:
+    """A part of a report page and the tables it needs.
+
+    The report notebook tags the cells of a part (its heading and the cells under it) ``part:<key>``; when a
+    table the part needs is absent from the source, the part is *left out*: its cells are dropped from the
+    HTML and the page says, at the top, which table would bring it back.
+    """
+
+    key: str
+    title: str  # as the left-out sentence names it ("the deal-stage funnel")
+    tables: tuple[str, ...] = ()  # all of these are needed
+    any_of: tuple[str, ...] = ()  # and at least one of these
+
+    def missing(self, has: Callable[[str], bool]) -> str:
+        """'' when the part can be built, else the table(s) that would bring it ("table `leads`")."""
+        absent = [t for t in self.tables if not has(t)]
+        if self.any_of and not any(has(t) for t in self.any_of):
+            alt = " or ".join(f"`{t}`" for t in self.any_of)
+            absent.append(alt if len(self.any_of) == 1 else f"({alt})" if absent else alt)
+        if not absent:
+            return ""
+        names = [a if a.startswith(("`", "(")) else f"`{a}`" for a in absent]
+        many = len(names) > 1 or " or " in names[0]
+        return ("tables " if many else "table ") + " and ".join(names)
+
+
+def needs_part(key: str):
+    """Decorate a section method that shows part ``key``: when the part is left out for lack of data the
+    method returns the one-line note of :meth:`Section.left_out_note` instead (the HTML drops the cell)."""
+    import functools
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(self, *args, **kw):
+            if key in self.left_out:
+                note = self.left_out_note(key)
+                if not fn.__name__.endswith("_chart"):
+                    return note
+                from IPython.display import display  # a chart cell ends with ';', which would hide a return
+
+                display(note)
+                return None
+            return fn(self, *args, **kw)
+        return wrapper
+    return deco
 
 
 class Truncated:
@@ -61,6 +113,58 @@ class Section:
     FOOTNOTES: ClassVar[list[tuple[str, str]]] = []
     #: The id of the page heading above :meth:`findings` (nbconvert's: the heading's words joined by "-").
     FINDINGS_ANCHOR: ClassVar[str] = "The-verdict"
+    #: The parts of the page and the tables each needs (empty: the page is one part that always builds).
+    PARTS: ClassVar[tuple[Part, ...]] = ()
+    #: Left-out part key -> the table(s) that would bring it (set by the report's analysis; see :meth:`plan`).
+    left_out: dict[str, str] = {}
+
+    # -- which parts the tables allow ----------------------------------------------------------
+
+    @classmethod
+    def plan(cls, src) -> dict[str, str]:
+        """``{part key: "table `x`"}`` for each part whose tables ``src`` (a Source) lacks, in page order."""
+        out = {}
+        for part in cls.PARTS:
+            why = part.missing(src.has)
+            if why:
+                out[part.key] = why
+        return out
+
+    @classmethod
+    def buildable(cls, src) -> bool:
+        """Whether the tables of ``src`` allow at least one part of the page."""
+        return not cls.PARTS or len(cls.plan(src)) < len(cls.PARTS)
+
+    @classmethod
+    def unbuildable_reason(cls, src) -> str:
+        """Why no part can be built (for the index), '' when one can."""
+        if cls.buildable(src):
+            return ""
+        needs = sorted({why for why in cls.plan(src).values()}, key=len)
+        return f"No part of this report can be built from {src.description}: it needs " + "; or ".join(needs) + "."
+
+    def has_part(self, key: str) -> bool:
+        """Whether part ``key`` is on the page (its tables are present)."""
+        return key not in self.left_out
+
+    def scope_sentence(self) -> str:
+        """One sentence (plain text) naming the parts left out and the table that would bring each; '' if none."""
+        if not self.left_out:
+            return ""
+        titles = {p.key: p.title for p in self.PARTS}
+        by_why: dict[str, list[str]] = {}
+        for key, why in self.left_out.items():
+            by_why.setdefault(why, []).append(titles.get(key, key))
+        groups = []
+        for why, names in by_why.items():
+            listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+            groups.append(f"{listed} (needs {why})" if len(names) == 1 else f"{listed} (need {why})")
+        return "Left out for lack of data: " + "; ".join(groups) + "."
+
+    def left_out_note(self, key: str):
+        """What a left-out part's cells show in JupyterLab (the HTML drops them)."""
+        title = next((p.title for p in self.PARTS if p.key == key), key)
+        return md(f"*Left out: {title} needs {self.left_out.get(key, 'more data')}.*")
 
     # -- building blocks ----------------------------------------------------------------------
 
@@ -120,7 +224,9 @@ class Section:
         return re.sub(r"\*\*|__|`|(?<!\w)\*(?=\S)|(?<=\S)\*(?!\w)", "", first).strip()
 
     def record_headlines(self) -> None:
-        """Record :meth:`headlines` and :meth:`top_finding` for the index (nothing outside a report run)."""
+        """Record :meth:`headlines` and :meth:`top_finding` for the index, and which parts are left out
+        (nothing outside a report run)."""
+        record_scope(dict(self.left_out), self.scope_sentence())
         for label, value in self.headlines():
             headline(label, value)
         top = self.top_finding()

@@ -54,7 +54,7 @@ from revops_lib.version import __version__
 class Outcome:
     notebook: str
     period: str
-    status: str  # ok | failed | skipped | no data
+    status: str  # ok | failed | skipped (unchanged) | no data | no tables (none of its parts possible)
     seconds: float = 0.0
     error: str = ""
     html: Path | None = None
@@ -193,7 +193,12 @@ def run_notebook(notebook: str, period: Period, params: dict, out_dir: Path, *, 
             cwd=None if pool is not None else str(nb_dir),
             **extra,
         )
+        scope = {}
+        if (staging / "scope.json").is_file():
+            scope = json.loads((staging / "scope.json").read_text())
         meta = dict(
+            left_out=scope.get("left_out") or {},
+            scope=scope.get("sentence") or "",
             title=title(notebook),
             period=period.label,
             period_range=f"{period.start_date} to {period.last_day}",
@@ -221,7 +226,7 @@ def run_notebook(notebook: str, period: Period, params: dict, out_dir: Path, *, 
         failed_nb.unlink(missing_ok=True)
         healthy = True
         return Outcome(notebook, period.label, "ok", time.perf_counter() - t0, html=final_html, executed=final_nb,
-                       extra={"headlines": headlines})
+                       extra={"headlines": headlines, "left_out": meta["left_out"]})
     except Exception as exc:  # the notebook (or its rendering) failed: keep the last good HTML
         if tmp_nb.exists():
             os.replace(tmp_nb, failed_nb)
@@ -408,6 +413,12 @@ def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool
                 f"({p.start_date} to {p.last_day}); its reports are marked 'no data'. Pick an earlier --period.")
     data_fp = src.fingerprint()
     code_fp = _code_fingerprint()
+    unbuildable = {}  # report -> why none of its parts can be built from the tables present
+    for n in names:
+        cls = registry.section_class(n)
+        if cls is not None and not cls.buildable(src):
+            unbuildable[n] = cls.unbuildable_reason(src)
+            say(f"Skipped {n}: {unbuildable[n]}")
 
     tasks = [(p, n, prepared[(p.label, n)]) for p in plist for n in names if (p.label, n) in prepared]
 
@@ -432,6 +443,13 @@ def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool
             prog.line(f"  nodata {p.label} {n}")
             prog.done()
             return Outcome(n, p.label, "no data")
+        cannot = unbuildable.get(n)
+        if cannot:  # no part of the report is possible with the tables present: skipped, not failed
+            _record(out_dir, n, {"status": "no tables", "seconds": 0.0, "finished_at": _now_iso(), "error": None,
+                                 "key": None, "headlines": [], "title": title(n), "reason": cannot})
+            prog.line(f"  absent {p.label} {n} — {cannot}")
+            prog.done()
+            return Outcome(n, p.label, "no tables", error=cannot)
         key = build_key(nb_dir / f"{n}.ipynb", prm, data_fp, code_fp)
         prev = read_manifest(out_dir).get(n, {})
         if (not force and prev.get("key") == key and prev.get("status") in ("ok", "skipped")
@@ -450,6 +468,7 @@ def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool
         entry = {"status": o.status, "seconds": round(o.seconds, 2), "finished_at": _now_iso(),
                  "error": o.error, "key": key if o.status == "ok" else None,
                  "headlines": o.extra.get("headlines", []), "title": title(n),
+                 "left_out": o.extra.get("left_out") or {},
                  "executed": o.executed.name if o.executed else None}
         _record(out_dir, n, entry)
         tail = f" — {o.error}" if o.error else ""
@@ -480,8 +499,10 @@ def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool
     ok = [o for o in outcomes if o.status == "ok"]
     skipped = [o for o in outcomes if o.status == "skipped"]
     empty = [o for o in outcomes if o.status == "no data"]
+    absent = [o for o in outcomes if o.status == "no tables"]
     say(f"Done: {len(ok)} built, {len(skipped)} unchanged, {len(failed)} failed"
-        + (f", {len(empty)} with no data" if empty else "") + f" → {Path(out) / 'index.html'}")
+        + (f", {len(empty)} with no data" if empty else "")
+        + (f", {len(absent)} skipped for absent tables" if absent else "") + f" → {Path(out) / 'index.html'}")
     if failed:
         for o in failed:
             say(f"  FAILED {o.period} {o.notebook}: {o.error}"

@@ -94,9 +94,18 @@ def render_html(nb_path, html_path: Path, *, meta: dict | None = None) -> Path:
     else:
         nb = copy.deepcopy(nb_path)
     exporter = _exporter()
-    resources = {"revops": meta or {}}
+    meta = dict(meta or {})
+    if meta.get("scope"):  # the left-out sentence: table names in `backticks` shown as code, the rest escaped
+        import html
+        import re
+
+        meta["scope_html"] = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(str(meta["scope"])))
+    resources = {"revops": meta}
     if meta and meta.get("title"):
         nb.metadata["title"] = f"{meta['title']} — {meta.get('period', '')}"
+    gone = {f"part:{k}" for k in (meta or {}).get("left_out") or {}}
+    if gone:  # the parts left out for lack of data: their heading and cells leave the page
+        nb.cells = [c for c in nb.cells if not gone & set(c.get("metadata", {}).get("tags", []))]
     for cell in nb.cells:  # papermill gives the parameters cell it inserts a random id; the HTML shows cell ids
         if "id" in cell and "injected-parameters" in cell.get("metadata", {}).get("tags", []):
             cell.id = "injected-parameters"

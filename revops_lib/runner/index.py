@@ -82,13 +82,14 @@ def write_index(out: Path) -> Path:
         for n in sorted(m, key=lambda k: (order.get(k, 99), k)):
             e = m[n]
             status = e.get("status", "?")
-            css = {"ok": "ok", "skipped": "skip", "failed": "fail", "no data": "nodata"}.get(status, "")
-            label = {"skipped": "skipped-unchanged"}.get(status, status)
+            css = {"ok": "ok", "skipped": "skip", "failed": "fail", "no data": "nodata",
+                   "no tables": "nodata"}.get(status, "")
+            label = {"skipped": "skipped-unchanged", "no tables": "skipped: tables absent"}.get(status, status)
             title = html.escape(e.get("title") or report_title(n))
             links = []
             if status == "no data" and e.get("page") and (d / e["page"]).is_file():
                 links.append(f'<a href="{html.escape(d.name)}/{html.escape(e["page"])}">{title}</a>')
-            elif (d / f"{n}.html").is_file():
+            elif status != "no tables" and (d / f"{n}.html").is_file():
                 links.append(f'<a href="{html.escape(d.name)}/{html.escape(n)}.html">{title}</a>')
             else:
                 links.append(title)
@@ -101,8 +102,12 @@ def write_index(out: Path) -> Path:
             heads = " · ".join(f"{html.escape(h['label'])}: <b>{html.escape(str(h['value']))}</b>"
                                for h in [h for h in (e.get("headlines") or []) if h.get("kind") != "finding"][:5])
             err = f'<div class="err">{html.escape(e.get("error") or "")}</div>' if status == "failed" else ""
-            if status == "no data":
+            if status in ("no data", "no tables"):
                 heads = html.escape(e.get("reason") or "no data in this period")
+            elif e.get("left_out"):
+                k = len(e["left_out"])
+                heads += (" · " if heads else "") + (f'<span class="small">{k} part{"s" if k != 1 else ""} left out '
+                                                     f'for lack of data</span>')
             secs = e.get("seconds")
             rows.append(
                 f"<tr><td>{html.escape(p.label)}</td><td>{' '.join(links)}{err}</td>"

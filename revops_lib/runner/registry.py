@@ -16,7 +16,7 @@ from pathlib import Path
 from revops_lib.errors import ParameterError
 
 __all__ = ["Report", "REPORTS", "register", "footnotes", "title", "ROOT", "NOTEBOOKS_DIR", "PARAMETERS_DIR",
-           "notebook_names", "select_notebooks"]
+           "notebook_names", "select_notebooks", "section_class"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,18 @@ for _r in (
 def title(name: str) -> str:
     """A report's title (a notebook outside the registry: its name, capitalised)."""
     return REPORTS[name].title if name in REPORTS else name.replace("_", " ").capitalize()
+
+
+def section_class(name: str):
+    """The :class:`~revops_lib.present.section.Section` subclass of a report (None outside the registry)."""
+    if name not in REPORTS:
+        return None
+    from revops_lib.present.section import Section
+
+    mod = importlib.import_module(REPORTS[name].section)
+    found = [v for v in vars(mod).values()
+             if isinstance(v, type) and issubclass(v, Section) and v is not Section and v.report == name]
+    return found[0] if found else None
 
 
 def footnotes(name: str) -> list[tuple[str, str]]:

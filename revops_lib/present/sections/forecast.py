@@ -19,14 +19,14 @@ from revops_lib.metrics.forecast import (
     projection,
     score_forecasts,
 )
-from revops_lib.metrics.pipeline import coverage, pipeline_waterfall, slippage
+from revops_lib.metrics.pipeline import coverage, pipeline_waterfall, slippage, undated_open_deals
 from revops_lib.periods import Period, window
 from revops_lib.present.charts import forecast as charts
 from revops_lib.present.context import context
 from revops_lib.present.format import fmt_money, fmt_pct
 from revops_lib.present.labels import label
 from revops_lib.present.publish import publish
-from revops_lib.present.section import Section
+from revops_lib.present.section import Part, Section, needs_part
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import md
 from revops_lib.sources import open_source
@@ -85,6 +85,17 @@ class ForecastReport(Section):
     """
 
     report = "forecast_accuracy"
+    PARTS = (
+        Part("accuracy", "forecast accuracy",
+             ("opportunities", "forecast_snapshots")),
+        Part("projection", "the periods in progress", ("opportunities",)),
+        Part("coverage", "pipeline coverage", ("opportunities",)),
+        Part("waterfall", "the pipeline waterfall", ("opportunities", "opportunity_history")),
+        Part("slippage", "slippage", ("opportunities", "opportunity_history")),
+    )
+    _TOPIC_PART = {"accuracy": "accuracy", "baseline": "accuracy", "convergence": "accuracy", "bias": "accuracy",
+                   "projection": "projection", "coverage": "coverage", "waterfall": "waterfall",
+                   "slippage": "slippage"}
 
     def __init__(self, *, period: Period, as_of: pd.Timestamp, currency: str = "USD", call_category: str = "commit",
                  bias_threshold: float = 0.05, accuracy=None, coverage=None, projection=None, waterfall=None,
@@ -134,6 +145,8 @@ class ForecastReport(Section):
                   "waterfall": self._waterfall_finding, "slippage": self._slippage_finding}
         if topic not in topics:
             raise ParameterError(f"`topic` must be one of {', '.join(topics)}, not `{topic}`.")
+        if self._TOPIC_PART[topic] in self.left_out:
+            return self.left_out_note(self._TOPIC_PART[topic])
         text = topics[topic]()
         if text is None:
             key = "accuracy" if topic in ("accuracy", "baseline", "convergence", "bias") else "pipeline"
@@ -149,9 +162,14 @@ class ForecastReport(Section):
     def findings(self):
         """The findings in one sentence each (Markdown)."""
 
-        b = [self._accuracy_finding(), self._baseline_finding(), self._convergence_finding(),
-             self._bias_finding(), self._projection_finding(), self._coverage_finding(),
-             self._waterfall_finding(), self._slippage_finding()]
+        topics = [("accuracy", self._accuracy_finding), ("baseline", self._baseline_finding),
+                  ("convergence", self._convergence_finding), ("bias", self._bias_finding),
+                  ("projection", self._projection_finding), ("coverage", self._coverage_finding),
+                  ("waterfall", self._waterfall_finding), ("slippage", self._slippage_finding)]
+        b = [f() for t, f in topics if self._TOPIC_PART[t] not in self.left_out]
+        for key in ("pipeline", "undated"):
+            if key in self.notes:
+                b.append(self.notes[key])
         return md("\n".join(f"- {x}" for x in b if x))
 
     def _accuracy_finding(self) -> str | None:
@@ -297,6 +315,7 @@ class ForecastReport(Section):
         f.update({c: "{:,}" for c in ints})
         return f
 
+    @needs_part("accuracy")
     def summary_table(self):
         """Accuracy per category (published as ``summary.csv``)."""
         if "accuracy" in self.notes:
@@ -305,6 +324,7 @@ class ForecastReport(Section):
         return publish(self.summary, "summary",
                        formats=self._formats(pct=("mape", "wape", "hit_rate_10"), signed=("bias",), ints=("n",)))
 
+    @needs_part("accuracy")
     def accuracy_table(self):
         """Every snapshot in view (published as ``accuracy.csv``); shows the first and last call of each period."""
         publish(self.accuracy, "accuracy")
@@ -325,6 +345,7 @@ class ForecastReport(Section):
         money = [col for col in wide.columns if col != "forecast_period"]
         return style_table(wide, self._formats(money=money))
 
+    @needs_part("accuracy")
     def bias_table(self):
         """Bias and accuracy per scope and category (published as ``summary_by_scope.csv``)."""
         if "accuracy" in self.notes:
@@ -332,6 +353,7 @@ class ForecastReport(Section):
         return publish(self.summary_by_scope, "summary_by_scope",
                        formats=self._formats(pct=("mape", "wape", "hit_rate_10"), signed=("bias",), ints=("n",)))
 
+    @needs_part("projection")
     def projection_table(self):
         """Periods in progress: latest calls, baseline, target (published as ``projection.csv``)."""
         if self.projection is None:
@@ -339,6 +361,7 @@ class ForecastReport(Section):
         return publish(self.projection, "projection",
                        formats=self._formats(money=("forecast", "won_to_date", "target"), pct=("pct_of_target",)))
 
+    @needs_part("coverage")
     def coverage_table(self):
         """Coverage per period (published as ``coverage.csv``)."""
         if self.coverage is None:
@@ -349,12 +372,14 @@ class ForecastReport(Section):
             **self._formats(money=("open_pipeline", "target", "won"), pct=("attainment", "coverage"))})
         return styled
 
+    @needs_part("waterfall")
     def waterfall_table(self):
         """The waterfall steps (published as ``pipeline_waterfall.csv``)."""
         if self.waterfall is None:
             return self._note("pipeline")
         return publish(self.waterfall, "pipeline_waterfall", formats=self._formats(money=("amount",)))
 
+    @needs_part("slippage")
     def slippage_table(self, limit: int = 15):
         """Slipped deals, largest first (all of them published as ``slippage.csv``)."""
         if self.slippage is None:
@@ -363,12 +388,14 @@ class ForecastReport(Section):
                           empty="No deal slipped: every deal due in the period closed or kept its close date.")
 
     # -- charts ------------------------------------------------------------------
+    @needs_part("accuracy")
     def convergence_chart(self):
         """Median accuracy by week of the period, per category (published as ``accuracy_by_week.csv``)."""
         if self.by_week.empty:
             return self._show(self.notes.get("accuracy", "No forecast in view."))
         self.chart(self.by_week, "accuracy_by_week", charts.plot_forecast_convergence, kind=self.kind)
 
+    @needs_part("accuracy")
     def bias_chart(self):
         """Bias of the call category per scope (the numbers of ``summary_by_scope.csv``)."""
         s = self.summary_by_scope
@@ -377,12 +404,14 @@ class ForecastReport(Section):
         self.chart(s, None, charts.plot_bias_by_scope, category=self.call_category,
                    threshold=self.bias_threshold)
 
+    @needs_part("accuracy")
     def calls_chart(self):
         """The first call of each period vs its actual (published as ``forecast_vs_actual.csv``)."""
         if self.calls.empty:
             return self._show(self.notes.get("accuracy", "No company-scope forecast in view."))
         self.chart(self.calls, "forecast_vs_actual", charts.plot_forecast_vs_actual, currency=self.currency)
 
+    @needs_part("coverage")
     def coverage_chart(self):
         """Coverage per period (the numbers of ``coverage.csv``)."""
         if self.coverage is None:
@@ -391,6 +420,7 @@ class ForecastReport(Section):
             return self._show(f"No `{self.target_metric}` target for these periods: coverage cannot be computed.")
         self.chart(self.coverage, None, charts.plot_coverage)
 
+    @needs_part("waterfall")
     def waterfall_chart(self):
         """The pipeline waterfall of the report period (the numbers of ``pipeline_waterfall.csv``)."""
         if self.waterfall is None:
@@ -439,32 +469,42 @@ def assess(source, *, period, as_of=None, lookback_periods: int = 12, coverage_p
     if not (isinstance(bias_threshold, (int, float)) and 0 <= bias_threshold < 1):
         raise ParameterError(f"`bias_threshold` must be a fraction in [0, 1), not `{bias_threshold!r}`.")
     src = open_source(source)
+    left_out = ForecastReport.plan(src)
     notes = {}
     acc = cov = proj = wf = slip = None
     if not src.has("opportunities"):
         notes["pipeline"] = ("No `opportunities` table in the source: actuals, the baseline, coverage, slippage and "
                              "the waterfall cannot be computed.")
         notes["accuracy"] = notes["pipeline"]
-        return ForecastReport(period=p, as_of=cut, currency=currency, notes=notes, call_category=call_category,
-                              bias_threshold=bias_threshold, target_metric=target_metric)
+        fa = ForecastReport(period=p, as_of=cut, currency=currency, notes=notes, call_category=call_category,
+                            bias_threshold=bias_threshold, target_metric=target_metric)
+        fa.left_out = left_out
+        return fa
     with prepare(src, won_stages=won_stages, lost_stages=lost_stages) as deals:
-        if src.has("forecast_snapshots"):
+        if "accuracy" not in left_out:
             acc = forecast_accuracy(deals, period=p, as_of=cut, lookback_periods=lookback_periods,
                                     fiscal_year_start_month=fy)
             if acc.empty:
                 notes["accuracy"] = (f"No forecast period in view: none of the forecast periods in "
                                      f"`forecast_snapshots` ended by {cut:%Y-%m-%d %H:%M} UTC.")
-        else:
-            notes["accuracy"] = ("No `forecast_snapshots` table in the source: the accuracy sections are skipped "
-                                 "(coverage, slippage and the waterfall below still use the pipeline).")
+        n_undated, amt_undated = undated_open_deals(deals, at=cut)
+        if n_undated:
+            notes["undated"] = (f"**{n_undated:,} open deal{'s' if n_undated != 1 else ''} "
+                                f"({fmt_money(amt_undated, currency)}) without an expected close date** at the "
+                                "cut-off: in open pipeline, but left out of coverage, the projection, the waterfall "
+                                "and slippage.")
         cov = coverage(deals, period=p, as_of=cut, lookback_periods=coverage_periods, target_metric=target_metric,
                        fiscal_year_start_month=fy)
         proj = projection(deals, period=p, as_of=cut, target_metric=target_metric, fiscal_year_start_month=fy)
-        wf = pipeline_waterfall(deals, period=p, as_of=cut, fiscal_year_start_month=fy)
-        slip = slippage(deals, period=p, as_of=cut, fiscal_year_start_month=fy)
-    return ForecastReport(period=p, as_of=cut, currency=currency, call_category=call_category,
-                          bias_threshold=bias_threshold, accuracy=acc, coverage=cov, projection=proj, waterfall=wf,
-                          slippage=slip, notes=notes, target_metric=target_metric)
+        if "waterfall" not in left_out:
+            wf = pipeline_waterfall(deals, period=p, as_of=cut, fiscal_year_start_month=fy)
+        if "slippage" not in left_out:
+            slip = slippage(deals, period=p, as_of=cut, fiscal_year_start_month=fy)
+    fa = ForecastReport(period=p, as_of=cut, currency=currency, call_category=call_category,
+                        bias_threshold=bias_threshold, accuracy=acc, coverage=cov, projection=proj, waterfall=wf,
+                        slippage=slip, notes=notes, target_metric=target_metric)
+    fa.left_out = left_out
+    return fa
 
 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",

@@ -47,7 +47,7 @@ from revops_lib.present.format import (
 )
 from revops_lib.present.labels import label
 from revops_lib.present.publish import publish
-from revops_lib.present.section import Section
+from revops_lib.present.section import Part, Section, needs_part
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import md
 from revops_lib.sources import open_source
@@ -90,6 +90,15 @@ class FunnelReport(Section):
     report = "funnel_conversion"
     FINDINGS_ANCHOR = "What-moved"
     FOOTNOTES = FOOTNOTES
+    PARTS = (
+        Part("headline", "the headline comparison", any_of=("leads", "opportunities")),
+        Part("funnel", "the lead funnel", ("leads",)),
+        Part("trend", "the cohort trend", ("leads",)),
+        Part("timing", "time to convert", ("leads",)),
+        Part("deals", "the deal-stage funnel", ("opportunity_history",)),
+        Part("sales", "the sales metrics", ("opportunities",)),
+        Part("activity", "stage activity", ("leads",)),
+    )
 
     period: Period
     as_of: pd.Timestamp
@@ -189,6 +198,8 @@ class FunnelReport(Section):
         """What moved and whether it is beyond noise, one sentence each (Markdown)."""
         b = []
         n, n0 = self.cohort_size, self.previous_cohort_size
+        if not self.has_part("funnel"):
+            return md("\n".join(f"- {x}" for x in self._sales_findings() + self.notes))
         if n == 0:
             b.append(f"**No leads** were created in {self.period} (before the cut-off): there is no cohort to "
                      f"read; pick another period.")
@@ -231,54 +242,63 @@ class FunnelReport(Section):
         note = self.small_sample_note()
         if note:
             b.append(note)
-        if self.sales is not None and len(self.sales):
-            s = self.sales.iloc[0]
-            if s["closed"]:
-                b.append(f"Win rate {fmt_pct(s['win_rate'])} by count ({s['won']:,} won of {s['closed']:,} deals "
-                         f"closed in {self.period}) and {fmt_pct(s['win_rate_amount'])} by amount "
-                         f"({fmt_money(s['won_amount'], self.currency)} won of "
-                         f"{fmt_money(s['closed_amount'], self.currency)} closed).")
-            else:
-                b.append(f"No deal closed in {self.period}: win rate, deal size and cycle are undefined.")
-        return md("\n".join(f"- {x}" for x in b + self.notes))
+        return md("\n".join(f"- {x}" for x in b + self._sales_findings() + self.notes))
+
+    def _sales_findings(self) -> list[str]:
+        if self.sales is None or not len(self.sales):
+            return []
+        s = self.sales.iloc[0]
+        if not s["closed"]:
+            return [f"No deal closed in {self.period}: win rate, deal size and cycle are undefined."]
+        return [f"Win rate {fmt_pct(s['win_rate'])} by count ({s['won']:,} won of {s['closed']:,} deals "
+                f"closed in {self.period}) and {fmt_pct(s['win_rate_amount'])} by amount "
+                f"({fmt_money(s['won_amount'], self.currency)} won of "
+                f"{fmt_money(s['closed_amount'], self.currency)} closed)."]
 
     def headlines(self) -> list[tuple[str, str]]:
         """Headline numbers for ``reports/index.html``."""
         n, n0 = self.cohort_size, self.previous_cohort_size
-        out = [("Leads", f"{n:,}" + (f" ({(n - n0) / n0:+.0%})" if n0 else ""))]
-        t = self._total(self.conversion)
-        if len(t):
-            out.append((pair_label(t["from_stage"].iloc[0], t["to_stage"].iloc[0]), fmt_pct(t["rate"].iloc[0])))
-        name, value = self.lead_to_last_headline()
-        out.append((name, value))
+        out = []
+        if self.has_part("funnel"):
+            out.append(("Leads", f"{n:,}" + (f" ({(n - n0) / n0:+.0%})" if n0 else "")))
+            t = self._total(self.conversion)
+            if len(t):
+                out.append((pair_label(t["from_stage"].iloc[0], t["to_stage"].iloc[0]), fmt_pct(t["rate"].iloc[0])))
+            out.append(self.lead_to_last_headline())
         if self.sales is not None and len(self.sales):
             out.append(("Win rate", fmt_pct(self.sales["win_rate"].iloc[0])))
         return out
 
     # -- charts ---------------------------------------------------------------
 
+    @needs_part("funnel")
     def funnel_chart(self) -> None:
         """The period's cohort reaching each stage (its numbers are the ``all`` rows of ``stage_conversion.csv``)."""
         self.chart(self.conversion, None, charts.plot_funnel)
 
+    @needs_part("funnel")
     def source_chart(self) -> None:
         """Share of each source's cohort reaching each stage (published as ``funnel_by_source.csv``)."""
         cols = ["source", "from_stage", "to_stage", "entered", "converted", "cumulative_rate"]
         self.chart(self.conversion[cols], "funnel_by_source", charts.plot_funnel_by_source,
                    min_sample=self.min_sample)
 
+    @needs_part("funnel")
     def rate_heatmap(self) -> None:
         """Stage-to-stage rates by source with their intervals (the numbers of ``stage_conversion.csv``)."""
         self.chart(self.conversion, None, charts.plot_rate_heatmap, min_sample=self.min_sample)
 
+    @needs_part("trend")
     def trend_chart(self) -> None:
         """Rates of the last cohorts (the numbers of ``cohort_trend.csv``)."""
         self.chart(self.trend, "cohort_trend", charts.plot_cohort_trend)
 
+    @needs_part("timing")
     def time_to_convert_chart(self) -> None:
         """Share of the period's conversions done within N days (published as ``time_to_convert.csv``)."""
         self.chart(self.distribution, "time_to_convert", charts.plot_time_to_convert, timing=self.timing)
 
+    @needs_part("deals")
     def deal_chart(self) -> None:
         """Deals created in the period reaching each deal stage (published as ``deal_funnel.csv``)."""
         if self.deals is None:
@@ -287,8 +307,18 @@ class FunnelReport(Section):
 
     # -- tables ---------------------------------------------------------------
 
+    @needs_part("headline")
     def headline_table(self):
         """This period vs the previous one at the same age: cohort, stage rates and sales metrics."""
+        rows = []
+        if self.has_part("funnel"):
+            rows += self._lead_headline_rows()
+        rows += self._sales_headline_rows()
+        df = pd.DataFrame(rows, columns=["Metric", str(self.period), f"{self.previous} (same age)", "Change",
+                                         "Note"])
+        return style_table(df)
+
+    def _lead_headline_rows(self) -> list[tuple]:
         rows = []
         n, n0 = self.cohort_size, self.previous_cohort_size
         rows.append(("Leads created (cohort)", f"{n:,}", f"{n0:,}", f"{(n - n0) / n0:+.1%}" if n0 else "—", ""))
@@ -306,6 +336,10 @@ class FunnelReport(Section):
             if a is not None:
                 rows.append((f"Leads entering {stage_label(st)} in the period", f"{a:,}", f"{a0:,}",
                              f"{(a - a0) / a0:+.1%}" if a0 else "—", ""))
+        return rows
+
+    def _sales_headline_rows(self) -> list[tuple]:
+        rows = []
         if self.sales is not None and self.previous_sales is not None:
             s, s0 = self.sales.iloc[0], self.previous_sales.iloc[0]
             money = lambda x: fmt_money(x, self.currency) or "—"  # noqa: E731
@@ -325,9 +359,7 @@ class FunnelReport(Section):
                  rel(s["velocity_per_day"], s0["velocity_per_day"]),
                  f"trailing {self.lookback_periods} quarters"),
             ]
-        df = pd.DataFrame(rows, columns=["Metric", str(self.period), f"{self.previous} (same age)", "Change",
-                                         "Note"])
-        return style_table(df)
+        return rows
 
     def _display(self, df: pd.DataFrame, by: str) -> pd.DataFrame:
         out = pd.DataFrame({
@@ -341,6 +373,7 @@ class FunnelReport(Section):
         })
         return out
 
+    @needs_part("funnel")
     def conversion_table(self):
         """The cohort funnel by source (published as ``stage_conversion.csv``)."""
         publish(self.conversion[["source", "from_stage", "to_stage", "entered", "converted", "rate", "ci_low",
@@ -351,6 +384,7 @@ class FunnelReport(Section):
         return style_table(disp, {"Entered": "{:,}", "Converted": "{:,}"}).apply(
             lambda r: ["color: #9a9a9a" if r["Note"] else "" for _ in r], axis=1)
 
+    @needs_part("funnel")
     def segment_table(self):
         """The cohort funnel by segment (published as ``stage_conversion_by_segment.csv``)."""
         if self.segments is None or self.segments.empty:
@@ -361,6 +395,7 @@ class FunnelReport(Section):
         return style_table(disp, {"Entered": "{:,}", "Converted": "{:,}"}).apply(
             lambda r: ["color: #9a9a9a" if r["Note"] else "" for _ in r], axis=1)
 
+    @needs_part("funnel")
     def source_test_table(self):
         """Chi-square test across sources per stage (published as ``source_tests.csv``)."""
         t = self.source_tests
@@ -381,6 +416,7 @@ class FunnelReport(Section):
         })
         return style_table(disp)
 
+    @needs_part("trend")
     def trend_table(self):
         """Rates by cohort (published as ``cohort_trend.csv``); cells not yet mature are marked with *."""
         tr = self.trend
@@ -397,6 +433,7 @@ class FunnelReport(Section):
             f"Conversion within {days:g} days of the previous stage. * not yet mature: the period is not over "
             "or more than 1% of the leads are still within those days.")
 
+    @needs_part("timing")
     def timing_table(self):
         """Median and 90th-percentile days between stages (published as ``stage_timing.csv``)."""
         publish(self.timing, "stage_timing")
@@ -411,6 +448,7 @@ class FunnelReport(Section):
         })
         return style_table(disp, {"Leads converted": "{:,}"})
 
+    @needs_part("deals")
     def deal_table(self):
         """Deal-stage funnel (published as ``deal_stage_conversion.csv``)."""
         if self.deals is None:
@@ -425,6 +463,7 @@ class FunnelReport(Section):
         })
         return style_table(disp, {"Entered": "{:,}", "Converted": "{:,}"})
 
+    @needs_part("deals")
     def deal_note(self):
         """One sentence on the deal cohort (Markdown)."""
         if self.deals is None:
@@ -443,6 +482,7 @@ class FunnelReport(Section):
                      + (f" — run the report for {longer}." if longer else "."))
         return md(text)
 
+    @needs_part("sales")
     def sales_table(self):
         """Win rate (count and amount, denominators named), deal size, cycle and velocity.
 
@@ -471,6 +511,7 @@ class FunnelReport(Section):
         ]
         return style_table(pd.DataFrame(rows, columns=["Metric", "Value", "How it is computed"]))
 
+    @needs_part("activity")
     def activity_table(self):
         """Leads entering each stage in the period vs the previous one (published as ``activity_counts.csv``)."""
         publish(self.activity, "activity_counts")
@@ -508,6 +549,43 @@ def analyze(source, *, period, as_of=None, stages: Sequence[str] = DEFAULT_STAGE
     prev_cut = same_age_as_of(p, cut, prev)
     kw = dict(stages=stages, funnel_mode=funnel_mode, conversion_window_days=conversion_window_days,
               confidence=confidence, min_sample=min_sample)
+    left_out = FunnelReport.plan(src)
+    if not src.has("leads"):
+        lead_parts = _without_leads()
+    else:
+        lead_parts = _lead_parts(src, p, cut, prev, prev_cut, kw, trend_cohorts=trend_cohorts,
+                                 trend_window_days=trend_window_days, stages=stages, funnel_mode=funnel_mode,
+                                 confidence=confidence, min_sample=min_sample)
+    notes = []
+    deals = None
+    if src.has("opportunity_history"):
+        deals = deal_stage_conversion(src, period=p, as_of=cut, stages=deal_stages, confidence=confidence)
+    sales = prev_sales = None
+    if src.has("opportunities"):
+        sales = sales_metrics(src, period=p, as_of=cut, lookback_periods=lookback_periods)
+        prev_sales = sales_metrics(src, period=prev, as_of=prev_cut, lookback_periods=lookback_periods)
+    fr = FunnelReport(period=p, as_of=cut, previous=prev, previous_as_of=prev_cut, stages=stages,
+                      deal_stages=deal_stages, funnel_mode=funnel_mode, min_sample=min_sample,
+                      confidence=confidence, currency=currency, deals=deals, sales=sales, previous_sales=prev_sales,
+                      notes=notes, lookback_periods=lookback_periods, **lead_parts)
+    fr.left_out = left_out
+    return fr
+
+
+def _without_leads() -> dict:
+    """The lead parts of the report when there is no ``leads`` table (left out; empty frames)."""
+    conv = pd.DataFrame({c: pd.Series(dtype="object") for c in
+                         ["source", "from_stage", "to_stage", "entered", "converted", "rate", "ci_low", "ci_high",
+                          "cumulative_rate", "small_sample"]})
+    empty = pd.DataFrame()
+    return dict(conversion=conv, timing=empty, previous_conversion=conv.drop(columns="source"), changes=empty,
+                source_tests=empty, segments=None, trend=empty, distribution=empty,
+                activity=pd.DataFrame({"stage": [], "leads": []}), previous_activity=pd.DataFrame({"stage": [], "leads": []}))
+
+
+def _lead_parts(src, p, cut, prev, prev_cut, kw, *, trend_cohorts, trend_window_days, stages, funnel_mode,
+                confidence, min_sample) -> dict:
+    """Every lead part of the report (the ``leads`` table is present)."""
     ft = funnel_tables(src, period=p, as_of=cut, by="source", **kw)
     prev_conv = stage_conversion(src, period=prev, as_of=prev_cut, by=None, **kw)
     segments = None
@@ -522,25 +600,9 @@ def analyze(source, *, period, as_of=None, stages: Sequence[str] = DEFAULT_STAGE
     both = activity_counts_many(src, [(p, cut), (prev, prev_cut)], stages=stages, funnel_mode=funnel_mode)
     activity, prev_activity = (both[both["period"] == q.label].drop(columns="period").reset_index(drop=True)
                                for q in (p, prev))
-    notes = []
-    deals = None
-    if src.has("opportunity_history"):
-        deals = deal_stage_conversion(src, period=p, as_of=cut, stages=deal_stages, confidence=confidence)
-    else:
-        notes.append("No `opportunity_history` table: the deal-stage funnel is skipped.")
-    sales = prev_sales = None
-    if src.has("opportunities"):
-        sales = sales_metrics(src, period=p, as_of=cut, lookback_periods=lookback_periods)
-        prev_sales = sales_metrics(src, period=prev, as_of=prev_cut, lookback_periods=lookback_periods)
-    else:
-        notes.append("No `opportunities` table: win rate, deal size, cycle and velocity are skipped.")
-    return FunnelReport(period=p, as_of=cut, previous=prev, previous_as_of=prev_cut, stages=stages,
-                        deal_stages=deal_stages, funnel_mode=funnel_mode, min_sample=min_sample,
-                        confidence=confidence, currency=currency, conversion=ft.conversion, timing=ft.timing,
-                        previous_conversion=prev_conv, changes=changes, source_tests=tests, segments=segments,
-                        trend=trend, distribution=dist, activity=activity, previous_activity=prev_activity,
-                        deals=deals, sales=sales, previous_sales=prev_sales, notes=notes,
-                        lookback_periods=lookback_periods)
+    return dict(conversion=ft.conversion, timing=ft.timing, previous_conversion=prev_conv, changes=changes,
+                source_tests=tests, segments=segments, trend=trend, distribution=dist, activity=activity,
+                previous_activity=prev_activity)
 
 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",

@@ -48,12 +48,13 @@ class DataQuality(Section):
 
     def __init__(self, *, period: Period, as_of: pd.Timestamp, source_label: str, validation, overview,
                  monthly, stale, pushes, missing, currency: str = "USD", stale_days: int = 90, min_pushes: int = 2,
-                 target_conflicts: pd.DataFrame | None = None):
+                 target_conflicts: pd.DataFrame | None = None, parts: pd.DataFrame | None = None):
         self.period, self.as_of, self.source_label = period, as_of, source_label
         self.validation, self.overview, self.monthly = validation, overview, monthly
         self.stale, self.pushes, self.missing = stale, pushes, missing
         self.currency, self.stale_days, self.min_pushes = currency, stale_days, min_pushes
         self.summary = anomaly_summary(stale, pushes, missing, validation=validation)
+        self.parts = parts if parts is not None else report_parts(None)
         self.target_conflicts = target_conflicts if target_conflicts is not None else pd.DataFrame(
             columns=["period", "metric", "target", "parts", "parts_value", "difference", "problem"])
 
@@ -62,12 +63,17 @@ class DataQuality(Section):
         v, ov = self.validation, self.overview
         bullets = []
         if v.ok:
-            bullets.append(f"**Contract: passed** ({v.summary()}); every report can run on this source.")
+            bullets.append(f"**Contract: passed** ({v.summary()}): every table present meets the contract.")
         else:
             bullets.append(f"**Contract: failed** ({v.summary()}); fix the errors below before trusting any number.")
         absent = ov.loc[ov.status == "absent", "table"].tolist()
         if absent:
-            bullets.append(f"Absent tables ({', '.join(absent)}): the report sections that need them are skipped.")
+            left = self.parts[~self.parts["built"]]
+            if len(left):
+                bullets.append(f"Absent tables ({', '.join(absent)}): {len(left)} of {len(self.parts)} report parts "
+                               "are left out (see *What the present tables allow*).")
+            else:
+                bullets.append(f"Absent tables ({', '.join(absent)}): no report part needs them.")
         quiet = ov.loc[ov.status.isin(["no rows in period", "empty"]), "table"].tolist()
         if quiet:
             bullets.append(f"No rows in {self.period}: {', '.join(quiet)} — figures from them will be blank or zero.")
@@ -93,6 +99,20 @@ class DataQuality(Section):
             bullets.append(f"{n_conf:,} quarter target{'s' if n_conf != 1 else ''} contradict{'' if n_conf != 1 else 's'} "
                            "the targets of their months: pacing and coverage read whichever row they find first.")
         return md("\n".join(f"- {b}" for b in bullets))
+
+    def allowed_table(self):
+        """Per report and part: built, or left out with the table that would bring it (published as
+        ``report_parts.csv``)."""
+        t = self.parts
+        shown = pd.DataFrame({"report": t["report_title"], "part": t["part"],
+                              "status": ["built" if ok else f"left out: needs {why}"
+                                         for ok, why in zip(t["built"], t["needs"])]})
+        colors = {True: "color: #1e6b3a", False: "color: #b07d00"}
+        out = self.table(t, "report_parts", shown, empty="No report of the kit declares parts.")
+        if hasattr(out, "apply"):
+            flags = list(t["built"])
+            out = out.apply(lambda col: [colors[f] for f in flags] if col.name == "status" else [""] * len(col))
+        return out
 
     def targets_table(self):
         """Quarter targets that disagree with their months' (published as ``target_conflicts.csv``)."""
@@ -192,7 +212,32 @@ def assess(source, *, period, as_of=None, currency: str = "USD", stale_after_day
     conflicts = target_conflicts(src)
     return DataQuality(period=p, as_of=cut, source_label=src.description, validation=validation,
                        overview=overview, monthly=monthly, stale=stale, pushes=pushes, missing=missing,
-                       currency=currency, stale_days=stale_days, min_pushes=min_pushes, target_conflicts=conflicts)
+                       currency=currency, stale_days=stale_days, min_pushes=min_pushes, target_conflicts=conflicts,
+                       parts=report_parts(src))
+
+
+def report_parts(src) -> pd.DataFrame:
+    """Every part of every report and whether the tables of ``src`` allow it (None: an empty frame).
+
+    ``report, report_title, part_key, part, built, needs`` — ``needs`` names the table(s) that would bring a
+    left-out part.
+    """
+    from revops_lib.present.sections.forecast import ForecastReport
+    from revops_lib.present.sections.funnel import FunnelReport
+    from revops_lib.present.sections.retention import RetentionReport
+    from revops_lib.present.sections.scorecard import Scorecard
+
+    cols = ["report", "report_title", "part_key", "part", "built", "needs"]
+    if src is None:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for title, cls in (("RevOps scorecard", Scorecard), ("Funnel conversion", FunnelReport),
+                       ("Forecast accuracy", ForecastReport), ("Cohort retention", RetentionReport)):
+        plan = cls.plan(src)
+        for part in cls.PARTS:
+            why = plan.get(part.key, "")
+            rows.append((cls.report, title, part.key, part.title[0].upper() + part.title[1:], not why, why))
+    return pd.DataFrame(rows, columns=cols)
 
 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",

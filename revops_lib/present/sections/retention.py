@@ -37,7 +37,7 @@ from revops_lib.present.context import context
 from revops_lib.present.format import fmt_money, fmt_pct
 from revops_lib.present.labels import label as label_of
 from revops_lib.present.publish import publish
-from revops_lib.present.section import Section
+from revops_lib.present.section import Part, Section
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import md
 from revops_lib.sources import open_source
@@ -90,6 +90,8 @@ class RetentionReport(Section):
     """
 
     report = "cohort_retention"
+    PARTS = (Part("retention", "cohort retention, MRR movements and unit economics",
+                  any_of=("subscriptions", "transactions")),)
     FOOTNOTES = FOOTNOTES
 
     def __init__(self, *, period: Period, as_of: pd.Timestamp, currency: str = "USD", gross_margin: float = 0.8,
@@ -470,9 +472,11 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", gross_margin: 
         else period
     cut = resolve_as_of(p, as_of)
     if not (src.has("subscriptions") or src.has("transactions")):
-        return RetentionReport(period=p, as_of=cut, currency=currency, gross_margin=gross_margin,
-                               note=f"No `subscriptions` or `transactions` table in {src.description}: "
-                                    "cohort retention cannot be computed.")
+        rr = RetentionReport(period=p, as_of=cut, currency=currency, gross_margin=gross_margin,
+                             note=f"No `subscriptions` or `transactions` table in {src.description}: "
+                                  "cohort retention cannot be computed.")
+        rr.left_out = RetentionReport.plan(src)
+        return rr
     basis = "subscriptions" if src.has("subscriptions") else "transactions"
     by = survival_by if basis == "subscriptions" and survival_by else None
     if by is not None and by not in src.table("subscriptions").columns:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from revops_lib.metrics.kpis import KPIS
+from revops_lib.metrics.pipeline import undated_open_deals
 from revops_lib.metrics.scorecard import (
     PUBLISHED_COLUMNS,
     big_moves,
@@ -20,10 +21,10 @@ from revops_lib.metrics.scorecard import (
 from revops_lib.periods import Period, parse_period, period_of, resolve_as_of
 from revops_lib.present.charts import scorecard as charts
 from revops_lib.present.context import context
-from revops_lib.present.format import fmt_change, fmt_pct, fmt_points, fmt_pval, fmt_value
+from revops_lib.present.format import fmt_change, fmt_money, fmt_pct, fmt_points, fmt_pval, fmt_value
 from revops_lib.present.labels import label
 from revops_lib.present.publish import publish
-from revops_lib.present.section import Section
+from revops_lib.present.section import Part, Section
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import md
 from revops_lib.sources import open_source
@@ -51,6 +52,31 @@ class Scorecard(Section):
     report = "revops_scorecard"
     FINDINGS_ANCHOR = "What-needs-attention"
     FOOTNOTES = FOOTNOTES
+    PARTS = (
+        Part("pacing", "pacing against targets", ("targets",)),
+        Part("marketing", "the marketing KPIs"),
+        Part("sales", "the sales KPIs"),
+        Part("customer_success", "the customer-success KPIs"),
+        Part("revenue", "the revenue-efficiency KPIs"),
+    )
+
+    @classmethod
+    def plan(cls, src) -> dict[str, str]:
+        """A function's part needs the tables of at least one of its KPIs; pacing needs ``targets`` too."""
+        out = {}
+        for f in FUNCTION_TITLES:
+            needs = {tuple(k.tables) for k in KPIS if k.function == f}
+            if not any(all(src.has(t) for t in ts) for ts in needs):
+                alts = sorted({tuple(t for t in ts if not src.has(t)) for ts in needs}, key=lambda ts: (len(ts), ts))
+                alts = [a for a in alts if not any(set(b) < set(a) for b in alts)]
+                many = len(alts) > 1 or len(alts[0]) > 1
+                out[f] = ("tables " if many else "table ") + " or ".join(" and ".join(f"`{t}`" for t in a)
+                                                                          for a in alts)
+        if not src.has("targets"):
+            out = {"pacing": "table `targets`", **out}
+        elif len(out) == len(FUNCTION_TITLES):
+            out = {"pacing": "the tables of a KPI", **out}
+        return out
 
     period: Period
     as_of: pd.Timestamp
@@ -102,6 +128,8 @@ class Scorecard(Section):
     def function_table(self, function: str):
         """The KPIs of one function, leading first, formatted for reading, with each KPI's trend
         over the history periods (an inline sparkline; the dot is this period)."""
+        if function in self.left_out:
+            return self.left_out_note(function)
         rows = self.card[self.card.function == function]
         if rows.empty:
             return md("No KPI of this function: its tables are absent.")
@@ -132,6 +160,8 @@ class Scorecard(Section):
 
     def pacing_table(self, index: int = 0):
         """Pacing toward a period target (actual to date, pro-rated target, run-rate needed)."""
+        if "pacing" in self.left_out:
+            return self.left_out_note("pacing") if index == 0 else md("")
         if index >= len(self.pacing_views):
             return md("")  # a week and a quarter have one pacing view; a month two (the month, the quarter to date)
         title, pv = self.pacing_views[index]
@@ -148,7 +178,7 @@ class Scorecard(Section):
         return style_table(out)
 
     def pacing_title(self, index: int = 0):
-        if index >= len(self.pacing_views):
+        if index >= len(self.pacing_views) or "pacing" in self.left_out:
             return md("")
         title, pv = self.pacing_views[index]
         days = f"{pv.elapsed_days.iloc[0]:.0f} of {pv.total_days.iloc[0]} days elapsed" if len(pv) else ""
@@ -203,6 +233,8 @@ class Scorecard(Section):
 
     def bullets(self, function: str):
         """The function's KPIs with a target as % of target (their numbers are in ``kpis.csv``)."""
+        if function in self.left_out:
+            return None
         rows = self.card[(self.card.function == function) & self.card.pct_of_target.notna()]
         if rows.empty:
             return md("No KPI of this function has a target for this period, so there is no bullet chart: the "
@@ -237,7 +269,12 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", history_period
     p = parse_period(period)
     cut = resolve_as_of(p, as_of)
     hist = kpi_history(src, period=p, as_of=cut, periods=history_periods)
-    notes = hist.attrs.get("notes", [])
+    notes = list(hist.attrs.get("notes", []))
+    if src.has("opportunities"):
+        n_undated, amt = undated_open_deals(src, at=min(cut, p.end_naive))
+        if n_undated:
+            notes.append(f"{n_undated:,} open deal{'s' if n_undated != 1 else ''} ({fmt_money(amt, currency)}) "
+                         "without an expected close date: in open pipeline, left out of next-period coverage.")
     card = scorecard(src, period=p, as_of=cut, history=hist, on_track=on_track, at_risk=at_risk)
     views = []
     last_instant = min(cut, p.end_naive) - pd.Timedelta(microseconds=1)
@@ -252,9 +289,11 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", history_period
                                                       on_track=on_track, at_risk=at_risk)))
     else:
         views.append((f"Quarter {p}", pacing(src, period=p, as_of=cut, card=card, on_track=on_track, at_risk=at_risk)))
-    return Scorecard(period=p, as_of=cut, card=card, history=hist, pacing_views=views, notes=notes,
-                     currency=currency, moves=big_moves(card, change=attention_change, points=attention_points),
-                     move_change=attention_change, move_points=attention_points)
+    sc = Scorecard(period=p, as_of=cut, card=card, history=hist, pacing_views=views, notes=notes,
+                   currency=currency, moves=big_moves(card, change=attention_change, points=attention_points),
+                   move_change=attention_change, move_points=attention_points)
+    sc.left_out = Scorecard.plan(src)
+    return sc
 
 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
