@@ -144,6 +144,19 @@ def test_compare_rates_tests_the_change_between_two_cohorts():
     assert bool(result["beyond_noise"]) == (expected_p < 0.05)
 
 
+def test_compare_rates_lists_a_pair_missing_from_one_cohort_with_zero_counts():
+    cur = pd.DataFrame({"source": ["all", "all"], "from_stage": ["a", "b"], "to_stage": ["b", "c"],
+                        "entered": [10, 4], "converted": [4, 1], "rate": [0.4, 0.25]})
+    prev = pd.DataFrame({"source": ["all", "all"], "from_stage": ["a", "c"], "to_stage": ["b", "d"],
+                         "entered": [20, 5], "converted": [5, 2], "rate": [0.25, 0.4]})
+    result = lead_funnel.compare_rates(cur, prev)
+    # the current pairs in their order, then the previous-only pair c->d; a side without the pair counts 0 and 0
+    assert list(zip(result["from_stage"], result["to_stage"])) == [("a", "b"), ("b", "c"), ("c", "d")]
+    assert result[["entered", "converted", "prior_entered", "prior_converted"]].values.tolist() == [
+        [10, 4, 20, 5], [4, 1, 0, 0], [0, 0, 5, 2]]
+    assert result["change"].tolist()[0] == pytest.approx(0.4 - 0.25) and result["change"][1:].isna().all()
+
+
 # ---------------------------------------------------------------------------
 # The cohort funnel on hand-computed frames
 # ---------------------------------------------------------------------------
@@ -226,6 +239,14 @@ def test_sources_without_leads_entering_a_stage_get_no_row_and_an_empty_cohort_g
     empty = lead_funnel.funnel_tables(HAND, period="2025-01")
     assert empty.conversion.empty and empty.timing.empty
     assert list(empty.conversion.columns)[:8] == CONTRACT
+    assert list(empty.timing.columns) == ["source", "from_stage", "to_stage", "n", "median_days", "p90_days"]
+
+
+def test_an_empty_cohort_without_the_total_rows_still_gives_the_contract_columns():
+    # by source without the `all` rows, nobody created in 2025-01: the engine returns no group at all
+    empty = lead_funnel.funnel_tables(HAND, period="2025-01", include_total=False)
+    assert empty.conversion.empty and empty.timing.empty
+    assert list(empty.conversion.columns) == CONTRACT + ["cumulative_rate", "small_sample"]
     assert list(empty.timing.columns) == ["source", "from_stage", "to_stage", "n", "median_days", "p90_days"]
 
 
@@ -474,6 +495,29 @@ def test_cohort_trend_window_defaults_by_cadence_and_covers_the_last_cohorts(dem
     assert trend["converted"].sum() > 0
 
 
+def test_cohort_trend_of_cohorts_without_leads_is_an_empty_table_with_the_contract_columns():
+    trend = lead_funnel.cohort_trend(HAND, period="2025-01", cohorts=2)  # HAND's leads are all from 2026
+    assert trend.empty
+    assert list(trend.columns) == ["cohort", "cohort_start", "from_stage", "to_stage", "entered", "converted",
+                                   "rate", "ci_low", "ci_high", "small_sample", "pending", "mature"]
+    assert trend.attrs["cohorts"] == ["2024-12", "2025-01"]
+
+
+def test_cohort_trend_accepts_a_min_sample_of_zero_and_rejects_a_negative_one():
+    from revops_lib.errors import ImmatureWarning
+
+    with pytest.warns(ImmatureWarning):  # October's created->mql still waits for L4 (see above)
+        trend = lead_funnel.cohort_trend(HAND, period="2026-10", cohorts=2, window_days=3, min_sample=0)
+    with pytest.warns(ImmatureWarning):
+        two = lead_funnel.cohort_trend(HAND, period="2026-10", cohorts=2, window_days=3, min_sample=2)
+    # entered >= 1 on every row, so no row is below 0 (nor below 1); with min_sample=2 only the single
+    # September lead (L6, entered 1 on both of its rows) is a small sample
+    assert len(trend) == 6 and not trend["small_sample"].any()
+    assert two["small_sample"].tolist() == [True, True, False, False, False, False]
+    with pytest.raises(ParameterError, match="`min_sample`"):
+        lead_funnel.cohort_trend(HAND, period="2026-10", cohorts=2, window_days=3, min_sample=-1)
+
+
 def test_activity_counts_enter_a_skipped_stage_at_the_next_stage_time():
     result = lead_funnel.activity_counts(HAND, period="2026-10")
     expected = pd.DataFrame({"stage": STAGES, "leads": [7, 6, 5, 2, 1]})
@@ -542,6 +586,21 @@ def test_time_to_convert_is_a_cumulative_count_of_conversions_by_whole_days():
     # mql->sql days: 2, 0, 14, 5, -0.5 (negative counts as day 0)
     assert [mql_sql[d] for d in (0, 1, 2, 5, 13, 14, 20)] == [2, 2, 3, 4, 4, 5, 5]
     assert dist.groupby("from_stage")["share"].max().max() == 1.0
+
+
+def test_time_to_convert_counts_a_lead_created_at_the_very_start_of_the_period():
+    df = pd.DataFrame({"lead_id": ["a", "b", "c"], "source": "web",
+                       "created_at": pd.to_datetime(["2026-10-01 00:00:00", "2026-09-30 23:59:59",
+                                                     "2026-11-01 00:00:00"]),
+                       "mql_at": pd.to_datetime(["2026-10-03 12:00:00", "2026-10-01 00:00:00",
+                                                 "2026-11-01 06:00:00"])})
+    dist = lead_funnel.time_to_convert(df, period="2026-10", stages=["created_at", "mql_at"], max_days=4,
+                                       as_of="2026-12-01")
+    # only a is in the October cohort (b is created a second before it, c on the next period's start);
+    # a takes 2.5 days, counted from whole day 3 on
+    assert dist["days"].tolist() == [0, 1, 2, 3, 4]
+    assert dist["leads"].tolist() == [0, 0, 0, 1, 1]
+    assert dist["share"].tolist() == [0.0, 0.0, 0.0, 1.0, 1.0]
 
 
 # ---------------------------------------------------------------------------
@@ -668,6 +727,23 @@ def test_pipeline_velocity_uses_open_deals_and_the_trailing_four_quarters():
     assert row["open_amount"] == 1500.0
 
 
+def test_sales_metrics_has_every_documented_column_and_counts_the_open_deals():
+    row = deals.sales_metrics(SALES, period="2026-10")
+    assert list(row.columns) == ["period", "closed", "won", "lost", "win_rate", "won_amount", "closed_amount",
+                                 "win_rate_amount", "avg_deal_size", "sales_cycle_days", "open_opportunities",
+                                 "open_amount", "velocity_per_day", "velocity_win_rate", "velocity_avg_deal_size",
+                                 "velocity_cycle_days"]
+    # open at 2026-11-01: D (closes 11-02, 1000) and E (never closed, 500)
+    assert row["open_opportunities"].iloc[0] == 2 and row["open_amount"].iloc[0] == 1500.0
+
+
+@pytest.mark.parametrize("call", [lambda s: deals.win_rate(s, period="2026-10"),
+                                  lambda s: deals.open_opportunities(s, as_of="2026-10-01")])
+def test_sales_metrics_without_an_opportunities_table_name_it(call):
+    with pytest.raises(SourceError, match=r"Table `opportunities` is absent from .*; the funnel needs it\."):
+        call(Source.from_frames({"leads": HAND}))
+
+
 # ---------------------------------------------------------------------------
 # Report helpers
 # ---------------------------------------------------------------------------
@@ -740,3 +816,10 @@ def test_deal_metrics_need_a_period(call):
     """A period-scoped metric never guesses a period: a blank one is a ParameterError naming `period`."""
     with pytest.raises(ParameterError, match="`period`"):
         call(SALES, period="")
+
+
+@pytest.mark.parametrize("call", [deals.win_rate, deals.average_deal_size, deals.sales_cycle_days])
+def test_deal_metrics_need_a_period_even_when_as_of_is_given(call):
+    """``as_of`` alone does not make a period: the metric still asks for `period` rather than guessing one."""
+    with pytest.raises(ParameterError, match="`period` is required"):
+        call(SALES, period="", as_of="2026-11-01")
