@@ -63,7 +63,7 @@ def same(a, b):
 # (report module, absent table) -> (left-out part keys, attributes that must equal the full run)
 FUNNEL_LEADS = ("conversion", "timing", "previous_conversion", "trend", "distribution", "activity")
 CASES = {
-    (funnel, "leads"): ({"funnel", "trend", "timing", "activity"}, ("deals", "sales", "previous_sales")),
+    (funnel, "leads"): ({"funnel", "segments", "trend", "timing", "activity"}, ("deals", "sales", "previous_sales")),
     (funnel, "opportunities"): ({"sales"}, FUNNEL_LEADS),
     (funnel, "opportunity_history"): ({"deals"}, FUNNEL_LEADS + ("sales", "previous_sales")),
     (forecast, "forecast_snapshots"): ({"accuracy"}, ("coverage", "waterfall", "slippage")),
@@ -152,6 +152,18 @@ def test_part_missing_names_the_tables_that_would_bring_it():
     assert Part("x", "x", ("b",), any_of=("c", "d")).missing(has) == "tables `b` and (`c` or `d`)"
 
 
+def test_a_part_needing_an_optional_column_is_left_out_without_it(frames, full):
+    f = dict(frames)
+    f["leads"] = f["leads"].drop(columns="segment")
+    fr = analyse(funnel, Source.from_frames(f))
+    assert fr.left_out == {"segments": "column `leads.segment`"}
+    assert fr.scope_sentence() == "Left out for lack of data: the funnel by segment (needs column `leads.segment`)."
+    same(fr.conversion, full[funnel].conversion)
+    has = {"leads"}.__contains__
+    assert Part("x", "x", ("leads",), columns=("leads.segment", "leads.mql_at")).missing(
+        has, lambda t: {"lead_id"}) == "columns `leads.segment` and `leads.mql_at`"
+
+
 def test_scope_sentence_groups_parts_by_the_table_they_need():
     class Demo(Section):
         PARTS = (Part("a", "the first", ("t",)), Part("b", "the second", ("t",)), Part("c", "the third", ("u",)))
@@ -172,7 +184,7 @@ def test_data_quality_lists_what_the_present_tables_allow(frames):
                      ("funnel_conversion", "headline"), ("funnel_conversion", "sales"),
                      ("forecast_accuracy", "projection"), ("forecast_accuracy", "coverage")}
     assert parts.loc[("forecast_accuracy", "waterfall"), "needs"] == "table `opportunity_history`"
-    assert "12 of 18 report parts are left out" in str(dq.findings())
+    assert "13 of 19 report parts are left out" in str(dq.findings())
 
 
 # -- open deals without an expected close date --------------------------------------------------
@@ -255,9 +267,10 @@ def test_a_folder_with_only_opportunities_builds_what_it_allows(demo_dir, tmp_pa
     page = (out / PERIOD / "funnel_conversion.html").read_text()
     assert 'id="Sales-metrics"' in page and 'id="Headline-numbers-vs-the-previous-period"' in page
     assert 'id="Cohort-trend"' not in page and 'id="Deal-stage-funnel"' not in page
-    assert ("Left out for lack of data: the lead funnel, the cohort trend, time to convert and stage activity "
-            "(need table <code>leads</code>); the deal-stage funnel (needs table <code>opportunity_history</code>).") in page
-    assert set(manifest["funnel_conversion"]["left_out"]) == {"funnel", "trend", "timing", "activity", "deals"}
+    assert ("Left out for lack of data: the lead funnel, the funnel by segment, the cohort trend, time to convert "
+            "and stage activity (need table <code>leads</code>); the deal-stage funnel (needs table <code>opportunity_history</code>).") in page
+    assert set(manifest["funnel_conversion"]["left_out"]) == {"funnel", "segments", "trend", "timing", "activity",
+                                                              "deals"}
     fc = (out / PERIOD / "forecast_accuracy.html").read_text()
     assert 'id="Pipeline-coverage"' in fc and 'id="Slippage"' not in fc and 'id="How-accurate-were-the-calls"' not in fc
     sc = (out / PERIOD / "revops_scorecard.html").read_text()

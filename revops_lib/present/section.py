@@ -46,18 +46,24 @@ class Part:
     title: str  # as the left-out sentence names it ("the deal-stage funnel")
     tables: tuple[str, ...] = ()  # all of these are needed
     any_of: tuple[str, ...] = ()  # and at least one of these
+    columns: tuple[str, ...] = ()  # optional contract columns it needs too, as "table.column"
 
-    def missing(self, has: Callable[[str], bool]) -> str:
-        """'' when the part can be built, else the table(s) that would bring it ("table `leads`")."""
+    def missing(self, has: Callable[[str], bool], columns: Callable[[str], set] | None = None) -> str:
+        """'' when the part can be built, else the table(s) or column(s) that would bring it ("table `leads`",
+        "column `leads.segment`"); ``columns(table)`` gives a present table's columns."""
         absent = [t for t in self.tables if not has(t)]
         if self.any_of and not any(has(t) for t in self.any_of):
             alt = " or ".join(f"`{t}`" for t in self.any_of)
             absent.append(alt if len(self.any_of) == 1 else f"({alt})" if absent else alt)
-        if not absent:
-            return ""
-        names = [a if a.startswith(("`", "(")) else f"`{a}`" for a in absent]
-        many = len(names) > 1 or " or " in names[0]
-        return ("tables " if many else "table ") + " and ".join(names)
+        if absent:
+            names = [a if a.startswith(("`", "(")) else f"`{a}`" for a in absent]
+            many = len(names) > 1 or " or " in names[0]
+            return ("tables " if many else "table ") + " and ".join(names)
+        cols = [c for c in self.columns
+                if columns is not None and has(c.split(".")[0]) and c.split(".")[1] not in columns(c.split(".")[0])]
+        if cols:
+            return ("columns " if len(cols) > 1 else "column ") + " and ".join(f"`{c}`" for c in cols)
+        return ""
 
 
 def needs_part(key: str):
@@ -122,10 +128,11 @@ class Section:
 
     @classmethod
     def plan(cls, src) -> dict[str, str]:
-        """``{part key: "table `x`"}`` for each part whose tables ``src`` (a Source) lacks, in page order."""
+        """``{part key: "table `x`"}`` for each part whose tables or columns ``src`` (a Source) lacks, in page
+        order."""
         out = {}
         for part in cls.PARTS:
-            why = part.missing(src.has)
+            why = part.missing(src.has, lambda t: set(src.raw(t).columns))
             if why:
                 out[part.key] = why
         return out

@@ -93,6 +93,7 @@ class FunnelReport(Section):
     PARTS = (
         Part("headline", "the headline comparison", any_of=("leads", "opportunities")),
         Part("funnel", "the lead funnel", ("leads",)),
+        Part("segments", "the funnel by segment", ("leads",), columns=("leads.segment",)),
         Part("trend", "the cohort trend", ("leads",)),
         Part("timing", "time to convert", ("leads",)),
         Part("deals", "the deal-stage funnel", ("opportunity_history",)),
@@ -384,7 +385,7 @@ class FunnelReport(Section):
         return style_table(disp, {"Entered": "{:,}", "Converted": "{:,}"}).apply(
             lambda r: ["color: #9a9a9a" if r["Note"] else "" for _ in r], axis=1)
 
-    @needs_part("funnel")
+    @needs_part("segments")
     def segment_table(self):
         """The cohort funnel by segment (published as ``stage_conversion_by_segment.csv``)."""
         if self.segments is None or self.segments.empty:
