@@ -1703,7 +1703,7 @@ class _Company:
                     target = base * float(np.exp(rng.normal(0.03, sd_)))
                     target = float(max(1.0, round(target))) if metric != "revenue_won" else _sig3(target)
                 rows.append((label, metric, target))
-        rows = _consistent_quarters(rows, additive=set(daily))
+        rows = _consistent_quarters(_consistent_weeks(rows, weekly=set(weekly)), additive=set(daily))
         self.w.write("targets", {
             "period": [r[0] for r in rows],
             "metric": [r[1] for r in rows],
@@ -1713,6 +1713,25 @@ class _Company:
 
 
 # --------------------------------------------------------------------------- small helpers
+
+def _consistent_weeks(rows: list[tuple], *, weekly: set) -> list[tuple]:
+    """Month targets of the KPIs also planned by week that agree with their weeks' (what data_quality checks):
+    the weekly targets weighted by their days in the month, when every week overlapping the month has one."""
+    from revops_lib.periods import parse_period
+
+    value = {(label, metric): target for label, metric, target in rows}
+    out = []
+    for label, metric, target in rows:
+        if metric in weekly and "-W" not in label and "-Q" not in label:
+            p = parse_period(label)
+            weeks = p.weeks()
+            if all((w.label, metric) in value for w in weeks):
+                target = round(sum(value[(w.label, metric)] * (min(w.end_naive, p.end_naive)
+                                                               - max(w.start_naive, p.start_naive)).days / 7.0
+                                   for w in weeks), 2)
+        out.append((label, metric, target))
+    return out
+
 
 def _consistent_quarters(rows: list[tuple], *, additive: set) -> list[tuple]:
     """Quarter targets that agree with their months' (what data_quality checks, METRICS.md): an additive KPI's

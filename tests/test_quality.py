@@ -147,3 +147,31 @@ def test_target_conflicts_are_found_and_the_demo_has_none(demo_dir):
     assert found.set_index("metric").loc["csat", "parts_value"] == pytest.approx(0.92)  # the nearest month
     # within tolerance (leads add up; 50.5 % vs 50 % is half a point): nothing
     assert target_conflicts(demo_dir).empty
+
+
+def test_month_and_quarter_targets_are_checked_against_their_weeks():
+    """A month's additive target against its ISO weeks weighted by their days in the month; a rate against the
+    range of its weeks' targets. 2026-10 (Thu 1 to Sat 31) overlaps 2026-W40 (4 days in it: Oct 1–4), W41–W43
+    (7 each) and W44 (Oct 26–31: 6 days)."""
+    from revops_lib.metrics.targets import target_conflicts
+
+    weeks = ["2026-W40", "2026-W41", "2026-W42", "2026-W43", "2026-W44"]
+    rows = [(w, "leads", 70.0) for w in weeks] + [("2026-10", "leads", 300.0)]
+    # weighted: 70 × (4 + 7 + 7 + 7 + 6) / 7 = 70 × 31 / 7 = 310
+    rows += [(w, "win_rate", r) for w, r in zip(weeks[:2], [0.40, 0.45])] + [("2026-10", "win_rate", 0.50)]
+    t = pd.DataFrame(rows, columns=["period", "metric", "target"])
+    found = target_conflicts({"targets": t}).set_index("metric")
+    assert list(found.index) == ["leads", "win_rate"]
+    leads = found.loc["leads"]
+    assert leads["parts_value"] == pytest.approx(310.0) and leads["difference"] == pytest.approx(-10.0)
+    assert leads["parts"] == "2026-W40 to 2026-W44" and "sum of its weeks'" in leads["problem"]
+    rate = found.loc["win_rate"]
+    assert rate["parts_value"] == pytest.approx(0.45) and rate["difference"] == pytest.approx(0.05)
+    assert rate["parts"] == "2026-W40 to 2026-W41" and "outside its weeks' targets" in rate["problem"]
+    # the month at exactly its weeks' weighted sum, and a rate within a point of its weeks: no conflict
+    t.loc[t.period.eq("2026-10") & t.metric.eq("leads"), "target"] = 310.0
+    t.loc[t.period.eq("2026-10") & t.metric.eq("win_rate"), "target"] = 0.46
+    assert target_conflicts({"targets": t}).empty
+    # a week missing: an additive month is not compared (the lookup would not add its weeks either)
+    assert target_conflicts({"targets": t[t.period != "2026-W44"].assign(
+        target=lambda d: d.target.where(~(d.period.eq("2026-10") & d.metric.eq("leads")), 1.0))}).empty

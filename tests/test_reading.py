@@ -70,17 +70,21 @@ def test_every_report_reads_cleanly(built, browser, period, width):  # noqa: F81
 
 @pytest.mark.parametrize("period", PERIODS)
 def test_every_chart_has_its_data_published(built, period):
-    """Each chart (an image in the page) comes from a section method that publishes its frame (a new CSV, or the
-    table it draws, as the scorecard's bullet charts draw ``kpis.csv``): a report with a chart has CSVs, and
-    every CSV is non-empty text."""
+    """Each chart drawn (an image in the page) is recorded in the report's ``tables/charts.json`` with the CSV
+    that holds its numbers (a CSV of its own, or the table that shows the same numbers, as the scorecard's
+    bullet charts draw ``kpis.csv``): as many records as images, and every recorded CSV is there, non-empty."""
+    import json
+
     folder = built / period
     for name in NOTEBOOKS:
         html = (folder / f"{name}.html").read_text()
-        charts = html.count("<img")
-        csvs = sorted((folder / "tables" / name).glob("*.csv"))
-        assert csvs or not charts, f"{period}/{name}: {charts} charts but no CSV"
-        for csv in csvs:
-            assert csv.read_text().strip(), f"{csv} is empty"
+        images = html.count("<img")
+        index = folder / "tables" / name / "charts.json"
+        records = json.loads(index.read_text()) if index.is_file() else []
+        assert len(records) == images, f"{period}/{name}: {images} charts in the page, {len(records)} recorded"
+        for r in records:
+            csv = folder / "tables" / name / r["csv"]
+            assert csv.is_file() and csv.read_text().strip(), f"{period}/{name}: {r['chart']} has no data in {csv}"
 
 
 @pytest.mark.parametrize("period", PERIODS)

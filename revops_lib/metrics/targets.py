@@ -133,7 +133,9 @@ def target_conflicts(source, *, tolerance: float = 0.005, rate_tolerance: float 
     - an **additive** KPI's quarter target that differs from the sum of its three months' targets by more than
       ``tolerance`` (relative), when all three months have one;
     - a **rate or average** (win rate, CSAT, …) whose quarter target lies outside the range of its months'
-      targets by more than ``rate_tolerance`` (absolute: 0.01 = 1 point), when at least one month has one.
+      targets by more than ``rate_tolerance`` (absolute: 0.01 = 1 point), when at least one month has one;
+    - the same two checks for a month's or a quarter's target against the ISO weeks that overlap it (an additive
+      KPI's weekly targets weighted by their days in the period, as the lookup's rule 3 adds them).
 
     Returns ``period, metric, target, parts, parts_value, difference, problem`` (``parts_value``: the months'
     sum, or for a rate the nearest month target), one row per conflict, by period then metric.
@@ -163,6 +165,8 @@ def target_conflicts(source, *, tolerance: float = 0.005, rate_tolerance: float 
             p = parse_period(label)
         except PeriodError:
             continue
+        if p.kind in ("month", "quarter"):
+            out += _week_conflicts(p, metric, target_value, value, tolerance, rate_tolerance)
         if p.kind != "quarter":
             continue
         months = [m.label for m in p.months()]
@@ -184,4 +188,33 @@ def target_conflicts(source, *, tolerance: float = 0.005, rate_tolerance: float 
                             f"the quarter's target is outside its months' targets ({', '.join(have)})"))
     res = pd.DataFrame(out, columns=cols)
     res["difference"] = res["difference"].astype(float).round(12)
-    return res
+    return res.sort_values(["period", "metric", "parts"], kind="stable").reset_index(drop=True)
+
+
+def _week_conflicts(p: Period, metric: str, target_value: float, value: dict, tolerance: float,
+                    rate_tolerance: float) -> list[tuple]:
+    """A month's or quarter's target against the targets of the ISO weeks that overlap it (the lookup's rule 3:
+    an additive KPI's weeks weighted by their days in the period, when every week has one; a rate's range)."""
+    weeks = p.weeks()
+    have = [w for w in weeks if (w.label, metric) in value]
+    if not have:
+        return []
+    kind = "month" if p.kind == "month" else "quarter"
+    span = f"{have[0].label} to {have[-1].label}" if len(have) > 1 else have[0].label
+    if is_additive(metric):
+        if len(have) < len(weeks):
+            return []
+        total = sum(value[(w.label, metric)] * (min(w.end_naive, p.end_naive) - max(w.start_naive, p.start_naive)).days
+                    / 7.0 for w in weeks)
+        diff = target_value - total
+        if abs(diff) > tolerance * max(abs(total), 1e-9):
+            return [(p.label, metric, target_value, span, total, diff,
+                     f"the {kind}'s target is not the sum of its weeks' (weighted by their days in the {kind})")]
+        return []
+    parts = [value[(w.label, metric)] for w in have]
+    lo, hi = min(parts), max(parts)
+    if target_value < lo - rate_tolerance or target_value > hi + rate_tolerance:
+        nearest = lo if target_value < lo else hi
+        return [(p.label, metric, target_value, span, nearest, target_value - nearest,
+                 f"the {kind}'s target is outside its weeks' targets")]
+    return []

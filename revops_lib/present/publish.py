@@ -18,7 +18,8 @@ from revops_lib.files import atomic_write_bytes
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import neutralise_csv_cell
 
-__all__ = ["set_output_dir", "output_dir", "publish", "csv_bytes", "headline", "record_scope", "CSV_SIGNIFICANT_DIGITS"]
+__all__ = ["set_output_dir", "output_dir", "publish", "csv_bytes", "headline", "record_scope", "record_chart",
+           "CSV_SIGNIFICANT_DIGITS"]
 
 _OUTPUT_DIR: Path | None = None
 
@@ -103,6 +104,17 @@ def record_scope(left_out: dict, sentence: str) -> None:
     atomic_write_bytes(_OUTPUT_DIR / "scope.json",
                        json.dumps({"left_out": {str(k): str(v) for k, v in left_out.items()},
                                    "sentence": str(sentence)}).encode())
+
+
+def record_chart(chart: str, csv_name: str) -> None:
+    """Record that a chart drawn in the run shows the numbers of ``tables/<csv_name>.csv``
+    (``tables/charts.json``, in drawing order)."""
+    if _OUTPUT_DIR is None:
+        return
+    path = _OUTPUT_DIR / "tables" / "charts.json"
+    items = json.loads(path.read_text()) if path.is_file() else []
+    items.append({"chart": str(chart), "csv": f"{csv_name}.csv"})
+    atomic_write_bytes(path, json.dumps(items, indent=1).encode())
 
 
 def output_dir() -> Path | None:

@@ -23,7 +23,7 @@ from typing import Callable, ClassVar
 import pandas as pd
 
 from revops_lib.errors import RevOpsWarning
-from revops_lib.present.publish import finding, headline, publish, record_scope
+from revops_lib.present.publish import finding, headline, publish, record_chart, record_scope
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import Prose, md
 
@@ -198,14 +198,16 @@ class Section:
         return style_table(frame, formats, index=index, html=html)
 
     @staticmethod
-    def chart(data: pd.DataFrame, name: str | None, draw: Callable, /, **kw) -> None:
-        """Publish the frame behind a chart as ``tables/<name>.csv`` (None: it is already published under
-        the name of the table that shows it) and draw it with ``draw(data, **kw)``.
+    def chart(data: pd.DataFrame, name: str, draw: Callable, /, *, published: bool = False, **kw) -> None:
+        """Publish the frame behind a chart as ``tables/<name>.csv`` (``published=True``: the table that shows
+        the same numbers publishes it under that name) and draw it with ``draw(data, **kw)``; the run's
+        ``tables/charts.json`` records which CSV holds each chart's numbers.
 
         Returns nothing, so a notebook cell that ends with a chart call shows the chart only.
         """
-        if name is not None:
+        if not published:
             publish(data, name)
+        record_chart(getattr(draw, "__name__", "chart"), name)
         draw(data, **kw)
 
     # -- what every section has ---------------------------------------------------------------

@@ -401,7 +401,8 @@ class ForecastReport(Section):
         s = self.summary_by_scope
         if s[(s["category"] == self.call_category) & s["bias"].notna()].empty:
             return self._show(self.notes.get("accuracy", "No forecast in view."))
-        self.chart(s, None, charts.plot_bias_by_scope, category=self.call_category,
+        self.chart(s, "summary_by_scope", charts.plot_bias_by_scope, published=True,
+                   category=self.call_category,
                    threshold=self.bias_threshold)
 
     @needs_part("accuracy")
@@ -418,14 +419,15 @@ class ForecastReport(Section):
             return self._show(self.notes["pipeline"])
         if self.coverage["coverage"].notna().sum() == 0:
             return self._show(f"No `{self.target_metric}` target for these periods: coverage cannot be computed.")
-        self.chart(self.coverage, None, charts.plot_coverage)
+        self.chart(self.coverage, "coverage", charts.plot_coverage, published=True)
 
     @needs_part("waterfall")
     def waterfall_chart(self):
         """The pipeline waterfall of the report period (the numbers of ``pipeline_waterfall.csv``)."""
         if self.waterfall is None:
             return self._show(self.notes["pipeline"])
-        self.chart(self.waterfall, None, charts.plot_pipeline_waterfall, currency=self.currency,
+        self.chart(self.waterfall, "pipeline_waterfall", charts.plot_pipeline_waterfall, published=True,
+                   currency=self.currency,
                    period=self.period.label)
 
 

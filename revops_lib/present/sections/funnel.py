@@ -275,7 +275,7 @@ class FunnelReport(Section):
     @needs_part("funnel")
     def funnel_chart(self) -> None:
         """The period's cohort reaching each stage (its numbers are the ``all`` rows of ``stage_conversion.csv``)."""
-        self.chart(self.conversion, None, charts.plot_funnel)
+        self.chart(self.conversion, "stage_conversion", charts.plot_funnel, published=True)
 
     @needs_part("funnel")
     def source_chart(self) -> None:
@@ -287,7 +287,8 @@ class FunnelReport(Section):
     @needs_part("funnel")
     def rate_heatmap(self) -> None:
         """Stage-to-stage rates by source with their intervals (the numbers of ``stage_conversion.csv``)."""
-        self.chart(self.conversion, None, charts.plot_rate_heatmap, min_sample=self.min_sample)
+        self.chart(self.conversion, "stage_conversion", charts.plot_rate_heatmap, published=True,
+                   min_sample=self.min_sample)
 
     @needs_part("trend")
     def trend_chart(self) -> None:

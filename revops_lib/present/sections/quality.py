@@ -96,8 +96,9 @@ class DataQuality(Section):
             bullets.append(f"{n_miss:,} open or won deals have no amount: revenue and pipeline are understated.")
         n_conf = len(self.target_conflicts)
         if n_conf:
-            bullets.append(f"{n_conf:,} quarter target{'s' if n_conf != 1 else ''} contradict{'' if n_conf != 1 else 's'} "
-                           "the targets of their months: pacing and coverage read whichever row they find first.")
+            bullets.append(f"{n_conf:,} period target{'s' if n_conf != 1 else ''} contradict{'' if n_conf != 1 else 's'} "
+                           "the targets of their months or weeks: pacing and coverage read whichever row they find "
+                           "first.")
         return md("\n".join(f"- {b}" for b in bullets))
 
     def allowed_table(self):
@@ -124,7 +125,7 @@ class DataQuality(Section):
             "months' value": [self._kpi_value(v, m) for v, m in zip(t["parts_value"], t["metric"])],
             "problem": t["problem"]})
         return self.table(t, "target_conflicts", shown, limit=25,
-                          empty="Every quarter target agrees with its months' targets.")
+                          empty="Every quarter and month target agrees with its months' and weeks' targets.")
 
     def _kpi_value(self, value, metric: str) -> str:
         from revops_lib.metrics.kpis import KPI_BY_KEY
@@ -155,7 +156,8 @@ class DataQuality(Section):
 
     def coverage_chart(self) -> None:
         """Date coverage per table with the period shaded (the numbers of ``table_overview.csv``)."""
-        self.chart(self.overview, None, charts.plot_table_coverage, period=self.period)
+        self.chart(self.overview, "table_overview", charts.plot_table_coverage, published=True,
+                   period=self.period)
 
     def volume_chart(self) -> None:
         """Rows per month of the main event tables (published as ``monthly_volume.csv``)."""

@@ -353,7 +353,8 @@ class RetentionReport(Section):
         if not self.available:
             return self._missing()
         publish(self.movements[MOVEMENT_COLUMNS], "mrr_movements")
-        self.chart(self.movements, None, charts.plot_mrr_movements, currency=self.currency)
+        self.chart(self.movements, "mrr_movements", charts.plot_mrr_movements, published=True,
+                   currency=self.currency)
 
     def movements_table(self):
         """The movements table, formatted (money), with the logo counts."""
