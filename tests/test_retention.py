@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
@@ -58,6 +59,10 @@ EXPECTED_MONTHS = {  # customer -> {month: mrr}
     "D": {"2026-06": 50.5},
     "E": {"2026-06": 40},
 }
+
+
+#: LEDGER's segment of each customer (its first subscription's).
+SEGMENTS = {"A": "smb", "B": "mid_market", "C": "smb", "D": "smb", "E": "enterprise"}
 
 
 def expected_months_frame():
@@ -142,6 +147,53 @@ def test_transactions_give_payments_per_month_and_ignore_zero_value_months():
                                               "datetime64[us]"), "mrr": [25.0]})])
     expected = expected.sort_values(["customer_id", "month"], ignore_index=True)
     pd.testing.assert_frame_equal(result, expected)
+
+
+def test_transactions_without_a_customer_are_ignored():
+    """A payment with no customer_id belongs to nobody: it adds no customer-month and no cohort."""
+    tx = ledger_transactions()
+    orphan = pd.DataFrame({"customer_id": [None], "occurred_at": pd.to_datetime(["2026-03-09 10:00"]),
+                           "amount": [500.0], "transaction_id": ["T-orphan"]})
+    with_orphan = pd.concat([tx, orphan], ignore_index=True)
+    pd.testing.assert_frame_equal(months_of(mrr.customer_months(with_orphan, period="2026-06")),
+                                  months_of(mrr.customer_months(tx, period="2026-06")))
+    # without Z (not in LEDGER) the cohorts are the ledger's, the orphan payment adds none
+    table = cohorts.cohort_retention(with_orphan[lambda t: t["customer_id"] != "Z"], period="2026-06")
+    pd.testing.assert_frame_equal(table, expected_cohorts(), check_dtype=False)
+
+
+def _customer_months_with_late_rows() -> pd.DataFrame:
+    """EXPECTED_MONTHS plus rows after the last complete month (2026-06): A in July, F only in August."""
+    late = pd.DataFrame({"customer_id": ["A", "F"], "month": pd.to_datetime(["2026-07-01", "2026-08-01"]),
+                         "mrr": [100.0, 70.0]})
+    return pd.concat([expected_months_frame(), late], ignore_index=True)
+
+
+@pytest.mark.parametrize("as_input", [
+    lambda df: df,                                                               # pandas, datetime64
+    lambda df: ibis.memtable(df),                                                # Ibis, timestamp column
+    lambda df: ibis.memtable(df.assign(month=df["month"].dt.strftime("%Y-%m-%d"))),  # Ibis, ISO text
+    lambda df: ibis.memtable(df.assign(month=df["month"].dt.date)),              # Ibis, date column
+], ids=["pandas", "ibis-timestamp", "ibis-text", "ibis-date"])
+def test_customer_months_input_counts_only_months_up_to_the_last_complete_one(as_input):
+    data = as_input(_customer_months_with_late_rows())
+    pd.testing.assert_frame_equal(months_of(mrr.customer_months(data, period="2026-06")), expected_months_frame())
+    pd.testing.assert_frame_equal(cohorts.cohort_retention(data, period="2026-06"), expected_cohorts(),
+                                  check_dtype=False)
+
+
+@pytest.mark.parametrize("make_input", [
+    lambda: LEDGER,
+    lambda: ledger_transactions()[lambda t: t["customer_id"] != "Z"].assign(
+        segment=lambda t: t["customer_id"].map(SEGMENTS)),
+    lambda: expected_months_frame().assign(segment=lambda t: t["customer_id"].map(SEGMENTS)),
+], ids=["subscriptions", "transactions", "customer_months"])
+def test_customer_months_by_segment_carry_each_customers_group(make_input):
+    result = to_pandas(mrr.customer_months(make_input(), period="2026-06", by="segment"))
+    assert "group" in result.columns
+    assert result.groupby("customer_id")["group"].unique().map(list).to_dict() == {
+        c: [g] for c, g in SEGMENTS.items()}
+    assert len(result) == sum(len(ms) for ms in EXPECTED_MONTHS.values())  # 16 customer-months, none lost
 
 
 def test_source_without_subscriptions_uses_transactions(tmp_path):
@@ -248,6 +300,64 @@ def test_cohorts_by_segment_use_the_customers_first_subscription():
                      ("smb", "2026-03"): 1, ("smb", "2026-06"): 1}
 
 
+def test_cohorts_by_segment_from_a_customer_mrr_match_those_from_subscriptions():
+    expected = {("enterprise", "2026-06"): 1, ("mid_market", "2026-01"): 1, ("smb", "2026-01"): 1,
+                ("smb", "2026-03"): 1, ("smb", "2026-06"): 1}
+    cm = mrr.customer_mrr(LEDGER, period="2026-06", by="segment")
+    t = cohorts.cohort_retention(cm, by="segment")
+    assert t[t["age"] == 0].set_index(["group", "cohort"])["cohort_size"].to_dict() == expected
+    pd.testing.assert_frame_equal(t, cohorts.cohort_retention(LEDGER, period="2026-06", by="segment"))
+
+
+def test_cohorts_by_segment_from_customer_months_use_the_first_month_and_name_missing_values_unknown():
+    """Customer-months carry the attribute on every row: the customer's first month decides.
+    A's later months say enterprise (still smb, its first month's); D has no segment (unknown)."""
+    cm = expected_months_frame().assign(segment=lambda t: t["customer_id"].map(SEGMENTS))
+    cm.loc[(cm["customer_id"] == "A") & (cm["month"] > "2026-01-01"), "segment"] = "enterprise"
+    cm.loc[cm["customer_id"] == "D", "segment"] = None
+    t = cohorts.cohort_retention(cm, period="2026-06", by="segment")
+    assert t[t["age"] == 0].set_index(["group", "cohort"])["cohort_size"].to_dict() == {
+        ("enterprise", "2026-06"): 1, ("mid_market", "2026-01"): 1, ("smb", "2026-01"): 1,
+        ("smb", "2026-03"): 1, ("unknown", "2026-06"): 1}
+    # smb's January cohort is A alone: 100, 130, 130, 100, 100, 100 (its group does not move with the label)
+    smb_jan = t[(t["group"] == "smb") & (t["cohort"] == "2026-01")]
+    assert smb_jan["mrr"].tolist() == [100.0, 130.0, 130.0, 100.0, 100.0, 100.0]
+    months = to_pandas(mrr.customer_months(cm, period="2026-06", by="segment"))
+    assert months.groupby("customer_id")["group"].unique().map(list).to_dict() == {
+        "A": ["smb"], "B": ["mid_market"], "C": ["smb"], "D": ["unknown"], "E": ["enterprise"]}
+
+
+@pytest.mark.parametrize("make_input", [
+    lambda: LEDGER,
+    lambda: ledger_transactions()[lambda t: t["customer_id"] != "Z"],
+    lambda: expected_months_frame(),
+    lambda: mrr.customer_mrr(LEDGER, period="2026-06"),
+], ids=["subscriptions", "transactions", "customer_months", "CustomerMRR"])
+@pytest.mark.parametrize("n, expected", [(3, ["2026-06"]), (4, ["2026-03", "2026-06"]),
+                                         (6, ["2026-01", "2026-03", "2026-06"])])
+def test_cohort_window_counts_exactly_n_months_for_every_input(make_input, n, expected):
+    """``cohorts=n`` keeps the first paid months 2026-(7−n) … 2026-06 whatever the input."""
+    assert cohorts.cohort_retention(make_input(), period="2026-06", cohorts=n)["cohort"].unique().tolist() == expected
+
+
+def test_quarterly_cohorts_of_a_customer_mrr_follow_its_periods_fiscal_year():
+    from revops_lib.periods import parse_period
+
+    p = parse_period("2026-06", fiscal_year_start_month=2)
+    cm = mrr.customer_mrr(LEDGER, period=p)
+    assert cm.period == p and cm.period.fiscal_year_start_month == 2
+    q = cohorts.quarterly_retention(cm)
+    assert q["cohort"].unique().tolist() == ["2026-Q4", "2027-Q1", "2027-Q2"]  # Jan | Feb-Apr | May-Jul
+
+
+def test_empty_cohort_tables_keep_their_columns():
+    cols = ["cohort", "age", "cohorts", "cohort_size", "active", "retention", "starting_mrr", "mrr", "nrr", "grr",
+            "capped_mrr"]
+    empty = cohorts.cohort_retention(LEDGER, period="2026-06").iloc[0:0]
+    assert cohorts.cohort_average(empty).columns.tolist() == cols
+    assert cohorts.cohort_average(empty.assign(group=pd.Series(dtype=object))).columns.tolist() == ["group", *cols]
+
+
 def test_subscription_starting_after_today_counts_only_from_its_start_and_validates_with_a_warning():
     """A contract signed in June that starts on 2026-08-15 is a planned date, not an error."""
     from revops_lib.validation import validate
@@ -350,6 +460,21 @@ def test_monthly_kpis_and_arr_bridge():
     assert bridge["arr"].iloc[:-1].sum() == pytest.approx(bridge["arr"].iloc[-1])
 
 
+def test_monthly_kpis_arr_is_twelve_times_month_end_mrr():
+    mv = mrr.mrr_movements(LEDGER, period="2026-06", months=6)
+    k = mrr.monthly_kpis(mv)
+    # month-end MRR 300, 330, 190, 160, 340, 430.5 (test_mrr_movements_match_the_hand_computed_ledger)
+    assert k["mrr"].tolist() == [300.0, 330.0, 190.0, 160.0, 340.0, 430.5]
+    assert k["arr"].tolist() == [3600.0, 3960.0, 2280.0, 1920.0, 4080.0, 5166.0]
+    assert k["customers"].tolist() == [2, 2, 2, 2, 3, 5]
+
+
+def test_arr_bridge_of_no_months_is_empty_with_its_columns():
+    empty = mrr.mrr_movements(LEDGER, period="2026-06", months=6).iloc[0:0]
+    bridge = mrr.arr_bridge(empty)
+    assert bridge.empty and bridge.columns.tolist() == ["step", "arr", "from_month", "to_month"]
+
+
 # ---------------------------------------------------------------------------
 # Survival
 # ---------------------------------------------------------------------------
@@ -393,6 +518,22 @@ def test_survival_by_segment_and_by_cohort_year():
     y2026 = by_year[by_year["group"] == "2026"].set_index("age")
     assert y2026["at_risk"].tolist() == [5, 3, 3, 2, 1, 1] and y2026["churned"].tolist() == [0, 0, 1, 0, 0, 0]
     np.testing.assert_allclose(y2026["survival"], [1, 1, 2 / 3, 2 / 3, 2 / 3, 2 / 3])
+
+
+def test_survival_by_cohort_quarter():
+    """Calendar quarters of the first paid month: A, B (2026-01) and C (2026-03) in 2026-Q1, D and E (2026-06)
+    in 2026-Q2, X (2025-11) in 2025-Q4."""
+    subs = pd.concat([LEDGER, subs_frame([("X", "2025-11-03", 10, None)])], ignore_index=True)
+    s = cohorts.survival(subs, period="2026-06", cohort_group="cohort_quarter")
+    assert s["group"].unique().tolist() == ["all", "2025-Q4", "2026-Q1", "2026-Q2"]
+    q = {g: t.set_index("age") for g, t in s.groupby("group")}
+    # 2026-Q1: A censored at 5, B churns at 2, C censored at 3
+    assert q["2026-Q1"]["at_risk"].tolist() == [3, 3, 3, 2, 1, 1]
+    assert q["2026-Q1"]["churned"].tolist() == [0, 0, 1, 0, 0, 0]
+    np.testing.assert_allclose(q["2026-Q1"]["survival"], [1, 1, 2 / 3, 2 / 3, 2 / 3, 2 / 3])
+    assert q["2026-Q2"]["at_risk"].tolist() == [2] and q["2026-Q2"]["survival"].tolist() == [1.0]
+    # X: censored at age 7 (2025-11 .. 2026-06)
+    assert q["2025-Q4"].index.tolist() == list(range(8)) and (q["2025-Q4"]["at_risk"] == 1).all()
 
 
 def _durations_reference(months: pd.DataFrame, last: pd.Timestamp) -> pd.DataFrame:
@@ -479,6 +620,11 @@ def test_marketing_spend_counts_the_period_before_as_of():
     assert many.tolist() == [5.0, 100.0, 121.0, 0.0]
 
 
+def test_marketing_spend_of_no_windows_is_an_empty_named_series():
+    many = economics.marketing_spend_many(spend_rows(), [])
+    assert many.empty and many.name == "marketing_spend" and many.dtype == "float64"
+
+
 def test_cohort_heatmap_table_shades_each_cell_and_leaves_future_cells_blank():
     from revops_lib.present.charts.retention import cohort_heatmap_table
 
@@ -541,6 +687,39 @@ def test_unit_economics_from_hand_made_movements():
     assert u["revenue_churn_rate_12m"] == pytest.approx(100 / 1900)
 
 
+@pytest.mark.parametrize("as_source", [dict, lambda frames: open_source(frames)], ids=["dict", "Source"])
+def test_unit_economics_take_opportunities_and_spend_from_the_source(as_source):
+    """Hand-computed, October 2026: A 100 and C 40 from September; B 50 new on 10-05; C ends 10-10 (churned).
+    Movements: starting 140, new 50, churned 40, ending 150 from 2 customers: ARPA 75, churn 40 / 140 = 2/7,
+    lifetime 3.5 months, LTV 75 × 0.8 × 3.5 = 210. From the source's other tables: 3 new customers
+    (new_customer_deals: B, C, G) and spend 121 (spend_rows), so CAC 121 / 3; payback = CAC / (50 × 0.8)."""
+    frames = {"subscriptions": subs_frame([("A", "2026-09-01", 100, None), ("B", "2026-10-05", 50, None),
+                                           ("C", "2026-09-01", 40, "2026-10-10")]),
+              "opportunities": new_customer_deals(), "marketing_spend": spend_rows()}
+    u = economics.unit_economics(as_source(frames), period="2026-10").iloc[0]
+    assert (u["customers"], u["mrr"], u["arpa"]) == (2, 150.0, 75.0)
+    assert u["revenue_churn_rate"] == pytest.approx(2 / 7) and u["ltv"] == pytest.approx(210.0)
+    assert u["new_customers"] == 3 and u["spend"] == 121.0 and u["cac"] == pytest.approx(121 / 3)
+    assert (u["new_logos"], u["new_mrr"], u["new_customer_arpa"]) == (1, 50.0, 50.0)
+    assert u["cac_payback_months"] == pytest.approx((121 / 3) / 40)
+    assert u["ltv_to_cac"] == pytest.approx(210 / (121 / 3))
+
+
+def test_unit_economics_of_a_quarter_use_its_three_months():
+    """2026-Q4: starting MRR 1,000 each month, churn 10, 20, 30: rate 60 / 3,000 = 2 %, lifetime 50 months,
+    ARPA 100, LTV 100 × 0.8 × 50 = 4,000; new logos 1 + 1 + 1 with new MRR 10 + 20 + 30: new-customer ARPA 20."""
+    mv = pd.DataFrame({
+        "month": ["2026-10", "2026-11", "2026-12"], "starting_mrr": [1000.0] * 3, "new": [10.0, 20.0, 30.0],
+        "expansion": [0.0] * 3, "reactivation": [0.0] * 3, "contraction": [0.0] * 3, "churned": [10.0, 20.0, 30.0],
+        "ending_mrr": [1000.0] * 3, "starting_customers": [10] * 3, "new_logos": [1] * 3, "churned_logos": [1] * 3,
+        "ending_customers": [10] * 3})
+    u = economics.unit_economics(None, period="2026-Q4", movements=mv).iloc[0]
+    assert u["months"] == "2026-10..2026-12"
+    assert u["revenue_churn_rate"] == pytest.approx(0.02) and u["lifetime_months"] == pytest.approx(50)
+    assert u["ltv"] == pytest.approx(4000.0)
+    assert (u["new_logos"], u["new_mrr"], u["new_customer_arpa"]) == (3, 60.0, 20.0)
+
+
 def test_unit_economics_are_nan_not_infinite_without_churn_or_new_customers():
     """No churn: the lifetime is the cap (METRICS.md "LTV is capped"), the uncapped LTV undefined."""
     mv = mrr.mrr_movements(subs_frame([("A", "2026-01-01", 10, None)]), period="2026-03", months=3)
@@ -589,6 +768,26 @@ def test_errors_name_the_parameter_and_what_is_allowed():
         mrr.customer_mrr(LEDGER)
     with pytest.raises(ParameterError, match="`cohort_group` must be one of"):
         cohorts.survival(LEDGER, period="2026-06", cohort_group="year")
+
+
+def test_unrecognised_table_error_lists_the_three_accepted_shapes():
+    with pytest.raises(SchemaError) as err:
+        mrr.customer_mrr(pd.DataFrame({"x": [1], "y": [2]}), period="2026-06")
+    assert str(err.value) == (
+        "Cannot tell what the table with columns `x`, `y` holds: give subscriptions (customer_id, start_date, "
+        "mrr, end_date), transactions (customer_id, occurred_at, amount) or customer-months (customer_id, "
+        "month, mrr).")
+
+
+def test_portable_micros_agree_with_duckdbs_epoch_microseconds():
+    """The engine-neutral formula (used off DuckDB) gives the microseconds since 1970-01-01 that DuckDB's
+    epoch_us gives: 2026-01-02 03:04:05.678901 is 20,455 days, 11,045.678901 s after the epoch."""
+    from revops_lib.metrics.common import micros
+
+    expected = (20455 * 86400 + 3 * 3600 + 4 * 60 + 5) * 10**6 + 678901
+    at = ibis.timestamp(dt.datetime(2026, 1, 2, 3, 4, 5, 678901))
+    got = to_pandas(ibis.memtable({"x": [1]}).select(duck=micros(at, "duckdb"), other=micros(at, "sqlite")))
+    assert got["duck"].tolist() == [expected] and got["other"].tolist() == [expected]
 
 
 def test_source_without_mrr_data_is_refused_by_the_library_and_skipped_by_the_report(tmp_path):
