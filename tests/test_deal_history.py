@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from test_forecast import D, hist_frame, opps_frame
 
 from revops_lib.errors import ParameterError
 from revops_lib.metrics import deal_history, pipeline
-
-from test_forecast import D, hist_frame, opps_frame
-
 
 # ---------------------------------------------------------------------------
 # Closed stages, teams, the DealHistory object
