@@ -16,6 +16,14 @@ from conftest import d, ts, valid_frames
 _CACHE = {}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_cache_per_session():
+    """Every test session computes the cached cards again. mutmut runs one session to collect stats and then
+    forks a worker per mutant from that process: a cache filled by the first session would hand every
+    worker the unmutated cards, and no mutant could fail a test that reads them."""
+    _CACHE.clear()
+
+
 def card(frames, period="2026-10", **kw):
     return scorecard.scorecard(frames, period=period, **kw).set_index("kpi")
 
