@@ -175,3 +175,136 @@ def test_month_and_quarter_targets_are_checked_against_their_weeks():
     # a week missing: an additive month is not compared (the lookup would not add its weeks either)
     assert target_conflicts({"targets": t[t.period != "2026-W44"].assign(
         target=lambda d: d.target.where(~(d.period.eq("2026-10") & d.metric.eq("leads")), 1.0))}).empty
+
+
+def test_overview_first_and_last_are_the_oldest_and_newest_row_times(frames):
+    ov = quality.table_overview(frames, period="2026-10").set_index("table")
+    # leads created 10-01 09:00, 10-02 10:00, 10-03 11:00
+    assert ov.loc["leads", "first"] == pd.Timestamp("2026-10-01 09:00")
+    assert ov.loc["leads", "last"] == pd.Timestamp("2026-10-03 11:00")
+    # a date column: its days at midnight (subscriptions start 2025-01-01 .. 2026-10-25)
+    assert ov.loc["subscriptions", "first"] == pd.Timestamp("2025-01-01")
+    assert ov.loc["subscriptions", "last"] == pd.Timestamp("2026-10-25")
+    # targets have no time column: no dates
+    assert pd.isna(ov.loc["targets", "first"]) and pd.isna(ov.loc["targets", "last"])
+
+
+def test_overview_period_end_is_exclusive_for_times_and_dates(frames):
+    late = frames["leads"].iloc[[0]].assign(lead_id="L4", created_at=ts("2026-11-01 00:00"))
+    frames["leads"] = pd.concat([frames["leads"], late], ignore_index=True)
+    day = frames["web_traffic"].iloc[[0]].assign(date=d("2026-11-01"))
+    frames["web_traffic"] = pd.concat([frames["web_traffic"], day], ignore_index=True)
+    ov = quality.table_overview(frames, period="2026-10").set_index("table")
+    # L4 at 2026-11-01 00:00 and the 2026-11-01 traffic row are November's: counted in rows only
+    assert (ov.loc["leads", "rows"], ov.loc["leads", "rows_in_period"]) == (4, 3)
+    assert (ov.loc["web_traffic", "rows"], ov.loc["web_traffic", "rows_in_period"]) == (3, 2)
+
+
+def test_overview_targets_without_a_row_for_the_period(frames):
+    ov = quality.table_overview(frames, period="2026-09").set_index("table")
+    # targets rows are for 2026-10, 2026-Q4 and 2026-W44: none for September
+    assert (ov.loc["targets", "rows"], ov.loc["targets", "rows_in_period"]) == (3, 0)
+    assert ov.loc["targets", "status"] == "no rows in period"
+
+
+def test_latest_event_is_the_newest_time_over_the_event_tables(frames):
+    # leads 10-03 11:00, opportunities 10-06, activities 10-15, web_traffic 10-01, transactions 10-21
+    assert quality.latest_event(frames) == pd.Timestamp("2026-10-21")
+    assert quality.latest_event(frames, tables=("leads", "activities")) == pd.Timestamp("2026-10-15")
+    frames["transactions"] = frames["transactions"].iloc[0:0]  # empty: no latest time, skipped
+    del frames["activities"]  # absent: skipped
+    assert quality.latest_event(frames) == pd.Timestamp("2026-10-06")
+    assert quality.latest_event(frames, tables=("transactions", "activities")) is None
+
+
+def test_close_date_pushes_without_history_is_an_empty_list_with_the_usual_columns(frames):
+    columns = ["opportunity_id", "owner", "stage", "status", "amount", "pushes", "total_pushes",
+               "first_close_date", "latest_close_date", "days_pushed"]
+    assert list(quality.close_date_pushes(frames, period="2026-10").columns) == columns  # history present
+    del frames["opportunity_history"]
+    got = quality.close_date_pushes(frames, period="2026-10")
+    assert list(got.columns) == columns and got.empty
+    assert got.attrs == {"count": 0, "absent": True, "scope": "period"}
+    assert quality.close_date_pushes(frames, as_of="2026-11-01").attrs["scope"] == "all time"
+
+
+def test_anomaly_summary_one_row_per_check_with_count_and_next_step():
+    from types import SimpleNamespace
+
+    stale = pd.DataFrame({"opportunity_id": ["O1", "O2"]})
+    stale.attrs["count"] = 7  # the list is cut at `limit`; the count is over all deals
+    pushes = pd.DataFrame({"opportunity_id": ["O3"]})  # no count: the rows are counted
+    missing = pd.DataFrame({"opportunity_id": []})
+    missing.attrs["count"] = 0
+    got = quality.anomaly_summary(stale, pushes, missing)
+    assert got.values.tolist() == [
+        ["stale open deals", 7, "ask owners to update or close them: they inflate pipeline and coverage"],
+        ["close date pushed repeatedly", 1, "review in pipeline calls: repeated pushes predict slippage"],
+        ["open or won deals without amount", 0, "fill amounts: they understate pipeline, revenue and deal size"],
+    ]
+    assert list(got.columns) == ["check", "count", "next step"]
+    validation = SimpleNamespace(errors=["e1", "e2"], warnings=["w1"])
+    got = quality.anomaly_summary(stale, pushes, missing, validation=validation)
+    assert got.iloc[:2].values.tolist() == [
+        ["contract errors", 2, "fix at the source before trusting any report"],
+        ["contract warnings", 1, "read the list below; numbers stay usable"],
+    ]
+    assert got["check"].tolist()[2:] == ["stale open deals", "close date pushed repeatedly",
+                                         "open or won deals without amount"]
+
+
+def test_validation_key_changes_on_the_hour(monkeypatch):
+    from types import SimpleNamespace
+
+    clock = {}
+
+    class FrozenDatetime(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return clock["now"]
+
+    src = SimpleNamespace(description="folder data", fingerprint=lambda: "f1")
+
+    def key_at(*when):
+        clock["now"] = FrozenDatetime(*when, tzinfo=dt.timezone.utc)
+        with monkeypatch.context() as m:
+            m.setattr(dt, "datetime", FrozenDatetime)
+            return quality.validation_key(src)
+
+    assert key_at(2026, 11, 25, 10, 0) == ("folder data", "f1", "2026-11-25 10")
+    assert key_at(2026, 11, 25, 10, 59) == key_at(2026, 11, 25, 10, 0)  # the same hour
+    assert key_at(2026, 11, 25, 11, 0) != key_at(2026, 11, 25, 10, 59)  # the next hour
+    assert key_at(2026, 12, 25, 10, 0) != key_at(2026, 11, 25, 10, 0)  # the same hour a month later
+
+
+def test_masked_validation_hashes_ids_in_examples_as_the_masked_tables_do(frames, monkeypatch):
+    import hashlib
+
+    from revops_lib.sources import open_source
+    from revops_lib.validation import Problem, ValidationResult
+
+    monkeypatch.delenv("REVOPS_PRIVACY_SALT", raising=False)
+
+    def hashed(v):  # md5 of "salt|value", first 10 hex digits (the default salt)
+        return "id-" + hashlib.md5(f"revops-kit|{v}".encode()).hexdigest()[:10]
+
+    result = ValidationResult(source="frames", problems=[
+        Problem("error", "leads", "lead_id", "duplicate_key", 2, "duplicate lead_id", ("L1", "L2")),
+        Problem("warning", "opportunity_history", "close_date", "out_of_range", 1, "odd close date",
+                ("opportunity_id=O1 changed_at=2026-10-04",)),
+        Problem("warning", "web_traffic", "sessions", "negative", 1, "negative sessions",
+                ("date=2026-10-01 source=paid_search",)),
+        Problem("info", "something_else", "", "unexpected_value", 1, "not a contract table", ("X1",)),
+    ], row_counts={"leads": 3}, absent=["reviews"])
+    got = quality.masked_validation(result)
+    assert [p.examples for p in got.problems] == [
+        (hashed("L1"), hashed("L2")),
+        (f"opportunity_id={hashed('O1')} changed_at=2026-10-04",),
+        ("date=2026-10-01 source=paid_search",),  # no id in the key: kept
+        ("X1",),  # not a contract table: no key known, kept
+    ]
+    assert [p.message for p in got.problems] == [p.message for p in result.problems]
+    assert (got.source, got.row_counts, got.absent) == ("frames", {"leads": 3}, ["reviews"])
+    # the same pseudonyms as the masked table shows
+    masked = open_source(frames, privacy="masked").table("leads").execute()
+    assert set(masked["lead_id"]) >= {hashed("L1"), hashed("L2")}

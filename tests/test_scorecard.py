@@ -16,6 +16,14 @@ from conftest import d, ts, valid_frames
 _CACHE = {}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_cache_per_session():
+    """Every test session computes the cached cards again. mutmut runs one session to collect stats and then
+    forks a worker per mutant from that process: a cache filled by the first session would hand every
+    worker the unmutated cards, and no mutant could fail a test that reads them."""
+    _CACHE.clear()
+
+
 def card(frames, period="2026-10", **kw):
     return scorecard.scorecard(frames, period=period, **kw).set_index("kpi")
 
@@ -132,6 +140,48 @@ def test_absent_optional_tables_leave_kpis_out_with_a_note():
     assert "Left out for lack of table `reviews`: New reviews, Review rating." in result.notes
 
 
+def test_breakdown_label_keeps_a_value_with_a_colon():
+    f = valid_frames()
+    f["leads"].loc[2, "source"] = "partner:acme"  # L3
+    c = card(f, only={"leads"}, prior=False)
+    assert c.loc["leads:partner:acme", "value"] == 1
+    assert c.loc["leads:partner:acme", "label"] == "Leads — partner:acme"
+
+
+def test_a_row_on_the_first_day_of_a_period_counts_in_that_period_only():
+    f = valid_frames()
+    first = f["leads"].iloc[[0]].assign(lead_id="L0", created_at=ts("2026-10-01 00:00"))
+    f["leads"] = pd.concat([f["leads"], first], ignore_index=True)
+    c = card(f, only={"leads", "sessions"}, breakdowns=False)
+    # October: L0 (10-01 00:00) + L1..L3 = 4 leads; September (the prior window, cut at 10-01 00:00): none
+    assert (c.loc["leads", "value"], c.loc["leads", "prior_value"]) == (4, 0)
+    # both web_traffic rows are dated 2026-10-01: October's, not September's
+    assert (c.loc["sessions", "value"], c.loc["sessions", "prior_value"]) == (1400, 0)
+
+
+def test_as_of_within_a_day_counts_times_before_it_and_days_before_its_date():
+    f = valid_frames()
+    day = f["web_traffic"].iloc[[0]].assign(date=d("2026-10-03"), sessions=50)
+    f["web_traffic"] = pd.concat([f["web_traffic"], day], ignore_index=True)
+    c = card(f, as_of="2026-10-03 12:00", only={"leads", "sessions"}, breakdowns=False, prior=False)
+    assert c.loc["leads", "value"] == 3  # L3 at 10-03 11:00 is before 12:00
+    assert c.loc["sessions", "value"] == 1400  # the 10-03 row is not before 10-03: 1000 + 400
+
+
+def test_kpi_history_without_breakdowns_has_base_keys_only():
+    f = {k: v for k, v in valid_frames().items() if k in ("leads", "web_traffic", "opportunities")}  # the split ones
+    plain = scorecard.kpi_history(f, period="2026-10", periods=1, breakdowns=False)
+    assert not plain["kpi"].str.contains(":").any()  # with breakdowns: leads:organic_search, ...
+    assert set(plain["period"]) == {"2026-10"}
+    assert plain.set_index("kpi").loc["leads", "value"] == 3
+
+
+def test_only_computes_nothing_from_unrelated_tables():
+    c = card(valid_frames(), only={"leads"}, breakdowns=False, prior=False)
+    assert "leads" in c.index
+    assert {scorecard.kpi(k).tables for k in c.index} == {("leads",)}  # no reviews, tickets, deals, ...
+
+
 @pytest.mark.parametrize("as_of,elapsed,status", [
     ("2026-10-01", 0.0, "not started"),
     ("2026-10-02", 1.0, None),
@@ -156,6 +206,17 @@ def test_footnotes_define_every_kpi():
     names = " ".join(n for n, _ in footnotes("revops_scorecard"))
     for k in scorecard.KPIS:
         assert f"`{k.key}`" in names
+
+
+def test_kpi_registry_entries_keep_every_field():
+    from revops_lib.metrics import kpis
+
+    got = kpis._k("x", "sales", "leading", "count", "X", ["opportunities", "targets"], "how x is counted",
+                  additive=True)
+    assert got == scorecard.KPI("x", "sales", "leading", "count", "X", ("opportunities", "targets"),
+                                "how x is counted", additive=True)
+    assert all(k.function in scorecard.FUNCTIONS and k.definition and isinstance(k.tables, tuple)
+               for k in scorecard.KPIS)
 
 
 # ---------------------------------------------------------------------------
@@ -359,6 +420,30 @@ def _boundary_card(value, target, kpi):
 def test_status_thresholds_at_95_and_85_percent(kpi, value, target, status):
     p = scorecard.pacing(status_frames(), period="2026-10", card=_boundary_card(value, target, kpi))
     assert p["status"].item() == status
+
+@pytest.mark.parametrize("kpi,value,target,status", [
+    ("leads", 5, 0, "no target"),               # a zero target is no target
+    ("new_customers", 1, 1, "on track"),        # a target of 1 is a target: 1 / 1
+    ("csat", 0.9, 1.0, "at risk"),              # 0.9 / 1.0
+])
+def test_status_needs_a_nonzero_target(kpi, value, target, status):
+    p = scorecard.pacing(status_frames(), period="2026-10", card=_boundary_card(value, target, kpi))
+    assert p["status"].item() == status
+
+
+#: Whole October, each KPI the only one with a target: pacing computes just it (and what it needs).
+ALONE = dict(EXPECTED_OCT)
+
+
+@pytest.mark.parametrize("key", sorted(ALONE))
+def test_pacing_computes_a_kpi_that_is_the_only_one_with_a_target(key):
+    f = valid_frames()
+    f["targets"] = pd.DataFrame({"period": ["2026-10"], "metric": [key], "target": [1000.0], "segment": [None]})
+    p = scorecard.pacing(f, period="2026-10")
+    assert p["kpi"].tolist() == [key]
+    row = p.iloc[0]
+    assert row["actual_to_date"] == pytest.approx(ALONE[key])
+    assert (row["label"], row["unit"]) == (scorecard.KPI_BY_KEY[key].label, scorecard.KPI_BY_KEY[key].unit)
 
 
 def monthly_report():
