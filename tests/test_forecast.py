@@ -136,6 +136,16 @@ def test_zero_actual_gives_undefined_percentage_error_not_infinity():
                                    "hit_rate_10": 1.0}
 
 
+def test_scoring_no_forecasts_gives_the_published_columns_and_types():
+    empty = pd.DataFrame(columns=["forecast_period", "scope", "category", "snapshot_date", "forecast"])
+    r = fc.score_forecasts(empty, pd.DataFrame(columns=["forecast_period", "scope", "actual"]))
+    assert r.empty
+    assert r.dtypes.astype(str).to_dict() == {
+        "forecast_period": "object", "scope": "object", "category": "object", "snapshot_date": "object",
+        "week_of_period": "int64", "forecast": "float64", "actual": "float64", "error": "float64",
+        "abs_pct_error": "float64", "accuracy": "float64"}
+
+
 @pytest.mark.parametrize("call, hit", [(110.0, True), (90.0, True), (100.0, True), (110.5, False),
                                            (89.5, False), (111.0, False)])
 def test_forecast_exactly_10_percent_off_is_a_hit(call, hit):
@@ -232,6 +242,13 @@ def test_periods_in_view_rejects_bad_labels_and_lookback():
         fc.periods_in_view(["2026-13"], as_of="2026-11-01")
     with pytest.raises(ParameterError, match="`lookback_periods`"):
         fc.periods_in_view(["2026-10"], as_of="2026-11-01", lookback_periods=0)
+
+
+def test_periods_in_view_reads_quarters_in_the_fiscal_year():
+    # fiscal year from February: 2026-Q4 is 2025-11-01 .. 2026-01-31, ended by 2026-02-01 (the calendar
+    # 2026-Q4 would end on 2027-01-01, not in view)
+    view = fc.periods_in_view(["2026-Q4"], as_of="2026-02-01", fiscal_year_start_month=2)
+    assert [(p.label, p.start_date) for p in view] == [("2026-Q4", D("2025-11-01"))]
 
 
 # ---------------------------------------------------------------------------
@@ -358,6 +375,31 @@ def test_stage_mask_and_the_join_fallback_give_the_same_rates(case):
     pd.testing.assert_frame_equal(fc.stage_win_rates(with_mask, dates=dates), fc.stage_win_rates(without, dates=dates))
 
 
+def test_deals_closed_at_the_same_instant_each_count_in_the_win_rates():
+    """Two deals lost at the very same time, from the same stage, are two closed deals, not one."""
+    o = opps_frame([
+        ("a", "2026-08-01 09:00", "2026-09-10", True, False, 10.0, "t1", "ann", "closed_lost"),
+        ("b", "2026-08-01 09:00", "2026-09-10", True, False, 10.0, "t1", "ann", "closed_lost"),
+        ("c", "2026-08-01 09:00", "2026-09-15", True, True, 10.0, "t1", "ann", "closed_won"),
+    ])
+    h = hist_frame([
+        ("a", "2026-08-01 09:00", "proposal", 10.0, "2026-09-10"),
+        ("a", "2026-09-10 09:00", "closed_lost", 10.0, "2026-09-10"),
+        ("b", "2026-08-01 09:00", "proposal", 10.0, "2026-09-10"),
+        ("b", "2026-09-10 09:00", "closed_lost", 10.0, "2026-09-10"),  # same time, stage and amount as a
+        ("c", "2026-08-01 09:00", "proposal", 10.0, "2026-09-15"),
+        ("c", "2026-09-15 09:00", "closed_won", 10.0, "2026-09-15"),
+    ])
+    case = {"opportunities": o, "opportunity_history": h}
+    for stage_bits in (True, False):  # the stage bit mask and the (deal, stage) join
+        deals = deal_history.prepare(case, materialize=False)
+        if not stage_bits:
+            deals.stage_bits = None
+        r = fc.stage_win_rates(deals, dates=["2026-10-01"])
+        # a, b lost and c won, all three in proposal before: 1 won of 3 closed
+        assert {x.stage: (x.closed, x.won) for x in r.itertuples()} == {"proposal": (3, 1), None: (3, 1)}
+
+
 def test_baseline_is_won_to_date_plus_stage_weighted_pipeline():
     snaps = pd.DataFrame({"snapshot_date": [D("2026-10-12")], "forecast_period": ["2026-10"]})
     b = fc.baseline_forecast(baseline_case(), snapshots=snaps, scopes=["company", "t1", "cy"])
@@ -374,6 +416,12 @@ def test_baseline_before_any_close_is_the_won_to_date_only():
     b = fc.baseline_forecast(case, snapshots=snaps)
     assert b[["won_to_date", "weighted_pipeline", "forecast"]].iloc[0].tolist() == [0.0, 0.0, 0.0]
     assert b["open_pipeline"].iloc[0] == 40.0  # Y, Z, W, V due in September, no rate known yet
+
+
+def test_baseline_forecast_rejects_snapshots_without_their_columns():
+    with pytest.raises(ParameterError, match="`snapshots` must be a DataFrame with columns snapshot_date and "
+                                             "forecast_period"):
+        fc.baseline_forecast(baseline_case(), snapshots=pd.DataFrame({"snapshot_date": [D("2026-10-12")]}))
 
 
 def test_forecast_accuracy_scores_submissions_and_baseline_in_the_published_shape():
@@ -406,6 +454,51 @@ def test_forecast_accuracy_needs_its_tables():
         fc.forecast_accuracy(waterfall_case(), period="2026-10")
     with pytest.raises(ParameterError, match="`period`"):
         fc.forecast_accuracy(baseline_case())
+
+
+def test_forecast_accuracy_honours_fiscal_quarters():
+    o = opps_frame([("a", "2025-10-01", "2026-01-20", True, True, 100.0, "t1", "ann", "closed_won"),
+                    ("b", "2025-10-01", "2026-02-03", True, True, 7.0, "t1", "ann", "closed_won")])
+    snaps = snaps_frame([("2025-11-10", "2026-Q4", "company", "commit", 90.0)])
+    acc = fc.forecast_accuracy({"opportunities": o, "forecast_snapshots": snaps}, period="2026-Q4",
+                               fiscal_year_start_month=2, baseline=False)
+    # fiscal year from February: 2026-Q4 is 2025-11-01 .. 2026-01-31, in view at its end; actual a = 100 (b is in
+    # February); 2025-11-10 is 9 days in: week 2; error 90 - 100 = -10, APE 0.1
+    assert acc[["forecast_period", "week_of_period", "actual", "error"]].values.tolist() == [
+        ["2026-Q4", 2, 100.0, -10.0]]
+    assert acc["abs_pct_error"].iloc[0] == pytest.approx(0.1)
+
+
+def renamed_stages_case():
+    """The history names the closes Signed / Dropped; the opportunities table Closed Won / Closed Lost."""
+    o = opps_frame([
+        ("a", "2026-09-01 09:00", "2026-10-05", True, True, 100.0, "t1", "ann", "Closed Won"),
+        ("c", "2026-09-01 09:00", "2026-10-08", True, False, 40.0, "t1", "ann", "Closed Lost"),
+        ("b", "2026-09-20 09:00", "2026-10-20", False, False, 50.0, "t1", "ann", "Proposal"),
+    ])
+    h = hist_frame([
+        ("a", "2026-09-01 09:00", "Proposal", 100.0, "2026-10-05"),
+        ("a", "2026-10-05 09:00", "Signed", 100.0, "2026-10-05"),
+        ("c", "2026-09-01 09:00", "Proposal", 40.0, "2026-10-08"),
+        ("c", "2026-10-08 09:00", "Dropped", 40.0, "2026-10-08"),
+        ("b", "2026-09-20 09:00", "Proposal", 50.0, "2026-10-20"),
+    ])
+    return {"opportunities": o, "opportunity_history": h}
+
+
+STAGE_NAMES = {"won_stages": ["Signed", "Closed Won"], "lost_stages": ["Dropped", "Closed Lost"]}
+
+
+def test_projection_and_accuracy_baseline_use_the_given_won_and_lost_stages():
+    case = renamed_stages_case()
+    # at 2026-10-13: a won (Signed, 100), c lost (Dropped); both were in Proposal: rate 1/2;
+    # b (Proposal, 50, due 10-20) weighs 25: baseline 100 + 25 = 125
+    p = fc.projection(case, period="2026-10", as_of="2026-10-13", kinds=["month"], **STAGE_NAMES)
+    assert p[["category", "won_to_date", "forecast"]].values.tolist() == [["baseline", 100.0, 125.0]]
+    case["forecast_snapshots"] = snaps_frame([("2026-10-13", "2026-10", "company", "commit", 120.0)])
+    acc = fc.forecast_accuracy(case, period="2026-10", **STAGE_NAMES)
+    base = acc[acc["category"] == "baseline"].iloc[0]
+    assert (base["forecast"], base["actual"], base["error"]) == (125.0, 100.0, 25.0)
 
 
 # ---------------------------------------------------------------------------
@@ -678,6 +771,65 @@ def test_projection_shows_latest_calls_and_baseline_of_periods_in_progress():
     # at 2026-10-13 00:00 Q's loss (10-12 10:00) is known: proposal 1/3, overall 2/6, Q out of the pipeline
     assert p["forecast"].iloc[2] == pytest.approx(300 + 100 / 3 + 200 / 3 + 10)
     assert p["pct_of_target"].tolist() == pytest.approx([350 / 400, 500 / 400, 410 / 400])
+
+
+def test_projection_lists_each_period_in_progress_once_for_a_quarterly_report():
+    case = baseline_case()
+    case["forecast_snapshots"] = snaps_frame([
+        ("2026-10-05", "2026-Q4", "company", "commit", 700.0),
+        ("2026-10-12", "2026-10", "company", "commit", 350.0),
+    ])
+    p = fc.projection(case, period="2026-Q4", as_of="2026-10-13")  # kinds: the report's (quarter), month, quarter
+    # at 2026-10-13 00:00: won X 300; rates proposal 1/3, discovery 1, qualification 2/5, negotiation overall 2/6.
+    # October: 300 + 100/3 (P1) + 200/3 (P2) + 10 (P3) = 410; Q4 adds P4 (qualification 500, due 11-30): + 200 = 610
+    assert p["forecast_period"].tolist() == ["2026-Q4", "2026-Q4", "2026-10", "2026-10"]
+    assert p["category"].tolist() == ["commit", "baseline", "commit", "baseline"]
+    assert p["forecast"].tolist() == pytest.approx([700.0, 610.0, 350.0, 410.0])
+
+
+def accuracy_rows_for_calls():
+    """A hand-made accuracy table: calls before and inside each period, three categories, another scope."""
+    rows = [  # (period, scope, category, snapshot_date, week_of_period, forecast, actual)
+        ("2026-09", "company", "commit", "2026-08-31", 0, 50.0, 100.0),    # before the period: never the first call
+        ("2026-09", "company", "commit", "2026-09-07", 1, 80.0, 100.0),
+        ("2026-09", "company", "commit", "2026-09-21", 3, 95.0, 100.0),
+        ("2026-09", "company", "baseline", "2026-09-07", 1, 70.0, 100.0),
+        ("2026-09", "company", "best_case", "2026-09-14", 2, 120.0, 100.0),
+        ("2026-09", "t1", "commit", "2026-09-14", 2, 999.0, 40.0),          # another scope
+        ("2026-10", "company", "commit", "2026-09-28", 0, 60.0, 0.0),       # only a call before the period
+        ("2026-Q3", "company", "commit", "2026-07-06", 1, 300.0, 250.0),
+    ]
+    acc = pd.DataFrame(rows, columns=["forecast_period", "scope", "category", "snapshot_date", "week_of_period",
+                                      "forecast", "actual"])
+    acc["snapshot_date"] = [D(x) for x in acc["snapshot_date"]]
+    acc["error"] = acc["forecast"] - acc["actual"]
+    acc["abs_pct_error"] = (acc["error"].abs() / acc["actual"]).where(acc["actual"] > 0)
+    return acc
+
+
+def test_forecast_vs_actual_takes_the_first_call_from_week_1_and_the_last_call_of_each_period():
+    got = fc.forecast_vs_actual(accuracy_rows_for_calls())
+    # periods in the order of the table; categories commit, best_case, then the others, baseline last;
+    # first before last. APE: |80 - 100| / 100 = 0.2, |95 - 100| / 100 = 0.05, |120 - 100| / 100 = 0.2,
+    # |70 - 100| / 100 = 0.3; October's actual is 0 (APE undefined) and its only call is in week 0: no first call
+    expected = pd.DataFrame([
+        ("2026-09", "month", "commit", "first", "2026-09-07", 1, 80.0, 100.0, 0.2),
+        ("2026-09", "month", "commit", "last", "2026-09-21", 3, 95.0, 100.0, 0.05),
+        ("2026-09", "month", "best_case", "first", "2026-09-14", 2, 120.0, 100.0, 0.2),
+        ("2026-09", "month", "best_case", "last", "2026-09-14", 2, 120.0, 100.0, 0.2),
+        ("2026-09", "month", "baseline", "first", "2026-09-07", 1, 70.0, 100.0, 0.3),
+        ("2026-09", "month", "baseline", "last", "2026-09-07", 1, 70.0, 100.0, 0.3),
+        ("2026-10", "month", "commit", "last", "2026-09-28", 0, 60.0, 0.0, np.nan),
+        ("2026-Q3", "quarter", "commit", "first", "2026-07-06", 1, 300.0, 250.0, 0.2),
+        ("2026-Q3", "quarter", "commit", "last", "2026-07-06", 1, 300.0, 250.0, 0.2),
+    ], columns=["forecast_period", "kind", "category", "call", "snapshot_date", "week_of_period", "forecast", "actual",
+                "abs_pct_error"])
+    expected["snapshot_date"] = [D(x) for x in expected["snapshot_date"]]
+    pd.testing.assert_frame_equal(got, expected)
+    quarters = fc.forecast_vs_actual(accuracy_rows_for_calls(), kind="quarter")
+    pd.testing.assert_frame_equal(quarters, expected.iloc[7:].reset_index(drop=True))
+    t1 = fc.forecast_vs_actual(accuracy_rows_for_calls(), scope="t1")
+    assert t1[["call", "forecast"]].values.tolist() == [["first", 999.0], ["last", 999.0]]
 
 
 # ---------------------------------------------------------------------------
