@@ -55,13 +55,18 @@ class Mapped:
 
     def unmapped(self) -> list[Unmapped]:
         """Each input value that a value map does not know, with its row count (runs one query per mapped column)."""
-        out = []
+        found: dict[tuple, Unmapped] = {}
         for table, col, where, t, name, keys in self._maps:
             v = t[name].cast(dt.string).strip()
             q = t.filter(v.notnull() & (v != "") & ~v.lower().isin(keys)).group_by(value=v).agg(rows=ibis._.count())
             for row in q.order_by([ibis.desc("rows"), "value"]).to_pyarrow().to_pylist():
-                out.append(Unmapped(table, col, where, row["value"], int(row["rows"])))
-        return out
+                k = (table, where, row["value"])
+                if k in found:  # one input column feeding several contract columns (a stage: stage, is_won …)
+                    if col not in found[k].column.split(", "):
+                        found[k].column += f", {col}"
+                else:
+                    found[k] = Unmapped(table, col, where, row["value"], int(row["rows"]))
+        return list(found.values())
 
 
 class _Builder:
@@ -294,13 +299,16 @@ class _Builder:
             self.missing += gone
             raise _Skip("required column(s) missing from the input: "
                         + ", ".join(f"{c} (from {w})" for _, c, w in gone))
-        # one select: raw expressions may refer to joined lookup columns of `t`
-        out = t.select(**{c: self.typed(e, contract.column(c).kind).name(c) for c, e in exprs.items()})
+        cur = what_cur = None
         if spec.get("currency") is not None:
-            t2, cur, what = self.raw(t, spec["currency"], tname, None, spec["from"])
-            if cur is not None:
-                out = self.convert(out.mutate(__currency=cur.cast(dt.string).strip().upper()), tname,
-                                   f"{spec['from']}.{what}")
+            t, cur, what_cur = self.raw(t, spec["currency"], tname, None, spec["from"])
+        # one select: raw expressions may refer to joined lookup columns of `t`
+        cols = {c: self.typed(e, contract.column(c).kind).name(c) for c, e in exprs.items()}
+        if cur is not None:
+            cols["__currency"] = cur.cast(dt.string).strip().upper()
+        out = t.select(**cols)
+        if cur is not None:
+            out = self.convert(out, tname, f"{spec['from']}.{what_cur}")
         return out
 
     def convert(self, t: ir.Table, tname: str, where: str) -> ir.Table:
