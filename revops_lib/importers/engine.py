@@ -384,6 +384,9 @@ def apply_mapping(mapping: Mapping, inputs: dict[str, ir.Table], *, con=None, de
             skipped[tname] = str(why)
             b.maps = b.maps[:before]
     if con is None:
-        con = next(iter(inputs.values()))._find_backend() if inputs else ibis.duckdb.connect()
+        try:
+            con = next(iter(inputs.values()))._find_backend(use_default=True)
+        except Exception:  # memtables only: DuckDB runs them
+            con = ibis.duckdb.connect()
     src = Source(con, out, description=description or f"{mapping.name} mapping")
     return Mapped(mapping, src, mapped, skipped, b.missing, b.maps)

@@ -297,7 +297,7 @@ def _check_spec(c: _Checker, key: str, spec, values: dict, tname: str, cname: st
         if not spec:
             c.fail(key, "an empty list of alternatives.")
         for i, s in enumerate(spec):
-            _check_spec(c, f"{key}[{i}]", s, values, tname, None)
+            _check_spec(c, f"{key}[{i}]", s, values, tname, cname)
         return
     if not isinstance(spec, dict):
         c.fail(key, f"must be an input column name, a list of alternative names, or a mapping with keys from "
@@ -319,12 +319,12 @@ def _check_spec(c: _Checker, key: str, spec, values: dict, tname: str, cname: st
     if len(sources) != 1:
         c.fail(key, "needs exactly one of `column`, `coalesce`, `value`, `lookup` (or `derive`).")
     if "column" in spec:
-        _check_spec(c, f"{key}.column", spec["column"], values, tname, None)
+        _check_spec(c, f"{key}.column", spec["column"], values, tname, cname if "map" not in spec else None)
     if "coalesce" in spec:
         if not isinstance(spec["coalesce"], list) or not spec["coalesce"]:
             c.fail(f"{key}.coalesce", "must be a list of column specs (the first non-null value is taken).")
         for i, s in enumerate(spec["coalesce"]):
-            _check_spec(c, f"{key}.coalesce[{i}]", s, values, tname, None)
+            _check_spec(c, f"{key}.coalesce[{i}]", s, values, tname, cname)
     if "lookup" in spec:
         lk = spec["lookup"]
         c.keys(f"{key}.lookup", lk, LOOKUP_KEYS)
