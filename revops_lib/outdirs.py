@@ -330,8 +330,8 @@ def check_import_folder(out, *, inputs=None) -> Path:
     path = _absolute(out)
     special = _special(path, given)
     if special:
-        raise OutputError(f"`{given}` is {special}: `revops import` replaces its output folder as a whole, so it "
-                          "writes only into a new or empty folder, or one an earlier import made.")
+        raise OutputError(f"`{given}` is {special}: `revops import` replaces its output folder as a whole, "
+                          "so it writes only into a new or empty folder, or one an earlier import made.")
     if inputs is not None:
         src = Path(os.path.abspath(Path(inputs).expanduser())).resolve()
         real = path.resolve()
@@ -342,8 +342,9 @@ def check_import_folder(out, *, inputs=None) -> Path:
     if path.is_dir():
         entries = _entries(path, given)
         if entries and read_import_marker(path) is None:
-            raise OutputError(f"`{given}` is not empty and was not made by `revops import` (it holds {_some(entries)}, "
-                              f"and no {IMPORT_MARKER} marker): give a new or empty folder, or delete it yourself.")
+            raise OutputError(f"`{given}` is not empty and was not made by `revops import` (it holds "
+                              f"{_some(entries)}, and no {IMPORT_MARKER} marker): give a new or empty folder, or "
+                              "delete it yourself.")
         _require_writable(path, given)
     _require_writable(path.parent, given)
     return path

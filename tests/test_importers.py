@@ -77,20 +77,20 @@ def test_salesforce_tables_and_key_columns(sf):
     assert list(reopened.stage) == ["prospecting", "closed_lost", "negotiation", "closed_won"]
     assert list(reopened.forecast_category) == ["pipeline", "omitted", "commit", "closed"]
     pushed = hist[hist.opportunity_id == "0065g00000A0006"].sort_values("changed_at")
-    assert list(pushed.close_date) == [pd.Timestamp("2026-03-31"), pd.Timestamp("2026-03-31"), pd.Timestamp("2026-04-30")]
+    assert list(pushed.close_date) == [pd.Timestamp(d) for d in ("2026-03-31", "2026-03-31", "2026-04-30")]
 
 
 def test_salesforce_unmapped_values_are_reported_with_counts(sf):
     got = {(u.table, u.source, u.value): u.rows for u in sf.unmapped()}
-    assert got == {("leads", "Lead.LeadSource", "LinkedIn"): 2, ("opportunities", "Opportunity.Type", "Partner Resale"): 1,
-                   ("activities", "Event.Type", "Demo"): 1}
+    assert got == {("leads", "Lead.LeadSource", "LinkedIn"): 2,
+                   ("opportunities", "Opportunity.Type", "Partner Resale"): 1, ("activities", "Event.Type", "Demo"): 1}
 
 
 def test_salesforce_win_rate_after_import(sf):
     from revops_lib.metrics.deals import win_rate
 
-    # closed in March 2026: 0001 won 12000, 0002 lost 8000, 0003 won 5000, 0004 won 20000 (reopened), 0010 lost
-    # 3000; 0013 (won) is deleted. 3 won of 5; 37000 of 48000.
+    # closed in March 2026: 0001 won 12000, 0002 lost 8000, 0003 won 5000, 0004 won 20000 (reopened),
+    # 0010 lost 3000; 0013 (won) is deleted. 3 won of 5; 37000 of 48000.
     opps = sf.source.table("opportunities")
     assert win_rate(opps, period="2026-03", as_of="2026-04-01") == pytest.approx(3 / 5)
     assert win_rate(opps, period="2026-03", as_of="2026-04-01", weight="amount") == pytest.approx(37000 / 48000)
@@ -265,8 +265,8 @@ def test_several_currencies_need_a_rate_table(tmp_path):
      ["key `tables.opportunities.columns.stage_name`", "forecast_category"]),
     ("extends: salesforsce\n", ["key `extends`", "unknown preset 'salesforsce'", "hubspot, salesforce, stripe"]),
     ("extends: hubspot\ntimezone: Mars/Olympus\n", ["key `timezone`", "Mars/Olympus", "IANA"]),
-    ("extends: hubspot\nvalues:\n  stages:\n    closedwon: {stage: won, closed: true, won: yes-ish, "
-     "forecast_category: closed}\n", ["key `values.stages.closedwon.won`", "'yes-ish'", "true, false"]),
+    ("extends: hubspot\nvalues:\n  stages:\n    closedwon: {stage: won, closed: true, won: yes-ish}\n",
+     ["key `values.stages.closedwon.won`", "'yes-ish'", "true, false"]),
     ("extends: hubspot\ntables:\n  opportunities:\n    columns:\n      stage: {column: dealstage, map: stagez}\n",
      ["key `tables.opportunities.columns.stage.map`", "names no value map", "stages"]),
     ("tables:\n  leads:\n    from: contacts\n    columns: {lead_id: id}\n",

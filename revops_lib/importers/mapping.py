@@ -342,7 +342,8 @@ def _check_spec(c: _Checker, key: str, spec, values: dict, tname: str, cname: st
         vm = spec["map"]
         if isinstance(vm, str):
             if vm not in values:
-                c.fail(f"{key}.map", f"names no value map; maps: {', '.join(values) or 'none (add a `values:` block)'}.")
+                known = ", ".join(values) or "none (add a `values:` block)"
+                c.fail(f"{key}.map", f"names no value map; maps: {known}.")
             vm_key, vm = f"values.{spec['map']}", values[vm]
         elif isinstance(vm, dict) and vm:
             vm_key = f"{key}.map"
