@@ -25,6 +25,7 @@ EPILOG = """examples:
   revops validate --source data/demo            # check the data against the contract
   revops report --period 2026-10                # build the reports of October 2026
   revops report --period 2026-Q3 -p as_of 2026-10-05
+  revops import --preset salesforce --from exports/sfdc --out data/crm
 
 sources: a folder of Parquet/CSV files (one per table), a .duckdb file, or an
 Ibis URL such as postgres://user@localhost/crm. See DESIGN.md for the tables.
@@ -56,6 +57,20 @@ def cmd_validate(args) -> int:
     if args.strict and result.warnings:
         return 1
     return result.exit_code
+
+
+def cmd_import(args) -> int:
+    from revops_lib.importers import import_folder
+    from revops_lib.validation import validate
+
+    if args.preset is None and args.mapping is None:
+        raise RevOpsError("Give `--preset` (salesforce, hubspot, stripe) or `--mapping FILE`, or both.")
+    result = import_folder(args.source_dir, args.out, preset=args.preset, mapping=args.mapping, progress=_progress)
+    print(result.format())
+    check = validate(str(result.out))
+    print()
+    print(check.format())
+    return check.exit_code
 
 
 def _parse_params(pairs) -> dict:
@@ -181,6 +196,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also print <out>/<period>/<period>-pack.pdf: the executive summary and every report "
                         "(needs Chromium: make system-deps)")
     r.set_defaults(func=cmd_report)
+
+    i = sub.add_parser(
+        "import",
+        help="map a CRM or billing export (Salesforce, HubSpot, Stripe) to the contract tables",
+        description="Read a folder of exported CSV files (one per object, e.g. Opportunity.csv, deals.csv, "
+        "subscriptions.csv; matched by object name, case-insensitively), map them to the contract with a preset "
+        "and/or your own mapping file, write one Parquet file per contract table into OUT, then validate OUT. "
+        "Prints what was mapped (table ← object, rows), what could not be (missing columns, values no map knows, "
+        "with row counts) and which reports the result can feed. Inputs are only read. OUT is written under a "
+        "temporary name and moved into place; an existing OUT is replaced only when an earlier import made it "
+        "(its .revops-import marker). Exit status 1 when validation finds errors, 2 on a bad mapping or folder.",
+        epilog="examples:\n"
+        "  revops import --preset salesforce --from exports/sfdc --out data/crm\n"
+        "  revops import --preset hubspot --mapping my_hubspot.yaml --from exports/hubspot --out data/crm\n"
+        "  revops import --preset stripe --from exports/stripe --out data/billing\n\n"
+        "mapping format: docs/mappings.md (a file may `extends: salesforce` and override keys)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    i.add_argument("--preset", default=None, metavar="NAME",
+                   help="a shipped mapping: salesforce (Data Export / Data Loader files), hubspot (CRM exports), "
+                        "stripe (Dashboard exports)")
+    i.add_argument("--mapping", default=None, metavar="FILE",
+                   help="your mapping YAML; it extends --preset (or its own `extends:`) with custom fields, stages, "
+                        "types and sources")
+    i.add_argument("--from", dest="source_dir", required=True, metavar="DIR",
+                   help="folder of the exported files (only read, never changed)")
+    i.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder: new, empty, or an earlier import (marked by .revops-import), which is replaced")
+    i.set_defaults(func=cmd_import)
     return p
 
 

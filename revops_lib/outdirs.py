@@ -309,3 +309,66 @@ def _require_writable(folder: Path, given: str) -> None:
         raise OutputError(
             f"`{given}` cannot be written: `{probe}` is read-only for you. Give a folder you can write to."
         )
+
+
+# --------------------------------------------------------------------------- imports
+
+#: The marker file `revops import` writes into every folder it makes.
+IMPORT_MARKER = ".revops-import"
+_IMPORTED_BY = "revops import"
+
+
+def check_import_folder(out, *, inputs=None) -> Path:
+    """Check that `revops import` may write (replace) the folder ``out``; return its absolute path.
+
+    Accepted: a folder that does not exist, an empty folder, or a folder an earlier import made (it
+    holds the marker :data:`IMPORT_MARKER`). Refused (:class:`OutputError`, nothing changed): any
+    other folder, a file, the filesystem root, the home folder, the current folder and its ancestors,
+    and the input folder ``inputs``, a folder inside it or one holding it (inputs are only read).
+    """
+    given = _given(out)
+    path = _absolute(out)
+    special = _special(path, given)
+    if special:
+        raise OutputError(f"`{given}` is {special}: `revops import` replaces its output folder as a whole, "
+                          "so it writes only into a new or empty folder, or one an earlier import made.")
+    if inputs is not None:
+        src = Path(os.path.abspath(Path(inputs).expanduser())).resolve()
+        real = path.resolve()
+        if real == src or src in real.parents or real in src.parents:
+            raise OutputError(f"`{given}` is the input folder `{inputs}`, inside it or holds it: the kit never "
+                              "writes into its inputs; give an output folder elsewhere.")
+    _refuse_non_folder(path, given)
+    if path.is_dir():
+        entries = _entries(path, given)
+        if entries and read_import_marker(path) is None:
+            raise OutputError(f"`{given}` is not empty and was not made by `revops import` (it holds "
+                              f"{_some(entries)}, and no {IMPORT_MARKER} marker): give a new or empty folder, or "
+                              "delete it yourself.")
+        _require_writable(path, given)
+    _require_writable(path.parent, given)
+    return path
+
+
+def write_import_marker(folder, **info) -> Path:
+    """Write the marker that says ``folder`` was made by `revops import` (with what, from where)."""
+    folder = Path(folder)
+    files = sorted(p.name for p in folder.iterdir() if p.name != IMPORT_MARKER)
+    data = {"made_by": _IMPORTED_BY,
+            "note": "This folder was written by `revops import`; a new import replaces it as a whole.",
+            **info, "files": files}
+    path = folder / IMPORT_MARKER
+    path.write_text(json.dumps(data, indent=1, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def read_import_marker(folder) -> dict | None:
+    """The import marker of ``folder`` as a dict, or None (no marker, unreadable, or not written by an import)."""
+    path = Path(folder) / IMPORT_MARKER
+    try:
+        if not path.is_file() or path.stat().st_size > 1_000_000:
+            return None
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and info.get("made_by") == _IMPORTED_BY else None
