@@ -65,7 +65,7 @@ FUNNEL_LEADS = ("conversion", "timing", "previous_conversion", "trend", "distrib
 CASES = {
     (funnel, "leads"): ({"funnel", "segments", "trend", "timing", "activity"}, ("deals", "sales", "previous_sales")),
     (funnel, "opportunities"): ({"sales"}, FUNNEL_LEADS),
-    (funnel, "opportunity_history"): ({"deals"}, FUNNEL_LEADS + ("sales", "previous_sales")),
+    (funnel, "opportunity_history"): (set(), FUNNEL_LEADS + ("sales", "previous_sales")),  # deals from opps
     (forecast, "forecast_snapshots"): ({"accuracy"}, ("coverage", "waterfall", "slippage")),
     (forecast, "opportunity_history"): ({"waterfall", "slippage"}, ()),
     (forecast, "targets"): (set(), ("accuracy", "waterfall", "slippage")),
@@ -181,10 +181,11 @@ def test_data_quality_lists_what_the_present_tables_allow(frames):
     parts = dq.parts.set_index(["report", "part_key"])
     built = set(parts.index[parts["built"]])
     assert built == {("revops_scorecard", "sales"), ("revops_scorecard", "customer_success"),
-                     ("funnel_conversion", "headline"), ("funnel_conversion", "sales"),
+                     ("funnel_conversion", "headline"), ("funnel_conversion", "sales"), ("funnel_conversion", "deals"),
                      ("forecast_accuracy", "projection"), ("forecast_accuracy", "coverage")}
     assert parts.loc[("forecast_accuracy", "waterfall"), "needs"] == "table `opportunity_history`"
-    assert "13 of 19 report parts are left out" in str(dq.findings())
+    assert parts.loc[("funnel_conversion", "trend"), "needs"] == "table `leads`"
+    assert "12 of 19 report parts are left out" in str(dq.findings())
 
 
 # -- open deals without an expected close date --------------------------------------------------
@@ -266,11 +267,11 @@ def test_a_folder_with_only_opportunities_builds_what_it_allows(demo_dir, tmp_pa
     assert "skipped: tables absent" in index and "failed" not in index.split("<tbody>")[-1]
     page = (out / PERIOD / "funnel_conversion.html").read_text()
     assert 'id="Sales-metrics"' in page and 'id="Headline-numbers-vs-the-previous-period"' in page
-    assert 'id="Cohort-trend"' not in page and 'id="Deal-stage-funnel"' not in page
+    assert 'id="Cohort-trend"' not in page and 'id="Deal-stage-funnel"' in page
     assert ("Left out for lack of data: the lead funnel, the funnel by segment, the cohort trend, time to convert "
-            "and stage activity (need table <code>leads</code>); the deal-stage funnel (needs table <code>opportunity_history</code>).") in page
-    assert set(manifest["funnel_conversion"]["left_out"]) == {"funnel", "segments", "trend", "timing", "activity",
-                                                              "deals"}
+            "and stage activity (need table <code>leads</code>).") in page
+    assert "the later stages&#39; rates are lower bounds" in page or "the later stages' rates are lower bounds" in page
+    assert set(manifest["funnel_conversion"]["left_out"]) == {"funnel", "segments", "trend", "timing", "activity"}
     fc = (out / PERIOD / "forecast_accuracy.html").read_text()
     assert 'id="Pipeline-coverage"' in fc and 'id="Slippage"' not in fc and 'id="How-accurate-were-the-calls"' not in fc
     sc = (out / PERIOD / "revops_scorecard.html").read_text()
@@ -278,3 +279,23 @@ def test_a_folder_with_only_opportunities_builds_what_it_allows(demo_dir, tmp_pa
     assert not (out / PERIOD / "cohort_retention.html").exists()
     dq = (out / PERIOD / "tables" / "data_quality" / "report_parts.csv").read_text()
     assert "forecast_accuracy,Forecast accuracy,coverage,Pipeline coverage,True," in dq
+
+
+def test_the_deal_stage_funnel_from_opportunities_alone_counts_lost_deals_at_the_first_stage():
+    from revops_lib.metrics import deals
+
+    o = pd.DataFrame({
+        "opportunity_id": ["A", "B", "C", "D", "E", "F"],
+        "created_at": pd.to_datetime(["2026-10-01", "2026-10-02", "2026-10-03", "2026-10-04", "2026-10-05",
+                                      "2026-09-30"]),
+        "close_date": [None, None, pd.Timestamp("2026-10-20").date(), pd.Timestamp("2026-10-21").date(), None,
+                       None],
+        "is_closed": [False, False, True, True, False, False], "is_won": [False, False, True, False, False, False],
+        "amount": [1.0] * 6,
+        "stage": ["qualification", "proposal", "closed_won", "closed_lost", "discovery", "proposal"]})
+    d = deals.deal_stage_conversion(Source.from_frames({"opportunities": o}), period="2026-10")
+    # five deals created in October (F is September): A qual (0), B proposal (2), C won (4), D lost (0), E disc (1)
+    # reached ≥ i: qual 5, discovery 3 (B, C, E), proposal 2 (B, C), negotiation 1 (C), won 1 (C)
+    assert d.attrs["basis"] == "opportunities" and d.attrs["deals"] == 5
+    assert d["entered"].tolist() == [5, 3, 2, 1] and d["converted"].tolist() == [3, 2, 1, 1]
+    assert d["rate"].tolist() == pytest.approx([0.6, 2 / 3, 0.5, 1.0])

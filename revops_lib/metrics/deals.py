@@ -62,7 +62,8 @@ def deal_stage_conversion(history, opportunities=None, *, period, as_of=None,
     ----------
     history : Source, source spec, Ibis table or DataFrame
         ``opportunity_history`` (``opportunity_id, changed_at, stage``); a Source also gives
-        ``opportunities``.
+        ``opportunities``. A Source without ``opportunity_history`` gives the funnel from ``opportunities``
+        alone: each deal's current stage, a lost deal at the first stage only (``attrs['basis']``).
     opportunities : Ibis table or DataFrame, optional
         ``opportunities`` (``opportunity_id, created_at, stage``): the cohort is the deals created in
         the period; without it, a deal's creation is its first history row.
@@ -96,8 +97,10 @@ def deal_stage_conversion(history, opportunities=None, *, period, as_of=None,
     if not isinstance(history, (ir.Table, pd.DataFrame)):
         src = open_source(history)
         if not src.has("opportunity_history"):
-            raise SourceError(f"Table `opportunity_history` is absent from {src.description}; "
-                              "the deal-stage funnel needs it.")
+            if src.has("opportunities"):
+                return _deal_stages_from_opportunities(src.raw("opportunities"), p, cut, stages, confidence)
+            raise SourceError(f"Tables `opportunity_history` and `opportunities` are absent from "
+                              f"{src.description}; the deal-stage funnel needs one of them.")
         h_raw = src.raw("opportunity_history")
         if opportunities is None and src.has("opportunities"):
             opportunities = src.raw("opportunities")
@@ -129,6 +132,29 @@ def deal_stage_conversion(history, opportunities=None, *, period, as_of=None,
         first_any = h.group_by("oid").aggregate(created=h.t.min())
         first_any = first_any.filter((first_any.created >= us(p.start_naive)) & (first_any.created < us(cut)))
         cohort = first_any.left_join(reach, "oid").select(top=reach.top)
+    df = _stage_table(cohort, stages, confidence)
+    df.attrs.update(period=p.label, basis="opportunity_history")
+    return df
+
+
+def _deal_stages_from_opportunities(o_raw, p: Period, cut, stages, confidence) -> pd.DataFrame:
+    """The deal-stage funnel when there is no ``opportunity_history`` (a CRM export of deals alone): a deal's
+    furthest stage is its current ``stage``, and a deal whose stage is not among ``stages`` (lost, or unknown)
+    counts at the first stage only — it was created — so the later rates are lower bounds
+    (``attrs['basis'] = 'opportunities'``)."""
+    ob = backend_name(o_raw)
+    created = micros(instant(o_raw, "created_at", table="opportunities", param="opportunities"), ob)
+    stage = dimension(o_raw, "stage", table="opportunities") if "stage" in o_raw.columns else ibis.null(dt.string)
+    o = o_raw.select(created=created, stage=stage)
+    o = o.filter((o.created >= us(p.start_naive)) & (o.created < us(cut)))
+    top = ibis.cases(*[(o.stage == s, i) for i, s in enumerate(stages)], else_=0)
+    df = _stage_table(o.select(top=top), stages, confidence)
+    df.attrs.update(period=p.label, basis="opportunities")
+    return df
+
+
+def _stage_table(cohort, stages, confidence) -> pd.DataFrame:
+    """Stage-to-stage counts and rates from a table of each deal's furthest stage index ``top``."""
     aggs = {"deals": cohort.count()}
     for i in range(len(stages)):
         aggs[f"n{i}"] = count_if(cohort.top >= i)
@@ -145,7 +171,7 @@ def deal_stage_conversion(history, opportunities=None, *, period, as_of=None,
     df["cumulative_rate"] = df["converted"] / deals if deals else math.nan
     df["entered"] = df["entered"].astype("int64")
     df["converted"] = df["converted"].astype("int64")
-    df.attrs.update(deals=deals, reached=dict(zip(stages, reached)), period=p.label)
+    df.attrs.update(deals=deals, reached=dict(zip(stages, reached)))
     return df
 
 

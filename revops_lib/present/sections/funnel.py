@@ -96,7 +96,7 @@ class FunnelReport(Section):
         Part("segments", "the funnel by segment", ("leads",), columns=("leads.segment",)),
         Part("trend", "the cohort trend", ("leads",)),
         Part("timing", "time to convert", ("leads",)),
-        Part("deals", "the deal-stage funnel", ("opportunity_history",)),
+        Part("deals", "the deal-stage funnel", any_of=("opportunity_history", "opportunities")),
         Part("sales", "the sales metrics", ("opportunities",)),
         Part("activity", "stage activity", ("leads",)),
     )
@@ -482,6 +482,9 @@ class FunnelReport(Section):
             longer = longer_period(self.period)
             text += (f" ⚠️ Fewer than {self.min_sample} deals: too few to read"
                      + (f" — run the report for {longer}." if longer else "."))
+        if self.deals.attrs.get("basis") == "opportunities":
+            text += (" Without `opportunity_history` each deal's furthest stage is its current one and a lost deal "
+                     "counts at the first stage only, so the later stages' rates are lower bounds.")
         return md(text)
 
     @needs_part("sales")
@@ -560,7 +563,7 @@ def analyze(source, *, period, as_of=None, stages: Sequence[str] = DEFAULT_STAGE
                                  confidence=confidence, min_sample=min_sample)
     notes = []
     deals = None
-    if src.has("opportunity_history"):
+    if src.has("opportunity_history") or src.has("opportunities"):
         deals = deal_stage_conversion(src, period=p, as_of=cut, stages=deal_stages, confidence=confidence)
     sales = prev_sales = None
     if src.has("opportunities"):
