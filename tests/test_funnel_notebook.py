@@ -90,14 +90,16 @@ def test_funnel_notebook_runs_and_publishes_the_contract_tables(demo_dir, report
     assert m["status"] == "ok" and "Leads" in labels and "Win rate" in labels
 
 
-def test_funnel_notebook_skips_deal_sections_with_a_note_when_only_leads_are_present(tmp_path):
+def test_funnel_notebook_leaves_out_deal_sections_and_says_so_when_only_leads_are_present(tmp_path):
     from conftest import valid_frames, write_folder
 
     src = write_folder({"leads": valid_frames()["leads"]}, tmp_path / "data")
     status, messages = run_report(src, tmp_path / "reports", "2026-10", ["funnel_conversion"])
     assert status == 0, "\n".join(messages)
     html = (tmp_path / "reports" / "2026-10" / "funnel_conversion.html").read_text()
-    assert "No <code>opportunity_history</code> table" in html and "No <code>opportunities</code> table" in html
+    assert ("Left out for lack of data: the deal-stage funnel (needs tables <code>opportunity_history</code> or "
+            "<code>opportunities</code>); the sales metrics (needs table <code>opportunities</code>).") in html
+    assert 'id="Deal-stage-funnel"' not in html and 'id="Sales-metrics"' not in html and 'id="Cohort-trend"' in html
     assert "&#x27;No " not in html and "<pre>'No " not in html  # notes are sentences, not quoted reprs
     conv = pd.read_csv(tmp_path / "reports" / "2026-10" / "tables" / "funnel_conversion" / "stage_conversion.csv")
     assert conv.loc[conv["source"] == "all", "entered"].iloc[0] == 3
