@@ -132,6 +132,7 @@ def import_folder(src, out, *, preset: str | None = None, mapping=None, progress
     unmapped = result.unmapped()
     tmp = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial"
     rows = {}
+    target.parent.mkdir(parents=True, exist_ok=True)  # `--out data/crm` on a fresh checkout: data/ may not exist
     try:
         tmp.mkdir(parents=False)
         import pyarrow.parquet as pq
