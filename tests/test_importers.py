@@ -308,8 +308,9 @@ def test_import_writes_parquet_validates_and_never_touches_inputs(tmp_path, caps
 @pytest.mark.parametrize("preset", ["salesforce", "hubspot", "stripe"])
 def test_each_preset_imports_into_a_valid_folder(tmp_path, preset):
     before = _hashes(FIXTURES / preset)
-    result = import_folder(FIXTURES / preset, tmp_path / "out", preset=preset)
+    result = import_folder(FIXTURES / preset, tmp_path / "data" / "out", preset=preset)  # data/ made on the way
     assert _hashes(FIXTURES / preset) == before
+    assert result.out == tmp_path / "data" / "out" and (result.out / IMPORT_MARKER).is_file()
     check = validate(str(result.out))
     assert check.errors == [], check.format()
     assert result.feeds()
