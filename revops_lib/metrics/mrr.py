@@ -102,7 +102,6 @@ engine applies them while reading.
 from __future__ import annotations
 
 import datetime as _dt
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -311,24 +310,19 @@ class CustomerMRR:
                         mrr=t.c.cast(dt.float64) / 100, **extra)
 
     def cache(self) -> "CustomerMRR":
-        """Materialize the change points as a temporary table of the engine (until :meth:`release`)."""
+        """Materialize the change points in the engine with Ibis's own ``Table.cache()`` (until :meth:`release`);
+        never hand-written DDL, so every backend drops what it made in its own dialect."""
         if self._temp is None:
-            backend = self.changes._find_backend(use_default=True)
-            name = f"revops_retention_{uuid.uuid4().hex[:16]}"
-            self.changes = backend.create_table(name, self.changes, temp=True)
-            self._temp = (backend, name)
+            self.changes = self.changes.cache()
+            self._temp = (self.changes, self.changes.get_name())
         return self
 
     def release(self) -> None:
-        """Drop the temporary table made by :meth:`cache` (the change points cannot be used afterwards)."""
+        """Drop the table made by :meth:`cache` (the change points cannot be used afterwards)."""
         if self._temp is not None:
-            backend, name = self._temp
+            cached, _ = self._temp
             self._temp = None
-            cur = backend.raw_sql(f'DROP TABLE IF EXISTS "{name}"')
-            if getattr(backend, "name", "") != "duckdb":  # DuckDB hands back the connection itself
-                close = getattr(cur, "close", None)
-                if close is not None:
-                    close()
+            cached.release()
 
     def __enter__(self) -> "CustomerMRR":
         return self.cache()
