@@ -288,6 +288,26 @@ def test_quarterly_cohorts_add_up_their_months_until_every_month_reached_the_age
     pd.testing.assert_frame_equal(q[expected.columns.tolist()], expected, check_dtype=False)
 
 
+def test_quarterly_cohorts_show_a_cell_only_once_every_month_reached_the_age_by_as_of():
+    # as_of 2026-06-20: the last complete month is May, so the March cohort is 2 months old and the
+    # 2026-Q1 cells stop at age 2 (the January cohort alone is 4 months old but the quarter is not).
+    q = cohorts.quarterly_retention(LEDGER, period="2026-06", as_of="2026-06-20")
+    assert q["cohort"].tolist() == ["2026-Q1"] * 3
+    assert q["age"].tolist() == [0, 1, 2]
+
+
+def test_quarterly_cohorts_revenue_retention_is_against_the_quarters_starting_mrr():
+    # 2026-Q1 starts with A 100 + B 200 + C 60 = 360; 2026-Q2 with D 50.50 + E 40 = 90.50.
+    q = cohorts.quarterly_retention(LEDGER, period="2026-06")
+    assert q["starting_mrr"].tolist() == [360.0] * 4 + [90.5]
+    assert q["nrr"].tolist() == pytest.approx([1.0, 390 / 360, 220 / 360, 190 / 360, 1.0])
+
+
+def test_quarterly_cohorts_reject_a_non_whole_number_of_quarters_naming_it():
+    with pytest.raises(ParameterError, match="`quarters`"):
+        cohorts.quarterly_retention(LEDGER, period="2026-06", quarters=0)
+
+
 def test_quarterly_cohorts_follow_the_fiscal_year():
     q = cohorts.quarterly_retention(LEDGER, period="2026-06", fiscal_year_start_month=2)
     assert q["cohort"].unique().tolist() == ["2026-Q4", "2027-Q1", "2027-Q2"]  # Jan | Feb-Apr | May-Jul
