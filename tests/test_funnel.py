@@ -509,6 +509,14 @@ def test_cohort_trend_by_source_orders_each_cohort_by_group_size_then_stage():
                    ("2026-10", "partner", "created_at")]
 
 
+def test_an_empty_funnel_keeps_text_stage_columns():
+    for include_total in (True, False):
+        empty = lead_funnel.funnel_tables(HAND, period="2025-01", include_total=include_total).conversion
+        assert empty.empty
+        for c in ("source", "from_stage", "to_stage"):
+            assert not pd.api.types.is_numeric_dtype(empty[c]), (include_total, c)
+
+
 def test_cohort_trend_of_cohorts_without_leads_is_an_empty_table_with_the_contract_columns():
     trend = lead_funnel.cohort_trend(HAND, period="2025-01", cohorts=2)  # HAND's leads are all from 2026
     assert trend.empty
