@@ -149,6 +149,15 @@ def test_transactions_give_payments_per_month_and_ignore_zero_value_months():
     pd.testing.assert_frame_equal(result, expected)
 
 
+def test_transactions_frame_with_text_dates_and_amounts_is_typed_to_the_contract():
+    # A pays 100 in January and 120 in February, B 50 in February (dates and amounts given as text).
+    tx = pd.DataFrame({"customer_id": ["A", "A", "B"], "occurred_at": ["2026-01-05", "2026-02-10", "2026-02-20"],
+                       "amount": ["100", "120", "50.5"]})
+    result = months_of(mrr.customer_months(tx, period="2026-02"))
+    assert list(zip(result["customer_id"], result["month"].dt.strftime("%Y-%m"), result["mrr"])) == [
+        ("A", "2026-01", 100.0), ("A", "2026-02", 120.0), ("B", "2026-02", 50.5)]
+
+
 def test_transactions_without_a_customer_are_ignored():
     """A payment with no customer_id belongs to nobody: it adds no customer-month and no cohort."""
     tx = ledger_transactions()
