@@ -66,6 +66,17 @@ def test_stale_open_deals_overdue_or_idle(frames):
     assert got.attrs == {"count": 2, "amount": 12000.0}
 
 
+def test_stale_open_deals_counts_whole_days_and_flags_only_more_than_stale_days(frames):
+    frames = _opps(frames)
+    del frames["opportunity_history"]
+    frames["opportunities"] = frames["opportunities"].iloc[[0]].assign(created_at=ts("2026-10-21 11:59:55"))
+    # created 2026-10-21 11:59:55, cut-off 2026-11-01 00:00: 10 days 12 h 5 s = 10.50006 days -> 11
+    got = quality.stale_open_deals(frames, period="2026-10", stale_days=10)
+    assert got["days_since_change"].tolist() == [11]
+    assert got["reason"].tolist() == ["no change for 10+ days"]
+    assert quality.stale_open_deals(frames, period="2026-10", stale_days=11).empty  # 11 is not more than 11
+
+
 def test_close_date_pushes_counts_moves_later_before_as_of(frames):
     frames = _opps(frames)
     got = quality.close_date_pushes(frames, period="2026-10", min_pushes=2)
