@@ -188,6 +188,20 @@ def test_month_and_quarter_targets_are_checked_against_their_weeks():
         target=lambda d: d.target.where(~(d.period.eq("2026-10") & d.metric.eq("leads")), 1.0))}).empty
 
 
+def test_target_conflicts_of_a_rate_name_the_periods_they_were_checked_against():
+    from revops_lib.metrics.targets import target_conflicts
+
+    # csat: 2026-Q3 at 0.83 against July 0.93 and August 0.92 (outside by 9 points);
+    # win_rate: 2026-10 at 0.50 against its one week with a target, 2026-W41 at 0.40
+    t = pd.DataFrame({"period": ["2026-Q3", "2026-07", "2026-08", "2026-10", "2026-W41"],
+                      "metric": ["csat"] * 3 + ["win_rate"] * 2,
+                      "target": [0.83, 0.93, 0.92, 0.50, 0.40]})
+    found = target_conflicts({"targets": t}).set_index("metric")
+    assert found.loc["csat", "problem"] == "the quarter's target is outside its months' targets (2026-07, 2026-08)"
+    assert found.loc["win_rate", "parts"] == "2026-W41"
+    assert found.loc["win_rate", "parts_value"] == pytest.approx(0.40)
+
+
 def test_overview_first_and_last_are_the_oldest_and_newest_row_times(frames):
     ov = quality.table_overview(frames, period="2026-10").set_index("table")
     # leads created 10-01 09:00, 10-02 10:00, 10-03 11:00
