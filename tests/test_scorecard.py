@@ -517,3 +517,14 @@ def test_big_moves_list_moves_beyond_noise_with_or_without_a_target():
     assert moves.set_index("kpi").loc["mqls", "p_value"] == pytest.approx(p_mqls, rel=1e-6) and p_mqls < 0.05
     assert moves.set_index("kpi").loc["cac", "relative_change"] == pytest.approx(0.59)
     assert big_moves(card, change=0.6, points=0.1)["kpi"].tolist() == []  # the thresholds are parameters
+
+
+@pytest.mark.parametrize("kwargs", [dict(change=0.0), dict(points=0.0), dict(alpha=0.0), dict(alpha=1.0)])
+def test_big_moves_reject_thresholds_that_are_not_positive(kwargs):
+    from revops_lib.errors import ParameterError
+    from revops_lib.metrics.scorecard import big_moves
+
+    card = pd.DataFrame({"kpi": ["cac"], "unit": ["currency"], "value": [159.0], "prior_value": [100.0],
+                         "change": [59.0]})
+    with pytest.raises(ParameterError, match="must be positive"):
+        big_moves(card, **kwargs)
