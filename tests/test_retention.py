@@ -520,6 +520,19 @@ def test_survival_matches_the_hand_computed_ledger():
     np.testing.assert_allclose(s["ci_high"].iloc[2], min(1.0, 2 / 3 + 1.959963984540054 * se))
 
 
+def test_kaplan_meier_interval_opens_at_the_first_event_age():
+    from revops_lib.stats import kaplan_meier
+
+    # 6 subjects: 1 churns at age 1, 2 at age 2, 3 censored at age 3 (no censoring before the first event).
+    km = kaplan_meier([1, 2, 3], [True, True, False], [1, 2, 3])
+    s1 = 5 / 6  # age 1: 6 at risk, 1 churned
+    se1 = s1 * np.sqrt(1 / (6 * 5))  # Greenwood
+    assert km["survival"].iloc[1] == pytest.approx(s1)
+    assert km["ci_low"].iloc[1] == pytest.approx(s1 - 1.959963984540054 * se1)
+    assert km["ci_high"].iloc[1] == pytest.approx(1.0)
+    assert km["ci_low"].iloc[0] == km["ci_high"].iloc[0] == 1.0  # before the first event: exactly 1
+
+
 def test_survival_by_segment_and_by_cohort_year():
     # months from the first paid month to the first churn, censored at 2026-06:
     #   A (smb) 2026-01, still paying: censored at age 5;  B (mid_market) 2026-01, gone in March: churn at age 2;
