@@ -495,6 +495,28 @@ def test_cohort_trend_window_defaults_by_cadence_and_covers_the_last_cohorts(dem
     assert trend["converted"].sum() > 0
 
 
+def test_cohort_trend_by_source_orders_each_cohort_by_group_size_then_stage():
+    # 2026-09: only L6 (event). 2026-10: web L1 L2 L3 L4 L9 (5 leads) first, then event (L5) and
+    # partner (L8) with one lead each, by name; inside a group the stage pairs in funnel order.
+    trend = lead_funnel.cohort_trend(HAND, period="2026-10", cohorts=2, window_days=3, by="source",
+                                     min_sample=0)
+    got = list(zip(trend["cohort"], trend["source"], trend["from_stage"]))
+    assert got == [("2026-09", "event", "created_at"), ("2026-09", "event", "mql_at"),
+                   ("2026-10", "web", "created_at"), ("2026-10", "web", "mql_at"), ("2026-10", "web", "sql_at"),
+                   ("2026-10", "web", "opportunity_at"),
+                   ("2026-10", "event", "created_at"), ("2026-10", "event", "mql_at"),
+                   ("2026-10", "event", "sql_at"), ("2026-10", "event", "opportunity_at"),
+                   ("2026-10", "partner", "created_at")]
+
+
+def test_an_empty_funnel_keeps_text_stage_columns():
+    for include_total in (True, False):
+        empty = lead_funnel.funnel_tables(HAND, period="2025-01", include_total=include_total).conversion
+        assert empty.empty
+        for c in ("source", "from_stage", "to_stage"):
+            assert not pd.api.types.is_numeric_dtype(empty[c]), (include_total, c)
+
+
 def test_cohort_trend_of_cohorts_without_leads_is_an_empty_table_with_the_contract_columns():
     trend = lead_funnel.cohort_trend(HAND, period="2025-01", cohorts=2)  # HAND's leads are all from 2026
     assert trend.empty

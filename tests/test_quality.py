@@ -66,6 +66,17 @@ def test_stale_open_deals_overdue_or_idle(frames):
     assert got.attrs == {"count": 2, "amount": 12000.0}
 
 
+def test_stale_open_deals_counts_whole_days_and_flags_only_more_than_stale_days(frames):
+    frames = _opps(frames)
+    del frames["opportunity_history"]
+    frames["opportunities"] = frames["opportunities"].iloc[[0]].assign(created_at=ts("2026-10-21 11:59:55"))
+    # created 2026-10-21 11:59:55, cut-off 2026-11-01 00:00: 10 days 12 h 5 s = 10.50006 days -> 11
+    got = quality.stale_open_deals(frames, period="2026-10", stale_days=10)
+    assert got["days_since_change"].tolist() == [11]
+    assert got["reason"].tolist() == ["no change for 10+ days"]
+    assert quality.stale_open_deals(frames, period="2026-10", stale_days=11).empty  # 11 is not more than 11
+
+
 def test_close_date_pushes_counts_moves_later_before_as_of(frames):
     frames = _opps(frames)
     got = quality.close_date_pushes(frames, period="2026-10", min_pushes=2)
@@ -175,6 +186,20 @@ def test_month_and_quarter_targets_are_checked_against_their_weeks():
     # a week missing: an additive month is not compared (the lookup would not add its weeks either)
     assert target_conflicts({"targets": t[t.period != "2026-W44"].assign(
         target=lambda d: d.target.where(~(d.period.eq("2026-10") & d.metric.eq("leads")), 1.0))}).empty
+
+
+def test_target_conflicts_of_a_rate_name_the_periods_they_were_checked_against():
+    from revops_lib.metrics.targets import target_conflicts
+
+    # csat: 2026-Q3 at 0.83 against July 0.93 and August 0.92 (outside by 9 points);
+    # win_rate: 2026-10 at 0.50 against its one week with a target, 2026-W41 at 0.40
+    t = pd.DataFrame({"period": ["2026-Q3", "2026-07", "2026-08", "2026-10", "2026-W41"],
+                      "metric": ["csat"] * 3 + ["win_rate"] * 2,
+                      "target": [0.83, 0.93, 0.92, 0.50, 0.40]})
+    found = target_conflicts({"targets": t}).set_index("metric")
+    assert found.loc["csat", "problem"] == "the quarter's target is outside its months' targets (2026-07, 2026-08)"
+    assert found.loc["win_rate", "parts"] == "2026-W41"
+    assert found.loc["win_rate", "parts_value"] == pytest.approx(0.40)
 
 
 def test_overview_first_and_last_are_the_oldest_and_newest_row_times(frames):

@@ -149,6 +149,15 @@ def test_transactions_give_payments_per_month_and_ignore_zero_value_months():
     pd.testing.assert_frame_equal(result, expected)
 
 
+def test_transactions_frame_with_text_dates_and_amounts_is_typed_to_the_contract():
+    # A pays 100 in January and 120 in February, B 50 in February (dates and amounts given as text).
+    tx = pd.DataFrame({"customer_id": ["A", "A", "B"], "occurred_at": ["2026-01-05", "2026-02-10", "2026-02-20"],
+                       "amount": ["100", "120", "50.5"]})
+    result = months_of(mrr.customer_months(tx, period="2026-02"))
+    assert list(zip(result["customer_id"], result["month"].dt.strftime("%Y-%m"), result["mrr"])) == [
+        ("A", "2026-01", 100.0), ("A", "2026-02", 120.0), ("B", "2026-02", 50.5)]
+
+
 def test_transactions_without_a_customer_are_ignored():
     """A payment with no customer_id belongs to nobody: it adds no customer-month and no cohort."""
     tx = ledger_transactions()
@@ -286,6 +295,26 @@ def test_quarterly_cohorts_add_up_their_months_until_every_month_reached_the_age
         "mrr": [360.0, 390.0, 220.0, 190.0, 90.5],
     })
     pd.testing.assert_frame_equal(q[expected.columns.tolist()], expected, check_dtype=False)
+
+
+def test_quarterly_cohorts_show_a_cell_only_once_every_month_reached_the_age_by_as_of():
+    # as_of 2026-06-20: the last complete month is May, so the March cohort is 2 months old and the
+    # 2026-Q1 cells stop at age 2 (the January cohort alone is 4 months old but the quarter is not).
+    q = cohorts.quarterly_retention(LEDGER, period="2026-06", as_of="2026-06-20")
+    assert q["cohort"].tolist() == ["2026-Q1"] * 3
+    assert q["age"].tolist() == [0, 1, 2]
+
+
+def test_quarterly_cohorts_revenue_retention_is_against_the_quarters_starting_mrr():
+    # 2026-Q1 starts with A 100 + B 200 + C 60 = 360; 2026-Q2 with D 50.50 + E 40 = 90.50.
+    q = cohorts.quarterly_retention(LEDGER, period="2026-06")
+    assert q["starting_mrr"].tolist() == [360.0] * 4 + [90.5]
+    assert q["nrr"].tolist() == pytest.approx([1.0, 390 / 360, 220 / 360, 190 / 360, 1.0])
+
+
+def test_quarterly_cohorts_reject_a_non_whole_number_of_quarters_naming_it():
+    with pytest.raises(ParameterError, match="`quarters`"):
+        cohorts.quarterly_retention(LEDGER, period="2026-06", quarters=0)
 
 
 def test_quarterly_cohorts_follow_the_fiscal_year():
@@ -489,6 +518,19 @@ def test_survival_matches_the_hand_computed_ledger():
     se = (2 / 3) * np.sqrt(1 / (3 * 2))  # Greenwood
     np.testing.assert_allclose(s["ci_low"].iloc[2], 2 / 3 - 1.959963984540054 * se)
     np.testing.assert_allclose(s["ci_high"].iloc[2], min(1.0, 2 / 3 + 1.959963984540054 * se))
+
+
+def test_kaplan_meier_interval_opens_at_the_first_event_age():
+    from revops_lib.stats import kaplan_meier
+
+    # 6 subjects: 1 churns at age 1, 2 at age 2, 3 censored at age 3 (no censoring before the first event).
+    km = kaplan_meier([1, 2, 3], [True, True, False], [1, 2, 3])
+    s1 = 5 / 6  # age 1: 6 at risk, 1 churned
+    se1 = s1 * np.sqrt(1 / (6 * 5))  # Greenwood
+    assert km["survival"].iloc[1] == pytest.approx(s1)
+    assert km["ci_low"].iloc[1] == pytest.approx(s1 - 1.959963984540054 * se1)
+    assert km["ci_high"].iloc[1] == pytest.approx(1.0)
+    assert km["ci_low"].iloc[0] == km["ci_high"].iloc[0] == 1.0  # before the first event: exactly 1
 
 
 def test_survival_by_segment_and_by_cohort_year():

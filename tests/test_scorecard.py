@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import pandas as pd
@@ -138,6 +139,32 @@ def test_absent_optional_tables_leave_kpis_out_with_a_note():
     keys = set(result.card.kpi)
     assert "new_reviews" not in keys and "sessions" not in keys and "landing_conversion_rate" not in keys
     assert "Left out for lack of table `reviews`: New reviews, Review rating." in result.notes
+
+
+def test_a_source_without_leads_leaves_the_lead_kpis_out_and_computes_the_rest():
+    f = valid_frames()
+    del f["leads"]
+    c = card(f)
+    assert not {"leads", "mqls", "sqls", "cost_per_lead"} & set(c.index)
+    assert c.loc["sessions", "value"] == 1400 and c.loc["revenue_won", "value"] == 12000
+
+
+def test_pipeline_coverage_is_the_next_periods_open_pipeline_over_its_target():
+    f = valid_frames()
+    o, h = f["opportunities"], f["opportunity_history"]
+    # O4: open, 20 000, created 2026-10-10 with close date 2026-11-20; November's target 40 000.
+    # At November's start the open pipeline closing in November is O4 alone: 20 000 / 40 000 = 0.5
+    # (O3 closes in December).
+    f["opportunities"] = pd.concat([o, o.iloc[[2]].assign(
+        opportunity_id="O4", created_at=pd.Timestamp("2026-10-10", tz="UTC"), amount=20000.0,
+        close_date=dt.date(2026, 11, 20))], ignore_index=True)
+    f["opportunity_history"] = pd.concat([h, h.iloc[[3]].assign(
+        opportunity_id="O4", changed_at=pd.Timestamp("2026-10-10", tz="UTC"), amount=20000.0,
+        close_date=dt.date(2026, 11, 20))], ignore_index=True)
+    f["targets"] = pd.concat([f["targets"], pd.DataFrame(
+        {"period": ["2026-11"], "metric": ["revenue_won"], "target": [40000.0], "segment": [None]})],
+        ignore_index=True)
+    assert card(f).loc["pipeline_coverage", "value"] == pytest.approx(0.5)
 
 
 def test_breakdown_label_keeps_a_value_with_a_colon():
@@ -517,3 +544,14 @@ def test_big_moves_list_moves_beyond_noise_with_or_without_a_target():
     assert moves.set_index("kpi").loc["mqls", "p_value"] == pytest.approx(p_mqls, rel=1e-6) and p_mqls < 0.05
     assert moves.set_index("kpi").loc["cac", "relative_change"] == pytest.approx(0.59)
     assert big_moves(card, change=0.6, points=0.1)["kpi"].tolist() == []  # the thresholds are parameters
+
+
+@pytest.mark.parametrize("kwargs", [dict(change=0.0), dict(points=0.0), dict(alpha=0.0), dict(alpha=1.0)])
+def test_big_moves_reject_thresholds_that_are_not_positive(kwargs):
+    from revops_lib.errors import ParameterError
+    from revops_lib.metrics.scorecard import big_moves
+
+    card = pd.DataFrame({"kpi": ["cac"], "unit": ["currency"], "value": [159.0], "prior_value": [100.0],
+                         "change": [59.0]})
+    with pytest.raises(ParameterError, match="must be positive"):
+        big_moves(card, **kwargs)

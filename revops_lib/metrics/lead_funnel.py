@@ -571,7 +571,9 @@ def cohort_trend(leads, *, period, as_of=None, cohorts: int = 12, window_days: f
     wide = _funnel_query(leads, stages=stages, start=edges[0], cut=cut, as_of=cut_as_of, mode=mode, by=by,
                          window_days=window_d, timing=False, buckets=edges, include_total=False, pending=True)
     wide = wide[wide["k"].notna()] if "k" in wide else wide
-    df = _long(wide, stages, by, confidence=confidence, min_sample=min_sample, key_cols=["k"])
+    # ordered while ``cohort`` is still the cohort size (it becomes the cohort's label below)
+    df = _order(_long(wide, stages, by, confidence=confidence, min_sample=min_sample, key_cols=["k"]), by,
+                key_cols=["k"])
     labels = {j: q.label for j, q in enumerate(periods)}
     starts = {j: q.start_date for j, q in enumerate(periods)}
     ends = {j: q.end_naive for j, q in enumerate(periods)}
@@ -586,7 +588,6 @@ def cohort_trend(leads, *, period, as_of=None, cohorts: int = 12, window_days: f
         df["mature"] = over & (df["pending"] <= MATURE_PENDING_SHARE * df["entered"])
     else:
         df["cohort"], df["cohort_start"], df["mature"], df["pending"] = [], [], [], []
-    df = _order(df, by, key_cols=["k"])
     lead = [by] if by is not None else []
     out = df[["cohort", "cohort_start"] + lead + ["from_stage", "to_stage", "entered", "converted", "rate",
                                                   "ci_low", "ci_high", "small_sample", "pending", "mature"]]
