@@ -273,7 +273,6 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
-import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -284,7 +283,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from revops_lib.errors import OutputError, ParameterError
-from revops_lib.outdirs import check_demo_folder, write_demo_marker
+from revops_lib.outdirs import check_demo_folder, move_into_place as _move_into_place, remove_built as _remove, write_demo_marker
 from revops_lib.schema import TABLES
 
 __all__ = ["build", "TRUE_RATES", "SOURCES", "SEGMENTS", "TEAMS", "PRODUCTS"]
@@ -701,33 +700,6 @@ def build(out, *, seed: int = 42, scale: float = 1.0, end=None, months: int = 36
         if tmp.exists():
             _remove(tmp)
     return counts
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` to ``out``; an existing ``out`` is put back if that fails."""
-    if not os.path.lexists(out):
-        os.replace(tmp, out)
-        return
-    old = out.parent / f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.old"
-    os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        os.replace(old, out)
-        raise
-    _remove(old)
-
-
-def _remove(path: Path) -> None:
-    """Delete a folder (or a link) the build made; a Ctrl-C does not stop the deletion half-way."""
-    try:
-        if path.is_symlink():
-            path.unlink()
-        else:
-            shutil.rmtree(path, ignore_errors=True)
-    except KeyboardInterrupt:
-        shutil.rmtree(path, ignore_errors=True)
-        raise
 
 
 class _Company:

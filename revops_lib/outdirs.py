@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import uuid
 from pathlib import Path
 
 from revops_lib.errors import OutputError
@@ -372,3 +374,30 @@ def read_import_marker(folder) -> dict | None:
     except (OSError, ValueError):
         return None
     return info if isinstance(info, dict) and info.get("made_by") == _IMPORTED_BY else None
+
+
+def move_into_place(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` to ``out``; an existing ``out`` is put back if that fails."""
+    if not os.path.lexists(out):
+        os.replace(tmp, out)
+        return
+    old = out.parent / f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.old"
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    remove_built(old)
+
+
+def remove_built(path: Path) -> None:
+    """Delete a folder (or a link) the build made; a Ctrl-C does not stop the deletion half-way."""
+    try:
+        if path.is_symlink():
+            path.unlink()
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+    except KeyboardInterrupt:
+        shutil.rmtree(path, ignore_errors=True)
+        raise

@@ -17,7 +17,7 @@ import ibis
 from revops_lib.errors import SourceError
 from revops_lib.importers.engine import Mapped, Unmapped, apply_mapping
 from revops_lib.importers.mapping import Mapping, load_mapping
-from revops_lib.outdirs import check_import_folder, write_import_marker
+from revops_lib.outdirs import check_import_folder, move_into_place as _move_into_place, write_import_marker
 from revops_lib.schema import TABLES
 from revops_lib.sources import OFFLINE, _set_utc
 
@@ -155,18 +155,3 @@ def import_folder(src, out, *, preset: str | None = None, mapping=None, progress
     objects = {k: int(v.count().to_pyarrow().as_py()) for k, v in tables.items()}
     return ImportResult(m, target, rows, result.mapped, result.skipped, result.missing, unmapped, objects,
                         sorted(k for k in tables if k.lower() not in used))
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` to ``out``; an existing ``out`` (an earlier import) is put back if that fails."""
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    old = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.old"
-    os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        os.replace(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
