@@ -4,7 +4,7 @@ Every ``import`` and ``from … import`` of every module is read with ``ast`` �
 inside functions alike — and checked against the layers of ``revops_lib/__init__.py``:
 
 1. foundations (errors, version, periods, schema, sources, validation, stats, files, outdirs, demo,
-   importers)
+   importers; a package's modules, such as ``revops_lib.demo.crm``, are in its layer)
 2. metrics (``revops_lib.metrics``)
 3. presentation (``revops_lib.present``)
 4. runner (``revops_lib.runner``)

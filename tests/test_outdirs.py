@@ -229,7 +229,7 @@ def test_a_failed_final_rename_puts_the_earlier_folder_back(tmp_path, monkeypatc
             raise KeyboardInterrupt
         return real(src, dst)
 
-    monkeypatch.setattr(demo.os, "replace", replace)
+    monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(KeyboardInterrupt):
         demo.build(out, seed=9, scale=0.02, end=END)
     assert snapshot(tmp_path) == before
