@@ -43,7 +43,7 @@ def read_folder(folder, con=None) -> tuple[object, dict]:
         if key in seen:
             raise SourceError(f"Input folder `{folder}` has both `{seen[key]}` and `{f.name}`: keep one.")
         seen[key] = f.name
-        name = f"in_{len(seen)}"
+        name = f"in_{uuid.uuid4().hex[:8]}_{len(seen)}"  # unique: several folders may share one connection
         try:
             if f.suffix.lower() == ".csv":
                 tables[f.stem] = con.read_csv(str(f), table_name=name, all_varchar=True, header=True)
