@@ -16,6 +16,7 @@ What an analyst calls from a notebook is here, e.g.::
 
     import revops_lib as rk
     src = rk.open_source("data/demo")
+    src = rk.open_source("postgres://ana@db/dw", preset="fivetran_salesforce,fivetran_stripe")  # landed tables
     rk.validate(src).ok
     rk.metrics.lead_funnel.stage_conversion(src, period="2026-10")
     fr = rk.funnel_report(period="2026-10", source="data/demo")   # the report's section object
@@ -45,7 +46,7 @@ from revops_lib.errors import (  # noqa: E402
 
 #: Names imported on first use (``import revops_lib`` stays light): name -> (module, attribute).
 _LAZY = {
-    "open_source": ("revops_lib.sources", "open_source"),
+    "open_source": ("revops_lib.importers", "open_source"),  # sources.open_source, plus preset=…
     "Source": ("revops_lib.sources", "Source"),
     "validate": ("revops_lib.validation", "validate"),
     "parse_period": ("revops_lib.periods", "parse_period"),

@@ -253,7 +253,8 @@ def test_the_landed_tables_read_are_the_presets_own(warehouse):
     assert sf.mapped == {"leads": "lead", "opportunities": "opportunity", "opportunity_history": "opportunity_history",
                          "activities": "event"}
     assert st.mapped == {"subscriptions": "subscription_history", "transactions": "invoice"}
-    assert live.where == [f"schema `salesforce` of DuckDB file {warehouse}", f"schema `stripe` of DuckDB file {warehouse}"]
+    assert live.where == [f"schema `salesforce` of DuckDB file {warehouse}",
+                          f"schema `stripe` of DuckDB file {warehouse}"]
     assert live.source.names == ["leads", "opportunities", "opportunity_history", "subscriptions", "transactions",
                                  "activities"]
     text = live.format()
@@ -365,7 +366,8 @@ def test_an_unknown_preset_names_the_presets(warehouse):
      ["key `schema`", "'sales force'", "salesforce_prod"]),
     ("extends: fivetran_stripe\ntables:\n  subscriptions:\n    from: []\n",
      ["key `tables.subscriptions.from`", "list of alternatives"]),
-    ("extends: fivetran_hubspot\ntables:\n  opportunity_history:\n    where:\n      value: {in_object: {from: deal_stage}}\n",
+    ("extends: fivetran_hubspot\ntables:\n  opportunity_history:\n    where:\n"
+     "      value: {in_object: {from: deal_stage}}\n",
      ["key `tables.opportunity_history.where.value.in_object.key`", "must be a column name"]),
     ("extends: fivetran_hubspot\ntables:\n  opportunity_history:\n    where:\n      deal_id: {in_objekt: {}}\n",
      ["key `tables.opportunity_history.where.deal_id.in_objekt`", "in, not_in, in_object"]),
@@ -385,3 +387,133 @@ def test_bad_warehouse_mappings_name_the_file_the_key_and_the_allowed_values(tmp
     assert "mine.yaml" in msg, msg
     for n in needles:
         assert n in msg, (n, msg)
+
+
+# --------------------------------------------------------------------------- the command line
+
+def test_cli_validate_reads_through_the_preset_and_says_what_it_mapped(warehouse, capsys):
+    from revops_lib.cli import main
+
+    assert main(["validate", "--source", str(warehouse), "--preset", "fivetran_salesforce"]) == 0
+    text = capsys.readouterr().out
+    assert f"Mapping presets/fivetran_salesforce.yaml extending presets/salesforce.yaml, inputs from schema " \
+           f"`salesforce` of DuckDB file {warehouse}:" in text
+    assert "  opportunity_history  ← opportunity_history" in text
+    assert "opportunities.type ← opportunity.type = 'Partner Resale': no map knows it, 1 row" in text
+    assert "0 errors" in text
+    assert main(["validate", "--source", str(warehouse), "--preset", "fivetran_salesforce,fivetran_hubspot"]) == 2
+    assert "both map table `leads`" in capsys.readouterr().err
+
+
+def test_cli_report_checks_the_preset_before_anything_runs(warehouse, tmp_path, capsys):
+    from revops_lib.cli import main
+
+    out = tmp_path / "reports"
+    assert main(["report", "--period", "2026-03", "--source", str(warehouse), "--preset", "fivetran_salesforse",
+                 "--out", str(out)]) == 2
+    assert "unknown preset 'fivetran_salesforse'" in capsys.readouterr().err
+    assert main(["report", "--period", "2026-03", "--source", str(warehouse), "-p", "preset", "fivetran_stripe",
+                 "--out", str(out)]) == 2
+    assert "Parameter `preset` is set by the runner: use `--preset`" in capsys.readouterr().err
+    assert not (out / "2026-03").exists()
+    with pytest.raises(SystemExit):
+        main(["validate", "--help"])
+    assert "--preset A,B" in capsys.readouterr().out
+
+
+def test_every_report_notebook_declares_the_preset_and_hands_it_to_its_report(tmp_path, monkeypatch):
+    from revops_lib.periods import parse_period
+    from revops_lib.runner import build
+    from revops_lib.runner.parameters import declared_parameters
+    from revops_lib.runner.registry import NOTEBOOKS_DIR
+
+    (tmp_path / "mine.yaml").write_text("extends: fivetran_stripe\nschema: billing\n")
+    monkeypatch.chdir(tmp_path)
+    param = build._preset_parameter("fivetran_salesforce, mine.yaml")  # kernels run elsewhere: absolute
+    assert param == f"fivetran_salesforce,{tmp_path.resolve() / 'mine.yaml'}"
+    assert build._preset_parameter(None) == build._preset_parameter(" ") == ""
+    for nb in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
+        assert declared_parameters(nb)["preset"].type == "str", nb.name
+        assert "preset=preset" in nb.read_text(), nb.name
+        prm = build.task_parameters(nb.stem, parse_period("2026-03"), {}, source="postgres://a@db/dw", preset=param)
+        assert prm["preset"] == param and prm["source"] == "postgres://a@db/dw"
+
+
+# --------------------------------------------------------------------------- (b) PostgreSQL, on the fly vs import
+
+@pytest.fixture(scope="module")
+def pg_landed(pg_url) -> str:
+    """The landed fixture in PostgreSQL, schemas salesforce, hubspot and stripe (as Fivetran writes them)."""
+    from conftest import load_postgres
+
+    for schema, tables in landed().items():
+        load_postgres(pg_url, tables, schema)
+    return pg_url
+
+
+@pytest.mark.postgres
+def test_postgres_landed_tables_give_the_import_s_tables_and_figures(pg_landed, tmp_path):
+    from revops_lib.importers import import_folder
+    from revops_lib.metrics.deals import win_rate
+    from revops_lib.metrics.mrr import mrr_movements
+    from revops_lib.sources import open_source as open_plain
+
+    for vendor in ("salesforce", "hubspot", "stripe"):
+        imported = import_folder(FIXTURES / vendor, tmp_path / vendor, preset=vendor)
+        live = open_mapped_source(pg_landed, preset=f"fivetran_{vendor}")
+        assert live.source.con.name == "postgres"
+        assert_same_tables(live.source, open_plain(imported.out), list(imported.rows))
+    sf = open_source(pg_landed, preset="fivetran_salesforce,fivetran_stripe")
+    # the figures test_importers.py checks after `revops import`, here computed by PostgreSQL
+    assert win_rate(sf.table("opportunities"), period="2026-03", as_of="2026-04-01") == pytest.approx(3 / 5)
+    assert win_rate(sf.table("opportunities"), period="2026-03", as_of="2026-04-01",
+                    weight="amount") == pytest.approx(37000 / 48000)
+    hs = open_source(pg_landed, preset="fivetran_hubspot")
+    assert win_rate(hs.table("opportunities"), period="2026-03", as_of="2026-04-01") == pytest.approx(3 / 6)
+    mv = mrr_movements(sf, period="2026-03", as_of="2026-04-01")
+    assert mv.set_index("month").loc["2026-03", "ending_mrr"] == pytest.approx(1718.0)
+    tx = sf.to_pandas("transactions")
+    march = tx[(tx.occurred_at >= "2026-03-01") & (tx.occurred_at < "2026-04-01")]
+    assert (len(march), round(march.amount.sum(), 2)) == (12, 5598.0)
+
+
+@pytest.mark.postgres
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_reports_from_postgres_through_presets_publish_the_import_s_tables(pg_landed, tmp_path):
+    """The runner both ways: a folder made by `revops import` and PostgreSQL read through the presets (with a
+    password in the URL, which no file may hold) publish byte-identical tables."""
+    import shutil
+
+    from conftest import run_report
+    from revops_lib.importers import import_folder
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for vendor in ("salesforce", "stripe"):
+        done = import_folder(FIXTURES / vendor, tmp_path / f"import_{vendor}", preset=vendor)
+        for f in done.out.glob("*.parquet"):
+            shutil.copy(f, folder / f.name)
+    notebooks = ["funnel_conversion", "cohort_retention"]
+    status, said = run_report(folder, tmp_path / "from_import", "2026-03", notebooks)
+    assert status == 0, said
+    secret = "s3cr3t-pw"
+    url = pg_landed.replace("postgres://postgres@", f"postgres://postgres:{secret}@", 1)
+    messages = []
+    from revops_lib.runner import build
+
+    status = build.run(period="2026-03", source=url, out=tmp_path / "from_pg", notebooks=notebooks, jobs=2,
+                       force=True, progress=messages.append, preset="fivetran_salesforce,fivetran_stripe")
+    assert status == 0, messages
+    said = "\n".join(messages)
+    assert "  leads                ← lead" in said and "  subscriptions  ← subscription_history" in said
+    for nb in notebooks:
+        a, b = tmp_path / "from_import" / "2026-03" / "tables" / nb, tmp_path / "from_pg" / "2026-03" / "tables" / nb
+        names = sorted(p.name for p in a.glob("*.csv"))
+        assert names and names == sorted(p.name for p in b.glob("*.csv")), nb
+        for name in names:
+            assert (a / name).read_bytes() == (b / name).read_bytes(), f"{nb}/{name}"
+        html = (tmp_path / "from_pg" / "2026-03" / f"{nb}.html").read_text()
+        assert "(preset fivetran_salesforce,fivetran_stripe)" in html
+    for p in (tmp_path / "from_pg").rglob("*"):
+        assert not p.is_file() or secret.encode() not in p.read_bytes(), p

@@ -138,8 +138,11 @@ def import_folder(src, out, *, preset: str | None = None, mapping=None, progress
         import pyarrow.parquet as pq
 
         for name in result.source.names:
+            # the mapped columns only, typed: an optional column the mapping does not make stays absent (an
+            # all-null `segment` would make the reports show a "by segment" part of nothing but "unknown")
+            made = result.source.raw(name).columns
             t = result.source.table(name)
-            t = t.select(*[c for c in TABLES[name].names if c in t.columns])
+            t = t.select(*[c for c in TABLES[name].names if c in made])
             data = t.to_pyarrow()
             pq.write_table(data, tmp / f"{name}.parquet")
             rows[name] = data.num_rows
