@@ -6,7 +6,8 @@ only downward (a test walks every import):
 1. **Foundations** — :mod:`~revops_lib.errors` (errors and warnings), :mod:`~revops_lib.periods`,
    :mod:`~revops_lib.schema` (the data contract), :mod:`~revops_lib.sources`,
    :mod:`~revops_lib.validation`, :mod:`~revops_lib.stats`, :mod:`~revops_lib.files`,
-   :mod:`~revops_lib.outdirs`, :mod:`~revops_lib.demo` (the demo company);
+   :mod:`~revops_lib.outdirs`, :mod:`~revops_lib.demo` (the demo company), :mod:`~revops_lib.importers`
+   (vendor exports and warehouse-landed tables mapped to the contract);
 2. **Metrics** — :mod:`revops_lib.metrics`: pure computation, one module per family;
 3. **Presentation** — :mod:`revops_lib.present`: formats, charts, one section per report;
 4. **Runner** — :mod:`revops_lib.runner`: notebooks per period, warm kernels, HTML, the index;

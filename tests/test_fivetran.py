@@ -487,6 +487,7 @@ def test_reports_from_postgres_through_presets_publish_the_import_s_tables(pg_la
 
     from conftest import run_report
     from revops_lib.importers import import_folder
+    from revops_lib.runner import build
 
     folder = tmp_path / "data"
     folder.mkdir()
@@ -500,8 +501,6 @@ def test_reports_from_postgres_through_presets_publish_the_import_s_tables(pg_la
     secret = "s3cr3t-pw"
     url = pg_landed.replace("postgres://postgres@", f"postgres://postgres:{secret}@", 1)
     messages = []
-    from revops_lib.runner import build
-
     status = build.run(period="2026-03", source=url, out=tmp_path / "from_pg", notebooks=notebooks, jobs=2,
                        force=True, progress=messages.append, preset="fivetran_salesforce,fivetran_stripe")
     assert status == 0, messages
@@ -517,3 +516,12 @@ def test_reports_from_postgres_through_presets_publish_the_import_s_tables(pg_la
         assert "(preset fivetran_salesforce,fivetran_stripe)" in html
     for p in (tmp_path / "from_pg").rglob("*"):
         assert not p.is_file() or secret.encode() not in p.read_bytes(), p
+
+
+def test_a_changed_mapping_file_changes_the_source_fingerprint(warehouse, tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("extends: fivetran_salesforce\nvalues:\n  lead_source:\n    LinkedIn: paid_social\n")
+    before = open_source(warehouse, preset=str(mine)).fingerprint()
+    assert open_source(warehouse, preset=str(mine)).fingerprint() == before
+    mine.write_text("extends: fivetran_salesforce\nvalues:\n  lead_source:\n    LinkedIn: organic_social\n")
+    assert open_source(warehouse, preset=str(mine)).fingerprint() != before  # the reports are built again

@@ -216,7 +216,10 @@ class _Builder:
 
     def lookup(self, t: ir.Table, lk: dict, table: str) -> tuple[ir.Table, ir.Value | None, str]:
         name = self.joined.get(id(lk))
-        return t, (None if name is None else t[name]), f"{lk['from']}.{lk['value']}"
+        value = lk["value"]
+        if not isinstance(value, str):  # a column spec over the other object
+            value = f"<{value['derive']}>" if isinstance(value, dict) and "derive" in value else "<computed value>"
+        return t, (None if name is None else t[name]), f"{lk['from']}.{value}"
 
     def join_lookup(self, t: ir.Table, lk: dict, table: str) -> ir.Table:
         """``t`` with the looked-up value as a column ``__v<n>`` (``t`` itself when an input is missing).

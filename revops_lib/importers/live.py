@@ -114,6 +114,8 @@ class MappedSource:
             for t, why in p.skipped.items():
                 lines.append(f"  {t}: not mapped ({why})")
             for t, c, what in p.missing:
+                if t in p.skipped:  # said above
+                    continue
                 lines.append(f"  {t}.{c} ← {what}: not in the input (left empty)")
             if unmapped:
                 for u in p.unmapped():
