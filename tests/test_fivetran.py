@@ -485,9 +485,10 @@ def test_reports_from_postgres_through_presets_publish_the_import_s_tables(pg_la
     password in the URL, which no file may hold) publish byte-identical tables."""
     import shutil
 
-    from conftest import run_report
     from revops_lib.importers import import_folder
     from revops_lib.runner import build
+
+    from conftest import run_report
 
     folder = tmp_path / "data"
     folder.mkdir()
