@@ -526,3 +526,17 @@ def test_a_changed_mapping_file_changes_the_source_fingerprint(warehouse, tmp_pa
     assert open_source(warehouse, preset=str(mine)).fingerprint() == before
     mine.write_text("extends: fivetran_salesforce\nvalues:\n  lead_source:\n    LinkedIn: organic_social\n")
     assert open_source(warehouse, preset=str(mine)).fingerprint() != before  # the reports are built again
+
+
+def test_a_folder_with_a_sub_folder_per_schema_is_read_like_the_warehouse(tmp_path):
+    """Landed tables exported as Parquet, one sub-folder per schema (landed/salesforce/opportunity.parquet …)."""
+    for schema, tables in landed().items():
+        (tmp_path / "landed" / schema).mkdir(parents=True)
+        for name, df in tables.items():
+            df.to_parquet(tmp_path / "landed" / schema / f"{name}.parquet")
+    live = open_mapped_source(tmp_path / "landed", preset="fivetran_salesforce,fivetran_stripe")
+    assert live.where == [f"folder {tmp_path / 'landed' / 'salesforce'}", f"folder {tmp_path / 'landed' / 'stripe'}"]
+    assert_same_tables(live.source, open_mapped(FIXTURES / "salesforce", preset="salesforce").source,
+                       ["leads", "opportunities", "opportunity_history", "activities"])
+    assert_same_tables(live.source, open_mapped(FIXTURES / "stripe", preset="stripe").source,
+                       ["subscriptions", "transactions"])
