@@ -6,7 +6,8 @@ only downward (a test walks every import):
 1. **Foundations** — :mod:`~revops_lib.errors` (errors and warnings), :mod:`~revops_lib.periods`,
    :mod:`~revops_lib.schema` (the data contract), :mod:`~revops_lib.sources`,
    :mod:`~revops_lib.validation`, :mod:`~revops_lib.stats`, :mod:`~revops_lib.files`,
-   :mod:`~revops_lib.outdirs`, :mod:`~revops_lib.demo` (the demo company);
+   :mod:`~revops_lib.outdirs`, :mod:`~revops_lib.demo` (the demo company), :mod:`~revops_lib.importers`
+   (vendor exports and warehouse-landed tables mapped to the contract);
 2. **Metrics** — :mod:`revops_lib.metrics`: pure computation, one module per family;
 3. **Presentation** — :mod:`revops_lib.present`: formats, charts, one section per report;
 4. **Runner** — :mod:`revops_lib.runner`: notebooks per period, warm kernels, HTML, the index;
@@ -16,6 +17,7 @@ What an analyst calls from a notebook is here, e.g.::
 
     import revops_lib as rk
     src = rk.open_source("data/demo")
+    src = rk.open_source("postgres://ana@db/dw", preset="fivetran_salesforce,fivetran_stripe")  # landed tables
     rk.validate(src).ok
     rk.metrics.lead_funnel.stage_conversion(src, period="2026-10")
     fr = rk.funnel_report(period="2026-10", source="data/demo")   # the report's section object
@@ -45,7 +47,7 @@ from revops_lib.errors import (  # noqa: E402
 
 #: Names imported on first use (``import revops_lib`` stays light): name -> (module, attribute).
 _LAZY = {
-    "open_source": ("revops_lib.sources", "open_source"),
+    "open_source": ("revops_lib.importers", "open_source"),  # sources.open_source, plus preset=…
     "Source": ("revops_lib.sources", "Source"),
     "validate": ("revops_lib.validation", "validate"),
     "parse_period": ("revops_lib.periods", "parse_period"),

@@ -203,6 +203,8 @@ class Source:
         self._typed: dict[str, ir.Table] = {}
         self._duplicates: dict[str, dict[str, int]] = {}
         self.privacy = _check_privacy(privacy)
+        #: What else the data depend on, hashed into :meth:`fingerprint` (a mapped source: its mapping files).
+        self.salt = ""
 
     def with_privacy(self, privacy: str) -> "Source":
         """The same tables with another privacy setting (see :data:`PRIVACY_MODES`)."""
@@ -213,6 +215,7 @@ class Source:
         other = Source(self.con, self._raw, description=self.description, files=self.files,
                        location=self.location, privacy=privacy)
         other._duplicates = self._duplicates
+        other.salt = self.salt
         return other
 
     # -- constructors -------------------------------------------------
@@ -296,7 +299,7 @@ class Source:
         Files: names, sizes and modification times. Databases: row counts and
         the latest value of each table's time column.
         """
-        h = hashlib.sha256()
+        h = hashlib.sha256(self.salt.encode())
         if self.files:
             for name in sorted(self.files):
                 for f in self.files[name]:
@@ -603,8 +606,35 @@ def open_source(source: Any = None, *, privacy: str | None = None) -> Source:
         source = os.environ.get(SOURCE_ENV) or "data/demo"
     if isinstance(source, Mapping):
         return Source.from_frames(source)
+    db = connect(source)
+    if db is not None:
+        con, description, location, files = db
+        return _backend_source(con, description, location=location, files=files)
+    path = Path(str(source)).expanduser()
+    if path.is_dir():
+        return _folder_source(path)
+    text = str(source)
+    raise SourceError(
+        f"Source `{text}` not found: give a folder of Parquet/CSV files, a .duckdb file or an Ibis URL "
+        f"(e.g. postgres://user@localhost/db). For demo data run `revops demo-data --out {text}`."
+    )
+
+
+def connect(source: Any):
+    """``(con, description, location, files)`` of a database source — an Ibis URL, a ``.duckdb`` file or an
+    Ibis backend — or None for anything else (a folder). What :func:`open_source` and the importers' mapped
+    sources (:func:`revops_lib.importers.open_source`) connect with.
+
+    A URL gets its password as :func:`with_credentials` says; a DuckDB database is opened read-only and never
+    created. ``description`` is fit to show (credentials redacted), ``location`` fit to write.
+
+    Raises
+    ------
+    SourceError
+        When the database cannot be opened (the message never holds a password).
+    """
     if hasattr(source, "list_tables") and hasattr(source, "table"):
-        return _backend_source(source, f"{getattr(source, 'name', 'ibis')} connection")
+        return source, f"{getattr(source, 'name', 'ibis')} connection", None, {}
     text = str(source)
     if "://" in text:
         full = with_credentials(text)
@@ -622,20 +652,15 @@ def open_source(source: Any = None, *, privacy: str | None = None) -> Source:
             for secret in {full, text}:
                 message = message.replace(secret, redact(secret))
             raise SourceError(f"Cannot connect to `{redact(text)}`: {message}") from None
-        return _backend_source(con, redact(text), location=public_url(text))
+        return con, redact(text), public_url(text), {}
     path = Path(text).expanduser()
-    if path.is_dir():
-        return _folder_source(path)
     if path.is_file() and path.suffix in {".duckdb", ".ddb", ".db"}:
         try:
             con = ibis.duckdb.connect(str(path), read_only=True, **OFFLINE)
         except Exception as exc:  # not a DuckDB database (another engine's file, a truncated copy …)
             raise SourceError(f"Cannot open DuckDB file `{path}`: {exc}") from None
-        return _backend_source(con, f"DuckDB file {path}", location=str(path), files={"*": [path]})
-    raise SourceError(
-        f"Source `{text}` not found: give a folder of Parquet/CSV files, a .duckdb file or an Ibis URL "
-        f"(e.g. postgres://user@localhost/db). For demo data run `revops demo-data --out {text}`."
-    )
+        return con, f"DuckDB file {path}", str(path), {"*": [path]}
+    return None
 
 
 def _duckdb_file(url: str) -> Path | None:

@@ -303,6 +303,10 @@ def test_import_writes_parquet_validates_and_never_touches_inputs(tmp_path, caps
     assert "0 errors" in text
     assert validate(str(out)).ok
     assert not list(tmp_path.glob(".*partial"))
+    import pyarrow.parquet as pq  # the columns the mapping makes, no all-null optional ones (no empty "segment" part)
+
+    assert pq.read_schema(out / "leads.parquet").names == ["lead_id", "created_at", "source", "opportunity_at",
+                                                           "customer_at", "account_id", "opportunity_id"]
 
 
 @pytest.mark.parametrize("preset", ["salesforce", "hubspot", "stripe"])

@@ -14,7 +14,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from revops_lib.importers.mapping import INTERVAL_MONTHS, Mapping, MappingError, _lookups
+from revops_lib.importers.mapping import INTERVAL_MONTHS, Mapping, MappingError, _lookups, froms
 from revops_lib.schema import TABLES
 from revops_lib.sources import KIND_DTYPES, Source, coerce
 
@@ -78,6 +78,7 @@ class _Builder:
         self.maps: list = []
         self.joined: dict[int, str] = {}  # id of a lookup spec -> its column in the joined table
         self.n = 0
+        self.current = ""  # the contract column being made (names the values of nested lookups in messages)
 
     def obj(self, name: str) -> ir.Table | None:
         return self.inputs.get(name.lower())
@@ -92,17 +93,34 @@ class _Builder:
 
     # -- rows ---------------------------------------------------------------------------------------
     def where(self, t: ir.Table, where: dict | None, what: str) -> ir.Table:
+        """The rows of ``t`` that every condition keeps. A column the input lacks drops its condition: silently
+        for ``not_in`` (no row can hold an excluded value: e.g. ``_fivetran_deleted`` on a table without it),
+        reported in :attr:`missing` for ``in`` and ``in_object``."""
         for col, cond in (where or {}).items():
             name = self.col(t, col)
             if name is None:
-                self.missing.append((what, "where", col))
+                if set(cond) - {"not_in"}:
+                    self.missing.append((what, "where", col))
                 continue
             v = t[name].cast(dt.string).strip().lower()
             if "in" in cond:
                 t = t.filter(v.isin([str(x).lower() for x in cond["in"]]))
             if "not_in" in cond:
                 t = t.filter(v.isnull() | ~v.isin([str(x).lower() for x in cond["not_in"]]))
+            if "in_object" in cond:
+                t = self.in_object(t, name, cond["in_object"], what)
         return t
+
+    def in_object(self, t: ir.Table, name: str, spec: dict, what: str) -> ir.Table:
+        """Rows whose ``name`` is a ``key`` of object ``from`` (after its ``where``): e.g. HubSpot stage history
+        rows of deals that are not deleted."""
+        other = self.obj(spec["from"])
+        key = None if other is None else self.col(other, spec["key"])
+        if key is None:
+            self.missing.append((what, "where", f"{spec['from']}.{spec['key']}"))
+            return t
+        other = self.where(other, spec.get("where"), spec["from"])
+        return t.filter(t[name].cast(dt.string).isin(other[key].cast(dt.string)))
 
     def unpivot(self, t: ir.Table, up: dict, table: str) -> ir.Table:
         idc = self.col(t, up["id"])
@@ -184,7 +202,7 @@ class _Builder:
         # remember the column to count the values no map knows (once per input column and map)
         name = f"__m{self.n}"
         self.n += 1
-        self.maps.append((table, cname, where, t.select(**{name: e}), name, [k for k, _ in pairs]))
+        self.maps.append((table, cname or self.current, where, t.select(**{name: e}), name, [k for k, _ in pairs]))
         target_type = KIND_DTYPES[kind]
         if "otherwise" in spec:
             other = ibis.literal(spec["otherwise"], type=target_type)
@@ -198,22 +216,44 @@ class _Builder:
 
     def lookup(self, t: ir.Table, lk: dict, table: str) -> tuple[ir.Table, ir.Value | None, str]:
         name = self.joined.get(id(lk))
-        return t, (None if name is None else t[name]), f"{lk['from']}.{lk['value']}"
+        value = lk["value"]
+        if not isinstance(value, str):  # a column spec over the other object
+            value = f"<{value['derive']}>" if isinstance(value, dict) and "derive" in value else "<computed value>"
+        return t, (None if name is None else t[name]), f"{lk['from']}.{value}"
 
-    def join_lookup(self, t: ir.Table, lk: dict) -> ir.Table:
-        """``t`` with the looked-up value as a column ``__v<n>`` (``t`` itself when an input is missing)."""
+    def join_lookup(self, t: ir.Table, lk: dict, table: str) -> ir.Table:
+        """``t`` with the looked-up value as a column ``__v<n>`` (``t`` itself when an input is missing).
+
+        ``value`` is a column of the other object, or a column spec over it (a nested lookup, ``derive: mrr``
+        …), computed per row of the other object before ``agg`` reduces it to one value per key.
+        """
         other = self.obj(lk["from"])
         if other is None:
             return t
-        on, key, value = self.col(t, lk["by"]), self.col(other, lk["key"]), self.col(other, lk["value"])
-        if on is None or key is None or value is None:
+        on, key = self.col(t, lk["by"]), self.col(other, lk["key"])
+        if on is None or key is None:
             return t
         other = self.where(other, lk.get("where"), lk["from"])
+        if isinstance(lk["value"], str):
+            value = self.col(other, lk["value"])
+            if value is None:
+                return t
+            val = other[value]
+        else:
+            for inner in _lookups(lk["value"]):
+                other = self.join_lookup(other, inner, table)
+            other, val, _ = self.raw(other, lk["value"], table, None, lk["from"])
+            if val is None:
+                return t
         self.n += 1
         k, v = f"__k{self.n}", f"__v{self.n}"
         agg = lk.get("agg", "first")
-        val = coerce(other[value], "float") if agg == "sum" else other[value]
-        red = val.sum() if agg == "sum" else (val.min() if agg == "min" else val.max())  # first: one row per key
+        if agg == "sum":
+            red = coerce(val, "float").sum()
+        elif val.type().is_boolean():  # PostgreSQL has no MAX(boolean): any (max) and all (min)
+            red = val.all() if agg == "min" else val.any()
+        else:
+            red = val.min() if agg == "min" else val.max()  # first: one row per key
         small = other.group_by(**{k: other[key].cast(dt.string)}).agg(**{v: red})
         joined = t.left_join(small, t[on].cast(dt.string) == small[k]).drop(k)
         self.joined[id(lk)] = v
@@ -232,7 +272,8 @@ class _Builder:
         key = interval.cast(dt.string).strip().lower()
         name = f"__m{self.n}"
         self.n += 1
-        self.maps.append((table, f"{cname} (billing interval)", f"{obj}.{wi}", t.select(**{name: interval}), name,
+        self.maps.append((table, f"{cname or self.current} (billing interval)", f"{obj}.{wi}",
+                          t.select(**{name: interval}), name,
                           list(INTERVAL_MONTHS)))
         months = ibis.cases(*[(key == k, ibis.literal(v)) for k, v in INTERVAL_MONTHS.items()],
                             else_=ibis.null(dt.float64))
@@ -277,20 +318,28 @@ class _Builder:
         return _in_zone(self.m.timezone, naive).cast(dt.Timestamp())
 
     # -- tables -------------------------------------------------------------------------------------
+    def source_object(self, spec: dict) -> str:
+        """The object a table is read from: ``from``, or the first of its alternatives the input has."""
+        names = froms(spec["from"])
+        for name in names:
+            if self.obj(name) is not None:
+                return name
+        raise _Skip(f"no input object {' or '.join(f'`{n}`' for n in names)}")
+
     def table(self, tname: str, spec: dict) -> ir.Table:
-        t = self.obj(spec["from"])
-        if t is None:
-            raise _Skip(f"no input object `{spec['from']}`")
-        t = self.where(t, spec.get("where"), spec["from"])
+        src = self.source_object(spec)
+        t = self.where(self.obj(src), spec.get("where"), src)
         if spec.get("unpivot"):
             t = self.unpivot(t, spec["unpivot"], tname)
         contract = TABLES[tname]
-        for cspec in spec["columns"].values():  # lookups first: every column then refers to one joined table
+        extra = [("currency", spec["currency"])] if spec.get("currency") is not None else []
+        for cname, cspec in [*spec["columns"].items(), *extra]:  # lookups first: columns then refer to one table
+            self.current = cname
             for lk in _lookups(cspec):
-                t = self.join_lookup(t, lk)
+                t = self.join_lookup(t, lk, tname)
         exprs, gone = {}, []
         for cname, cspec in spec["columns"].items():
-            t, e, what = self.raw(t, cspec, tname, cname, spec["from"])
+            t, e, what = self.raw(t, cspec, tname, cname, src)
             if e is None:
                 (gone if cname in contract.required else self.missing).append((tname, cname, what))
                 continue
@@ -301,15 +350,15 @@ class _Builder:
                         + ", ".join(f"{c} (from {w})" for _, c, w in gone))
         cur = what_cur = None
         if spec.get("currency") is not None:
-            t, cur, what_cur = self.raw(t, spec["currency"], tname, None, spec["from"])
+            t, cur, what_cur = self.raw(t, spec["currency"], tname, None, src)
         # one select: raw expressions may refer to joined lookup columns of `t`
         cols = {c: self.typed(e, contract.column(c).kind).name(c) for c, e in exprs.items()}
         if cur is not None:
             cols["__currency"] = cur.cast(dt.string).strip().upper()
         out = t.select(**cols)
         if cur is not None:
-            out = self.convert(out, tname, f"{spec['from']}.{what_cur}")
-        return out
+            out = self.convert(out, tname, f"{src}.{what_cur}")
+        return out, src
 
     def convert(self, t: ir.Table, tname: str, where: str) -> ir.Table:
         """Money columns in one currency: converted with the rate table when the mapping names one, else an
@@ -378,8 +427,7 @@ def apply_mapping(mapping: Mapping, inputs: dict[str, ir.Table], *, con=None, de
     for tname, spec in mapping.tables.items():
         before = len(b.maps)
         try:
-            out[tname] = b.table(tname, spec)
-            mapped[tname] = spec["from"]
+            out[tname], mapped[tname] = b.table(tname, spec)
         except _Skip as why:
             skipped[tname] = str(why)
             b.maps = b.maps[:before]

@@ -8,6 +8,7 @@ the key (``tables.opportunities.columns.type.map``) and what is allowed there.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,16 @@ __all__ = ["MappingError", "Mapping", "load_mapping", "preset_names", "PRESET_DI
 
 PRESET_DIR = Path(__file__).with_name("presets")
 
+#: A database schema name (``salesforce``, ``salesforce_prod``; ``catalog.schema`` for Spark/DuckDB catalogs).
+SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$-]*(\.[A-Za-z_][A-Za-z0-9_$-]*)?")
+
 #: Forecast categories the kit's forecast and pipeline metrics know (as in the demo data).
 FORECAST_CATEGORIES = ("pipeline", "best_case", "commit", "closed", "omitted")
 
 #: Months per billing interval (``derive: mrr``): MRR = price × quantity ÷ (interval_count × months).
 INTERVAL_MONTHS = {"month": 1.0, "year": 12.0, "week": 12.0 / 52.0, "day": 12.0 / 365.0}
 
-TOP_KEYS = ("name", "description", "extends", "timezone", "tables", "values", "currency")
+TOP_KEYS = ("name", "description", "extends", "timezone", "tables", "values", "currency", "schema")
 TABLE_KEYS = ("from", "where", "columns", "unpivot", "currency")
 SPEC_KEYS = ("column", "coalesce", "value", "lookup", "derive", "map", "field", "default", "otherwise", "scale",
              "minus")
@@ -37,7 +41,8 @@ LOOKUP_AGGS = ("first", "min", "max", "sum")
 DERIVE_KEYS = ("derive", "amount", "quantity", "interval", "interval_count", "default")
 DERIVATIONS = ("mrr",)
 UNPIVOT_KEYS = ("id", "prefix", "columns")
-WHERE_KEYS = ("in", "not_in")
+WHERE_KEYS = ("in", "not_in", "in_object")
+IN_OBJECT_KEYS = ("from", "key", "where")
 CURRENCY_KEYS = ("to", "rates")
 
 
@@ -56,21 +61,44 @@ class Mapping:
     values: dict[str, dict]
     currency: dict = field(default_factory=dict)
     description: str = ""
+    schema: str | None = None  # where a database holds the input objects (Fivetran: salesforce, hubspot, stripe)
 
     @property
     def where(self) -> str:
         return " extending ".join(reversed(self.files))
 
     def objects(self) -> list[str]:
-        """Every input object the mapping reads (tables' ``from``, lookups, rates)."""
+        """Every input object the mapping reads (tables' ``from`` and its alternatives, lookups at any
+        depth, ``in_object`` filters, rates)."""
         found = []
+
+        def where_objects(where):
+            for cond in (where or {}).values():
+                if isinstance(cond, dict) and isinstance(cond.get("in_object"), dict):
+                    found.append(cond["in_object"]["from"])
+                    where_objects(cond["in_object"].get("where"))
+
+        def spec_objects(spec):
+            for lk in _lookups(spec):
+                found.append(lk["from"])
+                where_objects(lk.get("where"))
+                spec_objects(lk["value"])
+
         for spec in self.tables.values():
-            found.append(spec["from"])
+            found += froms(spec["from"])
+            where_objects(spec.get("where"))
             for col in spec["columns"].values():
-                found += [lk["from"] for lk in _lookups(col)]
+                spec_objects(col)
+            if spec.get("currency") is not None:
+                spec_objects(spec["currency"])
         if self.currency.get("rates"):
             found.append(self.currency["rates"])
         return list(dict.fromkeys(found))
+
+
+def froms(value) -> list[str]:
+    """A table's ``from``: one object name, or alternatives (the first present is read)."""
+    return [value] if isinstance(value, str) else list(value)
 
 
 def preset_names() -> list[str]:
@@ -229,6 +257,10 @@ def _check(m: dict, files: list[str]) -> Mapping:
             c.fail(f"values.{name}", "must be a non-empty mapping of input value → contract value (or attributes).")
     currency = m.get("currency") or {}
     c.keys("currency", currency, CURRENCY_KEYS)
+    schema = m.get("schema")
+    if schema is not None and (not isinstance(schema, str) or not SCHEMA_NAME.fullmatch(schema)):
+        c.fail("schema", f"must be the name of a database schema (letters, digits, _ $ -, optionally "
+                         f"catalog.schema), such as salesforce or salesforce_prod; got {schema!r}.")
     tables = m.get("tables")
     if not isinstance(tables, dict) or not tables:
         c.fail("tables", f"must map contract tables ({', '.join(TABLES)}) to their input objects.")
@@ -237,7 +269,12 @@ def _check(m: dict, files: list[str]) -> Mapping:
         if tname not in TABLES:
             c.fail(key, f"unknown contract table; tables: {', '.join(TABLES)}.")
         c.keys(key, spec, TABLE_KEYS)
-        c.text(f"{key}.from", spec.get("from"), "the input object (file name without .csv, or table name)")
+        what = "the input object (file name without .csv, or table name), or a list of alternatives"
+        if isinstance(spec.get("from"), list) and spec["from"]:
+            for i, name in enumerate(spec["from"]):
+                c.text(f"{key}.from[{i}]", name, what)
+        else:
+            c.text(f"{key}.from", spec.get("from"), what)
         _check_where(c, f"{key}.where", spec.get("where"))
         if spec.get("unpivot") is not None:
             up = spec["unpivot"]
@@ -260,7 +297,7 @@ def _check(m: dict, files: list[str]) -> Mapping:
         if spec.get("currency") is not None:
             _check_spec(c, f"{key}.currency", spec["currency"], values, tname, None)
     return Mapping(name=str(m.get("name") or Path(files[-1]).stem), files=files, timezone=tz, tables=tables,
-                   values=values, currency=currency, description=str(m.get("description") or ""))
+                   values=values, currency=currency, description=str(m.get("description") or ""), schema=schema)
 
 
 def _check_where(c: _Checker, key: str, where) -> None:
@@ -271,7 +308,12 @@ def _check_where(c: _Checker, key: str, where) -> None:
     for col, cond in where.items():
         c.keys(f"{key}.{col}", cond, WHERE_KEYS)
         for k, v in cond.items():
-            if not isinstance(v, list):
+            if k == "in_object":
+                c.keys(f"{key}.{col}.in_object", v, IN_OBJECT_KEYS)
+                for part in ("from", "key"):
+                    c.text(f"{key}.{col}.in_object.{part}", v.get(part))
+                _check_where(c, f"{key}.{col}.in_object.where", v.get("where"))
+            elif not isinstance(v, list):
                 c.fail(f"{key}.{col}.{k}", f"must be a list of values, not {v!r}.")
 
 
@@ -328,8 +370,12 @@ def _check_spec(c: _Checker, key: str, spec, values: dict, tname: str, cname: st
     if "lookup" in spec:
         lk = spec["lookup"]
         c.keys(f"{key}.lookup", lk, LOOKUP_KEYS)
-        for k in ("from", "key", "by", "value"):
+        for k in ("from", "key", "by"):
             c.text(f"{key}.lookup.{k}", lk.get(k))
+        if "value" not in lk:
+            c.fail(f"{key}.lookup.value", "missing: the column of the other object to take (or a column spec over "
+                                          "it, e.g. a nested lookup or `derive: mrr`).")
+        _check_spec(c, f"{key}.lookup.value", lk["value"], values, tname, None)
         if lk.get("agg", "first") not in LOOKUP_AGGS:
             c.fail(f"{key}.lookup.agg", f"unknown aggregate {lk['agg']!r}; allowed: {', '.join(LOOKUP_AGGS)}.")
         _check_where(c, f"{key}.lookup.where", lk.get("where"))

@@ -43,7 +43,7 @@ def read_folder(folder, con=None) -> tuple[object, dict]:
         if key in seen:
             raise SourceError(f"Input folder `{folder}` has both `{seen[key]}` and `{f.name}`: keep one.")
         seen[key] = f.name
-        name = f"in_{len(seen)}"
+        name = f"in_{uuid.uuid4().hex[:8]}_{len(seen)}"  # unique: several folders may share one connection
         try:
             if f.suffix.lower() == ".csv":
                 tables[f.stem] = con.read_csv(str(f), table_name=name, all_varchar=True, header=True)
@@ -138,8 +138,11 @@ def import_folder(src, out, *, preset: str | None = None, mapping=None, progress
         import pyarrow.parquet as pq
 
         for name in result.source.names:
+            # the mapped columns only, typed: an optional column the mapping does not make stays absent (an
+            # all-null `segment` would make the reports show a "by segment" part of nothing but "unknown")
+            made = result.source.raw(name).columns
             t = result.source.table(name)
-            t = t.select(*[c for c in TABLES[name].names if c in t.columns])
+            t = t.select(*[c for c in TABLES[name].names if c in made])
             data = t.to_pyarrow()
             pq.write_table(data, tmp / f"{name}.parquet")
             rows[name] = data.num_rows

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from revops_lib.errors import ParameterError, RevOpsError
+from revops_lib.importers import open_source as open_mapped
 from revops_lib.periods import Period, default_period, parse_period, resolve_as_of
 from revops_lib.present.charts.base import install_figure_filter, set_theme
 from revops_lib.present.labels import set_labels
@@ -83,8 +84,12 @@ class Context:
 
 def context(*, period: str = "", as_of: str = "", source: str = "../data/demo", currency: str = "USD",
             fiscal_year_start_month: int = 1, output_dir: str = "", privacy: str = "names",
-            labels: dict | None = None) -> Context:
+            labels: dict | None = None, preset: str = "") -> Context:
     """Derived values of a report page: the period (empty = last complete month), the cut-off and the source.
+
+    ``preset``: mapping presets (or mapping files) the source is read through, comma-separated, e.g.
+    ``fivetran_salesforce,fivetran_stripe`` (:func:`revops_lib.importers.open_source`); empty: the source
+    holds the contract tables.
 
     ``privacy``: ``names`` or ``masked`` (owners and teams as pseudonyms, ids hashed; see
     :data:`revops_lib.sources.PRIVACY_MODES`). Also sets the kit's chart theme, has every inline
@@ -105,5 +110,9 @@ def context(*, period: str = "", as_of: str = "", source: str = "../data/demo", 
     set_labels(labels)
     p = (parse_period(period, fiscal_year_start_month=fiscal_year_start_month) if period
          else default_period(fiscal_year_start_month=fiscal_year_start_month))
-    return Context(period=p, as_of=resolve_as_of(p, as_of), source=open_source(source, privacy=privacy),
-                   currency=currency)
+    if preset is not None and not isinstance(preset, str):
+        raise ParameterError(f"Parameter `preset` = {show_value(preset)} is not allowed: give text such as "
+                             "fivetran_salesforce or fivetran_salesforce,fivetran_stripe (empty: none).")
+    src = open_mapped(source, preset=preset, privacy=privacy) if preset and preset.strip() else \
+        open_source(source, privacy=privacy)
+    return Context(period=p, as_of=resolve_as_of(p, as_of), source=src, currency=currency)

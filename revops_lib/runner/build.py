@@ -99,10 +99,11 @@ def _json_safe(params: dict) -> dict:
     return out
 
 
-def _source_label(source) -> str:
+def _source_label(source, preset: str = "") -> str:
+    """The source as the pages show it: credentials redacted, and the presets it is read through."""
     from revops_lib.sources import redact
 
-    return redact(str(source))
+    return redact(str(source)) + (f" (preset {preset})" if preset else "")
 
 
 def _code_fingerprint(lib: Path | None = None) -> str:
@@ -296,10 +297,11 @@ def _layers(notebook: str, period: Period, overrides: dict, parameters_dir: Path
 
 
 def task_parameters(notebook: str, period: Period, overrides: dict, *, notebooks_dir: Path | None = None,
-                    parameters_dir: Path | None = None, source: str) -> dict:
+                    parameters_dir: Path | None = None, source: str, preset: str = "") -> dict:
     """The parameters one notebook receives for one period: layered, its declared names only, typed and
-    checked (:mod:`revops_lib.runner.parameters`), with the runner's ``period`` and ``source``."""
-    from revops_lib.runner.parameters import checked
+    checked (:mod:`revops_lib.runner.parameters`), with the runner's ``period``, ``source`` and ``preset``
+    (the latter only to a notebook that declares it: one that does not cannot read a mapped source)."""
+    from revops_lib.runner.parameters import checked, declared_parameters
 
     values: dict = {}
     where: dict = {}
@@ -311,12 +313,18 @@ def task_parameters(notebook: str, period: Period, overrides: dict, *, notebooks
     prm = checked(notebook, path, values, where=where)
     prm["period"] = period.label
     prm["source"] = source
+    if "preset" in declared_parameters(path):
+        prm["preset"] = preset
+    elif preset:
+        raise ParameterError(f"Notebook `{notebook}` does not declare the parameter `preset`, so it cannot read "
+                             f"{source} through `--preset {preset}`: add `preset: str = \"\"` to its parameters "
+                             "cell and pass it to its report's build().")
     return prm
 
 
 def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=None, params=None,
         force=False, progress=None, *, periods=None, notebooks_dir=None, parameters_dir=None,
-        validate_source=True, only=None) -> int:
+        validate_source=True, only=None, preset=None) -> int:
     """Build the reports of one period (or several: ``periods``); returns the exit status.
 
     0 when every notebook succeeded or was skipped as unchanged, 1 otherwise.
@@ -328,6 +336,10 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
     what a killed run left there is removed.
     A password in a source URL never reaches a kernel's parameters, an executed notebook or a file:
     kernels get the URL without it and the full URL in their environment (``REVOPS_SOURCE``).
+
+    ``preset``: mapping presets or files (``"fivetran_salesforce,fivetran_stripe"``) the source is read
+    through at query time (:mod:`revops_lib.importers.live`); checked before anything starts, and handed to
+    every notebook as its ``preset`` parameter (files as absolute paths).
     """
     from revops_lib.outdirs import check_report_folder
     from revops_lib.runner.parameters import check_overrides
@@ -341,6 +353,7 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
     names = select_notebooks(notebooks, nb_dir)
     overrides = dict(params or {})
     check_overrides(overrides, {n: nb_dir / f"{n}.ipynb" for n in names})
+    preset_param = _preset_parameter(preset)
     src_text = str(source)
     kernel_env = None
     if "://" in src_text:
@@ -358,7 +371,7 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
         raise OutputError(f"`--out` `{out}` is {where} `{src_dir}`: reports never go into the data they read; "
                           "give another folder (e.g. `--out reports`).")
     prepared = {(p.label, n): task_parameters(n, p, overrides, notebooks_dir=nb_dir, parameters_dir=parameters_dir,
-                                              source=source_param)
+                                              source=source_param, preset=preset_param)
                 for p in plist for n in names if only is None or (n, p.label) in only}
 
     n_tasks = max(1, len(prepared))
@@ -368,16 +381,35 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
         pool = KernelPool(jobs, nb_dir, rundir=rundir, env=kernel_env)  # kernels warm up during validation
         try:
             return _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source, prepared, pool,
-                        rundir)
+                        rundir, preset_param)
         finally:
             pool.close()
 
 
-def _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source, prepared, pool, rundir) -> int:
+def _preset_parameter(preset) -> str:
+    """The ``preset`` parameter of the notebooks: the items of ``preset``, mapping files as absolute paths
+    (kernels run in notebooks/), after checking that the mappings load and combine."""
+    from revops_lib.importers.live import is_mapping_file, load_mappings, preset_items
+
+    items = [str(Path(i).expanduser().resolve()) if is_mapping_file(i) else i for i in preset_items(preset)]
+    if not items:
+        return ""
+    load_mappings(items)  # MappingError (exit 2) before any kernel starts
+    return ",".join(items)
+
+
+def _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source, prepared, pool, rundir,
+         preset="") -> int:
+    from revops_lib.importers.live import open_mapped_source
     from revops_lib.sources import open_source
     from revops_lib.validation import validate
 
-    src = open_source(src_text)
+    if preset:
+        mapped = open_mapped_source(src_text, preset)
+        say(mapped.format(unmapped=False))
+        src = mapped.source
+    else:
+        src = open_source(src_text)
     shared = None  # the validation, handed to the kernels (file sources)
     if validate_source:
         say(f"Validating {src.description} …")
@@ -397,10 +429,10 @@ def _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source,
             with os.fdopen(fd, "wb") as f:
                 pickle.dump((validation_key(src), result), f)
             shared = Path(name)
-    return _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool, src, shared)
+    return _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool, src, shared, preset)
 
 
-def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool, src, shared) -> int:
+def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool, src, shared, preset="") -> int:
     from revops_lib.metrics.quality import latest_event
 
     latest = latest_event(src)
@@ -436,7 +468,7 @@ def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool
             return Outcome(n, p.label, "cancelled")
         out_dir = Path(out) / p.label
         if p.label in no_data:
-            page = write_no_data_page(out_dir, p, no_data[p.label], source_label=_source_label(src_text))
+            page = write_no_data_page(out_dir, p, no_data[p.label], source_label=_source_label(src_text, preset))
             _record(out_dir, n, {"status": "no data", "seconds": 0.0, "finished_at": _now_iso(), "error": None,
                                  "key": None, "headlines": [], "title": title(n), "page": page.name,
                                  "reason": no_data[p.label]})
@@ -461,7 +493,7 @@ def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool
             return o
         prog.line(f"  start  {p.label} {n}")
         as_of_label = f"{resolve_as_of(p, prm.get('as_of')):%Y-%m-%d %H:%M} UTC (exclusive)"
-        o = run_notebook(n, p, prm, out_dir, source_label=_source_label(src_text), as_of_label=as_of_label,
+        o = run_notebook(n, p, prm, out_dir, source_label=_source_label(src_text, preset), as_of_label=as_of_label,
                          notebooks_dir=nb_dir, pool=pool, validation=shared)
         if cancelled.is_set():  # interrupted: do not record a failure the notebook did not have
             return Outcome(n, p.label, "cancelled")

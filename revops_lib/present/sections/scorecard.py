@@ -298,13 +298,14 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", history_period
 
 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
-          fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None, output_dir: str = "", history_periods: int = 12,
+          fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None, output_dir: str = "",
+          preset: str = "", history_periods: int = 12,
           on_track: float = 0.95, at_risk: float = 0.85, attention_change: float = 0.25,
           attention_points: float = 0.05) -> Scorecard:
     """The report from the notebook's parameters."""
     ctx = context(period=period, as_of=as_of, source=source, currency=currency,
                   fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy,
-                  labels=labels)
+                  labels=labels, preset=preset)
     sc = analyze(ctx.source, period=ctx.period, as_of=ctx.as_of, currency=currency, history_periods=history_periods,
                  on_track=on_track, at_risk=at_risk, attention_change=attention_change,
                  attention_points=attention_points)
