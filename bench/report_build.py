@@ -1,11 +1,19 @@
 """Benchmark: build 12 notebook-periods with `revops report` vs a plain papermill + nbconvert CLI loop.
 
 Usage: python bench/report_build.py [--n 12] [--jobs 2] [--skip-cli]
+       python bench/report_build.py --scale 100 [--jobs 2] [--period 2026-10]
 
 Both variants run in this one invocation on the same demo data (scale 1, built
 in /tmp/revops-bench/scale1 when absent). Printed: seconds per notebook-period
 for each and the ratio. Target (issue 3): at most 1.5 s per notebook-period on
 2 cores, at least 6x faster than the CLI loop.
+
+With ``--scale S`` (issue 16): the five reports of one month built by ``revops report --jobs 2`` (a fresh
+process and output folder, validation and export included) on demo data at scale 1, 10 and S (built in
+/tmp/revops-bench/scaleN when absent: scale 100 is 5 M leads, 17 M rows, ~25 s to build once). Printed per
+scale: wall seconds, each report's seconds (as the run's manifest records them), the peak resident memory
+of any one process of the run (the runner and its kernels, sampled every 50 ms with psutil) and the growth
+from scale 10 to S. Targets: <= 12 s at scale 100, every process < 1 GiB, growth 10 -> 100 < 4x.
 """
 
 from __future__ import annotations
@@ -27,7 +35,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=12, help="notebook-periods to build (default 12)")
     ap.add_argument("--jobs", type=int, default=2, help="parallel notebooks for revops report (default 2)")
     ap.add_argument("--skip-cli", action="store_true", help="only time revops report")
+    ap.add_argument("--scale", type=float, default=None,
+                    help="build one month's five reports at demo scale 1, 10 and this scale (e.g. 100)")
+    ap.add_argument("--period", default="2026-10", help="the month built with --scale (default 2026-10)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per scale with --scale (the best counts)")
     args = ap.parse_args()
+    if args.scale is not None:
+        return scales(args)
 
     from revops_lib import demo
     from revops_lib.periods import default_period
@@ -73,6 +87,74 @@ def main() -> None:
         print(f"ratio          : {cli / kit:5.1f}x faster (target >= 6x, <= 1.5 s per notebook-period)")
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+def _data(scale: float) -> Path:
+    from revops_lib import demo
+
+    folder = Path(f"/tmp/revops-bench/scale{scale:g}")
+    if not (folder / "leads.parquet").exists():
+        print(f"building demo data at scale {scale:g} in {folder} …", flush=True)
+        demo.build(folder, scale=scale, end=END)
+    return folder
+
+
+END = "2026-11-01"  # the demo's end: the same data whatever the day the benchmark runs
+
+
+def _one_build(data: Path, period: str, jobs: int) -> tuple[float, int, dict]:
+    """Wall seconds, peak RSS (bytes) of any one process of the run, and each report's seconds."""
+    import json
+
+    import psutil
+
+    out = Path(tempfile.mkdtemp(prefix="revops-bench-")) / "reports"
+    try:
+        cmd = [sys.executable, "-m", "revops_lib.cli", "report", "--source", str(data), "--period", period,
+               "--jobs", str(jobs), "--out", str(out)]
+        peak: dict[int, int] = {}
+        t0 = time.perf_counter()
+        proc = psutil.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        while proc.poll() is None:
+            try:
+                procs = [proc] + proc.children(recursive=True)
+            except psutil.Error:
+                procs = []
+            for p in procs:
+                try:
+                    peak[p.pid] = max(peak.get(p.pid, 0), p.memory_info().rss)
+                except psutil.Error:
+                    pass
+            time.sleep(0.05)
+        wall = time.perf_counter() - t0
+        err = proc.stderr.read().decode()
+        if proc.returncode:
+            raise SystemExit(f"revops report failed ({proc.returncode}):\n{err[-3000:]}")
+        manifest = json.loads((out / period / "manifest.json").read_text())
+        seconds = {n: m.get("seconds") for n, m in manifest.items() if isinstance(m, dict)}
+        return wall, max(peak.values(), default=0), seconds
+    finally:
+        shutil.rmtree(out.parent, ignore_errors=True)
+
+
+def scales(args) -> None:
+    sizes = sorted({1.0, 10.0, float(args.scale)})
+    print(f"one month ({args.period}), five reports, revops report --jobs {args.jobs}; best of {args.repeat}",
+          flush=True)
+    rows = {}
+    for s in sizes:
+        data = _data(s)
+        best = None
+        for _ in range(args.repeat):
+            r = _one_build(data, args.period, args.jobs)
+            best = r if best is None or r[0] < best[0] else best
+        wall, rss, secs = best
+        rows[s] = wall
+        parts = ", ".join(f"{n} {v:.1f}" for n, v in sorted(secs.items(), key=lambda x: -(x[1] or 0)) if v)
+        print(f"scale {s:>5g}: {wall:6.1f} s wall, peak RSS of one process {rss / 2**30:5.2f} GiB  ({parts})",
+              flush=True)
+    if 10.0 in rows and args.scale > 10:
+        print(f"growth scale 10 -> {args.scale:g}: {rows[float(args.scale)] / rows[10.0]:.2f}x")
 
 
 _RUN = r"""

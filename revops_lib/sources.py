@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -64,6 +65,31 @@ _UTC = dt.Timestamp(timezone="UTC")
 #: zones) are built into DuckDB; a file that looks like another engine's (a SQLite header in a .duckdb
 #: file) would otherwise make DuckDB fetch that engine's extension from the internet.
 OFFLINE = {"autoinstall_known_extensions": False}
+
+#: How much memory DuckDB may use in one process before it spills to disk (``$REVOPS_ENGINE_MEMORY``,
+#: a size such as ``512MB`` or ``4GB``; default :data:`DEFAULT_ENGINE_MEMORY`), and where it spills to: a
+#: folder ``revops-engine-<pid>`` of its own per process (DuckDB's spill files have fixed names) inside
+#: ``$REVOPS_ENGINE_TMP`` (default: the system's temporary folder), which DuckDB removes when the connection
+#: closes. The report runner points its kernels into the run's private folder (removed with the run).
+ENGINE_MEMORY_ENV = "REVOPS_ENGINE_MEMORY"
+ENGINE_TMP_ENV = "REVOPS_ENGINE_TMP"
+#: Keeps every report process under 1 GiB at demo scale 100 (5 M leads, 2.5 M history rows): DuckDB's own
+#: default (80 % of the machine's memory, per process) lets two parallel reports each take gigabytes for a
+#: sort they can as well spill. Raise it for bigger data on a bigger machine.
+DEFAULT_ENGINE_MEMORY = "512MB"
+_SIZE = re.compile(r"\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", re.IGNORECASE)
+
+
+def duckdb_config() -> dict:
+    """Settings of every DuckDB connection the kit opens: :data:`OFFLINE`, the memory limit and spill folder."""
+    import tempfile
+
+    memory = os.environ.get(ENGINE_MEMORY_ENV, "").strip() or DEFAULT_ENGINE_MEMORY
+    if not _SIZE.fullmatch(memory):
+        raise SourceError(f"${ENGINE_MEMORY_ENV} = {memory[:40]!r} is not a memory size: give e.g. 512MB or 4GB.")
+    base = os.environ.get(ENGINE_TMP_ENV, "").strip() or tempfile.gettempdir()
+    tmp = os.path.join(base, f"revops-engine-{os.getpid()}")
+    return {**OFFLINE, "memory_limit": memory.replace(" ", ""), "temp_directory": tmp}
 
 
 @ibis.udf.scalar.builtin(name="epoch_us")
@@ -228,7 +254,7 @@ class Source:
                 f"Unknown table name(s) {', '.join(f'`{u}`' for u in unknown)}; "
                 f"canonical names are: {', '.join(TABLES)}."
             )
-        con = ibis.duckdb.connect(**OFFLINE)
+        con = ibis.duckdb.connect(**duckdb_config())
         _set_utc(con)
         raw = {}
         for name, df in frames.items():
@@ -544,7 +570,7 @@ def _table_location(path: Path, name: str):
 
 
 def _folder_source(path: Path) -> Source:
-    con = ibis.duckdb.connect(**OFFLINE)
+    con = ibis.duckdb.connect(**duckdb_config())
     _set_utc(con)
     raw, files = {}, {}
     for name in TABLES:
@@ -644,7 +670,7 @@ def connect(source: Any):
             if not db.is_file():
                 raise SourceError(f"DuckDB database `{db}` of source `{redact(text)}` not found: give an existing "
                                   f".duckdb file (nothing was created).")
-            kwargs.update(read_only=True, **OFFLINE)
+            kwargs.update(read_only=True, **duckdb_config())
         try:
             con = ibis.connect(full, **kwargs)
         except Exception as exc:
@@ -656,7 +682,7 @@ def connect(source: Any):
     path = Path(text).expanduser()
     if path.is_file() and path.suffix in {".duckdb", ".ddb", ".db"}:
         try:
-            con = ibis.duckdb.connect(str(path), read_only=True, **OFFLINE)
+            con = ibis.duckdb.connect(str(path), read_only=True, **duckdb_config())
         except Exception as exc:  # not a DuckDB database (another engine's file, a truncated copy …)
             raise SourceError(f"Cannot open DuckDB file `{path}`: {exc}") from None
         return con, f"DuckDB file {path}", str(path), {"*": [path]}

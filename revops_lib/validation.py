@@ -342,11 +342,10 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
             t = raw
             if len(keycols) == 1 and not spec.column(keycols[0]).required:
                 t = raw.filter(raw[keycols[0]].notnull())
-            g = t.group_by(keycols).aggregate(__k=t.count())
-            dup = g.filter(g["__k"] > 1)
-            stats = src.con.execute(dup.aggregate(rows=dup["__k"].sum(), keys=dup.count())).iloc[0]
+            first, stats = _duplicate_runs(t, keycols)
+            stats = src.con.execute(stats).iloc[0]
             if int(stats["keys"] or 0):
-                ex = src.con.execute(dup.order_by(keycols).select(*keycols).limit(max_examples))
+                ex = src.con.execute(first.order_by(keycols).select(*keycols).limit(max_examples))
                 examples = tuple(_fmt_example(r, keycols) for r in ex.to_dict("records"))
                 what = "id" if len(keycols) == 1 else f"key ({', '.join(keycols)})"
                 sev = "warning" if name == "opportunity_history" else "error"
@@ -369,6 +368,31 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
     order = {s: i for i, s in enumerate(SEVERITIES)}
     problems.sort(key=lambda p: (order[p.severity], list(TABLES).index(p.table), p.column))
     return ValidationResult(src.description, problems, counts, [n for n in TABLES if n not in src.names])
+
+
+def _duplicate_runs(t, keycols: list[str]):
+    """Duplicate keys of ``t`` by one sort: ``(first rows of each repeated key, a one-row aggregate)``.
+
+    Sorted by the key, equal keys are neighbours: a row whose key equals its predecessor's is an extra copy,
+    a row unlike its predecessor but like its successor starts a repeated key. ``rows`` (every row of a
+    repeated key) = extra copies + repeated keys. Keys compare null-safely (two nulls are equal, as in a
+    ``GROUP BY``). About twice as fast as a ``GROUP BY`` of millions of distinct string ids, which must
+    hash and keep every id (validation of demo scale 100: 5 M leads, 5 M activities).
+    """
+    import ibis
+
+    t = t.select(*keycols, __one=ibis.literal(1))  # the first row has no predecessor, the last no successor
+    w = ibis.window(order_by=[t[k] for k in keycols])
+    prev = [t[k].identical_to(t[k].lag().over(w)) for k in keycols]
+    nxt = [t[k].identical_to(t[k].lead().over(w)) for k in keycols]
+    same_prev = ibis.and_(t["__one"].lag().over(w).notnull(), *prev)
+    same_next = ibis.and_(t["__one"].lead().over(w).notnull(), *nxt)
+    r = t.select(*keycols, __prev=same_prev.fill_null(False), __next=same_next.fill_null(False))
+    starts = ~r["__prev"] & r["__next"]
+    extra = ibis.ifelse(r["__prev"], 1, 0).sum()
+    keys = ibis.ifelse(starts, 1, 0).sum()
+    stats = r.aggregate(rows=(extra + keys).fill_null(0), keys=keys.fill_null(0))
+    return r.filter(starts), stats
 
 
 def _orphan_keys(src, names, max_examples: int) -> list[Problem]:

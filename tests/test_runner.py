@@ -215,3 +215,21 @@ def test_default_yaml_values_reach_every_notebook_and_a_notebook_file_overrides_
     executed = nbformat.read(str(kit["out"] / "2026-10" / "beta.ipynb"), as_version=4)
     injected = next(c.source for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert 'currency = "EUR"' in injected
+
+
+@pytest.mark.notebook
+def test_kernels_spill_into_the_run_folder(tmp_path):
+    """A report kernel's DuckDB spills into the run's private folder (removed with the run), one folder per process."""
+    from revops_lib.runner.kernels import KernelPool
+
+    pool = KernelPool(1, tmp_path, rundir=tmp_path)
+    try:
+        k = pool.acquire()
+        k._run_cells(["import os, revops_lib.sources as s\n"
+                      "open(os.path.join(os.environ[s.ENGINE_TMP_ENV], 'seen.txt'), 'w')"
+                      ".write(s.duckdb_config()['temp_directory'] + '|' + str(os.getpid()))"])
+        pool.release(k)
+    finally:
+        pool.close()
+    folder, pid = (tmp_path / "seen.txt").read_text().split("|")
+    assert folder == str(tmp_path / f"revops-engine-{pid}")

@@ -628,3 +628,60 @@ def test_a_rating_must_lie_on_its_1_to_5_scale_bounds_included(frames, rating, o
     if not ok:
         (p,) = only(result, "out_of_range")
         assert (p.table, p.column, p.message) == ("reviews", "rating", "values outside 1–5")
+
+
+# ---------------------------------------------------------------------------
+# Duplicate keys by one sort (validation._duplicate_runs) against a pandas GROUP BY
+# ---------------------------------------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_KEY_VALUES = st.one_of(st.none(), st.sampled_from(["a", "b", "c", "aa", ""]))
+
+
+def _pandas_duplicates(df: pd.DataFrame, keys: list[str]) -> tuple[int, int, list]:
+    """(rows, keys, sorted repeated keys) the way a GROUP BY counts them: nulls are one value."""
+    g = df.fillna("\x00null").groupby(keys).size()
+    rep = g[g > 1]
+    firsts = sorted(k if isinstance(k, tuple) else (k,) for k in rep.index)  # nulls as "\x00null"
+    return int(rep.sum()), len(rep), firsts
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(_KEY_VALUES, _KEY_VALUES), min_size=0, max_size=12), composite=st.booleans())
+def test_duplicate_runs_equal_a_group_by(rows, composite):
+    import ibis
+
+    from revops_lib.validation import _duplicate_runs
+
+    df = pd.DataFrame(rows, columns=["k1", "k2"], dtype="object").astype({"k1": "string", "k2": "string"})
+    keys = ["k1", "k2"] if composite else ["k1"]
+    con = ibis.duckdb.connect()
+    t = con.create_table("t", df.astype(object).where(df.notna(), None),
+                         schema=ibis.schema({"k1": "string", "k2": "string"}))
+    first, stats = _duplicate_runs(t, keys)
+    got = con.execute(stats).iloc[0]
+    want_rows, want_keys, want_first = _pandas_duplicates(df[keys].astype(object), keys)
+    assert (int(got["rows"]), int(got["keys"])) == (want_rows, want_keys)
+    listed = sorted(tuple("\x00null" if pd.isna(v) else v for v in r)
+                    for r in con.execute(first.select(*keys)).itertuples(index=False))
+    assert listed == want_first
+
+
+@pytest.mark.postgres
+def test_postgres_counts_duplicate_keys_as_duckdb(pg_url, tmp_path, frames):
+    """A repeated id, a repeated composite key with a null part (GROUP BY semantics) on both engines."""
+    from conftest import load_postgres
+
+    frames["leads"] = pd.concat([frames["leads"], frames["leads"].iloc[[0, 0, 1]]], ignore_index=True)
+    t = frames["targets"]
+    extra = t.iloc[[0]].assign(segment=None)
+    frames["targets"] = pd.concat([t.assign(segment=None).iloc[[0]], extra, t], ignore_index=True)
+    url = load_postgres(pg_url, frames, "duplicate_runs")
+    write_folder(frames, tmp_path)
+    pg, duck = validate(url, now=NOW), validate(tmp_path, now=NOW)
+    dups = [str(p) for p in duck.problems if p.check == "duplicate_key"]
+    assert [str(p) for p in pg.problems if p.check == "duplicate_key"] == dups
+    lead = next(p for p in duck.problems if p.check == "duplicate_key" and p.table == "leads")
+    assert (lead.count, lead.examples[:2]) == (5, (frames["leads"].lead_id.iloc[0], frames["leads"].lead_id.iloc[1]))
+    assert any(p.table == "targets" for p in duck.problems if p.check == "duplicate_key")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import duckdb
 import pandas as pd
 import pytest
@@ -293,3 +294,24 @@ def test_long_labels_are_cut_in_the_typed_view(tmp_path, frames):
         assert canonical(src, "opportunities")["stage"].tolist() == [
             "closed_won", "closed_lost", ("proposal " * 40)[:199] + "…"]
         assert src.raw("leads").to_pandas()["source"].str.len().max() == 500_000  # the data stay as stored
+
+
+def test_engine_memory_limit_and_spill_folder(tmp_path, monkeypatch, frames):
+    """Every DuckDB connection of the kit has a memory limit and spills into a folder of its own process."""
+    from revops_lib.errors import SourceError
+    from revops_lib.sources import DEFAULT_ENGINE_MEMORY, ENGINE_MEMORY_ENV, ENGINE_TMP_ENV, duckdb_config
+
+    write_folder(frames, tmp_path / "data")
+    monkeypatch.delenv(ENGINE_MEMORY_ENV, raising=False)
+    monkeypatch.setenv(ENGINE_TMP_ENV, str(tmp_path / "spill"))
+    assert duckdb_config()["memory_limit"] == DEFAULT_ENGINE_MEMORY == "512MB"
+    con = open_source(tmp_path / "data").con
+    limit, folder = con.raw_sql("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone()
+    assert limit == "488.2 MiB"  # 512 MB
+    assert folder == str(tmp_path / "spill" / f"revops-engine-{os.getpid()}")
+    monkeypatch.setenv(ENGINE_MEMORY_ENV, "2GB")
+    con = open_source(frames).con
+    assert con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0] == "1.8 GiB"
+    monkeypatch.setenv(ENGINE_MEMORY_ENV, "lots; SET x=1")
+    with pytest.raises(SourceError, match=r"REVOPS_ENGINE_MEMORY = .* is not a memory size: give e.g. 512MB"):
+        open_source(tmp_path / "data")

@@ -19,7 +19,7 @@ from revops_lib.importers.engine import Mapped, Unmapped, apply_mapping
 from revops_lib.importers.mapping import Mapping, load_mapping
 from revops_lib.outdirs import check_import_folder, move_into_place as _move_into_place, write_import_marker
 from revops_lib.schema import TABLES
-from revops_lib.sources import OFFLINE, _set_utc
+from revops_lib.sources import _set_utc, duckdb_config
 
 __all__ = ["read_folder", "import_folder", "ImportResult", "open_mapped"]
 
@@ -33,7 +33,7 @@ def read_folder(folder, con=None) -> tuple[object, dict]:
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise SourceError(f"Input folder `{folder}` not found: give the folder holding the exported CSV files.")
-    con = con or ibis.duckdb.connect(**OFFLINE)
+    con = con or ibis.duckdb.connect(**duckdb_config())
     _set_utc(con)
     tables, seen = {}, {}
     for f in sorted(folder.iterdir()):

@@ -98,6 +98,9 @@ class _Kernel:
         self.km = AsyncKernelManager(kernel_name="python3", client_class="revops_lib.runner.kernel_client.QuickReadyClient",
                                      client_factory=QuickReadyClient, **kw)
         self.km.revops_clients = []  # clients to close after each notebook (see close_clients)
+        from revops_lib.sources import ENGINE_TMP_ENV
+
+        env = {**(env or {}), **({ENGINE_TMP_ENV: str(rundir)} if rundir else {})}  # DuckDB spills into the run's folder
         start_kw = {"env": {**os.environ, **env}} if env else {}
         self.cwd = Path(cwd)
         self.uses = 0
