@@ -31,7 +31,7 @@ from revops_lib.errors import SourceError
 from revops_lib.importers.engine import Mapped, apply_mapping
 from revops_lib.importers.mapping import PRESET_DIR, Mapping, MappingError, load_mapping, preset_names
 from revops_lib.importers.run import read_folder
-from revops_lib.sources import OFFLINE, SOURCE_ENV, Source, _set_utc, connect
+from revops_lib.sources import SOURCE_ENV, Source, _set_utc, connect, duckdb_config
 from revops_lib.sources import open_source as _open_plain
 
 __all__ = ["open_source", "open_mapped_source", "MappedSource", "load_mappings", "preset_items",
@@ -200,7 +200,7 @@ def open_mapped_source(source: Any = None, preset=None, mapping=None) -> MappedS
         if not folder.is_dir():
             raise SourceError(f"Source `{source}` not found: give a database URL (postgres://user@host/db), a .duckdb "
                               "file or a folder of exported files.")
-        con = ibis.duckdb.connect(**OFFLINE)
+        con = ibis.duckdb.connect(**duckdb_config())
         shown, location, read = f"folder {folder}", str(folder), {}
         for m in mappings:
             sub = folder / m.schema if m.schema and (folder / m.schema).is_dir() else folder
