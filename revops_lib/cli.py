@@ -225,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
         "import",
         help="map a CRM or billing export (Salesforce, HubSpot, Stripe) to the contract tables",
         description="Read a folder of exported CSV files (one per object, e.g. Opportunity.csv, deals.csv, "
-        "subscriptions.csv; matched by object name, case-insensitively), map them to the contract with a preset "
+        "subscriptions.csv; matched by object name, case-insensitively) or the tables a connector landed in a "
+        "database (--from postgres://…, a .duckdb file; with a fivetran_* preset), map them to the contract with a preset "
         "and/or your own mapping file, write one Parquet file per contract table into OUT, then validate OUT. "
         "Prints what was mapped (table ← object, rows), what could not be (missing columns, values no map knows, "
         "with row counts) and which reports the result can feed. Inputs are only read. OUT is written under a "
@@ -234,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  revops import --preset salesforce --from exports/sfdc --out data/crm\n"
         "  revops import --preset hubspot --mapping my_hubspot.yaml --from exports/hubspot --out data/crm\n"
-        "  revops import --preset stripe --from exports/stripe --out data/billing\n\n"
+        "  revops import --preset stripe --from exports/stripe --out data/billing\n"
+        "  revops import --preset fivetran_salesforce --from postgres://ana@db/warehouse --out data/crm\n\n"
         "mapping format: docs/mappings.md (a file may `extends: salesforce` and override keys)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -244,8 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--mapping", default=None, metavar="FILE",
                    help="your mapping YAML; it extends --preset (or its own `extends:`) with custom fields, stages, "
                         "types and sources")
-    i.add_argument("--from", dest="source_dir", required=True, metavar="DIR",
-                   help="folder of the exported files (only read, never changed)")
+    i.add_argument("--from", dest="source_dir", required=True, metavar="DIR|URL",
+                   help="folder of the exported files, or a database URL / .duckdb file holding the landed tables "
+                        "(only read, never changed; a password is best given in $REVOPS_SOURCE or ~/.pgpass)")
     i.add_argument("--out", required=True, metavar="DIR",
                    help="output folder: new, empty, or an earlier import (marked by .revops-import), which is replaced")
     i.set_defaults(func=cmd_import)

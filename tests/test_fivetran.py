@@ -470,6 +470,17 @@ def test_postgres_landed_tables_give_the_import_s_tables_and_figures(pg_landed, 
                     weight="amount") == pytest.approx(37000 / 48000)
     hs = open_source(pg_landed, preset="fivetran_hubspot")
     assert win_rate(hs.table("opportunities"), period="2026-03", as_of="2026-04-01") == pytest.approx(3 / 6)
+    # `revops import --from URL`: the landed tables written as a folder equal to the CSV export's import
+    for vendor in ("salesforce", "stripe"):
+        url = pg_landed.replace("://postgres@", "://postgres:s3cret@")  # trust auth: any password is accepted
+        assert "s3cret" in url
+        from_db = import_folder(url, tmp_path / f"db-{vendor}", preset=f"fivetran_{vendor}")
+        csv = open_plain(tmp_path / vendor)
+        assert from_db.rows == {t: len(csv.to_pandas(t)) for t in from_db.rows}
+        assert_same_tables(open_plain(from_db.out), csv, list(from_db.rows))
+        marker = (from_db.out / ".revops-import").read_text()
+        assert "postgres://" in marker and "s3cret" not in marker
+        assert not any("s3cret" in f.read_bytes().decode("latin-1") for f in from_db.out.rglob("*") if f.is_file())
     mv = mrr_movements(sf, period="2026-03", as_of="2026-04-01")
     assert mv.set_index("month").loc["2026-03", "ending_mrr"] == pytest.approx(1718.0)
     tx = sf.to_pandas("transactions")

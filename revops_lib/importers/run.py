@@ -19,7 +19,7 @@ from revops_lib.importers.engine import Mapped, Unmapped, apply_mapping
 from revops_lib.importers.mapping import Mapping, load_mapping
 from revops_lib.outdirs import check_import_folder, move_into_place as _move_into_place, write_import_marker
 from revops_lib.schema import TABLES
-from revops_lib.sources import _set_utc, duckdb_config
+from revops_lib.sources import _set_utc, duckdb_config, public_url
 
 __all__ = ["read_folder", "import_folder", "ImportResult", "open_mapped"]
 
@@ -113,8 +113,15 @@ class ImportResult:
         return "\n".join(lines)
 
 
+def _is_database(src) -> bool:
+    text = str(src)
+    return "://" in text or (Path(text).expanduser().is_file() and Path(text).suffix in {".duckdb", ".ddb", ".db"})
+
+
 def import_folder(src, out, *, preset: str | None = None, mapping=None, progress=None) -> ImportResult:
-    """Map the exports in folder ``src`` to the contract and write them as Parquet files into ``out``.
+    """Map the exports in folder ``src`` (or the tables a connector landed in a database: an Ibis URL such as
+    ``postgres://user@host/db`` or a ``.duckdb`` file, read from the schema the mapping names) to the
+    contract and write them as Parquet files into ``out``.
 
     Raises
     ------
@@ -122,9 +129,16 @@ def import_folder(src, out, *, preset: str | None = None, mapping=None, progress
         Before anything is written (a bad mapping, an unreadable input, an output folder the kit may not replace).
     """
     m = load_mapping(preset, mapping)
-    target = check_import_folder(out, inputs=src)
-    con, tables = read_folder(src)
-    result = apply_mapping(m, tables, con=con, description=f"{m.name} import of folder {src}")
+    if _is_database(src):  # a warehouse: the landed tables read through the mapping (schema: of the preset)
+        from revops_lib.importers.live import open_mapped_source
+
+        target = check_import_folder(out, inputs=None if "://" in str(src) else src)
+        result = open_mapped_source(src, preset, mapping).parts[0]  # one mapping: load_mapping took one
+        tables = {}
+    else:
+        target = check_import_folder(out, inputs=src)
+        con, tables = read_folder(src)
+        result = apply_mapping(m, tables, con=con, description=f"{m.name} import of folder {src}")
     if not result.mapped:
         raise SourceError(f"Nothing to import from `{src}` with mapping {m.where}: "
                           + "; ".join(f"{t}: {why}" for t, why in result.skipped.items())
@@ -148,8 +162,9 @@ def import_folder(src, out, *, preset: str | None = None, mapping=None, progress
             rows[name] = data.num_rows
             if progress:
                 progress(f"  {name}: {data.num_rows:,} rows")
-        write_import_marker(tmp, mapping=m.where, source=str(src), tables=rows)
-        check_import_folder(out, inputs=src)  # again: something may have landed there meanwhile
+        write_import_marker(tmp, mapping=m.where, source=public_url(str(src)) if "://" in str(src) else str(src),
+                            tables=rows)
+        check_import_folder(out, inputs=None if "://" in str(src) else src)  # again: something may have landed
         _move_into_place(tmp, target)
     finally:
         if tmp.exists():
