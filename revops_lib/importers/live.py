@@ -30,6 +30,7 @@ import ibis
 from revops_lib.errors import SourceError
 from revops_lib.importers.engine import Mapped, apply_mapping
 from revops_lib.importers.mapping import PRESET_DIR, Mapping, MappingError, load_mapping, preset_names
+from revops_lib.importers import run as _run
 from revops_lib.importers.run import read_folder
 from revops_lib.sources import SOURCE_ENV, Source, _set_utc, connect, duckdb_config
 from revops_lib.sources import open_source as _open_plain
@@ -238,3 +239,13 @@ def open_source(source: Any = None, *, preset=None, mapping=None, privacy: str |
         return _open_plain(source, privacy=privacy)
     src = open_mapped_source(source, preset, mapping).source
     return src.with_privacy(privacy) if privacy is not None else src
+
+
+def import_folder(src, out, *, preset=None, mapping=None, progress=None):
+    """``revops import``: :func:`revops_lib.importers.run.import_folder`, for a database (an Ibis URL or a
+    ``.duckdb`` file) the landed tables read through the preset's schema first."""
+    mapped = None
+    if _run._is_database(src):
+        load_mapping(preset, mapping)  # one preset (+ a file extending it): the same rule as for a folder
+        mapped = open_mapped_source(src, preset, mapping).parts[0]
+    return _run.import_folder(src, out, preset=preset, mapping=mapping, progress=progress, mapped=mapped)

@@ -118,7 +118,7 @@ def _is_database(src) -> bool:
     return "://" in text or (Path(text).expanduser().is_file() and Path(text).suffix in {".duckdb", ".ddb", ".db"})
 
 
-def import_folder(src, out, *, preset: str | None = None, mapping=None, progress=None) -> ImportResult:
+def import_folder(src, out, *, preset: str | None = None, mapping=None, progress=None, mapped=None) -> ImportResult:
     """Map the exports in folder ``src`` (or the tables a connector landed in a database: an Ibis URL such as
     ``postgres://user@host/db`` or a ``.duckdb`` file, read from the schema the mapping names) to the
     contract and write them as Parquet files into ``out``.
@@ -130,10 +130,11 @@ def import_folder(src, out, *, preset: str | None = None, mapping=None, progress
     """
     m = load_mapping(preset, mapping)
     if _is_database(src):  # a warehouse: the landed tables read through the mapping (schema: of the preset)
-        from revops_lib.importers.live import open_mapped_source
-
+        if mapped is None:
+            raise SourceError(f"`{src}` is a database: import it with revops_lib.importers.import_folder "
+                              "(which reads it through the preset's schema).")
         target = check_import_folder(out, inputs=None if "://" in str(src) else src)
-        result = open_mapped_source(src, preset, mapping).parts[0]  # one mapping: load_mapping took one
+        result = mapped
         tables = {}
     else:
         target = check_import_folder(out, inputs=src)
