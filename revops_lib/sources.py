@@ -610,6 +610,10 @@ def _folder_source(path: Path) -> Source:
 
 def _backend_source(con, description: str, location: str | None = None,
                     files: Mapping[str, list[Path]] | None = None) -> Source:
+    if getattr(con, "name", "") == "pyspark":
+        from revops_lib.spark import kit_backend
+
+        kit_backend(con)
     _set_utc(con)
     present = set(con.list_tables())
     raw = {name: con.table(name) for name in TABLES if name in present}

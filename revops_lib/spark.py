@@ -37,7 +37,7 @@ from typing import Any, Mapping
 from revops_lib.errors import ParameterError, SourceError
 
 __all__ = ["ENGINES", "ENGINE_ENV", "REMOTE_ENV", "CONF_ENV", "SparkSettings", "split_url", "is_spark_url",
-           "session", "connect", "is_spark_session", "LocalServer", "missing", "CONNECT_SERVER_CLASS"]
+           "session", "connect", "kit_backend", "is_spark_session", "LocalServer", "missing", "CONNECT_SERVER_CLASS"]
 
 #: Engines that can read a folder source: DuckDB (embedded, the default) or Spark.
 ENGINES = ("duckdb", "spark")
@@ -239,12 +239,42 @@ def connect(spark: Any = None, settings: SparkSettings | None = None, *, databas
         _quiet()
         if settings is not None:
             _apply(spark, settings.session_conf(local=False))
-    con = ibis.pyspark.connect(spark)
+    con = kit_backend(ibis.pyspark.connect(spark))
     if database:
         try:
             spark.catalog.setCurrentDatabase(database)
         except Exception as exc:
             raise SourceError(f"Spark database `{database}` cannot be used: {_first_line(exc)}") from None
+    return con
+
+
+_COMPILER = None
+
+
+def kit_backend(con):
+    """An Ibis PySpark backend that compiles float literals as ``DOUBLE``: Spark SQL reads ``3600.0`` as
+    ``DECIMAL(5,1)``, so ``seconds / 3600.0`` would be a decimal cut to 6 places where DuckDB and
+    PostgreSQL give a double. Applied to every PySpark backend the kit uses (also one given to
+    :func:`revops_lib.sources.open_source`)."""
+    global _COMPILER
+    if getattr(con, "name", "") != "pyspark" or getattr(con.compiler, "_revops_doubles", False):
+        return con
+    if _COMPILER is None:
+        import math
+
+        import ibis.expr.datatypes as dt
+
+        class _DoubleLiterals(type(con.compiler)):
+            _revops_doubles = True
+
+            def visit_NonNullLiteral(self, op, *, value, dtype):
+                result = super().visit_NonNullLiteral(op, value=value, dtype=dtype)
+                if dtype.is_floating() and math.isfinite(value):
+                    return self.cast(result, dt.float64)
+                return result
+
+        _COMPILER = _DoubleLiterals()
+    con.compiler = _COMPILER
     return con
 
 
@@ -301,6 +331,12 @@ class LocalServer:
         return cmd
 
     def start(self) -> str:
+        """Start the server and wait until it accepts sessions; returns its URL."""
+        self.launch()
+        return self.wait()
+
+    def launch(self) -> str:
+        """Start the server's process and return the URL it will serve (:meth:`wait` until it does)."""
         reason = missing()
         if reason:
             raise SourceError(f"Cannot start a local Spark Connect server: {reason}.")
@@ -321,6 +357,15 @@ class LocalServer:
                                          start_new_session=True)
         finally:
             log.close()
+        self.port = port
+        self.url = f"sc://127.0.0.1:{port}"
+        return self.url
+
+    def wait(self) -> str:
+        """Wait until the launched server accepts sessions (or raise :class:`SourceError` with its log)."""
+        if self.proc is None:
+            raise SourceError("The local Spark Connect server was not launched.")
+        port = self.port
         deadline = time.monotonic() + self.timeout
         while True:
             if self.proc.poll() is not None:
@@ -335,8 +380,6 @@ class LocalServer:
                 self.stop()
                 raise SourceError(f"The local Spark Connect server did not start within {self.timeout:.0f} s:\n{tail}")
             time.sleep(0.25)
-        self.port = port
-        self.url = f"sc://127.0.0.1:{port}"
         return self.url
 
     def _ready(self, port: int) -> bool:

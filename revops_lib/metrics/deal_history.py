@@ -128,6 +128,7 @@ import pandas as pd
 
 from revops_lib.errors import ParameterError
 from revops_lib.metrics.common import (
+    caches,
     date_lit,
     parse_instants,
     require,
@@ -266,7 +267,7 @@ def prepare(data, *, won_stages=None, lost_stages=None, scopes: bool = True, mat
     ...     base = baseline_forecast(deals, snapshots=snaps)
     """
     d = deal_rows(data, won_stages=won_stages, lost_stages=lost_stages, scopes=scopes)
-    if materialize and not d.materialized:
+    if materialize and not d.materialized and caches(d.rows):
         try:
             d.rows = d.rows.cache()
             d.materialized = True
