@@ -609,14 +609,23 @@ def _folder_source(path: Path) -> Source:
 
 
 def _backend_source(con, description: str, location: str | None = None,
-                    files: Mapping[str, list[Path]] | None = None) -> Source:
+                    files: Mapping[str, list[Path]] | None = None, database: str | None = None) -> Source:
+    """The canonical tables of a database connection (``database``: of that database, not the current one:
+    a Spark session is shared by every source a process opens, so none changes its current database)."""
     if getattr(con, "name", "") == "pyspark":
         from revops_lib.spark import kit_backend
 
         kit_backend(con)
     _set_utc(con)
-    present = set(con.list_tables())
-    raw = {name: con.table(name) for name in TABLES if name in present}
+    try:
+        present = set(con.list_tables(database=database) if database else con.list_tables())
+    except Exception as exc:
+        if database is None:
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SourceError(f"Database `{database}` of {description} cannot be read: {first}") from None
+    raw = {name: con.table(name, database=database) if database else con.table(name)
+           for name in TABLES if name in present}
     return Source(con, raw, description=description, files=files, location=location)
 
 
@@ -727,8 +736,8 @@ def open_source(source: Any = None, *, privacy: str | None = None, engine: str |
     text = str(source)
     if sp.is_spark_url(text):
         url, database = sp.split_url(with_credentials(text))
-        con = sp.connect(url, settings, database=database)
-        return _backend_source(con, f"Spark {redact(text)}", location=public_url(text))
+        con = sp.connect(url, settings)
+        return _backend_source(con, f"Spark {redact(text)}", location=public_url(text), database=database)
     if engine == "spark":
         return _spark_folder_source(text, sp.connect(spark, settings))
     if "://" in text:

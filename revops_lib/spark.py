@@ -171,6 +171,8 @@ def is_spark_session(obj: Any) -> bool:
 def _quiet() -> None:
     # Ibis hands pandas frames to Spark with verifySchema, which Spark Connect ignores (and says so)
     warnings.filterwarnings("ignore", message="'verifySchema' is ignored")
+    # pyspark 4.0's toPandas on pandas 3 (not actionable by users)
+    warnings.filterwarnings("ignore", message="The copy keyword is deprecated", module="pyspark")
 
 
 def session(remote: str | None = None, settings: SparkSettings | None = None):
@@ -227,10 +229,8 @@ def _public(url: str) -> str:
     return base + ";" + ";".join(shown)
 
 
-def connect(spark: Any = None, settings: SparkSettings | None = None, *, database: str | None = None):
-    """An Ibis PySpark backend over ``spark`` (a SparkSession, a ``sc://`` URL or None: see :func:`session`).
-
-    ``database``: the database whose tables are the source (``USE`` in this session)."""
+def connect(spark: Any = None, settings: SparkSettings | None = None):
+    """An Ibis PySpark backend over ``spark`` (a SparkSession, a ``sc://`` URL or None: see :func:`session`)."""
     import ibis
 
     if spark is None or isinstance(spark, str):
@@ -239,13 +239,7 @@ def connect(spark: Any = None, settings: SparkSettings | None = None, *, databas
         _quiet()
         if settings is not None:
             _apply(spark, settings.session_conf(local=False))
-    con = kit_backend(ibis.pyspark.connect(spark))
-    if database:
-        try:
-            spark.catalog.setCurrentDatabase(database)
-        except Exception as exc:
-            raise SourceError(f"Spark database `{database}` cannot be used: {_first_line(exc)}") from None
-    return con
+    return kit_backend(ibis.pyspark.connect(spark))
 
 
 _COMPILER = None
