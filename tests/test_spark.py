@@ -88,6 +88,27 @@ def test_an_unknown_engine_is_refused(tmp_path):
         build.run(period="2026-10", source="sc://127.0.0.1:1", out=tmp_path / "out", engine="duckdb")
 
 
+@pytest.mark.parametrize("n", [1, 2, 5, 8])
+def test_the_calendar_search_without_an_asof_join_counts_as_the_asof_join_does(monkeypatch, n):
+    """Spark has no as-of join: instants <= x by nested comparisons gives DuckDB's as-of answer (checked on
+    DuckDB, both ways), at, between, before and after the instants, and n for a null time."""
+    from revops_lib.metrics import deal_history
+
+    instants = pd.date_range("2026-10-01 12:00", periods=n, freq="37h")
+    cal = deal_history.Calendar(instants)
+    assert not cal.midnight
+    xs = list(instants) + [t + pd.Timedelta(microseconds=1) for t in instants] + \
+        [t - pd.Timedelta(microseconds=1) for t in instants] + [pd.Timestamp("2020-01-01"), None]
+    import ibis
+
+    tbl = ibis.memtable(pd.DataFrame({"k": range(len(xs)), "x": pd.Series(xs, dtype="datetime64[us]")}))
+    asof = cal.n_le(tbl, "x", "c").to_pandas().sort_values("k")["c"].tolist()
+    monkeypatch.setattr(deal_history, "NO_ASOF_ENGINES", ("duckdb",))
+    search = cal.n_le(tbl, "x", "c").to_pandas().sort_values("k")["c"].tolist()
+    expected = [sum(t <= x for t in instants) if x is not None else n for x in xs]
+    assert asof == search == expected
+
+
 # ---------------------------------------------------------------------------
 # A real Spark: typed tables, sources, metrics
 # ---------------------------------------------------------------------------

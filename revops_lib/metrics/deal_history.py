@@ -128,6 +128,8 @@ import pandas as pd
 
 from revops_lib.errors import ParameterError
 from revops_lib.metrics.common import (
+    NO_ASOF_ENGINES,
+    backend_name,
     caches,
     date_lit,
     parse_instants,
@@ -414,10 +416,22 @@ class Calendar:
             j = tbl.left_join(days, day == days.day)
             val = ibis.coalesce(days.n_le, ibis.ifelse(day < date_lit(self.first_day), 0, self.n))
             return j.select(*keep, **{name: val.cast("int64")})
+        if backend_name(tbl) in NO_ASOF_ENGINES:  # Spark SQL has no as-of join: a binary search in the row
+            return tbl.mutate(**{name: ibis.ifelse(tbl[col].isnull(), self.n, self._search(tbl[col], 0, self.n))
+                                 .cast("int64")})
         cal = self.table.view()
         j = tbl.asof_join(cal, on=tbl[col] >= cal.t)
         val = ibis.ifelse(tbl[col].isnull(), self.n, (cal.idx + 1).fill_null(0))
         return j.select(*keep, **{name: val.cast("int64")})
+
+    def _search(self, x: ir.Value, lo: int, hi: int) -> ir.Value:
+        """The number of instants <= ``x`` among those at ``lo..hi-1`` plus ``lo`` (all before ``lo`` are <= x):
+        nested comparisons, ``log2(n)`` deep."""
+        if lo >= hi:
+            return ibis.literal(lo, "int64")
+        mid = (lo + hi) // 2
+        return ibis.ifelse(x >= ibis.timestamp(self.ts[mid].to_pydatetime()), self._search(x, mid + 1, hi),
+                           self._search(x, lo, mid))
 
     def covering(self, rows: ir.Table, keys: Sequence[str]) -> ir.Table:
         """One row per (row, instant index) the row is the state at: ``idx`` + ``keys``."""

@@ -370,10 +370,10 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
     engine = _check_engine(engine, src_text)
     with OutputLock(out), RunDir() as rundir:
         sweep_output(out)
-        server, spark_env = _spark_server(engine, src_text, spark_settings, say, jobs)
+        server, engine_env = _spark_server(engine, src_text, spark_settings, say, jobs)
+        spark_env = engine_env if engine == "spark" else None
         try:
-            if spark_env:
-                kernel_env = {**(kernel_env or {}), **spark_env}
+            kernel_env = {**(kernel_env or {}), **engine_env}
             pool = KernelPool(jobs, nb_dir, rundir=rundir, env=kernel_env)  # kernels warm up during validation
             try:
                 if server is not None:
@@ -390,9 +390,9 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
 
 
 def _check_engine(engine, src_text: str) -> str:
-    from revops_lib.spark import ENGINES, is_spark_url
+    from revops_lib.spark import ENGINE_ENV, ENGINES, is_spark_url
 
-    engine = engine or ("spark" if is_spark_url(src_text) else "duckdb")
+    engine = engine or ("spark" if is_spark_url(src_text) else os.environ.get(ENGINE_ENV) or "duckdb")
     if engine not in ENGINES:
         raise ParameterError(f"`engine` must be one of {', '.join(ENGINES)}, not {engine!r}.")
     if is_spark_url(src_text) and engine != "spark":
@@ -406,8 +406,8 @@ def _spark_server(engine: str, src_text: str, settings, say, jobs: int):
     Spark Connect server (the source's, ``$SPARK_REMOTE``'s, or a local one started here), none starts a JVM."""
     from revops_lib import spark as sp
 
-    if engine != "spark":
-        return None, {}
+    if engine != "spark":  # said to the kernels too, whatever their environment holds
+        return None, {sp.ENGINE_ENV: engine}
     settings = settings or sp.SparkSettings()
     env = {sp.ENGINE_ENV: "spark", sp.CONF_ENV: settings.to_json()}
     if sp.is_spark_url(src_text):
