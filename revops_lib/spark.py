@@ -114,9 +114,9 @@ def missing() -> str:
     except ImportError:
         return "pyspark is not installed (pip install -e '.[spark]')"
     try:
+        import google.rpc  # noqa: F401
         import grpc  # noqa: F401
         import grpc_status  # noqa: F401
-        import google.rpc  # noqa: F401
     except ImportError:
         return "the Spark Connect client (grpcio, grpcio-status, googleapis-common-protos) is not installed " \
                "(pip install -e '.[spark]')"

@@ -28,7 +28,8 @@ from revops_lib.periods import resolve_as_of
 from revops_lib.schema import TABLES
 from revops_lib.sources import Source, as_table, open_source, to_pandas
 
-__all__ = ["ratio", "backend_name", "caches", "NO_ASOF_ENGINES", "cents", "money", "micros", "us", "count_if", "as_int", "ts_lit",
+__all__ = ["ratio", "backend_name", "caches", "NO_ASOF_ENGINES", "NO_CACHE_ENGINES",
+           "cents", "money", "micros", "us", "count_if", "as_int", "ts_lit",
            "date_lit", "run", "check_int", "check_fraction", "parse_instants", "source_of", "require", "typed",
            "raw", "instant", "dimension", "check_stages", "pairs", "UNKNOWN"]
 

@@ -18,7 +18,8 @@ from revops_lib.files import atomic_write_bytes
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import neutralise_csv_cell
 
-__all__ = ["set_output_dir", "output_dir", "publish", "csv_bytes", "normalised", "MONEY_COLUMNS", "headline", "record_scope", "record_chart",
+__all__ = ["set_output_dir", "output_dir", "publish", "csv_bytes", "normalised", "MONEY_COLUMNS",
+           "TABLE_MONEY_COLUMNS", "headline", "record_scope", "record_chart",
            "CSV_SIGNIFICANT_DIGITS"]
 
 _OUTPUT_DIR: Path | None = None
