@@ -449,7 +449,9 @@ def _read_csv(con, name: str, path: Path):
     and the column holds nulls; ``duplicates`` maps its name (as read) to the times it is named.
     """
     if getattr(con, "name", "") == "pyspark":
-        return _read_csv_spark(con, name, path)
+        from revops_lib.spark import read_csv
+
+        return read_csv(con, name, path)
     t = con.read_csv(str(path), table_name=name, all_varchar=True, header=True)
     header = _csv_header(path, len(t.columns))
     if header is None:
@@ -464,44 +466,6 @@ def _read_csv(con, name: str, path: Path):
     duplicates = {t.columns[p[0]]: len(p) for p in groups}
     t = t.drop(*[t.columns[i] for p in groups for i in p[1:]])
     return t.mutate(**{c: ibis.null(dt.string) for c in duplicates}), duplicates
-
-
-def _read_csv_spark(con, name: str, path):
-    """:func:`_read_csv` by Spark: text columns (quoted line breaks and doubled quotes as in RFC 4180),
-    the delimiter of the header (``, ; tab |``), a repeated header name's columns null."""
-    import csv
-
-    local = "://" not in str(path)
-    first = ""
-    if local:
-        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
-            first = f.readline()
-            while first.count('"') % 2 and (more := f.readline()):
-                first += more
-    counts = {d: len(next(csv.reader([first], delimiter=d), [])) for d in (",", ";", "\t", "|")}
-    sep = max(counts, key=lambda d: (counts[d], d == ","))
-    header = next(csv.reader([first], delimiter=sep), []) if first else []
-    t = con.read_csv(str(path), table_name=name, header=True, inferSchema=False, sep=sep, quote='"', escape='"',
-                     multiLine=True, encoding="UTF-8")
-    cols = list(t.columns)
-    if cols and cols[0].startswith("\ufeff"):
-        t = t.rename({cols[0].lstrip("\ufeff"): cols[0]})
-        cols = list(t.columns)
-    if len(header) != len(cols):
-        return t, {}
-    positions: dict[str, list[int]] = {}
-    for i, h in enumerate(header):
-        if h.strip():
-            positions.setdefault(h.strip().lower(), []).append(i)
-    groups = [p for p in positions.values() if len(p) > 1]
-    if not groups:
-        return t, {}
-    first_of = {p[0]: header[p[0]].strip() for p in groups}
-    dropped = {i for p in groups for i in p[1:]}
-    duplicates = {header[p[0]].strip(): len(p) for p in groups}
-    t = t.select(*[ibis.null(dt.string).name(first_of[i]) if i in first_of else t[c]
-                   for i, c in enumerate(cols) if i not in dropped])
-    return t, duplicates
 
 
 def _probe(path: Path) -> str:

@@ -37,7 +37,8 @@ from typing import Any, Mapping
 from revops_lib.errors import ParameterError, SourceError
 
 __all__ = ["ENGINES", "ENGINE_ENV", "REMOTE_ENV", "CONF_ENV", "SparkSettings", "split_url", "is_spark_url",
-           "session", "connect", "kit_backend", "is_spark_session", "LocalServer", "missing", "CONNECT_SERVER_CLASS"]
+           "session", "connect", "kit_backend", "read_csv", "is_spark_session", "LocalServer", "missing",
+           "CONNECT_SERVER_CLASS"]
 
 #: Engines that can read a folder source: DuckDB (embedded, the default) or Spark.
 ENGINES = ("duckdb", "spark")
@@ -281,6 +282,48 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def read_csv(con, name: str, path):
+    """``(table, duplicates)`` as :func:`revops_lib.sources._read_csv` gives them, read by Spark: text
+    columns (quoted line breaks and doubled quotes as in RFC 4180), the delimiter of the header
+    (``, ; tab |``), a repeated header name's columns null."""
+    import csv
+
+    import ibis
+    import ibis.expr.datatypes as dt
+
+    local = "://" not in str(path)
+    first = ""
+    if local:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+            first = f.readline()
+            while first.count('"') % 2 and (more := f.readline()):
+                first += more
+    counts = {d: len(next(csv.reader([first], delimiter=d), [])) for d in (",", ";", "\t", "|")}
+    sep = max(counts, key=lambda d: (counts[d], d == ","))
+    header = next(csv.reader([first], delimiter=sep), []) if first else []
+    t = con.read_csv(str(path), table_name=name, header=True, inferSchema=False, sep=sep, quote='"', escape='"',
+                     multiLine=True, encoding="UTF-8")
+    cols = list(t.columns)
+    if cols and cols[0].startswith("\ufeff"):
+        t = t.rename({cols[0].lstrip("\ufeff"): cols[0]})
+        cols = list(t.columns)
+    if len(header) != len(cols):
+        return t, {}
+    positions: dict[str, list[int]] = {}
+    for i, h in enumerate(header):
+        if h.strip():
+            positions.setdefault(h.strip().lower(), []).append(i)
+    groups = [p for p in positions.values() if len(p) > 1]
+    if not groups:
+        return t, {}
+    first_of = {p[0]: header[p[0]].strip() for p in groups}
+    dropped = {i for p in groups for i in p[1:]}
+    duplicates = {header[p[0]].strip(): len(p) for p in groups}
+    t = t.select(*[ibis.null(dt.string).name(first_of[i]) if i in first_of else t[c]
+                   for i, c in enumerate(cols) if i not in dropped])
+    return t, duplicates
 
 
 class LocalServer:
