@@ -704,6 +704,9 @@ def open_source(source: Any = None, *, privacy: str | None = None, engine: str |
         return _backend_source(con, f"Spark {redact(text)}", location=public_url(text), database=database)
     if engine == "spark":
         return _spark_folder_source(text, sp.connect(spark, settings))
+    if text.lower().startswith("pyspark://"):  # Ibis's URL: a new in-process session with an empty catalog
+        raise SourceError(f"`{redact(text)}` would open an empty Spark catalog: give a Spark Connect URL "
+                          "(sc://host:15002/database), or a folder with engine=\"spark\" (`--engine spark`).")
     if "://" in text:
         full = with_credentials(text)
         kwargs = {}

@@ -78,6 +78,11 @@ def test_the_local_server_command_binds_to_loopback_with_the_settings(tmp_path):
     assert cmd[cmd.index("--driver-memory") + 1] == "3g"
 
 
+def test_an_ibis_pyspark_url_is_refused_with_the_way_to_spark():
+    with pytest.raises(SourceError, match="sc://host:15002"):
+        open_source("pyspark:///tmp/warehouse")
+
+
 def test_an_unknown_engine_is_refused(tmp_path):
     with pytest.raises(ParameterError, match="engine"):
         open_source(write_folder(valid_frames(), tmp_path / "d"), engine="sqlite")
