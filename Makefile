@@ -46,10 +46,10 @@ help: ## Show this help
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | { grep -v 'is ignored: it is neither' || true; }
-	$(BIN)/python -m pip install --quiet -e '.[test]' 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	$(BIN)/python -m pip install --quiet -e '.[test,spark]' 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 	@touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv and install the kit (editable, with test extras); re-runs only when pyproject.toml changes
+setup: $(STAMP) ## Create .venv and install the kit (editable, with test and spark extras); re-runs only when pyproject.toml changes
 
 $(DEMO)/.complete: | $(STAMP)
 	$(REVOPS) demo-data --out $(DEMO)
@@ -76,14 +76,14 @@ weekly: $(STAMP) $(DATA_DEP) ## Build the reports of the last complete ISO week
 quarterly: $(STAMP) $(DATA_DEP) ## Build the reports of the last complete quarter
 	$(REVOPS) report --source $(DATA) --out $(OUT) --cadence quarter $(if $(JOBS),--jobs $(JOBS))
 
-system-deps: ## Install the system packages the tests use (PostgreSQL, Chromium; Debian, needs root)
+system-deps: ## Install the system packages the tests use (PostgreSQL, Chromium, Java 17 for Spark; Debian, needs root)
 	bash .ci/system-deps
 
-# CI=true: a test that needs PostgreSQL or Chromium fails when it cannot have it, as in CI (never a quiet skip)
-test: $(STAMP) system-deps ## Run the whole test suite as CI does (slow, notebook, PostgreSQL and browser tests; none skipped)
+# CI=true: a test that needs PostgreSQL, Chromium or Spark fails when it cannot have it, as in CI (never a quiet skip)
+test: $(STAMP) system-deps ## Run the whole test suite as CI does (slow, notebook, PostgreSQL, Spark and browser tests; none skipped)
 	CI=true $(BIN)/python -m pytest
 
-test-fast: $(STAMP) ## Run the tests not marked slow (skips, and says so, those whose PostgreSQL or Chromium is missing)
+test-fast: $(STAMP) ## Run the tests not marked slow (skips, and says so, those whose PostgreSQL, Chromium or Java is missing)
 	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(STAMP) ## Run the benchmarks in bench/ (prints seconds, peak memory, ratios to pandas)

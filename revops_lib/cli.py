@@ -9,7 +9,7 @@ import argparse
 import sys
 import time
 
-from revops_lib.errors import RevOpsError
+from revops_lib.errors import ParameterError, RevOpsError
 from revops_lib.version import __version__
 
 SOURCE_ENV = "REVOPS_SOURCE"  # as revops_lib.sources.SOURCE_ENV (not imported here: --help stays fast)
@@ -28,8 +28,11 @@ EPILOG = """examples:
   revops import --preset salesforce --from exports/sfdc --out data/crm
   revops report --source postgres://ana@db/dw --preset fivetran_salesforce,fivetran_stripe
 
-sources: a folder of Parquet/CSV files (one per table), a .duckdb file, or an
-Ibis URL such as postgres://user@localhost/crm. See DESIGN.md for the tables.
+  revops report --period 2026-10 --engine spark  # the same reports computed by Apache Spark
+
+sources: a folder of Parquet/CSV files (one per table), a .duckdb file, an
+Ibis URL such as postgres://user@localhost/crm, or a Spark Connect URL such as
+sc://spark.local:15002/crm. See DESIGN.md for the tables.
 """
 
 
@@ -65,10 +68,17 @@ def cmd_validate(args) -> int:
     if args.preset:
         from revops_lib.importers.live import open_mapped_source
 
+        if args.engine == "spark" or source.lower().startswith("sc://"):
+            raise ParameterError("`--preset` reads a database through DuckDB or PostgreSQL; presets on Spark are "
+                                 "not supported yet: import with `revops import --from URL` first.")
         mapped = open_mapped_source(source, args.preset)
         print(mapped.format())
         print()
         source = mapped.source
+    elif args.engine == "spark" or source.lower().startswith("sc://"):
+        from revops_lib.sources import open_source
+
+        source = open_source(source, engine="spark", settings=_spark_settings(args))
     result = validate(source, tables=tables)  # unknown table names: an error (exit 2)
     print(result.format())
     if args.strict and result.warnings:
@@ -94,6 +104,33 @@ def _parse_params(pairs) -> dict:
     """``-p NAME VALUE`` pairs as given: each value is read as its notebook declares it (see
     :mod:`revops_lib.runner.parameters`), so ``-p period 2026`` stays text and ``-p stale_days 30`` is a number."""
     return {name: value for name, value in pairs or []}
+
+
+def _spark_settings(args):
+    from revops_lib.spark import SparkSettings
+
+    conf = {}
+    for item in args.spark_conf or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise RevOpsError(f"`--spark-conf` takes KEY=VALUE (e.g. spark.sql.adaptive.enabled=true), not {item!r}.")
+        conf[key.strip()] = value.strip()
+    return SparkSettings(shuffle_partitions=args.spark_shuffle_partitions, driver_memory=args.spark_driver_memory,
+                         conf=conf)
+
+
+def _engine_options(parser) -> None:
+    parser.add_argument("--engine", choices=["duckdb", "spark"], default=None,
+                        help="what reads a folder source: duckdb (embedded, the default) or spark (a folder or a "
+                             "lakehouse path such as s3a://bucket/lake, on $SPARK_REMOTE's Spark Connect server when "
+                             "set, else on a local one the run starts); a sc://host:15002[/database] source is "
+                             "always read by Spark. Needs pip install -e '.[spark]' and Java 17")
+    parser.add_argument("--spark-shuffle-partitions", type=int, default=None, metavar="N",
+                        help="Spark: spark.sql.shuffle.partitions of the sessions (default: 2 x cores locally)")
+    parser.add_argument("--spark-driver-memory", default=None, metavar="SIZE",
+                        help="Spark: driver memory of the local server the run starts, e.g. 4g (default: Spark's, 1g)")
+    parser.add_argument("--spark-conf", action="append", default=None, metavar="KEY=VALUE",
+                        help="Spark: another spark.* setting of the sessions and the local server (repeatable)")
 
 
 def cmd_report(args) -> int:
@@ -124,6 +161,8 @@ def cmd_report(args) -> int:
         force=args.force,
         progress=_progress,
         preset=args.preset,
+        engine=args.engine,
+        spark_settings=_spark_settings(args) if args.engine == "spark" or _source(args).startswith("sc://") else None,
     )
     if args.pdf and status == 0:
         from revops_lib.runner.pdf import build_pack
@@ -183,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--tables", default=None, metavar="T1,T2",
                    help="only these tables (canonical names; an unknown name is an error)")
     v.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    _engine_options(v)
     v.set_defaults(func=cmd_validate)
 
     r = sub.add_parser(
@@ -216,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="override a notebook parameter, e.g. -p as_of 2026-11-05 (repeatable)")
     r.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
+    _engine_options(r)
     r.add_argument("--pdf", action="store_true",
                    help="also print <out>/<period>/<period>-pack.pdf: the executive summary and every report "
                         "(needs Chromium: make system-deps)")

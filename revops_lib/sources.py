@@ -12,6 +12,8 @@ A *source* is one of:
   :class:`~revops_lib.errors.SourceError` naming the path, never an absent table;
 - a ``.duckdb`` file holding tables with the canonical names;
 - any Ibis connection URL (``postgres://user@host/db``, ``duckdb:///x.duckdb`` …);
+- a Spark Connect URL ``sc://host:15002[/database]``, or a folder / lakehouse path read by Spark
+  (``engine="spark"``), or a SparkSession (:mod:`revops_lib.spark`);
 - an Ibis backend object, or a dict of pandas DataFrames (``Source.from_frames``).
 
 Raw tables are typed to the data contract (:mod:`revops_lib.schema`) on the way
@@ -475,6 +477,10 @@ def _read_csv(con, name: str, path: Path):
     Neither copy can be trusted to be the intended one, so the renamed copies are dropped
     and the column holds nulls; ``duplicates`` maps its name (as read) to the times it is named.
     """
+    if getattr(con, "name", "") == "pyspark":
+        from revops_lib.spark import read_csv
+
+        return read_csv(con, name, path)
     t = con.read_csv(str(path), table_name=name, all_varchar=True, header=True)
     header = _csv_header(path, len(t.columns))
     if header is None:
@@ -596,24 +602,101 @@ def _folder_source(path: Path) -> Source:
 
 
 def _backend_source(con, description: str, location: str | None = None,
-                    files: Mapping[str, list[Path]] | None = None) -> Source:
+                    files: Mapping[str, list[Path]] | None = None, database: str | None = None) -> Source:
+    """The canonical tables of a database connection (``database``: of that database, not the current one:
+    a Spark session is shared by every source a process opens, so none changes its current database)."""
+    if getattr(con, "name", "") == "pyspark":
+        from revops_lib.spark import kit_backend
+
+        kit_backend(con)
     _set_utc(con)
-    present = set(con.list_tables())
-    raw = {name: con.table(name) for name in TABLES if name in present}
+    try:
+        present = set(con.list_tables(database=database) if database else con.list_tables())
+    except Exception as exc:
+        if database is None:
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SourceError(f"Database `{database}` of {description} cannot be read: {first}") from None
+    raw = {name: con.table(name, database=database) if database else con.table(name)
+           for name in TABLES if name in present}
     return Source(con, raw, description=description, files=files, location=location)
 
 
-def open_source(source: Any = None, *, privacy: str | None = None) -> Source:
+#: Schemes of lakehouse paths that Spark reads (a local folder needs none).
+LAKEHOUSE_SCHEMES = ("file", "s3", "s3a", "s3n", "gs", "hdfs", "abfs", "abfss", "wasb", "wasbs", "dbfs", "oss")
+
+
+def _spark_folder_source(location: str, con) -> Source:
+    """A folder (or a lakehouse path) of Parquet / CSV tables, read by Spark (``engine="spark"``).
+
+    A local folder follows the layouts and rules of the DuckDB folder source (:func:`_table_location`);
+    Spark reads each table's file or folder itself (partition folders give columns; ``_`` and ``.``
+    entries are skipped). A lakehouse path is asked for ``<name>``, ``<name>.parquet`` and ``<name>.csv``.
+    """
+    scheme = location.split("://", 1)[0].lower() if "://" in location else ""
+    if scheme and scheme not in LAKEHOUSE_SCHEMES:
+        raise SourceError(f"`{redact(location)}` is not a folder or lakehouse path Spark can read "
+                          f"(schemes: {', '.join(LAKEHOUSE_SCHEMES)}).")
+    raw, files = {}, {}
+    # Spark's temporary views belong to the session, which a kernel keeps for every source it opens:
+    # each source's views get their own names, so that two sources never read each other's files
+    tag = os.urandom(5).hex()
+    if not scheme or scheme == "file":
+        path = Path(location.split("://", 1)[1] if scheme else location).expanduser()
+        if not path.is_dir():
+            raise SourceError(f"Source `{location}` not found: `--engine spark` reads a folder of Parquet/CSV files "
+                              f"or a lakehouse path (s3a://…).")
+        path = path.resolve()
+        for name in TABLES:
+            where = _table_location(path, name)
+            if where is None:
+                continue
+            kind, loc, parts = where
+            read = (functools.partial(_read_csv, con, f"{name}_{tag}", loc) if kind == "csv" else
+                    functools.partial(con.read_parquet, str(loc), table_name=f"{name}_{tag}"))
+            files[name] = parts
+            raw[name] = _Deferred(name, loc, read)
+        where = str(path)
+    else:
+        base = location.rstrip("/")
+        for name in TABLES:
+            for kind, loc in (("parquet", f"{base}/{name}"), ("parquet", f"{base}/{name}.parquet"),
+                              ("csv", f"{base}/{name}.csv")):
+                try:
+                    table = (_read_csv(con, f"{name}_{tag}", loc) if kind == "csv"
+                             else con.read_parquet(loc, table_name=f"{name}_{tag}"))
+                except Exception:  # not there (Spark: PATH_NOT_FOUND)
+                    continue
+                raw[name] = table[0] if isinstance(table, tuple) else table
+                break
+        where = base
+    if not raw:
+        raise SourceError(f"No canonical tables in `{redact(location)}`: expected files like leads.parquet or "
+                          f"leads.csv, or folders like leads/part-0.parquet (tables: {', '.join(TABLES)}).")
+    return Source(con, raw, description=f"folder {redact(where)} (Spark)", files=files, location=where)
+
+
+def open_source(source: Any = None, *, privacy: str | None = None, engine: str | None = None, spark: Any = None,
+                settings: Any = None) -> Source:
     """Open a data source (see the module docstring).
 
     Parameters
     ----------
-    source : str, Path, Source, Ibis backend or dict of DataFrames
-        Folder, ``.duckdb`` file or Ibis URL. ``None`` means ``$REVOPS_SOURCE`` when set, else ``data/demo``.
+    source : str, Path, Source, Ibis backend, SparkSession or dict of DataFrames
+        Folder, ``.duckdb`` file, Ibis URL or Spark Connect URL (``sc://host:15002[/database]``). ``None``
+        means ``$REVOPS_SOURCE`` when set, else ``data/demo``.
         A URL without a password gets one from ``$REVOPS_SOURCE`` when that names the same source
         (:func:`with_credentials`), or from the driver's own places (``PGPASSWORD``, ``~/.pgpass``).
     privacy : {"names", "masked"}, optional
         ``masked`` shows owners and teams as pseudonyms and hashes ids (:data:`PRIVACY_MODES`).
+    engine : {"duckdb", "spark"}, optional
+        What reads a folder source (default: ``$REVOPS_ENGINE`` when set, else DuckDB). With ``spark``
+        the source may also be a lakehouse path (``s3a://bucket/lake``, ``hdfs://…``).
+    spark : SparkSession or str, optional
+        The Spark session of ``engine="spark"``, or its Spark Connect URL (default: ``$SPARK_REMOTE``,
+        else a local session); see :func:`revops_lib.spark.session`.
+    settings : revops_lib.spark.SparkSettings, optional
+        Spark session settings (shuffle partitions, driver memory); the time zone is always UTC.
 
     Returns
     -------
@@ -625,13 +708,31 @@ def open_source(source: Any = None, *, privacy: str | None = None) -> Source:
         When the folder or file does not exist or cannot be read.
     """
     if privacy is not None:
-        return open_source(source).with_privacy(privacy)
+        return open_source(source, engine=engine, spark=spark, settings=settings).with_privacy(privacy)
     if isinstance(source, Source):
         return source
     if source is None:
         source = os.environ.get(SOURCE_ENV) or "data/demo"
     if isinstance(source, Mapping):
         return Source.from_frames(source)
+    if hasattr(source, "list_tables") and hasattr(source, "table"):
+        return _backend_source(source, f"{getattr(source, 'name', 'ibis')} connection")
+    from revops_lib import spark as sp
+
+    if sp.is_spark_session(source):
+        return _backend_source(sp.connect(source, settings), "Spark session")
+    engine = engine or os.environ.get(sp.ENGINE_ENV) or "duckdb"
+    if engine not in sp.ENGINES:
+        from revops_lib.errors import ParameterError
+
+        raise ParameterError(f"`engine` must be one of {', '.join(sp.ENGINES)}, not {engine!r}.")
+    text = str(source)
+    if sp.is_spark_url(text):
+        url, database = sp.split_url(with_credentials(text))
+        con = sp.connect(url, settings)
+        return _backend_source(con, f"Spark {redact(text)}", location=public_url(text), database=database)
+    if engine == "spark":
+        return _spark_folder_source(text, sp.connect(spark, settings))
     db = connect(source)
     if db is not None:
         con, description, location, files = db
@@ -662,6 +763,9 @@ def connect(source: Any):
     if hasattr(source, "list_tables") and hasattr(source, "table"):
         return source, f"{getattr(source, 'name', 'ibis')} connection", None, {}
     text = str(source)
+    if text.lower().startswith("pyspark://"):  # Ibis's URL: a new in-process session with an empty catalog
+        raise SourceError(f"`{redact(text)}` would open an empty Spark catalog: give a Spark Connect URL "
+                          "(sc://host:15002/database), or a folder with engine=\"spark\" (`--engine spark`).")
     if "://" in text:
         full = with_credentials(text)
         kwargs = {}
@@ -728,7 +832,14 @@ def _has_secret(parts) -> bool:
     from urllib.parse import parse_qsl
 
     userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
-    return ":" in userinfo or any(_is_secret_key(k) for k, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return (":" in userinfo or any(_is_secret_key(k) for k, _ in parse_qsl(parts.query, keep_blank_values=True))
+            or any(_is_secret_key(k) for k, _ in _path_params(parts.path)))
+
+
+def _path_params(path: str) -> list[tuple[str, str]]:
+    """The ``;key=value`` parameters of a URL path (Spark Connect: ``sc://host:15002/;token=…``)."""
+    _, semi, params = path.partition(";")
+    return [(k, v) for k, _, v in (p.partition("=") for p in params.split(";") if p)] if semi else []
 
 
 def _rebuild(parts, *, password: str | None, secret_value: str | None) -> str:
@@ -746,7 +857,13 @@ def _rebuild(parts, *, password: str | None, secret_value: str | None) -> str:
         kept = [(k, secret_value if _is_secret_key(k) else v) for k, v in pairs
                 if secret_value is not None or not _is_secret_key(k)]
         query = urlencode(kept, safe="*/:")
-    return (f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+    path = parts.path
+    if _path_params(path):
+        head = path.partition(";")[0]
+        kept = [f"{k}={secret_value if _is_secret_key(k) else v}" for k, v in _path_params(path)
+                if secret_value is not None or not _is_secret_key(k)]
+        path = head + (";" + ";".join(kept) if kept else "")
+    return (f"{parts.scheme}://{netloc}{path}" + (f"?{query}" if query else "")
             + (f"#{parts.fragment}" if parts.fragment else ""))
 
 
@@ -826,5 +943,32 @@ def date_windows(los, his) -> ir.Table:
 
 
 def to_pandas(expr: ir.Expr):
-    """Execute an Ibis expression and return pandas (the backend of the expression, DuckDB for memtables)."""
-    return expr.to_pandas()  # expressions over memtables only run on Ibis's default backend (DuckDB)
+    """Execute an Ibis expression and return pandas (the backend of the expression, DuckDB for memtables).
+
+    Times come out at one resolution on every engine: microseconds (Spark hands pandas nanoseconds)."""
+    out = expr.to_pandas()  # expressions over memtables only run on Ibis's default backend (DuckDB)
+    return micro_times(out)
+
+
+def micro_times(df):
+    """A frame (or series) whose naive datetime columns of another resolution are made microseconds (in place
+    of a copy only when one is); other columns unchanged."""
+    import pandas as pd
+
+    if isinstance(df, pd.Series):
+        return df.astype("datetime64[us]") if _finer_than_us(df.dtype) else df
+    if not isinstance(df, pd.DataFrame):
+        return df
+    cols = [c for c in df.columns if _finer_than_us(df[c].dtype)]
+    if not cols:
+        return df
+    df = df.copy()
+    for c in cols:
+        df[c] = df[c].astype("datetime64[us]")
+    return df
+
+
+def _finer_than_us(dtype) -> bool:
+    import numpy as np
+
+    return isinstance(dtype, np.dtype) and dtype.kind == "M" and np.datetime_data(dtype)[0] == "ns"

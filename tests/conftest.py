@@ -293,6 +293,34 @@ def load_postgres(url: str, frames: dict[str, pd.DataFrame], schema_name: str) -
 
 
 # ---------------------------------------------------------------------------
+# Spark: a local Spark Connect server on 127.0.0.1, started and stopped by the test run
+# ---------------------------------------------------------------------------
+
+def spark_test_settings():
+    """Session settings for the tests' small data: one shuffle partition and no whole-stage code generation
+    (compiling Java for each query costs more than it saves on a few thousand rows)."""
+    from revops_lib.spark import SparkSettings
+
+    return SparkSettings(shuffle_partitions=1, conf={"spark.sql.codegen.wholeStage": "false"})
+
+
+@pytest.fixture(scope="session")
+def spark_url():
+    """URL (``sc://127.0.0.1:PORT``) of a local Spark Connect server from the pyspark wheel; see :func:`need`
+    when pyspark or Java is missing. A server that is installed but does not start is an error, never a skip."""
+    from revops_lib import spark
+
+    reason = spark.missing()
+    need(not reason, f"Spark cannot run here: {reason}")
+    server = spark.LocalServer(spark_test_settings())
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------------------
 # Demo data and notebook runs
 # ---------------------------------------------------------------------------
 

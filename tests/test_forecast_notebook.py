@@ -128,9 +128,12 @@ def check_against_pandas(demo_dir, period, frames):
         ape = np.abs(err[act > 0]) / act[act > 0]
         row = summary.loc[category]
         assert row["n"] == mask.sum()
-        assert row["mape"] == pytest.approx(ape.mean(), rel=1e-9)
-        assert row["wape"] == pytest.approx(np.abs(err).sum() / act.sum(), rel=1e-9)
-        assert row["bias"] == pytest.approx(err.sum() / act.sum(), rel=1e-9)
+        # the published forecasts are rounded to the cent (publish.normalised), the summary is not: a half cent
+        # on each forecast is the most they can differ by
+        cent = 0.0051 / act[act > 0].min()
+        assert row["mape"] == pytest.approx(ape.mean(), rel=1e-9, abs=cent)
+        assert row["wape"] == pytest.approx(np.abs(err).sum() / act.sum(), rel=1e-9, abs=cent)
+        assert row["bias"] == pytest.approx(err.sum() / act.sum(), rel=1e-9, abs=cent)
         assert row["hit_rate_10"] == pytest.approx((ape <= 0.10).mean(), rel=1e-9)
 
     # the company baseline at the first and the last snapshot of each period: won to date + stage-weighted open
@@ -141,7 +144,8 @@ def check_against_pandas(demo_dir, period, frames):
     for r in base.itertuples():
         s, e = bounds[r.forecast_period]
         expected, _ = reference_baseline(h, o, pd.Timestamp(r.snapshot_date), s.date(), e.date())
-        assert r.forecast == pytest.approx(expected, abs=1e-4), (r.forecast_period, r.snapshot_date)
+        # (published to the cent: publish.normalised)
+        assert r.forecast == pytest.approx(expected, abs=0.0051), (r.forecast_period, r.snapshot_date)
 
     # the waterfall of the report period against the per-deal reference
     cents, _, _ = reference_waterfall({"opportunities": o, "opportunity_history": h}, report_start.date(),

@@ -53,6 +53,30 @@ def test_environment_yml_mirrors_pyproject():
         assert SpecifierSet(conda[name]) in {SpecifierSet(x) for x in specs}, f"{name}: environment.yml says {conda[name]!r}, pyproject {specs}"
 
 
+def test_environment_yml_names_the_spark_extra_in_its_comment():
+    """The optional Spark extra stays out of the default conda environment, as a commented block mirroring
+    pyproject's `spark` extra (same names, same versions)."""
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["spark"]
+    text = (ROOT / "environment.yml").read_text()
+    block = text.split("# spark (optional", 1)[1].split("\n", 1)[1]
+    commented = {}
+    for line in block.splitlines():
+        m = re.match(r"^\s*#\s*-\s*([A-Za-z0-9_.\-]+)\s*(\S*)\s*$", line)
+        if not m:
+            break
+        commented[m.group(1)] = SpecifierSet(m.group(2))
+    wanted = {r.name: r.specifier for r in map(Requirement, extra)}
+    assert commented == wanted
+    assert wanted["pyspark"].contains("4.0.5") and not wanted["pyspark"].contains("4.1.0")  # Ibis 12: < 4.1
+    assert {r.name for r in map(Requirement, extra)} >= {"grpcio", "grpcio-status", "googleapis-common-protos"}
+
+
+def test_make_test_installs_the_spark_extra_and_java():
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"pip install .*-e '\.\[[a-z,]*\btest\b[a-z,]*\bspark\b[a-z,]*\]'", makefile)
+    assert "openjdk-17-jre-headless" in (ROOT / ".ci" / "system-deps").read_text()
+
+
 def test_python_version_matches():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     env, conda, _ = _conda_requirements()

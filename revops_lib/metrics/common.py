@@ -28,7 +28,8 @@ from revops_lib.periods import resolve_as_of
 from revops_lib.schema import TABLES
 from revops_lib.sources import Source, as_table, open_source, to_pandas
 
-__all__ = ["ratio", "backend_name", "cents", "money", "micros", "us", "count_if", "as_int", "ts_lit",
+__all__ = ["ratio", "backend_name", "caches", "NO_ASOF_ENGINES", "NO_CACHE_ENGINES",
+           "cents", "money", "micros", "us", "count_if", "as_int", "ts_lit",
            "date_lit", "run", "check_int", "check_fraction", "parse_instants", "source_of", "require", "typed",
            "raw", "instant", "dimension", "check_stages", "pairs", "UNKNOWN"]
 
@@ -69,6 +70,22 @@ def cents(amount: ir.NumericValue, backend: str) -> ir.IntegerValue:
     """
     x = amount.cast(dt.float64) * 100
     return x.cast(_INT) if backend in ("duckdb", "postgres") else x.round().cast(_INT)
+
+
+#: Engines on which the kit does not cache intermediate tables (Ibis ``Table.cache()``): Spark persists the
+#: DataFrame but cannot find a plan with ``FIRST(…) IGNORE NULLS`` (a non-deterministic aggregate) in its
+#: cache again, so Ibis's check fails after the data are pinned in memory; there every query computes them.
+NO_CACHE_ENGINES = ("pyspark",)
+
+
+#: Engines without an as-of join (Ibis: "ASOF joins are not supported by Spark SQL"): the kit looks instants
+#: up in a small calendar with nested comparisons there instead (:class:`revops_lib.metrics.deal_history.Calendar`).
+NO_ASOF_ENGINES = ("pyspark",)
+
+
+def caches(t: ir.Table) -> bool:
+    """Whether the kit materializes intermediate tables with Ibis's own ``cache()`` on ``t``'s engine."""
+    return backend_name(t) not in NO_CACHE_ENGINES
 
 
 def money(cents_value) -> Any:

@@ -104,7 +104,8 @@ Snapshot calendars are handled without a calendar × deals product: each
 history row's validity interval is turned into the range of calendar indices
 it covers (a hash lookup by day for calendars of whole days, an as-of join
 otherwise), win-rate counts are cumulative sums of +1/-1 events, and the stages
-a deal has been in are a bit mask carried by the history window. With
+a deal has been in are a bit mask carried by the history window (a running
+maximum per open stage, summed: portable to every engine, Spark included). With
 :func:`prepare` the deal rows are computed once per report (a temporary table
 in the engine). At 2.5 million history rows (demo scale 100) the pipeline and
 baseline of ~150 weekly snapshots take a few seconds on 2 cores
@@ -114,6 +115,8 @@ baseline of ~150 weekly snapshots take a few seconds on 2 cores
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import operator
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -125,6 +128,9 @@ import pandas as pd
 
 from revops_lib.errors import ParameterError
 from revops_lib.metrics.common import (
+    NO_ASOF_ENGINES,
+    backend_name,
+    caches,
     date_lit,
     parse_instants,
     require,
@@ -263,7 +269,7 @@ def prepare(data, *, won_stages=None, lost_stages=None, scopes: bool = True, mat
     ...     base = baseline_forecast(deals, snapshots=snaps)
     """
     d = deal_rows(data, won_stages=won_stages, lost_stages=lost_stages, scopes=scopes)
-    if materialize and not d.materialized:
+    if materialize and not d.materialized and caches(d.rows):
         try:
             d.rows = d.rows.cache()
             d.materialized = True
@@ -310,9 +316,11 @@ def deal_rows(data, *, won_stages=None, lost_stages=None, scopes: bool = True) -
         stage_bits = {st: 1 << i for i, st in enumerate(open_stages)} if len(open_stages) <= 62 else None
         seen = {}
         if stage_bits:
-            bit = h.stage.cases(*[(st, ibis.literal(b, "int64")) for st, b in stage_bits.items()],
-                                else_=ibis.literal(0, "int64"))
-            seen = {"seen": bit.bit_or().over(w_cum)}
+            # the OR of the stage bits so far, as a sum of one running max per stage (its bit once the deal
+            # has been in it, else 0): plain window maxima, which every engine has (Spark has no window BIT_OR)
+            terms = [ibis.ifelse(h.stage == st, ibis.literal(b, "int64"), ibis.literal(0, "int64")).max().over(w_cum)
+                     for st, b in stage_bits.items()]
+            seen = {"seen": functools.reduce(operator.add, terms)}
         h = h.mutate(valid_to=h.changed_at.lead().over(w_all).fill_null(far), seq=ibis.row_number().over(w_all),
                      **seen, **{f"_g_{c}": h[c].count().over(w_cum) for c in fill})
         if fill:  # forward-fill nulls of the sparse columns: the deal's previous non-null value
@@ -408,10 +416,22 @@ class Calendar:
             j = tbl.left_join(days, day == days.day)
             val = ibis.coalesce(days.n_le, ibis.ifelse(day < date_lit(self.first_day), 0, self.n))
             return j.select(*keep, **{name: val.cast("int64")})
+        if backend_name(tbl) in NO_ASOF_ENGINES:  # Spark SQL has no as-of join: a binary search in the row
+            return tbl.mutate(**{name: ibis.ifelse(tbl[col].isnull(), self.n, self._search(tbl[col], 0, self.n))
+                                 .cast("int64")})
         cal = self.table.view()
         j = tbl.asof_join(cal, on=tbl[col] >= cal.t)
         val = ibis.ifelse(tbl[col].isnull(), self.n, (cal.idx + 1).fill_null(0))
         return j.select(*keep, **{name: val.cast("int64")})
+
+    def _search(self, x: ir.Value, lo: int, hi: int) -> ir.Value:
+        """The number of instants <= ``x`` among those at ``lo..hi-1`` plus ``lo`` (all before ``lo`` are <= x):
+        nested comparisons, ``log2(n)`` deep."""
+        if lo >= hi:
+            return ibis.literal(lo, "int64")
+        mid = (lo + hi) // 2
+        return ibis.ifelse(x >= ibis.timestamp(self.ts[mid].to_pydatetime()), self._search(x, mid + 1, hi),
+                           self._search(x, lo, mid))
 
     def covering(self, rows: ir.Table, keys: Sequence[str]) -> ir.Table:
         """One row per (row, instant index) the row is the state at: ``idx`` + ``keys``."""

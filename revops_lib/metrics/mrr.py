@@ -115,6 +115,7 @@ from revops_lib.errors import ParameterError, SchemaError, SourceError
 from revops_lib.metrics.common import (
     UNKNOWN,
     backend_name,
+    caches,
     cents,
     check_int,
     money,
@@ -311,8 +312,9 @@ class CustomerMRR:
 
     def cache(self) -> "CustomerMRR":
         """Materialize the change points in the engine with Ibis's own ``Table.cache()`` (until :meth:`release`);
-        never hand-written DDL, so every backend drops what it made in its own dialect."""
-        if self._temp is None:
+        never hand-written DDL, so every backend drops what it made in its own dialect. Nothing on an engine
+        that the kit does not cache on (:data:`revops_lib.metrics.common.NO_CACHE_ENGINES`: Spark)."""
+        if self._temp is None and caches(self.changes):
             self.changes = self.changes.cache()
             self._temp = (self.changes, self.changes.get_name())
         return self

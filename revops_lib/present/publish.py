@@ -18,7 +18,8 @@ from revops_lib.files import atomic_write_bytes
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import neutralise_csv_cell
 
-__all__ = ["set_output_dir", "output_dir", "publish", "csv_bytes", "headline", "record_scope", "record_chart",
+__all__ = ["set_output_dir", "output_dir", "publish", "csv_bytes", "normalised", "MONEY_COLUMNS",
+           "TABLE_MONEY_COLUMNS", "headline", "record_scope", "record_chart",
            "CSV_SIGNIFICANT_DIGITS"]
 
 _OUTPUT_DIR: Path | None = None
@@ -34,6 +35,51 @@ def set_output_dir(path: str | Path | None) -> None:
 #: that the last-digit noise of a float sum (which changes with the order a parallel engine adds in)
 #: never reaches the file, so identical inputs give byte-identical CSVs.
 CSV_SIGNIFICANT_DIGITS = 12
+
+
+#: Columns of published tables that hold money, in any table: rounded to the cent before writing (engines
+#: sum floats in different orders; Spark, DuckDB and PostgreSQL then publish the same bytes).
+MONEY_COLUMNS = frozenset({
+    "amount", "arr", "mrr", "starting_mrr", "ending_mrr", "new", "expansion", "reactivation", "contraction",
+    "churned", "capped_mrr", "base_mrr", "arpa", "new_customer_arpa", "ltv", "ltv_uncapped", "ltv_12m", "spend",
+    "cac", "new_mrr", "won_amount", "closed_amount", "avg_deal_size", "velocity_avg_deal_size", "open_amount",
+    "velocity_per_day", "forecast", "actual", "error", "open_pipeline", "weighted_pipeline", "won_to_date",
+    "submitted",
+})
+
+#: Money columns of one published table only (the same name is not money in another table).
+TABLE_MONEY_COLUMNS = {
+    "coverage": frozenset({"target", "won"}),
+    "projection": frozenset({"target"}),
+}
+
+#: Columns that hold a value in the unit named by the row's ``unit`` column (``currency``: money).
+UNIT_VALUE_COLUMNS = ("value", "target", "prior_value", "change")
+
+
+def normalised(df, name: str | None = None):
+    """A published frame at one resolution on every engine: times as naive UTC microseconds (Spark hands
+    pandas nanoseconds), money rounded to the cent (:data:`MONEY_COLUMNS`, :data:`TABLE_MONEY_COLUMNS`,
+    and the :data:`UNIT_VALUE_COLUMNS` of rows whose ``unit`` is ``currency``). Other values unchanged."""
+    out = df.copy()
+    money = MONEY_COLUMNS | TABLE_MONEY_COLUMNS.get(name or "", frozenset())
+    for i, c in enumerate(out.columns):
+        col = out.iloc[:, i]
+        if isinstance(col.dtype, pd.DatetimeTZDtype):
+            out.isetitem(i, col.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]"))
+        elif pd.api.types.is_datetime64_dtype(col.dtype):
+            out.isetitem(i, col.astype("datetime64[us]"))
+        elif c in money and pd.api.types.is_float_dtype(col.dtype):
+            out.isetitem(i, col.round(2))
+    if "unit" in out.columns and not isinstance(out.columns, pd.MultiIndex):
+        currency = (out["unit"] == "currency").fillna(False).to_numpy(dtype=bool)
+        for c in UNIT_VALUE_COLUMNS:
+            if c in out.columns and pd.api.types.is_float_dtype(out[c].dtype) and currency.any():
+                out.loc[currency, c] = out.loc[currency, c].round(2)
+    if isinstance(out.index, pd.DatetimeIndex):
+        idx = out.index.tz_convert("UTC").tz_localize(None) if out.index.tz is not None else out.index
+        out.index = idx.astype("datetime64[us]")
+    return out
 
 
 def csv_bytes(df, *, index: bool = False) -> bytes:
@@ -63,13 +109,14 @@ def publish(df, name: str, *, formats: dict | None = None, index: bool = False):
     Inside a report run the CSV lands in ``reports/<period>/tables/<notebook>/<name>.csv``;
     in JupyterLab (no ``output_dir``) nothing is written. ``formats`` maps columns to
     format strings or callables for display only. The CSV keeps the raw values (floats to
-    12 significant digits) and neutralises text cells a spreadsheet would execute (see :func:`csv_bytes`).
+    12 significant digits; times in microseconds and money to the cent on every engine: :func:`normalised`)
+    and neutralises text cells a spreadsheet would execute (see :func:`csv_bytes`).
     """
     if not re.fullmatch(r"[a-z0-9_]+", name):
         raise ParameterError(f"Table name `{name}` must be lower-case letters, digits and underscores.")
     if _OUTPUT_DIR is not None:
         path = _OUTPUT_DIR / "tables" / f"{name}.csv"
-        atomic_write_bytes(path, csv_bytes(df, index=index))
+        atomic_write_bytes(path, csv_bytes(normalised(df, name), index=index))
     return style_table(df, formats, index=index)
 
 

@@ -324,11 +324,15 @@ def task_parameters(notebook: str, period: Period, overrides: dict, *, notebooks
 
 def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=None, params=None,
         force=False, progress=None, *, periods=None, notebooks_dir=None, parameters_dir=None,
-        validate_source=True, only=None, preset=None) -> int:
+        validate_source=True, only=None, preset=None, engine=None, spark_settings=None) -> int:
     """Build the reports of one period (or several: ``periods``); returns the exit status.
 
     0 when every notebook succeeded or was skipped as unchanged, 1 otherwise.
     ``only``: an optional set of (notebook, period label) pairs to restrict the run to.
+    ``engine``: what reads a folder source, ``duckdb`` (default) or ``spark``; a ``sc://`` source is read
+    by Spark on that server. With Spark the kernels share one Spark Connect server: ``$SPARK_REMOTE``'s
+    when set, else a local one the run starts on 127.0.0.1 and stops at its end (:mod:`revops_lib.spark`;
+    ``spark_settings``: a :class:`revops_lib.spark.SparkSettings`).
 
     Before any kernel starts: the notebook names, every parameter (declared names only, typed) and
     the output folder (never the source folder or inside it) are checked; then the output folder is
@@ -376,14 +380,29 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
 
     n_tasks = max(1, len(prepared))
     jobs = max(1, min(jobs or os.cpu_count() or 1, n_tasks))
+    engine = _check_engine(engine, src_text)
+    if preset_param and engine == "spark":
+        raise ParameterError("`--preset` reads a database through DuckDB or PostgreSQL; presets on Spark are not "
+                             "supported yet: import with `revops import --from URL` first.")
     with OutputLock(out), RunDir() as rundir:
         sweep_output(out)
-        pool = KernelPool(jobs, nb_dir, rundir=rundir, env=kernel_env)  # kernels warm up during validation
+        server, engine_env = _spark_server(engine, src_text, spark_settings, say, jobs)
+        spark_env = engine_env if engine == "spark" else None
         try:
-            return _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source, prepared, pool,
-                        rundir, preset_param)
+            kernel_env = {**(kernel_env or {}), **engine_env}
+            pool = KernelPool(jobs, nb_dir, rundir=rundir, env=kernel_env)  # kernels warm up during validation
+            try:
+                if server is not None:
+                    server.wait()
+                    say(f"Spark: local Spark Connect server ready at {server.url}")
+                return _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source, prepared, pool,
+                            rundir, spark_env, preset_param)
+            finally:
+                pool.close()
         finally:
-            pool.close()
+            if server is not None:
+                server.stop()
+                say(f"Spark: stopped the local Spark Connect server at {server.url}")
 
 
 def _preset_parameter(preset) -> str:
@@ -398,18 +417,57 @@ def _preset_parameter(preset) -> str:
     return ",".join(items)
 
 
+def _check_engine(engine, src_text: str) -> str:
+    from revops_lib.spark import ENGINE_ENV, ENGINES, is_spark_url
+
+    engine = engine or ("spark" if is_spark_url(src_text) else os.environ.get(ENGINE_ENV) or "duckdb")
+    if engine not in ENGINES:
+        raise ParameterError(f"`engine` must be one of {', '.join(ENGINES)}, not {engine!r}.")
+    if is_spark_url(src_text) and engine != "spark":
+        raise ParameterError(f"A Spark Connect source (`{_source_label(src_text)}`) is read by Spark: "
+                             "leave out `--engine` or give `--engine spark`.")
+    return engine
+
+
+def _spark_server(engine: str, src_text: str, settings, say, jobs: int):
+    """``(local server or None, environment of the kernels)`` of a run on Spark: every kernel connects to one
+    Spark Connect server (the source's, ``$SPARK_REMOTE``'s, or a local one started here), none starts a JVM."""
+    from revops_lib import spark as sp
+
+    if engine != "spark":  # said to the kernels too, whatever their environment holds
+        return None, {sp.ENGINE_ENV: engine}
+    settings = settings or sp.SparkSettings()
+    env = {sp.ENGINE_ENV: "spark", sp.CONF_ENV: settings.to_json()}
+    if sp.is_spark_url(src_text):
+        say(f"Spark: {jobs} kernel(s) use the Spark Connect server of the source, {_source_label(src_text)}")
+        return None, env
+    remote = os.environ.get(sp.REMOTE_ENV)
+    if remote:
+        say(f"Spark: {jobs} kernel(s) use the Spark Connect server at {_source_label(remote)} ($SPARK_REMOTE)")
+        return None, {**env, sp.REMOTE_ENV: remote}
+    server = sp.LocalServer(settings)
+    url = server.launch()
+    say(f"Spark: starting a local Spark Connect server at {url} for {jobs} kernel(s) (one JVM; stopped at the end)")
+    return server, {**env, sp.REMOTE_ENV: url}
+
+
 def _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source, prepared, pool, rundir,
-         preset="") -> int:
+         spark_env=None, preset="") -> int:
     from revops_lib.importers.live import open_mapped_source
     from revops_lib.sources import open_source
     from revops_lib.validation import validate
 
-    if preset:
+    if spark_env:
+        from revops_lib import spark as sp
+
+        settings = sp.SparkSettings.from_json(spark_env[sp.CONF_ENV])
+        src = open_source(src_text, engine="spark", spark=spark_env.get(sp.REMOTE_ENV), settings=settings)
+    elif preset:
         mapped = open_mapped_source(src_text, preset)
         say(mapped.format(unmapped=False))
         src = mapped.source
     else:
-        src = open_source(src_text)
+        src = open_source(src_text, engine="duckdb")
     shared = None  # the validation, handed to the kernels (file sources)
     if validate_source:
         say(f"Validating {src.description} …")

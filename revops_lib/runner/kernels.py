@@ -28,7 +28,10 @@ import importlib
 for _m in {sections!r}:
     importlib.import_module(_m)
 import revops_lib.present.charts.base
-revops_lib.present.charts.base.set_theme()"""
+revops_lib.present.charts.base.set_theme()
+import os
+if os.environ.get("REVOPS_ENGINE") == "spark":  # a run on Spark: its client too (the server may still start)
+    import ibis.backends.pyspark, pyspark.sql.connect.session"""
 
 
 #: First cell of every run on a reused kernel: a clean namespace (what ``%reset -f`` clears, without
