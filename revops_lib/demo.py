@@ -242,19 +242,26 @@ rating mostly 4-5, a quarter anonymous (``customer_id`` null); ~160 rows::
     review_id  posted_at         rating  platform  customer_id
     R0000002   2024-02-17 21:30  5       capterra  A0000025
 
-**targets** -- one goal per period and KPI key of METRICS.md (``segment``
-null): months and quarters for revenue_won, new_customers, leads, mqls, sqls,
+**targets** -- one goal per period and KPI key of METRICS.md (``segment``,
+``owner`` and ``team`` null): months and quarters for revenue_won, new_customers, leads, mqls, sqls,
 opportunities_created, sessions, first_meetings, proposals, win_rate, csat,
 nrr_12m; ISO weeks for leads, mqls, sqls, opportunities_created,
 first_meetings. Complete periods are set near their eventual actual
 (x lognormal, median +3 %, sd 10 %: some hit, more narrowly missed); periods
 not complete at ``end`` (the month and quarter after it, its ISO weeks) extend
 the average of the last three complete periods (counts and revenue +5 %, rates
-+0.02); ~1,400 rows::
++0.02). Revenue quotas follow for every month and quarter: each team's share
+of the company ``revenue_won`` target (in proportion to what the team wins in
+the month) and each rep's even share of the team's quota, rounded to 100 with the
+last team and rep taking the rounding, so the teams add up to the company target
+and the reps to their team's quota; quarters are the sums of their months.
+~2,650 rows at scale 1::
 
-    period    metric       target     segment
-    2026-10   revenue_won  5400000.0  None
-    2026-W44  leads        496.0      None
+    period    metric       target     segment  owner        team
+    2026-10   revenue_won  5400000.0  None     None         None
+    2026-W44  leads        496.0      None     None         None
+    2026-10   revenue_won  235300.0   None     None         smb_sales
+    2026-10   revenue_won  23500.0    None     Ava Garcia   smb_sales
 
 Exact row counts are returned by :func:`build`.
 
@@ -1676,15 +1683,67 @@ class _Company:
                     target = float(max(1.0, round(target))) if metric != "revenue_won" else _sig3(target)
                 rows.append((label, metric, target))
         rows = _consistent_quarters(_consistent_weeks(rows, weekly=set(weekly)), additive=set(daily))
+        quota = self._quotas(rows)
+        rows = [(lab, metric, target, None, None) for lab, metric, target in rows] + quota
         self.w.write("targets", {
             "period": [r[0] for r in rows],
             "metric": [r[1] for r in rows],
             "target": np.array([r[2] for r in rows], dtype=float),
             "segment": pa.nulls(len(rows), pa.string()),
+            "owner": [r[3] for r in rows],
+            "team": [r[4] for r in rows],
         })
+
+    def _quotas(self, rows: list[tuple]) -> list[tuple]:
+        """Revenue quotas of each team and rep, months and quarters: ``(period, metric, target, owner, team)``.
+
+        A month's company ``revenue_won`` target is split among the teams in proportion to what each team
+        eventually wins with a close in that month (its share of the plan), and a team's quota evenly among
+        its reps; both are rounded to 100 with the last team (rep) taking the rounding, so the teams add up to
+        the company target and the reps to their team's quota exactly. A quarter's quota is the sum of its
+        months'.
+        """
+        wmt = self.won_month_team
+        month_target = {lab: t for lab, metric, t in rows if metric == "revenue_won" and "-" in lab
+                        and "Q" not in lab and "W" not in lab}
+        from revops_lib.periods import parse_period
+
+        out = []
+        for mi in range(self.m0, self.m0 + len(wmt)):
+            lab = _month_label(mi)
+            if lab not in month_target:
+                continue
+            total = month_target[lab]
+            won = wmt[mi - self.m0]
+            share = won / won.sum() if won.sum() > 0 else self.rep_count / self.rep_count.sum()
+            team_t = _split(total, share)
+            for ti, team in enumerate(TEAMS):
+                out.append((lab, "revenue_won", team_t[ti], None, team))
+                n = int(self.rep_count[ti])
+                reps = _split(team_t[ti], np.full(n, 1.0 / n))
+                for k in range(n):
+                    out.append((lab, "revenue_won", reps[k], self.rep_names[int(self.rep_offset[ti]) + k], team))
+        quarters = sorted({_quarter_label(mi) for mi in range(self.m0, self.m0 + len(wmt))
+                           if _month_label(mi) in month_target})
+        by_key: dict = {}
+        for lab, metric, t, owner, team in out:
+            by_key.setdefault((owner, team), {})[lab] = t
+        for q in quarters:
+            months = [m.label for m in parse_period(q).months()]
+            for (owner, team), vals in by_key.items():
+                if all(m in vals for m in months):
+                    out.append((q, "revenue_won", float(round(sum(vals[m] for m in months), 2)), owner, team))
+        return out
 
 
 # --------------------------------------------------------------------------- small helpers
+
+def _split(total: float, share) -> list[float]:
+    """``total`` split by ``share`` (fractions adding up to 1), each part rounded to 100 but the last, which takes
+    what is left: the parts add up to ``total`` exactly (up to float rounding of cents)."""
+    parts = [float(round(total * float(x), -2)) for x in share[:-1]]
+    return parts + [float(round(total - sum(parts), 2))]
+
 
 def _consistent_weeks(rows: list[tuple], *, weekly: set) -> list[tuple]:
     """Month targets of the KPIs also planned by week that agree with their weeks' (what data_quality checks):
