@@ -33,7 +33,7 @@ from revops_lib.metrics.kpis import is_additive
 from revops_lib.periods import Period, parse_period
 from revops_lib.sources import Source, open_source
 
-__all__ = ["targets", "targets_many", "target", "quotas", "target_conflicts", "SCOPE_COLUMNS"]
+__all__ = ["targets", "targets_many", "target", "quotas", "quota_table", "target_conflicts", "SCOPE_COLUMNS"]
 
 #: The columns of ``targets`` that name a scope below the company (a null means "all").
 SCOPE_COLUMNS = ("segment", "owner", "team")
@@ -173,13 +173,30 @@ def quotas(source, period: str | Period, *, metric: str = "revenue_won", by: str
     """
     if by not in ("owner", "team"):
         raise ParameterError(f"`by` must be 'owner' or 'team', not `{by!r}`.")
-    src = open_source(source) if not isinstance(source, Source) else source
     p = parse_period(period)
-    df = _rows(src, [p], [metric])
-    if df is None:
-        return {}
+    return quota_table(source, [p], metric=metric)[p.label][by]
+
+
+def quota_table(source, periods: Iterable[str | Period], *, metric: str = "revenue_won") -> dict[str, dict]:
+    """Every quota and the company target of several periods in one query:
+    ``{period label: {"owner": {owner: quota}, "team": {team: quota}, "company": target or NaN}}``
+    (the rules of :func:`quotas` and :func:`targets`)."""
+    src = open_source(source) if not isinstance(source, Source) else source
+    ps = [parse_period(p) for p in periods]
+    df = _rows(src, ps, [metric])
+    out = {}
+    for p in ps:
+        if df is None:
+            out[p.label] = {"owner": {}, "team": {}, "company": math.nan}
+            continue
+        out[p.label] = {by: _quotas(df, p, metric, by) for by in ("owner", "team")}
+        out[p.label]["company"] = _lookup(df, p, {"segment": None, "owner": None, "team": None}).get(metric, math.nan)
+    return out
+
+
+def _quotas(df: pd.DataFrame, p: Period, metric: str, by: str) -> dict[str, float]:
     rows = df[df["owner"].notna()] if by == "owner" else df[df["owner"].isna() & df["team"].notna()]
-    rows = rows[rows["target"].notna()]
+    rows = rows[rows["target"].notna() & (rows["metric"] == metric)]
     own = rows[rows.period == p.label]
     out = {str(k): float(v) for k, v in own.groupby(by)["target"].sum().items()}
     weeks = p.weeks() if p.kind != "week" else []
