@@ -251,8 +251,8 @@ first_meetings. Complete periods are set near their eventual actual
 not complete at ``end`` (the month and quarter after it, its ISO weeks) extend
 the average of the last three complete periods (counts and revenue +5 %, rates
 +0.02). Revenue quotas follow for every month and quarter: each team's share
-of the company ``revenue_won`` target (in proportion to what the team wins in
-the month) and each rep's even share of the team's quota, rounded to 100 with the
+of the company ``revenue_won`` target (in proportion to what the team won in
+the three months before) and each rep's even share of the team's quota, rounded to 100 with the
 last team and rep taking the rounding, so the teams add up to the company target
 and the reps to their team's quota; quarters are the sums of their months.
 ~2,650 rows at scale 1::
@@ -1697,11 +1697,10 @@ class _Company:
     def _quotas(self, rows: list[tuple]) -> list[tuple]:
         """Revenue quotas of each team and rep, months and quarters: ``(period, metric, target, owner, team)``.
 
-        A month's company ``revenue_won`` target is split among the teams in proportion to what each team
-        eventually wins with a close in that month (its share of the plan), and a team's quota evenly among
-        its reps; both are rounded to 100 with the last team (rep) taking the rounding, so the teams add up to
-        the company target and the reps to their team's quota exactly. A quarter's quota is the sum of its
-        months'.
+        A month's company ``revenue_won`` target is split among the teams in proportion to what each team won
+        in the three months before (by rep count in the first month), and a team's quota evenly among its reps;
+        both are rounded to 100 with the last team (rep) taking the rounding, so the teams add up to the
+        company target and the reps to their team's quota exactly. A quarter's quota is the sum of its months'.
         """
         wmt = self.won_month_team
         month_target = {lab: t for lab, metric, t in rows if metric == "revenue_won" and "-" in lab
@@ -1714,7 +1713,8 @@ class _Company:
             if lab not in month_target:
                 continue
             total = month_target[lab]
-            won = wmt[mi - self.m0]
+            k = mi - self.m0
+            won = wmt[max(0, k - 3):k].sum(axis=0)  # the plan: each team's share of the last three months' wins
             share = won / won.sum() if won.sum() > 0 else self.rep_count / self.rep_count.sum()
             team_t = _split(total, share)
             for ti, team in enumerate(TEAMS):

@@ -565,8 +565,8 @@ class Span:
 def same_period_last_year(period: str | Period) -> Period:
     """The same period a year earlier: 12 months or 4 quarters back, or 52 ISO weeks back for a week.
 
-    >>> str(same_period_last_year("2026-10")), str(same_period_last_year("2026-Q4")), str(same_period_last_year("2026-W44"))
-    ('2025-10', '2025-Q4', '2025-W44')
+    >>> [str(same_period_last_year(p)) for p in ("2026-10", "2026-Q4", "2026-W44")]
+    ['2025-10', '2025-Q4', '2025-W44']
     """
     p = parse_period(period)
     return p.previous({"month": 12, "quarter": 4, "week": 52}[p.kind])

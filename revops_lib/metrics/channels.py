@@ -61,7 +61,17 @@ import numpy as np
 import pandas as pd
 
 from revops_lib.errors import ParameterError
-from revops_lib.metrics.common import UNKNOWN, check_fraction, check_stages, count_if, date_lit, ratio, run, source_of, ts_lit
+from revops_lib.metrics.common import (
+    UNKNOWN,
+    check_fraction,
+    check_stages,
+    count_if,
+    date_lit,
+    ratio,
+    run,
+    source_of,
+    ts_lit,
+)
 from revops_lib.metrics.lead_funnel import DEFAULT_STAGES, TOTAL, activity_counts_many
 from revops_lib.periods import window
 
@@ -82,7 +92,7 @@ def _check_map(channel_map) -> dict[str, str | None]:
     if channel_map is None:
         return {}
     if not isinstance(channel_map, Mapping):
-        raise ParameterError(f"`channel_map` must map spend channels to lead sources, e.g. {{content: organic_search}}, "
+        raise ParameterError("`channel_map` must map spend channels to lead sources, e.g. {content: organic_search}, "
                              f"not `{channel_map!r}`.")
     out = {}
     for k, v in channel_map.items():
@@ -152,7 +162,8 @@ def attributed_opportunities(data) -> ir.Table:
 def channel_rows(spend_channels: Sequence[str], sources: Sequence[str], channel_map=None) -> dict[str, str]:
     """Which row each spend channel's spend goes to: ``{channel: source or 'unattributed:<channel>'}``.
 
-    >>> channel_rows(["paid_search", "content", "sales"], ["paid_search", "organic_search"], {"content": "organic_search"})
+    >>> channel_rows(["paid_search", "content", "sales"], ["paid_search", "organic_search"],
+    ...              {"content": "organic_search"})
     {'paid_search': 'paid_search', 'content': 'organic_search', 'sales': 'unattributed:sales'}
     """
     cmap = _check_map(channel_map)

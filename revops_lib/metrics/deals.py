@@ -264,8 +264,9 @@ def closed_deal_stats_by(opportunities, by: str | Sequence[str], *, start: _dt.d
     ...     "created_at": pd.to_datetime(["2026-09-01"] * 3),
     ...     "close_date": pd.to_datetime(["2026-10-05", "2026-10-20", "2026-10-02"]).date,
     ...     "is_closed": [True, True, True], "is_won": [True, False, True], "amount": [100.0, 300.0, 50.0]})
-    >>> closed_deal_stats_by(o, "owner", start=_dt.date(2026, 10, 1), end=_dt.date(2026, 11, 1),
-    ...                      as_of=pd.Timestamp("2026-11-01"))[["owner", "won", "lost", "won_amount", "sales_cycle_days"]]
+    >>> s = closed_deal_stats_by(o, "owner", start=_dt.date(2026, 10, 1), end=_dt.date(2026, 11, 1),
+    ...                          as_of=pd.Timestamp("2026-11-01"))
+    >>> s[["owner", "won", "lost", "won_amount", "sales_cycle_days"]]
       owner  won  lost  won_amount  sales_cycle_days
     0   ana    1     1       100.0              34.0
     1    bo    1     0        50.0              31.0

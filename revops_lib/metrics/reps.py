@@ -36,6 +36,7 @@ Counts and amounts add up: the owner rows of a team sum to its team row, the tea
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import pandas as pd
 

@@ -12,8 +12,9 @@ Definitions
   spends time in: it is never measured. An open deal's current spell has not ended: it is *censored* at
   ``as_of`` (its time so far is ``as_of`` − entry).
 - **Per stage and outcome**: the spells that *left* the stage in the period, by the deal's outcome at the
-  period's cut-off (its end, or ``as_of`` when earlier) — ``won`` or ``lost`` (its last stage before ``as_of`` is a won or lost stage) or ``open`` (it
-  moved on and is still open) — and ``all`` of them: ``n``, ``median_days`` and ``p90_days``.
+  period's cut-off (its end, or ``as_of`` when earlier) — ``won`` or ``lost`` (its last stage before the cut-off
+  is a won or lost stage) or ``open`` (it moved on and is still open) — and ``all`` of them: ``n``,
+  ``median_days`` and ``p90_days``.
 - **Percentiles** are linear interpolation between order statistics (numpy's default
   ``np.quantile(x, q, method="linear")``, pandas' ``Series.quantile``, DuckDB's ``quantile_cont``,
   PostgreSQL's ``percentile_cont``): for sorted values x₀ … xₙ₋₁ the q-quantile is
@@ -34,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from revops_lib.errors import ParameterError
-from revops_lib.metrics.common import backend_name, micros, run, source_of, us, require
+from revops_lib.metrics.common import backend_name, micros, require, run, source_of, us
 from revops_lib.metrics.deal_history import closed_stages
 from revops_lib.metrics.lead_funnel import TOTAL
 from revops_lib.periods import window
