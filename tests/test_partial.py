@@ -64,8 +64,10 @@ def same(a, b):
 FUNNEL_LEADS = ("conversion", "timing", "previous_conversion", "trend", "distribution", "activity")
 CASES = {
     (funnel, "leads"): ({"funnel", "segments", "trend", "timing", "activity"}, ("deals", "sales", "previous_sales")),
-    (funnel, "opportunities"): ({"sales"}, FUNNEL_LEADS),
-    (funnel, "opportunity_history"): (set(), FUNNEL_LEADS + ("sales", "previous_sales")),  # deals from opps
+    (funnel, "opportunities"): ({"sales"}, FUNNEL_LEADS + ("stage_times",)),  # closed stages: the defaults
+    (funnel, "marketing_spend"): (set(), FUNNEL_LEADS + ("sales", "stage_times", "stuck")),  # channels without spend
+    (funnel, "opportunity_history"): ({"stage_time"}, FUNNEL_LEADS + ("sales", "previous_sales", "channels")),
+    # (deals from opps)
     (forecast, "forecast_snapshots"): ({"accuracy"}, ("coverage", "waterfall", "slippage")),
     (forecast, "opportunity_history"): ({"waterfall", "slippage"}, ()),
     (forecast, "targets"): (set(), ("accuracy", "waterfall", "slippage")),
@@ -182,10 +184,11 @@ def test_data_quality_lists_what_the_present_tables_allow(frames):
     built = set(parts.index[parts["built"]])
     assert built == {("revops_scorecard", "sales"), ("revops_scorecard", "customer_success"),
                      ("funnel_conversion", "headline"), ("funnel_conversion", "sales"), ("funnel_conversion", "deals"),
-                     ("forecast_accuracy", "projection"), ("forecast_accuracy", "coverage")}
+                     ("funnel_conversion", "channels"), ("forecast_accuracy", "projection"),
+                     ("forecast_accuracy", "coverage"), ("forecast_accuracy", "reps")}
     assert parts.loc[("forecast_accuracy", "waterfall"), "needs"] == "table `opportunity_history`"
     assert parts.loc[("funnel_conversion", "trend"), "needs"] == "table `leads`"
-    assert "12 of 19 report parts are left out" in str(dq.findings())
+    assert "13 of 22 report parts are left out" in str(dq.findings())
 
 
 # -- open deals without an expected close date --------------------------------------------------

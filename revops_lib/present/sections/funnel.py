@@ -210,7 +210,7 @@ class FunnelReport(ChannelAndStageParts, Section):
         b = []
         n, n0 = self.cohort_size, self.previous_cohort_size
         if not self.has_part("funnel"):
-            return md("\n".join(f"- {x}" for x in self._sales_findings() + self.notes))
+            return md("\n".join(f"- {x}" for x in self._sales_findings() + self.more_findings() + self.notes))
         if n == 0:
             b.append(f"**No leads** were created in {self.period} (before the cut-off): there is no cohort to "
                      f"read; pick another period.")
@@ -253,7 +253,7 @@ class FunnelReport(ChannelAndStageParts, Section):
         note = self.small_sample_note()
         if note:
             b.append(note)
-        return md("\n".join(f"- {x}" for x in b + self._sales_findings() + self.notes))
+        return md("\n".join(f"- {x}" for x in b + self._sales_findings() + self.more_findings() + self.notes))
 
     def _sales_findings(self) -> list[str]:
         if self.sales is None or not len(self.sales):

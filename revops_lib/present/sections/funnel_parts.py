@@ -49,6 +49,27 @@ class ChannelAndStageParts:
     (:func:`revops_lib.metrics.stage_time.stuck_deals`).
     """
 
+    def more_findings(self) -> list[str]:
+        """One sentence on the channels' returns and one on stuck deals, for the report's findings."""
+        out = []
+        c = self.channels
+        if "channels" not in self.left_out and c is not None and self._has_spend():
+            rows = c[(c["source"] != TOTAL) & ~c["source"].str.startswith(f"{UNATTRIBUTED}:") & c["roas"].notna()
+                     & (c["spend"] > 0)].sort_values("roas", ascending=False)
+            tot = c[c["source"] == TOTAL].iloc[0]
+            if len(rows) >= 2:
+                best, worst = rows.iloc[0], rows.iloc[-1]
+                out.append(f"Of the sources with spend, {label(best['source'])} returned the most new-business "
+                           f"revenue per unit of spend ({best['roas']:,.2f}×) and {label(worst['source'])} the least "
+                           f"({worst['roas']:,.2f}×); blended CAC {fmt_money(tot['cac'], self.currency)}.")
+        s = self.stuck
+        if "stage_time" not in self.left_out and s is not None and len(s):
+            amount = fmt_money(s["amount"].sum(), self.currency)
+            out.append(f"{len(s):,} open deal{'s' if len(s) != 1 else ''} ({amount}) {'has' if len(s) == 1 else 'have'}"
+                       f" sat in a stage longer than 90% of the deals that left it in "
+                       f"{self.period}: see Stuck deals.")
+        return out
+
     # -- channel economics ------------------------------------------------------------------------
 
     def _has_spend(self) -> bool:

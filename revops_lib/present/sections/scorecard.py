@@ -158,7 +158,7 @@ class Scorecard(Section):
             "% of target": [fmt_value(v, "rate") for v in rows.pct_of_target],
             "prior": [fmt_value(v, u, self.currency) for v, u in zip(rows.prior_value, rows.unit)],
             "change": [fmt_change(v, u, self.currency) for v, u in zip(rows.change, rows.unit)],
-            "last year": [fmt_value(v, u, self.currency) for v, u in zip(rows.last_year_value, rows.unit)],
+            "last_year": [fmt_value(v, u, self.currency) for v, u in zip(rows.last_year_value, rows.unit)],
             "YTD": [fmt_value(v, u, self.currency) for v, u in zip(rows.ytd_value, rows.unit)],
             "YTD target": [fmt_value(v, u, self.currency) for v, u in zip(rows.ytd_target, rows.unit)],
             trend_col: [trend(k, u, lab) for k, u, lab in zip(rows.kpi, rows.unit, rows.kpi.map(label))],
@@ -266,7 +266,7 @@ class Scorecard(Section):
             "% of target": [fmt_value(v, "rate") for v in data.pct_of_target],
             "prior": [fmt_value(v, u, money) for v, u in zip(data.prior_value, data.unit)],
             "change": [fmt_change(v, u, money) for v, u in zip(data.change, data.unit)],
-            "last year": [fmt_value(v, u, money) for v, u in zip(data.last_year_value, data.unit)],
+            "last_year": [fmt_value(v, u, money) for v, u in zip(data.last_year_value, data.unit)],
             "YTD": [fmt_value(v, u, money) for v, u in zip(data.ytd_value, data.unit)],
             "YTD target": [fmt_value(v, u, money) for v, u in zip(data.ytd_target, data.unit)],
         })
