@@ -272,10 +272,14 @@ def test_a_folder_with_only_opportunities_builds_what_it_allows(demo_dir, tmp_pa
     assert 'id="Sales-metrics"' in page and 'id="Headline-numbers-vs-the-previous-period"' in page
     assert 'id="Cohort-trend"' not in page and 'id="Deal-stage-funnel"' in page
     assert ("Left out for lack of data: the lead funnel, the funnel by segment, the cohort trend, time to convert "
-            "and stage activity (need table <code>leads</code>).") in page
+            "and stage activity (need table <code>leads</code>); time in deal stage (needs table "
+            "<code>opportunity_history</code>).") in page
+    assert 'id="Channel-economics"' in page  # deals by their own source
     assert "the later stages&#39; rates are lower bounds" in page or "the later stages' rates are lower bounds" in page
-    assert set(manifest["funnel_conversion"]["left_out"]) == {"funnel", "segments", "trend", "timing", "activity"}
+    assert set(manifest["funnel_conversion"]["left_out"]) == {"funnel", "segments", "trend", "timing", "activity",
+                                                              "stage_time"}
     fc = (out / PERIOD / "forecast_accuracy.html").read_text()
+    assert 'id="Rep-and-team-performance"' in fc
     assert 'id="Pipeline-coverage"' in fc and 'id="Slippage"' not in fc and 'id="How-accurate-were-the-calls"' not in fc
     sc = (out / PERIOD / "revops_scorecard.html").read_text()
     assert 'id="Sales"' in sc and 'id="Marketing"' not in sc and 'id="Pacing"' not in sc

@@ -32,9 +32,8 @@ def plot_channel_economics(channels: pd.DataFrame, *, currency: str = "USD", axe
             no_data(ax, "No spend mapped to a source in this period")
         return axes
     y = np.arange(len(rows))
-    for ax, col, title, fmt in ((axes[0], "cac", "CAC: spend per new customer", lambda v: fmt_money(v, currency)),
-                                (axes[1], "roas", "ROAS: new-business revenue won per unit of spend",
-                                 lambda v: f"{v:,.2f}×")):
+    for ax, col, title, fmt in ((axes[0], "cac", "CAC (spend / new customers)", lambda v: fmt_money(v, currency)),
+                                (axes[1], "roas", "ROAS (new-business revenue / spend)", lambda v: f"{v:,.2f}×")):
         vals = rows[col].astype("float64").to_numpy()
         ax.barh(y, np.nan_to_num(vals), color=PALETTE[0] if col == "cac" else PALETTE[2], height=0.6)
         top = np.nanmax(vals) if np.isfinite(vals).any() else 1.0
@@ -43,8 +42,10 @@ def plot_channel_economics(channels: pd.DataFrame, *, currency: str = "USD", axe
                     fontsize=8.5)
         if len(total) and pd.notna(total[col].iloc[0]):
             ax.axvline(float(total[col].iloc[0]), color="#333333", lw=1, ls="--")
-            ax.text(float(total[col].iloc[0]), len(rows) - 0.4, " blended", fontsize=8, color="#333333", va="bottom")
+            ax.text(float(total[col].iloc[0]), -0.55, " blended", fontsize=8, color="#333333", va="top")
         ax.set_xlim(0, top * 1.35 if top > 0 else 1)
+        ax.set_ylim(-0.9, len(rows) - 0.4)
+        ax.xaxis.set_major_locator(mticker.MaxNLocator(4))
         ax.set_title(title)
         ax.grid(axis="y", visible=False)
         if col == "cac":
@@ -117,6 +118,11 @@ def plot_rep_performance(reps: pd.DataFrame, *, max_rows: int = 40, confidence: 
     ax.set_yticks(y)
     ax.set_yticklabels(owners["owner"].astype(str).tolist())
     ax.grid(axis="y", visible=False)
+    if len(team_ids) > 1:
+        from matplotlib.patches import Patch
+
+        ax.legend(handles=[Patch(color=PALETTE[i % len(PALETTE)], label=str(t)) for t, i in team_ids.items()][::-1],
+                  frameon=False, fontsize=8, loc="lower right")
     ax = axes[1]
     small = owners["small_sample"].astype(bool).to_numpy()
     rate = owners["win_rate"].to_numpy(dtype=float)
