@@ -78,6 +78,10 @@ __all__ = [
     "is_period_label",
     "resolve_as_of",
     "window",
+    "Span",
+    "same_period_last_year",
+    "periods_to_date",
+    "year_to_date",
 ]
 
 #: The kinds of period, shortest first.
@@ -504,6 +508,116 @@ class Period:
 
 
 # --------------------------------------------------------------------------
+# Span: a stretch of time that is not one reporting period (year to date)
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Span:
+    """A labelled stretch of time ``[start, end)`` that is not one reporting period, such as the year to date.
+
+    It has the bounds of a :class:`Period` (``start``/``end`` tz-aware UTC, ``start_naive``, ``end_naive``,
+    ``start_date``, ``end_date``, ``days``) and ``kind`` ``"span"``, so the metrics that take a period and a
+    cut-off (:func:`window`) take a span too. Build one with :func:`year_to_date`.
+
+    >>> s = year_to_date(parse_period("2026-10"))
+    >>> s.label, str(s.start_date), str(s.end_date), s.days
+    ('2026-10 YTD', '2026-01-01', '2026-11-01', 304)
+    """
+
+    label: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    fiscal_year_start_month: int = 1
+    kind: str = field(default="span", init=False)
+
+    def __post_init__(self) -> None:
+        start, end = _to_utc(self.start, "start"), _to_utc(self.end, "end")
+        if start is None or end is None or not start < end:
+            raise PeriodError(f"Span `{self.label}` needs a start before its end, not `{self.start}` to `{self.end}`.")
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def start_naive(self) -> pd.Timestamp:
+        return self.start.tz_localize(None)
+
+    @property
+    def end_naive(self) -> pd.Timestamp:
+        return self.end.tz_localize(None)
+
+    @property
+    def start_date(self) -> _dt.date:
+        return self.start.date()
+
+    @property
+    def end_date(self) -> _dt.date:
+        return self.end.date()
+
+    @property
+    def days(self) -> int:
+        return (self.end_date - self.start_date).days
+
+
+def same_period_last_year(period: str | Period) -> Period:
+    """The same period a year earlier: 12 months or 4 quarters back, or 52 ISO weeks back for a week.
+
+    >>> [str(same_period_last_year(p)) for p in ("2026-10", "2026-Q4", "2026-W44")]
+    ['2025-10', '2025-Q4', '2025-W44']
+    """
+    p = parse_period(period)
+    return p.previous({"month": 12, "quarter": 4, "week": 52}[p.kind])
+
+
+def _fiscal_year_first_day(ts: pd.Timestamp, fiscal: int) -> _dt.date:
+    """First day of the fiscal year holding UTC time ``ts``."""
+    q = period_of(ts, "quarter", fiscal_year_start_month=fiscal)
+    year, _ = q._parts()
+    return _make("quarter", year, 1, fiscal).start_date
+
+
+def periods_to_date(period: str | Period) -> list[Period]:
+    """The periods of ``period``'s kind from the start of its fiscal year up to and including it, oldest first.
+
+    A month or quarter belongs to the fiscal year holding its first day; an ISO week to the fiscal year
+    holding its Thursday, and the year's weeks start with the first week whose Thursday is in it (with
+    January fiscal years: the ISO year's weeks, from ``W01``).
+
+    >>> [str(p) for p in periods_to_date("2026-03")]
+    ['2026-01', '2026-02', '2026-03']
+    >>> [str(p) for p in periods_to_date(parse_period("2026-Q3", fiscal_year_start_month=2))]
+    ['2026-Q1', '2026-Q2', '2026-Q3']
+    >>> [str(p) for p in periods_to_date("2026-W02")]
+    ['2026-W01', '2026-W02']
+    """
+    p = parse_period(period)
+    fiscal = p.fiscal_year_start_month
+    if p.kind == "week":
+        first_day = _fiscal_year_first_day(p.start + pd.Timedelta(days=3), fiscal)
+        first = period_of(pd.Timestamp(first_day) + pd.Timedelta(days=3), "week", fiscal_year_start_month=fiscal)
+    else:
+        first = period_of(pd.Timestamp(_fiscal_year_first_day(p.start, fiscal)), p.kind,
+                          fiscal_year_start_month=fiscal)
+    return periods_between(first, p)
+
+
+def year_to_date(period: str | Period) -> Span:
+    """The year to date of a period: from the first day of :func:`periods_to_date`'s first period to the period's
+    end, labelled ``<period> YTD``.
+
+    >>> s = year_to_date(parse_period("2026-Q2", fiscal_year_start_month=11))
+    >>> s.label, str(s.start_date), str(s.end_date)
+    ('2026-Q2 YTD', '2025-11-01', '2026-05-01')
+    """
+    p = parse_period(period)
+    first = periods_to_date(p)[0]
+    return Span(f"{p.label} YTD", first.start, p.end, p.fiscal_year_start_month)
+
+
+# --------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------
 
@@ -737,7 +851,7 @@ def resolve_as_of(period: "str | Period | None", as_of: object = None) -> pd.Tim
     if as_of is None or (isinstance(as_of, str) and not as_of.strip()):
         if period is None:
             raise PeriodError("Give `period` or `as_of`: the cut-off defaults to the period's end.")
-        return parse_period(period).end_naive
+        return period.end_naive if isinstance(period, Span) else parse_period(period).end_naive
     ts = _to_utc(as_of, "as_of")
     if ts is None:
         raise PeriodError(f"Cannot read `as_of` {as_of!r}: use a date such as 2026-11-05 or an ISO time.")
@@ -752,7 +866,7 @@ def window(period=None, as_of=None, *, fiscal_year_start_month: int | None = Non
            period_required: bool = False) -> tuple[Period | None, pd.Timestamp]:
     """The one cut-off resolver: ``(period, cut-off)`` for every metric.
 
-    ``period`` (a label or :class:`Period`) may be empty when ``as_of`` is given; ``as_of`` empty
+    ``period`` (a label, a :class:`Period` or a :class:`Span`) may be empty when ``as_of`` is given; ``as_of`` empty
     means the period's end. The cut-off is a naive UTC timestamp (an aware ``as_of`` is converted
     to UTC, a date is its day's start) and exclusive: a row counts when its time is before it.
 
@@ -770,7 +884,7 @@ def window(period=None, as_of=None, *, fiscal_year_start_month: int | None = Non
     """
     if period_required and _blank(period):
         raise ParameterError("`period` is required: give a label such as 2026-10, 2026-Q4 or 2026-W44.")
-    if isinstance(period, Period):
+    if isinstance(period, (Period, Span)):
         p = period
     else:
         p = None if _blank(period) else parse_period(period, fiscal_year_start_month=fiscal_year_start_month)

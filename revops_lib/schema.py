@@ -324,8 +324,10 @@ TABLES: dict[str, TableSpec] = {
                 _c("metric", "string", True, label=True),
                 _c("target", "float", True),
                 _c("segment", "string", label=True),
+                _c("owner", "string", label=True),
+                _c("team", "string", label=True),
             ),
-            key=("period", "metric", "segment"),
+            key=("period", "metric", "segment", "owner", "team"),
             used_by=("revops_scorecard", "forecast_accuracy"),
             period_columns=("period",),
         ),
@@ -364,9 +366,13 @@ PLANNED_TIME_COLUMNS: dict[str, tuple[str, ...]] = {
 # value. There is no accounts table: the accounts known to a source are the
 # distinct non-null ``leads.account_id`` values, so ``opportunities.account_id`` is
 # checked only when leads carry account ids (a source without them says nothing).
+# A quota row (``targets.owner`` / ``targets.team``) naming an owner or team that no
+# deal has is an orphan too: most often a typo, which would leave the quota unmatched.
 REFERENCES: tuple[tuple[str, str, str, str], ...] = (
     ("leads", "opportunity_id", "opportunities", "opportunity_id"),
     ("opportunities", "account_id", "leads", "account_id"),
     ("opportunity_history", "opportunity_id", "opportunities", "opportunity_id"),
     ("activities", "opportunity_id", "opportunities", "opportunity_id"),
+    ("targets", "owner", "opportunities", "owner"),
+    ("targets", "team", "opportunities", "team"),
 )

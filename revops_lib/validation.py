@@ -194,7 +194,8 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
       ``opportunity_id`` that ``opportunities`` does not have; opportunities
       whose ``account_id`` is not among the distinct ``leads.account_id``
       values (the accounts known to the source; checked only when leads has
-      at least one account_id, since the contract has no accounts table).
+      at least one account_id, since the contract has no accounts table); quota rows of
+      ``targets`` whose ``owner`` or ``team`` no opportunity has.
     - ``empty_table`` (warning): a present table without rows.
     """
     import datetime as _dt
@@ -422,7 +423,8 @@ def _orphan_keys(src, names, max_examples: int) -> list[Problem]:
         key = _examples_expr(craw, TABLES[child], skip=src.duplicate_columns(child))
         ex = src.con.execute(orphans.select(*key).limit(max_examples))
         what = (f"not found in `{parent}`" if TABLES[parent].column(pcol).required
-                else f"not among the accounts known from `{parent}.{pcol}`")
+                else f"not among the accounts known from `{parent}.{pcol}`" if pcol == "account_id"
+                else f"not among the values of `{parent}.{pcol}` (no deal has it)")
         problems.append(Problem("warning", child, col, "orphan_key", k, f"`{col}` {what}",
                                 tuple(_fmt_example(r, key) for r in ex.to_dict("records"))))
     return problems

@@ -20,6 +20,8 @@ PUBLISHED = {
                  "error", "abs_pct_error", "accuracy"],
     "summary": ["category", "n", "mape", "wape", "bias", "hit_rate_10"],
     "pipeline_waterfall": ["step", "amount"],
+    "rep_performance": ["owner", "team", "quota", "revenue_won", "attainment", "won", "lost", "win_rate", "ci_low",
+                        "ci_high", "avg_deal_size", "cycle_days", "pipeline_created"],
 }
 
 
@@ -76,6 +78,25 @@ def test_forecast_accuracy_notebook_runs_and_publishes_the_contract_tables(demo_
     assert kind in set(by_week["kind"])
     cov = pd.read_csv(tables / "coverage.csv")
     assert len(cov) == 7 and not cov["complete"].iloc[-1] and cov["complete"].iloc[:-1].all()
+
+    # rep and team performance: team revenue is what the team's deals won in the period (pandas), owners add up
+    # to their team and teams to the company, whose quota is the company's target
+    r = frames["rep_performance"]
+    src = open_source(demo_dir)
+    o, t = src.to_pandas("opportunities"), src.to_pandas("targets")
+    close = pd.to_datetime(o["close_date"])
+    start, end = period_bounds(period)
+    won = o[o["is_won"] & ((close >= start) & (close < end)).to_numpy()]
+    teams = r[(r["owner"] == "all") & (r["team"] != "all")].set_index("team")
+    for team, amount in won.groupby("team")["amount"].sum().items():
+        assert teams.loc[team, "revenue_won"] == pytest.approx(amount, rel=1e-9), team
+    owners = r[r["owner"] != "all"]
+    assert np.allclose(owners.groupby("team")["revenue_won"].sum().reindex(teams.index), teams["revenue_won"])
+    company = r[r["team"] == "all"].iloc[0]
+    assert company["revenue_won"] == pytest.approx(teams["revenue_won"].sum())
+    own = t[(t["period"] == period) & t["metric"].eq("revenue_won") & t["owner"].isna() & t["team"].isna()]
+    assert company["quota"] == pytest.approx(own["target"].iloc[0]) and owners["quota"].notna().all()
+    assert r["win_rate"].dropna().between(0, 1).all()
 
     m = json.loads((d / "manifest.json").read_text())["forecast_accuracy"]
     labels = [h["label"] for h in m["headlines"]]

@@ -23,6 +23,9 @@ CONTRACT = {
     "stage_conversion": ["source", "from_stage", "to_stage", "entered", "converted", "rate", "ci_low", "ci_high"],
     "stage_timing": ["source", "from_stage", "to_stage", "n", "median_days", "p90_days"],
     "deal_stage_conversion": ["from_stage", "to_stage", "entered", "converted", "rate"],
+    "channel_economics": ["source", "leads", "mqls", "sqls", "opportunities", "pipeline_created", "revenue_won",
+                          "new_customers", "spend", "cost_per_lead", "cac", "roas", "payback_months"],
+    "time_in_stage": ["stage", "outcome", "n", "median_days", "p90_days"],
 }
 
 
@@ -80,6 +83,21 @@ def test_funnel_notebook_runs_and_publishes_the_contract_tables(demo_dir, report
     assert stage_rows["entered"].tolist() == reached[:-1] and stage_rows["converted"].tolist() == reached[1:]
     assert reached[0] > 0
 
+    # channel economics: the all row is the period's flow, recomputed with pandas; the sources add up to it
+    ch = published["channel_economics"].set_index("source")
+    leads = open_source(demo_dir).to_pandas("leads")
+    made = naive_utc(leads["created_at"])
+    assert ch.loc["all", "leads"] == int(((made >= start) & (made < end)).sum())
+    won_in = o["is_won"].to_numpy() & ((naive_utc(o["close_date"]) >= start) & (naive_utc(o["close_date"]) < end)
+                                       ).to_numpy()
+    assert ch.loc["all", "revenue_won"] == pytest.approx(o.loc[won_in, "amount"].sum(), rel=1e-9)
+    rows = ch.drop(index="all")
+    for c in ("leads", "opportunities", "pipeline_created", "revenue_won", "new_customers", "spend"):
+        assert rows[c].sum() == pytest.approx(ch.loc["all", c], rel=1e-9), c
+    tis = published["time_in_stage"]
+    assert set(tis["outcome"]) <= {"won", "lost", "open", "all"} and (tis["n"] > 0).all()
+    assert (tis["median_days"] <= tis["p90_days"] + 1e-9).all() and (tis["median_days"] >= 0).all()
+
     # narrative: too-small windows are called out with a longer period to run instead
     if small:  # a week of the small demo: even the totals of the later stages are too small
         assert "Too few leads to read" in html and "run the report for 2026-10" in html
@@ -98,8 +116,12 @@ def test_funnel_notebook_leaves_out_deal_sections_and_says_so_when_only_leads_ar
     assert status == 0, "\n".join(messages)
     html = (tmp_path / "reports" / "2026-10" / "funnel_conversion.html").read_text()
     assert ("Left out for lack of data: the deal-stage funnel (needs tables <code>opportunity_history</code> or "
-            "<code>opportunities</code>); the sales metrics (needs table <code>opportunities</code>).") in html
+            "<code>opportunities</code>); time in deal stage (needs table <code>opportunity_history</code>); the "
+            "sales metrics (needs table <code>opportunities</code>).") in html
     assert 'id="Deal-stage-funnel"' not in html and 'id="Sales-metrics"' not in html and 'id="Cohort-trend"' in html
+    assert 'id="Time-in-deal-stage"' not in html and 'id="Channel-economics"' in html  # channels from leads alone
+    ch = pd.read_csv(tmp_path / "reports" / "2026-10" / "tables" / "funnel_conversion" / "channel_economics.csv")
+    assert ch.set_index("source").loc["all", "leads"] == 3 and ch["spend"].isna().all()
     assert "&#x27;No " not in html and "<pre>'No " not in html  # notes are sentences, not quoted reprs
     conv = pd.read_csv(tmp_path / "reports" / "2026-10" / "tables" / "funnel_conversion" / "stage_conversion.csv")
     assert conv.loc[conv["source"] == "all", "entered"].iloc[0] == 3

@@ -64,8 +64,10 @@ def same(a, b):
 FUNNEL_LEADS = ("conversion", "timing", "previous_conversion", "trend", "distribution", "activity")
 CASES = {
     (funnel, "leads"): ({"funnel", "segments", "trend", "timing", "activity"}, ("deals", "sales", "previous_sales")),
-    (funnel, "opportunities"): ({"sales"}, FUNNEL_LEADS),
-    (funnel, "opportunity_history"): (set(), FUNNEL_LEADS + ("sales", "previous_sales")),  # deals from opps
+    (funnel, "opportunities"): ({"sales"}, FUNNEL_LEADS + ("stage_times",)),  # closed stages: the defaults
+    (funnel, "marketing_spend"): (set(), FUNNEL_LEADS + ("sales", "stage_times", "stuck")),  # channels without spend
+    (funnel, "opportunity_history"): ({"stage_time"}, FUNNEL_LEADS + ("sales", "previous_sales", "channels")),
+    # (deals from opps)
     (forecast, "forecast_snapshots"): ({"accuracy"}, ("coverage", "waterfall", "slippage")),
     (forecast, "opportunity_history"): ({"waterfall", "slippage"}, ()),
     (forecast, "targets"): (set(), ("accuracy", "waterfall", "slippage")),
@@ -182,10 +184,11 @@ def test_data_quality_lists_what_the_present_tables_allow(frames):
     built = set(parts.index[parts["built"]])
     assert built == {("revops_scorecard", "sales"), ("revops_scorecard", "customer_success"),
                      ("funnel_conversion", "headline"), ("funnel_conversion", "sales"), ("funnel_conversion", "deals"),
-                     ("forecast_accuracy", "projection"), ("forecast_accuracy", "coverage")}
+                     ("funnel_conversion", "channels"), ("forecast_accuracy", "projection"),
+                     ("forecast_accuracy", "coverage"), ("forecast_accuracy", "reps")}
     assert parts.loc[("forecast_accuracy", "waterfall"), "needs"] == "table `opportunity_history`"
     assert parts.loc[("funnel_conversion", "trend"), "needs"] == "table `leads`"
-    assert "12 of 19 report parts are left out" in str(dq.findings())
+    assert "13 of 22 report parts are left out" in str(dq.findings())
 
 
 # -- open deals without an expected close date --------------------------------------------------
@@ -269,10 +272,14 @@ def test_a_folder_with_only_opportunities_builds_what_it_allows(demo_dir, tmp_pa
     assert 'id="Sales-metrics"' in page and 'id="Headline-numbers-vs-the-previous-period"' in page
     assert 'id="Cohort-trend"' not in page and 'id="Deal-stage-funnel"' in page
     assert ("Left out for lack of data: the lead funnel, the funnel by segment, the cohort trend, time to convert "
-            "and stage activity (need table <code>leads</code>).") in page
+            "and stage activity (need table <code>leads</code>); time in deal stage (needs table "
+            "<code>opportunity_history</code>).") in page
+    assert 'id="Channel-economics"' in page  # deals by their own source
     assert "the later stages&#39; rates are lower bounds" in page or "the later stages' rates are lower bounds" in page
-    assert set(manifest["funnel_conversion"]["left_out"]) == {"funnel", "segments", "trend", "timing", "activity"}
+    assert set(manifest["funnel_conversion"]["left_out"]) == {"funnel", "segments", "trend", "timing", "activity",
+                                                              "stage_time"}
     fc = (out / PERIOD / "forecast_accuracy.html").read_text()
+    assert 'id="Rep-and-team-performance"' in fc
     assert 'id="Pipeline-coverage"' in fc and 'id="Slippage"' not in fc and 'id="How-accurate-were-the-calls"' not in fc
     sc = (out / PERIOD / "revops_scorecard.html").read_text()
     assert 'id="Sales"' in sc and 'id="Marketing"' not in sc and 'id="Pacing"' not in sc

@@ -448,7 +448,7 @@ def test_label_columns_are_the_contracts_text_labels():
         "email_campaigns": ("audience",),
         "activities": ("type", "owner"),
         "reviews": ("platform",),
-        "targets": ("metric", "segment"),
+        "targets": ("metric", "segment", "owner", "team"),
     }
     assert all(not c.label or (c.kind == "string" and not c.name.endswith("_id"))
                for t in TABLES.values() for c in t.columns)

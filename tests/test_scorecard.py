@@ -75,7 +75,7 @@ def test_every_metrics_md_key_is_present_when_tables_are():
 def test_published_columns_and_functions():
     df = scorecard.kpi_values(valid_frames(), period="2026-10")
     assert list(df.columns) == ["function", "indicator", "kpi", "period", "value", "target", "pct_of_target",
-                                "prior_value", "change", "unit"]
+                                "prior_value", "change", "unit", "last_year_value", "ytd_value", "ytd_target"]
     assert set(df.function) <= {"marketing", "sales", "customer_success", "revenue"}
     assert set(df.indicator) == {"leading", "lagging"}
     assert df.loc[df.kpi == "cac", "function"].item() == "revenue"
@@ -555,3 +555,90 @@ def test_big_moves_reject_thresholds_that_are_not_positive(kwargs):
                          "change": [59.0]})
     with pytest.raises(ParameterError, match="must be positive"):
         big_moves(card, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Same period last year and year to date
+# ---------------------------------------------------------------------------
+
+def ytd_frames() -> dict[str, pd.DataFrame]:
+    """March 2026 against March 2025 and the year to date (January to March 2026)."""
+    leads = pd.DataFrame({"lead_id": [f"L{i}" for i in range(7)], "source": ["web"] * 7,
+                          "created_at": ts("2025-03-10", "2025-03-20", "2025-12-31", "2026-01-05", "2026-02-10",
+                                           "2026-02-11", "2026-03-03")})
+    opps = pd.DataFrame({
+        "opportunity_id": [f"O{i}" for i in range(7)],
+        "created_at": ts("2025-02-01", "2025-12-01", "2026-01-10", "2026-02-01", "2026-02-20", "2026-03-01",
+                         "2026-03-02"),
+        "close_date": d("2025-03-15", "2026-01-20", "2026-02-15", "2026-03-10", "2026-03-12", "2026-03-20",
+                        "2026-04-30"),
+        "is_closed": [True, True, True, True, True, True, False], "is_won": [True, True, False, True, False, False,
+                                                                                 False],
+        "amount": [50.0, 100.0, 70.0, 300.0, 20.0, 30.0, 500.0], "type": ["new_business"] * 7,
+        "account_id": [f"A{i}" for i in range(7)]})
+    targets = pd.DataFrame({
+        "period": ["2026-01", "2026-02", "2026-03", "2026-01", "2026-03", "2026-01", "2026-03", "2026-03"],
+        "metric": ["leads", "leads", "leads", "win_rate", "win_rate", "revenue_won", "revenue_won", "leads"],
+        "target": [2.0, 2.0, 3.0, 0.5, 0.4, 100.0, 200.0, 99.0],
+        "owner": [None] * 7 + ["ana"]})  # a quota row: never part of the company's year to date
+    return {"leads": leads, "opportunities": opps, "targets": targets}
+
+
+def test_last_year_and_year_to_date_by_hand():
+    c = card(ytd_frames(), period="2026-03", breakdowns=False)
+    assert c.loc["leads", ["value", "last_year_value", "ytd_value", "ytd_target"]].tolist() == [1, 2, 4, 7]
+    # a rate over the year to date is recomputed from its numerator and denominator: 2 won of 5 closed (the
+    # mean of the monthly rates, 1, 0 and 1/3, would be 0.44); its target is the days-weighted mean of the
+    # months that have one (January 0.5 and March 0.4, 31 days each)
+    assert c.loc["win_rate", "value"] == pytest.approx(1 / 3) and c.loc["win_rate", "last_year_value"] == 1.0
+    assert c.loc["win_rate", "ytd_value"] == pytest.approx(0.4) and c.loc["win_rate", "ytd_target"] == pytest.approx(0.45)
+    assert c.loc["revenue_won", ["ytd_value", "last_year_value"]].tolist() == [400.0, 50.0]
+    assert math.isnan(c.loc["revenue_won", "ytd_target"])  # February has no revenue target: no sum to compare with
+    # a stock measured at one instant has no year to date
+    assert c.loc["open_pipeline", "value"] == 500.0 and math.isnan(c.loc["open_pipeline", "ytd_value"])
+    assert c.loc["open_pipeline", "last_year_value"] == 0.0  # at 2025-04-01 the one deal of 2025 had closed
+    assert math.isnan(card(ytd_frames(), period="2026-03", comparisons=False).loc["leads", "ytd_value"])
+
+
+def test_a_period_in_progress_compares_with_last_years_same_days_and_a_pro_rated_ytd_target():
+    c = card(ytd_frames(), period="2026-03", as_of="2026-03-16", breakdowns=False)
+    # 15 of March's 31 days: last year's March until the 16th holds one lead (the 20th's comes later)
+    assert c.loc["leads", ["value", "last_year_value", "ytd_value"]].tolist() == [1, 1, 4]
+    assert c.loc["leads", "ytd_target"] == pytest.approx(2 + 2 + 3 * 15 / 31)
+    assert c.loc["revenue_won", "ytd_value"] == 400.0  # won on 03-10, before the cut-off
+
+
+def test_the_scorecard_report_shows_last_year_and_ytd_and_keeps_its_sparklines_to_the_history():
+    sc = scorecard_section.analyze(ytd_frames(), period="2026-03", history_periods=3)
+    assert list(sc.published().columns[-3:]) == ["last_year_value", "ytd_value", "ytd_target"]
+    assert list(dict.fromkeys(sc.history["period"])) == ["2026-01", "2026-02", "2026-03"]
+    s = sc.summary().set_index("kpi")
+    assert s.loc["leads", ["last_year_value", "ytd_value", "ytd_target"]].tolist() == [2, 4, 7]
+    html = sc.function_table("marketing").to_html()
+    assert "YTD target" in html and "Last year" in html
+    names = [n for n, _ in footnotes("revops_scorecard")]
+    assert {"Same period last year", "Year to date (YTD)", "YTD target"} <= set(names)
+
+
+def test_the_index_summary_shows_last_year_and_the_year_to_date(tmp_path):
+    """The executive summary of ``reports/index.html``: last year, YTD and its target beside each KPI, status last;
+    a summary CSV written before these columns existed still renders (blank)."""
+    import json
+
+    from revops_lib.periods import parse_period
+    from revops_lib.runner.index import executive_summary
+
+    d = tmp_path / "2026-03"
+    (d / "tables" / "revops_scorecard").mkdir(parents=True)
+    (d / "revops_scorecard.html").write_text("<html></html>")
+    (d / "manifest.json").write_text(json.dumps({"revops_scorecard": {"status": "ok"}}))
+    csv = d / "tables" / "revops_scorecard" / "executive_summary.csv"
+    sc = scorecard_section.analyze(ytd_frames(), period="2026-03", history_periods=3)
+    sc.summary().to_csv(csv, index=False)
+    html = executive_summary([(parse_period("2026-03"), d)])
+    assert "<th>Change</th><th>Last year</th><th>Year to date</th><th>YTD target</th><th>Status</th>" in html
+    assert "<td>Leads</td><td class=num><b>1</b></td><td class=num>3</td><td class=num>−1</td>" \
+           "<td class=num>2</td><td class=num>4</td><td class=num>7</td>" in html
+    sc.summary().drop(columns=["last_year_value", "ytd_value", "ytd_target"]).to_csv(csv, index=False)
+    assert "<td class=num>—</td><td class=num>—</td><td class=num>—</td>" in executive_summary(
+        [(parse_period("2026-03"), d)])

@@ -23,7 +23,7 @@ def test_scorecard_runs_for_every_cadence(demo_dir, report_out, period):
     assert "What needs attention" in html and "Pacing" in html
     kpis = pd.read_csv(d / "tables" / "revops_scorecard" / "kpis.csv")
     assert list(kpis.columns) == ["function", "indicator", "kpi", "period", "value", "target", "pct_of_target",
-                                  "prior_value", "change", "unit"]
+                                  "prior_value", "change", "unit", "last_year_value", "ytd_value", "ytd_target"]
     assert (kpis.period == period).all()
     assert {"revenue_won", "leads", "mqls", "win_rate", "nrr_12m", "csat", "cac"} <= set(kpis.kpi)
     assert kpis.kpi.is_unique

@@ -242,19 +242,26 @@ rating mostly 4-5, a quarter anonymous (``customer_id`` null); ~160 rows::
     review_id  posted_at         rating  platform  customer_id
     R0000002   2024-02-17 21:30  5       capterra  A0000025
 
-**targets** -- one goal per period and KPI key of METRICS.md (``segment``
-null): months and quarters for revenue_won, new_customers, leads, mqls, sqls,
+**targets** -- one goal per period and KPI key of METRICS.md (``segment``,
+``owner`` and ``team`` null): months and quarters for revenue_won, new_customers, leads, mqls, sqls,
 opportunities_created, sessions, first_meetings, proposals, win_rate, csat,
 nrr_12m; ISO weeks for leads, mqls, sqls, opportunities_created,
 first_meetings. Complete periods are set near their eventual actual
 (x lognormal, median +3 %, sd 10 %: some hit, more narrowly missed); periods
 not complete at ``end`` (the month and quarter after it, its ISO weeks) extend
 the average of the last three complete periods (counts and revenue +5 %, rates
-+0.02); ~1,400 rows::
++0.02). Revenue quotas follow for every month and quarter: each team's share
+of the company ``revenue_won`` target (in proportion to what the team won in
+the three months before) and each rep's even share of the team's quota, rounded to 100 with the
+last team and rep taking the rounding, so the teams add up to the company target
+and the reps to their team's quota; quarters are the sums of their months.
+~2,650 rows at scale 1::
 
-    period    metric       target     segment
-    2026-10   revenue_won  5400000.0  None
-    2026-W44  leads        496.0      None
+    period    metric       target     segment  owner        team
+    2026-10   revenue_won  5400000.0  None     None         None
+    2026-W44  leads        496.0      None     None         None
+    2026-10   revenue_won  235300.0   None     None         smb_sales
+    2026-10   revenue_won  23500.0    None     Ava Garcia   smb_sales
 
 Exact row counts are returned by :func:`build`.
 

@@ -12,11 +12,14 @@ import pyarrow as pa
 
 from revops_lib.demo.calendar import _month_label, _month_of_day, _month_start, _quarter_label, _week_label, _weekday
 from revops_lib.demo.draws import _rng
+from revops_lib.demo.truth import TEAMS
+from revops_lib.periods import parse_period
 
 
 def write_targets(co) -> None:
     """Write ``targets`` from the company's daily aggregates (``co.agg``, ``co.sessions_day``) and its
-    monthly NRR (``co.nrr_num`` / ``co.nrr_den``)."""
+    monthly NRR (``co.nrr_num`` / ``co.nrr_den``), then the team and rep revenue quotas (:func:`_quotas`,
+    from ``co.won_month_team``)."""
     rng = _rng(co.seed, 6)
     a = co.agg
     daily = {
@@ -81,15 +84,66 @@ def write_targets(co) -> None:
                 target = float(max(1.0, round(target))) if metric != "revenue_won" else _sig3(target)
             rows.append((label, metric, target))
     rows = _consistent_quarters(_consistent_weeks(rows, weekly=set(weekly)), additive=set(daily))
+    quota = _quotas(co, rows)
+    rows = [(lab, metric, target, None, None) for lab, metric, target in rows] + quota
     co.w.write("targets", {
         "period": [r[0] for r in rows],
         "metric": [r[1] for r in rows],
         "target": np.array([r[2] for r in rows], dtype=float),
         "segment": pa.nulls(len(rows), pa.string()),
+        "owner": [r[3] for r in rows],
+        "team": [r[4] for r in rows],
     })
 
 
+def _quotas(co, rows: list[tuple]) -> list[tuple]:
+    """Revenue quotas of each team and rep, months and quarters: ``(period, metric, target, owner, team)``.
+
+    A month's company ``revenue_won`` target is split among the teams in proportion to what each team won
+    in the three months before (by rep count in the first month), and a team's quota evenly among its reps;
+    both are rounded to 100 with the last team (rep) taking the rounding, so the teams add up to the
+    company target and the reps to their team's quota exactly. A quarter's quota is the sum of its months'.
+    """
+    wmt = co.won_month_team
+    month_target = {lab: t for lab, metric, t in rows if metric == "revenue_won" and "-" in lab
+                    and "Q" not in lab and "W" not in lab}
+    out = []
+    for mi in range(co.m0, co.m0 + len(wmt)):
+        lab = _month_label(mi)
+        if lab not in month_target:
+            continue
+        total = month_target[lab]
+        k = mi - co.m0
+        won = wmt[max(0, k - 3):k].sum(axis=0)  # the plan: each team's share of the last three months' wins
+        share = won / won.sum() if won.sum() > 0 else co.rep_count / co.rep_count.sum()
+        team_t = _split(total, share)
+        for ti, team in enumerate(TEAMS):
+            out.append((lab, "revenue_won", team_t[ti], None, team))
+            n = int(co.rep_count[ti])
+            reps = _split(team_t[ti], np.full(n, 1.0 / n))
+            for j in range(n):
+                out.append((lab, "revenue_won", reps[j], co.rep_names[int(co.rep_offset[ti]) + j], team))
+    quarters = sorted({_quarter_label(mi) for mi in range(co.m0, co.m0 + len(wmt))
+                       if _month_label(mi) in month_target})
+    by_key: dict = {}
+    for lab, _metric, t, owner, team in out:
+        by_key.setdefault((owner, team), {})[lab] = t
+    for q in quarters:
+        months = [m.label for m in parse_period(q).months()]
+        for (owner, team), vals in by_key.items():
+            if all(m in vals for m in months):
+                out.append((q, "revenue_won", float(round(sum(vals[m] for m in months), 2)), owner, team))
+    return out
+
+
 # --------------------------------------------------------------------------- consistency and rounding
+
+def _split(total: float, share) -> list[float]:
+    """``total`` split by ``share`` (fractions adding up to 1), each part rounded to 100 but the last, which takes
+    what is left: the parts add up to ``total`` exactly (up to float rounding of cents)."""
+    parts = [float(round(total * float(x), -2)) for x in share[:-1]]
+    return parts + [float(round(total - sum(parts), 2))]
+
 
 def _consistent_weeks(rows: list[tuple], *, weekly: set) -> list[tuple]:
     """Month targets of the KPIs also planned by week that agree with their weeks' (what data_quality checks):

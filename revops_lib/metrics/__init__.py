@@ -4,7 +4,7 @@
 module                    family
 ========================  ===============================================================
 ``common``                one ratio, engine helpers (cents, microseconds), argument checks
-``targets``               the one lookup of ``targets`` rows (scorecard, pacing, coverage)
+``targets``               the one lookup of ``targets`` rows (scorecard, pacing, coverage) and of quotas
 ``lead_funnel``           lifecycle funnel: stage conversion, timing, cohort trend, activity
 ``deals``                 deal-stage funnel, win rate, deal size, cycle, velocity, open pipeline
 ``deal_history``          every deal's state at any instant (the forecast family's conventions)
@@ -13,7 +13,10 @@ module                    family
 ``mrr``                   customer MRR, MRR movements, trailing NRR / GRR
 ``cohorts``               cohort retention and survival
 ``economics``             spend, new customers, CAC, LTV, payback
-``scorecard``             KPI definitions, values, targets, pacing and status
+``channels``              channel economics: the funnel, revenue, spend, CAC, ROAS, payback per lead source
+``reps``                  rep and team performance: quota attainment, win rate, cycle, pipeline, activity
+``stage_time``            time in deal stage by outcome, stuck deals
+``scorecard``             KPI definitions, values, targets, pacing and status; last year and year to date
 ``quality``               coverage, freshness and anomalies of the data
 ========================  ===============================================================
 

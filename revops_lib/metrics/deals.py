@@ -209,9 +209,8 @@ def closed_deal_stats_many(opportunities, windows: Sequence[tuple], *,
     return pd.DataFrame(_closed_deal_rows(opportunities, windows, types), columns=cols)
 
 
-def _closed_deal_rows(opportunities, windows: Sequence[tuple], types) -> list[dict]:
-    if not windows:
-        return []
+def _closed_deals_agg(opportunities, windows: Sequence[tuple], types, by: Sequence[str] = ()) -> pd.DataFrame:
+    """One query: per window ``w`` (and ``by`` columns of ``opportunities``) the closed-deal aggregates."""
     o = _opps(opportunities)
     types = _check_types(types)
     his = [min(pd.Timestamp(e).date(), pd.Timestamp(a).date()) for _, e, a in windows]
@@ -223,7 +222,7 @@ def _closed_deal_rows(opportunities, windows: Sequence[tuple], types) -> list[di
     cal = date_windows(los, his)
     j = o.join(cal, (o.close_date >= cal.w_lo) & (o.close_date < cal.w_hi))
     won = j._won
-    agg = to_pandas(j.group_by("w").aggregate(
+    return to_pandas(j.group_by(["w", *by]).aggregate(
         closed=j.count(),
         won=count_if(won),
         won_amount=j.amount.sum(where=won),
@@ -231,21 +230,53 @@ def _closed_deal_rows(opportunities, windows: Sequence[tuple], types) -> list[di
         avg_deal_size=j.amount.mean(where=won),
         sales_cycle_days=j._cycle.cast(dt.float64).quantile(0.5, where=won),
     ))
+
+
+def _num(x) -> float:
+    return math.nan if x is None or pd.isna(x) else float(x)
+
+
+def _stats_row(r: dict) -> dict:
+    closed = as_int(r.get("closed"))
+    won_n = as_int(r.get("won")) if closed else 0
+    return dict(closed=closed, won=won_n, lost=closed - won_n,
+                won_amount=_num(r.get("won_amount")) if won_n else 0.0,
+                closed_amount=_num(r.get("closed_amount")) if closed else 0.0,
+                avg_deal_size=_num(r.get("avg_deal_size")), sales_cycle_days=_num(r.get("sales_cycle_days")))
+
+
+def _closed_deal_rows(opportunities, windows: Sequence[tuple], types) -> list[dict]:
+    if not windows:
+        return []
+    agg = _closed_deals_agg(opportunities, windows, types)
     found = {int(rec["w"]): rec for rec in agg.to_dict("records")}
+    return [_stats_row(found.get(k, {})) for k in range(len(windows))]
 
-    def num(x):
-        return math.nan if x is None or pd.isna(x) else float(x)
 
-    rows = []
-    for k in range(len(windows)):
-        r = found.get(k, {})
-        closed = as_int(r.get("closed"))
-        won_n = as_int(r.get("won")) if closed else 0
-        rows.append(dict(closed=closed, won=won_n, lost=closed - won_n,
-                         won_amount=num(r.get("won_amount")) if won_n else 0.0,
-                         closed_amount=num(r.get("closed_amount")) if closed else 0.0,
-                         avg_deal_size=num(r.get("avg_deal_size")), sales_cycle_days=num(r.get("sales_cycle_days"))))
-    return rows
+def closed_deal_stats_by(opportunities, by: str | Sequence[str], *, start: _dt.date, end: _dt.date,
+                         as_of: pd.Timestamp, types: Sequence[str] | None = None) -> pd.DataFrame:
+    """:func:`closed_deal_stats` per group of ``by`` (columns of ``opportunities``, e.g. ``owner``), in one query.
+
+    Returns one row per group with a deal closed in the window: the ``by`` columns (nulls kept as nulls),
+    then ``closed, won, lost, won_amount, closed_amount, avg_deal_size, sales_cycle_days``.
+
+    >>> o = pd.DataFrame({"opportunity_id": ["O1", "O2", "O3"], "owner": ["ana", "ana", "bo"],
+    ...     "created_at": pd.to_datetime(["2026-09-01"] * 3),
+    ...     "close_date": pd.to_datetime(["2026-10-05", "2026-10-20", "2026-10-02"]).date,
+    ...     "is_closed": [True, True, True], "is_won": [True, False, True], "amount": [100.0, 300.0, 50.0]})
+    >>> s = closed_deal_stats_by(o, "owner", start=_dt.date(2026, 10, 1), end=_dt.date(2026, 11, 1),
+    ...                          as_of=pd.Timestamp("2026-11-01"))
+    >>> s[["owner", "won", "lost", "won_amount", "sales_cycle_days"]]
+      owner  won  lost  won_amount  sales_cycle_days
+    0   ana    1     1       100.0              34.0
+    1    bo    1     0        50.0              31.0
+    """
+    keys = [by] if isinstance(by, str) else list(by)
+    cols = keys + ["closed", "won", "lost", "won_amount", "closed_amount", "avg_deal_size", "sales_cycle_days"]
+    agg = _closed_deals_agg(opportunities, [(start, end, as_of)], types, keys)
+    rows = [{**{k: rec[k] for k in keys}, **_stats_row(rec)} for rec in agg.to_dict("records")]
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values(keys, na_position="last", ignore_index=True) if len(out) else out
 
 
 def win_rate(opportunities, *, period, as_of=None, weight: str = "count",

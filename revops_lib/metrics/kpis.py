@@ -24,6 +24,7 @@ class KPI:
     higher_is_better: bool = True
     additive: bool = False  # sums over time (pro-rated for pacing)
     breakdown: bool = False
+    ytd: bool = True  # False for a stock measured at one instant (its year to date is its value)
 
 
 def _k(key, function, indicator, unit, label, tables, definition, **kw):
@@ -57,9 +58,9 @@ KPIS: list[KPI] = [
     _k("proposals", "sales", "leading", "count", "Proposals", ["activities"],
        "activities of type proposal in the period", additive=True),
     _k("open_pipeline", "sales", "leading", "currency", "Open pipeline", ["opportunities"],
-       "Σ amount of deals created before the period end (or as of) and not closed before it"),
+       "Σ amount of deals created before the period end (or as of) and not closed before it", ytd=False),
     _k("pipeline_coverage", "sales", "leading", "rate", "Next-period coverage", ["opportunities", "targets"],
-       "open pipeline with close date in the next period / target revenue of that period"),
+       "open pipeline with close date in the next period / target revenue of that period", ytd=False),
     _k("revenue_won", "sales", "lagging", "currency", "Revenue won", ["opportunities"],
        "Σ amount of opportunities won with close date in the period (by type and product: revenue_won:<value>)",
        additive=True, breakdown=True),
@@ -90,11 +91,12 @@ KPIS: list[KPI] = [
     _k("first_response_hours", "customer_success", "lagging", "hours", "First response time", ["support_tickets"],
        "median hours from created to first response, tickets created in the period", higher_is_better=False),
     _k("logo_retention_12m", "customer_success", "lagging", "rate", "Logo retention, trailing 12 m", ["subscriptions"],
-       "customers with MRR > 0 twelve months before the period's last complete month still paying in it"),
+       "customers with MRR > 0 twelve months before the period's last complete month still paying in it",
+       ytd=False),
     _k("nrr_12m", "customer_success", "lagging", "rate", "NRR (12 m)", ["subscriptions"],
-       "their MRR in the month / their MRR twelve months earlier"),
+       "their MRR in the month / their MRR twelve months earlier", ytd=False),
     _k("grr_12m", "customer_success", "lagging", "rate", "GRR (12 m)", ["subscriptions"],
-       "as NRR with each customer capped at its MRR twelve months earlier"),
+       "as NRR with each customer capped at its MRR twelve months earlier", ytd=False),
     _k("expansion_revenue", "customer_success", "lagging", "currency", "Expansion revenue", ["opportunities"],
        "Σ amount of expansion opportunities won in the period", additive=True),
 ]

@@ -12,6 +12,8 @@ customers, CAC spend), :mod:`~revops_lib.metrics.mrr` (trailing-12-month retenti
 Conventions (where METRICS.md is silent):
 
 - ``change`` = value − prior value, in the KPI's unit (percentage points for rates).
+- ``last_year_value``, ``ytd_value``, ``ytd_target``: the same period last year and the year to date, computed
+  by the same query as the period's values (see :func:`scorecard`).
 - A KPI whose source table is absent is left out (see :attr:`Scorecard.notes`);
   a KPI whose denominator is zero is NaN (shown "—"), never zero or infinite.
 - Targets come from :mod:`revops_lib.metrics.targets` (the company's row for the period label;
@@ -40,12 +42,20 @@ import pandas as pd
 from revops_lib.metrics.common import ratio
 from revops_lib.metrics.deals import closed_deal_stats_many, open_opportunities_many
 from revops_lib.metrics.economics import marketing_spend_many, new_customers_many
-from revops_lib.metrics.kpis import FUNCTIONS, KPI, KPI_BY_KEY, KPIS, kpi
+from revops_lib.metrics.kpis import FUNCTIONS, KPI, KPI_BY_KEY, KPIS, is_additive, kpi
 from revops_lib.metrics.lead_funnel import activity_counts_many
 from revops_lib.metrics.mrr import customer_mrr, last_complete_month, trailing_retention
 from revops_lib.metrics.pipeline import coverage
-from revops_lib.metrics.targets import targets
-from revops_lib.periods import Period, parse_period, resolve_as_of
+from revops_lib.metrics.targets import targets, targets_many
+from revops_lib.periods import (
+    Period,
+    Span,
+    parse_period,
+    periods_to_date,
+    resolve_as_of,
+    same_period_last_year,
+    year_to_date,
+)
 from revops_lib.sources import Source, open_source, to_pandas
 
 
@@ -69,7 +79,7 @@ def _d(x):
 
 @dataclass(frozen=True)
 class _Window:
-    period: Period
+    period: Period | Span  # a reporting period, or a span (the same period last year at the same age, the YTD)
     cut: pd.Timestamp  # exclusive cut-off, naive UTC: min(period end, as_of)
 
     @property
@@ -84,6 +94,21 @@ class _Window:
 def _windows(period: Period, cut: pd.Timestamp, n: int) -> list[_Window]:
     """The last ``n`` periods ending with ``period``; each cut at min(its end, cut)."""
     return [_Window(p, min(p.end_naive, cut)) for p in period.trailing(n)]
+
+
+def comparison_windows(period: Period, cut: pd.Timestamp) -> tuple[_Window, _Window]:
+    """The same period last year at the same age, and the year to date (METRICS.md, "Same period last year").
+
+    Last year: :func:`~revops_lib.periods.same_period_last_year` (12 months, 4 quarters or 52 ISO weeks back),
+    cut as far into it as ``cut`` is into ``period`` (a period in progress compares with the same days of
+    last year's); labelled ``<label> last year``. Year to date: :func:`~revops_lib.periods.year_to_date`, cut
+    at ``min(period end, cut)``; labelled ``<label> YTD``.
+    """
+    ly = same_period_last_year(period)
+    age = min(cut, period.end_naive) - period.start_naive
+    ly_span = Span(f"{period.label} last year", ly.start, ly.end, ly.fiscal_year_start_month)
+    return (_Window(ly_span, min(ly.end_naive, ly.start_naive + max(age, pd.Timedelta(0)))),
+            _Window(year_to_date(period), min(period.end_naive, cut)))
 
 
 def _calendar(wins: Sequence[_Window]):
@@ -305,43 +330,76 @@ def _order_key(key: str) -> tuple:
     return (FUNCTIONS.index(k.function), 0 if k.indicator == "leading" else 1, KPIS.index(k), sub)
 
 
-def kpi_history(source, *, period, as_of=None, periods: int = 12, breakdowns: bool = True) -> pd.DataFrame:
+def kpi_history(source, *, period, as_of=None, periods: int = 12, breakdowns: bool = True,
+                comparisons: bool = False) -> pd.DataFrame:
     """Every KPI for the last ``periods`` periods of the report's kind (for sparklines).
 
     Returns ``kpi, period, value`` (oldest first), the last period cut at ``as_of``; ``attrs["notes"]``
-    says which KPIs were left out because their tables are absent.
+    says which KPIs were left out because their tables are absent. With ``comparisons`` the same query
+    also computes the same period last year and the year to date (:func:`comparison_windows`): their rows
+    come first, labelled ``attrs["last_year"]`` and ``attrs["ytd"]`` (``attrs["periods"]``: the history's
+    labels).
     """
     src = open_source(source)
     p = parse_period(period)
     cut = resolve_as_of(p, as_of)
-    long, notes = _compute(src, _windows(p, cut, periods), breakdowns=breakdowns)
+    wins = _windows(p, cut, periods)
+    extra = list(comparison_windows(p, cut)) if comparisons else []
+    long, notes = _compute(src, extra + wins, breakdowns=breakdowns)  # the report period stays last
     out = long.rename(columns={"label": "period"})
     out.attrs["notes"] = notes
+    out.attrs["periods"] = [w.period.label for w in wins]
+    if extra:
+        out.attrs.update(last_year=extra[0].period.label, ytd=extra[1].period.label)
     return out
 
 
 def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: pd.DataFrame | None = None,
               on_track: float = 0.95, at_risk: float = 0.85, only: set[str] | None = None,
-              prior: bool = True) -> pd.DataFrame:
+              prior: bool = True, comparisons: bool = True) -> pd.DataFrame:
     """One row per KPI key (and breakdown) for the period: the published ``kpis`` table and more.
 
     Returns
     -------
     DataFrame
-        ``function, indicator, kpi, period, value, target, pct_of_target, prior_value, change, unit``
-        (the published columns), then ``label, higher_is_better, status``. With ``prior=False``
-        the previous period is not computed (``prior_value`` and ``change`` are NaN).
+        ``function, indicator, kpi, period, value, target, pct_of_target, prior_value, change, unit,
+        last_year_value, ytd_value, ytd_target`` (the published columns), then ``label, higher_is_better,
+        status``. With ``prior=False`` the previous period is not computed (``prior_value`` and ``change`` are
+        NaN); with ``comparisons=False`` neither are last year and the year to date. A ``history`` (from
+        :func:`kpi_history`) gives the values instead of a query; its ``comparisons`` rows, when it has them,
+        the last-year and YTD values.
+
+    Notes
+    -----
+    - ``last_year_value``: the KPI over the same period last year, at the same age (:func:`comparison_windows`).
+    - ``ytd_value``: the KPI over the year to date — additive KPIs are the sum over it, rates and averages are
+      recomputed from its numerators and denominators (the KPI's own definition over the longer window).
+      Blank for stocks measured at one instant (open pipeline, coverage, trailing-12-month retention):
+      their year to date is their value.
+    - ``ytd_target``: from the targets of the year's periods of the report's kind up to this one
+      (:func:`~revops_lib.periods.periods_to_date`), the current period's pro-rated by its elapsed days: for
+      an additive KPI their sum (blank unless every one has a target); for a rate or an average their mean
+      weighted by their (elapsed) days, over those that have one — the year's target of a rate.
     """
     src = open_source(source)
     p = parse_period(period)
     cut = resolve_as_of(p, as_of)
+    ly_lab = ytd_lab = None
     if history is None:
-        long, _ = _compute(src, _windows(p, cut, 2 if prior else 1), breakdowns=breakdowns, only=only)
+        extra = list(comparison_windows(p, cut)) if comparisons else []
+        long, _ = _compute(src, extra + _windows(p, cut, 2 if prior else 1), breakdowns=breakdowns, only=only)
+        if extra:
+            ly_lab, ytd_lab = extra[0].period.label, extra[1].period.label
     else:
         long = history.rename(columns={"period": "label"})
+        ly_lab, ytd_lab = history.attrs.get("last_year"), history.attrs.get("ytd")
     cur = long[long.label == p.label].set_index("kpi")["value"]
     prev = long[long.label == p.previous().label].set_index("kpi")["value"]
-    goals = targets(src, p)
+    ly = long[long.label == ly_lab].set_index("kpi")["value"] if ly_lab else pd.Series(dtype="float64")
+    ytd = long[long.label == ytd_lab].set_index("kpi")["value"] if ytd_lab else pd.Series(dtype="float64")
+    to_date = periods_to_date(p)
+    goals_by = targets_many(src, to_date)
+    goals = goals_by[p.label]
     pace = _elapsed(p, cut)
     rows = []
     for key in sorted(cur.index, key=_order_key):
@@ -353,10 +411,36 @@ def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: p
         rows.append(dict(function=k.function, indicator=k.indicator, kpi=key, period=p.label, value=value,
                          target=target, pct_of_target=pct, prior_value=prior,
                          change=value - prior if not (math.isnan(value) or math.isnan(prior)) else math.nan,
-                         unit=k.unit, label=k.label + (f" — {key.split(':', 1)[1]}" if ":" in key else ""),
+                         unit=k.unit, last_year_value=_num(ly.get(key)) if key in ly.index else math.nan,
+                         ytd_value=_num(ytd.get(key)) if key in ytd.index and k.ytd else math.nan,
+                         ytd_target=(ytd_target(key, to_date, goals_by, pace) if ytd_lab and k.ytd else math.nan),
+                         label=k.label + (f" — {key.split(':', 1)[1]}" if ":" in key else ""),
                          higher_is_better=k.higher_is_better,
                          status=_status(k, value, target, pace, on_track, at_risk)))
     return pd.DataFrame(rows)
+
+
+def ytd_target(key: str, to_date: Sequence[Period], goals: dict, elapsed: float) -> float:
+    """The year-to-date target of a KPI (see :func:`scorecard`'s notes) from ``goals`` = ``{period label:
+    {kpi: target}}`` of the periods ``to_date`` (the last one pro-rated by ``elapsed``, a fraction).
+
+    >>> months = [parse_period(m) for m in ("2026-01", "2026-02", "2026-03")]
+    >>> goals = {"2026-01": {"leads": 10.0, "win_rate": 0.4}, "2026-02": {"leads": 20.0, "win_rate": 0.5},
+    ...          "2026-03": {"leads": 30.0}}
+    >>> ytd_target("leads", months, goals, 0.5), round(ytd_target("win_rate", months, goals, 1.0), 4)  # 31 and 28 days
+    (45.0, 0.4475)
+    """
+    weights = [float(q.days) for q in to_date]
+    weights[-1] *= elapsed
+    vals = [goals.get(q.label, {}).get(key, math.nan) for q in to_date]
+    if is_additive(key):
+        if any(math.isnan(v) for v in vals):
+            return math.nan
+        return float(sum(vals[:-1]) + vals[-1] * elapsed)
+    have = [(v, w) for v, w in zip(vals, weights) if not math.isnan(v) and w > 0]
+    if not have:
+        return math.nan
+    return float(sum(v * w for v, w in have) / sum(w for _, w in have))
 
 
 def _elapsed(p: Period, cut: pd.Timestamp) -> float:
@@ -401,7 +485,7 @@ def pacing(source, *, period, as_of=None, on_track: float = 0.95, at_risk: float
     if card is None:
         wanted = {m for m in targets(src, p) if m in KPI_BY_KEY}
         card = scorecard(src, period=p, as_of=cut, breakdowns=False, on_track=on_track, at_risk=at_risk,
-                         only=wanted, prior=False)  # pacing compares with targets only
+                         only=wanted, prior=False, comparisons=False)  # pacing compares with targets only
     frac = _elapsed(p, cut)
     total_days = p.days
     elapsed_days = frac * total_days
@@ -425,12 +509,13 @@ def pacing(source, *, period, as_of=None, on_track: float = 0.95, at_risk: float
 
 
 PUBLISHED_COLUMNS = ["function", "indicator", "kpi", "period", "value", "target", "pct_of_target",
-                     "prior_value", "change", "unit"]
+                     "prior_value", "change", "unit", "last_year_value", "ytd_value", "ytd_target"]
 
 
 def kpi_values(source, *, period, as_of=None, breakdowns: bool = True) -> pd.DataFrame:
     """The published ``kpis`` table: ``function, indicator, kpi, period, value, target, pct_of_target,
-    prior_value, change, unit`` — one row per KPI key (and breakdown) whose tables are present."""
+    prior_value, change, unit, last_year_value, ytd_value, ytd_target`` — one row per KPI key (and
+    breakdown) whose tables are present (see :func:`scorecard`)."""
     return scorecard(source, period=period, as_of=as_of, breakdowns=breakdowns)[PUBLISHED_COLUMNS]
 
 

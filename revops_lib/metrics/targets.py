@@ -15,6 +15,9 @@ segment, owner or team) by these rules, in order:
 
 Otherwise there is no target (the KPI shows none, coverage is blank). Rates and averages (win rate,
 CSAT, …) never add up: only rule 1 applies to them.
+
+Quotas (rows with an ``owner``, or a ``team`` and no owner) are read by :func:`quotas`: they are never
+company targets (rule 1 needs every scope column null, rule 2 sums segment rows without owner or team).
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ from typing import Iterable
 
 import pandas as pd
 
+from revops_lib.errors import ParameterError
 from revops_lib.metrics.common import run
 from revops_lib.metrics.kpis import is_additive
 from revops_lib.periods import Period, parse_period
 from revops_lib.sources import Source, open_source
 
-__all__ = ["targets", "target", "target_conflicts", "SCOPE_COLUMNS"]
+__all__ = ["targets", "targets_many", "target", "quotas", "quota_table", "target_conflicts", "SCOPE_COLUMNS"]
 
 #: The columns of ``targets`` that name a scope below the company (a null means "all").
 SCOPE_COLUMNS = ("segment", "owner", "team")
@@ -67,25 +71,52 @@ def targets(source, period: str | Period, *, metrics: Iterable[str] | None = Non
     >>> targets({"targets": t}, "2026-10")
     {'leads': 900.0, 'revenue_won': 100000.0}
     """
-    src = open_source(source) if not isinstance(source, Source) else source
     p = parse_period(period)
+    return targets_many(source, [p], metrics=metrics, segment=segment, owner=owner, team=team)[p.label]
+
+
+def _rows(src: Source, periods: list[Period], metrics) -> pd.DataFrame | None:
+    """The ``targets`` rows of the periods' labels and of the ISO weeks overlapping them (one query)."""
     if not src.has("targets"):
-        return {}
+        return None
     t = src.table("targets")
-    weeks = p.weeks() if p.kind != "week" else []
-    labels = [p.label] + [w.label for w in weeks]
+    labels = list(dict.fromkeys([p.label for p in periods] + [w.label for p in periods if p.kind != "week"
+                                                               for w in p.weeks()]))
     cols = [c for c in SCOPE_COLUMNS if c in t.columns]
     expr = t.filter(t.period.isin(labels))
     if metrics is not None:
         wanted = list(dict.fromkeys(metrics))
         if not wanted:
-            return {}
+            return None
         expr = expr.filter(expr.metric.isin(wanted))
     df = run(expr.select("period", "metric", "target", *cols))
     for c in SCOPE_COLUMNS:
         if c not in df.columns:
             df[c] = None
-    scope = {"segment": segment, "owner": owner, "team": team}
+    return df
+
+
+def targets_many(source, periods: Iterable[str | Period], *, metrics: Iterable[str] | None = None,
+                 segment: str | None = None, owner: str | None = None,
+                 team: str | None = None) -> dict[str, dict[str, float]]:
+    """:func:`targets` of several periods in one query: ``{period label: {metric key: target}}``.
+
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"period": ["2026-09", "2026-10"], "metric": ["leads", "leads"], "target": [8.0, 9.0]})
+    >>> targets_many({"targets": t}, ["2026-09", "2026-10", "2026-11"])
+    {'2026-09': {'leads': 8.0}, '2026-10': {'leads': 9.0}, '2026-11': {}}
+    """
+    src = open_source(source) if not isinstance(source, Source) else source
+    ps = [parse_period(p) for p in periods]
+    df = _rows(src, ps, metrics)
+    if df is None:
+        return {p.label: {} for p in ps}
+    return {p.label: _lookup(df, p, {"segment": segment, "owner": owner, "team": team}) for p in ps}
+
+
+def _lookup(df: pd.DataFrame, p: Period, scope: dict) -> dict[str, float]:
+    """The module docstring's rules for one period and scope, on the rows read by :func:`_rows`."""
+    weeks = p.weeks() if p.kind != "week" else []
 
     def in_scope(frame: pd.DataFrame, below: str | None = None) -> pd.DataFrame:
         mask = pd.Series(True, index=frame.index)
@@ -100,7 +131,7 @@ def targets(source, period: str | Period, *, metrics: Iterable[str] | None = Non
 
     own_rows = in_scope(df[df.period == p.label])
     out = {m: _num(v) for m, v in zip(own_rows.metric, own_rows.target)}
-    if segment is None and owner is None and team is None:  # rule 2: the company from its segments
+    if all(v is None for v in scope.values()):  # rule 2: the company from its segments
         parts = in_scope(df[df.period == p.label], below="segment")
         for metric, grp in parts.groupby("metric"):
             if metric not in out and is_additive(metric):
@@ -108,7 +139,8 @@ def targets(source, period: str | Period, *, metrics: Iterable[str] | None = Non
                 if len(vals):
                     out[metric] = float(vals.sum())
     if weeks:  # rule 3: a month or quarter from its weeks
-        wk = in_scope(df[df.period != p.label])
+        week_labels = {w.label for w in weeks}
+        wk = in_scope(df[df.period.isin(week_labels)])
         for metric, grp in wk.groupby("metric"):
             if metric in out or not is_additive(metric):
                 continue
@@ -119,6 +151,65 @@ def targets(source, period: str | Period, *, metrics: Iterable[str] | None = Non
                     overlap = (min(w.end_naive, p.end_naive) - max(w.start_naive, p.start_naive)).days
                     total += _num(tmap[w.label]) * overlap / 7.0
                 out[metric] = total
+    return out
+
+
+def quotas(source, period: str | Period, *, metric: str = "revenue_won", by: str = "owner") -> dict[str, float]:
+    """Quotas of one period: the ``targets`` rows with an ``owner`` (``by="owner"``) or a ``team`` and no owner
+    (``by="team"``), by that owner or team.
+
+    An owner's quota is the sum of its rows for the period label and ``metric`` (one row, or one per segment or
+    team it is split by); a team's quota the sum of its rows without an owner. For an additive metric without
+    such a row, a month's or quarter's quota is the sum of the ISO weeks' rows weighted by their days in the
+    period (as :func:`targets`' rule 3), when every week has one. Company rows (no owner, no team) are never
+    a quota, and quota rows never count as company targets.
+
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"period": ["2026-10"] * 4, "metric": ["revenue_won"] * 4,
+    ...                   "target": [100.0, 60.0, 30.0, 50.0], "owner": [None, "ana", "bo", None],
+    ...                   "team": [None, "smb", "smb", "smb"]})
+    >>> quotas({"targets": t}, "2026-10"), quotas({"targets": t}, "2026-10", by="team")
+    ({'ana': 60.0, 'bo': 30.0}, {'smb': 50.0})
+    """
+    if by not in ("owner", "team"):
+        raise ParameterError(f"`by` must be 'owner' or 'team', not `{by!r}`.")
+    p = parse_period(period)
+    return quota_table(source, [p], metric=metric)[p.label][by]
+
+
+def quota_table(source, periods: Iterable[str | Period], *, metric: str = "revenue_won") -> dict[str, dict]:
+    """Every quota and the company target of several periods in one query:
+    ``{period label: {"owner": {owner: quota}, "team": {team: quota}, "company": target or NaN}}``
+    (the rules of :func:`quotas` and :func:`targets`)."""
+    src = open_source(source) if not isinstance(source, Source) else source
+    ps = [parse_period(p) for p in periods]
+    df = _rows(src, ps, [metric])
+    out = {}
+    for p in ps:
+        if df is None:
+            out[p.label] = {"owner": {}, "team": {}, "company": math.nan}
+            continue
+        out[p.label] = {by: _quotas(df, p, metric, by) for by in ("owner", "team")}
+        out[p.label]["company"] = _lookup(df, p, {"segment": None, "owner": None, "team": None}).get(metric, math.nan)
+    return out
+
+
+def _quotas(df: pd.DataFrame, p: Period, metric: str, by: str) -> dict[str, float]:
+    rows = df[df["owner"].notna()] if by == "owner" else df[df["owner"].isna() & df["team"].notna()]
+    rows = rows[rows["target"].notna() & (rows["metric"] == metric)]
+    own = rows[rows.period == p.label]
+    out = {str(k): float(v) for k, v in own.groupby(by)["target"].sum().items()}
+    weeks = p.weeks() if p.kind != "week" else []
+    if weeks and is_additive(metric):
+        wk = rows[rows.period.isin({w.label for w in weeks})]
+        for key, grp in wk.groupby(by):
+            if str(key) in out:
+                continue
+            tmap = grp.groupby("period")["target"].sum()
+            if all(w.label in tmap.index for w in weeks):
+                out[str(key)] = float(sum(tmap[w.label] * (min(w.end_naive, p.end_naive)
+                                                           - max(w.start_naive, p.start_naive)).days / 7.0
+                                          for w in weeks))
     return out
 
 

@@ -44,7 +44,7 @@ MONEY_COLUMNS = frozenset({
     "churned", "capped_mrr", "base_mrr", "arpa", "new_customer_arpa", "ltv", "ltv_uncapped", "ltv_12m", "spend",
     "cac", "new_mrr", "won_amount", "closed_amount", "avg_deal_size", "velocity_avg_deal_size", "open_amount",
     "velocity_per_day", "forecast", "actual", "error", "open_pipeline", "weighted_pipeline", "won_to_date",
-    "submitted",
+    "submitted", "pipeline_created", "revenue_won", "cost_per_lead", "quota", "open_pipeline_next", "next_quota",
 })
 
 #: Money columns of one published table only (the same name is not money in another table).
@@ -54,7 +54,7 @@ TABLE_MONEY_COLUMNS = {
 }
 
 #: Columns that hold a value in the unit named by the row's ``unit`` column (``currency``: money).
-UNIT_VALUE_COLUMNS = ("value", "target", "prior_value", "change")
+UNIT_VALUE_COLUMNS = ("value", "target", "prior_value", "change", "last_year_value", "ytd_value", "ytd_target")
 
 
 def normalised(df, name: str | None = None):

@@ -14,8 +14,9 @@ from revops_lib.version import __version__
 
 
 def executive_summary(periods) -> str:
-    """One screen for the latest period with built reports: the scorecard's key KPIs (value, target, change,
-    status; its ``executive_summary.csv``) and the top finding of each report, linked to its section."""
+    """One screen for the latest period with built reports: the scorecard's key KPIs (value, target, change, the
+    same period last year, year to date and its target, status; its ``executive_summary.csv``) and the top finding
+    of each report, linked to its section."""
     import html
 
     import pandas as pd
@@ -36,17 +37,27 @@ def executive_summary(periods) -> str:
     if "revops_scorecard" in built and csv.is_file():
         k = pd.read_csv(csv)
         css = {"on track": "ok", "at risk": "risk", "off track": "off"}
+        for c in ("last_year_value", "ytd_value", "ytd_target"):  # a summary written before they existed
+            if c not in k.columns:
+                k[c] = float("nan")
+
+        def cell(v, unit):
+            return f"<td class=num>{html.escape(fmt_value(v, unit))}</td>"
+
         rows = "".join(
             f"<tr><td>{html.escape(str(r.label))}</td><td class=num><b>{html.escape(fmt_value(r.value, r.unit))}</b>"
-            f"</td><td class=num>{html.escape(fmt_value(r.target, r.unit))}</td>"
+            f"</td>{cell(r.target, r.unit)}"
             f"<td class=num>{html.escape(fmt_change(r.change, r.unit))}</td>"
+            f"{cell(r.last_year_value, r.unit)}{cell(r.ytd_value, r.unit)}{cell(r.ytd_target, r.unit)}"
             f"<td><span class=\"st {css.get(r.status, 'none')}\">{html.escape(str(r.status))}</span></td></tr>"
             for r in k.itertuples(index=False))
         link = f"{html.escape(d.name)}/revops_scorecard.html"
         parts.append(f"<div class=wrap><table><thead><tr><th>KPI</th><th>Value</th><th>Target</th>"
-                     f"<th>Change</th><th>Status</th></tr></thead><tbody>{rows}</tbody></table></div>"
+                     f"<th>Change</th><th>Last year</th><th>Year to date</th><th>YTD target</th>"
+                     f"<th>Status</th></tr></thead><tbody>{rows}</tbody></table></div>"
                      f"<p class=small>From the <a href=\"{link}\">RevOps scorecard</a>; change against the prior "
-                     "period; status counts the pacing views too.</p>")
+                     "period; last year: the same period a year earlier; year to date against the sum of the year's "
+                     "targets so far; status counts the pacing views too.</p>")
     items = []
     for n in sorted(built, key=lambda x: (order.get(x, 99), x)):
         top = next((h for h in built[n].get("headlines") or [] if h.get("kind") == "finding"), None)

@@ -20,10 +20,12 @@ from revops_lib.metrics.forecast import (
     score_forecasts,
 )
 from revops_lib.metrics.pipeline import coverage, pipeline_waterfall, slippage, undated_open_deals
+from revops_lib.metrics.reps import MORE_COLUMNS, REP_COLUMNS, rep_performance
 from revops_lib.periods import Period, window
 from revops_lib.present.charts import forecast as charts
+from revops_lib.present.charts import sales as sales_charts
 from revops_lib.present.context import context
-from revops_lib.present.format import fmt_money, fmt_pct
+from revops_lib.present.format import MISSING, fmt_days, fmt_int, fmt_interval, fmt_money, fmt_pct
 from revops_lib.present.labels import label
 from revops_lib.present.publish import publish
 from revops_lib.present.section import Part, Section, needs_part
@@ -54,6 +56,17 @@ FOOTNOTES = [
                  "lost in the period; pushes = close-date changes to a later date."),
     ("Pipeline waterfall", "starting = open pipeline with close date in the period at its start; + new + pulled in "
                            "+ increased − won − lost − decreased − pushed out = ending, exactly (in cents)."),
+    ("Rep and team performance", "one row per owner and team as on the deals (deals without one: unassigned), then "
+                                 "each team and the company (all): revenue won, won, lost over the deals closed in "
+                                 "the period; win rate = won / (won + lost) with its Wilson interval, flagged when "
+                                 "fewer than min_sample deals closed; average deal size and cycle as in the sales "
+                                 "metrics; pipeline created = Σ amount of the deals created in the period."),
+    ("Quota, attainment", "quota = the targets row of the period with metric revenue_won and that owner (or that team "
+                          "and no owner; the company's target for the company); attainment = revenue won / quota."),
+    ("Rep coverage", "open pipeline at the cut-off (point-in-time) due in the next period / the next period's quota."),
+    ("Rep activity and forecast", "first meetings and proposals: activities of that type in the period by the "
+                                  "owner; forecast accuracy and bias of the period's call-category forecasts whose "
+                                  "scope is the owner, the team or the company (mean accuracy; Σ error / Σ actual)."),
 ]
 
 
@@ -92,15 +105,18 @@ class ForecastReport(Section):
         Part("coverage", "pipeline coverage", ("opportunities",)),
         Part("waterfall", "the pipeline waterfall", ("opportunities", "opportunity_history")),
         Part("slippage", "slippage", ("opportunities", "opportunity_history")),
+        Part("reps", "rep and team performance", ("opportunities",)),
     )
     _TOPIC_PART = {"accuracy": "accuracy", "baseline": "accuracy", "convergence": "accuracy", "bias": "accuracy",
                    "projection": "projection", "coverage": "coverage", "waterfall": "waterfall",
-                   "slippage": "slippage"}
+                   "slippage": "slippage", "reps": "reps"}
 
     def __init__(self, *, period: Period, as_of: pd.Timestamp, currency: str = "USD", call_category: str = "commit",
                  bias_threshold: float = 0.05, accuracy=None, coverage=None, projection=None, waterfall=None,
-                 slippage=None, notes: dict | None = None, target_metric: str = "revenue_won"):
+                 slippage=None, notes: dict | None = None, target_metric: str = "revenue_won", reps=None,
+                 min_sample: int = 30, confidence: float = 0.95):
         self.period, self.as_of, self.currency = period, as_of, currency
+        self.reps, self.min_sample, self.confidence = reps, min_sample, confidence
         self.bias_threshold = bias_threshold
         self.target_metric = target_metric
         self.notes = dict(notes or {})
@@ -142,7 +158,8 @@ class ForecastReport(Section):
         topics = {"accuracy": self._accuracy_finding, "baseline": self._baseline_finding,
                   "convergence": self._convergence_finding, "bias": self._bias_finding,
                   "projection": self._projection_finding, "coverage": self._coverage_finding,
-                  "waterfall": self._waterfall_finding, "slippage": self._slippage_finding}
+                  "waterfall": self._waterfall_finding, "slippage": self._slippage_finding,
+                  "reps": self._reps_finding}
         if topic not in topics:
             raise ParameterError(f"`topic` must be one of {', '.join(topics)}, not `{topic}`.")
         if self._TOPIC_PART[topic] in self.left_out:
@@ -165,7 +182,8 @@ class ForecastReport(Section):
         topics = [("accuracy", self._accuracy_finding), ("baseline", self._baseline_finding),
                   ("convergence", self._convergence_finding), ("bias", self._bias_finding),
                   ("projection", self._projection_finding), ("coverage", self._coverage_finding),
-                  ("waterfall", self._waterfall_finding), ("slippage", self._slippage_finding)]
+                  ("waterfall", self._waterfall_finding), ("slippage", self._slippage_finding),
+                  ("reps", self._reps_finding)]
         b = [f() for t, f in topics if self._TOPIC_PART[t] not in self.left_out]
         for key in ("pipeline", "undated"):
             if key in self.notes:
@@ -291,6 +309,26 @@ class ForecastReport(Section):
                 f"({self._money(at['amount'])}, {self._pct(at['rate'])} of that pipeline): neither won nor lost in "
                 f"the period" + (f"; {multi} of them {'was' if multi == 1 else 'were'} pushed twice or more in it"
                                  if multi else "") + ".")
+
+    def _reps_finding(self) -> str | None:
+        r = self.reps
+        if r is None or r.empty:
+            return None
+        owners = r[(r["owner"] != "all") & r["quota"].notna()]
+        teams = r[(r["owner"] == "all") & (r["team"] != "all")]
+        bits = []
+        if len(owners):
+            at = int((owners["attainment"] >= 1).sum())
+            bits.append(f"{at} of {len(owners)} reps with a quota reached it in {self.period.label}")
+        with_q = teams[teams["attainment"].notna()]
+        if len(with_q):
+            bits.append("teams: " + ", ".join(f"{label(t.team)} {fmt_pct(t.attainment)} of quota"
+                                              for t in with_q.itertuples()))
+        small = int(r.loc[r["owner"] != "all", "small_sample"].sum())
+        if small:
+            bits.append(f"{small} owner win rate{'s rest' if small != 1 else ' rests'} on fewer than "
+                        f"{self.min_sample} closed deals (too few to read; compare over a quarter)")
+        return ("Rep performance — " + "; ".join(bits) + ".") if bits else None
 
     def headlines(self) -> list[tuple[str, str]]:
         """Headline numbers for ``reports/index.html``."""
@@ -431,10 +469,82 @@ class ForecastReport(Section):
                    period=self.period.label)
 
 
+    # -- rep and team performance ------------------------------------------------------------
+    def _rep_rows(self, limit: int) -> tuple[pd.DataFrame, bool]:
+        r = self.reps
+        owners = int((r["owner"] != "all").sum())
+        if owners > limit:  # too many reps for a page: the teams and the company (every owner in the CSV)
+            return r[r["owner"] == "all"], True
+        return r, False
+
+    @needs_part("reps")
+    def rep_table(self, limit: int = 60):
+        """Quota attainment, win rate with its interval, deal size, cycle and pipeline created per owner, team and
+        company (published as ``rep_performance.csv``)."""
+        if self.reps is None:
+            return self._note("pipeline")
+        publish(self.reps[REP_COLUMNS], "rep_performance")
+        r, cut = self._rep_rows(limit)
+        money = self._money
+        shown = pd.DataFrame({
+            "Owner": [("All — " + label(t) if t != "all" else "All (company)") if o == "all" else o
+                      for o, t in zip(r["owner"], r["team"])],
+            "team": r["team"].where(r["team"] != "all", MISSING),
+            "Quota": r["quota"].map(money), "Revenue won": r["revenue_won"].map(money),
+            "Attainment": r["attainment"].map(fmt_pct), "Won": r["won"].map(fmt_int), "Lost": r["lost"].map(fmt_int),
+            "Win rate": r["win_rate"].map(fmt_pct),
+            f"{self.confidence:.0%} interval": [fmt_interval(lo, hi) for lo, hi in zip(r["ci_low"], r["ci_high"])],
+            "Avg deal size": r["avg_deal_size"].map(money), "Cycle": r["cycle_days"].map(fmt_days),
+            "Pipeline created": r["pipeline_created"].map(money),
+            "Note": ["too few to read" if s else "" for s in r["small_sample"]],
+        }).reset_index(drop=True)
+        total = (r["owner"] == "all").to_numpy()
+        small = r["small_sample"].to_numpy()
+        styled = style_table(shown).apply(
+            lambda row: ["font-weight: bold" if total[row.name] else ("color: #9a9a9a" if small[row.name] else "")
+                         for _ in row], axis=1)
+        if cut:
+            styled = styled.set_caption(f"{int((self.reps['owner'] != 'all').sum()):,} owners: the teams and the "
+                                        "company here, every owner in rep_performance.csv.")
+        return styled
+
+    @needs_part("reps")
+    def rep_activity_table(self, limit: int = 60):
+        """Next-period coverage, first meetings, proposals and forecast accuracy and bias per owner and team
+        (published as ``rep_activity.csv``)."""
+        if self.reps is None:
+            return self._note("pipeline")
+        publish(self.reps[["owner", "team"] + MORE_COLUMNS], "rep_activity")
+        r, _ = self._rep_rows(limit)
+        nxt = self.reps.attrs.get("next_period", "next period")
+        shown = pd.DataFrame({
+            "Owner": [("All — " + label(t) if t != "all" else "All (company)") if o == "all" else o
+                      for o, t in zip(r["owner"], r["team"])],
+            "team": r["team"].where(r["team"] != "all", MISSING),
+            "Opportunities created": r["opportunities_created"].map(fmt_int),
+            f"Open pipeline due {nxt}": r["open_pipeline_next"].map(self._money),
+            f"Quota {nxt}": r["next_quota"].map(self._money), "Coverage": r["coverage"].map(fmt_pct),
+            "First meetings": r["first_meetings"].map(fmt_int), "Proposals": r["proposals"].map(fmt_int),
+            f"Forecast accuracy ({self.call_category})": r["forecast_accuracy"].map(fmt_pct),
+            "Forecast bias": r["forecast_bias"].map(lambda v: fmt_pct(v, signed=True)),
+        }).reset_index(drop=True)
+        total = (r["owner"] == "all").to_numpy()
+        return style_table(shown).apply(lambda row: ["font-weight: bold" if total[row.name] else "" for _ in row],
+                                        axis=1)
+
+    @needs_part("reps")
+    def rep_chart(self):
+        """Quota attainment and win rate with its interval per owner (the numbers of ``rep_performance.csv``)."""
+        if self.reps is None or self.reps.empty:
+            return self._show(self.notes.get("pipeline", "No deal in this period."))
+        self.chart(self.reps, "rep_performance", sales_charts.plot_rep_performance, published=True,
+                   confidence=self.confidence)
+
+
 def assess(source, *, period, as_of=None, lookback_periods: int = 12, coverage_periods: int = 6,
            target_metric: str = "revenue_won", call_category: str = "commit", bias_threshold: float = 0.05,
            currency: str = "USD", fiscal_year_start_month: int = 1, won_stages=None,
-           lost_stages=None) -> ForecastReport:
+           lost_stages=None, min_sample: int = 30, confidence: float = 0.95) -> ForecastReport:
     """Compute every part of the forecast-accuracy report for one period.
 
     Parameters
@@ -457,6 +567,8 @@ def assess(source, *, period, as_of=None, lookback_periods: int = 12, coverage_p
     fiscal_year_start_month : int, default 1
     won_stages, lost_stages : iterable of str or comma-separated text, optional
         Stage values meaning won / lost (empty or None: inferred).
+    min_sample, confidence : int, float
+        Rep win rates on fewer closed deals are flagged; the level of their Wilson interval.
 
     Returns
     -------
@@ -502,9 +614,14 @@ def assess(source, *, period, as_of=None, lookback_periods: int = 12, coverage_p
             wf = pipeline_waterfall(deals, period=p, as_of=cut, fiscal_year_start_month=fy)
         if "slippage" not in left_out:
             slip = slippage(deals, period=p, as_of=cut, fiscal_year_start_month=fy)
+        reps = rep_performance(deals, period=p, as_of=cut, confidence=confidence, min_sample=min_sample,
+                               target_metric=target_metric, accuracy=acc if acc is not None else pd.DataFrame(
+                                   columns=["forecast_period", "scope", "category", "forecast", "actual", "error",
+                                            "accuracy"]), call_category=call_category)
     fa = ForecastReport(period=p, as_of=cut, currency=currency, call_category=call_category,
                         bias_threshold=bias_threshold, accuracy=acc, coverage=cov, projection=proj, waterfall=wf,
-                        slippage=slip, notes=notes, target_metric=target_metric)
+                        slippage=slip, notes=notes, target_metric=target_metric, reps=reps, min_sample=min_sample,
+                        confidence=confidence)
     fa.left_out = left_out
     return fa
 
@@ -514,7 +631,7 @@ def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", cu
           preset: str = "",
           lookback_periods: int = 12, coverage_periods: int = 6, target_metric: str = "revenue_won",
           call_category: str = "commit", bias_threshold: float = 0.05, won_stages: str = "",
-          lost_stages: str = "") -> ForecastReport:
+          lost_stages: str = "", min_sample: int = 30, confidence: float = 0.95) -> ForecastReport:
     """The report from the notebook's parameters."""
     ctx = context(period=period, as_of=as_of, source=source, currency=currency,
                   fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy,
@@ -522,6 +639,6 @@ def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", cu
     fa = assess(ctx.source, period=ctx.period, as_of=ctx.as_of, lookback_periods=lookback_periods,
                 coverage_periods=coverage_periods, target_metric=target_metric, call_category=call_category,
                 bias_threshold=bias_threshold, currency=currency, fiscal_year_start_month=fiscal_year_start_month,
-                won_stages=won_stages, lost_stages=lost_stages)
+                won_stages=won_stages, lost_stages=lost_stages, min_sample=min_sample, confidence=confidence)
     fa.record_headlines()
     return fa

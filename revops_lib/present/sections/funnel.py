@@ -13,7 +13,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from revops_lib.metrics.channels import channel_economics
 from revops_lib.metrics.common import check_stages, pairs
+from revops_lib.metrics.deal_history import closed_stages
 from revops_lib.metrics.deals import (
     DEFAULT_DEAL_STAGES,
     deal_stage_conversion,
@@ -32,6 +34,7 @@ from revops_lib.metrics.lead_funnel import (
     stage_conversion,
     time_to_convert,
 )
+from revops_lib.metrics.stage_time import stuck_deals, time_in_stage
 from revops_lib.periods import Period, window
 from revops_lib.present.charts import funnel as charts
 from revops_lib.present.context import context
@@ -48,6 +51,8 @@ from revops_lib.present.format import (
 from revops_lib.present.labels import label
 from revops_lib.present.publish import publish
 from revops_lib.present.section import Part, Section, needs_part
+from revops_lib.present.sections.funnel_parts import FOOTNOTES as _MORE_FOOTNOTES
+from revops_lib.present.sections.funnel_parts import ChannelAndStageParts
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import md
 from revops_lib.sources import open_source
@@ -80,11 +85,11 @@ FOOTNOTES = [
      "opportunities won in the period."),
     ("Pipeline velocity", "open opportunities at as of × win rate × average deal size / sales cycle length "
      "(revenue per day), with rate, size and length over the trailing lookback_periods quarters (default 4)."),
-]
+] + _MORE_FOOTNOTES
 
 
 @dataclass
-class FunnelReport(Section):
+class FunnelReport(ChannelAndStageParts, Section):
     """Everything the ``funnel_conversion`` report shows, computed once by :func:`analyze`."""
 
     report = "funnel_conversion"
@@ -96,7 +101,9 @@ class FunnelReport(Section):
         Part("segments", "the funnel by segment", ("leads",), columns=("leads.segment",)),
         Part("trend", "the cohort trend", ("leads",)),
         Part("timing", "time to convert", ("leads",)),
+        Part("channels", "channel economics", any_of=("leads", "opportunities")),
         Part("deals", "the deal-stage funnel", any_of=("opportunity_history", "opportunities")),
+        Part("stage_time", "time in deal stage", ("opportunity_history",)),
         Part("sales", "the sales metrics", ("opportunities",)),
         Part("activity", "stage activity", ("leads",)),
     )
@@ -126,6 +133,9 @@ class FunnelReport(Section):
     previous_sales: pd.DataFrame | None
     notes: list[str] = field(default_factory=list)
     lookback_periods: int = 4
+    channels: pd.DataFrame | None = None  # metrics.channels.channel_economics
+    stage_times: pd.DataFrame | None = None  # metrics.stage_time.time_in_stage
+    stuck: pd.DataFrame | None = None  # metrics.stage_time.stuck_deals
 
     # -- numbers ----------------------------------------------------------
 
@@ -200,7 +210,7 @@ class FunnelReport(Section):
         b = []
         n, n0 = self.cohort_size, self.previous_cohort_size
         if not self.has_part("funnel"):
-            return md("\n".join(f"- {x}" for x in self._sales_findings() + self.notes))
+            return md("\n".join(f"- {x}" for x in self._sales_findings() + self.more_findings() + self.notes))
         if n == 0:
             b.append(f"**No leads** were created in {self.period} (before the cut-off): there is no cohort to "
                      f"read; pick another period.")
@@ -243,7 +253,7 @@ class FunnelReport(Section):
         note = self.small_sample_note()
         if note:
             b.append(note)
-        return md("\n".join(f"- {x}" for x in b + self._sales_findings() + self.notes))
+        return md("\n".join(f"- {x}" for x in b + self._sales_findings() + self.more_findings() + self.notes))
 
     def _sales_findings(self) -> list[str]:
         if self.sales is None or not len(self.sales):
@@ -539,12 +549,14 @@ def analyze(source, *, period, as_of=None, stages: Sequence[str] = DEFAULT_STAGE
             deal_stages: Sequence[str] = DEFAULT_DEAL_STAGES, funnel_mode: str = "reached",
             conversion_window_days: float | None = None, trend_cohorts: int = 12,
             trend_window_days: float | None = None, min_sample: int = 30, confidence: float = 0.95,
-            lookback_periods: int = 4, currency: str = "USD") -> FunnelReport:
+            lookback_periods: int = 4, currency: str = "USD", channel_map: dict | None = None,
+            gross_margin: float = 0.8) -> FunnelReport:
     """Compute every part of the ``funnel_conversion`` report for one period.
 
     The previous period is measured at the same age (:func:`same_age_as_of`), so the comparison is
     fair for a young cohort. Absent optional tables (``opportunities``, ``opportunity_history``)
-    leave their sections empty with a note.
+    leave their sections empty with a note. ``channel_map`` maps spend channels to lead sources
+    (:func:`revops_lib.metrics.channels.channel_economics`); ``gross_margin`` enters the channels' payback.
     """
     src = open_source(source)
     p, cut = window(period, as_of, period_required=True)
@@ -569,10 +581,19 @@ def analyze(source, *, period, as_of=None, stages: Sequence[str] = DEFAULT_STAGE
     if src.has("opportunities"):
         sales = sales_metrics(src, period=p, as_of=cut, lookback_periods=lookback_periods)
         prev_sales = sales_metrics(src, period=prev, as_of=prev_cut, lookback_periods=lookback_periods)
+    channels = times = stuck = None
+    if "channels" not in left_out:
+        channels = channel_economics(src, period=p, as_of=cut, channel_map=channel_map or None, stages=stages,
+                                     gross_margin=gross_margin)
+    if "stage_time" not in left_out:
+        won, lost = closed_stages(src) if src.has("opportunities") else (None, None)
+        times = time_in_stage(src, period=p, as_of=cut, stages=deal_stages, won_stages=won, lost_stages=lost)
+        stuck = stuck_deals(src, period=p, as_of=cut, times=times, won_stages=won, lost_stages=lost)
     fr = FunnelReport(period=p, as_of=cut, previous=prev, previous_as_of=prev_cut, stages=stages,
                       deal_stages=deal_stages, funnel_mode=funnel_mode, min_sample=min_sample,
                       confidence=confidence, currency=currency, deals=deals, sales=sales, previous_sales=prev_sales,
-                      notes=notes, lookback_periods=lookback_periods, **lead_parts)
+                      notes=notes, lookback_periods=lookback_periods, channels=channels, stage_times=times,
+                      stuck=stuck, **lead_parts)
     fr.left_out = left_out
     return fr
 
@@ -616,7 +637,7 @@ def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", cu
           stages: Sequence[str] = DEFAULT_STAGES, deal_stages: Sequence[str] = DEFAULT_DEAL_STAGES,
           funnel_mode: str = "reached", conversion_window_days: float = 0, trend_cohorts: int = 12,
           trend_window_days: float = 0, min_sample: int = 30, confidence: float = 0.95,
-          lookback_periods: int = 4) -> FunnelReport:
+          lookback_periods: int = 4, channel_map: dict | None = None, gross_margin: float = 0.8) -> FunnelReport:
     """The report from the notebook's parameters (0 for a window means "none" / "the default")."""
     ctx = context(period=period, as_of=as_of, source=source, currency=currency,
                   fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy,
@@ -625,6 +646,6 @@ def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", cu
                  funnel_mode=funnel_mode, conversion_window_days=conversion_window_days or None,
                  trend_cohorts=trend_cohorts, trend_window_days=trend_window_days or None,
                  min_sample=min_sample, confidence=confidence, lookback_periods=lookback_periods,
-                 currency=currency)
+                 currency=currency, channel_map=channel_map, gross_margin=gross_margin)
     fr.record_headlines()
     return fr

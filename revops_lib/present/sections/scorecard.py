@@ -38,6 +38,14 @@ FOOTNOTES = [(k.label + f" (`{k.key}`)", k.definition) for k in KPIS] + [
     ("Target, % of target", "targets rows for the period label and KPI key (company level); % of target = value / target; blank without a target or with a zero target."),
     ("Change", "value − prior-period value, in the KPI's unit (percentage points for rates)."),
     ("Pacing", "actual to date vs the target pro-rated by elapsed days; weekly run-rate needed = (target − actual to date) / weeks left."),
+    ("Same period last year", "the KPI over the period shifted 12 months (months, quarters) or 52 weeks (weeks), as "
+     "far into it as this period is at the cut-off."),
+    ("Year to date (YTD)", "the KPI from the start of the (fiscal) year to the cut-off: counts and money summed, rates "
+     "and averages recomputed over the whole span; blank for stocks measured at one instant (open pipeline, "
+     "coverage, trailing-12-month retention)."),
+    ("YTD target", "the targets of the year's periods up to this one (the current one pro-rated by its elapsed "
+     "days): summed for counts and money (blank unless each has one), their days-weighted mean for rates and "
+     "averages."),
 ]
 
 
@@ -150,6 +158,9 @@ class Scorecard(Section):
             "% of target": [fmt_value(v, "rate") for v in rows.pct_of_target],
             "prior": [fmt_value(v, u, self.currency) for v, u in zip(rows.prior_value, rows.unit)],
             "change": [fmt_change(v, u, self.currency) for v, u in zip(rows.change, rows.unit)],
+            "last_year": [fmt_value(v, u, self.currency) for v, u in zip(rows.last_year_value, rows.unit)],
+            "YTD": [fmt_value(v, u, self.currency) for v, u in zip(rows.ytd_value, rows.unit)],
+            "YTD target": [fmt_value(v, u, self.currency) for v, u in zip(rows.ytd_target, rows.unit)],
             trend_col: [trend(k, u, lab) for k, u, lab in zip(rows.kpi, rows.unit, rows.kpi.map(label))],
             "status": rows.status,
         })
@@ -211,10 +222,11 @@ class Scorecard(Section):
         c = self.card.set_index("kpi")
         rows = [{"kpi": k, "label": label(k), "unit": c.loc[k, "unit"], "value": c.loc[k, "value"],
                  "target": c.loc[k, "target"], "prior_value": c.loc[k, "prior_value"], "change": c.loc[k, "change"],
-                 "status": worst.get(k, c.loc[k, "status"])}
+                 "last_year_value": c.loc[k, "last_year_value"], "ytd_value": c.loc[k, "ytd_value"],
+                 "ytd_target": c.loc[k, "ytd_target"], "status": worst.get(k, c.loc[k, "status"])}
                 for k in self.SUMMARY_KPIS if k in c.index and not pd.isna(c.loc[k, "value"])]
         return pd.DataFrame(rows, columns=["kpi", "label", "unit", "value", "target", "prior_value", "change",
-                                           "status"])
+                                           "last_year_value", "ytd_value", "ytd_target", "status"])
 
     def record_headlines(self) -> None:
         super().record_headlines()
@@ -254,6 +266,9 @@ class Scorecard(Section):
             "% of target": [fmt_value(v, "rate") for v in data.pct_of_target],
             "prior": [fmt_value(v, u, money) for v, u in zip(data.prior_value, data.unit)],
             "change": [fmt_change(v, u, money) for v, u in zip(data.change, data.unit)],
+            "last_year": [fmt_value(v, u, money) for v, u in zip(data.last_year_value, data.unit)],
+            "YTD": [fmt_value(v, u, money) for v, u in zip(data.ytd_value, data.unit)],
+            "YTD target": [fmt_value(v, u, money) for v, u in zip(data.ytd_target, data.unit)],
         })
         return self.table(data, "kpis", shown, limit=limit)
 
@@ -269,14 +284,15 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", history_period
     src = open_source(source)
     p = parse_period(period)
     cut = resolve_as_of(p, as_of)
-    hist = kpi_history(src, period=p, as_of=cut, periods=history_periods)
-    notes = list(hist.attrs.get("notes", []))
+    both = kpi_history(src, period=p, as_of=cut, periods=history_periods, comparisons=True)
+    hist = both[both["period"].isin(both.attrs["periods"])].reset_index(drop=True)  # the sparklines' periods
+    notes = list(both.attrs.get("notes", []))
     if src.has("opportunities"):
         n_undated, amt = undated_open_deals(src, at=min(cut, p.end_naive))
         if n_undated:
             notes.append(f"{n_undated:,} open deal{'s' if n_undated != 1 else ''} ({fmt_money(amt, currency)}) "
                          "without an expected close date: in open pipeline, left out of next-period coverage.")
-    card = scorecard(src, period=p, as_of=cut, history=hist, on_track=on_track, at_risk=at_risk)
+    card = scorecard(src, period=p, as_of=cut, history=both, on_track=on_track, at_risk=at_risk)
     views = []
     last_instant = min(cut, p.end_naive) - pd.Timedelta(microseconds=1)
     if p.kind == "week":

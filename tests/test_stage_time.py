@@ -1,0 +1,127 @@
+"""Time in deal stage and stuck deals (metrics/stage_time.py) on hand-computed histories; percentiles against
+numpy and pandas; PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from revops_lib.metrics import stage_time
+from revops_lib.metrics.deals import DEFAULT_DEAL_STAGES
+from revops_lib.sources import Source
+
+
+def ts(*v):
+    return pd.to_datetime(list(v))
+
+
+def frames() -> dict[str, pd.DataFrame]:
+    h = pd.DataFrame({
+        "opportunity_id": ["A", "A", "A", "A", "B", "B", "B", "C", "C", "D", "E", "E"],
+        "changed_at": ts("2026-10-01", "2026-10-03", "2026-10-05", "2026-10-20",  # A: an amount change on 10-03
+                         "2026-09-20", "2026-10-10", "2026-10-12",
+                         "2026-10-02", "2026-10-08",
+                         "2026-09-01",
+                         "2026-10-25", "2026-11-03"),  # E closes after the cut-off: still open at it
+        "stage": ["qualification", "qualification", "proposal", "closed_won",
+                  "qualification", "discovery", "closed_lost",
+                  "qualification", "proposal",
+                  "qualification",
+                  "qualification", "closed_won"],
+        "amount": [10.0, 12.0, 12.0, 12.0, 5.0, 5.0, 5.0, 7.0, 7.0, 9.0, 3.0, 3.0],
+    })
+    o = pd.DataFrame({
+        "opportunity_id": ["A", "B", "C", "D", "E"],
+        "created_at": ts("2026-10-01", "2026-09-20", "2026-10-02", "2026-09-01", "2026-10-25"),
+        "close_date": [dt.date(2026, 10, 20), dt.date(2026, 10, 12), dt.date(2026, 12, 1), dt.date(2026, 11, 30),
+                       dt.date(2026, 11, 3)],
+        "is_closed": [True, True, False, False, True], "is_won": [True, False, False, False, True],
+        "amount": [12.0, 5.0, 7.0, 9.0, 3.0], "owner": ["ana", "bo", "ana", "cy", "bo"],
+        "team": ["smb", "smb", "ent", "ent", "smb"],
+        "stage": ["closed_won", "closed_lost", "proposal", "qualification", "closed_won"],
+    })
+    return {"opportunity_history": h, "opportunities": o}
+
+
+def test_time_in_stage_per_stage_and_outcome_as_computed_by_hand():
+    got = stage_time.time_in_stage(frames(), period="2026-10", stages=DEFAULT_DEAL_STAGES)
+    expected = pd.DataFrame([
+        # qualification: A 4 days (the same-stage change on 10-03 does not end it), B 20 days (lost), C 6 (open)
+        ("qualification", "won", 1, 4.0, 4.0), ("qualification", "lost", 1, 20.0, 20.0),
+        ("qualification", "open", 1, 6.0, 6.0), ("qualification", "all", 3, 6.0, 6.0 + 0.8 * 14.0),
+        ("discovery", "lost", 1, 2.0, 2.0), ("discovery", "all", 1, 2.0, 2.0),
+        ("proposal", "won", 1, 15.0, 15.0), ("proposal", "all", 1, 15.0, 15.0),
+    ], columns=stage_time.TIME_IN_STAGE_COLUMNS)
+    pd.testing.assert_frame_equal(got, expected)
+    # closed stages are never timed; a spell still running at the cut-off (C in proposal, D, E) is not in it
+    assert not set(got["stage"]) & {"closed_won", "closed_lost"}
+
+
+def test_a_cut_off_inside_the_period_counts_the_spells_ended_before_it_and_outcomes_then():
+    got = stage_time.time_in_stage(frames(), period="2026-10", as_of="2026-10-11").set_index(["stage", "outcome"])
+    # by 10-11: A (10-05), B (10-10) and C (10-08) left qualification, and all three were still open then
+    assert got.loc[("qualification", "all"), "n"] == 3
+    assert got.loc[("qualification", "open"), "n"] == 3 and ("qualification", "won") not in got.index
+    assert ("proposal", "won") not in got.index  # A left proposal on 10-20
+
+
+def test_stuck_deals_are_open_longer_than_their_stages_p90():
+    got = stage_time.stuck_deals(frames(), period="2026-10")
+    assert got["opportunity_id"].tolist() == ["D", "C"]  # E: 7 days in qualification, under its p90
+    d, c = got.iloc[0], got.iloc[1]
+    assert d["stage"] == "qualification" and d["days_in_stage"] == 61.0 and d["stage_p90_days"] == pytest.approx(17.2)
+    assert c["stage"] == "proposal" and c["days_in_stage"] == 24.0 and c["stage_p90_days"] == 15.0
+    assert d["times_p90"] == pytest.approx(61 / 17.2) and (d["owner"], d["team"], d["amount"]) == ("cy", "ent", 9.0)
+    assert stage_time.stuck_deals({"opportunity_history": frames()["opportunity_history"]}, period="2026-08").empty
+
+
+def test_percentiles_are_numpys_linear_interpolation():
+    rng = np.random.default_rng(3)
+    n = 57
+    start = pd.Timestamp("2026-09-01") + pd.to_timedelta(rng.integers(0, 30 * 24 * 60, n), unit="min")
+    length = rng.gamma(2.0, 5.0, n)
+    end = start + pd.to_timedelta(np.round(length * 86400), unit="s")
+    end = end.where(end >= pd.Timestamp("2026-10-01"), pd.Timestamp("2026-10-01") + (end - start))
+    h = pd.DataFrame({"opportunity_id": np.repeat([f"O{i}" for i in range(n)], 2),
+                      "changed_at": np.ravel(np.column_stack([start, end])),
+                      "stage": ["qualification", "proposal"] * n})
+    got = stage_time.time_in_stage({"opportunity_history": h}, period="2026-10").set_index(["stage", "outcome"])
+    days = ((end - start) / pd.Timedelta(days=1)).to_numpy()
+    row = got.loc[("qualification", "all")]
+    assert row["n"] == n
+    assert row["median_days"] == pytest.approx(np.quantile(days, 0.5, method="linear"), rel=1e-9)
+    assert row["p90_days"] == pytest.approx(np.quantile(days, 0.9, method="linear"), rel=1e-9)
+    assert row["p90_days"] == pytest.approx(pd.Series(days).quantile(0.9), rel=1e-9)
+
+
+def test_time_in_stage_by_team():
+    got = stage_time.time_in_stage(frames(), period="2026-10", by="team")
+    assert list(got.columns) == ["team"] + stage_time.TIME_IN_STAGE_COLUMNS
+    q = got[(got["stage"] == "qualification") & (got["outcome"] == "all")].set_index("team")
+    assert q.loc["smb", "n"] == 2 and q.loc["ent", "n"] == 1 and q.loc["ent", "median_days"] == 6.0
+
+
+def test_no_spell_in_the_period_gives_an_empty_table_with_the_columns():
+    got = stage_time.time_in_stage(frames(), period="2026-06")
+    assert got.empty and list(got.columns) == stage_time.TIME_IN_STAGE_COLUMNS
+
+
+@pytest.mark.postgres
+def test_time_in_stage_and_stuck_deals_are_the_same_on_postgresql(pg_url):
+    from conftest import load_postgres
+
+    from revops_lib.sources import open_source
+
+    f = frames()
+    pg_frames = {k: v.assign(**{c: v[c].dt.tz_localize("UTC") for c in v.columns
+                                if pd.api.types.is_datetime64_any_dtype(v[c])}) for k, v in f.items()}
+    pg = open_source(load_postgres(pg_url, pg_frames, "stage_time_portability"))
+    duck = Source.from_frames(f)
+    for kw in ({}, {"by": "team"}, {"as_of": "2026-10-11"}):
+        pd.testing.assert_frame_equal(stage_time.time_in_stage(pg, period="2026-10", **kw),
+                                      stage_time.time_in_stage(duck, period="2026-10", **kw))
+    pd.testing.assert_frame_equal(stage_time.stuck_deals(pg, period="2026-10"),
+                                  stage_time.stuck_deals(duck, period="2026-10"), check_dtype=False)
