@@ -4,7 +4,7 @@ The library holds every computation behind the notebooks in ``notebooks/``, in l
 only downward (a test walks every import):
 
 1. **Foundations** — :mod:`~revops_lib.errors` (errors and warnings), :mod:`~revops_lib.periods`,
-   :mod:`~revops_lib.schema` (the data contract), :mod:`~revops_lib.sources`,
+   :mod:`~revops_lib.schema` (the data contract), :mod:`~revops_lib.sources`, :mod:`~revops_lib.slices`,
    :mod:`~revops_lib.validation`, :mod:`~revops_lib.stats`, :mod:`~revops_lib.files`,
    :mod:`~revops_lib.outdirs`, :mod:`~revops_lib.demo` (the demo company);
 2. **Metrics** — :mod:`revops_lib.metrics`: pure computation, one module per family;
