@@ -200,11 +200,14 @@ def slice_name(spec: Any, privacy: str = "names") -> str:
 
 
 def _typed(raw: ir.Table, table: str, column: str, backend: str | None) -> ir.Value:
-    """One column of a raw table as the typed view shows it (:func:`revops_lib.sources.typed_table`)."""
-    spec = TABLES[table]
-    c = spec.column(column)
+    """One column of a raw table as the typed view shows it (:func:`revops_lib.sources.typed_table`); a column
+    outside the contract (``targets.team`` before the contract has it) as text."""
     from revops_lib.sources import KIND_DTYPES
 
+    spec = TABLES[table]
+    if column not in spec.names:
+        return raw[column].cast("string") if column in raw.columns else ibis.null("string")
+    c = spec.column(column)
     if column not in raw.columns or not compatible(raw[column].type(), c.kind):
         return ibis.null(KIND_DTYPES[c.kind])
     col = coerce(raw[column], c.kind, backend=backend)
