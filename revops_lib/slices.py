@@ -1,8 +1,9 @@
 """Slices: a source whose tables hold one segment, team, owner, source, product or deal type only.
 
 A *slice* is a filter on the source, not on a metric: :func:`apply` returns a :class:`SlicedSource`
-whose tables are filtered, so every metric and report honours the slice without knowing about it. ``revops report --slice segment=enterprise``
-builds the reports of one slice, ``--by segment`` one set per value.
+whose tables are filtered, so every metric and report honours the slice without knowing about it.
+``revops report --slice segment=enterprise`` builds the reports of one slice, ``--by segment`` one set per
+value.
 
 Definitions
 -----------
@@ -56,7 +57,7 @@ import functools
 import hashlib
 import re
 import unicodedata
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import ibis
 import ibis.expr.types as ir

@@ -289,8 +289,8 @@ def test_parse_accepts_mappings_and_column_value_texts(spec, expected):
 
 @pytest.mark.parametrize("spec,match", [
     ("segment", "takes COLUMN=VALUE such as segment=enterprise, not 'segment'"),
-    ("stage=won", "`--slice` column 'stage' is not a slice column; slice columns: segment, team, owner, source, "
-                  "product, type"),
+    ("stage=won", ("`--slice` column 'stage' is not a slice column; slice columns: segment, team, owner, source, "
+                   "product, type")),
     ("segment=", "empty value"),
     (["segment=a", "segment=b"], "given twice"),
     ({"segment": ["a"]}, "give one text value"),
@@ -374,7 +374,8 @@ def filtered_first(f: dict, column: str, value) -> dict:
             out[name] = df[df[column].eq(value).fillna(False).astype(bool)].reset_index(drop=True)
     if "opportunities" in out and "opportunity_history" in f:
         h = f["opportunity_history"]
-        out["opportunity_history"] = h[h.opportunity_id.isin(out["opportunities"].opportunity_id)].reset_index(drop=True)
+        out["opportunity_history"] = h[h.opportunity_id.isin(out["opportunities"].opportunity_id)].reset_index(
+            drop=True)
     if "subscriptions" in out and column == "segment" and "transactions" in f:
         t = f["transactions"]
         out["transactions"] = t[t.customer_id.isin(out["subscriptions"].customer_id)].reset_index(drop=True)
@@ -428,7 +429,7 @@ def sources(draw):
          "opportunity_history": pd.DataFrame(hist, columns=["opportunity_id", "changed_at", "stage", "amount",
                                                             "close_date"]),
          "subscriptions": pd.DataFrame(subs, columns=["customer_id", "start_date", "end_date", "mrr", "segment"])}
-    for name, df in f.items():  # all-null text columns keep a text type
+    for df in f.values():  # all-null text columns keep a text type
         for c in df.columns:
             if df[c].isna().all() and df[c].dtype == object:
                 df[c] = df[c].astype("string")
@@ -489,7 +490,8 @@ def revops(*args):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "revops_lib.cli", *map(str, args)], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "revops_lib.cli", *map(str, args)], capture_output=True, text=True,
+                          check=False)
 
 
 def test_report_help_explains_slice_and_by():
@@ -501,8 +503,8 @@ def test_report_help_explains_slice_and_by():
 
 @pytest.mark.parametrize("args,message", [
     (["--slice", "segment"], "`--slice` takes COLUMN=VALUE such as segment=enterprise, not 'segment'"),
-    (["--slice", "stage=won"], "`--slice` column 'stage' is not a slice column; slice columns: segment, team, "
-                               "owner, source, product, type"),
+    (["--slice", "stage=won"], ("`--slice` column 'stage' is not a slice column; slice columns: segment, team, "
+                                "owner, source, product, type")),
     (["--by", "stage"], "`--by` column 'stage' is not a slice column"),
     (["--slice", "segment=a", "--by", "segment"], "name the same column"),
     (["--slice", "segment=a", "--pdf"], "`--pdf` prints the pack of the whole source only"),
@@ -598,3 +600,52 @@ def test_postgres_gives_the_same_sliced_tables_as_duckdb(pg_url):
             y = y[list(x.columns)].sort_values(list(x.columns)).reset_index(drop=True)
             pd.testing.assert_frame_equal(x, y, check_dtype=False, obj=f"{spec} {name}")
         assert slices.distinct_values(a, "owner") == slices.distinct_values(b, "owner")
+
+
+# --------------------------------------------------------------------------- hostile values, leftovers
+
+EVIL = '<script>alert("x")</script>&'
+
+
+def test_a_hostile_slice_value_is_escaped_in_the_header_the_title_and_the_index(tmp_path):
+    import nbformat
+
+    from revops_lib.runner.export import render_html
+    from revops_lib.runner.index import write_index
+    from revops_lib.runner.manifest import _record
+
+    label = slices.label({"segment": EVIL})
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Page")])
+    page = render_html(nb, tmp_path / "page.html", meta={
+        "title": "Funnel", "period": "2026-10", "slice": label, "index_href": "../../index.html",
+        "slice_note": "Not sliced, so left out: `marketing_spend` (company-wide <b>)."}).read_text()
+    assert "<script>alert" not in page
+    assert 'slice <b class="revops-slice">segment = &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&amp;</b>' in page
+    assert '<title>Funnel — 2026-10 — segment = &lt;script&gt;alert("x")&lt;/script&gt;&amp;</title>' in page
+    assert "<code>marketing_spend</code> (company-wide &lt;b&gt;)" in page
+    name = slices.slice_name({"segment": EVIL})
+    assert name == "segment-script-alert-x-script"
+    folder = tmp_path / "reports" / "2026-10" / name
+    folder.mkdir(parents=True)
+    (folder / "alpha.html").write_text("ok")
+    _record(folder, "alpha", {"status": "ok", "seconds": 1.0, "headlines": [], "title": "Alpha", "slice": label,
+                              "slice_name": name})
+    index = write_index(tmp_path / "reports").read_text()
+    assert "<script>alert" not in index
+    assert "Slice <b>segment = &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;</b>" in index
+    assert f'href="2026-10/{name}/alpha.html"' in index
+
+
+def test_a_killed_runs_leftovers_in_a_slice_folder_are_swept(tmp_path):
+    from revops_lib.runner.runfiles import sweep_output
+
+    folder = tmp_path / "2026-10" / "segment-enterprise"
+    (folder / ".staging-alpha-x").mkdir(parents=True)
+    (folder / ".alpha.x.partial.ipynb").write_text("{}")
+    (folder / "tables" / ".old-alpha").mkdir(parents=True)
+    (folder / "alpha.html").write_text("good")
+    other = tmp_path / "2026-10" / "my-notes"  # not a slice folder: left alone
+    (other / ".staging-keep").mkdir(parents=True)
+    removed = sweep_output(tmp_path)
+    assert sorted(p.name for p in removed) == [".alpha.x.partial.ipynb", ".old-alpha", ".staging-alpha-x"]
+    assert (folder / "alpha.html").read_text() == "good" and (other / ".staging-keep").is_dir()

@@ -447,13 +447,13 @@ def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool
     unbuildable = {}  # (report, slice name) -> why none of its parts can be built from the tables present
     for s in sets:
         latest = latest_event(s.source)
-        whose = f"the slice {s.label}" if s.name else "the source"
+        whose = f"the latest event of the slice {s.label}" if s.name else "the source's latest event"
         for p in plist:
             if latest is not None and latest < p.start_naive:
                 no_data[(p.label, s.name)] = (
-                    f"The latest event of {whose} is on {latest:%Y-%m-%d}, before period {p.label} "
+                    f"{whose[0].upper() + whose[1:]} is on {latest:%Y-%m-%d}, before period {p.label} "
                     f"({p.start_date} to {p.last_day}) starts: there is nothing to report yet.")
-                say(f"No data: the latest event of {whose} ({latest:%Y-%m-%d}) is before period {p.label} "
+                say(f"No data: {whose} ({latest:%Y-%m-%d}) is before period {p.label} "
                     f"({p.start_date} to {p.last_day}); its reports are marked 'no data'. Pick an earlier --period.")
         for n in names:
             cls = registry.section_class(n)
@@ -501,8 +501,8 @@ def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool
         prev = read_manifest(out_dir).get(n, {})
         if (not force and prev.get("key") == key and prev.get("status") in ("ok", "skipped")
                 and (out_dir / f"{n}.html").is_file()):
-            o = Outcome(n, p.label, "skipped", 0.0, html=out_dir / f"{n}.html", extra={"headlines": prev.get("headlines", [])},
-                        slice=s.name)
+            o = Outcome(n, p.label, "skipped", 0.0, html=out_dir / f"{n}.html",
+                        extra={"headlines": prev.get("headlines", [])}, slice=s.name)
             _record(out_dir, n, {**prev, "status": "skipped", "checked_at": _now_iso()})
             prog.line(f"  skip   {where} {n} (unchanged since {prev.get('finished_at', '?')})")
             prog.done()

@@ -121,7 +121,8 @@ def write_index(out: Path) -> Path:
             else:
                 links.append(title)
             if status == "failed" and e.get("executed"):
-                links.append(f'<a class="small" href="{html.escape(rel)}/{html.escape(e["executed"])}">executed notebook</a>')
+                links.append(f'<a class="small" href="{html.escape(rel)}/{html.escape(e["executed"])}">'
+                             'executed notebook</a>')
                 if (d / f"{n}.html").is_file():
                     links.append('<span class="small">(link above: last good report)</span>')
             if (d / "tables" / n).is_dir():

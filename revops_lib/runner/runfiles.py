@@ -164,7 +164,8 @@ def sweep_output(out: Path) -> list[Path]:
         if not period_dir.is_dir() or period_dir.is_symlink() or period_dir.name.startswith("."):
             continue
         report_dirs.append(period_dir)
-        report_dirs += [d for d in period_dir.iterdir() if d.is_dir() and not d.is_symlink() and _SLICE_DIR.match(d.name)]
+        report_dirs += [d for d in period_dir.iterdir()
+                        if d.is_dir() and not d.is_symlink() and _SLICE_DIR.match(d.name)]
     for report_dir in report_dirs:
         leftovers = [*report_dir.glob(".staging-*"), *report_dir.glob(".*.partial*"),
                      *(report_dir / "tables").glob(".old-*"), *(report_dir / "tables").glob(".*.partial")]
