@@ -5,6 +5,7 @@ only downward (a test walks every import):
 
 1. **Foundations** — :mod:`~revops_lib.errors` (errors and warnings), :mod:`~revops_lib.periods`,
    :mod:`~revops_lib.schema` (the data contract), :mod:`~revops_lib.sources`, :mod:`~revops_lib.spark`,
+   :mod:`~revops_lib.slices`,
    :mod:`~revops_lib.validation`, :mod:`~revops_lib.stats`, :mod:`~revops_lib.files`,
    :mod:`~revops_lib.outdirs`, :mod:`~revops_lib.demo` (the demo company), :mod:`~revops_lib.importers`
    (vendor exports and warehouse-landed tables mapped to the contract);

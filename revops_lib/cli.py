@@ -25,6 +25,8 @@ EPILOG = """examples:
   revops validate --source data/demo            # check the data against the contract
   revops report --period 2026-10                # build the reports of October 2026
   revops report --period 2026-Q3 -p as_of 2026-10-05
+  revops report --slice segment=enterprise      # the reports of one segment, in reports/<period>/segment-enterprise/
+  revops report --by team                       # one set of reports per team
   revops import --preset salesforce --from exports/sfdc --out data/crm
   revops report --source postgres://ana@db/dw --preset fivetran_salesforce,fivetran_stripe
 
@@ -145,6 +147,11 @@ def cmd_report(args) -> int:
         if args.period:
             raise RevOpsError("Give either `--period` or `--from`/`--to`, not both.")
         periods = periods_between(args.from_period, args.to_period)
+    from revops_lib.runner.slicing import check_request
+
+    check_request(args.slices, args.by)  # a bad --slice or --by stops here, before anything is opened
+    if args.pdf and (args.slices or args.by):
+        raise RevOpsError("`--pdf` prints the pack of the whole source only: build the slices without `--pdf`.")
     period = args.period
     if period is None and periods is None:
         period = default_period(kind=args.cadence).label
@@ -163,6 +170,8 @@ def cmd_report(args) -> int:
         preset=args.preset,
         engine=args.engine,
         spark_settings=_spark_settings(args) if args.engine == "spark" or _source(args).startswith("sc://") else None,
+        slices=args.slices,
+        by=args.by,
     )
     if args.pdf and status == 0:
         from revops_lib.runner.pdf import build_pack
@@ -255,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="notebooks run at once (default: number of cores)")
     r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="override a notebook parameter, e.g. -p as_of 2026-11-05 (repeatable)")
+    r.add_argument("--slice", dest="slices", action="append", default=None, metavar="COLUMN=VALUE",
+                   help="only the rows of a slice, e.g. --slice segment=enterprise; repeatable (ANDed). Columns: "
+                        "segment, team, owner, source, product, type. Reports go to OUT/<period>/<slice>/ "
+                        "(e.g. segment-enterprise); tables a slice cannot filter (marketing spend, web traffic, "
+                        "email) are left out and the reports say so")
+    r.add_argument("--by", default=None, metavar="COLUMN",
+                   help="one set of reports per value of COLUMN (within --slice), built in parallel, e.g. --by segment")
     r.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
     _engine_options(r)
     r.add_argument("--pdf", action="store_true",

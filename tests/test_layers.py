@@ -3,7 +3,7 @@
 Every ``import`` and ``from … import`` of every module is read with ``ast`` — at module level and
 inside functions alike — and checked against the layers of ``revops_lib/__init__.py``:
 
-1. foundations (errors, version, periods, schema, sources, spark, validation, stats, files, outdirs, demo,
+1. foundations (errors, version, periods, schema, sources, spark, slices, validation, stats, files, outdirs, demo,
    importers; a package's modules, such as ``revops_lib.demo.crm``, are in its layer)
 2. metrics (``revops_lib.metrics``)
 3. presentation (``revops_lib.present``)
@@ -23,8 +23,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "revops_lib"
-FOUNDATIONS = {"errors", "version", "periods", "schema", "sources", "validation", "stats", "files", "outdirs",
-               "demo", "importers", "spark"}
+FOUNDATIONS = {"errors", "version", "periods", "schema", "sources", "slices", "validation", "stats", "files",
+               "outdirs", "demo", "importers", "spark"}
 LAYER_NAMES = {1: "foundations", 2: "metrics", 3: "presentation", 4: "runner", 5: "CLI", 6: "public API"}
 
 

@@ -2,8 +2,8 @@
 
 :func:`context` is the first call of every report: it checks the parameter values (the same rules
 the runner applies before any kernel starts: :data:`CHOICES`, :data:`PATTERNS`, :data:`RANGES`),
-resolves the period and the cut-off, opens the source (with the privacy setting), sets the chart
-theme and where published tables go.
+resolves the period and the cut-off, opens the source (with the privacy setting and the slice, see
+:mod:`revops_lib.slices`), sets the chart theme and where published tables go.
 """
 
 from __future__ import annotations
@@ -63,6 +63,10 @@ def check_value(name: str, value) -> None:
             resolve_as_of(None, value)
         except RevOpsError:
             raise ParameterError(f"Parameter `as_of` = {show_value(value)} is not a date or time that exists.") from None
+    if name == "slices":  # {column: value}: allowed columns, one text value each (revops_lib.slices.parse)
+        from revops_lib.slices import parse
+
+        parse(value)
     if name in RANGES and isinstance(value, int) and not isinstance(value, bool):
         lo, hi, words = RANGES[name]
         if not lo <= value <= hi:
@@ -77,6 +81,7 @@ class Context:
     as_of: pd.Timestamp  # naive UTC, exclusive cut-off
     source: Source
     currency: str = "USD"
+    slice: str = ""  # the slice's label (revops_lib.slices.label), '' for the whole source
 
     def __repr__(self) -> str:
         return f"<Context {self.period.label} as of {self.as_of} — {self.source.description}>"
@@ -84,7 +89,7 @@ class Context:
 
 def context(*, period: str = "", as_of: str = "", source: str = "../data/demo", currency: str = "USD",
             fiscal_year_start_month: int = 1, output_dir: str = "", privacy: str = "names",
-            labels: dict | None = None, preset: str = "") -> Context:
+            labels: dict | None = None, preset: str = "", slices: dict | None = None) -> Context:
     """Derived values of a report page: the period (empty = last complete month), the cut-off and the source.
 
     ``preset``: mapping presets (or mapping files) the source is read through, comma-separated, e.g.
@@ -96,9 +101,10 @@ def context(*, period: str = "", as_of: str = "", source: str = "../data/demo", 
     chart pass :func:`revops_lib.present.charts.base.sanitize_figure` (no e-mail address, no overlong
     label), and keeps the kit's own warnings out of the page (its tables and findings say so).
     ``labels`` (e.g. ``{organic_search: SEO}``) overrides :mod:`revops_lib.present.labels` for this page.
+    ``slices`` (e.g. ``{segment: enterprise}``) restricts every table to a slice (:mod:`revops_lib.slices`).
     """
     for name, value in (("currency", currency), ("as_of", as_of), ("privacy", privacy),
-                        ("fiscal_year_start_month", fiscal_year_start_month)):
+                        ("fiscal_year_start_month", fiscal_year_start_month), ("slices", slices)):
         check_value(name, value)
     set_theme()
     install_figure_filter()
@@ -115,4 +121,9 @@ def context(*, period: str = "", as_of: str = "", source: str = "../data/demo", 
                              "fivetran_salesforce or fivetran_salesforce,fivetran_stripe (empty: none).")
     src = open_mapped(source, preset=preset, privacy=privacy) if preset and preset.strip() else \
         open_source(source, privacy=privacy)
-    return Context(period=p, as_of=resolve_as_of(p, as_of), source=src, currency=currency)
+    if slices:
+        from revops_lib.slices import apply, label
+
+        src = apply(src, slices)
+    return Context(period=p, as_of=resolve_as_of(p, as_of), source=src, currency=currency,
+                   slice=label(slices, privacy) if slices else "")

@@ -27,7 +27,7 @@ from revops_lib.present.publish import finding, headline, publish, record_chart,
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import Prose, md
 
-__all__ = ["Section", "Part", "Truncated", "quiet", "PART_TAG", "needs_part"]
+__all__ = ["Section", "Part", "Truncated", "quiet", "PART_TAG", "needs_part", "sliced_why", "NOT_SLICED"]
 
 #: The cell tag prefix that ties a notebook cell to a part of its report (``part:<key>``).
 PART_TAG = "part:"
@@ -64,6 +64,23 @@ class Part:
         if cols:
             return ("columns " if len(cols) > 1 else "column ") + " and ".join(f"`{c}`" for c in cols)
         return ""
+
+
+#: What a left-out part's reason says when a table it needs was left out of a slice (not absent).
+NOT_SLICED = ": not sliced"
+
+
+def sliced_why(src, why: str) -> str:
+    """``why`` ("table `x`", "tables `x` and `y`") with, when ``src`` is a slice (:mod:`revops_lib.slices`) that
+    left out a table it names, why that table is not sliced: "table `marketing_spend`: not sliced,
+    company-wide" (never "absent": the table is there, the slice cannot filter it)."""
+    gone = getattr(src, "not_sliced", None) or {}
+    named = {t: r for t, r in gone.items() if f"`{t}`" in why}
+    if not named:
+        return why
+    if len(set(named.values())) == 1:
+        return f"{why}{NOT_SLICED}, {next(iter(named.values()))}"
+    return f"{why}{NOT_SLICED} (" + "; ".join(f"`{t}`: {r}" for t, r in named.items()) + ")"
 
 
 def needs_part(key: str):
@@ -134,7 +151,7 @@ class Section:
         for part in cls.PARTS:
             why = part.missing(src.has, lambda t: set(src.raw(t).columns))
             if why:
-                out[part.key] = why
+                out[part.key] = sliced_why(src, why)
         return out
 
     @classmethod
@@ -155,18 +172,26 @@ class Section:
         return key not in self.left_out
 
     def scope_sentence(self) -> str:
-        """One sentence (plain text) naming the parts left out and the table that would bring each; '' if none."""
+        """One sentence (plain text) naming the parts left out and the table that would bring each; '' if none.
+
+        In a slice, the parts that need a table the slice cannot filter come first ("Left out of this slice:
+        … (needs table `marketing_spend`: not sliced, company-wide)")."""
         if not self.left_out:
             return ""
         titles = {p.key: p.title for p in self.PARTS}
-        by_why: dict[str, list[str]] = {}
-        for key, why in self.left_out.items():
-            by_why.setdefault(why, []).append(titles.get(key, key))
-        groups = []
-        for why, names in by_why.items():
-            listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-            groups.append(f"{listed} (needs {why})" if len(names) == 1 else f"{listed} (need {why})")
-        return "Left out for lack of data: " + "; ".join(groups) + "."
+        sentences = []
+        for lead, in_slice in (("Left out of this slice", True), ("Left out for lack of data", False)):
+            by_why: dict[str, list[str]] = {}
+            for key, why in self.left_out.items():
+                if (NOT_SLICED in why) == in_slice:
+                    by_why.setdefault(why, []).append(titles.get(key, key))
+            groups = []
+            for why, names in by_why.items():
+                listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+                groups.append(f"{listed} (needs {why})" if len(names) == 1 else f"{listed} (need {why})")
+            if groups:
+                sentences.append(f"{lead}: " + "; ".join(groups) + ".")
+        return " ".join(sentences)
 
     def left_out_note(self, key: str):
         """What a left-out part's cells show in JupyterLab (the HTML drops them)."""

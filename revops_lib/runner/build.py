@@ -13,6 +13,10 @@
    ``as_of``, source, generation time, kit version) and a footer of metric
    definitions.
 
+With ``slices`` (``--slice segment=enterprise``) or ``by`` (``--by segment``) the reports of a slice, or of
+each value, go to ``<out>/<period>/<slice name>/`` (:mod:`revops_lib.runner.slicing`); the notebooks get the
+slice as their ``slices`` parameter and the header names it.
+
 Nothing is half-written: outputs go to temporary names and are moved into
 place only on success; a failed notebook leaves the previous good HTML as it
 was, keeps its executed notebook as ``<notebook>.failed.ipynb`` and makes the
@@ -60,6 +64,12 @@ class Outcome:
     html: Path | None = None
     executed: Path | None = None
     extra: dict = field(default_factory=dict)
+    slice: str = ""  # the slice's folder name ('' for the whole source)
+
+    @property
+    def where(self) -> str:
+        """``<period>`` or ``<period>/<slice name>``: the folder of the report under ``--out``."""
+        return f"{self.period}/{self.slice}" if self.slice else self.period
 
 
 def _read_yaml(path: Path) -> dict:
@@ -156,8 +166,12 @@ def _prepare_notebook(path: Path, validation: Path | None = None):
 
 def run_notebook(notebook: str, period: Period, params: dict, out_dir: Path, *, source_label: str,
                  as_of_label: str, notebooks_dir: Path | None = None, pool: KernelPool | None = None,
-                 validation: Path | None = None) -> Outcome:
+                 validation: Path | None = None, slice_label: str = "", slice_note: str = "",
+                 index_href: str = "../index.html") -> Outcome:
     """Execute one notebook with Papermill and render it; never raises for notebook errors.
+
+    ``slice_label``: the slice the header names ('' for the whole source), ``slice_note`` what it leaves out;
+    ``index_href``: the link to the index.
 
     Published tables and headlines go to a staging folder first and replace
     ``<out_dir>/tables/<notebook>/`` only when the notebook and its HTML succeeded.
@@ -208,7 +222,9 @@ def run_notebook(notebook: str, period: Period, params: dict, out_dir: Path, *, 
             generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             version=__version__,
             definitions=footnotes(notebook),
-            index_href="../index.html",
+            index_href=index_href,
+            slice=slice_label,
+            slice_note=slice_note,
         )
         render_html(executed, final_html, meta=meta)
         os.replace(tmp_nb, final_nb)
@@ -306,6 +322,9 @@ def task_parameters(notebook: str, period: Period, overrides: dict, *, notebooks
     values: dict = {}
     where: dict = {}
     for label, layer in _layers(notebook, period, overrides, parameters_dir):
+        if "slices" in layer:
+            raise ParameterError(f"Parameter `slices` (in {label}) is set by the runner: use `--slice COLUMN=VALUE` "
+                                 "or `--by COLUMN` of `revops report`.")
         values.update(layer)
         where.update({k: label for k in layer})
     values["period"] = period.label
@@ -324,7 +343,8 @@ def task_parameters(notebook: str, period: Period, overrides: dict, *, notebooks
 
 def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=None, params=None,
         force=False, progress=None, *, periods=None, notebooks_dir=None, parameters_dir=None,
-        validate_source=True, only=None, preset=None, engine=None, spark_settings=None) -> int:
+        validate_source=True, only=None, preset=None, engine=None, spark_settings=None, slices=None,
+        by=None) -> int:
     """Build the reports of one period (or several: ``periods``); returns the exit status.
 
     0 when every notebook succeeded or was skipped as unchanged, 1 otherwise.
@@ -333,6 +353,9 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
     by Spark on that server. With Spark the kernels share one Spark Connect server: ``$SPARK_REMOTE``'s
     when set, else a local one the run starts on 127.0.0.1 and stops at its end (:mod:`revops_lib.spark`;
     ``spark_settings``: a :class:`revops_lib.spark.SparkSettings`).
+    ``slices``: a slice (``["segment=enterprise"]`` or ``{"segment": "enterprise"}``, see
+    :mod:`revops_lib.slices`); ``by``: a slice column to build one set of reports per value of (within the
+    slice); both write under ``<out>/<period>/<slice name>/`` (:mod:`revops_lib.runner.slicing`).
 
     Before any kernel starts: the notebook names, every parameter (declared names only, typed) and
     the output folder (never the source folder or inside it) are checked; then the output folder is
@@ -346,7 +369,8 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
     every notebook as its ``preset`` parameter (files as absolute paths).
     """
     from revops_lib.outdirs import check_report_folder
-    from revops_lib.runner.parameters import check_overrides
+    from revops_lib.runner.parameters import check_overrides, declared_parameters
+    from revops_lib.runner.slicing import SLICE_PARAMETER, check_request
     from revops_lib.sources import SOURCE_ENV, has_credentials, public_url
 
     check_report_folder(out)  # a file, a read-only folder, a folder of other data: refused before anything starts
@@ -358,6 +382,12 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
     overrides = dict(params or {})
     check_overrides(overrides, {n: nb_dir / f"{n}.ipynb" for n in names})
     preset_param = _preset_parameter(preset)
+    conditions, by = check_request(slices, by)
+    if conditions or by:
+        lacking = [n for n in names if SLICE_PARAMETER not in declared_parameters(nb_dir / f"{n}.ipynb")]
+        if lacking:
+            raise ParameterError(f"Notebook(s) {', '.join(f'`{n}`' for n in lacking)} declare no `{SLICE_PARAMETER}` "
+                                 "parameter, so they cannot be built for a slice.")
     src_text = str(source)
     kernel_env = None
     if "://" in src_text:
@@ -378,12 +408,14 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
                                               source=source_param, preset=preset_param)
                 for p in plist for n in names if only is None or (n, p.label) in only}
 
-    n_tasks = max(1, len(prepared))
+    n_tasks = max(1, len(prepared)) if by is None else max(1, len(prepared)) * 64  # --by: values not known yet
     jobs = max(1, min(jobs or os.cpu_count() or 1, n_tasks))
     engine = _check_engine(engine, src_text)
     if preset_param and engine == "spark":
         raise ParameterError("`--preset` reads a database through DuckDB or PostgreSQL; presets on Spark are not "
                              "supported yet: import with `revops import --from URL` first.")
+    privacy = "masked" if any(prm.get("privacy") == "masked" for prm in prepared.values()) else "names"
+    request = (conditions, by, privacy)
     with OutputLock(out), RunDir() as rundir:
         sweep_output(out)
         server, engine_env = _spark_server(engine, src_text, spark_settings, say, jobs)
@@ -396,7 +428,7 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
                     server.wait()
                     say(f"Spark: local Spark Connect server ready at {server.url}")
                 return _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source, prepared, pool,
-                            rundir, spark_env, preset_param)
+                            rundir, spark_env, preset_param, request)
             finally:
                 pool.close()
         finally:
@@ -452,7 +484,7 @@ def _spark_server(engine: str, src_text: str, settings, say, jobs: int):
 
 
 def _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source, prepared, pool, rundir,
-         spark_env=None, preset="") -> int:
+         spark_env=None, preset="", request=((), None, "names")) -> int:
     from revops_lib.importers.live import open_mapped_source
     from revops_lib.sources import open_source
     from revops_lib.validation import validate
@@ -487,33 +519,45 @@ def _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source,
             with os.fdopen(fd, "wb") as f:
                 pickle.dump((validation_key(src), result), f)
             shared = Path(name)
-    return _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool, src, shared, preset)
+    return _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool, src, shared, preset,
+                  request)
 
 
-def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool, src, shared, preset="") -> int:
+def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool, src, shared, preset="",
+           request=((), None, "names")) -> int:
     from revops_lib.metrics.quality import latest_event
+    from revops_lib.runner.slicing import SLICE_PARAMETER, slice_sets
 
-    latest = latest_event(src)
-    no_data = {}  # period label -> why: a period that starts after the source's latest event is not built
-    for p in plist:
-        if latest is not None and latest < p.start_naive:
-            no_data[p.label] = (f"The source's latest event is on {latest:%Y-%m-%d}, before period {p.label} "
-                                f"({p.start_date} to {p.last_day}) starts: there is nothing to report yet.")
-            say(f"No data: the source's latest event ({latest:%Y-%m-%d}) is before period {p.label} "
-                f"({p.start_date} to {p.last_day}); its reports are marked 'no data'. Pick an earlier --period.")
+    conditions, by, privacy = request
+    sets = slice_sets(src, conditions, by, privacy=privacy)
+    if by is not None:
+        say(f"By {by}: {len(sets)} set(s) of reports ({', '.join(s.name for s in sets)})")
     data_fp = src.fingerprint()
     code_fp = _code_fingerprint()
-    unbuildable = {}  # report -> why none of its parts can be built from the tables present
-    for n in names:
-        cls = registry.section_class(n)
-        if cls is not None and not cls.buildable(src):
-            unbuildable[n] = cls.unbuildable_reason(src)
-            say(f"Skipped {n}: {unbuildable[n]}")
+    no_data = {}  # (period label, slice name) -> why: a period that starts after the latest event is not built
+    unbuildable = {}  # (report, slice name) -> why none of its parts can be built from the tables present
+    for s in sets:
+        latest = latest_event(s.source)
+        whose = f"the latest event of the slice {s.label}" if s.name else "the source's latest event"
+        for p in plist:
+            if latest is not None and latest < p.start_naive:
+                no_data[(p.label, s.name)] = (
+                    f"{whose[0].upper() + whose[1:]} is on {latest:%Y-%m-%d}, before period {p.label} "
+                    f"({p.start_date} to {p.last_day}) starts: there is nothing to report yet.")
+                say(f"No data: {whose} ({latest:%Y-%m-%d}) is before period {p.label} "
+                    f"({p.start_date} to {p.last_day}); its reports are marked 'no data'. Pick an earlier --period.")
+        for n in names:
+            cls = registry.section_class(n)
+            if cls is not None and not cls.buildable(s.source):
+                unbuildable[(n, s.name)] = cls.unbuildable_reason(s.source)
+                say(f"Skipped {n}{' of ' + s.name if s.name else ''}: {unbuildable[(n, s.name)]}")
 
-    tasks = [(p, n, prepared[(p.label, n)]) for p in plist for n in names if (p.label, n) in prepared]
+    tasks = [(p, n, {**prepared[(p.label, n)], SLICE_PARAMETER: s.parameter} if s.name else prepared[(p.label, n)],
+              s) for p in plist for s in sets for n in names if (p.label, n) in prepared]
 
     labels = ", ".join(p.label for p in plist)
-    say(f"Period {labels}: {len(names)} notebook(s) × {len(plist)} period(s), {jobs} at a time")
+    say(f"Period {labels}: {len(names)} notebook(s) × {len(plist)} period(s)"
+        + (f" × {len(sets)} slice(s)" if len(sets) > 1 else "") + f", {jobs} at a time")
     prog = _Progress(len(tasks), say)
 
     import threading
@@ -521,48 +565,55 @@ def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool
     cancelled = threading.Event()
 
     def one(task):
-        p, n, prm = task
+        p, n, prm, s = task
+        where = f"{p.label}/{s.name}" if s.name else p.label
         if cancelled.is_set():
-            return Outcome(n, p.label, "cancelled")
-        out_dir = Path(out) / p.label
-        if p.label in no_data:
-            page = write_no_data_page(out_dir, p, no_data[p.label], source_label=_source_label(src_text, preset))
+            return Outcome(n, p.label, "cancelled", slice=s.name)
+        out_dir = s.out_dir(out, p.label)
+        sliced = {"slice": s.label, "slice_name": s.name} if s.name else {}
+        if (p.label, s.name) in no_data:
+            why = no_data[(p.label, s.name)]
+            page = write_no_data_page(out_dir, p, why, source_label=_source_label(src_text, preset),
+                                      index_href=s.index_href)
             _record(out_dir, n, {"status": "no data", "seconds": 0.0, "finished_at": _now_iso(), "error": None,
                                  "key": None, "headlines": [], "title": title(n), "page": page.name,
-                                 "reason": no_data[p.label]})
-            prog.line(f"  nodata {p.label} {n}")
+                                 "reason": why, **sliced})
+            prog.line(f"  nodata {where} {n}")
             prog.done()
-            return Outcome(n, p.label, "no data")
-        cannot = unbuildable.get(n)
+            return Outcome(n, p.label, "no data", slice=s.name)
+        cannot = unbuildable.get((n, s.name))
         if cannot:  # no part of the report is possible with the tables present: skipped, not failed
             _record(out_dir, n, {"status": "no tables", "seconds": 0.0, "finished_at": _now_iso(), "error": None,
-                                 "key": None, "headlines": [], "title": title(n), "reason": cannot})
-            prog.line(f"  absent {p.label} {n} — {cannot}")
+                                 "key": None, "headlines": [], "title": title(n), "reason": cannot, **sliced})
+            prog.line(f"  absent {where} {n} — {cannot}")
             prog.done()
-            return Outcome(n, p.label, "no tables", error=cannot)
+            return Outcome(n, p.label, "no tables", error=cannot, slice=s.name)
         key = build_key(nb_dir / f"{n}.ipynb", prm, data_fp, code_fp)
         prev = read_manifest(out_dir).get(n, {})
         if (not force and prev.get("key") == key and prev.get("status") in ("ok", "skipped")
                 and (out_dir / f"{n}.html").is_file()):
-            o = Outcome(n, p.label, "skipped", 0.0, html=out_dir / f"{n}.html", extra={"headlines": prev.get("headlines", [])})
+            o = Outcome(n, p.label, "skipped", 0.0, html=out_dir / f"{n}.html",
+                        extra={"headlines": prev.get("headlines", [])}, slice=s.name)
             _record(out_dir, n, {**prev, "status": "skipped", "checked_at": _now_iso()})
-            prog.line(f"  skip   {p.label} {n} (unchanged since {prev.get('finished_at', '?')})")
+            prog.line(f"  skip   {where} {n} (unchanged since {prev.get('finished_at', '?')})")
             prog.done()
             return o
-        prog.line(f"  start  {p.label} {n}")
+        prog.line(f"  start  {where} {n}")
         as_of_label = f"{resolve_as_of(p, prm.get('as_of')):%Y-%m-%d %H:%M} UTC (exclusive)"
         o = run_notebook(n, p, prm, out_dir, source_label=_source_label(src_text, preset), as_of_label=as_of_label,
-                         notebooks_dir=nb_dir, pool=pool, validation=shared)
+                         notebooks_dir=nb_dir, pool=pool, validation=shared, slice_label=s.label,
+                         slice_note=s.note, index_href=s.index_href)
+        o.slice = s.name
         if cancelled.is_set():  # interrupted: do not record a failure the notebook did not have
-            return Outcome(n, p.label, "cancelled")
+            return Outcome(n, p.label, "cancelled", slice=s.name)
         entry = {"status": o.status, "seconds": round(o.seconds, 2), "finished_at": _now_iso(),
                  "error": o.error, "key": key if o.status == "ok" else None,
                  "headlines": o.extra.get("headlines", []), "title": title(n),
                  "left_out": o.extra.get("left_out") or {},
-                 "executed": o.executed.name if o.executed else None}
+                 "executed": o.executed.name if o.executed else None, **sliced}
         _record(out_dir, n, entry)
         tail = f" — {o.error}" if o.error else ""
-        prog.line(f"  {o.status:<6} {p.label} {n} ({o.seconds:.1f} s){tail}")
+        prog.line(f"  {o.status:<6} {where} {n} ({o.seconds:.1f} s){tail}")
         prog.done()
         return o
 
@@ -595,8 +646,8 @@ def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool
         + (f", {len(absent)} skipped for absent tables" if absent else "") + f" → {Path(out) / 'index.html'}")
     if failed:
         for o in failed:
-            say(f"  FAILED {o.period} {o.notebook}: {o.error}"
-                + (f" (see {Path(out) / o.period / o.executed.name})" if o.executed else ""))
+            say(f"  FAILED {o.where} {o.notebook}: {o.error}"
+                + (f" (see {Path(out) / o.where / o.executed.name})" if o.executed else ""))
         return 1
     return 0
 
@@ -604,7 +655,7 @@ def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool
 NO_DATA_PAGE = "no-data.html"
 
 
-def write_no_data_page(out_dir: Path, p, reason: str, *, source_label: str) -> Path:
+def write_no_data_page(out_dir: Path, p, reason: str, *, source_label: str, index_href: str = "../index.html") -> Path:
     """The one short page of a period with no data yet (``<out>/<period>/no-data.html``)."""
     import html
 
@@ -620,7 +671,7 @@ margin: 40px auto; padding: 0 16px; color: #222; }} h1 {{ color: #1d3557; }} a {
 <p>Source: {html.escape(source_label)}. No report of this period was built, so none shows zeros as if they were
 results. Build an earlier period (e.g. <code>make reports</code> builds the last complete month), or load newer data
 and build this one again.</p>
-<p><a href="../index.html">All reports</a></p></body></html>
+<p><a href="{html.escape(index_href)}">All reports</a></p></body></html>
 """
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / NO_DATA_PAGE
@@ -629,8 +680,9 @@ and build this one again.</p>
 
 
 def _expected_seconds(out: Path, task) -> float:
-    p, n, _ = task
-    seconds = read_manifest(Path(out) / p.label).get(n, {}).get("seconds")
+    p, n = task[0], task[1]
+    where = task[3].out_dir(out, p.label) if len(task) > 3 else Path(out) / p.label
+    seconds = read_manifest(where).get(n, {}).get("seconds")
     if isinstance(seconds, (int, float)) and seconds > 0:
         return float(seconds)
     return registry.REPORTS[n].typical_seconds if n in registry.REPORTS else 2.0

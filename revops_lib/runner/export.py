@@ -95,14 +95,16 @@ def render_html(nb_path, html_path: Path, *, meta: dict | None = None) -> Path:
         nb = copy.deepcopy(nb_path)
     exporter = _exporter()
     meta = dict(meta or {})
-    if meta.get("scope"):  # the left-out sentence: table names in `backticks` shown as code, the rest escaped
-        import html
-        import re
+    for key in ("scope", "slice_note"):  # left-out sentences: table names in `backticks` as code, the rest escaped
+        if meta.get(key):
+            import html
+            import re
 
-        meta["scope_html"] = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(str(meta["scope"])))
+            meta[f"{key}_html"] = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(str(meta[key])))
     resources = {"revops": meta}
     if meta and meta.get("title"):
-        nb.metadata["title"] = f"{meta['title']} — {meta.get('period', '')}"
+        nb.metadata["title"] = (f"{meta['title']} — {meta.get('period', '')}"
+                                + (f" — {meta['slice']}" if meta.get("slice") else ""))
     gone = {f"part:{k}" for k in (meta or {}).get("left_out") or {}}
     if gone:  # the parts left out for lack of data: their heading and cells leave the page
         nb.cells = [c for c in nb.cells if not gone & set(c.get("metadata", {}).get("tags", []))]

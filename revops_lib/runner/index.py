@@ -1,4 +1,8 @@
-"""``reports/index.html``: every period and report, with status and headlines, newest first."""
+"""``reports/index.html``: every period and report, with status and headlines, newest first.
+
+Within a period, the reports of the whole source come first, then those of each slice
+(``reports/<period>/<slice name>/``, :mod:`revops_lib.runner.slicing`) under a row naming the slice.
+"""
 
 from __future__ import annotations
 
@@ -73,23 +77,46 @@ def executive_summary(periods) -> str:
     return "\n".join(parts)
 
 
+def slice_folders(period_dir: Path) -> list[tuple[str, Path]]:
+    """``(label, folder)`` of each slice built for a period (a folder with a manifest), by folder name."""
+    out = []
+    for sd in sorted(period_dir.iterdir()) if period_dir.is_dir() else []:
+        if sd.is_dir() and not sd.is_symlink() and sd.name != "tables" and (sd / "manifest.json").is_file():
+            m = read_manifest(sd)
+            label = next((e.get("slice") for e in m.values() if isinstance(e, dict) and e.get("slice")), sd.name)
+            out.append((str(label), sd))
+    return out
+
+
 def write_index(out: Path) -> Path:
-    """Rebuild ``<out>/index.html`` from every period's manifest (newest period first)."""
+    """Rebuild ``<out>/index.html`` from every period's manifest (newest period first; in a period the whole
+    source's reports, then each slice's)."""
     import html
 
     out = Path(out)
     rows = []
-    periods = []
+    periods = []  # periods with reports of the whole source (the executive summary's)
+    groups = []  # (period, folder, slice label or '', href prefix) in the order the table lists them
     for d in out.iterdir() if out.is_dir() else []:
-        if d.is_dir() and (d / "manifest.json").is_file():
-            try:
-                periods.append((parse_period(d.name), d))
-            except RevOpsError:
-                continue
+        if not d.is_dir():
+            continue
+        try:
+            p = parse_period(d.name)
+        except RevOpsError:
+            continue
+        if (d / "manifest.json").is_file():
+            periods.append((p, d))
+            groups.append((p, d, "", d.name))
+        groups += [(p, sd, label, f"{d.name}/{sd.name}") for label, sd in slice_folders(d)]
     periods.sort(key=lambda x: (x[0].end, x[0].start), reverse=True)
+    groups.sort(key=lambda g: (g[0].end, g[0].start), reverse=True)  # stable: whole source, then slices
     order = {n: i for i, n in enumerate(registry.REPORTS)}
-    for p, d in periods:
+    for p, d, slice_label, rel in groups:
         m = read_manifest(d)
+        if slice_label:
+            rows.append(f'<tr class="slice"><td>{html.escape(p.label)}</td><td colspan="5">Slice '
+                        f'<b>{html.escape(slice_label)}</b> <span class="small">only its rows; '
+                        f'<code>{html.escape(rel)}/</code></span></td></tr>')
         for n in sorted(m, key=lambda k: (order.get(k, 99), k)):
             e = m[n]
             status = e.get("status", "?")
@@ -99,17 +126,18 @@ def write_index(out: Path) -> Path:
             title = html.escape(e.get("title") or report_title(n))
             links = []
             if status == "no data" and e.get("page") and (d / e["page"]).is_file():
-                links.append(f'<a href="{html.escape(d.name)}/{html.escape(e["page"])}">{title}</a>')
+                links.append(f'<a href="{html.escape(rel)}/{html.escape(e["page"])}">{title}</a>')
             elif status != "no tables" and (d / f"{n}.html").is_file():
-                links.append(f'<a href="{html.escape(d.name)}/{html.escape(n)}.html">{title}</a>')
+                links.append(f'<a href="{html.escape(rel)}/{html.escape(n)}.html">{title}</a>')
             else:
                 links.append(title)
             if status == "failed" and e.get("executed"):
-                links.append(f'<a class="small" href="{html.escape(d.name)}/{html.escape(e["executed"])}">executed notebook</a>')
+                links.append(f'<a class="small" href="{html.escape(rel)}/{html.escape(e["executed"])}">'
+                             'executed notebook</a>')
                 if (d / f"{n}.html").is_file():
                     links.append('<span class="small">(link above: last good report)</span>')
             if (d / "tables" / n).is_dir():
-                links.append(f'<a class="small" href="{html.escape(d.name)}/tables/{html.escape(n)}/">tables (CSV)</a>')
+                links.append(f'<a class="small" href="{html.escape(rel)}/tables/{html.escape(n)}/">tables (CSV)</a>')
             heads = " · ".join(f"{html.escape(h['label'])}: <b>{html.escape(str(h['value']))}</b>"
                                for h in [h for h in (e.get("headlines") or []) if h.get("kind") != "finding"][:5])
             err = f'<div class="err">{html.escape(e.get("error") or "")}</div>' if status == "failed" else ""
@@ -153,6 +181,7 @@ def write_index(out: Path) -> Path:
  .st.none {{ background: #eef0f3; color: #555; }}
  @media (max-width: 640px) {{ body {{ padding: 0 8px; }} table {{ font-size: 0.85em; }} }}
  .err {{ color: #a1281b; font-size: 0.85em; margin-top: 3px; font-family: monospace; }}
+ tr.slice td {{ background: #f7f9fc; border-top: 2px solid #dfe6ef; }}
 </style></head>
 <body>
 <h1>RevOps reports</h1>
@@ -160,7 +189,8 @@ def write_index(out: Path) -> Path:
 <h2>All reports</h2>
 <p>Every period and report, newest first. Status <i>skipped-unchanged</i> means notebook, parameters,
 library and data were unchanged since the last successful build; <i>no data</i> that the period starts after the
-source's latest event (nothing was built, rather than a report of zeros). Generated {_now_iso()} by revops-kit {__version__}.</p>
+source's latest event (nothing was built, rather than a report of zeros). Reports of a slice (one segment, team,
+owner …: only its rows) follow those of the whole source, under a row naming the slice. Generated {_now_iso()} by revops-kit {__version__}.</p>
 <div class="wrap"><table><thead><tr><th>Period</th><th>Report</th><th>Status</th><th>Duration</th><th>Headlines</th><th>Finished</th></tr></thead>
 <tbody>
 {body}

@@ -8,7 +8,8 @@ checks every value that would reach a notebook — from ``parameters/*.yaml`` an
 
 - a name no selected notebook declares is an error (papermill itself only warns, and
   pastes the name into the code it runs);
-- ``period``, ``source``, ``preset`` and ``output_dir`` are set by the runner, never by ``-p``;
+- ``period``, ``source``, ``preset``, ``output_dir`` and ``slices`` are set by the runner (``--slice``), never by
+  ``-p``;
 - a value is converted to the declared type (``-p stale_days 30`` is the int 30, while
   ``-p period 2026`` stays text) or rejected with a message naming the parameter, the
   value and the allowed type;
@@ -39,7 +40,8 @@ __all__ = ["Declared", "declared_parameters", "coerce_value", "check_value", "RU
            "RANGES"]
 
 #: Set by the runner from its own options; ``-p`` cannot override them.
-RUNNER_SET = {"period": "--period", "source": "--source", "output_dir": "--out", "preset": "--preset"}
+RUNNER_SET = {"period": "--period", "source": "--source", "output_dir": "--out", "preset": "--preset",
+              "slices": "--slice"}
 
 _TYPE_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text",
                "list": "a list such as [a, b]", "dict": "a mapping such as {a: 1}"}

@@ -6,8 +6,9 @@
 - :class:`RunDir` — a private temporary folder (mode 0700) per run for kernel logs, kernel connection
   files and the validation handed to the kernels; removed at exit. Folders of runs that were killed
   (their process is gone) are removed by the next run.
-- :func:`sweep_output` — staging folders and partial files that a killed run left in ``<out>`` are
-  removed by the next run (which holds the lock, so they cannot be another run's).
+- :func:`sweep_output` — staging folders and partial files that a killed run left in ``<out>`` (its period
+  folders and their slice folders) are removed by the next run (which holds the lock, so they cannot be
+  another run's).
 - :class:`Terminated` and :func:`on_sigterm` — SIGTERM (what cron, CI and ``kill`` send) stops a run
   the way Ctrl-C does: nothing new starts, the last good reports stay.
 """
@@ -145,6 +146,10 @@ def sweep_run_dirs(base: str | os.PathLike | None = None) -> list[Path]:
     return removed
 
 
+#: A slice's folder under a period (revops_lib.slices.slice_name): a slice column, "-", the value's name.
+_SLICE_DIR = __import__("re").compile(r"(segment|team|owner|source|product|type)-[a-z0-9]")
+
+
 def sweep_output(out: Path) -> list[Path]:
     """Remove what a killed run left in ``out``: staging folders and partial files of every period.
 
@@ -154,11 +159,16 @@ def sweep_output(out: Path) -> list[Path]:
     removed: list[Path] = []
     if not out.is_dir():
         return removed
+    report_dirs = []  # every period folder, and the slice folders in it (<period>/<slice name>/)
     for period_dir in out.iterdir():
         if not period_dir.is_dir() or period_dir.is_symlink() or period_dir.name.startswith("."):
             continue
-        leftovers = [*period_dir.glob(".staging-*"), *period_dir.glob(".*.partial*"),
-                     *(period_dir / "tables").glob(".old-*"), *(period_dir / "tables").glob(".*.partial")]
+        report_dirs.append(period_dir)
+        report_dirs += [d for d in period_dir.iterdir()
+                        if d.is_dir() and not d.is_symlink() and _SLICE_DIR.match(d.name)]
+    for report_dir in report_dirs:
+        leftovers = [*report_dir.glob(".staging-*"), *report_dir.glob(".*.partial*"),
+                     *(report_dir / "tables").glob(".old-*"), *(report_dir / "tables").glob(".*.partial")]
         for f in leftovers:
             if f.is_dir() and not f.is_symlink():
                 shutil.rmtree(f, ignore_errors=True)

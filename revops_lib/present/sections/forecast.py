@@ -627,15 +627,15 @@ def assess(source, *, period, as_of=None, lookback_periods: int = 12, coverage_p
 
 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
-          fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None, output_dir: str = "",
-          preset: str = "",
+          fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None,
+          slices: dict | None = None, output_dir: str = "", preset: str = "",
           lookback_periods: int = 12, coverage_periods: int = 6, target_metric: str = "revenue_won",
           call_category: str = "commit", bias_threshold: float = 0.05, won_stages: str = "",
           lost_stages: str = "", min_sample: int = 30, confidence: float = 0.95) -> ForecastReport:
     """The report from the notebook's parameters."""
     ctx = context(period=period, as_of=as_of, source=source, currency=currency,
                   fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy,
-                  labels=labels, preset=preset)
+                  labels=labels, preset=preset, slices=slices)
     fa = assess(ctx.source, period=ctx.period, as_of=ctx.as_of, lookback_periods=lookback_periods,
                 coverage_periods=coverage_periods, target_metric=target_metric, call_category=call_category,
                 bias_threshold=bias_threshold, currency=currency, fiscal_year_start_month=fiscal_year_start_month,

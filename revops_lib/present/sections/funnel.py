@@ -632,8 +632,8 @@ def _lead_parts(src, p, cut, prev, prev_cut, kw, *, trend_cohorts, trend_window_
 
 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
-          fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None, output_dir: str = "",
-          preset: str = "",
+          fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None,
+          slices: dict | None = None, output_dir: str = "", preset: str = "",
           stages: Sequence[str] = DEFAULT_STAGES, deal_stages: Sequence[str] = DEFAULT_DEAL_STAGES,
           funnel_mode: str = "reached", conversion_window_days: float = 0, trend_cohorts: int = 12,
           trend_window_days: float = 0, min_sample: int = 30, confidence: float = 0.95,
@@ -641,7 +641,7 @@ def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", cu
     """The report from the notebook's parameters (0 for a window means "none" / "the default")."""
     ctx = context(period=period, as_of=as_of, source=source, currency=currency,
                   fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy,
-                  labels=labels, preset=preset)
+                  labels=labels, preset=preset, slices=slices)
     fr = analyze(ctx.source, period=ctx.period, as_of=ctx.as_of, stages=stages, deal_stages=deal_stages,
                  funnel_mode=funnel_mode, conversion_window_days=conversion_window_days or None,
                  trend_cohorts=trend_cohorts, trend_window_days=trend_window_days or None,

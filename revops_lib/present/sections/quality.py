@@ -243,13 +243,13 @@ def report_parts(src) -> pd.DataFrame:
 
 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
-          fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None, output_dir: str = "",
-          preset: str = "", stale_after_days: int = 14,
+          fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None,
+          slices: dict | None = None, output_dir: str = "", preset: str = "", stale_after_days: int = 14,
           stale_days: int = 90, min_pushes: int = 2) -> DataQuality:
     """The report from the notebook's parameters."""
     ctx = context(period=period, as_of=as_of, source=source, currency=currency,
                   fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy,
-                  labels=labels, preset=preset)
+                  labels=labels, preset=preset, slices=slices)
     dq = assess(ctx.source, period=ctx.period, as_of=ctx.as_of, currency=currency, stale_after_days=stale_after_days,
                 stale_days=stale_days, min_pushes=min_pushes)
     dq.record_headlines()

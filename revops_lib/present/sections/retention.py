@@ -511,14 +511,14 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", gross_margin: 
 
 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
-          fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None, output_dir: str = "",
-          preset: str = "", gross_margin: float = 0.8,
+          fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None,
+          slices: dict | None = None, output_dir: str = "", preset: str = "", gross_margin: float = 0.8,
           cohorts: int = 24, quarters: int = 8, movement_months: int = 12, survival_by: str = "segment",
           min_cohort_size: int = 20, ltv_max_months: float = 60) -> RetentionReport:
     """The report from the notebook's parameters (an empty ``survival_by``: survival by cohort year)."""
     ctx = context(period=period, as_of=as_of, source=source, currency=currency,
                   fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy,
-                  labels=labels, preset=preset)
+                  labels=labels, preset=preset, slices=slices)
     rr = analyze(ctx.source, period=ctx.period, as_of=ctx.as_of, currency=currency, gross_margin=gross_margin,
                  cohorts=cohorts, quarters=quarters, movement_months=movement_months, ltv_max_months=ltv_max_months,
                  survival_by=survival_by or None, min_cohort_size=min_cohort_size)

@@ -24,7 +24,7 @@ from revops_lib.present.context import context
 from revops_lib.present.format import fmt_change, fmt_money, fmt_pct, fmt_points, fmt_pval, fmt_value
 from revops_lib.present.labels import label
 from revops_lib.present.publish import publish
-from revops_lib.present.section import Part, Section
+from revops_lib.present.section import Part, Section, sliced_why
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import md
 from revops_lib.sources import open_source
@@ -84,7 +84,7 @@ class Scorecard(Section):
             out = {"pacing": "table `targets`", **out}
         elif len(out) == len(FUNCTION_TITLES):
             out = {"pacing": "the tables of a KPI", **out}
-        return out
+        return {k: sliced_why(src, why) for k, why in out.items()}
 
     period: Period
     as_of: pd.Timestamp
@@ -314,14 +314,14 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", history_period
 
 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
-          fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None, output_dir: str = "",
-          preset: str = "", history_periods: int = 12,
+          fiscal_year_start_month: int = 1, privacy: str = "names", labels: dict | None = None,
+          slices: dict | None = None, output_dir: str = "", preset: str = "", history_periods: int = 12,
           on_track: float = 0.95, at_risk: float = 0.85, attention_change: float = 0.25,
           attention_points: float = 0.05) -> Scorecard:
     """The report from the notebook's parameters."""
     ctx = context(period=period, as_of=as_of, source=source, currency=currency,
                   fiscal_year_start_month=fiscal_year_start_month, output_dir=output_dir, privacy=privacy,
-                  labels=labels, preset=preset)
+                  labels=labels, preset=preset, slices=slices)
     sc = analyze(ctx.source, period=ctx.period, as_of=ctx.as_of, currency=currency, history_periods=history_periods,
                  on_track=on_track, at_risk=at_risk, attention_change=attention_change,
                  attention_points=attention_points)
