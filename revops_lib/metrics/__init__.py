@@ -16,6 +16,7 @@ module                    family
 ``channels``              channel economics: the funnel, revenue, spend, CAC, ROAS, payback per lead source
 ``reps``                  rep and team performance: quota attainment, win rate, cycle, pipeline, activity
 ``stage_time``            time in deal stage by outcome, stuck deals
+``segments``              segments side by side: win rate and trailing NRR / GRR / logo retention per segment
 ``scorecard``             KPI definitions, values, targets, pacing and status; last year and year to date
 ``quality``               coverage, freshness and anomalies of the data
 ========================  ===============================================================

@@ -21,6 +21,7 @@ from revops_lib.metrics.forecast import (
 )
 from revops_lib.metrics.pipeline import coverage, pipeline_waterfall, slippage, undated_open_deals
 from revops_lib.metrics.reps import MORE_COLUMNS, REP_COLUMNS, rep_performance
+from revops_lib.metrics.segments import win_rate_by
 from revops_lib.periods import Period, window
 from revops_lib.present.charts import forecast as charts
 from revops_lib.present.charts import sales as sales_charts
@@ -29,6 +30,7 @@ from revops_lib.present.format import MISSING, fmt_days, fmt_int, fmt_interval, 
 from revops_lib.present.labels import label
 from revops_lib.present.publish import publish
 from revops_lib.present.section import Part, Section, needs_part
+from revops_lib.present.sections import segments as segment_views
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import md
 from revops_lib.sources import open_source
@@ -67,7 +69,7 @@ FOOTNOTES = [
     ("Rep activity and forecast", "first meetings and proposals: activities of that type in the period by the "
                                   "owner; forecast accuracy and bias of the period's call-category forecasts whose "
                                   "scope is the owner, the team or the company (mean accuracy; Σ error / Σ actual)."),
-]
+] + segment_views.FOOTNOTES[:1]
 
 
 _KIND_WORD = {"week": "week", "month": "month", "quarter": "quarter"}
@@ -106,6 +108,7 @@ class ForecastReport(Section):
         Part("waterfall", "the pipeline waterfall", ("opportunities", "opportunity_history")),
         Part("slippage", "slippage", ("opportunities", "opportunity_history")),
         Part("reps", "rep and team performance", ("opportunities",)),
+        Part("segments", "win rate by segment", ("opportunities",), columns=("opportunities.segment",)),
     )
     _TOPIC_PART = {"accuracy": "accuracy", "baseline": "accuracy", "convergence": "accuracy", "bias": "accuracy",
                    "projection": "projection", "coverage": "coverage", "waterfall": "waterfall",
@@ -114,8 +117,9 @@ class ForecastReport(Section):
     def __init__(self, *, period: Period, as_of: pd.Timestamp, currency: str = "USD", call_category: str = "commit",
                  bias_threshold: float = 0.05, accuracy=None, coverage=None, projection=None, waterfall=None,
                  slippage=None, notes: dict | None = None, target_metric: str = "revenue_won", reps=None,
-                 min_sample: int = 30, confidence: float = 0.95):
+                 min_sample: int = 30, confidence: float = 0.95, segments=None):
         self.period, self.as_of, self.currency = period, as_of, currency
+        self.segments = segments
         self.reps, self.min_sample, self.confidence = reps, min_sample, confidence
         self.bias_threshold = bias_threshold
         self.target_metric = target_metric
@@ -469,6 +473,13 @@ class ForecastReport(Section):
                    period=self.period.label)
 
 
+    # -- win rate by segment -----------------------------------------------------------------
+    @needs_part("segments")
+    def segment_table(self):
+        """Win rate by segment with its interval and the chi-square test across segments (published as
+        ``win_rate_by_segment.csv``)."""
+        return segment_views.win_rate_table(self.segments, confidence=self.confidence)
+
     # -- rep and team performance ------------------------------------------------------------
     def _rep_rows(self, limit: int) -> tuple[pd.DataFrame, bool]:
         r = self.reps
@@ -618,10 +629,12 @@ def assess(source, *, period, as_of=None, lookback_periods: int = 12, coverage_p
                                target_metric=target_metric, accuracy=acc if acc is not None else pd.DataFrame(
                                    columns=["forecast_period", "scope", "category", "forecast", "actual", "error",
                                             "accuracy"]), call_category=call_category)
+    segs = (win_rate_by(src, period=p, as_of=cut, confidence=confidence, min_sample=min_sample)
+            if "segments" not in left_out else None)
     fa = ForecastReport(period=p, as_of=cut, currency=currency, call_category=call_category,
                         bias_threshold=bias_threshold, accuracy=acc, coverage=cov, projection=proj, waterfall=wf,
                         slippage=slip, notes=notes, target_metric=target_metric, reps=reps, min_sample=min_sample,
-                        confidence=confidence)
+                        confidence=confidence, segments=segs)
     fa.left_out = left_out
     return fa
 

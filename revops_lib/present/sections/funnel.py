@@ -407,6 +407,28 @@ class FunnelReport(ChannelAndStageParts, Section):
         return style_table(disp, {"Entered": "{:,}", "Converted": "{:,}"}).apply(
             lambda r: ["color: #9a9a9a" if r["Note"] else "" for _ in r], axis=1)
 
+    @needs_part("segments")
+    def segment_test_table(self):
+        """Chi-square test across segments per stage, as the test across sources (published as
+        ``segment_tests.csv``)."""
+        if self.segments is None or self.segments.empty:
+            return md("No segment data for this cohort.")
+        t = source_differences(self.segments, by="segment", min_sample=self.min_sample)
+        publish(t, "segment_tests")
+        if t.empty:
+            return md("Not enough segments with leads to compare.")
+        disp = pd.DataFrame({
+            "Stage": [pair_label(a, b) for a, b in zip(t["from_stage"], t["to_stage"])],
+            "Segments": t["groups"],
+            "Chi-square": [f"{x:.1f}" if not pd.isna(x) else "—" for x in t["chi2"]],
+            "p-value": [fmt_pval(p) for p in t["p_value"]],
+            "Verdict": ["segments differ" if d else ("no difference beyond noise" if not pd.isna(p) else "—")
+                        for d, p in zip(t["differ"], t["p_value"])],
+            f"Best / worst ({self.min_sample}+ leads)": [f"{label(h)} / {label(lo)}" if isinstance(h, str) else "—"
+                                                         for h, lo in zip(t["highest"], t["lowest"])],
+        })
+        return style_table(disp)
+
     @needs_part("funnel")
     def source_test_table(self):
         """Chi-square test across sources per stage (published as ``source_tests.csv``)."""

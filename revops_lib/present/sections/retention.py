@@ -32,12 +32,14 @@ from revops_lib.metrics.mrr import (
 )
 from revops_lib.periods import Period, parse_period, resolve_as_of
 from revops_lib.metrics.kpis import KPI_BY_KEY
+from revops_lib.metrics.segments import retention_by
 from revops_lib.present.charts import retention as charts
 from revops_lib.present.context import context
 from revops_lib.present.format import fmt_money, fmt_pct
 from revops_lib.present.labels import label as label_of
 from revops_lib.present.publish import publish
 from revops_lib.present.section import Part, Section
+from revops_lib.present.sections import segments as segment_views
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import md
 from revops_lib.sources import open_source
@@ -76,7 +78,7 @@ FOOTNOTES = [
      "new customers (distinct accounts with a first won new_business opportunity in the period); CAC payback "
      "(months) = CAC / (ARPA of new customers × gross margin), ARPA of new customers = new MRR / customers "
      "whose first paid month fell in the period."),
-]
+] + segment_views.FOOTNOTES[1:]
 
 
 class RetentionReport(Section):
@@ -93,6 +95,8 @@ class RetentionReport(Section):
     PARTS = (Part("retention", "cohort retention, MRR movements and unit economics",
                   any_of=("subscriptions", "transactions")),)
     FOOTNOTES = FOOTNOTES
+    segments: pd.DataFrame | None = None  # retention by segment (metrics.segments.retention_by)
+    segments_by: str | None = None
 
     def __init__(self, *, period: Period, as_of: pd.Timestamp, currency: str = "USD", gross_margin: float = 0.8,
                  basis: str | None = None, last_month: str | None = None, cohorts=None, average=None,
@@ -381,6 +385,13 @@ class RetentionReport(Section):
             return self._missing()
         self.chart(self.trailing, "trailing_retention", charts.plot_nrr_trend)
 
+    def segment_table(self):
+        """Trailing-12-month NRR, GRR and logo retention by segment at the last complete month, with the interval
+        and test of logo retention (published as ``retention_by_segment.csv``)."""
+        if self.segments is None:
+            return md("No `segment` column on the subscriptions: no retention by segment.")
+        return segment_views.retention_table(self.segments, by=self.segments_by, money=self.money)
+
     def kpi_table(self):
         """Monthly customers, MRR, ARPA, churn rates and quick ratio; publishes ``monthly_kpis``."""
         if not self.available:
@@ -494,6 +505,7 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", gross_margin: 
         bridge = arr_bridge(movements)
         kpis = monthly_kpis(movements)
         trailing = trailing_retention(cm, months=movement_months)
+        segs = retention_by(cm, by=by) if by is not None else None
         if by is not None:
             surv = survival(cm, by=by)
             surv_by = by
@@ -504,10 +516,12 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", gross_margin: 
                               ltv_max_months=ltv_max_months)
     finally:
         cm.release()
-    return RetentionReport(period=p, as_of=cut, currency=currency, gross_margin=gross_margin, basis=basis,
-                           last_month=cm.last_month_label, cohorts=table, average=average, quarterly=quarterly,
-                           movements=movements, bridge=bridge, kpis=kpis, trailing=trailing, survival=surv,
-                           survival_by=surv_by, unit=unit, min_cohort_size=min_cohort_size)
+    rr = RetentionReport(period=p, as_of=cut, currency=currency, gross_margin=gross_margin, basis=basis,
+                         last_month=cm.last_month_label, cohorts=table, average=average, quarterly=quarterly,
+                         movements=movements, bridge=bridge, kpis=kpis, trailing=trailing, survival=surv,
+                         survival_by=surv_by, unit=unit, min_cohort_size=min_cohort_size)
+    rr.segments, rr.segments_by = segs, by
+    return rr
 
 
 def build(*, period: str = "", source: str = "../data/demo", as_of: str = "", currency: str = "USD",
