@@ -185,10 +185,11 @@ def test_data_quality_lists_what_the_present_tables_allow(frames):
     assert built == {("revops_scorecard", "sales"), ("revops_scorecard", "customer_success"),
                      ("funnel_conversion", "headline"), ("funnel_conversion", "sales"), ("funnel_conversion", "deals"),
                      ("funnel_conversion", "channels"), ("forecast_accuracy", "projection"),
-                     ("forecast_accuracy", "coverage"), ("forecast_accuracy", "reps")}
+                     ("forecast_accuracy", "coverage"), ("forecast_accuracy", "reps"),
+                     ("forecast_accuracy", "segments")}
     assert parts.loc[("forecast_accuracy", "waterfall"), "needs"] == "table `opportunity_history`"
     assert parts.loc[("funnel_conversion", "trend"), "needs"] == "table `leads`"
-    assert "13 of 22 report parts are left out" in str(dq.findings())
+    assert "13 of 23 report parts are left out" in str(dq.findings())
 
 
 # -- open deals without an expected close date --------------------------------------------------
