@@ -642,3 +642,38 @@ def test_the_index_summary_shows_last_year_and_the_year_to_date(tmp_path):
     sc.summary().drop(columns=["last_year_value", "ytd_value", "ytd_target"]).to_csv(csv, index=False)
     assert "<td class=num>—</td><td class=num>—</td><td class=num>—</td>" in executive_summary(
         [(parse_period("2026-03"), d)])
+
+
+@pytest.mark.parametrize("period, to_date, as_of", [("2026-10", "2026-Q4", None), ("2026-W42", "2026-10", None),
+                                                    ("2026-10", "2026-Q4", "2026-10-20")])
+def test_pacing_from_the_history_query_equals_pacing_on_its_own(demo_dir, period, to_date, as_of):
+    """The report's period-to-date pacing view comes from the KPI history's query (its ``also`` window): the
+    same table as pacing computed on its own; and the shared DealHistory gives the same coverage."""
+    from revops_lib.metrics.deal_history import prepare
+    from revops_lib.periods import parse_period, resolve_as_of
+    from revops_lib.sources import open_source
+
+    src = open_source(demo_dir)
+    p = parse_period(period)
+    cut = min(resolve_as_of(p, as_of), p.end_naive)
+    with prepare(src, scopes=False) as deals:
+        h = scorecard.kpi_history(src, period=p, as_of=cut, periods=2, also=[(to_date, cut)], deals=deals)
+    alone = scorecard.kpi_history(src, period=p, as_of=cut, periods=2)
+    pd.testing.assert_frame_equal(h[h["period"] != to_date].reset_index(drop=True), alone, check_like=True)
+    got = scorecard.pacing_from_history(src, h, period=to_date, as_of=cut)
+    pd.testing.assert_frame_equal(got, scorecard.pacing(src, period=to_date, as_of=cut))
+    assert len(got) > 3
+
+
+def test_pacing_from_history_falls_back_when_coverage_has_a_target():
+    f = valid_frames()
+    f["targets"] = pd.concat([f["targets"], pd.DataFrame(
+        {"period": ["2026-Q4"], "metric": ["pipeline_coverage"], "target": [3.0], "segment": [None]})],
+        ignore_index=True)
+    cut = pd.Timestamp("2026-11-01")
+    h = scorecard.kpi_history(f, period="2026-10", periods=1, also=[("2026-Q4", cut)])
+    q4 = h[(h["period"] == "2026-Q4") & (h["kpi"] == "pipeline_coverage")]
+    assert q4["value"].isna().all()  # coverage: the report period's only, so pacing computes it on its own
+    got = scorecard.pacing_from_history(f, h, period="2026-Q4", as_of=cut)
+    pd.testing.assert_frame_equal(got, scorecard.pacing(f, period="2026-Q4", as_of=cut))
+    assert "pipeline_coverage" in set(got["kpi"])

@@ -151,10 +151,11 @@ def _series(df: pd.DataFrame, wins, col: str, fill: float | None = 0.0) -> dict[
 
 
 def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
-             only: set[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+             only: set[str] | None = None, deals=None) -> tuple[pd.DataFrame, list[str]]:
     """Long frame ``kpi, label, value`` for every available KPI and window; notes about absent tables.
 
-    ``only``: compute just these KPI keys (and what they need).
+    ``only``: compute just these KPI keys (and what they need). ``deals``: a prepared
+    :class:`~revops_lib.metrics.deal_history.DealHistory` of ``src`` for pipeline coverage (else built here).
     """
     rows: list[tuple[str, str, float]] = []
     notes: list[str] = []
@@ -268,7 +269,7 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
 
             cov = {}
             for win in wins[-1:]:  # the report period only: point-in-time pipeline is costly
-                c = coverage(src, period=win.period, as_of=win.cut, lookback_periods=1,
+                c = coverage(src if deals is None else deals, period=win.period, as_of=win.cut, lookback_periods=1,
                              fiscal_year_start_month=win.period.fiscal_year_start_month)
                 nxt = c[c["period"] == win.period.next().label]
                 cov[win.period.label] = _num(nxt["coverage"].iloc[0]) if len(nxt) else math.nan
@@ -331,21 +332,29 @@ def _order_key(key: str) -> tuple:
 
 
 def kpi_history(source, *, period, as_of=None, periods: int = 12, breakdowns: bool = True,
-                comparisons: bool = False) -> pd.DataFrame:
+                comparisons: bool = False, also: Sequence[tuple] = (), deals=None) -> pd.DataFrame:
     """Every KPI for the last ``periods`` periods of the report's kind (for sparklines).
 
     Returns ``kpi, period, value`` (oldest first), the last period cut at ``as_of``; ``attrs["notes"]``
     says which KPIs were left out because their tables are absent. With ``comparisons`` the same query
     also computes the same period last year and the year to date (:func:`comparison_windows`): their rows
     come first, labelled ``attrs["last_year"]`` and ``attrs["ytd"]`` (``attrs["periods"]``: the history's
-    labels).
+    labels). ``also``: more ``(period, as_of)`` windows computed in the same query (a pacing view's period to
+    date, e.g. the quarter of a month report), labelled by their period; every KPI of a window is computed as
+    it would be alone, except pipeline coverage, which only the report period gets. ``deals``: a prepared
+    :class:`~revops_lib.metrics.deal_history.DealHistory` of the source that pipeline coverage reads (shared
+    with the caller's other point-in-time queries).
     """
     src = open_source(source)
     p = parse_period(period)
     cut = resolve_as_of(p, as_of)
     wins = _windows(p, cut, periods)
     extra = list(comparison_windows(p, cut)) if comparisons else []
-    long, notes = _compute(src, extra + wins, breakdowns=breakdowns)  # the report period stays last
+    more = []
+    for q, q_as_of in also:
+        q = parse_period(q) if not isinstance(q, Period) else q
+        more.append(_Window(q, min(q.end_naive, resolve_as_of(q, q_as_of))))
+    long, notes = _compute(src, more + extra + wins, breakdowns=breakdowns, deals=deals)  # report period last
     out = long.rename(columns={"label": "period"})
     out.attrs["notes"] = notes
     out.attrs["periods"] = [w.period.label for w in wins]
@@ -506,6 +515,26 @@ def pacing(source, *, period, as_of=None, on_track: float = 0.95, at_risk: float
     cols = ["kpi", "label", "unit", "period", "as_of", "elapsed_days", "total_days", "actual_to_date", "target",
             "prorated_target", "pct_of_prorated", "weeks_left", "weekly_run_rate_needed", "status"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def pacing_from_history(source, history: pd.DataFrame, *, period, as_of=None, on_track: float = 0.95,
+                        at_risk: float = 0.85) -> pd.DataFrame:
+    """:func:`pacing` of ``period`` from the rows a :func:`kpi_history` computed for it (its ``also``), without
+    another query of the KPIs: the same table as ``pacing(source, period=period, as_of=as_of)``. Falls back to
+    that call when the history has no row of the period or a target asks for pipeline coverage (which
+    :func:`kpi_history` computes for the report period only)."""
+    src = open_source(source)
+    p = parse_period(period) if not isinstance(period, Period) else period
+    cut = resolve_as_of(p, as_of)
+    wanted = {m for m in targets(src, p) if m in KPI_BY_KEY}
+    rows = history[(history["period"] == p.label) & history["kpi"].isin(wanted)]
+    if "pipeline_coverage" in wanted or not len(rows):
+        return pacing(src, period=p, as_of=cut, on_track=on_track, at_risk=at_risk)
+    rows = rows.copy()
+    rows.attrs = {}  # no last year or YTD: pacing compares with targets only
+    card = scorecard(src, period=p, as_of=cut, history=rows, on_track=on_track, at_risk=at_risk,
+                     prior=False, comparisons=False)
+    return pacing(src, period=p, as_of=cut, card=card, on_track=on_track, at_risk=at_risk)
 
 
 PUBLISHED_COLUMNS = ["function", "indicator", "kpi", "period", "value", "target", "pct_of_target",

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from revops_lib.metrics.deal_history import prepare
 from revops_lib.metrics.kpis import KPIS
 from revops_lib.metrics.pipeline import undated_open_deals
 from revops_lib.metrics.scorecard import (
@@ -16,6 +17,7 @@ from revops_lib.metrics.scorecard import (
     big_moves,
     kpi_history,
     pacing,
+    pacing_from_history,
     scorecard,
 )
 from revops_lib.periods import Period, parse_period, period_of, resolve_as_of
@@ -284,26 +286,36 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", history_period
     src = open_source(source)
     p = parse_period(period)
     cut = resolve_as_of(p, as_of)
-    both = kpi_history(src, period=p, as_of=cut, periods=history_periods, comparisons=True)
+    last_instant = min(cut, p.end_naive) - pd.Timedelta(microseconds=1)
+    # the pacing view's period to date (the month of a week, the quarter of a month) in the same query
+    to_date = (period_of(last_instant, "month") if p.kind == "week" else
+               period_of(last_instant, "quarter", fiscal_year_start_month=p.fiscal_year_start_month)
+               if p.kind == "month" else None)
+    also = [(to_date, min(cut, p.end_naive))] if to_date is not None else []
+    # every deal's state through time, built once for coverage and the undated deals (both point in time)
+    deals = prepare(src, scopes=False) if src.has("opportunities") else None
+    try:
+        both = kpi_history(src, period=p, as_of=cut, periods=history_periods, comparisons=True, also=also,
+                           deals=deals)
+        n_undated, amt = undated_open_deals(deals, at=min(cut, p.end_naive)) if deals is not None else (0, 0.0)
+    finally:
+        if deals is not None:
+            deals.release()
     hist = both[both["period"].isin(both.attrs["periods"])].reset_index(drop=True)  # the sparklines' periods
     notes = list(both.attrs.get("notes", []))
-    if src.has("opportunities"):
-        n_undated, amt = undated_open_deals(src, at=min(cut, p.end_naive))
+    if deals is not None:
         if n_undated:
             notes.append(f"{n_undated:,} open deal{'s' if n_undated != 1 else ''} ({fmt_money(amt, currency)}) "
                          "without an expected close date: in open pipeline, left out of next-period coverage.")
     card = scorecard(src, period=p, as_of=cut, history=both, on_track=on_track, at_risk=at_risk)
     views = []
-    last_instant = min(cut, p.end_naive) - pd.Timedelta(microseconds=1)
     if p.kind == "week":
-        month = period_of(last_instant, "month")
-        views.append((f"Month {month} to date", pacing(src, period=month, as_of=min(cut, p.end_naive),
-                                                        on_track=on_track, at_risk=at_risk)))
+        views.append((f"Month {to_date} to date", pacing_from_history(
+            src, both, period=to_date, as_of=min(cut, p.end_naive), on_track=on_track, at_risk=at_risk)))
     elif p.kind == "month":
         views.append((f"Month {p}", pacing(src, period=p, as_of=cut, card=card, on_track=on_track, at_risk=at_risk)))
-        q = period_of(last_instant, "quarter", fiscal_year_start_month=p.fiscal_year_start_month)
-        views.append((f"Quarter {q} to date", pacing(src, period=q, as_of=min(cut, p.end_naive),
-                                                      on_track=on_track, at_risk=at_risk)))
+        views.append((f"Quarter {to_date} to date", pacing_from_history(
+            src, both, period=to_date, as_of=min(cut, p.end_naive), on_track=on_track, at_risk=at_risk)))
     else:
         views.append((f"Quarter {p}", pacing(src, period=p, as_of=cut, card=card, on_track=on_track, at_risk=at_risk)))
     sc = Scorecard(period=p, as_of=cut, card=card, history=hist, pacing_views=views, notes=notes,
