@@ -23,6 +23,7 @@ company targets (rule 1 needs every scope column null, rule 2 sums segment rows 
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Iterable
 
 import pandas as pd
@@ -79,20 +80,35 @@ def _rows(src: Source, periods: list[Period], metrics) -> pd.DataFrame | None:
     """The ``targets`` rows of the periods' labels and of the ISO weeks overlapping them (one query)."""
     if not src.has("targets"):
         return None
-    t = src.table("targets")
     labels = list(dict.fromkeys([p.label for p in periods] + [w.label for p in periods if p.kind != "week"
                                                                for w in p.weeks()]))
-    cols = [c for c in SCOPE_COLUMNS if c in t.columns]
-    expr = t.filter(t.period.isin(labels))
+    df = _all_rows(src)
+    df = df[df["period"].isin(labels)]
     if metrics is not None:
         wanted = list(dict.fromkeys(metrics))
         if not wanted:
             return None
-        expr = expr.filter(expr.metric.isin(wanted))
-    df = run(expr.select("period", "metric", "target", *cols))
-    for c in SCOPE_COLUMNS:
-        if c not in df.columns:
-            df[c] = None
+        df = df[df["metric"].isin(wanted)]
+    return df.reset_index(drop=True)
+
+
+#: Every source's ``targets`` rows, read once: a report asks for targets a dozen times (scorecard, pacing,
+#: coverage, projection, quotas), and the table is small (a row per period, metric and scope).
+_ROWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _all_rows(src: Source) -> pd.DataFrame:
+    """``period, metric, target, segment, owner, team`` of every ``targets`` row of ``src`` (one query per
+    source; the scope columns the table lacks are null)."""
+    df = _ROWS.get(src)
+    if df is None:
+        t = src.table("targets")
+        cols = [c for c in SCOPE_COLUMNS if c in t.columns]
+        df = run(t.select("period", "metric", "target", *cols))
+        for c in SCOPE_COLUMNS:
+            if c not in df.columns:
+                df[c] = None
+        _ROWS[src] = df
     return df
 
 
