@@ -39,6 +39,11 @@ def main() -> None:
                     help="build one month's five reports at demo scale 1, 10 and this scale (e.g. 100)")
     ap.add_argument("--period", default="2026-10", help="the month built with --scale (default 2026-10)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per scale with --scale (the best counts)")
+    ap.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                    help="with --scale: the engine of the reports (spark: a local Spark Connect server started by "
+                         "the run, its JVM counted in the peak memory)")
+    ap.add_argument("--only", default=None, metavar="S1,S2",
+                    help="with --scale: these scales instead of 1, 10 and --scale (e.g. 1,100)")
     args = ap.parse_args()
     if args.scale is not None:
         return scales(args)
@@ -102,7 +107,7 @@ def _data(scale: float) -> Path:
 END = "2026-11-01"  # the demo's end: the same data whatever the day the benchmark runs
 
 
-def _one_build(data: Path, period: str, jobs: int) -> tuple[float, int, dict]:
+def _one_build(data: Path, period: str, jobs: int, engine: str = "duckdb") -> tuple[float, int, dict]:
     """Wall seconds, peak RSS (bytes) of any one process of the run, and each report's seconds."""
     import json
 
@@ -111,7 +116,7 @@ def _one_build(data: Path, period: str, jobs: int) -> tuple[float, int, dict]:
     out = Path(tempfile.mkdtemp(prefix="revops-bench-")) / "reports"
     try:
         cmd = [sys.executable, "-m", "revops_lib.cli", "report", "--source", str(data), "--period", period,
-               "--jobs", str(jobs), "--out", str(out)]
+               "--jobs", str(jobs), "--out", str(out), "--engine", engine]
         peak: dict[int, int] = {}
         t0 = time.perf_counter()
         proc = psutil.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -138,22 +143,23 @@ def _one_build(data: Path, period: str, jobs: int) -> tuple[float, int, dict]:
 
 
 def scales(args) -> None:
-    sizes = sorted({1.0, 10.0, float(args.scale)})
-    print(f"one month ({args.period}), five reports, revops report --jobs {args.jobs}; best of {args.repeat}",
-          flush=True)
+    sizes = (sorted({float(x) for x in args.only.split(",")}) if args.only
+             else sorted({1.0, 10.0, float(args.scale)}))
+    print(f"one month ({args.period}), five reports, revops report --jobs {args.jobs} --engine {args.engine}; "
+          f"best of {args.repeat}", flush=True)
     rows = {}
     for s in sizes:
         data = _data(s)
         best = None
         for _ in range(args.repeat):
-            r = _one_build(data, args.period, args.jobs)
+            r = _one_build(data, args.period, args.jobs, args.engine)
             best = r if best is None or r[0] < best[0] else best
         wall, rss, secs = best
         rows[s] = wall
         parts = ", ".join(f"{n} {v:.1f}" for n, v in sorted(secs.items(), key=lambda x: -(x[1] or 0)) if v)
         print(f"scale {s:>5g}: {wall:6.1f} s wall, peak RSS of one process {rss / 2**30:5.2f} GiB  ({parts})",
               flush=True)
-    if 10.0 in rows and args.scale > 10:
+    if 10.0 in rows and args.scale > 10 and float(args.scale) in rows:
         print(f"growth scale 10 -> {args.scale:g}: {rows[float(args.scale)] / rows[10.0]:.2f}x")
 
 
