@@ -93,7 +93,7 @@ def mrr_movement_records(data, *, period=None, as_of=None, months=None) -> pd.Da
     -------
     DataFrame
         :data:`MOVEMENT_RECORD_COLUMNS`, by month, movement (new, expansion, reactivation, contraction, churned),
-        largest amount first, then customer.
+        largest amount first, then customer; ``.attrs['months']``: the months listed (``YYYY-MM``).
 
     Examples
     --------
@@ -114,6 +114,7 @@ def mrr_movement_records(data, *, period=None, as_of=None, months=None) -> pd.Da
     cols = MOVEMENT_RECORD_COLUMNS[:2] + ([group] if group else []) + MOVEMENT_RECORD_COLUMNS[2:]
     if not ms:
         return _empty(cols, money=("amount", "starting_mrr", "ending_mrr"))
+    labels = [month_label(m) for m in ms]
     ch = cm.changes
     ch = ch.filter(ch.m.isin([ibis.literal(m, INT) for m in ms]))
     kinds = movement_kinds(ch)
@@ -131,7 +132,9 @@ def mrr_movement_records(data, *, period=None, as_of=None, months=None) -> pd.Da
     out["_k"] = out["movement"].map({m: i for i, m in enumerate(_MOVEMENT_ORDER)})
     out = out.sort_values(["month", "_k", "amount", "customer_id"], ascending=[True, True, False, True],
                           kind="stable", ignore_index=True)
-    return out[cols]
+    out = out[cols]
+    out.attrs["months"] = labels
+    return out
 
 
 def pipeline_waterfall_records(data, *, period, as_of=None, fiscal_year_start_month: int = 1, won_stages=None,
