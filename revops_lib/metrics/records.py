@@ -307,7 +307,7 @@ def rep_performance_records(data, *, period, as_of=None) -> pd.DataFrame:
         "opportunity_id": df["opportunity_id"].astype(str), "owner": df["owner"].astype(str),
         "team": df["team"].astype(str),
         "outcome": np.select([w, cl], ["won", "lost"], default="created"),
-        "stage": df["stage"], "created_at": pd.to_datetime(df["created_at"]).astype("datetime64[us]"),
+        "stage": df["stage"], "created_at": _naive_utc(df["created_at"]),
         "close_date": as_dates(df["close_date"]), "amount": amount,
         "won": w.astype("int64"), "lost": (cl & ~w).astype("int64"),
         "revenue_won": np.where(w, amount.fillna(0.0), 0.0), "created": cr.astype("int64"),
@@ -316,6 +316,14 @@ def rep_performance_records(data, *, period, as_of=None) -> pd.DataFrame:
     out = out.sort_values(["team", "owner", "_k", "amount", "opportunity_id"],
                           ascending=[True, True, True, False, True], kind="stable", ignore_index=True)
     return out[REP_RECORD_COLUMNS]
+
+
+def _naive_utc(values: pd.Series) -> pd.Series:
+    """Times as naive UTC microseconds, whether the engine hands them tz-aware or not."""
+    t = pd.to_datetime(values)
+    if isinstance(t.dtype, pd.DatetimeTZDtype):
+        t = t.dt.tz_convert("UTC").dt.tz_localize(None)
+    return t.astype("datetime64[us]")
 
 
 def _micros_to_time(values: pd.Series) -> pd.Series:
