@@ -4,14 +4,12 @@ PostgreSQL gives the same records as DuckDB."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_forecast import D, STEPS, reference_deal_rows, reference_waterfall, waterfall_case
+from test_forecast import STEPS, D, reference_waterfall, waterfall_case
 
 from revops_lib.metrics import records as R
 from revops_lib.metrics.lead_funnel import stage_conversion
@@ -143,8 +141,8 @@ def test_mrr_movement_records_cover_the_period_months_only():
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.sampled_from("ABCDEF"), st.integers(0, 5), st.sampled_from([0.0, 0.004, 10.0, 25.5, 99.99])),
-                min_size=1, max_size=25))
+@given(st.lists(st.tuples(st.sampled_from("ABCDEF"), st.integers(0, 5),
+                          st.sampled_from([0.0, 0.004, 10.0, 25.5, 99.99])), min_size=1, max_size=25))
 def test_mrr_movement_records_add_up_on_random_customer_months(rows):
     df = pd.DataFrame(rows, columns=["customer_id", "k", "mrr"]).drop_duplicates(["customer_id", "k"])
     df["month"] = [pd.Timestamp(2026, 1 + k, 1) for k in df["k"]]

@@ -45,8 +45,8 @@ import pandas as pd
 from revops_lib.metrics.common import check_stages, date_lit, run, source_of, ts_lit, us
 from revops_lib.metrics.deal_history import as_dates, as_period, fiscal_start
 from revops_lib.metrics.lead_funnel import (
-    DEFAULT_STAGES,
     _US_PER_DAY,
+    DEFAULT_STAGES,
     _check_mode,
     _check_window,
     _stage_times,

@@ -27,7 +27,8 @@ from revops_lib.present.publish import finding, headline, publish, record_chart,
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import Prose, md
 
-__all__ = ["Section", "Part", "Truncated", "WithRecords", "RECORDS_SUFFIX", "quiet", "PART_TAG", "needs_part", "sliced_why", "NOT_SLICED"]
+__all__ = ["Section", "Part", "Truncated", "WithRecords", "RECORDS_SUFFIX", "quiet", "PART_TAG", "needs_part",
+           "sliced_why", "NOT_SLICED"]
 
 #: The cell tag prefix that ties a notebook cell to a part of its report (``part:<key>``).
 PART_TAG = "part:"

@@ -20,6 +20,7 @@ from revops_lib.metrics.cohorts import (
 )
 from revops_lib.metrics.common import check_fraction, check_int
 from revops_lib.metrics.economics import unit_economics
+from revops_lib.metrics.kpis import KPI_BY_KEY
 from revops_lib.metrics.mrr import (
     ALL,
     MOVEMENT_COLUMNS,
@@ -30,9 +31,8 @@ from revops_lib.metrics.mrr import (
     period_months,
     trailing_retention,
 )
-from revops_lib.periods import Period, parse_period, resolve_as_of
-from revops_lib.metrics.kpis import KPI_BY_KEY
 from revops_lib.metrics.records import mrr_movement_records
+from revops_lib.periods import Period, parse_period, resolve_as_of
 from revops_lib.present.charts import retention as charts
 from revops_lib.present.context import context
 from revops_lib.present.format import fmt_money, fmt_pct
