@@ -130,8 +130,7 @@ def mrr_movement_records(data, *, period=None, as_of=None, months=None) -> pd.Da
     for name, col in (("amount", "c"), ("starting_mrr", "prev"), ("ending_mrr", "lvl")):
         out[name] = df[col].astype("int64").to_numpy() / 100
     out["_k"] = out["movement"].map({m: i for i, m in enumerate(_MOVEMENT_ORDER)})
-    out = out.sort_values(["month", "_k", "amount", "customer_id"], ascending=[True, True, False, True],
-                          kind="stable", ignore_index=True)
+    out = _sorted(out, ["month", "_k", "amount", "customer_id"], [True, True, False, True])
     out = out[cols]
     out.attrs["months"] = labels
     return out
@@ -193,8 +192,7 @@ def pipeline_waterfall_records(data, *, period, as_of=None, fiscal_year_start_mo
                         "amount": df["c"].astype("int64").to_numpy() / 100, "stage": df["stage"],
                         "close_date": as_dates(df["close_date"]), "owner": df["owner"], "team": df["team"]})
     out["_k"] = out["step"].map({s: i for i, s in enumerate(WATERFALL_STEPS)})
-    out = out.sort_values(["_k", "amount", "opportunity_id"], ascending=[True, False, True], kind="stable",
-                          ignore_index=True)
+    out = _sorted(out, ["_k", "amount", "opportunity_id"], [True, False, True])
     return out[WATERFALL_RECORD_COLUMNS]
 
 
@@ -253,7 +251,7 @@ def stage_conversion_records(leads, *, period, as_of=None, stages=DEFAULT_STAGES
         return _empty(cols)
     out = pd.concat(frames, ignore_index=True)
     out["_k"] = out["from_stage"].map({s: i for i, s in enumerate(stages)})
-    out = out.sort_values(["_k", "lead_id"], kind="stable", ignore_index=True)
+    out = _sorted(out, ["_k", "lead_id"], [True, True])
     return out[cols]
 
 
@@ -313,9 +311,19 @@ def rep_performance_records(data, *, period, as_of=None) -> pd.DataFrame:
         "revenue_won": np.where(w, amount.fillna(0.0), 0.0), "created": cr.astype("int64"),
         "pipeline_created": np.where(cr, amount.fillna(0.0), 0.0)})
     out["_k"] = out["outcome"].map({"won": 0, "lost": 1, "created": 2})
-    out = out.sort_values(["team", "owner", "_k", "amount", "opportunity_id"],
-                          ascending=[True, True, True, False, True], kind="stable", ignore_index=True)
+    out = _sorted(out, ["team", "owner", "_k", "amount", "opportunity_id"], [True, True, True, False, True])
     return out[REP_RECORD_COLUMNS]
+
+
+def _sorted(df: pd.DataFrame, keys: list[str], ascending: list[bool]) -> pd.DataFrame:
+    """``df`` in the order of ``keys``, ties (duplicate ids in messy data) broken by every other column, so every
+    engine publishes the same bytes whatever order it returned the rows in."""
+    rest = [c for c in df.columns if c not in keys]
+    tie = df[rest].astype(str) if rest else df[[]]
+    tmp = pd.concat([df[keys], tie.add_prefix("_t_")], axis=1)
+    order = tmp.sort_values(keys + list(tie.add_prefix("_t_").columns), ascending=ascending + [True] * len(rest),
+                            kind="stable").index
+    return df.loc[order].reset_index(drop=True)
 
 
 def _naive_utc(values: pd.Series) -> pd.Series:
