@@ -138,7 +138,8 @@ def _stage_micros(leads: Any, stages: Sequence[str], by: str | None, start: pd.T
     g = dimension(t, by, table="leads")
     # a projection of its own, so no conversion is computed twice
     return t.select(*([g.name("g")] if g is not None else []),
-                    *([t.lead_id.cast(dt.string).name("lead_id")] if ids else []),
+                    *([(t.lead_id.cast(dt.string) if "lead_id" in t.columns else ibis.null(dt.string)).name("lead_id")]
+                      if ids else []),
                     **{f"a{i}": micros(instant(t, s, table="leads", param="stages"), backend)
                        for i, s in enumerate(stages)})
 
