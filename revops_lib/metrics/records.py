@@ -123,7 +123,7 @@ def mrr_movement_records(data, *, period=None, as_of=None, months=None) -> pd.Da
     t = ch.select("customer_id", "m", movement=movement, c=cents, prev=ch.lvl - ch.d, lvl=ch.lvl,
                   **({"group": ch.group} if group else {}))
     df = run(t.filter(t.movement.notnull()))
-    out = pd.DataFrame({"month": [month_label(m) for m in df["m"]], "customer_id": df["customer_id"].astype(str)})
+    out = pd.DataFrame({"month": [month_label(m) for m in df["m"]], "customer_id": _text(df["customer_id"])})
     if group:
         out[group] = df["group"].astype(str).to_numpy()
     out["movement"] = df["movement"].to_numpy()
@@ -188,7 +188,7 @@ def pipeline_waterfall_records(data, *, period, as_of=None, fiscal_year_start_mo
     j = j.left_join(oo, j.opportunity_id == oo.oid).select(j.step, j.opportunity_id, j.c, j.stage, j.close_date,
                                                           oo.owner, oo.team)
     df = run(j)
-    out = pd.DataFrame({"step": df["step"].astype(str), "opportunity_id": df["opportunity_id"].astype(str),
+    out = pd.DataFrame({"step": df["step"].astype(str), "opportunity_id": _text(df["opportunity_id"]),
                         "amount": df["c"].astype("int64").to_numpy() / 100, "stage": df["stage"],
                         "close_date": as_dates(df["close_date"]), "owner": df["owner"], "team": df["team"]})
     out["_k"] = out["step"].map({s: i for i, s in enumerate(WATERFALL_STEPS)})
@@ -243,7 +243,7 @@ def stage_conversion_records(leads, *, period, as_of=None, stages=DEFAULT_STAGES
         conv = (conv & entered).to_numpy(dtype=bool)
         e = entered.to_numpy(dtype=bool)
         frames.append(pd.DataFrame({
-            "lead_id": df["lead_id"].astype(str).to_numpy()[e], by: df["g"].astype(str).to_numpy()[e],
+            "lead_id": _text(df["lead_id"]).to_numpy()[e], by: df["g"].astype(str).to_numpy()[e],
             "from_stage": a, "to_stage": b, "converted": conv[e].astype("int64"),
             "entered_at": _micros_to_time(ra[e]), "converted_at": _micros_to_time(rb[e].where(conv[e]))}))
     cols = [by if c == "source" else c for c in CONVERSION_RECORD_COLUMNS]
@@ -302,7 +302,7 @@ def rep_performance_records(data, *, period, as_of=None) -> pd.DataFrame:
     cl = df["_closed"].astype(bool).to_numpy()
     cr = df["_created"].astype(bool).to_numpy()
     out = pd.DataFrame({
-        "opportunity_id": df["opportunity_id"].astype(str), "owner": df["owner"].astype(str),
+        "opportunity_id": _text(df["opportunity_id"]), "owner": df["owner"].astype(str),
         "team": df["team"].astype(str),
         "outcome": np.select([w, cl], ["won", "lost"], default="created"),
         "stage": df["stage"], "created_at": _naive_utc(df["created_at"]),
@@ -313,6 +313,11 @@ def rep_performance_records(data, *, period, as_of=None) -> pd.DataFrame:
     out["_k"] = out["outcome"].map({"won": 0, "lost": 1, "created": 2})
     out = _sorted(out, ["team", "owner", "_k", "amount", "opportunity_id"], [True, True, True, False, True])
     return out[REP_RECORD_COLUMNS]
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Ids as text, a missing one blank (never the text "None")."""
+    return values.astype(object).where(values.notna(), None).map(lambda v: v if v is None else str(v))
 
 
 def _sorted(df: pd.DataFrame, keys: list[str], ascending: list[bool]) -> pd.DataFrame:
