@@ -18,6 +18,7 @@ module                    family
 ``stage_time``            time in deal stage by outcome, stuck deals
 ``scorecard``             KPI definitions, values, targets, pacing and status; last year and year to date
 ``quality``               coverage, freshness and anomalies of the data
+``records``               the customers, deals and leads behind movements, waterfall steps, conversion, rep figures
 ========================  ===============================================================
 
 Metric modules import foundations (errors, periods, schema, sources, statistics) and each
