@@ -74,7 +74,8 @@ def __getattr__(name: str):
         mod = importlib.import_module(module)
         if module == "revops_lib.metrics":  # the families, as rk.metrics.lead_funnel
             for fam in ("common", "targets", "kpis", "lead_funnel", "deals", "deal_history", "pipeline", "forecast", "mrr",
-                        "cohorts", "economics", "channels", "reps", "stage_time", "scorecard", "quality"):
+                        "cohorts", "economics", "channels", "reps", "stage_time", "scorecard", "quality",
+                        "records"):
                 importlib.import_module(f"revops_lib.metrics.{fam}")
         return mod if attr is None else getattr(mod, attr)
     raise AttributeError(f"module 'revops_lib' has no attribute {name!r}")

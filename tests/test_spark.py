@@ -233,6 +233,7 @@ def _calls():
         mrr,
         pipeline,
         quality,
+        records,
     )
 
     dates = ["2026-09-01", "2026-10-01", "2026-10-15 12:00"]
@@ -252,6 +253,12 @@ def _calls():
         "cohort_retention": lambda s: cohorts.cohort_retention(mrr.customer_mrr(s, period="2026-10", cache=True)),
         "unit_economics": lambda s: economics.unit_economics(s, period="2026-10"),
         "stale_open_deals": lambda s: quality.stale_open_deals(s, as_of="2026-11-01"),
+        "mrr_movement_records": lambda s: records.mrr_movement_records(s, period="2026-Q3"),
+        "pipeline_waterfall_records": lambda s: records.pipeline_waterfall_records(s, period="2026-10"),
+        "stage_conversion_records": lambda s: records.stage_conversion_records(s, period="2026-10"),
+        "stage_conversion_records_masked": lambda s: records.stage_conversion_records(s.with_privacy("masked"),
+                                                                                      period="2026-10"),
+        "rep_performance_records": lambda s: records.rep_performance_records(s, period="2026-10"),
     }
 
 

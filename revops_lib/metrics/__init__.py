@@ -19,6 +19,7 @@ module                    family
 ``segments``              segments side by side: win rate and trailing NRR / GRR / logo retention per segment
 ``scorecard``             KPI definitions, values, targets, pacing and status; last year and year to date
 ``quality``               coverage, freshness and anomalies of the data
+``records``               the customers, deals and leads behind movements, waterfall steps, conversion, rep figures
 ========================  ===============================================================
 
 Metric modules import foundations (errors, periods, schema, sources, statistics) and each

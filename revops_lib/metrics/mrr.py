@@ -498,27 +498,34 @@ def prepared_mrr(data, period, as_of, by) -> CustomerMRR:
     return customer_mrr(data, period=period, as_of=as_of, by=by)
 
 
-def _movement_expr(cm: CustomerMRR) -> ir.Table:
-    ch = cm.changes
+def movement_kinds(ch: ir.Table) -> dict[str, tuple[ir.BooleanValue, ir.IntegerValue]]:
+    """The movements of change-point rows (:attr:`CustomerMRR.changes`): ``{movement: (condition, amount in
+    cents)}`` for new, expansion, reactivation, contraction and churned, in that order. At most one condition
+    holds on a row, and its amount is the row's absolute change. The one definition behind
+    :func:`mrr_movements` and the records behind it (:func:`revops_lib.metrics.records.mrr_movement_records`)."""
     prev = ch.lvl - ch.d
     first = ch.m == ch.cohort
+    return {
+        "new": ((prev == 0) & first, ch.lvl),
+        "expansion": ((prev > 0) & (ch.d > 0), ch.d),
+        "reactivation": ((prev == 0) & ~first, ch.lvl),
+        "contraction": ((prev > 0) & (ch.lvl > 0) & (ch.d < 0), -ch.d),
+        "churned": ((prev > 0) & (ch.lvl == 0), prev),
+    }
+
+
+def _movement_expr(cm: CustomerMRR) -> ir.Table:
+    ch = cm.changes
     zero = ibis.literal(0, type=INT)
 
     def when(cond, value):
         return ibis.ifelse(cond, value, zero)
 
-    new = (prev == 0) & first
-    react = (prev == 0) & ~first
-    churn = (prev > 0) & (ch.lvl == 0)
-    up = (prev > 0) & (ch.d > 0)
-    down = (prev > 0) & (ch.lvl > 0) & (ch.d < 0)
-    return ch.group_by("m").aggregate(
-        new=when(new, ch.lvl).sum(), new_logos=when(new, 1).sum(),
-        expansion=when(up, ch.d).sum(), expanded_logos=when(up, 1).sum(),
-        reactivation=when(react, ch.lvl).sum(), reactivated_logos=when(react, 1).sum(),
-        contraction=when(down, -ch.d).sum(), contracted_logos=when(down, 1).sum(),
-        churned=when(churn, prev).sum(), churned_logos=when(churn, 1).sum(),
-    )
+    aggs = {}
+    for (name, (cond, amount)), logos in zip(movement_kinds(ch).items(), _MOVE_LOGOS):
+        aggs[name] = when(cond, amount).sum()
+        aggs[logos] = when(cond, 1).sum()
+    return ch.group_by("m").aggregate(**aggs)
 
 
 _MOVE_MONEY = ["new", "expansion", "reactivation", "contraction", "churned"]

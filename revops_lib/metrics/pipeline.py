@@ -299,37 +299,19 @@ def slippage(data, *, period, as_of=None, fiscal_year_start_month: int = 1, won_
     return df
 
 
-def pipeline_waterfall(data, *, period, as_of=None, fiscal_year_start_month: int = 1, won_stages=None,
-                       lost_stages=None) -> pd.DataFrame:
-    """The period's pipeline waterfall: starting, new, pulled in, increased, won, lost, decreased, pushed out, ending.
+#: The per-deal change columns of :func:`waterfall_steps` and the waterfall step each adds to.
+WATERFALL_PARTS = {"s_new": "new", "s_pulled": "pulled_in", "s_inc": "increased", "s_won": "won", "s_lost": "lost",
+                   "s_dec": "decreased", "s_push": "pushed_out"}
 
-    Parameters
-    ----------
-    data : Source or source spec
-    period : str or Period
-    as_of : date or time, optional
-        End of the window (default and at most: the period end).
 
-    Returns
-    -------
-    DataFrame
-        ``step, amount`` with the nine steps in that order (amounts positive;
-        the won, lost, decreased and pushed-out steps are subtracted). Sums are
-        taken in whole cents, so the identity holds exactly; ``ending`` equals
-        the open pipeline with close date in the period at the cut-off.
-        ``.attrs['deals']`` gives the number of deals behind each step.
+def waterfall_steps(data, p: Period, cut: pd.Timestamp, *, won_stages=None,
+                    lost_stages=None) -> tuple[ir.Table, ir.Table]:
+    """The engine tables behind :func:`pipeline_waterfall` (and its records): ``(u, c)``.
 
-    Examples
-    --------
-    >>> opps = pd.DataFrame({"opportunity_id": ["a", "b"], "created_at": pd.to_datetime(["2026-09-01", "2026-10-03"]),
-    ...     "close_date": [_dt.date(2026, 10, 20), _dt.date(2026, 10, 25)], "is_closed": [True, False],
-    ...     "is_won": [True, False], "amount": [100.0, 40.0], "stage": ["closed_won", "proposal"]})
-    >>> pipeline_waterfall(opps, period="2026-10").set_index("step")["amount"].to_dict()
-    {'starting': 100.0, 'new': 40.0, 'pulled_in': 0.0, 'increased': 0.0, 'won': 100.0, 'lost': 0.0, 'decreased': 0.0, 'pushed_out': 0.0, 'ending': 40.0}
+    ``u``: each deal's state at the period start (``is_init``) and its changes in ``[start, cut)``, with
+    ``inn`` (open and due in the period), ``cents`` (amount in whole cents) and their ordering columns;
+    ``c``: the changes, each with the cents it adds to the steps of :data:`WATERFALL_PARTS` (0 for none).
     """
-    fy = fiscal_start(fiscal_year_start_month)
-    p = as_period(period, fy)
-    cut = _window_cut(p, window(p, as_of, fiscal_year_start_month=fy)[1])
     deals = deal_rows(data, won_stages=won_stages, lost_stages=lost_stages, scopes=False)
     r = deals.rows
     start = ts_lit(p.start_naive)
@@ -362,14 +344,49 @@ def pipeline_waterfall(data, *, period, as_of=None, fiscal_year_start_month: int
         s_lost=ibis.ifelse(closes & ~c.is_won, c.cents, zero),
         s_push=ibis.ifelse(exit_ & ~c.is_closed, c.cents, zero),
     )
-    parts = ("s_new", "s_pulled", "s_inc", "s_won", "s_lost", "s_dec", "s_push")
+    return u, c
+
+
+def pipeline_waterfall(data, *, period, as_of=None, fiscal_year_start_month: int = 1, won_stages=None,
+                       lost_stages=None) -> pd.DataFrame:
+    """The period's pipeline waterfall: starting, new, pulled in, increased, won, lost, decreased, pushed out, ending.
+
+    Parameters
+    ----------
+    data : Source or source spec
+    period : str or Period
+    as_of : date or time, optional
+        End of the window (default and at most: the period end).
+
+    Returns
+    -------
+    DataFrame
+        ``step, amount`` with the nine steps in that order (amounts positive;
+        the won, lost, decreased and pushed-out steps are subtracted). Sums are
+        taken in whole cents, so the identity holds exactly; ``ending`` equals
+        the open pipeline with close date in the period at the cut-off.
+        ``.attrs['deals']`` gives the number of deals behind each step.
+
+    Examples
+    --------
+    >>> opps = pd.DataFrame({"opportunity_id": ["a", "b"], "created_at": pd.to_datetime(["2026-09-01", "2026-10-03"]),
+    ...     "close_date": [_dt.date(2026, 10, 20), _dt.date(2026, 10, 25)], "is_closed": [True, False],
+    ...     "is_won": [True, False], "amount": [100.0, 40.0], "stage": ["closed_won", "proposal"]})
+    >>> pipeline_waterfall(opps, period="2026-10").set_index("step")["amount"].to_dict()
+    {'starting': 100.0, 'new': 40.0, 'pulled_in': 0.0, 'increased': 0.0, 'won': 100.0, 'lost': 0.0, 'decreased': 0.0, 'pushed_out': 0.0, 'ending': 40.0}
+    """
+    fy = fiscal_start(fiscal_year_start_month)
+    p = as_period(period, fy)
+    cut = _window_cut(p, window(p, as_of, fiscal_year_start_month=fy)[1])
+    u, c = waterfall_steps(data, p, cut, won_stages=won_stages, lost_stages=lost_stages)
+    parts = tuple(WATERFALL_PARTS)
     agg = c.group_by("opportunity_id").aggregate(**{k: c[k].sum() for k in parts})
     res = run(agg.aggregate(**{k: agg[k].sum() for k in parts},
                              **{f"n_{k}": ibis.ifelse(agg[k] != 0, 1, 0).sum() for k in parts})).iloc[0]
     i0 = u.filter(u.is_init & u.inn)
     st = run(i0.aggregate(cents=i0.cents.sum(), n=i0.count())).iloc[0]
     cents = {"starting": int(st["cents"] or 0)}
-    names = dict(zip(parts, ["new", "pulled_in", "increased", "won", "lost", "decreased", "pushed_out"]))
+    names = WATERFALL_PARTS
     for k, name in names.items():
         cents[name] = int(res[k] or 0) if not pd.isna(res[k]) else 0
     amounts = {k: v / 100 for k, v in cents.items()}

@@ -103,21 +103,22 @@ def csv_bytes(df, *, index: bool = False) -> bytes:
     return out.to_csv(index=index, float_format=f"%.{CSV_SIGNIFICANT_DIGITS}g", lineterminator="\n").encode("utf-8")
 
 
-def publish(df, name: str, *, formats: dict | None = None, index: bool = False):
+def publish(df, name: str, *, formats: dict | None = None, index: bool = False, styled: bool = True):
     """Write the data behind a table or chart as ``tables/<name>.csv`` and return it formatted for display.
 
     Inside a report run the CSV lands in ``reports/<period>/tables/<notebook>/<name>.csv``;
     in JupyterLab (no ``output_dir``) nothing is written. ``formats`` maps columns to
     format strings or callables for display only. The CSV keeps the raw values (floats to
     12 significant digits; times in microseconds and money to the cent on every engine: :func:`normalised`)
-    and neutralises text cells a spreadsheet would execute (see :func:`csv_bytes`).
+    and neutralises text cells a spreadsheet would execute (see :func:`csv_bytes`). ``styled=False``: write only
+    (returns None; for long frames nobody shows, such as the records behind a table).
     """
     if not re.fullmatch(r"[a-z0-9_]+", name):
         raise ParameterError(f"Table name `{name}` must be lower-case letters, digits and underscores.")
     if _OUTPUT_DIR is not None:
         path = _OUTPUT_DIR / "tables" / f"{name}.csv"
         atomic_write_bytes(path, csv_bytes(normalised(df, name), index=index))
-    return style_table(df, formats, index=index)
+    return style_table(df, formats, index=index) if styled else None
 
 
 def headline(label: str, value, *, fmt: str | None = None) -> None:

@@ -27,7 +27,8 @@ from revops_lib.present.publish import finding, headline, publish, record_chart,
 from revops_lib.present.tables import style_table
 from revops_lib.present.text import Prose, md
 
-__all__ = ["Section", "Part", "Truncated", "quiet", "PART_TAG", "needs_part", "sliced_why", "NOT_SLICED"]
+__all__ = ["Section", "Part", "Truncated", "WithRecords", "RECORDS_SUFFIX", "quiet", "PART_TAG", "needs_part",
+           "sliced_why", "NOT_SLICED"]
 
 #: The cell tag prefix that ties a notebook cell to a part of its report (``part:<key>``).
 PART_TAG = "part:"
@@ -121,6 +122,41 @@ class Truncated:
         return (self.styler.to_html() + f'<p class="revops-more">… and {self.more:,} more {rows}{where}.</p>')
 
 
+#: The records behind a published table ``<name>.csv`` are published as ``<name>_records.csv`` beside it.
+RECORDS_SUFFIX = "_records"
+
+
+class WithRecords:
+    """A table and, right under it, the link to the CSV of the records behind it (and how many rows it holds).
+
+    ``shown`` is what the table cell displays (a Styler, a :class:`Truncated` …); ``csv`` the link, relative to
+    the report's HTML (``tables/<report>/<name>_records.csv``), or None outside a report's known place.
+    """
+
+    def __init__(self, shown, csv: str | None, rows: int, what: str = ""):
+        self.shown, self.csv, self.rows, self.what = shown, csv, rows, what
+
+    def __repr__(self) -> str:  # the executed notebook's text/plain: no memory address, same text every run
+        return f"<table; the {self.rows:,} records behind it{' in ' + self.csv if self.csv else ''}>"
+
+    def _repr_html_(self) -> str:
+        from markupsafe import escape
+
+        inner = self.shown
+        if hasattr(inner, "_repr_html_"):
+            html = inner._repr_html_()
+        elif hasattr(inner, "to_html"):
+            html = inner.to_html()
+        else:
+            html = str(escape(str(inner)))
+        rows = "row" if self.rows == 1 else "rows"
+        name = self.csv.rsplit("/", 1)[-1] if self.csv else ""
+        where = (f'<a href="{escape(self.csv)}">{escape(name)}</a> ({self.rows:,} {rows})' if self.csv
+                 else f"{self.rows:,} {rows}, published with the report")
+        what = f" ({escape(self.what)})" if self.what else ""
+        return html + f'<p class="revops-records">Records behind this table{what}: {where}.</p>'
+
+
 def quiet() -> None:
     """Inside a report page, the kit's own warnings (immature, approximate, small sample) are not printed:
     the page says so in its tables and findings."""
@@ -208,19 +244,35 @@ class Section:
     @classmethod
     def table(cls, data: pd.DataFrame, name: str | None = None, shown: pd.DataFrame | None = None, *,
               formats: dict | None = None, html=(), index: bool = False, empty: str | None = None,
-              limit: int | None = None):
+              limit: int | None = None, records: pd.DataFrame | None = None):
         """Publish ``data`` as ``tables/<name>.csv`` (when ``name`` is given) and show ``shown`` (default:
         ``data``) as a formatted table; ``empty`` is the sentence shown instead when there is no row.
-        With ``limit``, a longer table shows its first ``limit`` rows and says how many more the CSV holds."""
+        With ``limit``, a longer table shows its first ``limit`` rows and says how many more the CSV holds.
+        With ``records`` (and ``name``), the records behind the table are published too and linked under it
+        (:meth:`with_records`)."""
         if name is not None:
             publish(data, name, index=index)
         frame = data if shown is None else shown
         if empty is not None and frame.empty:
-            return md(empty)
-        if limit is not None and len(frame) > limit:
+            out = md(empty)
+        elif limit is not None and len(frame) > limit:
             csv = f"tables/{cls.report}/{name}.csv" if name and cls.report else None
-            return Truncated(style_table(frame.head(limit), formats, index=index, html=html), len(frame) - limit, csv)
-        return style_table(frame, formats, index=index, html=html)
+            out = Truncated(style_table(frame.head(limit), formats, index=index, html=html), len(frame) - limit, csv)
+        else:
+            out = style_table(frame, formats, index=index, html=html)
+        if records is not None and name is not None:
+            return cls.with_records(out, records, name)
+        return out
+
+    @classmethod
+    def with_records(cls, shown, records: pd.DataFrame, name: str, what: str = "") -> WithRecords:
+        """Publish ``records`` (the rows behind table ``name``) as ``tables/<name>_records.csv`` and return
+        ``shown`` (the table as displayed) with the link to them under it; ``what`` says which rows they are
+        ("the customers behind 2026-10's movements"). Outside a report run nothing is written (the link is shown
+        all the same)."""
+        publish(records, f"{name}{RECORDS_SUFFIX}", styled=False)
+        csv = f"tables/{cls.report}/{name}{RECORDS_SUFFIX}.csv" if cls.report else None
+        return WithRecords(shown, csv, len(records), what)
 
     @staticmethod
     def chart(data: pd.DataFrame, name: str, draw: Callable, /, *, published: bool = False, **kw) -> None:

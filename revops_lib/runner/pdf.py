@@ -33,7 +33,7 @@ body.jp-Notebook { max-width: none; padding: 0; }
 .revops-toc, a.anchor-link, .revops-header a { display: none !important; }
 .jp-OutputArea-output { overflow: visible !important; }
 img { max-width: 100%; height: auto; break-inside: avoid; }
-tr, li, .revops-more { break-inside: avoid; }
+tr, li, .revops-more, .revops-records { break-inside: avoid; }
 h1, h2, h3 { break-after: avoid; }
 .revops-cover h1 { color: #1d3557; border-bottom: 3px solid #2F5D8C; padding-bottom: 8px; }
 .revops-cover table { border-collapse: collapse; } .revops-cover td, .revops-cover th { padding: 4px 10px;

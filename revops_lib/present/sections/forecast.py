@@ -20,6 +20,7 @@ from revops_lib.metrics.forecast import (
     score_forecasts,
 )
 from revops_lib.metrics.pipeline import coverage, pipeline_waterfall, slippage, undated_open_deals
+from revops_lib.metrics.records import pipeline_waterfall_records, rep_performance_records
 from revops_lib.metrics.reps import MORE_COLUMNS, REP_COLUMNS, rep_performance
 from revops_lib.metrics.segments import win_rate_by
 from revops_lib.periods import Period, window
@@ -63,6 +64,12 @@ FOOTNOTES = [
                                  "the period; win rate = won / (won + lost) with its Wilson interval, flagged when "
                                  "fewer than min_sample deals closed; average deal size and cycle as in the sales "
                                  "metrics; pipeline created = Σ amount of the deals created in the period."),
+    ("Records behind the numbers", "beside pipeline_waterfall.csv, pipeline_waterfall_records.csv: per step, the "
+     "deals behind it and their part of it (a deal can be behind several steps; starting and ending: the deals "
+     "open and due in the period at its start and at the cut-off); Σ amount per step = the step. Beside "
+     "rep_performance.csv, rep_performance_records.csv: the deals closed or created in the period, with the "
+     "columns they count in (won, lost, revenue_won, created, pipeline_created); their sums per owner and team, "
+     "per team and over all are the table's rows. slippage.csv lists its deals itself."),
     ("Quota, attainment", "quota = the targets row of the period with metric revenue_won and that owner (or that team "
                           "and no owner; the company's target for the company); attainment = revenue won / quota."),
     ("Rep coverage", "open pipeline at the cut-off (point-in-time) due in the next period / the next period's quota."),
@@ -117,7 +124,8 @@ class ForecastReport(Section):
     def __init__(self, *, period: Period, as_of: pd.Timestamp, currency: str = "USD", call_category: str = "commit",
                  bias_threshold: float = 0.05, accuracy=None, coverage=None, projection=None, waterfall=None,
                  slippage=None, notes: dict | None = None, target_metric: str = "revenue_won", reps=None,
-                 min_sample: int = 30, confidence: float = 0.95, segments=None):
+                 min_sample: int = 30, confidence: float = 0.95, segments=None, waterfall_records=None,
+                 rep_records=None):
         self.period, self.as_of, self.currency = period, as_of, currency
         self.segments = segments
         self.reps, self.min_sample, self.confidence = reps, min_sample, confidence
@@ -138,6 +146,8 @@ class ForecastReport(Section):
         self.calls = forecast_vs_actual(self.accuracy, kind=self.kind)
         self.coverage, self.projection = coverage, projection
         self.waterfall, self.slippage = waterfall, slippage
+        #: The deals behind each waterfall step and behind each rep's figures (the ``*_records.csv``).
+        self.waterfall_records, self.rep_records = waterfall_records, rep_records
 
     # -- helpers ---------------------------------------------------------------
     def _money(self, x) -> str:
@@ -416,10 +426,14 @@ class ForecastReport(Section):
 
     @needs_part("waterfall")
     def waterfall_table(self):
-        """The waterfall steps (published as ``pipeline_waterfall.csv``)."""
+        """The waterfall steps (published as ``pipeline_waterfall.csv``), and the link to the deals behind them
+        (``pipeline_waterfall_records.csv``)."""
         if self.waterfall is None:
             return self._note("pipeline")
-        return publish(self.waterfall, "pipeline_waterfall", formats=self._formats(money=("amount",)))
+        styled = publish(self.waterfall, "pipeline_waterfall", formats=self._formats(money=("amount",)))
+        if self.waterfall_records is None:
+            return styled
+        return self.with_records(styled, self.waterfall_records, "pipeline_waterfall", "the deals behind each step")
 
     @needs_part("slippage")
     def slippage_table(self, limit: int = 15):
@@ -491,7 +505,8 @@ class ForecastReport(Section):
     @needs_part("reps")
     def rep_table(self, limit: int = 60):
         """Quota attainment, win rate with its interval, deal size, cycle and pipeline created per owner, team and
-        company (published as ``rep_performance.csv``)."""
+        company (published as ``rep_performance.csv``), and the link to the deals behind them
+        (``rep_performance_records.csv``)."""
         if self.reps is None:
             return self._note("pipeline")
         publish(self.reps[REP_COLUMNS], "rep_performance")
@@ -517,7 +532,10 @@ class ForecastReport(Section):
         if cut:
             styled = styled.set_caption(f"{int((self.reps['owner'] != 'all').sum()):,} owners: the teams and the "
                                         "company here, every owner in rep_performance.csv.")
-        return styled
+        if self.rep_records is None:
+            return styled
+        return self.with_records(styled, self.rep_records, "rep_performance",
+                                 "the deals closed or created in the period, by owner")
 
     @needs_part("reps")
     def rep_activity_table(self, limit: int = 60):
@@ -596,7 +614,7 @@ def assess(source, *, period, as_of=None, lookback_periods: int = 12, coverage_p
     src = open_source(source)
     left_out = ForecastReport.plan(src)
     notes = {}
-    acc = cov = proj = wf = slip = None
+    acc = cov = proj = wf = slip = wf_records = None
     if not src.has("opportunities"):
         notes["pipeline"] = ("No `opportunities` table in the source: actuals, the baseline, coverage, slippage and "
                              "the waterfall cannot be computed.")
@@ -623,18 +641,20 @@ def assess(source, *, period, as_of=None, lookback_periods: int = 12, coverage_p
         proj = projection(deals, period=p, as_of=cut, target_metric=target_metric, fiscal_year_start_month=fy)
         if "waterfall" not in left_out:
             wf = pipeline_waterfall(deals, period=p, as_of=cut, fiscal_year_start_month=fy)
+            wf_records = pipeline_waterfall_records(deals, period=p, as_of=cut, fiscal_year_start_month=fy)
         if "slippage" not in left_out:
             slip = slippage(deals, period=p, as_of=cut, fiscal_year_start_month=fy)
         reps = rep_performance(deals, period=p, as_of=cut, confidence=confidence, min_sample=min_sample,
                                target_metric=target_metric, accuracy=acc if acc is not None else pd.DataFrame(
                                    columns=["forecast_period", "scope", "category", "forecast", "actual", "error",
                                             "accuracy"]), call_category=call_category)
+        rep_records = rep_performance_records(deals, period=p, as_of=cut)
     segs = (win_rate_by(src, period=p, as_of=cut, confidence=confidence, min_sample=min_sample)
             if "segments" not in left_out else None)
     fa = ForecastReport(period=p, as_of=cut, currency=currency, call_category=call_category,
                         bias_threshold=bias_threshold, accuracy=acc, coverage=cov, projection=proj, waterfall=wf,
                         slippage=slip, notes=notes, target_metric=target_metric, reps=reps, min_sample=min_sample,
-                        confidence=confidence, segments=segs)
+                        confidence=confidence, segments=segs, waterfall_records=wf_records, rep_records=rep_records)
     fa.left_out = left_out
     return fa
 

@@ -34,6 +34,7 @@ from revops_lib.metrics.lead_funnel import (
     stage_conversion,
     time_to_convert,
 )
+from revops_lib.metrics.records import stage_conversion_records
 from revops_lib.metrics.stage_time import stuck_deals, time_in_stage
 from revops_lib.periods import Period, window
 from revops_lib.present.charts import funnel as charts
@@ -83,6 +84,10 @@ FOOTNOTES = [
     ("Average deal size", "mean amount of opportunities won in the period."),
     ("Sales cycle length", "median calendar days from the UTC date of created_at to close_date, over "
      "opportunities won in the period."),
+    ("Records behind the numbers", "stage_conversion_records.csv, beside stage_conversion.csv: one row per lead "
+     "of the cohort and stage pair whose from_stage it reached (lead_id, source, from_stage, to_stage, converted "
+     "0/1, the times it reached both); per source and pair, rows = entered and Σ converted = converted, over "
+     "every source the all row. stuck_deals.csv lists its deals itself."),
     ("Pipeline velocity", "open opportunities at as of × win rate × average deal size / sales cycle length "
      "(revenue per day), with rate, size and length over the trailing lookback_periods quarters (default 4)."),
 ] + _MORE_FOOTNOTES
@@ -136,6 +141,7 @@ class FunnelReport(ChannelAndStageParts, Section):
     channels: pd.DataFrame | None = None  # metrics.channels.channel_economics
     stage_times: pd.DataFrame | None = None  # metrics.stage_time.time_in_stage
     stuck: pd.DataFrame | None = None  # metrics.stage_time.stuck_deals
+    conversion_records: pd.DataFrame | None = None  # metrics.records.stage_conversion_records
 
     # -- numbers ----------------------------------------------------------
 
@@ -387,14 +393,19 @@ class FunnelReport(ChannelAndStageParts, Section):
 
     @needs_part("funnel")
     def conversion_table(self):
-        """The cohort funnel by source (published as ``stage_conversion.csv``)."""
+        """The cohort funnel by source (published as ``stage_conversion.csv``), and the link to the leads behind
+        it (``stage_conversion_records.csv``)."""
         publish(self.conversion[["source", "from_stage", "to_stage", "entered", "converted", "rate", "ci_low",
                                  "ci_high"]], "stage_conversion")
         if self.conversion.empty:
             return md("No leads in this cohort.")
         disp = self._display(self.conversion, "source")
-        return style_table(disp, {"Entered": "{:,}", "Converted": "{:,}"}).apply(
+        styled = style_table(disp, {"Entered": "{:,}", "Converted": "{:,}"}).apply(
             lambda r: ["color: #9a9a9a" if r["Note"] else "" for _ in r], axis=1)
+        if self.conversion_records is None:
+            return styled
+        return self.with_records(styled, self.conversion_records, "stage_conversion",
+                                 "the cohort's leads behind each cell")
 
     @needs_part("segments")
     def segment_table(self):
@@ -648,7 +659,10 @@ def _lead_parts(src, p, cut, prev, prev_cut, kw, *, trend_cohorts, trend_window_
     both = activity_counts_many(src, [(p, cut), (prev, prev_cut)], stages=stages, funnel_mode=funnel_mode)
     activity, prev_activity = (both[both["period"] == q.label].drop(columns="period").reset_index(drop=True)
                                for q in (p, prev))
+    records = stage_conversion_records(src, period=p, as_of=cut, stages=stages, by="source", funnel_mode=funnel_mode,
+                                       conversion_window_days=kw["conversion_window_days"])
     return dict(conversion=ft.conversion, timing=ft.timing, previous_conversion=prev_conv, changes=changes,
+                conversion_records=records,
                 source_tests=tests, segments=segments, trend=trend, distribution=dist, activity=activity,
                 previous_activity=prev_activity)
 

@@ -20,6 +20,7 @@ from revops_lib.metrics.cohorts import (
 )
 from revops_lib.metrics.common import check_fraction, check_int
 from revops_lib.metrics.economics import unit_economics
+from revops_lib.metrics.kpis import KPI_BY_KEY
 from revops_lib.metrics.mrr import (
     ALL,
     MOVEMENT_COLUMNS,
@@ -30,9 +31,9 @@ from revops_lib.metrics.mrr import (
     period_months,
     trailing_retention,
 )
-from revops_lib.periods import Period, parse_period, resolve_as_of
-from revops_lib.metrics.kpis import KPI_BY_KEY
+from revops_lib.metrics.records import mrr_movement_records
 from revops_lib.metrics.segments import retention_by
+from revops_lib.periods import Period, parse_period, resolve_as_of
 from revops_lib.present.charts import retention as charts
 from revops_lib.present.context import context
 from revops_lib.present.format import fmt_money, fmt_pct
@@ -65,6 +66,9 @@ FOOTNOTES = [
      "(down, still > 0), churned (from > 0 to 0, shown positive), reactivation (from 0 to > 0 after an earlier "
      "positive month); ending = starting + new + expansion + reactivation − contraction − churned, exactly. "
      "ARR = 12 × MRR. Quick ratio = (new + expansion + reactivation) / (contraction + churned)."),
+    ("Records behind the numbers", "mrr_movements_records.csv, beside mrr_movements.csv: one row per customer "
+     "and month of the report period in which its MRR changed (month, customer_id, movement, amount, its MRR "
+     "before and after); Σ amount per month and movement = that month's movement, the rows = its customers."),
     ("Trailing-12-month NRR / GRR", "at month m: customers with MRR > 0 in m−12; NRR = their MRR in m / their "
      "MRR in m−12; GRR caps each customer at its MRR in m−12; logo retention = those still paying / their number."),
     ("Logo churn rate", "customers churned in the month / customers with MRR > 0 at the start of the month."),
@@ -101,7 +105,8 @@ class RetentionReport(Section):
     def __init__(self, *, period: Period, as_of: pd.Timestamp, currency: str = "USD", gross_margin: float = 0.8,
                  basis: str | None = None, last_month: str | None = None, cohorts=None, average=None,
                  quarterly=None, movements=None, bridge=None, kpis=None, trailing=None, survival=None,
-                 survival_by: str | None = None, unit=None, min_cohort_size: int = 20, note: str = ""):
+                 survival_by: str | None = None, unit=None, min_cohort_size: int = 20, note: str = "",
+                 movement_records=None):
         self.period, self.as_of, self.currency, self.gross_margin = period, as_of, currency, gross_margin
         self.basis, self.last_month = basis, last_month
         self.cohorts, self.average, self.quarterly = cohorts, average, quarterly
@@ -109,6 +114,8 @@ class RetentionReport(Section):
         self.survival, self.survival_by, self.unit = survival, survival_by, unit
         self.min_cohort_size = min_cohort_size
         self.note = note
+        #: The customers behind each movement of the report period's months (``mrr_movements_records.csv``).
+        self.movement_records = movement_records
 
     @property
     def available(self) -> bool:
@@ -361,7 +368,8 @@ class RetentionReport(Section):
                    currency=self.currency)
 
     def movements_table(self):
-        """The movements table, formatted (money), with the logo counts."""
+        """The movements table, formatted (money), with the logo counts, and the link to the customers behind the
+        movements of the report period's months (published as ``mrr_movements_records.csv``)."""
         if not self.available:
             return self._missing()
         mv = self.movements
@@ -371,7 +379,13 @@ class RetentionReport(Section):
         money = ["starting MRR", "new", "expansion", "reactivation", "contraction", "churned", "ending MRR"]
         fm = {c: (lambda x: self.money(x)) for c in money}
         fm.update({c: "{:,}" for c in ("new customers", "churned customers", "customers")})
-        return style_table(show, fm)
+        styled = style_table(show, fm)
+        if self.movement_records is None:
+            return styled
+        months = self.movement_records.attrs.get("months") or sorted(set(self.movement_records["month"]))
+        span = months[0] if len(months) == 1 else f"{months[0]} to {months[-1]}" if months else self.last_month
+        return self.with_records(styled, self.movement_records, "mrr_movements",
+                                 f"the customers behind the movements of {span}")
 
     def arr_bridge_chart(self):
         """ARR bridge over the movements' months (waterfall); publishes ``arr_bridge``."""
@@ -502,6 +516,7 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", gross_margin: 
         months = max(movement_months, cm.last_month - period_months(p, cm.last_month)[0] + 1)
         movements_all = mrr_movements(cm, months=months)
         movements = movements_all.iloc[-movement_months:].reset_index(drop=True)
+        movement_records = mrr_movement_records(cm)
         bridge = arr_bridge(movements)
         kpis = monthly_kpis(movements)
         trailing = trailing_retention(cm, months=movement_months)
@@ -519,7 +534,8 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", gross_margin: 
     rr = RetentionReport(period=p, as_of=cut, currency=currency, gross_margin=gross_margin, basis=basis,
                          last_month=cm.last_month_label, cohorts=table, average=average, quarterly=quarterly,
                          movements=movements, bridge=bridge, kpis=kpis, trailing=trailing, survival=surv,
-                         survival_by=surv_by, unit=unit, min_cohort_size=min_cohort_size)
+                         survival_by=surv_by, unit=unit, min_cohort_size=min_cohort_size,
+                         movement_records=movement_records)
     rr.segments, rr.segments_by = segs, by
     return rr
 

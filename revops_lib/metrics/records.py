@@ -1,0 +1,349 @@
+"""The records behind the numbers: the customers, deals and leads behind each row of an aggregate table.
+
+A stakeholder who questions a number ("which customers churned?", "which deals were pushed out?") gets the
+records behind it, published beside the table as ``<table>_records.csv``. Each function here is computed
+from the same engine expressions as its aggregate, so the records add up to it exactly (the tests check it):
+
+Definitions (METRICS.md, the aggregates' own definitions; "Records behind the numbers")
+---------------------------------------------------------------------------------------
+- **MRR movement records** (:func:`mrr_movement_records`, beside ``mrr_movements.csv``): one row per customer
+  and month of the report period in which its month-end MRR changed, with its movement (new, expansion,
+  reactivation, contraction, churned: :func:`revops_lib.metrics.mrr.movement_kinds`), ``amount`` (positive:
+  the absolute change), ``starting_mrr`` and ``ending_mrr`` (the customer's MRR at the end of the month before
+  and of the month). Σ amount per month and movement = that month's column of ``mrr_movements``; the number
+  of rows = its ``*_logos`` column.
+- **Waterfall records** (:func:`pipeline_waterfall_records`, beside ``pipeline_waterfall.csv``): one row per
+  step and deal with a non-zero part in it (``starting`` and ``ending``: every deal open and due in the period
+  at its start, at the cut-off), its part of the step (``amount``, positive), its stage and close date at the
+  cut-off and its owner and team. Σ amount per step = the step's amount (in cents); the rows per step = its
+  ``.attrs['deals']`` count. A deal can be behind several steps (increased then pushed out).
+- **Stage conversion records** (:func:`stage_conversion_records`, beside ``stage_conversion.csv``): one row per
+  lead of the period's cohort and adjacent stage pair whose ``from_stage`` it reached: ``lead_id``, ``source``
+  (``unknown`` when missing), ``from_stage``, ``to_stage``, ``converted`` (1 when it reached ``to_stage``,
+  within the conversion window when there is one), ``entered_at`` and ``converted_at`` (its reach times, UTC).
+  Per source and pair, rows = ``entered`` and Σ converted = ``converted``; over every source, the ``all`` row.
+- **Rep records** (:func:`rep_performance_records`, beside ``rep_performance.csv``): one row per deal closed in
+  the period (before ``as_of``'s date) or created in it (before the cut-off): ``opportunity_id``, ``owner``,
+  ``team`` (``unassigned`` when missing), ``outcome`` (won, lost, or created when it did not close in the
+  period), ``stage``, ``created_at``, ``close_date``, ``amount``, and the columns of ``rep_performance`` it counts
+  in: ``won``, ``lost`` (0/1), ``revenue_won`` (its amount when won, else 0), ``created`` (0/1) and
+  ``pipeline_created`` (its amount when created in the period, else 0). Σ per owner and team = the owner's
+  row; per team = the team's row (``owner`` = ``all``); over all = the company row.
+
+Sizes are bounded by the period: its months, its deals, its cohort — never the history.
+With ``privacy: masked`` (:meth:`revops_lib.sources.Source.with_privacy`) ids are hashed and owners and teams
+pseudonymised as in every table of the source (the records come from the same masked tables).
+"""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.datatypes as dt
+import numpy as np
+import pandas as pd
+
+from revops_lib.metrics.common import check_stages, date_lit, run, source_of, ts_lit, us
+from revops_lib.metrics.deal_history import as_dates, as_period, fiscal_start
+from revops_lib.metrics.lead_funnel import (
+    _US_PER_DAY,
+    DEFAULT_STAGES,
+    _check_mode,
+    _check_window,
+    _stage_times,
+)
+from revops_lib.metrics.mrr import INT, month_label, movement_kinds, period_months, prepared_mrr
+from revops_lib.metrics.pipeline import WATERFALL_PARTS, WATERFALL_STEPS, _window_cut, waterfall_steps
+from revops_lib.metrics.reps import UNASSIGNED
+from revops_lib.periods import window
+from revops_lib.sources import Source, pseudonym
+
+__all__ = ["mrr_movement_records", "pipeline_waterfall_records", "stage_conversion_records",
+           "rep_performance_records", "MOVEMENT_RECORD_COLUMNS", "WATERFALL_RECORD_COLUMNS",
+           "CONVERSION_RECORD_COLUMNS", "REP_RECORD_COLUMNS"]
+
+#: Columns of ``mrr_movements_records.csv`` (``group`` columns such as ``segment`` come after ``customer_id``).
+MOVEMENT_RECORD_COLUMNS = ["month", "customer_id", "movement", "amount", "starting_mrr", "ending_mrr"]
+#: Columns of ``pipeline_waterfall_records.csv``.
+WATERFALL_RECORD_COLUMNS = ["step", "opportunity_id", "amount", "stage", "close_date", "owner", "team"]
+#: Columns of ``stage_conversion_records.csv``.
+CONVERSION_RECORD_COLUMNS = ["lead_id", "source", "from_stage", "to_stage", "converted", "entered_at",
+                             "converted_at"]
+#: Columns of ``rep_performance_records.csv``.
+REP_RECORD_COLUMNS = ["opportunity_id", "owner", "team", "outcome", "stage", "created_at", "close_date", "amount",
+                      "won", "lost", "revenue_won", "created", "pipeline_created"]
+
+_MOVEMENT_ORDER = ["new", "expansion", "reactivation", "contraction", "churned"]
+
+
+def mrr_movement_records(data, *, period=None, as_of=None, months=None) -> pd.DataFrame:
+    """The customers behind each MRR movement of the report period's months (see the module docstring).
+
+    Parameters
+    ----------
+    data : Source, table or CustomerMRR
+        As :func:`revops_lib.metrics.mrr.mrr_movements` takes it (a CustomerMRR made with ``by`` adds its group
+        column, e.g. ``segment``).
+    period, as_of
+        The window (ignored for a CustomerMRR, which carries its own).
+    months : list of ``YYYY-MM``, optional
+        The months to list (default: the complete months of the period,
+        :func:`revops_lib.metrics.mrr.period_months`).
+
+    Returns
+    -------
+    DataFrame
+        :data:`MOVEMENT_RECORD_COLUMNS`, by month, movement (new, expansion, reactivation, contraction, churned),
+        largest amount first, then customer; ``.attrs['months']``: the months listed (``YYYY-MM``).
+
+    Examples
+    --------
+    >>> cm = pd.DataFrame({"customer_id": ["A", "A", "B", "B"], "mrr": [100.0, 60.0, 50.0, 70.0],
+    ...                    "month": pd.to_datetime(["2026-01-01", "2026-02-01", "2026-01-01", "2026-02-01"])})
+    >>> mrr_movement_records(cm, period="2026-02")
+         month customer_id     movement  amount  starting_mrr  ending_mrr
+    0  2026-02           B    expansion    20.0          50.0        70.0
+    1  2026-02           A  contraction    40.0         100.0        60.0
+    """
+    cm = prepared_mrr(data, period, as_of, None)
+    if months is None:
+        ms = period_months(cm.period, cm.last_month)
+    else:
+        ms = [int(pd.Period(m, "M").year) * 12 + int(pd.Period(m, "M").month) - 1 for m in months]
+        ms = [m for m in ms if m <= cm.last_month]
+    group = cm.by if "group" in cm.changes.columns else None
+    cols = MOVEMENT_RECORD_COLUMNS[:2] + ([group] if group else []) + MOVEMENT_RECORD_COLUMNS[2:]
+    if not ms:
+        return _empty(cols, money=("amount", "starting_mrr", "ending_mrr"))
+    labels = [month_label(m) for m in ms]
+    ch = cm.changes
+    ch = ch.filter(ch.m.isin([ibis.literal(m, INT) for m in ms]))
+    kinds = movement_kinds(ch)
+    movement = ibis.cases(*[(cond, name) for name, (cond, _) in kinds.items()], else_=ibis.null(dt.string))
+    cents = ibis.cases(*[(cond, amount) for cond, amount in kinds.values()], else_=ibis.null(INT))
+    t = ch.select("customer_id", "m", movement=movement, c=cents, prev=ch.lvl - ch.d, lvl=ch.lvl,
+                  **({"group": ch.group} if group else {}))
+    df = run(t.filter(t.movement.notnull()))
+    out = pd.DataFrame({"month": [month_label(m) for m in df["m"]], "customer_id": _text(df["customer_id"])})
+    if group:
+        out[group] = df["group"].astype(str).to_numpy()
+    out["movement"] = df["movement"].to_numpy()
+    for name, col in (("amount", "c"), ("starting_mrr", "prev"), ("ending_mrr", "lvl")):
+        out[name] = df[col].astype("int64").to_numpy() / 100
+    out["_k"] = out["movement"].map({m: i for i, m in enumerate(_MOVEMENT_ORDER)})
+    out = _sorted(out, ["month", "_k", "amount", "customer_id"], [True, True, False, True])
+    out = out[cols]
+    out.attrs["months"] = labels
+    return out
+
+
+def pipeline_waterfall_records(data, *, period, as_of=None, fiscal_year_start_month: int = 1, won_stages=None,
+                               lost_stages=None) -> pd.DataFrame:
+    """The deals behind each step of the period's pipeline waterfall (see the module docstring).
+
+    Parameters are those of :func:`revops_lib.metrics.pipeline.pipeline_waterfall`.
+
+    Returns
+    -------
+    DataFrame
+        :data:`WATERFALL_RECORD_COLUMNS`, by step (in waterfall order), largest amount first, then deal.
+
+    Examples
+    --------
+    >>> import datetime as _dt
+    >>> opps = pd.DataFrame({"opportunity_id": ["a", "b"], "created_at": pd.to_datetime(["2026-09-01", "2026-10-03"]),
+    ...     "close_date": [_dt.date(2026, 10, 20), _dt.date(2026, 10, 25)], "is_closed": [True, False],
+    ...     "is_won": [True, False], "amount": [100.0, 40.0], "stage": ["closed_won", "proposal"]})
+    >>> pipeline_waterfall_records(opps, period="2026-10")[["step", "opportunity_id", "amount", "stage"]]
+           step opportunity_id  amount       stage
+    0  starting              a   100.0  closed_won
+    1       new              b    40.0    proposal
+    2       won              a   100.0  closed_won
+    3    ending              b    40.0    proposal
+    """
+    fy = fiscal_start(fiscal_year_start_month)
+    p = as_period(period, fy)
+    cut = _window_cut(p, window(p, as_of, fiscal_year_start_month=fy)[1])
+    u, c = waterfall_steps(data, p, cut, won_stages=won_stages, lost_stages=lost_stages)
+    parts = list(WATERFALL_PARTS)
+    agg = c.group_by("opportunity_id").aggregate(**{k: c[k].sum() for k in parts})
+    # one row per deal and step it is behind (a step of 0 cents is nobody's)
+    steps = [agg.filter(agg[k] != 0).select("opportunity_id", step=ibis.literal(name), c=agg[k])
+             for k, name in WATERFALL_PARTS.items()]
+    i0 = u.filter(u.is_init & u.inn)
+    steps.insert(0, i0.select("opportunity_id", step=ibis.literal("starting"), c=i0.cents))
+    # each deal's last state in the window (at the cut-off): its stage and close date, and the ending step
+    w = ibis.window(group_by=u.opportunity_id, order_by=[ibis.desc(u.changed_at), ibis.desc(u.seq)])
+    last = u.mutate(_rn=ibis.row_number().over(w))
+    last = last.filter(last._rn == 0).select("opportunity_id", "stage", "close_date", "inn", "cents")
+    end = last.filter(last.inn)
+    steps.append(end.select("opportunity_id", step=ibis.literal("ending"), c=end.cents))
+    rows = steps[0]
+    for s in steps[1:]:
+        rows = rows.union(s, distinct=False)
+    j = rows.left_join(last, "opportunity_id").select(rows.step, rows.opportunity_id, rows.c, last.stage,
+                                                      last.close_date)
+    src = source_of(data, "opportunities")
+    o = src.table("opportunities")
+    oo = o.select(oid=o.opportunity_id, owner=o.owner, team=o.team)
+    j = j.left_join(oo, j.opportunity_id == oo.oid).select(j.step, j.opportunity_id, j.c, j.stage, j.close_date,
+                                                          oo.owner, oo.team)
+    df = run(j)
+    out = pd.DataFrame({"step": df["step"].astype(str), "opportunity_id": _text(df["opportunity_id"]),
+                        "amount": df["c"].astype("int64").to_numpy() / 100, "stage": df["stage"],
+                        "close_date": as_dates(df["close_date"]), "owner": df["owner"], "team": df["team"]})
+    out["_k"] = out["step"].map({s: i for i, s in enumerate(WATERFALL_STEPS)})
+    out = _sorted(out, ["_k", "amount", "opportunity_id"], [True, False, True])
+    return out[WATERFALL_RECORD_COLUMNS]
+
+
+def stage_conversion_records(leads, *, period, as_of=None, stages=DEFAULT_STAGES, by: str = "source",
+                             funnel_mode: str = "reached", conversion_window_days: float | None = None
+                             ) -> pd.DataFrame:
+    """The leads behind each cell of the period's cohort funnel (see the module docstring).
+
+    Parameters are those of :func:`revops_lib.metrics.lead_funnel.stage_conversion` (``by``: the column the
+    records carry, named as in the table).
+
+    Returns
+    -------
+    DataFrame
+        :data:`CONVERSION_RECORD_COLUMNS` (``source`` named ``by``), by stage pair, then lead.
+
+    Examples
+    --------
+    >>> leads = pd.DataFrame({
+    ...     "lead_id": ["L1", "L2", "L3"], "source": ["web", "web", "event"],
+    ...     "created_at": pd.to_datetime(["2026-10-01", "2026-10-02", "2026-10-03"]),
+    ...     "mql_at": pd.to_datetime(["2026-10-02", None, None]),
+    ...     "sql_at": pd.to_datetime([None, None, "2026-10-05"])})
+    >>> stage_conversion_records(leads, period="2026-10", stages=["created_at", "mql_at", "sql_at"])[
+    ...     ["lead_id", "source", "from_stage", "to_stage", "converted"]]
+      lead_id source  from_stage to_stage  converted
+    0      L1    web  created_at   mql_at          1
+    1      L2    web  created_at   mql_at          0
+    2      L3  event  created_at   mql_at          1
+    3      L1    web      mql_at   sql_at          0
+    4      L3  event      mql_at   sql_at          1
+    """
+    stages = check_stages(stages)
+    mode = _check_mode(funnel_mode)
+    win = _check_window(conversion_window_days)
+    p, cut_as_of = window(period, as_of, period_required=True)
+    cut = min(p.end_naive, cut_as_of)
+    r = _stage_times(leads, stages, cut_as_of, mode, by, start=p.start_naive, ids=True)
+    r = r.filter((r.r0 >= us(p.start_naive)) & (r.r0 < us(cut)))
+    if isinstance(leads, Source) and leads.privacy == "masked":  # as the masked `leads` table shows the ids
+        r = r.mutate(lead_id=pseudonym(r.lead_id, "id-", 10))
+    df = run(r)
+    frames = []
+    for i, (a, b) in enumerate(zip(stages[:-1], stages[1:])):
+        ra, rb = df[f"r{i}"], df[f"r{i + 1}"]
+        entered = ra.notna()
+        conv = rb.notna() if win is None else (rb - ra).le(int(round(win * _US_PER_DAY))).fillna(False)
+        conv = (conv & entered).to_numpy(dtype=bool)
+        e = entered.to_numpy(dtype=bool)
+        frames.append(pd.DataFrame({
+            "lead_id": _text(df["lead_id"]).to_numpy()[e], by: df["g"].astype(str).to_numpy()[e],
+            "from_stage": a, "to_stage": b, "converted": conv[e].astype("int64"),
+            "entered_at": _micros_to_time(ra[e]), "converted_at": _micros_to_time(rb[e].where(conv[e]))}))
+    cols = [by if c == "source" else c for c in CONVERSION_RECORD_COLUMNS]
+    if not frames:
+        return _empty(cols)
+    out = pd.concat(frames, ignore_index=True)
+    out["_k"] = out["from_stage"].map({s: i for i, s in enumerate(stages)})
+    out = _sorted(out, ["_k", "lead_id"], [True, True])
+    return out[cols]
+
+
+def rep_performance_records(data, *, period, as_of=None) -> pd.DataFrame:
+    """The deals behind each owner's won, lost, revenue won and pipeline created (see the module docstring).
+
+    Parameters
+    ----------
+    data : Source, source spec or DealHistory
+    period : str or Period
+    as_of : date or time, optional
+
+    Returns
+    -------
+    DataFrame
+        :data:`REP_RECORD_COLUMNS`, by team, owner, outcome (won, lost, created), largest amount first.
+
+    Examples
+    --------
+    >>> import datetime as _dt
+    >>> o = pd.DataFrame({"opportunity_id": ["O1", "O2", "O3"], "owner": ["ana", "ana", "bo"],
+    ...     "team": ["smb", "smb", "smb"], "created_at": pd.to_datetime(["2026-09-01", "2026-10-03", "2026-09-10"]),
+    ...     "close_date": [_dt.date(2026, 10, 5), _dt.date(2026, 10, 20), _dt.date(2026, 10, 2)],
+    ...     "is_closed": [True, True, True], "is_won": [True, False, True], "amount": [100.0, 300.0, 50.0]})
+    >>> r = rep_performance_records(o, period="2026-10")
+    >>> r[["opportunity_id", "owner", "outcome", "won", "lost", "created", "pipeline_created"]]
+      opportunity_id owner outcome  won  lost  created  pipeline_created
+    0             O1   ana     won    1     0        0               0.0
+    1             O2   ana    lost    0     1        1             300.0
+    2             O3    bo     won    1     0        0               0.0
+    """
+    p, cut_as_of = window(period, as_of, period_required=True)
+    cut = min(p.end_naive, cut_as_of)
+    src = source_of(data, "opportunities")
+    o = src.table("opportunities")
+    # as rep_performance counts them: closed_deal_stats_by's window and the created-in-period filter
+    hi = min(p.end_date, cut_as_of.date())
+    closed = (o.is_closed & (o.close_date >= date_lit(p.start_date)) & (o.close_date < date_lit(hi))).fill_null(False)
+    created = ((o.created_at < ts_lit(cut)) & (o.created_at >= ts_lit(p.start_naive))).fill_null(False)
+    won = closed & o.is_won.fill_null(False)
+    t = o.filter(closed | created).select(
+        "opportunity_id", owner=o.owner.fill_null(UNASSIGNED), team=o.team.fill_null(UNASSIGNED),
+        stage=o.stage if "stage" in o.columns else ibis.null(dt.string), created_at=o.created_at,
+        close_date=o.close_date, amount=o.amount, _closed=closed, _won=won, _created=created)
+    df = run(t)
+    amount = df["amount"].astype("float64")
+    w = df["_won"].astype(bool).to_numpy()
+    cl = df["_closed"].astype(bool).to_numpy()
+    cr = df["_created"].astype(bool).to_numpy()
+    out = pd.DataFrame({
+        "opportunity_id": _text(df["opportunity_id"]), "owner": df["owner"].astype(str),
+        "team": df["team"].astype(str),
+        "outcome": np.select([w, cl], ["won", "lost"], default="created"),
+        "stage": df["stage"], "created_at": _naive_utc(df["created_at"]),
+        "close_date": as_dates(df["close_date"]), "amount": amount,
+        "won": w.astype("int64"), "lost": (cl & ~w).astype("int64"),
+        "revenue_won": np.where(w, amount.fillna(0.0), 0.0), "created": cr.astype("int64"),
+        "pipeline_created": np.where(cr, amount.fillna(0.0), 0.0)})
+    out["_k"] = out["outcome"].map({"won": 0, "lost": 1, "created": 2})
+    out = _sorted(out, ["team", "owner", "_k", "amount", "opportunity_id"], [True, True, True, False, True])
+    return out[REP_RECORD_COLUMNS]
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Ids as text, a missing one blank (never the text "None")."""
+    return values.astype(object).where(values.notna(), None).map(lambda v: v if v is None else str(v))
+
+
+def _sorted(df: pd.DataFrame, keys: list[str], ascending: list[bool]) -> pd.DataFrame:
+    """``df`` in the order of ``keys``, ties (duplicate ids in messy data) broken by every other column, so every
+    engine publishes the same bytes whatever order it returned the rows in."""
+    rest = [c for c in df.columns if c not in keys]
+    tie = df[rest].astype(str) if rest else df[[]]
+    tmp = pd.concat([df[keys], tie.add_prefix("_t_")], axis=1)
+    order = tmp.sort_values(keys + list(tie.add_prefix("_t_").columns), ascending=ascending + [True] * len(rest),
+                            kind="stable").index
+    return df.loc[order].reset_index(drop=True)
+
+
+def _naive_utc(values: pd.Series) -> pd.Series:
+    """Times as naive UTC microseconds, whether the engine hands them tz-aware or not."""
+    t = pd.to_datetime(values)
+    if isinstance(t.dtype, pd.DatetimeTZDtype):
+        t = t.dt.tz_convert("UTC").dt.tz_localize(None)
+    return t.astype("datetime64[us]")
+
+
+def _micros_to_time(values: pd.Series) -> pd.Series:
+    """Microseconds since the epoch (floats with NaN) -> naive UTC times."""
+    v = pd.to_numeric(values, errors="coerce")
+    return pd.Series(pd.to_datetime(v, unit="us"), index=values.index).astype("datetime64[us]").to_numpy()
+
+
+def _empty(cols, money=()) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="float64" if c in money else "object") for c in cols})
