@@ -235,6 +235,7 @@ def stage_conversion_records(leads, *, period, as_of=None, stages=DEFAULT_STAGES
     if isinstance(leads, Source) and leads.privacy == "masked":  # as the masked `leads` table shows the ids
         r = r.mutate(lead_id=pseudonym(r.lead_id, "id-", 10))
     df = run(r)
+    ids, groups = _text(df["lead_id"]).to_numpy(), df["g"].astype(str).to_numpy()
     frames = []
     for i, (a, b) in enumerate(zip(stages[:-1], stages[1:])):
         ra, rb = df[f"r{i}"], df[f"r{i + 1}"]
@@ -243,7 +244,7 @@ def stage_conversion_records(leads, *, period, as_of=None, stages=DEFAULT_STAGES
         conv = (conv & entered).to_numpy(dtype=bool)
         e = entered.to_numpy(dtype=bool)
         frames.append(pd.DataFrame({
-            "lead_id": _text(df["lead_id"]).to_numpy()[e], by: df["g"].astype(str).to_numpy()[e],
+            "lead_id": ids[e], by: groups[e],
             "from_stage": a, "to_stage": b, "converted": conv[e].astype("int64"),
             "entered_at": _micros_to_time(ra[e]), "converted_at": _micros_to_time(rb[e].where(conv[e]))}))
     cols = [by if c == "source" else c for c in CONVERSION_RECORD_COLUMNS]
@@ -317,13 +318,19 @@ def rep_performance_records(data, *, period, as_of=None) -> pd.DataFrame:
 
 def _text(values: pd.Series) -> pd.Series:
     """Ids as text, a missing one blank (never the text "None")."""
-    return values.astype(object).where(values.notna(), None).map(lambda v: v if v is None else str(v))
+    present = values.notna().to_numpy(dtype=bool)
+    out = pd.Series([None] * len(values), index=values.index, dtype=object)
+    if present.any():
+        out[present] = values[present].astype(str).astype(object).to_numpy()
+    return out
 
 
 def _sorted(df: pd.DataFrame, keys: list[str], ascending: list[bool]) -> pd.DataFrame:
     """``df`` in the order of ``keys``, ties (duplicate ids in messy data) broken by every other column, so every
     engine publishes the same bytes whatever order it returned the rows in."""
     rest = [c for c in df.columns if c not in keys]
+    if not len(df) or not df.duplicated(keys).any():  # no tie to break (the usual case): the keys alone
+        return df.sort_values(keys, ascending=ascending, kind="stable").reset_index(drop=True)
     tie = df[rest].astype(str) if rest else df[[]]
     tmp = pd.concat([df[keys], tie.add_prefix("_t_")], axis=1)
     order = tmp.sort_values(keys + list(tie.add_prefix("_t_").columns), ascending=ascending + [True] * len(rest),

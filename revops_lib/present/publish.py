@@ -16,7 +16,7 @@ import pandas as pd
 from revops_lib.errors import ParameterError
 from revops_lib.files import atomic_write_bytes
 from revops_lib.present.tables import style_table
-from revops_lib.present.text import neutralise_csv_cell
+from revops_lib.present.text import CSV_FORMULA_PREFIXES, neutralise_csv_cell
 
 __all__ = ["set_output_dir", "output_dir", "publish", "csv_bytes", "normalised", "MONEY_COLUMNS",
            "TABLE_MONEY_COLUMNS", "headline", "record_scope", "record_chart",
@@ -91,11 +91,24 @@ def csv_bytes(df, *, index: bool = False) -> bytes:
         # a bare carriage return is not quoted by the CSV writer with "\n" line ends: make it a line feed
         return v.replace("\r\n", "\n").replace("\r", "\n") if isinstance(v, str) else v
 
+    def cells(col):
+        try:  # vectorised: only the cells that need it go through `cell` (records may hold a million rows)
+            text = col.str
+            need = (text.startswith(CSV_FORMULA_PREFIXES, na=False)
+                    | text.contains("\r", regex=False, na=False)).to_numpy(dtype=bool)
+        except (AttributeError, TypeError):  # not only text (numbers mixed in): every cell
+            return col.map(cell)
+        if not need.any():
+            return col
+        col = col.astype(object)
+        col[need] = col[need].map(cell)
+        return col
+
     out = df.copy()
-    for c in out.columns:
-        col = out[c]
+    for i, c in enumerate(out.columns):
+        col = out.iloc[:, i]
         if col.dtype == object or pd.api.types.is_string_dtype(col):
-            out[c] = col.map(cell)
+            out.isetitem(i, cells(col))
     if not isinstance(out.columns, pd.MultiIndex):
         out.columns = [neutralise_csv_cell(c) for c in out.columns]
     if index and out.index.dtype == object:
