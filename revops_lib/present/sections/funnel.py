@@ -426,36 +426,28 @@ class FunnelReport(ChannelAndStageParts, Section):
             return md("No segment data for this cohort.")
         t = source_differences(self.segments, by="segment", min_sample=self.min_sample)
         publish(t, "segment_tests")
-        if t.empty:
-            return md("Not enough segments with leads to compare.")
-        disp = pd.DataFrame({
-            "Stage": [pair_label(a, b) for a, b in zip(t["from_stage"], t["to_stage"])],
-            "Segments": t["groups"],
-            "Chi-square": [f"{x:.1f}" if not pd.isna(x) else "—" for x in t["chi2"]],
-            "p-value": [fmt_pval(p) for p in t["p_value"]],
-            "Verdict": ["segments differ" if d else ("no difference beyond noise" if not pd.isna(p) else "—")
-                        for d, p in zip(t["differ"], t["p_value"])],
-            f"Best / worst ({self.min_sample}+ leads)": [f"{label(h)} / {label(lo)}" if isinstance(h, str) else "—"
-                                                         for h, lo in zip(t["highest"], t["lowest"])],
-        })
-        return style_table(disp)
+        return self._test_table(t, "segments")
 
     @needs_part("funnel")
     def source_test_table(self):
         """Chi-square test across sources per stage (published as ``source_tests.csv``)."""
         t = self.source_tests
         publish(t, "source_tests")
+        return self._test_table(t, "sources")
+
+    def _test_table(self, t: pd.DataFrame, groups: str):
+        """A :func:`source_differences` result as shown (``groups``: "sources" or "segments")."""
         if t.empty:
-            return md("Not enough sources with leads to compare.")
+            return md(f"Not enough {groups} with leads to compare.")
         disp = pd.DataFrame({
             "Stage": [pair_label(a, b) for a, b in zip(t["from_stage"], t["to_stage"])],
-            "Sources": t["groups"],
+            groups.capitalize(): t["groups"],
             "Chi-square": [f"{x:.1f}" if not pd.isna(x) else "—" for x in t["chi2"]],
             "p-value": [fmt_pval(p) for p in t["p_value"]],
-            "Verdict": ["sources differ" if d else ("no difference beyond noise" if not pd.isna(p) else "—")
+            "Verdict": [f"{groups} differ" if d else ("no difference beyond noise" if not pd.isna(p) else "—")
                         for d, p in zip(t["differ"], t["p_value"])],
             f"Best / worst ({self.min_sample}+ leads)": [f"{label(h)} / {label(lo)}" if isinstance(h, str) else "—"
-                                          for h, lo in zip(t["highest"], t["lowest"])],
+                                                         for h, lo in zip(t["highest"], t["lowest"])],
             "Note": ["approximate (expected count < 5)" if (not pd.isna(m) and m < 5) else ""
                      for m in t["min_expected"]],
         })
