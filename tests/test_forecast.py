@@ -1026,7 +1026,8 @@ def test_baseline_and_pipeline_match_a_pandas_reference_on_demo_data(demo_dir):
 
 def test_assess_on_a_source_without_forecasts_still_reports_the_pipeline():
     fa = forecast_section.assess(waterfall_case(), period="2026-10")
-    assert fa.accuracy.empty and fa.left_out == {"accuracy": "table `forecast_snapshots`"}
+    assert fa.accuracy.empty and fa.left_out == {"accuracy": "table `forecast_snapshots`",
+                                                 "segments": "column `opportunities.segment`"}  # no segment here
     assert fa.scope_sentence() == "Left out for lack of data: forecast accuracy (needs table `forecast_snapshots`)."
     assert fa.waterfall.set_index("step")["amount"]["ending"] == 50.0
     assert "2026-10 pipeline due in the period went from $190 to $50" in fa.findings().data
