@@ -1028,7 +1028,8 @@ def test_assess_on_a_source_without_forecasts_still_reports_the_pipeline():
     fa = forecast_section.assess(waterfall_case(), period="2026-10")
     assert fa.accuracy.empty and fa.left_out == {"accuracy": "table `forecast_snapshots`",
                                                  "segments": "column `opportunities.segment`"}  # no segment here
-    assert fa.scope_sentence() == "Left out for lack of data: forecast accuracy (needs table `forecast_snapshots`)."
+    assert fa.scope_sentence() == ("Left out for lack of data: forecast accuracy (needs table `forecast_snapshots`); "
+                                   "win rate by segment (needs column `opportunities.segment`).")
     assert fa.waterfall.set_index("step")["amount"]["ending"] == 50.0
     assert "2026-10 pipeline due in the period went from $190 to $50" in fa.findings().data
     assert fa.summary.columns.tolist() == fc.SUMMARY_COLUMNS
