@@ -159,3 +159,18 @@ def test_a_report_from_spark_through_presets_publishes_the_import_s_tables(spark
             assert (a / name).read_bytes() == (b / name).read_bytes(), f"{nb}/{name}"
         html = (tmp_path / "from_spark" / "2026-03" / f"{nb}.html").read_text()
         assert "(preset fivetran_salesforce,fivetran_stripe)" in html
+
+
+def test_presets_with_engine_spark_need_a_spark_connect_source(tmp_path, capsys):
+    """A folder (or a database URL) is read through presets by DuckDB: with `--engine spark` the run stops before
+    any JVM starts and says to give a sc:// source."""
+    from revops_lib.cli import main
+    from revops_lib.errors import ParameterError
+    from revops_lib.runner import build
+
+    status = main(["validate", "--engine", "spark", "--source", str(FIXTURES / "salesforce"), "--preset", "salesforce"])
+    assert status == 2 and "give its URL (`--source sc://host:15002`)" in capsys.readouterr().err
+    with pytest.raises(ParameterError, match="Spark Connect server"):
+        build.run(period="2026-03", source=FIXTURES / "salesforce", out=tmp_path / "out", notebooks=["funnel_conversion"],
+                  preset="salesforce", engine="spark")
+    assert not (tmp_path / "out").exists()
