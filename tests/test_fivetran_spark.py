@@ -171,6 +171,6 @@ def test_presets_with_engine_spark_need_a_spark_connect_source(tmp_path, capsys)
     status = main(["validate", "--engine", "spark", "--source", str(FIXTURES / "salesforce"), "--preset", "salesforce"])
     assert status == 2 and "give its URL (`--source sc://host:15002`)" in capsys.readouterr().err
     with pytest.raises(ParameterError, match="Spark Connect server"):
-        build.run(period="2026-03", source=FIXTURES / "salesforce", out=tmp_path / "out", notebooks=["funnel_conversion"],
-                  preset="salesforce", engine="spark")
+        build.run(period="2026-03", source=FIXTURES / "salesforce", out=tmp_path / "out",
+                  notebooks=["funnel_conversion"], preset="salesforce", engine="spark")
     assert not (tmp_path / "out").exists()
