@@ -81,6 +81,9 @@ def test_spark_landed_tables_give_the_import_s_tables_and_figures(spark_landed, 
     assert win_rate(hs.table("opportunities"), period="2026-03", as_of="2026-04-01") == pytest.approx(3 / 6)
     mv = mrr_movements(sf, period="2026-03", as_of="2026-04-01")
     assert mv.set_index("month").loc["2026-03", "ending_mrr"] == pytest.approx(1718.0)
+    # `revops import --from sc://…`: the landed tables written as the folder the CSV export's import gives
+    from_spark = import_folder(spark_landed, tmp_path / "spark-stripe", preset="fivetran_stripe")
+    assert_same_tables(open_plain(from_spark.out), open_plain(tmp_path / "stripe"), list(from_spark.rows))
 
 
 @pytest.mark.spark
