@@ -40,7 +40,8 @@ sc://spark.local:15002/crm. See DESIGN.md for the tables.
 
 PRESET_HELP = ("read the source through mapping presets at query time, nothing copied: fivetran_salesforce, "
                "fivetran_hubspot, fivetran_stripe for the tables Fivetran lands in a database (schemas salesforce, "
-               "hubspot, stripe; the source is its URL or .duckdb file), salesforce, hubspot, stripe for a folder of "
+               "hubspot, stripe; the source is its URL or .duckdb file, or a Spark Connect URL sc://host:15002 "
+               "whose catalog has databases of those names), salesforce, hubspot, stripe for a folder of "
                "exports; several, comma-separated, when they feed different tables (a CRM and a billing preset); "
                "an item ending in .yaml is your mapping file (e.g. `extends: fivetran_salesforce` with "
                "`schema: salesforce_prod`). See docs/mappings.md")
@@ -70,10 +71,12 @@ def cmd_validate(args) -> int:
     if args.preset:
         from revops_lib.importers.live import open_mapped_source
 
-        if args.engine == "spark" or source.lower().startswith("sc://"):
-            raise ParameterError("`--preset` reads a database through DuckDB or PostgreSQL; presets on Spark are "
-                                 "not supported yet: import with `revops import --from URL` first.")
-        mapped = open_mapped_source(source, args.preset)
+        spark = source.lower().startswith("sc://")
+        if args.engine == "spark" and not spark:
+            raise ParameterError("`--preset` with `--engine spark` reads the landed tables of a Spark Connect "
+                                 "server: give its URL (`--source sc://host:15002`); a folder of exports or a "
+                                 "database URL is read through presets without `--engine spark`.")
+        mapped = open_mapped_source(source, args.preset, settings=_spark_settings(args) if spark else None)
         print(mapped.format())
         print()
         source = mapped.source

@@ -247,10 +247,15 @@ _COMPILER = None
 
 
 def kit_backend(con):
-    """An Ibis PySpark backend that compiles float literals as ``DOUBLE``: Spark SQL reads ``3600.0`` as
-    ``DECIMAL(5,1)``, so ``seconds / 3600.0`` would be a decimal cut to 6 places where DuckDB and
-    PostgreSQL give a double. Applied to every PySpark backend the kit uses (also one given to
-    :func:`revops_lib.sources.open_source`)."""
+    """An Ibis PySpark backend with two fixes of Ibis 12's Spark SQL, applied to every PySpark backend the kit
+    uses (also one given to :func:`revops_lib.sources.open_source`):
+
+    - float literals compile as ``DOUBLE``: Spark SQL reads ``3600.0`` as ``DECIMAL(5,1)``, so
+      ``seconds / 3600.0`` would be a decimal cut to 6 places where DuckDB and PostgreSQL give a double;
+    - ``strip()`` trims whitespace only: Ibis writes the characters to trim as ``' \t\n\r\v\f'``, and Spark
+      reads the unknown escapes ``\v`` and ``\f`` as the letters ``v`` and ``f``, so ``'false'`` became
+      ``'alse'`` (a boolean read from text, a value map, a ``where: {not_in: [false]}`` went wrong).
+    """
     global _COMPILER
     if getattr(con, "name", "") != "pyspark" or getattr(con.compiler, "_revops_doubles", False):
         return con
@@ -267,6 +272,10 @@ def kit_backend(con):
                 if dtype.is_floating() and math.isfinite(value):
                     return self.cast(result, dt.float64)
                 return result
+
+            def visit_Strip(self, op, *, arg):
+                # vertical tab and form feed as chr(): Spark SQL has no \v or \f escape
+                return self.f.trim(arg, self.f.concat(" \t\n\r", self.f.chr(11), self.f.chr(12)))
 
         _COMPILER = _DoubleLiterals()
     con.compiler = _COMPILER

@@ -217,6 +217,22 @@ def test_float_literals_are_doubles_on_spark(spark_url):
     assert got == 10303 / 3600.0
 
 
+@pytest.mark.spark
+def test_strip_trims_whitespace_only_on_spark(spark_url):
+    """Ibis writes strip()'s characters as ' \\t\\n\\r\\v\\f', and Spark reads \\v and \\f as the letters v and f:
+    'false' was stripped to 'alse' (a boolean read from text was null, a where-clause on false kept the row)."""
+    import ibis
+
+    from revops_lib.sources import coerce
+
+    con = sp.connect(spark_url, spark_test_settings())
+    values = ["false", "vivid", "fluff", " \t pad \x0b\x0c\n", "true"]
+    m = ibis.memtable(pd.DataFrame({"s": values}))
+    got = con.execute(m.select(m.s, t=m.s.strip(), b=coerce(m.s, "bool")))
+    assert got.t.tolist() == [v.strip() for v in values]
+    assert [None if pd.isna(b) else bool(b) for b in got.b] == [False, None, None, None, True]
+
+
 @pytest.fixture(scope="module")
 def both(spark_url, demo_dir):
     return open_source(demo_dir), _spark(demo_dir, spark_url)

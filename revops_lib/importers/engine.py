@@ -30,6 +30,11 @@ def _in_zone(zone: str, ts: dt.Timestamp()) -> dt.Timestamp(timezone="UTC"):  # 
     ...
 
 
+@ibis.udf.scalar.builtin(name="to_utc_timestamp")
+def _to_utc(ts: dt.Timestamp(), zone: str) -> dt.Timestamp(timezone="UTC"):  # Spark: wall time in zone -> UTC
+    ...
+
+
 @dataclass
 class Unmapped:
     """Values of an input column that no value map knows."""
@@ -315,6 +320,8 @@ class _Builder:
         """A naive timestamp read as wall time in the mapping's zone, as naive UTC."""
         if self.m.timezone.upper() == "UTC":
             return naive
+        if self.backend == "pyspark":  # Spark has no timezone(); its session time zone is UTC (revops_lib.spark)
+            return _to_utc(naive, self.m.timezone).cast(dt.Timestamp())
         return _in_zone(self.m.timezone, naive).cast(dt.Timestamp())
 
     # -- tables -------------------------------------------------------------------------------------

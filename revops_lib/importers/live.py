@@ -2,8 +2,9 @@
 
 ``revops report --source postgres://… --preset fivetran_salesforce,fivetran_stripe`` and
 ``open_source(url, preset="fivetran_salesforce")`` read the tables a connector landed (Fivetran: schemas
-``salesforce``, ``hubspot``, ``stripe``) and hand out the contract tables as lazy Ibis expressions over
-them: every query of a report runs in the warehouse, and nothing is written anywhere.
+``salesforce``, ``hubspot``, ``stripe``; on a Spark Connect server ``sc://host:15002``, the databases of those
+names) and hand out the contract tables as lazy Ibis expressions over them: every query of a report runs in the
+warehouse, and nothing is written anywhere.
 
 - A *preset list* is one name or file, or several separated by commas. Each item is a shipped preset
   (:func:`~revops_lib.importers.preset_names`) or a mapping YAML file (a path ending in ``.yaml``/``.yml``,
@@ -32,7 +33,8 @@ from revops_lib.importers.engine import Mapped, apply_mapping
 from revops_lib.importers.mapping import PRESET_DIR, Mapping, MappingError, load_mapping, preset_names
 from revops_lib.importers import run as _run
 from revops_lib.importers.run import read_folder
-from revops_lib.sources import SOURCE_ENV, Source, _set_utc, connect, duckdb_config
+from revops_lib.sources import (SOURCE_ENV, Source, _set_utc, connect, duckdb_config, public_url, redact,
+                                with_credentials)
 from revops_lib.sources import open_source as _open_plain
 
 __all__ = ["open_source", "open_mapped_source", "MappedSource", "load_mappings", "preset_items",
@@ -162,18 +164,44 @@ def _salt(mappings: list[Mapping]) -> str:
     return h.hexdigest()[:16]
 
 
-def open_mapped_source(source: Any = None, preset=None, mapping=None) -> MappedSource:
+def _connect(source: Any, settings=None):
+    """``(con, description, location, default database)`` of a database source, or None (a folder): what
+    :func:`revops_lib.sources.connect` gives, plus Spark — a Spark Connect URL ``sc://host:15002[/database]``
+    (its database is where a mapping without ``schema:`` reads; the presets' schemas are databases of the
+    session's catalog), a SparkSession, or an Ibis PySpark backend. The session is shared, so its current
+    database is never changed."""
+    from revops_lib import spark as sp
+
+    if sp.is_spark_session(source):
+        return sp.connect(source, settings), "Spark session", None, None
+    if not hasattr(source, "list_tables") and sp.is_spark_url(str(source)):
+        text = str(source)
+        url, database = sp.split_url(with_credentials(text))
+        return sp.connect(url, settings), f"Spark {redact(text)}", public_url(text), database
+    db = connect(source)
+    if db is None:
+        return None
+    con, shown, location, _ = db
+    if getattr(con, "name", "") == "pyspark":
+        sp.kit_backend(con)
+    return con, shown, location, None
+
+
+def open_mapped_source(source: Any = None, preset=None, mapping=None, *, settings=None) -> MappedSource:
     """Read ``source`` through the mappings of ``preset`` (see the module docstring).
 
     Parameters
     ----------
-    source : str, Path or Ibis backend
-        An Ibis URL (``postgres://user@host/db``), a ``.duckdb`` file, a folder of exported files, or a
+    source : str, Path, Ibis backend or SparkSession
+        An Ibis URL (``postgres://user@host/db``), a ``.duckdb`` file, a Spark Connect URL
+        (``sc://host:15002``: the schemas are databases of its catalog), a folder of exported files, or a
         connection. ``None`` means ``$REVOPS_SOURCE`` when set, else ``data/demo``.
     preset : str or list of str
         Presets and/or mapping files, e.g. ``"fivetran_salesforce,fivetran_stripe"``.
     mapping : path, optional
         A mapping file extending the (single) preset, as ``revops import --mapping`` takes it.
+    settings : revops_lib.spark.SparkSettings, optional
+        For a Spark source: the session settings (default: ``$REVOPS_SPARK_CONF``, as the runner sets it).
 
     Raises
     ------
@@ -188,14 +216,16 @@ def open_mapped_source(source: Any = None, preset=None, mapping=None) -> MappedS
     if isinstance(source, Source):
         raise SourceError(f"{source.description} already holds contract tables: a preset maps a vendor's objects "
                           "(give the database URL, .duckdb file or folder they are in).")
-    db = connect(source)
+    db = _connect(source, settings)
     inputs, where = [], []
     if db is not None:
-        con, shown, location, _ = db
+        con, shown, location, default = db
         _set_utc(con)
+        kind = "database" if getattr(con, "name", "") == "pyspark" else "schema"
         for m in mappings:
-            inputs.append(_schema_tables(con, m.schema, m.objects(), shown))
-            where.append(f"schema `{m.schema}` of {shown}" if m.schema else shown)
+            schema = m.schema or default
+            inputs.append(_schema_tables(con, schema, m.objects(), shown))
+            where.append(f"{kind} `{schema}` of {shown}" if schema else shown)
     else:
         folder = Path(str(source)).expanduser()
         if not folder.is_dir():
@@ -228,16 +258,18 @@ def open_mapped_source(source: Any = None, preset=None, mapping=None) -> MappedS
     return MappedSource(src, parts, where)
 
 
-def open_source(source: Any = None, *, preset=None, mapping=None, privacy: str | None = None) -> Source:
+def open_source(source: Any = None, *, preset=None, mapping=None, privacy: str | None = None,
+                settings=None) -> Source:
     """:func:`revops_lib.sources.open_source`, or with ``preset`` (and/or ``mapping``) the source read through
     those mappings at query time (:func:`open_mapped_source`).
 
     >>> src = open_source("postgres://ana@db/warehouse", preset="fivetran_salesforce,fivetran_stripe")  # doctest: +SKIP
+    >>> src = open_source("sc://spark.local:15002", preset="fivetran_salesforce")  # doctest: +SKIP
     >>> src.table("opportunities")                                                                     # doctest: +SKIP
     """
     if not preset_items(preset) and mapping is None:
-        return _open_plain(source, privacy=privacy)
-    src = open_mapped_source(source, preset, mapping).source
+        return _open_plain(source, privacy=privacy, settings=settings)
+    src = open_mapped_source(source, preset, mapping, settings=settings).source
     return src.with_privacy(privacy) if privacy is not None else src
 
 

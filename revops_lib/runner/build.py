@@ -411,9 +411,10 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
     n_tasks = max(1, len(prepared)) if by is None else max(1, len(prepared)) * 64  # --by: values not known yet
     jobs = max(1, min(jobs or os.cpu_count() or 1, n_tasks))
     engine = _check_engine(engine, src_text)
-    if preset_param and engine == "spark":
-        raise ParameterError("`--preset` reads a database through DuckDB or PostgreSQL; presets on Spark are not "
-                             "supported yet: import with `revops import --from URL` first.")
+    if preset_param and engine == "spark" and not src_text.lower().startswith("sc://"):
+        raise ParameterError("`--preset` with `--engine spark` reads the landed tables of a Spark Connect server: "
+                             "give its URL (`--source sc://host:15002`); a folder of exports or a database URL is "
+                             "read through presets without `--engine spark`.")
     privacy = "masked" if any(prm.get("privacy") == "masked" for prm in prepared.values()) else "names"
     request = (conditions, by, privacy)
     with OutputLock(out), RunDir() as rundir:
@@ -489,15 +490,17 @@ def _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source,
     from revops_lib.sources import open_source
     from revops_lib.validation import validate
 
+    settings = None
     if spark_env:
         from revops_lib import spark as sp
 
         settings = sp.SparkSettings.from_json(spark_env[sp.CONF_ENV])
-        src = open_source(src_text, engine="spark", spark=spark_env.get(sp.REMOTE_ENV), settings=settings)
-    elif preset:
-        mapped = open_mapped_source(src_text, preset)
+    if preset:  # on Spark: a sc:// source (run() refuses a folder), its own server
+        mapped = open_mapped_source(src_text, preset, settings=settings)
         say(mapped.format(unmapped=False))
         src = mapped.source
+    elif spark_env:
+        src = open_source(src_text, engine="spark", spark=spark_env.get(sp.REMOTE_ENV), settings=settings)
     else:
         src = open_source(src_text, engine="duckdb")
     shared = None  # the validation, handed to the kernels (file sources)
