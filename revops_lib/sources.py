@@ -112,6 +112,10 @@ def coerce(col: ir.Value, kind: str, *, backend: str | None = None) -> ir.Value:
     """
     t = col.type()
     if kind == "string":
+        if t.is_floating():  # ids landed as floats (HubSpot's numeric ids, a column with gaps): 880001.0 is 880001
+            as_text = col.cast(dt.string)
+            whole = ibis.ifelse(col == col.floor(), col.cast(dt.int64).cast(dt.string), as_text)
+            return ibis.ifelse(col.abs() < 2.0**53, whole, as_text)  # nested: floor() never sees NaN or inf
         return col if t.is_string() else col.cast(dt.string)
     if kind == "timestamp":
         if t.is_timestamp():

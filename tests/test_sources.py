@@ -315,3 +315,19 @@ def test_engine_memory_limit_and_spill_folder(tmp_path, monkeypatch, frames):
     monkeypatch.setenv(ENGINE_MEMORY_ENV, "lots; SET x=1")
     with pytest.raises(SourceError, match=r"REVOPS_ENGINE_MEMORY = .* is not a memory size: give e.g. 512MB"):
         open_source(tmp_path / "data")
+
+
+def test_ids_landed_as_floats_read_as_whole_numbers():
+    """A numeric id stored as a float (HubSpot's ids through a warehouse, a column with gaps) reads 880001, not
+    880001.0; a fractional value keeps its digits, a missing one stays missing."""
+    import ibis
+
+    from revops_lib.sources import coerce
+
+    t = ibis.memtable(pd.DataFrame({"x": [880001.0, None, 12.5, -3.0, float(2**60)]}))
+    got = coerce(t.x, "string", backend="duckdb").name("x")
+    out = t.select(got).to_pandas()["x"].tolist()
+    assert out[0] == "880001" and out[3] == "-3"
+    assert out[1] is None or pd.isna(out[1])
+    assert out[2] == "12.5"
+    assert out[4] == "1.152921504606847e+18"  # beyond 2**53 a float is no exact id: left as the engine writes it
