@@ -59,7 +59,8 @@ def cmd_demo_data(args) -> int:
     width = max(len(n) for n in counts)
     for name, n in counts.items():
         print(f"  {name:<{width}}  {n:>12,} rows")
-    print(f"Demo data written to {args.out} in {time.perf_counter() - t0:.1f} s (seed {args.seed}, scale {args.scale:g}).")
+    print(f"Demo data written to {args.out} in {time.perf_counter() - t0:.1f} s "
+          f"(seed {args.seed}, scale {args.scale:g}).")
     return 0
 
 
@@ -286,9 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="map a CRM or billing export (Salesforce, HubSpot, Stripe) to the contract tables",
         description="Read a folder of exported CSV files (one per object, e.g. Opportunity.csv, deals.csv, "
         "subscriptions.csv; matched by object name, case-insensitively) or the tables a connector landed in a "
-        "database (--from postgres://…, a .duckdb file; with a fivetran_* preset), map them to the contract with a preset "
-        "and/or your own mapping file, write one Parquet file per contract table into OUT, then validate OUT. "
-        "Prints what was mapped (table ← object, rows), what could not be (missing columns, values no map knows, "
+        "database (--from postgres://…, a .duckdb file, sc://…; with a fivetran_* preset), map them to the contract "
+        "with a preset and/or your own mapping file, write one Parquet file per contract table into OUT, then "
+        "validate OUT. Prints what was mapped (table ← object, rows), what could not be (missing columns, values no map knows, "
         "with row counts) and which reports the result can feed. Inputs are only read. OUT is written under a "
         "temporary name and moved into place; an existing OUT is replaced only when an earlier import made it "
         "(its .revops-import marker). Exit status 1 when validation finds errors, 2 on a bad mapping or folder.",

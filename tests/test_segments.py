@@ -154,7 +154,8 @@ def test_the_reports_publish_the_segment_tables_that_add_up(tmp_path, demo_dir):
     from revops_lib import runner
 
     status = runner.run(period="2026-10", source=demo_dir, out=tmp_path / "reports", jobs=2,
-                        notebooks=["forecast_accuracy", "cohort_retention", "funnel_conversion"], progress=lambda m: None)
+                        notebooks=["forecast_accuracy", "cohort_retention", "funnel_conversion"],
+                        progress=lambda m: None)
     assert status == 0
     tables = tmp_path / "reports" / "2026-10" / "tables"
     w = pd.read_csv(tables / "forecast_accuracy" / "win_rate_by_segment.csv")
