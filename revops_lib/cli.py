@@ -285,14 +285,16 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser(
         "import",
         help="map a CRM or billing export (Salesforce, HubSpot, Stripe) to the contract tables",
-        description="Read a folder of exported CSV files (one per object, e.g. Opportunity.csv, deals.csv, "
-        "subscriptions.csv; matched by object name, case-insensitively) or the tables a connector landed in a "
-        "database (--from postgres://…, a .duckdb file, sc://…; with a fivetran_* preset), map them to the contract "
-        "with a preset and/or your own mapping file, write one Parquet file per contract table into OUT, then "
-        "validate OUT. Prints what was mapped (table ← object, rows), what could not be (missing columns, values no map knows, "
-        "with row counts) and which reports the result can feed. Inputs are only read. OUT is written under a "
-        "temporary name and moved into place; an existing OUT is replaced only when an earlier import made it "
-        "(its .revops-import marker). Exit status 1 when validation finds errors, 2 on a bad mapping or folder.",
+        description=("Read a folder of exported CSV files (one per object, e.g. Opportunity.csv, deals.csv, "
+                     "subscriptions.csv; matched by object name, case-insensitively) or the tables a connector "
+                     "landed in a database (--from postgres://…, a .duckdb file, sc://…; with a fivetran_* "
+                     "preset), map them to the contract with a preset and/or your own mapping file, write one "
+                     "Parquet file per contract table into OUT, then validate OUT. Prints what was mapped (table ←"
+                     " object, rows), what could not be (missing columns, values no map knows, with row counts) "
+                     "and which reports the result can feed. Inputs are only read. OUT is written under a "
+                     "temporary name and moved into place; an existing OUT is replaced only when an earlier import"
+                     " made it (its .revops-import marker). Exit status 1 when validation finds errors, 2 on a bad"
+                     " mapping or folder."),
         epilog="examples:\n"
         "  revops import --preset salesforce --from exports/sfdc --out data/crm\n"
         "  revops import --preset hubspot --mapping my_hubspot.yaml --from exports/hubspot --out data/crm\n"
