@@ -41,6 +41,7 @@ __all__ = [
     "REFERENCES",
     "MAX_MONEY",
     "MAX_LABEL",
+    "repeated_names",
 ]
 
 
@@ -376,3 +377,18 @@ REFERENCES: tuple[tuple[str, str, str, str], ...] = (
     ("targets", "owner", "opportunities", "owner"),
     ("targets", "team", "opportunities", "team"),
 )
+
+
+def repeated_names(header) -> list[list[int]]:
+    """The positions of each column name a file's header gives more than once (case and surrounding spaces
+    ignored, blank names never), one list per name in header order — what both CSV readers (DuckDB's and
+    Spark's) drop as untrustworthy.
+
+    >>> repeated_names(["id", "Source", "x", "source ", ""," "])
+    [[1, 3]]
+    """
+    positions: dict[str, list[int]] = {}
+    for i, h in enumerate(header):
+        if h.strip():
+            positions.setdefault(h.strip().lower(), []).append(i)
+    return [p for p in positions.values() if len(p) > 1]

@@ -48,7 +48,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from revops_lib.errors import SourceError
-from revops_lib.schema import MAX_LABEL, TABLES, TableSpec
+from revops_lib.schema import MAX_LABEL, TABLES, TableSpec, repeated_names
 
 __all__ = ["Source", "open_source", "coerce", "cut_label", "typed_table", "as_table", "to_pandas", "KIND_DTYPES"]
 
@@ -489,11 +489,7 @@ def _read_csv(con, name: str, path: Path):
     header = _csv_header(path, len(t.columns))
     if header is None:
         return t, {}
-    positions: dict[str, list[int]] = {}
-    for i, h in enumerate(header):
-        if h.strip():
-            positions.setdefault(h.strip().lower(), []).append(i)
-    groups = [p for p in positions.values() if len(p) > 1]
+    groups = repeated_names(header)
     if not groups:
         return t, {}
     duplicates = {t.columns[p[0]]: len(p) for p in groups}

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from revops_lib.errors import ParameterError, SourceError
+from revops_lib.schema import repeated_names
 
 __all__ = ["ENGINES", "ENGINE_ENV", "REMOTE_ENV", "CONF_ENV", "SparkSettings", "split_url", "is_spark_url",
            "session", "connect", "kit_backend", "read_csv", "is_spark_session", "LocalServer", "missing",
@@ -320,11 +321,7 @@ def read_csv(con, name: str, path):
         cols = list(t.columns)
     if len(header) != len(cols):
         return t, {}
-    positions: dict[str, list[int]] = {}
-    for i, h in enumerate(header):
-        if h.strip():
-            positions.setdefault(h.strip().lower(), []).append(i)
-    groups = [p for p in positions.values() if len(p) > 1]
+    groups = repeated_names(header)
     if not groups:
         return t, {}
     first_of = {p[0]: header[p[0]].strip() for p in groups}
