@@ -233,3 +233,16 @@ def test_kernels_spill_into_the_run_folder(tmp_path):
         pool.close()
     folder, pid = (tmp_path / "seen.txt").read_text().split("|")
     assert folder == str(tmp_path / f"revops-engine-{pid}")
+
+
+def test_runner_process_does_not_import_the_charting_stack():
+    """The runner checks parameters with ``present.context`` but never draws: seaborn, SciPy and pyplot stay
+    out of its process (they cost about 1.5–3 s of every run before validation starts)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, revops_lib.cli, revops_lib.runner.build, revops_lib.runner.parameters, "
+            "revops_lib.present.context\n"
+            "print(sorted(m for m in ('seaborn', 'scipy.stats', 'matplotlib.pyplot') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -16,7 +16,6 @@ import pandas as pd
 from revops_lib.errors import ParameterError, RevOpsError
 from revops_lib.importers import open_source as open_mapped
 from revops_lib.periods import Period, default_period, parse_period, resolve_as_of
-from revops_lib.present.charts.base import install_figure_filter, set_theme
 from revops_lib.present.labels import set_labels
 from revops_lib.present.publish import set_output_dir
 from revops_lib.present.section import quiet
@@ -106,6 +105,9 @@ def context(*, period: str = "", as_of: str = "", source: str = "../data/demo", 
     for name, value in (("currency", currency), ("as_of", as_of), ("privacy", privacy),
                         ("fiscal_year_start_month", fiscal_year_start_month), ("slices", slices)):
         check_value(name, value)
+    # imported here: the runner checks parameters with this module and never draws (seaborn takes ~1.5 s)
+    from revops_lib.present.charts.base import install_figure_filter, set_theme
+
     set_theme()
     install_figure_filter()
     quiet()
