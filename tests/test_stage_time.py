@@ -125,3 +125,25 @@ def test_time_in_stage_and_stuck_deals_are_the_same_on_postgresql(pg_url):
                                       stage_time.time_in_stage(duck, period="2026-10", **kw))
     pd.testing.assert_frame_equal(stage_time.stuck_deals(pg, period="2026-10"),
                                   stage_time.stuck_deals(duck, period="2026-10"), check_dtype=False)
+
+
+@pytest.mark.parametrize("as_of", [None, "2026-10-11"])
+def test_stage_time_tables_share_one_computation_of_the_spells_and_equal_the_separate_calls(as_of):
+    src = Source.from_frames(frames())
+    times, stuck = stage_time.stage_time_tables(src, period="2026-10", as_of=as_of, stages=DEFAULT_DEAL_STAGES)
+    pd.testing.assert_frame_equal(times, stage_time.time_in_stage(src, period="2026-10", as_of=as_of,
+                                                                  stages=DEFAULT_DEAL_STAGES))
+    pd.testing.assert_frame_equal(stuck, stage_time.stuck_deals(src, period="2026-10", as_of=as_of))
+    assert not times.empty and (as_of is not None or not stuck.empty)
+    # the spells were materialized once and dropped afterwards: no table of the kit's is left in the engine
+    assert not [t for t in src.con.list_tables() if t.startswith("ibis_cache")]
+
+
+def test_stage_time_tables_materializes_the_spells_once(monkeypatch):
+    import ibis.expr.types.relations as rel
+
+    calls = []
+    original = rel.Table.cache
+    monkeypatch.setattr(rel.Table, "cache", lambda self: calls.append(1) or original(self))
+    stage_time.stage_time_tables(Source.from_frames(frames()), period="2026-10")
+    assert len(calls) == 1

@@ -35,12 +35,12 @@ import numpy as np
 import pandas as pd
 
 from revops_lib.errors import ParameterError
-from revops_lib.metrics.common import backend_name, micros, require, run, source_of, us
+from revops_lib.metrics.common import backend_name, caches, micros, require, run, source_of, us
 from revops_lib.metrics.deal_history import closed_stages
 from revops_lib.metrics.lead_funnel import TOTAL
 from revops_lib.periods import window
 
-__all__ = ["time_in_stage", "stuck_deals", "stage_spells", "TIME_IN_STAGE_COLUMNS", "OUTCOMES"]
+__all__ = ["time_in_stage", "stuck_deals", "stage_time_tables", "stage_spells", "TIME_IN_STAGE_COLUMNS", "OUTCOMES"]
 
 #: The published columns of ``time_in_stage.csv`` (DESIGN.md, "Published tables").
 TIME_IN_STAGE_COLUMNS = ["stage", "outcome", "n", "median_days", "p90_days"]
@@ -103,7 +103,7 @@ def _order(stages_seen, stages: Sequence[str]) -> list[str]:
 
 
 def time_in_stage(data, *, period, as_of=None, stages: Sequence[str] = (), by: str | None = None,
-                  won_stages=None, lost_stages=None) -> pd.DataFrame:
+                  won_stages=None, lost_stages=None, spells: ir.Table | None = None) -> pd.DataFrame:
     """Median and 90th-percentile days in each deal stage, by outcome, of the spells that ended in the period.
 
     Parameters
@@ -119,6 +119,10 @@ def time_in_stage(data, *, period, as_of=None, stages: Sequence[str] = (), by: s
     by : str, optional
         A column of ``opportunities`` to split by (``team``, ``segment``, …).
     won_stages, lost_stages : iterable of str, optional
+    spells : Ibis table, optional
+        :func:`stage_spells` of the same data, cut-off (the earlier of the period end and ``as_of``), stages
+        and ``by`` (computed when absent; :func:`stage_time_tables` shares one between this and
+        :func:`stuck_deals`).
 
     Returns
     -------
@@ -139,7 +143,8 @@ def time_in_stage(data, *, period, as_of=None, stages: Sequence[str] = (), by: s
     """
     p, cut_as_of = window(period, as_of, period_required=True)
     cut = min(p.end_naive, cut_as_of)
-    s = stage_spells(data, as_of=cut, won_stages=won_stages, lost_stages=lost_stages, by=by)
+    s = spells if spells is not None else stage_spells(data, as_of=cut, won_stages=won_stages,
+                                                         lost_stages=lost_stages, by=by)
     s = s.filter(s.left_us.notnull() & (s.left_us >= us(p.start_naive)) & (s.left_us < us(cut)))
     keys = ([by] if by else []) + ["stage"]
 
@@ -170,13 +175,15 @@ def time_in_stage(data, *, period, as_of=None, stages: Sequence[str] = (), by: s
 
 
 def stuck_deals(data, *, period, as_of=None, times: pd.DataFrame | None = None, stages: Sequence[str] = (),
-                won_stages=None, lost_stages=None) -> pd.DataFrame:
+                won_stages=None, lost_stages=None, spells: ir.Table | None = None) -> pd.DataFrame:
     """Deals open at the cut-off in a stage for longer than that stage's p90 (see the module docstring).
 
     Parameters
     ----------
     times : DataFrame, optional
         :func:`time_in_stage` of the same period (computed when absent): its ``all`` rows give each stage's p90.
+    spells : Ibis table, optional
+        :func:`stage_spells` of the same data and cut-off, without ``by`` (as in :func:`time_in_stage`).
 
     Returns
     -------
@@ -197,14 +204,15 @@ def stuck_deals(data, *, period, as_of=None, times: pd.DataFrame | None = None, 
     cut = min(p.end_naive, cut_as_of)
     if times is None:
         times = time_in_stage(data, period=p, as_of=cut_as_of, stages=stages, won_stages=won_stages,
-                              lost_stages=lost_stages)
+                              lost_stages=lost_stages, spells=spells)
     cols = ["opportunity_id", "stage", "entered_at", "days_in_stage", "stage_p90_days", "times_p90", "amount",
             "close_date", "owner", "team"]
     tot = times[(times["outcome"] == TOTAL) & times["p90_days"].notna()]
     if tot.empty:
         return pd.DataFrame(columns=cols)
     p90 = ibis.memtable(pd.DataFrame({"p_stage": tot["stage"].astype(str), "p90": tot["p90_days"].astype("float64")}))
-    s = stage_spells(data, as_of=cut, won_stages=won_stages, lost_stages=lost_stages)
+    s = spells if spells is not None else stage_spells(data, as_of=cut, won_stages=won_stages,
+                                                         lost_stages=lost_stages)
     s = s.filter(s.censored)
     j = s.join(p90, s.stage == p90.p_stage)
     j = j.filter(j.days > j.p90).select("opportunity_id", "stage", "entered_us", "days", "p90")
@@ -224,3 +232,28 @@ def stuck_deals(data, *, period, as_of=None, times: pd.DataFrame | None = None, 
     df["times_p90"] = df["days_in_stage"] / df["stage_p90_days"]
     df = df.sort_values(["times_p90", "opportunity_id"], ascending=[False, True], ignore_index=True)
     return df[cols]
+
+
+def stage_time_tables(data, *, period, as_of=None, stages: Sequence[str] = (), won_stages=None,
+                      lost_stages=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(time_in_stage(...), stuck_deals(...))`` of one period from one computation of the stage spells.
+
+    Both read the same spells (two window passes over ``opportunity_history``); where the engine caches
+    (:func:`revops_lib.metrics.common.caches`) they are materialized once with Ibis's ``cache()`` and released
+    after, else each query computes them. The results equal the two calls made separately.
+    """
+    p, cut_as_of = window(period, as_of, period_required=True)
+    cut = min(p.end_naive, cut_as_of)
+    spells = stage_spells(data, as_of=cut, won_stages=won_stages, lost_stages=lost_stages)
+    cached = None
+    if caches(spells):
+        cached = spells = spells.cache()
+    try:
+        times = time_in_stage(data, period=p, as_of=cut_as_of, stages=stages, won_stages=won_stages,
+                              lost_stages=lost_stages, spells=spells)
+        stuck = stuck_deals(data, period=p, as_of=cut_as_of, times=times, stages=stages, won_stages=won_stages,
+                            lost_stages=lost_stages, spells=spells)
+    finally:
+        if cached is not None:
+            cached.release()
+    return times, stuck

@@ -35,7 +35,7 @@ from revops_lib.metrics.lead_funnel import (
     time_to_convert,
 )
 from revops_lib.metrics.records import stage_conversion_records
-from revops_lib.metrics.stage_time import stuck_deals, time_in_stage
+from revops_lib.metrics.stage_time import stage_time_tables
 from revops_lib.periods import Period, window
 from revops_lib.present.charts import funnel as charts
 from revops_lib.present.context import context
@@ -612,8 +612,8 @@ def analyze(source, *, period, as_of=None, stages: Sequence[str] = DEFAULT_STAGE
                                      gross_margin=gross_margin)
     if "stage_time" not in left_out:
         won, lost = closed_stages(src) if src.has("opportunities") else (None, None)
-        times = time_in_stage(src, period=p, as_of=cut, stages=deal_stages, won_stages=won, lost_stages=lost)
-        stuck = stuck_deals(src, period=p, as_of=cut, times=times, won_stages=won, lost_stages=lost)
+        times, stuck = stage_time_tables(src, period=p, as_of=cut, stages=deal_stages, won_stages=won,
+                                         lost_stages=lost)
     fr = FunnelReport(period=p, as_of=cut, previous=prev, previous_as_of=prev_cut, stages=stages,
                       deal_stages=deal_stages, funnel_mode=funnel_mode, min_sample=min_sample,
                       confidence=confidence, currency=currency, deals=deals, sales=sales, previous_sales=prev_sales,
