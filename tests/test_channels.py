@@ -199,3 +199,15 @@ def test_channel_economics_is_the_same_on_postgresql(pg_url):
         pd.testing.assert_frame_equal(channels.channel_economics(pg, period="2026-10", **kw),
                                       channels.channel_economics(Source.from_frames(f), period="2026-10", **kw),
                                       check_dtype=False)
+
+
+def test_the_attribution_is_computed_once_and_dropped_after(monkeypatch):
+    import ibis.expr.types.relations as rel
+
+    calls = []
+    original = rel.Table.cache
+    monkeypatch.setattr(rel.Table, "cache", lambda self: calls.append(1) or original(self))
+    src = Source.from_frames(company())
+    got = channels.channel_economics(src, period="2026-10")
+    assert len(calls) == 1 and got.set_index("source").loc["all", "opportunities"] > 0
+    assert not [t for t in src.con.list_tables() if t.startswith("ibis_cache")]

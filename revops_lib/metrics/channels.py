@@ -63,6 +63,7 @@ import pandas as pd
 from revops_lib.errors import ParameterError
 from revops_lib.metrics.common import (
     UNKNOWN,
+    caches,
     check_fraction,
     check_stages,
     count_if,
@@ -240,15 +241,23 @@ def channel_economics(data, *, period, as_of=None, channel_map: Mapping[str, str
                 frames[key] = e.groupby("source")["leads"].sum().rename(key).to_frame()
     if has["opportunities"]:
         a = attributed_opportunities(src)
-        created = (a.created_at >= ts_lit(p.start_naive)) & (a.created_at < ts_lit(cut))
-        won = (a.is_won.fill_null(False) & a.close_date.notnull() & (a.close_date >= date_lit(lo_d))
-               & (a.close_date < date_lit(hi_d)))
-        nb = a.type == "new_business"
-        g = run(a.filter(created | won).group_by(source="attributed_source").aggregate(
-            opportunities=count_if(created), pipeline_created=a.amount.sum(where=created),
-            revenue_won=a.amount.sum(where=won), new_business_won=a.amount.sum(where=won & nb)))
-        frames["opportunities"] = g.set_index("source")
-        frames["new_customers"] = _new_customers(src, a, lo_d, hi_d, has["subscriptions"])
+        # two queries read the attribution (two window passes over the leads): computed once where the engine caches
+        cached = None
+        if caches(a):
+            cached = a = a.cache()
+        try:
+            created = (a.created_at >= ts_lit(p.start_naive)) & (a.created_at < ts_lit(cut))
+            won = (a.is_won.fill_null(False) & a.close_date.notnull() & (a.close_date >= date_lit(lo_d))
+                   & (a.close_date < date_lit(hi_d)))
+            nb = a.type == "new_business"
+            g = run(a.filter(created | won).group_by(source="attributed_source").aggregate(
+                opportunities=count_if(created), pipeline_created=a.amount.sum(where=created),
+                revenue_won=a.amount.sum(where=won), new_business_won=a.amount.sum(where=won & nb)))
+            frames["opportunities"] = g.set_index("source")
+            frames["new_customers"] = _new_customers(src, a, lo_d, hi_d, has["subscriptions"])
+        finally:
+            if cached is not None:
+                cached.release()
     channels: dict[str, str] = {}
     if has["marketing_spend"]:
         s = src.table("marketing_spend")

@@ -73,8 +73,8 @@ FOOTNOTES = [
      "(p-value); changes vs the previous period: the same test on the two periods' counts."),
     ("Stage timing", "for leads that converted from from_stage to to_stage: days between the two stage times; "
      "median and 90th percentile (linear interpolation between order statistics)."),
-    ("Cohort trend", "the same stage-to-stage rates for the last trend_cohorts cohorts (default 12), counting conversions within N days of "
-     "reaching from_stage so young cohorts compare fairly with old ones; a cell is immature while its period "
+    ("Cohort trend", "the same stage-to-stage rates for the last trend_cohorts cohorts (default 12), counting "
+     "conversions within N days of reaching from_stage so young cohorts compare fairly with old ones; a cell is immature while its period "
      "is not over or more than 1% of its leads have had less than N days since reaching from_stage."),
     ("Activity counts", "leads that entered each stage during the period, whenever they were created."),
     ("Deal-stage funnel", "from opportunity_history, for opportunities created in the period: how many reached "
@@ -631,7 +631,8 @@ def _without_leads() -> dict:
     empty = pd.DataFrame()
     return dict(conversion=conv, timing=empty, previous_conversion=conv.drop(columns="source"), changes=empty,
                 source_tests=empty, segments=None, trend=empty, distribution=empty,
-                activity=pd.DataFrame({"stage": [], "leads": []}), previous_activity=pd.DataFrame({"stage": [], "leads": []}))
+                activity=pd.DataFrame({"stage": [], "leads": []}),
+                previous_activity=pd.DataFrame({"stage": [], "leads": []}))
 
 
 def _lead_parts(src, p, cut, prev, prev_cut, kw, *, trend_cohorts, trend_window_days, stages, funnel_mode,
