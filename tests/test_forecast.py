@@ -14,6 +14,7 @@ from sklearn.metrics import mean_absolute_percentage_error
 
 from revops_lib.errors import ParameterError, SchemaError
 from revops_lib.metrics import deal_history, pipeline
+from revops_lib.metrics.common import run
 from revops_lib.metrics import forecast as fc
 from revops_lib.present.sections import forecast as forecast_section
 
@@ -373,6 +374,14 @@ def test_stage_mask_and_the_join_fallback_give_the_same_rates(case):
     without.stage_bits = None
     assert with_mask.stage_bits
     pd.testing.assert_frame_equal(fc.stage_win_rates(with_mask, dates=dates), fc.stage_win_rates(without, dates=dates))
+    # prepared without the mask (as the scorecard does): no mask, the same rates, the other columns unchanged
+    unmasked = deal_history.prepare(case(), materialize=False, stage_mask=False)
+    assert unmasked.stage_bits is None
+    pd.testing.assert_frame_equal(fc.stage_win_rates(unmasked, dates=dates), fc.stage_win_rates(with_mask, dates=dates))
+    cols = [c for c in with_mask.rows.columns if c != "seen"]
+    key = ["opportunity_id", "seq", "changed_at"]
+    pd.testing.assert_frame_equal(run(unmasked.rows.select(cols)).sort_values(key, ignore_index=True),
+                                  run(with_mask.rows.select(cols)).sort_values(key, ignore_index=True))
 
 
 def test_deals_closed_at_the_same_instant_each_count_in_the_win_rates():

@@ -293,7 +293,7 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", history_period
                if p.kind == "month" else None)
     also = [(to_date, min(cut, p.end_naive))] if to_date is not None else []
     # every deal's state through time, built once for coverage and the undated deals (both point in time)
-    deals = prepare(src, scopes=False) if src.has("opportunities") else None
+    deals = prepare(src, scopes=False, stage_mask=False) if src.has("opportunities") else None  # no stage rates here
     try:
         both = kpi_history(src, period=p, as_of=cut, periods=history_periods, comparisons=True, also=also,
                            deals=deals)
