@@ -10,6 +10,8 @@ import re
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from revops_lib import files, sources
 from revops_lib.errors import ParameterError
@@ -110,6 +112,23 @@ def test_csv_floats_are_rounded_so_sum_order_noise_never_reaches_the_file():
     one = publish_mod.csv_bytes(pd.DataFrame({"x": [a], "amount": [5563000.123456789]}))
     two = publish_mod.csv_bytes(pd.DataFrame({"x": [b], "amount": [5563000.1234567891]}))
     assert one == two == b"x,amount\n1,5563000.12346\n"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.none()), max_size=30),
+       st.sampled_from(["float64", "Float64", "float32"]))
+def test_csv_floats_are_written_as_pandas_writes_them_with_the_kits_float_format(values, dtype):
+    """csv_bytes formats float columns itself (faster on long records): byte for byte what
+    ``to_csv(float_format="%.12g")`` writes, NaN, NA, ±inf, -0.0 and subnormals included."""
+    import numpy as np
+
+    if dtype == "float32":
+        values = [None if v is None else float(np.float32(v)) if np.isfinite(np.float32(v)) else v
+                  for v in values if v is None or abs(v) < 3e38 or not np.isfinite(v)]
+    col = pd.Series([np.nan if v is None else v for v in values], dtype="float64").astype(dtype)
+    df = pd.DataFrame({"x": col, "label": ["a"] * len(col)})
+    expected = df.to_csv(index=False, float_format="%.12g", lineterminator="\n").encode()
+    assert publish_mod.csv_bytes(df) == expected
 
 
 # --- credentials -------------------------------------------------------------------------------
