@@ -92,6 +92,12 @@ def test_close_date_pushes_counts_moves_later_before_as_of(frames):
     all_time = quality.close_date_pushes(frames, as_of="2026-11-01", min_pushes=1)
     assert all_time.attrs == {"count": 2, "scope": "all time"}
     assert set(all_time["opportunity_id"]) == {"O1", "O3"}
+    # the count is of every such deal, not of the rows shown: limit=1 shows the most pushed one of the two
+    top = quality.close_date_pushes(frames, as_of="2026-11-01", min_pushes=1, limit=1)
+    assert top.attrs["count"] == 2 and top["opportunity_id"].tolist() == ["O3"]
+    assert list(top.columns) == list(all_time.columns)
+    empty = quality.close_date_pushes(frames, period="2026-10", min_pushes=9)
+    assert empty.empty and empty.attrs["count"] == 0 and list(empty.columns) == list(all_time.columns)
 
 
 def test_missing_amounts_lists_open_or_won_deals_with_zero_or_null(frames):

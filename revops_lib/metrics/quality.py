@@ -211,9 +211,12 @@ def close_date_pushes(source, *, as_of=None, period=None, min_pushes: int = 2, l
     else:
         g = g.mutate(owner=ibis.null(dt.string), stage=ibis.null(dt.string), status=ibis.null(dt.string),
                      amount=ibis.null(dt.float64))
-    count = int(src.con.execute(g.count()))
-    df = src.con.execute(g.select(*cols).order_by([ibis.desc("pushes"), ibis.desc("total_pushes"),
-                                                    ibis.desc("days_pushed"), "opportunity_id"]).limit(limit))
+    # one query: the count of such deals (a window over all of them, taken before the limit) and the top rows
+    g = g.select(*cols, _count=g.total_pushes.count().over(ibis.window()))  # total_pushes is never null
+    df = src.con.execute(g.order_by([ibis.desc("pushes"), ibis.desc("total_pushes"), ibis.desc("days_pushed"),
+                                     "opportunity_id"]).limit(limit))
+    count = int(df["_count"].iloc[0]) if len(df) else 0
+    df = df.drop(columns="_count")
     for c in ("first_close_date", "latest_close_date"):
         df[c] = pd.to_datetime(df[c]).dt.date
     df.attrs.update(count=count, scope="period" if p is not None else "all time")
