@@ -64,6 +64,10 @@ def test_stale_open_deals_overdue_or_idle(frames):
     assert got.set_index("opportunity_id").loc["O1", "days_since_change"] == 245
     assert got.set_index("opportunity_id").loc["O2", "reason"] == "close date passed"
     assert got.attrs == {"count": 2, "amount": 12000.0}
+    # count and amount are of every such deal, not of the rows shown
+    top = quality.stale_open_deals(frames, period="2026-10", stale_days=90, limit=1)
+    assert top["opportunity_id"].tolist() == ["O2"] and top.attrs == {"count": 2, "amount": 12000.0}
+    assert list(top.columns) == list(got.columns)
 
 
 def test_stale_open_deals_counts_whole_days_and_flags_only_more_than_stale_days(frames):
@@ -74,7 +78,9 @@ def test_stale_open_deals_counts_whole_days_and_flags_only_more_than_stale_days(
     got = quality.stale_open_deals(frames, period="2026-10", stale_days=10)
     assert got["days_since_change"].tolist() == [11]
     assert got["reason"].tolist() == ["no change for 10+ days"]
-    assert quality.stale_open_deals(frames, period="2026-10", stale_days=11).empty  # 11 is not more than 11
+    none = quality.stale_open_deals(frames, period="2026-10", stale_days=11)
+    assert none.empty and none.attrs == {"count": 0, "amount": 0.0}  # 11 is not more than 11
+    assert list(none.columns) == list(got.columns)
 
 
 def test_close_date_pushes_counts_moves_later_before_as_of(frames):

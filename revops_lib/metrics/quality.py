@@ -172,12 +172,16 @@ def stale_open_deals(source, *, as_of=None, period=None, stale_days: int = 90, l
     o = o.filter(overdue | idle).mutate(
         reason=ibis.cases((overdue & idle, "close date passed, no change"),
                           (overdue, "close date passed"), else_=f"no change for {stale_days}+ days"))
-    stats = src.con.execute(o.aggregate(count=o.count(), amount=o.amount.sum())).iloc[0]
     cols = ["opportunity_id", "owner", "stage", "amount", "created_at", "close_date", "days_since_change", "reason"]
-    df = src.con.execute(o.select(*cols).order_by([ibis.desc("amount"), "opportunity_id"]).limit(limit))
+    # one query: the count and amount of every such deal (windows over all of them, before the limit), the top rows
+    every = ibis.window()
+    o = o.select(*cols, _count=o.reason.count().over(every), _amount=o.amount.sum().over(every))  # reason: never null
+    df = src.con.execute(o.order_by([ibis.desc("amount"), "opportunity_id"]).limit(limit))
+    count, amount = (int(df["_count"].iloc[0]), df["_amount"].iloc[0]) if len(df) else (0, None)
+    df = df.drop(columns=["_count", "_amount"])
     df["created_at"] = pd.to_datetime(df["created_at"]).dt.date
     df["close_date"] = pd.to_datetime(df["close_date"]).dt.date
-    df.attrs.update(count=int(stats["count"]), amount=float(stats["amount"] or 0.0))
+    df.attrs.update(count=count, amount=0.0 if amount is None or pd.isna(amount) else float(amount))
     return df
 
 
