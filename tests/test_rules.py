@@ -8,6 +8,7 @@ with missing, zero and negative input, and that the reports use them.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -220,5 +221,17 @@ def test_a_long_table_shows_its_first_rows_and_links_the_csv_with_all_of_them(tm
         assert '… and 5 more rows: all rows in <a href="tables/data_quality/stale_open_deals.csv">' in html
         assert len(pd.read_csv(tmp_path / "tables" / "stale_open_deals.csv")) == 30  # the CSV has them all
         assert not hasattr(Page.table(frame.head(3), "few", limit=25), "more")  # short tables stay whole
+        # a display built by a function formats only the rows shown, and the table reads the same
+        seen = []
+
+        def display(rows):
+            seen.append(len(rows))
+            return rows.rename(columns={"opportunity_id": "Deal"})
+
+        lazy = Page.table(frame, "stale_open_deals", display, limit=25)
+        same = [re.sub(r"T_[0-9a-f]+", "T_", x) for x in (lazy._repr_html_(), html.replace("Opportunity ID", "Deal"))]
+        assert seen == [25] and same[0] == same[1]  # (a styled table's element ids are random)
+        assert Page.table(frame.head(0), "none", display, limit=25, empty="No deal.")._repr_html_().count("No deal.")
+        assert seen[-1] == 0
     finally:
         set_output_dir(None)

@@ -242,22 +242,30 @@ class Section:
         return md(text)
 
     @classmethod
-    def table(cls, data: pd.DataFrame, name: str | None = None, shown: pd.DataFrame | None = None, *,
+    def table(cls, data: pd.DataFrame, name: str | None = None, shown=None, *,
               formats: dict | None = None, html=(), index: bool = False, empty: str | None = None,
               limit: int | None = None, records: pd.DataFrame | None = None):
         """Publish ``data`` as ``tables/<name>.csv`` (when ``name`` is given) and show ``shown`` (default:
         ``data``) as a formatted table; ``empty`` is the sentence shown instead when there is no row.
+        ``shown`` may also be a function of rows of ``data`` giving their display frame (one row per row):
+        with ``limit`` it formats only the rows shown, not every row of a long table.
         With ``limit``, a longer table shows its first ``limit`` rows and says how many more the CSV holds.
         With ``records`` (and ``name``), the records behind the table are published too and linked under it
         (:meth:`with_records`)."""
         if name is not None:
             publish(data, name, index=index)
+        n_rows = None
+        if callable(shown):
+            n_rows = len(data)
+            shown = shown(data if limit is None else data.head(limit))
         frame = data if shown is None else shown
-        if empty is not None and frame.empty:
+        if n_rows is None:
+            n_rows = len(frame)
+        if empty is not None and n_rows == 0:
             out = md(empty)
-        elif limit is not None and len(frame) > limit:
+        elif limit is not None and n_rows > limit:
             csv = f"tables/{cls.report}/{name}.csv" if name and cls.report else None
-            out = Truncated(style_table(frame.head(limit), formats, index=index, html=html), len(frame) - limit, csv)
+            out = Truncated(style_table(frame.head(limit), formats, index=index, html=html), n_rows - limit, csv)
         else:
             out = style_table(frame, formats, index=index, html=html)
         if records is not None and name is not None:

@@ -194,12 +194,13 @@ class ChannelAndStageParts:
     @needs_part("stage_time")
     def stuck_table(self, limit: int = 15):
         """Open deals in a stage longer than its p90, longest first (all published as ``stuck_deals.csv``)."""
-        s = self._stuck()
-        shown = pd.DataFrame({
-            "Deal": s["opportunity_id"], "Stage": s["stage"].map(stage_label),
-            "In stage since": pd.to_datetime(s["entered_at"]).dt.strftime("%Y-%m-%d"),
-            "Days in stage": s["days_in_stage"].map(fmt_days), "Stage p90": s["stage_p90_days"].map(fmt_days),
-            "Amount": s["amount"].map(lambda v: fmt_money(v, self.currency)),
-            "Owner": s["owner"].fillna(MISSING), "team": s["team"],
-        })
-        return self.table(s, "stuck_deals", shown, limit=limit, empty="No stuck deal.")
+        def shown(s):  # only the rows shown are formatted (a big pipeline has tens of thousands of stuck deals)
+            return pd.DataFrame({
+                "Deal": s["opportunity_id"], "Stage": s["stage"].map(stage_label),
+                "In stage since": pd.to_datetime(s["entered_at"]).dt.strftime("%Y-%m-%d"),
+                "Days in stage": s["days_in_stage"].map(fmt_days), "Stage p90": s["stage_p90_days"].map(fmt_days),
+                "Amount": s["amount"].map(lambda v: fmt_money(v, self.currency)),
+                "Owner": s["owner"].fillna(MISSING), "team": s["team"],
+            })
+
+        return self.table(self._stuck(), "stuck_deals", shown, limit=limit, empty="No stuck deal.")
