@@ -120,8 +120,8 @@ def time_in_stage(data, *, period, as_of=None, stages: Sequence[str] = (), by: s
         A column of ``opportunities`` to split by (``team``, ``segment``, …).
     won_stages, lost_stages : iterable of str, optional
     spells : Ibis table, optional
-        :func:`stage_spells` of the same data, cut-off (the earlier of the period end and ``as_of``), stages
-        and ``by`` (computed when absent; :func:`stage_time_tables` shares one between this and
+        :func:`stage_spells` of the same data, cut-off (the earlier of the period end and ``as_of``), won and
+        lost stages and ``by`` (computed when absent; :func:`stage_time_tables` shares one between this and
         :func:`stuck_deals`).
 
     Returns
