@@ -451,8 +451,11 @@ def pg_landed(pg_url) -> str:
     return pg_url
 
 
-@pytest.mark.postgres
-def test_postgres_landed_tables_give_the_import_s_tables_and_figures(pg_landed, tmp_path):
+def landed_like_the_import(url: str, engine: str, tmp_path, where=None):
+    """The landed tables at ``url``, read through each vendor's preset by ``engine``, equal the tables that
+    `revops import` makes of the CSV exports (imported into ``tmp_path/<vendor>``), and give the figures
+    test_importers.py checks; ``where(vendor)``: the expected ``MappedSource.where``. Returns the source read
+    through ``fivetran_salesforce,fivetran_stripe``."""
     from revops_lib.importers import import_folder
     from revops_lib.metrics.deals import win_rate
     from revops_lib.metrics.mrr import mrr_movements
@@ -460,16 +463,60 @@ def test_postgres_landed_tables_give_the_import_s_tables_and_figures(pg_landed, 
 
     for vendor in ("salesforce", "hubspot", "stripe"):
         imported = import_folder(FIXTURES / vendor, tmp_path / vendor, preset=vendor)
-        live = open_mapped_source(pg_landed, preset=f"fivetran_{vendor}")
-        assert live.source.con.name == "postgres"
+        live = open_mapped_source(url, preset=f"fivetran_{vendor}")
+        assert live.source.con.name == engine
+        if where is not None:
+            assert live.where == [where(vendor)]
         assert_same_tables(live.source, open_plain(imported.out), list(imported.rows))
-    sf = open_source(pg_landed, preset="fivetran_salesforce,fivetran_stripe")
-    # the figures test_importers.py checks after `revops import`, here computed by PostgreSQL
+    sf = open_source(url, preset="fivetran_salesforce,fivetran_stripe")
+    # the figures test_importers.py checks after `revops import`, here computed by the engine
     assert win_rate(sf.table("opportunities"), period="2026-03", as_of="2026-04-01") == pytest.approx(3 / 5)
     assert win_rate(sf.table("opportunities"), period="2026-03", as_of="2026-04-01",
                     weight="amount") == pytest.approx(37000 / 48000)
-    hs = open_source(pg_landed, preset="fivetran_hubspot")
+    hs = open_source(url, preset="fivetran_hubspot")
     assert win_rate(hs.table("opportunities"), period="2026-03", as_of="2026-04-01") == pytest.approx(3 / 6)
+    mv = mrr_movements(sf, period="2026-03", as_of="2026-04-01")
+    assert mv.set_index("month").loc["2026-03", "ending_mrr"] == pytest.approx(1718.0)
+    return sf
+
+
+def report_of_the_import(tmp_path, notebooks, period: str = "2026-03") -> None:
+    """Build ``notebooks`` into ``tmp_path/from_import`` from one folder of what `revops import` makes of the
+    Salesforce and Stripe CSV exports: the reference the reports read through presets must equal."""
+    import shutil
+
+    from revops_lib.importers import import_folder
+
+    from conftest import run_report
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for vendor in ("salesforce", "stripe"):
+        done = import_folder(FIXTURES / vendor, tmp_path / f"import_{vendor}", preset=vendor)
+        for f in done.out.glob("*.parquet"):
+            shutil.copy(f, folder / f.name)
+    status, said = run_report(folder, tmp_path / "from_import", period, notebooks)
+    assert status == 0, said
+
+
+def same_as_the_import(tmp_path, out, notebooks, period: str = "2026-03") -> None:
+    """Every report in ``out`` published the same CSV bytes as :func:`report_of_the_import`'s and says its presets."""
+    for nb in notebooks:
+        a, b = tmp_path / "from_import" / period / "tables" / nb, out / period / "tables" / nb
+        names = sorted(p.name for p in a.glob("*.csv"))
+        assert names and names == sorted(p.name for p in b.glob("*.csv")), nb
+        for name in names:
+            assert (a / name).read_bytes() == (b / name).read_bytes(), f"{nb}/{name}"
+        html = (out / period / f"{nb}.html").read_text()
+        assert "(preset fivetran_salesforce,fivetran_stripe)" in html
+
+
+@pytest.mark.postgres
+def test_postgres_landed_tables_give_the_import_s_tables_and_figures(pg_landed, tmp_path):
+    from revops_lib.importers import import_folder
+    from revops_lib.sources import open_source as open_plain
+
+    sf = landed_like_the_import(pg_landed, "postgres", tmp_path)
     # `revops import --from URL`: the landed tables written as a folder equal to the CSV export's import
     for vendor in ("salesforce", "stripe"):
         url = pg_landed.replace("://postgres@", "://postgres:s3cret@")  # trust auth: any password is accepted
@@ -481,8 +528,6 @@ def test_postgres_landed_tables_give_the_import_s_tables_and_figures(pg_landed, 
         marker = (from_db.out / ".revops-import").read_text()
         assert "postgres://" in marker and "s3cret" not in marker
         assert not any("s3cret" in f.read_bytes().decode("latin-1") for f in from_db.out.rglob("*") if f.is_file())
-    mv = mrr_movements(sf, period="2026-03", as_of="2026-04-01")
-    assert mv.set_index("month").loc["2026-03", "ending_mrr"] == pytest.approx(1718.0)
     tx = sf.to_pandas("transactions")
     march = tx[(tx.occurred_at >= "2026-03-01") & (tx.occurred_at < "2026-04-01")]
     assert (len(march), round(march.amount.sum(), 2)) == (12, 5598.0)
@@ -494,22 +539,10 @@ def test_postgres_landed_tables_give_the_import_s_tables_and_figures(pg_landed, 
 def test_reports_from_postgres_through_presets_publish_the_import_s_tables(pg_landed, tmp_path):
     """The runner both ways: a folder made by `revops import` and PostgreSQL read through the presets (with a
     password in the URL, which no file may hold) publish byte-identical tables."""
-    import shutil
-
-    from revops_lib.importers import import_folder
     from revops_lib.runner import build
 
-    from conftest import run_report
-
-    folder = tmp_path / "data"
-    folder.mkdir()
-    for vendor in ("salesforce", "stripe"):
-        done = import_folder(FIXTURES / vendor, tmp_path / f"import_{vendor}", preset=vendor)
-        for f in done.out.glob("*.parquet"):
-            shutil.copy(f, folder / f.name)
     notebooks = ["funnel_conversion", "cohort_retention"]
-    status, said = run_report(folder, tmp_path / "from_import", "2026-03", notebooks)
-    assert status == 0, said
+    report_of_the_import(tmp_path, notebooks)
     secret = "s3cr3t-pw"
     url = pg_landed.replace("postgres://postgres@", f"postgres://postgres:{secret}@", 1)
     messages = []
@@ -518,14 +551,7 @@ def test_reports_from_postgres_through_presets_publish_the_import_s_tables(pg_la
     assert status == 0, messages
     said = "\n".join(messages)
     assert "  leads                ← lead" in said and "  subscriptions  ← subscription_history" in said
-    for nb in notebooks:
-        a, b = tmp_path / "from_import" / "2026-03" / "tables" / nb, tmp_path / "from_pg" / "2026-03" / "tables" / nb
-        names = sorted(p.name for p in a.glob("*.csv"))
-        assert names and names == sorted(p.name for p in b.glob("*.csv")), nb
-        for name in names:
-            assert (a / name).read_bytes() == (b / name).read_bytes(), f"{nb}/{name}"
-        html = (tmp_path / "from_pg" / "2026-03" / f"{nb}.html").read_text()
-        assert "(preset fivetran_salesforce,fivetran_stripe)" in html
+    same_as_the_import(tmp_path, tmp_path / "from_pg", notebooks)
     for p in (tmp_path / "from_pg").rglob("*"):
         assert not p.is_file() or secret.encode() not in p.read_bytes(), p
 

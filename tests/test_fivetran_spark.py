@@ -13,7 +13,14 @@ import pytest
 
 from revops_lib.importers import open_mapped_source, open_source
 
-from test_fivetran import FIXTURES, assert_same_tables, landed
+from test_fivetran import (
+    FIXTURES,
+    assert_same_tables,
+    landed,
+    landed_like_the_import,
+    report_of_the_import,
+    same_as_the_import,
+)
 
 SCHEMAS = ("salesforce", "hubspot", "stripe", "salesforce_paris")
 
@@ -60,27 +67,12 @@ def spark_landed(spark_url):
 @pytest.mark.spark
 def test_spark_landed_tables_give_the_import_s_tables_and_figures(spark_landed, tmp_path):
     from revops_lib.importers import import_folder
-    from revops_lib.metrics.deals import win_rate
-    from revops_lib.metrics.mrr import mrr_movements
     from revops_lib.sources import open_source as open_plain
 
-    for vendor in ("salesforce", "hubspot", "stripe"):
-        imported = import_folder(FIXTURES / vendor, tmp_path / vendor, preset=vendor)
-        live = open_mapped_source(spark_landed, preset=f"fivetran_{vendor}")
-        assert live.source.con.name == "pyspark"
-        assert live.where == [f"database `{vendor}` of Spark {spark_landed}"]
-        assert_same_tables(live.source, open_plain(imported.out), list(imported.rows))
-    sf = open_source(spark_landed, preset="fivetran_salesforce,fivetran_stripe")
+    sf = landed_like_the_import(spark_landed, "pyspark", tmp_path,
+                                where=lambda vendor: f"database `{vendor}` of Spark {spark_landed}")
     assert sf.names == ["leads", "opportunities", "opportunity_history", "subscriptions", "transactions",
                         "activities"]
-    # the figures test_importers.py checks after `revops import`, here computed by Spark
-    assert win_rate(sf.table("opportunities"), period="2026-03", as_of="2026-04-01") == pytest.approx(3 / 5)
-    assert win_rate(sf.table("opportunities"), period="2026-03", as_of="2026-04-01",
-                    weight="amount") == pytest.approx(37000 / 48000)
-    hs = open_source(spark_landed, preset="fivetran_hubspot")
-    assert win_rate(hs.table("opportunities"), period="2026-03", as_of="2026-04-01") == pytest.approx(3 / 6)
-    mv = mrr_movements(sf, period="2026-03", as_of="2026-04-01")
-    assert mv.set_index("month").loc["2026-03", "ending_mrr"] == pytest.approx(1718.0)
     # `revops import --from sc://…`: the landed tables written as the folder the CSV export's import gives
     from_spark = import_folder(spark_landed, tmp_path / "spark-stripe", preset="fivetran_stripe")
     assert_same_tables(open_plain(from_spark.out), open_plain(tmp_path / "stripe"), list(from_spark.rows))
@@ -132,36 +124,17 @@ def test_cli_validate_reads_spark_through_the_presets(spark_landed, capsys):
 def test_a_report_from_spark_through_presets_publishes_the_import_s_tables(spark_landed, tmp_path):
     """The runner on a sc:// source with `--preset`: the kernels read Spark through the presets and publish the
     same bytes as a report on the folder `revops import` writes."""
-    import shutil
-
-    from revops_lib.importers import import_folder
     from revops_lib.runner import build
 
-    from conftest import run_report
-
-    folder = tmp_path / "data"
-    folder.mkdir()
-    for vendor in ("salesforce", "stripe"):
-        done = import_folder(FIXTURES / vendor, tmp_path / f"import_{vendor}", preset=vendor)
-        for f in done.out.glob("*.parquet"):
-            shutil.copy(f, folder / f.name)
     notebooks = ["funnel_conversion"]
-    status, said = run_report(folder, tmp_path / "from_import", "2026-03", notebooks)
-    assert status == 0, said
+    report_of_the_import(tmp_path, notebooks)
     messages = []
     status = build.run(period="2026-03", source=spark_landed, out=tmp_path / "from_spark", notebooks=notebooks,
                        jobs=1, force=True, progress=messages.append, preset="fivetran_salesforce,fivetran_stripe")
     log = "\n".join(messages)
     assert status == 0, log
     assert "use the Spark Connect server of the source" in log and "  leads                ← lead" in log
-    for nb in notebooks:
-        a, b = tmp_path / "from_import" / "2026-03" / "tables" / nb, tmp_path / "from_spark" / "2026-03" / "tables" / nb
-        names = sorted(p.name for p in a.glob("*.csv"))
-        assert names and names == sorted(p.name for p in b.glob("*.csv")), nb
-        for name in names:
-            assert (a / name).read_bytes() == (b / name).read_bytes(), f"{nb}/{name}"
-        html = (tmp_path / "from_spark" / "2026-03" / f"{nb}.html").read_text()
-        assert "(preset fivetran_salesforce,fivetran_stripe)" in html
+    same_as_the_import(tmp_path, tmp_path / "from_spark", notebooks)
 
 
 def test_presets_with_engine_spark_need_a_spark_connect_source(tmp_path, capsys):
