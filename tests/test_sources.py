@@ -304,10 +304,10 @@ def test_engine_memory_limit_and_spill_folder(tmp_path, monkeypatch, frames):
     write_folder(frames, tmp_path / "data")
     monkeypatch.delenv(ENGINE_MEMORY_ENV, raising=False)
     monkeypatch.setenv(ENGINE_TMP_ENV, str(tmp_path / "spill"))
-    assert duckdb_config()["memory_limit"] == DEFAULT_ENGINE_MEMORY == "512MB"
+    assert duckdb_config()["memory_limit"] == DEFAULT_ENGINE_MEMORY == "384MB"
     con = open_source(tmp_path / "data").con
     limit, folder = con.raw_sql("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone()
-    assert limit == "488.2 MiB"  # 512 MB
+    assert limit == "366.2 MiB"  # 384 MB
     assert folder == str(tmp_path / "spill" / f"revops-engine-{os.getpid()}")
     monkeypatch.setenv(ENGINE_MEMORY_ENV, "2GB")
     con = open_source(frames).con
