@@ -298,16 +298,33 @@ def test_metrics_on_spark_equal_duckdb(both, call):
 
 
 @pytest.mark.spark
-def test_nothing_is_cached_on_spark_and_duckdb_caches_are_dropped(both):
-    from revops_lib.metrics import deal_history, mrr
+def test_spark_caches_the_deal_history_only_and_every_cache_is_dropped(both):
+    """On Spark the deal history is cached (Spark finds its plan again: queries read the cached rows) and released
+    with its view; the MRR change points and stage spells, plans Spark cannot find in its cache, are computed
+    in every query. On DuckDB every cache is made and dropped."""
+    from revops_lib.metrics import deal_history, forecast, mrr, stage_time
+    from revops_lib.metrics.common import caches
 
     duck, spark = both
-    d = deal_history.prepare(spark)
-    assert not d.materialized  # Ibis's cache() cannot be used on Spark: computed in every query instead
+    session = spark.con._session
+
+    def cached_views():
+        return {r.viewName for r in session.sql("SHOW VIEWS").collect() if r.viewName.startswith("ibis_cached")}
+
+    assert not cached_views()
+    with deal_history.prepare(spark) as d:
+        assert d.materialized
+        (name,) = cached_views()
+        df = spark.con._cached_dataframes[name]
+        assert df.is_cached
+        dates = ["2026-09-01", "2026-10-01"]
+        _same(forecast.stage_win_rates(d, dates=dates), forecast.stage_win_rates(duck, dates=dates))
+    assert not d.materialized and not cached_views() and not df.is_cached
     cm = mrr.customer_mrr(spark, period="2026-10", cache=True)
     assert cm._temp is None
-    views = {r.viewName for r in spark.con._session.sql("SHOW VIEWS").collect()}
-    assert not [v for v in views if v.startswith("ibis_cached")]
+    spells = stage_time.stage_spells(spark, as_of=pd.Timestamp("2026-11-01"))
+    assert not caches(spells) and caches(spells.unbind()) is True  # (unbound: DuckDB, which caches it)
+    assert not cached_views()
     for name in duck.names:
         duck.raw(name)  # (files are opened on first use, as views)
     before = set(duck.con.list_tables())

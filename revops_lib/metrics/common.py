@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
+import ibis.expr.operations as ops
 import numpy as np
 import pandas as pd
 
@@ -29,7 +30,7 @@ from revops_lib.schema import TABLES
 from revops_lib.sources import Source, as_table, open_source, to_pandas
 
 __all__ = ["ratio", "backend_name", "caches", "NO_ASOF_ENGINES", "NO_CACHE_ENGINES",
-           "cents", "money", "micros", "us", "count_if", "as_int", "ts_lit",
+           "SPARK_UNCACHEABLE", "cents", "money", "micros", "us", "count_if", "as_int", "ts_lit",
            "date_lit", "run", "check_int", "check_fraction", "parse_instants", "source_of", "require", "typed",
            "raw", "instant", "dimension", "check_stages", "pairs", "UNKNOWN"]
 
@@ -72,10 +73,16 @@ def cents(amount: ir.NumericValue, backend: str) -> ir.IntegerValue:
     return x.cast(_INT) if backend in ("duckdb", "postgres") else x.round().cast(_INT)
 
 
-#: Engines on which the kit does not cache intermediate tables (Ibis ``Table.cache()``): Spark persists the
-#: DataFrame but cannot find a plan with ``FIRST(…) IGNORE NULLS`` (a non-deterministic aggregate) in its
-#: cache again, so Ibis's check fails after the data are pinned in memory; there every query computes them.
-NO_CACHE_ENGINES = ("pyspark",)
+#: Engines on which the kit never caches intermediate tables (Ibis ``Table.cache()``); none at present.
+NO_CACHE_ENGINES: tuple[str, ...] = ()
+
+#: Spark persists any plan but serves a query from its cache only when it finds the plan there again, which
+#: fails for some plans: a non-deterministic aggregate (``FIRST(…) IGNORE NULLS``, what Ibis compiles
+#: ``first``, ``last`` and ``arbitrary`` to) or a table joined with itself (the stage spells). Ibis's check after
+#: ``cache()`` then fails with the data already pinned on the server. So on Spark the kit caches only the
+#: tables whose caller vouches for them (``caches(t, spark=True)``: the deal history, the bulk of the
+#: forecast's and scorecard's work, checked by ``tests/test_spark.py``) and that hold none of these operations.
+SPARK_UNCACHEABLE = (ops.First, ops.Last, ops.Arbitrary)
 
 
 #: Engines without an as-of join (Ibis: "ASOF joins are not supported by Spark SQL"): the kit looks instants
@@ -83,9 +90,13 @@ NO_CACHE_ENGINES = ("pyspark",)
 NO_ASOF_ENGINES = ("pyspark",)
 
 
-def caches(t: ir.Table) -> bool:
-    """Whether the kit materializes intermediate tables with Ibis's own ``cache()`` on ``t``'s engine."""
-    return backend_name(t) not in NO_CACHE_ENGINES
+def caches(t: ir.Table, *, spark: bool = False) -> bool:
+    """Whether the kit materializes ``t`` with Ibis's own ``cache()`` on its engine; on Spark only when
+    ``spark`` (the caller knows Spark finds the plan in its cache again, see :data:`SPARK_UNCACHEABLE`)."""
+    engine = backend_name(t)
+    if engine == "pyspark":
+        return spark and not t.op().find(SPARK_UNCACHEABLE)
+    return engine not in NO_CACHE_ENGINES
 
 
 def money(cents_value) -> Any:

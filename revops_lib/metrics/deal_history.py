@@ -274,7 +274,7 @@ def prepare(data, *, won_stages=None, lost_stages=None, scopes: bool = True, mat
     ...     base = baseline_forecast(deals, snapshots=snaps)
     """
     d = deal_rows(data, won_stages=won_stages, lost_stages=lost_stages, scopes=scopes, stage_mask=stage_mask)
-    if materialize and not d.materialized and caches(d.rows):
+    if materialize and not d.materialized and caches(d.rows, spark=True):  # (Spark finds these rows in its cache)
         try:
             d.rows = d.rows.cache()
             d.materialized = True

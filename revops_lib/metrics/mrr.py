@@ -312,8 +312,8 @@ class CustomerMRR:
 
     def cache(self) -> "CustomerMRR":
         """Materialize the change points in the engine with Ibis's own ``Table.cache()`` (until :meth:`release`);
-        never hand-written DDL, so every backend drops what it made in its own dialect. Nothing on an engine
-        that the kit does not cache on (:data:`revops_lib.metrics.common.NO_CACHE_ENGINES`: Spark)."""
+        never hand-written DDL, so every backend drops what it made in its own dialect. Nothing where the kit
+        does not cache (:func:`revops_lib.metrics.common.caches`: on Spark, a plan Spark cannot find again)."""
         if self._temp is None and caches(self.changes):
             self.changes = self.changes.cache()
             self._temp = (self.changes, self.changes.get_name())
