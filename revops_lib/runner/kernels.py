@@ -260,6 +260,11 @@ class KernelPool:
             t.join(timeout=120)
         with self._lock:
             kernels, self._all = self._all, []
+        # every notebook is done and a kernel keeps nothing worth a graceful exit (its engine's spill folder
+        # is in the run's folder, removed with the run): killed at once, then its manager cleans up (about
+        # 0.01 s each rather than 0.7 s for the polite shutdown of two kernels)
+        for k in kernels:
+            _kill(k.km)
         stops = [threading.Thread(target=k.shutdown, name="revops-kernel-stop") for k in kernels]
         for t in stops:  # in parallel: each waits for its process to end
             t.start()
