@@ -264,13 +264,16 @@ def test_a_kernel_draws_charts_only_to_make_their_png(tmp_path):
 
 
 def test_runner_process_does_not_import_the_charting_stack():
-    """The runner checks parameters with ``present.context`` but never draws: seaborn, SciPy and pyplot stay
-    out of its process (they cost about 1.5–3 s of every run before validation starts)."""
+    """The runner checks parameters with ``present.context`` and imports every report's section (to see which
+    parts the tables allow) but never draws: seaborn, SciPy and pyplot stay out of its process (they cost about
+    2–3 s of every run, before validation and between it and the first notebook)."""
     import subprocess
     import sys
 
     code = ("import sys, revops_lib.cli, revops_lib.runner.build, revops_lib.runner.parameters, "
             "revops_lib.present.context\n"
+            "from revops_lib.runner import registry\n"
+            "assert all(registry.section_class(n).report == n for n in registry.REPORTS)\n"
             "print(sorted(m for m in ('seaborn', 'scipy.stats', 'matplotlib.pyplot') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -65,8 +65,10 @@ def section_class(name: str):
     from revops_lib.present.section import Section
 
     mod = importlib.import_module(REPORTS[name].section)
+    # (``issubclass(type(v), type)``, not ``isinstance``: that reads ``__class__``, which would load the
+    # lazily loaded chart module the section imports, see revops_lib.present.charts)
     found = [v for v in vars(mod).values()
-             if isinstance(v, type) and issubclass(v, Section) and v is not Section and v.report == name]
+             if issubclass(type(v), type) and issubclass(v, Section) and v is not Section and v.report == name]
     return found[0] if found else None
 
 
