@@ -77,9 +77,9 @@ ENGINE_MEMORY_ENV = "REVOPS_ENGINE_MEMORY"
 ENGINE_TMP_ENV = "REVOPS_ENGINE_TMP"
 #: Keeps every report process under 1 GiB at demo scale 100 (5 M leads, 2.5 M history rows): DuckDB's own
 #: default (80 % of the machine's memory, per process) lets two parallel reports each take gigabytes for a
-#: sort they can as well spill. 384 MB rather than 512 MB: the same time at scale 100, and the forecast
-#: report's process peaks at about 0.84 GiB instead of 0.95 GiB (its deal history, a 2.5 M-row temporary
-#: table, is the largest thing it holds). Raise it for bigger data on a bigger machine.
+#: sort they can as well spill. 384 MB rather than 512 MB: at scale 100 the busiest process peaks at about
+#: 0.79 GiB instead of 0.90–0.99 GiB (the forecast's deal history, a 2.5 M-row temporary table, is the largest
+#: thing a report holds), for about 0.3 s more in the scorecard. Raise it for bigger data on a bigger machine.
 DEFAULT_ENGINE_MEMORY = "384MB"
 _SIZE = re.compile(r"\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", re.IGNORECASE)
 
