@@ -299,7 +299,8 @@ def load_postgres(url: str, frames: dict[str, pd.DataFrame], schema_name: str) -
 def spark_test_settings():
     """Session settings for the tests' small data: one shuffle partition, no whole-stage code generation
     (compiling Java for each query costs more than it saves on a few thousand rows) and no adaptive query
-    execution (re-planning each stage: the five demo reports on Spark took 121 s instead of 157 s without it)."""
+    execution (it re-plans each stage; the five demo reports on Spark took 121 s alone instead of 157 s with it,
+    though inside full runs of a noisy machine 137–160 s)."""
     from revops_lib.spark import SparkSettings
 
     return SparkSettings(shuffle_partitions=1, conf={"spark.sql.codegen.wholeStage": "false",
