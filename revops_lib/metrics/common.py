@@ -19,8 +19,8 @@ from typing import Any, Sequence
 
 import ibis
 import ibis.expr.datatypes as dt
-import ibis.expr.types as ir
 import ibis.expr.operations as ops
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
@@ -29,7 +29,7 @@ from revops_lib.periods import resolve_as_of
 from revops_lib.schema import TABLES
 from revops_lib.sources import Source, as_table, open_source, to_pandas
 
-__all__ = ["ratio", "backend_name", "caches", "NO_ASOF_ENGINES", "NO_CACHE_ENGINES",
+__all__ = ["ratio", "backend_name", "caches", "NO_ASOF_ENGINES",
            "SPARK_UNCACHEABLE", "cents", "money", "micros", "us", "count_if", "as_int", "ts_lit",
            "date_lit", "run", "check_int", "check_fraction", "parse_instants", "source_of", "require", "typed",
            "raw", "instant", "dimension", "check_stages", "pairs", "UNKNOWN"]
@@ -73,9 +73,6 @@ def cents(amount: ir.NumericValue, backend: str) -> ir.IntegerValue:
     return x.cast(_INT) if backend in ("duckdb", "postgres") else x.round().cast(_INT)
 
 
-#: Engines on which the kit never caches intermediate tables (Ibis ``Table.cache()``); none at present.
-NO_CACHE_ENGINES: tuple[str, ...] = ()
-
 #: Spark persists any plan but serves a query from its cache only when it finds the plan there again, which
 #: fails for some plans: a non-deterministic aggregate (``FIRST(…) IGNORE NULLS``, what Ibis compiles
 #: ``first``, ``last`` and ``arbitrary`` to) or a table joined with itself (the stage spells). Ibis's check after
@@ -93,10 +90,9 @@ NO_ASOF_ENGINES = ("pyspark",)
 def caches(t: ir.Table, *, spark: bool = False) -> bool:
     """Whether the kit materializes ``t`` with Ibis's own ``cache()`` on its engine; on Spark only when
     ``spark`` (the caller knows Spark finds the plan in its cache again, see :data:`SPARK_UNCACHEABLE`)."""
-    engine = backend_name(t)
-    if engine == "pyspark":
+    if backend_name(t) == "pyspark":
         return spark and not t.op().find(SPARK_UNCACHEABLE)
-    return engine not in NO_CACHE_ENGINES
+    return True
 
 
 def money(cents_value) -> Any:
