@@ -334,19 +334,22 @@ def deal_rows(data, *, won_stages=None, lost_stages=None, scopes: bool = True,
             h = h.mutate(**{c: h[c].max().over(ibis.window(group_by=[h.opportunity_id, h[f"_g_{c}"]]))
                             for c in fill}).drop(*[f"_g_{c}" for c in fill])
         if scopes or fill:  # team and owner; the current value where the history has none yet
-            oo = o.select("opportunity_id", "team", "owner", o_amount="amount", o_close_date="close_date",
-                          o_forecast_category="forecast_category")
-            h = h.left_join(oo, "opportunity_id").select(
+            # only the columns used travel through the join (the current values of the columns with gaps)
+            oo = o.select("opportunity_id", *(["team", "owner"] if scopes else []),
+                          **{f"o_{c}": c for c in fill})
+            j = h.left_join(oo, "opportunity_id")
+            h = j.select(
                 "opportunity_id", "changed_at", "valid_to", "stage",
-                amount=ibis.coalesce(h.amount, oo.o_amount), close_date=ibis.coalesce(h.close_date, oo.o_close_date),
-                forecast_category=ibis.coalesce(h.forecast_category, oo.o_forecast_category),
-                is_closed=h.is_closed, is_won=h.is_won, seq=h.seq,
-                seen=h.seen if "seen" in h.columns else ibis.literal(0, "int64"), team=oo.team, owner=oo.owner)
+                **{c: ibis.coalesce(j[c], j[f"o_{c}"]) if c in fill else j[c]
+                   for c in ("amount", "close_date", "forecast_category")},
+                is_closed=j.is_closed, is_won=j.is_won, seq=j.seq,
+                seen=j.seen if "seen" in h.columns else ibis.literal(0, "int64"),
+                **({"team": j.team, "owner": j.owner} if scopes else {}))
         if "seen" not in h.columns:
             h = h.mutate(seen=ibis.literal(0, "int64"))
         parts.append(h.select(out))
         ids = src.table("opportunity_history").select("opportunity_id")
-        no_hist = o.anti_join(ids.filter(ids.opportunity_id.notnull()), "opportunity_id")
+        no_hist = o.anti_join(ids.filter(ids.opportunity_id.notnull()).distinct(), "opportunity_id")
     else:
         no_hist = o
     # deals without history: open from created_at (current stage, amount, close date); a closed deal is
