@@ -55,6 +55,10 @@ def assert_waterfall_adds_up(records: pd.DataFrame, wf: pd.DataFrame) -> None:
     for step, count in wf.attrs["deals"].items():
         assert n.get(step, 0) == count, step
     assert cents(wf["amount"]).tolist() == [wf.attrs["cents"][s] for s in WATERFALL_STEPS]
+    # the forecast report publishes the waterfall summed from its records: the same frame, attrs included
+    rebuilt = R.waterfall_of_records(records)
+    pd.testing.assert_frame_equal(rebuilt, wf)
+    assert rebuilt.attrs == wf.attrs
 
 
 def conversion_from_records(records: pd.DataFrame, by: str = "source") -> pd.DataFrame:

@@ -386,9 +386,18 @@ def pipeline_waterfall(data, *, period, as_of=None, fiscal_year_start_month: int
     i0 = u.filter(u.is_init & u.inn)
     st = run(i0.aggregate(cents=i0.cents.sum(), n=i0.count())).iloc[0]
     cents = {"starting": int(st["cents"] or 0)}
-    names = WATERFALL_PARTS
-    for k, name in names.items():
+    counts = {"starting": int(st["n"] or 0)}
+    for k, name in WATERFALL_PARTS.items():
         cents[name] = int(res[k] or 0) if not pd.isna(res[k]) else 0
+        counts[name] = int(res[f"n_{k}"] or 0) if not pd.isna(res[f"n_{k}"]) else 0
+    return waterfall_frame(cents, counts, p.label, cut)
+
+
+def waterfall_frame(cents: dict, counts: dict, label: str, cut) -> pd.DataFrame:
+    """The published waterfall from each step's whole cents and deal count (``starting`` and the parts of
+    :data:`WATERFALL_PARTS`): ``ending`` by the identity, in cents and on the published amounts (left to right).
+    Shared by :func:`pipeline_waterfall` and :func:`revops_lib.metrics.records.waterfall_of_records`."""
+    cents = dict(cents)
     amounts = {k: v / 100 for k, v in cents.items()}
     a = amounts
     # the identity, evaluated left to right on the published values
@@ -397,10 +406,7 @@ def pipeline_waterfall(data, *, period, as_of=None, fiscal_year_start_month: int
     cents["ending"] = (cents["starting"] + cents["new"] + cents["pulled_in"] + cents["increased"] - cents["won"]
                        - cents["lost"] - cents["decreased"] - cents["pushed_out"])
     df = pd.DataFrame({"step": WATERFALL_STEPS, "amount": [float(amounts[s]) for s in WATERFALL_STEPS]})
-    counts = {"starting": int(st["n"] or 0)}
-    for k, name in names.items():
-        counts[name] = int(res[f"n_{k}"] or 0) if not pd.isna(res[f"n_{k}"]) else 0
-    df.attrs.update(cents=cents, deals=counts, period=p.label, cut=cut)
+    df.attrs.update(cents=cents, deals=dict(counts), period=label, cut=cut)
     return df
 
 

@@ -52,13 +52,19 @@ from revops_lib.metrics.lead_funnel import (
     _stage_times,
 )
 from revops_lib.metrics.mrr import INT, month_label, movement_kinds, period_months, prepared_mrr
-from revops_lib.metrics.pipeline import WATERFALL_PARTS, WATERFALL_STEPS, _window_cut, waterfall_steps
+from revops_lib.metrics.pipeline import (
+    WATERFALL_PARTS,
+    WATERFALL_STEPS,
+    _window_cut,
+    waterfall_frame,
+    waterfall_steps,
+)
 from revops_lib.metrics.reps import UNASSIGNED
 from revops_lib.periods import window
 from revops_lib.sources import Source, pseudonym
 
 __all__ = ["mrr_movement_records", "pipeline_waterfall_records", "stage_conversion_records",
-           "rep_performance_records", "MOVEMENT_RECORD_COLUMNS", "WATERFALL_RECORD_COLUMNS",
+           "rep_performance_records", "waterfall_of_records", "MOVEMENT_RECORD_COLUMNS", "WATERFALL_RECORD_COLUMNS",
            "CONVERSION_RECORD_COLUMNS", "REP_RECORD_COLUMNS"]
 
 #: Columns of ``mrr_movements_records.csv`` (``group`` columns such as ``segment`` come after ``customer_id``).
@@ -193,7 +199,25 @@ def pipeline_waterfall_records(data, *, period, as_of=None, fiscal_year_start_mo
                         "close_date": as_dates(df["close_date"]), "owner": df["owner"], "team": df["team"]})
     out["_k"] = out["step"].map({s: i for i, s in enumerate(WATERFALL_STEPS)})
     out = _sorted(out, ["_k", "amount", "opportunity_id"], [True, False, True])
-    return out[WATERFALL_RECORD_COLUMNS]
+    out = out[WATERFALL_RECORD_COLUMNS]
+    out.attrs.update(period=p.label, cut=cut)
+    return out
+
+
+def waterfall_of_records(records: pd.DataFrame) -> pd.DataFrame:
+    """The pipeline waterfall of :func:`pipeline_waterfall_records`' rows: the frame (and ``.attrs``)
+    :func:`revops_lib.metrics.pipeline.pipeline_waterfall` gives for the same period and cut-off, without a
+    second pass over the deals (the forecast report computes both).
+
+    Each step is the sum of its rows in whole cents (the records' amounts are whole cents / 100, so the cents
+    come back exactly) and its deal count is its number of rows; ``ending`` follows from the identity.
+    """
+    cents_of = np.rint(records["amount"].to_numpy(dtype="float64") * 100).astype("int64")
+    by_step = pd.Series(cents_of).groupby(records["step"].to_numpy()).agg(["sum", "size"])
+    steps = ["starting", *WATERFALL_PARTS.values()]
+    cents = {s: int(by_step["sum"].get(s, 0)) for s in steps}
+    counts = {s: int(by_step["size"].get(s, 0)) for s in steps}
+    return waterfall_frame(cents, counts, records.attrs.get("period"), records.attrs.get("cut"))
 
 
 def stage_conversion_records(leads, *, period, as_of=None, stages=DEFAULT_STAGES, by: str = "source",

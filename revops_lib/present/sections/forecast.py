@@ -19,8 +19,8 @@ from revops_lib.metrics.forecast import (
     projection,
     score_forecasts,
 )
-from revops_lib.metrics.pipeline import coverage, pipeline_waterfall, slippage, undated_open_deals
-from revops_lib.metrics.records import pipeline_waterfall_records, rep_performance_records
+from revops_lib.metrics.pipeline import coverage, slippage, undated_open_deals
+from revops_lib.metrics.records import pipeline_waterfall_records, rep_performance_records, waterfall_of_records
 from revops_lib.metrics.reps import MORE_COLUMNS, REP_COLUMNS, rep_performance
 from revops_lib.metrics.segments import win_rate_by
 from revops_lib.periods import Period, window
@@ -640,8 +640,9 @@ def assess(source, *, period, as_of=None, lookback_periods: int = 12, coverage_p
                        fiscal_year_start_month=fy)
         proj = projection(deals, period=p, as_of=cut, target_metric=target_metric, fiscal_year_start_month=fy)
         if "waterfall" not in left_out:
-            wf = pipeline_waterfall(deals, period=p, as_of=cut, fiscal_year_start_month=fy)
+            # the waterfall is the sum of its records (one pass over the deals instead of two)
             wf_records = pipeline_waterfall_records(deals, period=p, as_of=cut, fiscal_year_start_month=fy)
+            wf = waterfall_of_records(wf_records)
         if "slippage" not in left_out:
             slip = slippage(deals, period=p, as_of=cut, fiscal_year_start_month=fy)
         reps = rep_performance(deals, period=p, as_of=cut, confidence=confidence, min_sample=min_sample,
