@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from revops_lib.runner import build
+from revops_lib.runner import build, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -340,9 +340,22 @@ def demo_dir(tmp_path_factory):
     return path
 
 
+#: The periods :func:`demo_reports` builds every report for (a month, a quarter, a week).
+DEMO_REPORT_PERIODS = ("2026-10", "2026-Q3", "2026-W40")
+
+
 @pytest.fixture(scope="session")
-def report_out(tmp_path_factory):
-    return tmp_path_factory.mktemp("reports")
+def demo_reports(demo_dir, tmp_path_factory):
+    """The folder of every report of the demo for :data:`DEMO_REPORT_PERIODS`, and the scorecard of 2026-W43,
+    built once by one run of the real runner (two kernels, reused across reports). Tests only read it."""
+    out = tmp_path_factory.mktemp("demo-reports")
+    names = registry.notebook_names()
+    tasks = {(n, p) for n in names for p in DEMO_REPORT_PERIODS} | {("revops_scorecard", "2026-W43")}
+    messages = []
+    status = build.run(periods=[*DEMO_REPORT_PERIODS, "2026-W43"], source=demo_dir, out=out, notebooks=names,
+                       jobs=2, force=True, progress=messages.append, only=tasks)
+    assert status == 0, "\n".join(messages)
+    return out
 
 
 def run_report(source, out, period, notebooks, **params):

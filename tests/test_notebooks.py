@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 
-from conftest import naive_utc, period_bounds, run_report
+from conftest import naive_utc, period_bounds
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
@@ -31,10 +31,8 @@ TIME_COLUMNS = {"leads": "created_at", "opportunities": "created_at", "opportuni
 
 
 @pytest.mark.parametrize("period", ["2026-10", "2026-Q3", "2026-W40"])
-def test_data_quality_runs_on_demo_data(demo_dir, report_out, period):
-    status, messages = run_report(demo_dir, report_out, period, ["data_quality"])
-    assert status == 0, "\n".join(messages)
-    d = report_out / period
+def test_data_quality_runs_on_demo_data(demo_dir, demo_reports, period):
+    d = demo_reports / period
     html = (d / "data_quality.html").read_text()
     assert_stakeholder_html(html)
     assert "Contract: passed" in html
@@ -57,6 +55,6 @@ def test_data_quality_runs_on_demo_data(demo_dir, report_out, period):
     m = json.loads((d / "manifest.json").read_text())
     assert m["data_quality"]["status"] == "ok"
     assert {"label": "Contract", "value": "passed"} in m["data_quality"]["headlines"]
-    index = (report_out / "index.html").read_text()
+    index = (demo_reports / "index.html").read_text()
     assert f'href="{period}/data_quality.html"' in index
     assert not EXTERNAL.search(index)

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from conftest import run_report
+from conftest import DEMO_REPORT_PERIODS
 from test_browser import browser  # noqa: F401  (fixture reuse)
 
 pytestmark = [pytest.mark.browser, pytest.mark.notebook, pytest.mark.slow]
@@ -31,12 +31,10 @@ READ = """() => {
 
 
 @pytest.fixture(scope="module")
-def built(demo_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("reading")
-    for period in PERIODS:
-        status, messages = run_report(demo_dir, out, period, NOTEBOOKS)
-        assert status == 0, messages
-    return out
+def built(demo_reports):
+    """Every report of the three periods (the session's :func:`conftest.demo_reports`: read, never written)."""
+    assert set(PERIODS) <= set(DEMO_REPORT_PERIODS)
+    return demo_reports
 
 
 def problems_of(text: str) -> list[str]:
@@ -152,16 +150,20 @@ def test_the_index_opens_with_the_executive_summary(built, browser, width):  # n
     assert info["width"] <= info["inner"]
 
 
-def test_the_pdf_pack_opens_with_the_summary_and_has_one_section_per_report(built):
+def test_the_pdf_pack_opens_with_the_summary_and_has_one_section_per_report(built, tmp_path):
     """Printed by Chromium; read back with pypdf: the cover holds the executive summary, each report starts
     on a page of its own with its header, in the registry's order."""
+    import shutil
+
     from pypdf import PdfReader
 
     from revops_lib.runner.pdf import build_pack
     from revops_lib.runner.registry import REPORTS, title
 
-    pdf = build_pack(built, "2026-10")
-    assert pdf == built / "2026-10" / "2026-10-pack.pdf"
+    out = tmp_path / "reports"  # the pack is written beside the reports: a copy, the shared folder stays as built
+    shutil.copytree(built, out)
+    pdf = build_pack(out, "2026-10")
+    assert pdf == out / "2026-10" / "2026-10-pack.pdf"
     pages = [page.extract_text() for page in PdfReader(str(pdf)).pages]
     assert "RevOps review — 2026-10" in pages[0] and "Executive summary — 2026-10" in pages[0]
     starts = [i for i, text in enumerate(pages) if text.lstrip().startswith("revops-kit report ·")]
