@@ -21,7 +21,15 @@ from revops_lib.errors import ParameterError, SourceError
 from revops_lib.runner import build
 from revops_lib.sources import open_source, public_url, redact
 
-from conftest import ROOT, load_postgres, need, spark_test_settings, valid_frames, write_folder
+from conftest import (
+    DEMO_REPORT_PERIODS,
+    ROOT,
+    load_postgres,
+    need,
+    spark_test_settings,
+    valid_frames,
+    write_folder,
+)
 
 REPORTS = ["funnel_conversion", "forecast_accuracy", "cohort_retention", "revops_scorecard", "data_quality"]
 PERIODS = ["2026-10", "2026-Q3"]
@@ -367,11 +375,11 @@ def _assert_identical(reference: dict[str, bytes], other: dict[str, bytes], engi
 
 
 @pytest.fixture(scope="module")
-def duckdb_tables(demo_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("reports-duckdb")
-    status, messages = _build(demo_dir, out)
-    assert status == 0, "\n".join(messages)
-    tables = _published(out)
+def duckdb_tables(demo_reports):
+    """The tables DuckDB publishes for the five reports of :data:`PERIODS` (the session's demo reports, built by
+    the runner on DuckDB with the same defaults)."""
+    assert set(PERIODS) <= set(DEMO_REPORT_PERIODS)
+    tables = _published(demo_reports)
     assert len(tables) > 60 and all(f"{p}/{r}/" in " ".join(tables) for p in PERIODS for r in REPORTS)
     return tables
 
