@@ -271,9 +271,47 @@ def _parts_of(ts: pd.Timestamp, kind: str, fiscal: int) -> tuple[int, int]:
 # --------------------------------------------------------------------------
 
 
+class _Bounds:
+    """The bounds derived from ``start`` and ``end`` (tz-aware UTC, ``[start, end)``), shared by
+    :class:`Period` and :class:`Span`."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+    @property
+    def start_naive(self) -> pd.Timestamp:
+        """``start`` without timezone (UTC wall time), for naive-UTC columns."""
+        return self.start.tz_localize(None)
+
+    @property
+    def end_naive(self) -> pd.Timestamp:
+        """``end`` without timezone (UTC wall time), for naive-UTC columns."""
+        return self.end.tz_localize(None)
+
+    @property
+    def start_date(self) -> _dt.date:
+        """First calendar day of the period."""
+        return self.start.date()
+
+    @property
+    def end_date(self) -> _dt.date:
+        """First calendar day *after* the period (exclusive, like ``end``)."""
+        return self.end.date()
+
+    @property
+    def last_day(self) -> _dt.date:
+        """Last calendar day of the period (``end_date`` minus one day)."""
+        return self.end_date - _dt.timedelta(days=1)
+
+    @property
+    def days(self) -> int:
+        """Number of calendar days in the period."""
+        return (self.end_date - self.start_date).days
+
+
 @functools.total_ordering
 @dataclass(frozen=True)
-class Period:
+class Period(_Bounds):
     """One reporting period: a month, a fiscal quarter or an ISO week.
 
     Build periods with :func:`parse_period`, :func:`period_of` or
@@ -357,38 +395,6 @@ class Period:
         if not isinstance(other, Period):
             return NotImplemented
         return self._sort_key() < other._sort_key()
-
-    # -- bounds ------------------------------------------------------------
-
-    @property
-    def start_naive(self) -> pd.Timestamp:
-        """``start`` without timezone (UTC wall time), for naive-UTC columns."""
-        return self.start.tz_localize(None)
-
-    @property
-    def end_naive(self) -> pd.Timestamp:
-        """``end`` without timezone (UTC wall time), for naive-UTC columns."""
-        return self.end.tz_localize(None)
-
-    @property
-    def start_date(self) -> _dt.date:
-        """First calendar day of the period."""
-        return self.start.date()
-
-    @property
-    def end_date(self) -> _dt.date:
-        """First calendar day *after* the period (exclusive, like ``end``)."""
-        return self.end.date()
-
-    @property
-    def last_day(self) -> _dt.date:
-        """Last calendar day of the period (``end_date`` minus one day)."""
-        return self.end_date - _dt.timedelta(days=1)
-
-    @property
-    def days(self) -> int:
-        """Number of calendar days in the period."""
-        return (self.end_date - self.start_date).days
 
     # -- arithmetic ----------------------------------------------------------
 
@@ -513,7 +519,7 @@ class Period:
 
 
 @dataclass(frozen=True)
-class Span:
+class Span(_Bounds):
     """A labelled stretch of time ``[start, end)`` that is not one reporting period, such as the year to date.
 
     It has the bounds of a :class:`Period` (``start``/``end`` tz-aware UTC, ``start_naive``, ``end_naive``,
@@ -540,26 +546,6 @@ class Span:
 
     def __str__(self) -> str:
         return self.label
-
-    @property
-    def start_naive(self) -> pd.Timestamp:
-        return self.start.tz_localize(None)
-
-    @property
-    def end_naive(self) -> pd.Timestamp:
-        return self.end.tz_localize(None)
-
-    @property
-    def start_date(self) -> _dt.date:
-        return self.start.date()
-
-    @property
-    def end_date(self) -> _dt.date:
-        return self.end.date()
-
-    @property
-    def days(self) -> int:
-        return (self.end_date - self.start_date).days
 
 
 def same_period_last_year(period: str | Period) -> Period:
