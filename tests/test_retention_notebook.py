@@ -95,29 +95,26 @@ def _check_against_pandas(tables, levels: pd.DataFrame):
     assert (logo["retention"] < 1).any() and (rev["nrr"] > 1).any() and (rev["grr"] < rev["nrr"]).any()
 
 
-def test_cohort_retention_runs_from_subscriptions(demo_dir, tmp_path):
-    status, messages = run_report(demo_dir, tmp_path, "2026-10", ["cohort_retention"])
-    assert status == 0, "\n".join(messages)
-    html = (tmp_path / "2026-10" / "cohort_retention.html").read_text()
+def test_cohort_retention_runs_from_subscriptions(demo_dir, demo_reports):
+    html = (demo_reports / "2026-10" / "cohort_retention.html").read_text()
     assert html.count("data:image/png;base64,") >= 5  # curves, survival, movements, ARR bridge, NRR trend
     # the two cohort heatmaps are shaded tables: numbers as text, one colour per cell
     assert "Logo retention: share of each cohort" in html and "Net revenue retention: cohort MRR" in html
     assert html.count("background-color: #") >= 50 and ">average<" in html
     assert "Trailing-12-month <strong>NRR" in html and "by segment" in html
     assert "Traceback" not in html and "nan%" not in html
-    tables = _tables(tmp_path)
+    tables = _tables(demo_reports)
     _check_published(tables)
     _check_against_pandas(tables, reference_levels(demo_dir, "subscriptions"))
-    m = json.loads((tmp_path / "2026-10" / "manifest.json").read_text())["cohort_retention"]
+    m = json.loads((demo_reports / "2026-10" / "manifest.json").read_text())["cohort_retention"]
     heads = [h for h in m["headlines"] if h.get("kind") != "finding"]
     assert m["status"] == "ok" and [h["label"] for h in heads] == ["MRR", "NRR (12 m)", "GRR (12 m)", "LTV:CAC"]
     top = [h for h in m["headlines"] if h.get("kind") == "finding"]  # the executive summary's line
     assert len(top) == 1 and top[0]["value"].startswith("MRR at the end of 2026-10 is $") and top[0]["anchor"]
 
 
-def test_cohort_retention_runs_from_transactions_with_the_same_tables(demo_dir, transactions_dir, tmp_path):
-    subs_out, tx_out = tmp_path / "subs", tmp_path / "tx"
-    assert run_report(demo_dir, subs_out, "2026-10", ["cohort_retention"])[0] == 0
+def test_cohort_retention_runs_from_transactions_with_the_same_tables(demo_reports, transactions_dir, tmp_path):
+    subs_out, tx_out = demo_reports, tmp_path / "tx"  # from subscriptions: the session's demo reports
     status, messages = run_report(transactions_dir, tx_out, "2026-10", ["cohort_retention"])
     assert status == 0, "\n".join(messages)
     html = (tx_out / "2026-10" / "cohort_retention.html").read_text()

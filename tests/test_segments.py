@@ -150,14 +150,8 @@ def test_segments_are_the_same_on_postgresql(pg_url):
 
 @pytest.mark.slow
 @pytest.mark.notebook
-def test_the_reports_publish_the_segment_tables_that_add_up(tmp_path, demo_dir):
-    from revops_lib import runner
-
-    status = runner.run(period="2026-10", source=demo_dir, out=tmp_path / "reports", jobs=2,
-                        notebooks=["forecast_accuracy", "cohort_retention", "funnel_conversion"],
-                        progress=lambda m: None)
-    assert status == 0
-    tables = tmp_path / "reports" / "2026-10" / "tables"
+def test_the_reports_publish_the_segment_tables_that_add_up(demo_reports):
+    tables = demo_reports / "2026-10" / "tables"
     w = pd.read_csv(tables / "forecast_accuracy" / "win_rate_by_segment.csv")
     named, total = w[w["segment"] != ALL], w[w["segment"] == ALL].iloc[0]
     assert named[["closed", "won", "lost"]].sum().tolist() == [total.closed, total.won, total.lost]
@@ -169,5 +163,5 @@ def test_the_reports_publish_the_segment_tables_that_add_up(tmp_path, demo_dir):
     assert total.nrr == pytest.approx(trailing.nrr) and total.base_customers == trailing.base_customers
     t = pd.read_csv(tables / "funnel_conversion" / "segment_tests.csv")
     assert len(t) and t["p_value"].dropna().between(0, 1).all() and t["p_value"].notna().any()
-    html = (tmp_path / "reports" / "2026-10" / "forecast_accuracy.html").read_text()
+    html = (demo_reports / "2026-10" / "forecast_accuracy.html").read_text()
     assert "Win rate by segment" in html and "Chi-square test across segments" in html
