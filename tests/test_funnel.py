@@ -568,8 +568,9 @@ def reference_reach(leads, stages, as_of, mode):
 @pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=random_leads, mode=st.sampled_from(["reached", "strict"]),
-       cuts=st.lists(st.one_of(st.none(), st.integers(0, 24 * 100)), min_size=1, max_size=4))
-def test_activity_counts_many_equals_each_window_counted_on_its_own(rows, mode, cuts):
+       cuts=st.lists(st.one_of(st.none(), st.integers(0, 24 * 100)), min_size=1, max_size=4),
+       subset=st.sets(st.sampled_from(STAGES), min_size=1))
+def test_activity_counts_many_equals_each_window_counted_on_its_own(rows, mode, cuts, subset):
     # weekly windows from 2026-09-01, each with its own as_of (None = the week's end, or an instant
     # that may fall before, inside or after the week): out-of-order and skipped stages included
     df = _frame_from(rows)
@@ -586,6 +587,9 @@ def test_activity_counts_many_equals_each_window_counted_on_its_own(rows, mode, 
             rows_exp.append((w.label, s, int(((reach[s] >= w.start_naive) & (reach[s] < hi)).sum())))
     exp = pd.DataFrame(rows_exp, columns=["period", "stage", "leads"])
     pd.testing.assert_frame_equal(got, exp, check_dtype=False)
+    # counting only some stages (pairing fewer leads with the windows) gives those stages' same counts
+    some = lead_funnel.activity_counts_many(df, windows, funnel_mode=mode, count=[s for s in STAGES if s in subset])
+    pd.testing.assert_frame_equal(some, exp[exp["stage"].isin(subset)].reset_index(drop=True), check_dtype=False)
 
 
 def test_activity_counts_many_by_group_lists_every_group_with_zeros():
@@ -600,6 +604,12 @@ def test_activity_counts_many_by_group_lists_every_group_with_zeros():
     # time); SQL L1, L2 — L3's MQL comes after as_of
     assert early.tolist() == [3, 3, 2, 0, 0]
     assert lead_funnel.activity_counts_many(HAND, []).empty
+    some = lead_funnel.activity_counts_many(HAND, ["2026-09", ("2026-10", "2026-10-06")], by="source",
+                                            count=["sql_at", "mql_at"])
+    pd.testing.assert_frame_equal(some, got[got["stage"].isin(["mql_at", "sql_at"])].reset_index(drop=True))
+    for bad in (["closed_at"], []):
+        with pytest.raises(ParameterError, match="`count`"):
+            lead_funnel.activity_counts_many(HAND, ["2026-09"], count=bad)
 
 
 def test_time_to_convert_is_a_cumulative_count_of_conversions_by_whole_days():

@@ -233,10 +233,12 @@ def channel_economics(data, *, period, as_of=None, channel_map: Mapping[str, str
         ld = ld.filter((ld.created_at >= ts_lit(p.start_naive)) & (ld.created_at < ts_lit(cut)))
         g = run(ld.group_by(source=ld.source.fill_null(UNATTRIBUTED)).aggregate(leads=ld.count()))
         frames["leads"] = g.set_index("source")
-        entries = activity_counts_many(src, [(p, cut_as_of)], stages=stages, by="source")
-        entries["source"] = entries["source"].replace({UNKNOWN: UNATTRIBUTED})
-        for key, stage in (("mqls", "mql_at"), ("sqls", "sql_at")):
-            if stage in stages:
+        wanted = {key: stage for key, stage in (("mqls", "mql_at"), ("sqls", "sql_at")) if stage in stages}
+        if wanted:
+            entries = activity_counts_many(src, [(p, cut_as_of)], stages=stages, by="source",
+                                           count=list(wanted.values()))
+            entries["source"] = entries["source"].replace({UNKNOWN: UNATTRIBUTED})
+            for key, stage in wanted.items():
                 e = entries[entries["stage"] == stage]
                 frames[key] = e.groupby("source")["leads"].sum().rename(key).to_frame()
     if has["opportunities"]:

@@ -201,7 +201,7 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
         if breakdowns:
             for s in sorted(gs["source"].dropna().unique()):
                 put(f"leads:{s}", _series(gs[gs["source"] == s], wins, "n"))
-        ac = activity_counts_many(ld, [(win.period, win.cut) for win in wins])
+        ac = activity_counts_many(ld, [(win.period, win.cut) for win in wins], count=["mql_at", "sql_at"])
         for key, stage in (("mqls", "mql_at"), ("sqls", "sql_at")):
             got = ac[ac["stage"] == stage]
             put(key, {lab: _num(v) for lab, v in zip(got["period"], got["leads"])})
