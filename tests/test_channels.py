@@ -201,13 +201,18 @@ def test_channel_economics_is_the_same_on_postgresql(pg_url):
                                       check_dtype=False)
 
 
-def test_the_attribution_is_computed_once_and_dropped_after(monkeypatch):
+def test_the_attribution_is_one_query_and_leaves_no_table_behind(monkeypatch):
+    """The deal columns come from one query over the attributed deals (two window passes over the leads, once):
+    no cached table to create or drop."""
+    import ibis
     import ibis.expr.types.relations as rel
 
-    calls = []
-    original = rel.Table.cache
-    monkeypatch.setattr(rel.Table, "cache", lambda self: calls.append(1) or original(self))
+    caches, attributed = [], []
+    original_cache, original_run = rel.Table.cache, channels.run
+    monkeypatch.setattr(rel.Table, "cache", lambda self: caches.append(1) or original_cache(self))
+    monkeypatch.setattr(channels, "run", lambda e: attributed.append("attributed_source" in ibis.to_sql(e))
+                        or original_run(e))
     src = Source.from_frames(company())
     got = channels.channel_economics(src, period="2026-10")
-    assert len(calls) == 1 and got.set_index("source").loc["all", "opportunities"] > 0
+    assert sum(attributed) == 1 and not caches and got.set_index("source").loc["all", "opportunities"] > 0
     assert not [t for t in src.con.list_tables() if t.startswith("ibis_cache")]

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from test_forecast import STEPS, D, reference_waterfall, waterfall_case
 
 from revops_lib.metrics import records as R
+from revops_lib.metrics.channels import channel_economics
 from revops_lib.metrics.lead_funnel import stage_conversion
 from revops_lib.metrics.mrr import mrr_movements
 from revops_lib.metrics.pipeline import WATERFALL_STEPS, pipeline_waterfall
@@ -97,6 +98,37 @@ def assert_reps_add_up(records: pd.DataFrame, reps: pd.DataFrame) -> None:
         assert (cents(m[c]) == cents(m[f"{c}_r"])).all(), m[["owner", "team", c, f"{c}_r"]]
     # every deal row counts in the table: no owner in the records without its row
     assert set(map(tuple, owner[["owner", "team"]].to_numpy())) <= set(map(tuple, reps[["owner", "team"]].to_numpy()))
+
+
+CHANNEL_SUMS = {"opportunities": "created", "pipeline_created": "pipeline_created", "revenue_won": "revenue_won",
+                "new_business_won": "new_business_won", "new_customers": "new_customer"}
+
+
+def assert_channels_add_up(records: pd.DataFrame, table: pd.DataFrame) -> None:
+    """Per source and over all (the ``all`` row): the deal columns of channel economics; the starting MRR behind
+    payback too when the table has it."""
+    sums = {c: r for c, r in CHANNEL_SUMS.items() if c in table.columns}
+    per = records.groupby("source")[list(sums.values())].sum()
+    per.loc["all"] = records[list(sums.values())].sum()
+    t = table.set_index("source")
+    for src_row in t.index:
+        for col, rcol in sums.items():
+            want = t.loc[src_row, col]
+            got = per[rcol].get(src_row, 0)
+            if col in ("opportunities", "new_customers"):
+                assert got == want, (src_row, col, got, want)
+            else:
+                assert cents(got) == cents(0.0 if pd.isna(want) else want), (src_row, col, got, want)
+    assert set(per.index) <= set(t.index), set(per.index) - set(t.index)  # every deal row counts in the table
+    if "starting_mrr" in t.columns:
+        nc = records[records["new_customer"] == 1]
+        mrr = nc.groupby("source")["starting_mrr"].agg(["sum", "count"])
+        for src_row in mrr.index:
+            want = t.loc[src_row, "starting_mrr"]
+            assert cents(mrr.loc[src_row, "sum"]) == cents(0.0 if pd.isna(want) else want), src_row
+            assert mrr.loc[src_row, "count"] == t.loc[src_row, "customers_with_mrr"], src_row
+    assert records.loc[records["new_customer"] == 0, "starting_mrr"].isna().all()
+    assert (records["won"] >= records["new_customer"]).all()  # a new customer's deal is won in the period
 
 
 # ---------------------------------------------------------------------------
@@ -311,6 +343,76 @@ def test_rep_records_add_up_on_random_deals(rows, as_of):
 
 
 # ---------------------------------------------------------------------------
+# Channel economics
+# ---------------------------------------------------------------------------
+
+def test_channel_records_hand_computed():
+    from test_channels import company
+
+    r = R.channel_economics_records(company(), period="2026-10")
+    assert r.columns.tolist() == R.CHANNEL_RECORD_COLUMNS
+    # O6 (won in September) is in no column; O3 (created in September, won 10-12) is A3's first new-business
+    # win: its new customer, with A3's starting MRR 150 + 50; O1 is A1's second win (O6 was the first)
+    assert r[["opportunity_id", "source", "basis", "created", "pipeline_created", "won", "revenue_won",
+              "new_business_won", "new_customer"]].values.tolist() == [
+        ["O2", "organic_search", "account", 1, 500.0, 0, 0.0, 0.0, 0],
+        ["O1", "paid_search", "lead", 1, 1000.0, 1, 1000.0, 1000.0, 0],
+        ["O3", "partner", "opportunity", 0, 0.0, 1, 2000.0, 2000.0, 1],
+        ["O4", "referral", "account", 1, 300.0, 1, 300.0, 0.0, 0],
+        ["O5", "unattributed", "none", 1, 700.0, 0, 0.0, 0.0, 0]]
+    assert r["starting_mrr"].fillna(-1).tolist() == [-1, -1, 200.0, -1, -1]
+    assert_channels_add_up(r, channel_economics(company(), period="2026-10"))
+    # a cut-off on 10-06: O4 (10-01) and O5 (10-03) created before it; nothing won yet
+    early = R.channel_economics_records(company(), period="2026-10", as_of="2026-10-06")
+    assert early["opportunity_id"].tolist() == ["O4", "O5"] and early["won"].sum() == 0
+    assert_channels_add_up(early, channel_economics(company(), period="2026-10", as_of="2026-10-06"))
+    # the deals prepared once (a cached table) give the same table and records, and are dropped after
+    from revops_lib.errors import ParameterError
+    from revops_lib.metrics.channels import prepare_deals
+
+    src = Source.from_frames(company())
+    with prepare_deals(src, period="2026-10") as deals:
+        assert deals.cached
+        pd.testing.assert_frame_equal(R.channel_economics_records(src, period="2026-10", deals=deals), r)
+        pd.testing.assert_frame_equal(channel_economics(src, period="2026-10", deals=deals),
+                                      channel_economics(src, period="2026-10"))
+        with pytest.raises(ParameterError, match="prepare_deals"):  # deals of another cut-off
+            R.channel_economics_records(src, period="2026-10", as_of="2026-10-06", deals=deals)
+    assert not [t for t in src.con.list_tables() if t.startswith("ibis_cache")]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_channel_records_add_up_on_random_companies(data):
+    rng = np.random.default_rng(data.draw(st.integers(0, 10_000)))
+    n, m = data.draw(st.integers(1, 30)), data.draw(st.integers(1, 25))
+    base = pd.Timestamp("2026-09-01")
+    accounts = np.array([f"A{i}" for i in range(6)] + [None], dtype=object)
+    leads = pd.DataFrame({"lead_id": [f"L{i}" for i in range(n)],
+                          "created_at": base + pd.to_timedelta(rng.integers(0, 60 * 24, n), unit="h"),
+                          "source": rng.choice(np.array(["a", "b", None], dtype=object), n),
+                          "account_id": rng.choice(accounts, n),
+                          "opportunity_id": rng.choice(np.array([f"O{i}" for i in range(m)] + [None], dtype=object), n)})
+    closed = rng.random(m) < 0.7
+    opps = pd.DataFrame({
+        "opportunity_id": [f"O{i}" for i in range(m)],
+        "created_at": base + pd.to_timedelta(rng.integers(0, 60 * 24, m), unit="h"),
+        "close_date": [(base + pd.Timedelta(days=int(d))).date() for d in rng.integers(0, 70, m)],
+        "is_closed": closed, "is_won": closed & (rng.random(m) < 0.6),
+        "amount": np.where(rng.random(m) < 0.1, np.nan, rng.integers(1, 90, m) * 33.33),
+        "account_id": rng.choice(accounts, m), "source": rng.choice(np.array(["c", None, None], dtype=object), m),
+        "type": rng.choice(np.array(["new_business", "expansion", None], dtype=object), m)})
+    k = data.draw(st.integers(0, 8))
+    subs = pd.DataFrame({"customer_id": rng.choice(accounts[:-1], k), "mrr": rng.integers(1, 40, k) * 12.5,
+                         "start_date": [(base + pd.Timedelta(days=int(d))).date() for d in rng.integers(0, 70, k)],
+                         "end_date": [None] * k})
+    frames = {"leads": leads, "opportunities": opps, "subscriptions": subs}
+    as_of = data.draw(st.sampled_from([None, "2026-10-17T06:00"]))
+    assert_channels_add_up(R.channel_economics_records(frames, period="2026-10", as_of=as_of),
+                           channel_economics(frames, period="2026-10", as_of=as_of))
+
+
+# ---------------------------------------------------------------------------
 # Demo data: every records table adds up; masked sources hash ids and pseudonymise owners and teams
 # ---------------------------------------------------------------------------
 
@@ -328,6 +430,9 @@ def test_demo_records_add_up_and_follow_the_privacy_mode(demo_dir, privacy):
     assert_conversion_adds_up(cr, stage_conversion(src, period=p))
     rr = R.rep_performance_records(src, period=p)
     assert_reps_add_up(rr, rep_performance(src, period=p))
+    ch = R.channel_economics_records(src, period=p)
+    assert_channels_add_up(ch, channel_economics(src, period=p))
+    assert ch["new_customer"].sum() > 0 and ch["starting_mrr"].notna().sum() > 0
     # bounded: the period's leads and deals, never the history
     leads = src.to_pandas("leads")
     created = pd.to_datetime(leads["created_at"], utc=True).dt.tz_localize(None)
@@ -336,7 +441,8 @@ def test_demo_records_add_up_and_follow_the_privacy_mode(demo_dir, privacy):
     assert pd.to_datetime(rr["close_date"]).where(rr["outcome"] != "created").dropna().between(
         "2026-10-01", "2026-10-31").all()
     assert rr[rr["outcome"] == "created"]["created_at"].between("2026-10-01", "2026-11-01").all()
-    ids = {"customer_id": mv["customer_id"], "opportunity_id": pd.concat([wr["opportunity_id"], rr["opportunity_id"]]),
+    ids = {"customer_id": pd.concat([mv["customer_id"], ch["account_id"].dropna()]),
+           "opportunity_id": pd.concat([wr["opportunity_id"], rr["opportunity_id"], ch["opportunity_id"]]),
            "lead_id": cr["lead_id"]}
     people = pd.concat([wr["owner"], wr["team"], rr["owner"], rr["team"]]).dropna()
     if privacy == "masked":
@@ -357,6 +463,19 @@ def test_demo_records_add_up_and_follow_the_privacy_mode(demo_dir, privacy):
 
 class _Demo(Section):
     report = "some_report"
+
+
+def test_records_docstring_examples_run():
+    import doctest
+
+    from revops_lib.metrics import channels
+
+    attempted = 0
+    for mod in (R, channels):
+        result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0
+        attempted += result.attempted
+    assert attempted >= 20
 
 
 def test_with_records_publishes_beside_the_table_and_links_it(tmp_path):
@@ -395,7 +514,7 @@ def test_reports_publish_records_that_add_up_to_their_tables_and_links_that_reso
     period = "2026-10"
     d = demo_reports / period
     expected = {"cohort_retention": ["mrr_movements"], "forecast_accuracy": ["pipeline_waterfall", "rep_performance"],
-                "funnel_conversion": ["stage_conversion"]}
+                "funnel_conversion": ["stage_conversion", "channel_economics"]}
     for report, tables in expected.items():
         html = (d / f"{report}.html").read_text()
         links = re.findall(r'Records behind this table[^<]*<a href="([^"]+)"', html)
@@ -420,6 +539,9 @@ def test_reports_publish_records_that_add_up_to_their_tables_and_links_that_reso
     assert_conversion_adds_up(rec["stage_conversion"], t["stage_conversion"])
     assert rec["rep_performance"].columns.tolist() == R.REP_RECORD_COLUMNS
     assert_reps_add_up(rec["rep_performance"], t["rep_performance"])
+    ch = rec["channel_economics"]
+    assert ch.columns.tolist() == R.CHANNEL_RECORD_COLUMNS and ch["new_customer"].sum() > 0
+    assert_channels_add_up(ch, t["channel_economics"])
 
 
 # ---------------------------------------------------------------------------
@@ -441,11 +563,11 @@ def test_records_are_the_same_on_postgresql(pg_url, demo_dir):
     local = Source.from_frames(frames)
     for period, as_of in (("2026-10", None), ("2026-Q3", "2026-08-20T12:00")):
         for fn in (R.mrr_movement_records, R.pipeline_waterfall_records, R.stage_conversion_records,
-                   R.rep_performance_records):
+                   R.rep_performance_records, R.channel_economics_records):
             a, b = fn(pg, period=period, as_of=as_of), fn(local, period=period, as_of=as_of)
             assert len(b) > 0, fn.__name__
             pd.testing.assert_frame_equal(a, b, check_dtype=False, obj=f"{fn.__name__} {period}")
     masked_pg, masked_duck = pg.with_privacy("masked"), local.with_privacy("masked")
-    for fn in (R.stage_conversion_records, R.rep_performance_records):
+    for fn in (R.stage_conversion_records, R.rep_performance_records, R.channel_economics_records):
         pd.testing.assert_frame_equal(fn(masked_pg, period="2026-10"), fn(masked_duck, period="2026-10"),
                                       check_dtype=False)

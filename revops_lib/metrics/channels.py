@@ -47,12 +47,15 @@ Choices
   ``opportunities`` → opportunities, pipeline, revenue, new customers, CAC, ROAS, payback; no
   ``marketing_spend`` → spend and every ratio over it; no ``subscriptions`` → payback.
 
-Queries: a few aggregate queries in the engine (leads, stage entries, opportunities, new customers with
-their starting MRR, spend, the sources the spend channels may map to); one row per source comes back.
+Queries: a few aggregate queries in the engine (leads, stage entries, the deal columns, spend, the sources
+the spend channels may map to); one row per source comes back. The deal columns are one query over
+:func:`attributed_deals`, the deals behind them, which ``channel_economics_records.csv`` publishes
+(:func:`revops_lib.metrics.records.channel_economics_records`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import ibis
@@ -76,7 +79,7 @@ from revops_lib.metrics.common import (
 from revops_lib.metrics.lead_funnel import DEFAULT_STAGES, TOTAL, activity_counts_many
 from revops_lib.periods import window
 
-__all__ = ["channel_economics", "attributed_opportunities", "UNATTRIBUTED", "CHANNEL_COLUMNS", "channel_rows"]
+__all__ = ["channel_economics", "attributed_opportunities", "attributed_deals", "prepare_deals", "AttributedDeals", "UNATTRIBUTED", "CHANNEL_COLUMNS", "channel_rows"]
 
 #: The source of rows without one (leads without a source, deals no lead can be traced to).
 UNATTRIBUTED = "unattributed"
@@ -177,7 +180,8 @@ def channel_rows(spend_channels: Sequence[str], sources: Sequence[str], channel_
 
 
 def channel_economics(data, *, period, as_of=None, channel_map: Mapping[str, str | None] | None = None,
-                      stages: Sequence[str] = DEFAULT_STAGES, gross_margin: float = 0.8) -> pd.DataFrame:
+                      stages: Sequence[str] = DEFAULT_STAGES, gross_margin: float = 0.8,
+                      deals: "AttributedDeals | None" = None) -> pd.DataFrame:
     """Leads, MQLs, SQLs, pipeline, revenue, new customers, spend, cost per lead, CAC, ROAS and payback per source.
 
     Parameters
@@ -195,6 +199,9 @@ def channel_economics(data, *, period, as_of=None, channel_map: Mapping[str, str
         The lifecycle stage columns of ``leads`` (MQLs and SQLs are the entries into ``mql_at`` and
         ``sql_at``; blank when a stage is not in the list).
     gross_margin : float, default 0.8
+    deals : AttributedDeals, optional
+        The deals of this period and cut-off from :func:`prepare_deals` (computed once, e.g. for the records too);
+        default: computed here.
 
     Returns
     -------
@@ -242,24 +249,18 @@ def channel_economics(data, *, period, as_of=None, channel_map: Mapping[str, str
                 e = entries[entries["stage"] == stage]
                 frames[key] = e.groupby("source")["leads"].sum().rename(key).to_frame()
     if has["opportunities"]:
-        a = attributed_opportunities(src)
-        # two queries read the attribution (two window passes over the leads): computed once where the engine caches
-        cached = None
-        if caches(a):
-            cached = a = a.cache()
-        try:
-            created = (a.created_at >= ts_lit(p.start_naive)) & (a.created_at < ts_lit(cut))
-            won = (a.is_won.fill_null(False) & a.close_date.notnull() & (a.close_date >= date_lit(lo_d))
-                   & (a.close_date < date_lit(hi_d)))
-            nb = a.type == "new_business"
-            g = run(a.filter(created | won).group_by(source="attributed_source").aggregate(
-                opportunities=count_if(created), pipeline_created=a.amount.sum(where=created),
-                revenue_won=a.amount.sum(where=won), new_business_won=a.amount.sum(where=won & nb)))
-            frames["opportunities"] = g.set_index("source")
-            frames["new_customers"] = _new_customers(src, a, lo_d, hi_d, has["subscriptions"])
-        finally:
-            if cached is not None:
-                cached.release()
+        r = resolve_deals(deals, src, p, cut_as_of)
+        aggs = dict(opportunities=count_if(r.created), pipeline_created=r.amount.sum(where=r.created),
+                    revenue_won=r.amount.sum(where=r.won), new_business_won=r.amount.sum(where=r.won & r.new_business),
+                    new_customers=count_if(r.new_customer))
+        if has["subscriptions"]:
+            aggs.update(customers_with_mrr=count_if(r.new_customer & r.starting_mrr.notnull()),
+                        starting_mrr=r.starting_mrr.sum())
+        g = run(r.group_by("source").aggregate(**aggs)).set_index("source")  # one query: one attribution pass
+        frames["opportunities"] = g[["opportunities", "pipeline_created", "revenue_won", "new_business_won"]]
+        nc = g[g["new_customers"].astype("int64") > 0]
+        frames["new_customers"] = nc[[c for c in ("new_customers", "customers_with_mrr", "starting_mrr")
+                                      if c in nc.columns]]
     channels: dict[str, str] = {}
     if has["marketing_spend"]:
         s = src.table("marketing_spend")
@@ -280,28 +281,92 @@ def channel_economics(data, *, period, as_of=None, channel_map: Mapping[str, str
     return out
 
 
-def _new_customers(src, a: ir.Table, lo_d, hi_d, with_subscriptions: bool) -> pd.DataFrame:
-    """``new_customers, customers_with_mrr, starting_mrr`` per attributed source (one query)."""
-    w = a.filter(a.is_won.fill_null(False) & (a.type == "new_business") & a.account_id.notnull()
-                 & a.close_date.notnull() & (a.close_date < date_lit(hi_d)))
-    w = w.mutate(_rn=ibis.row_number().over(ibis.window(group_by=w.account_id, order_by=[w.close_date,
-                                                                                             w.opportunity_id])))
-    first = w.filter((w._rn == 0) & (w.close_date >= date_lit(lo_d)))
-    first = first.select("account_id", source=first.attributed_source)
-    if with_subscriptions:
-        subs = src.table("subscriptions")
-        subs = subs.filter(subs.customer_id.notnull() & subs.start_date.notnull()
-                           & (subs.start_date < date_lit(hi_d)))
-        fs = subs.group_by("customer_id").aggregate(first_start=subs.start_date.min())
-        s2 = subs.join(fs, [subs.customer_id == fs.customer_id, subs.start_date == fs.first_start])
-        s2 = s2.filter(s2.end_date.isnull() | (s2.end_date > s2.first_start))
-        mrr = s2.group_by(cid=s2.customer_id).aggregate(start_mrr=s2.mrr.sum())
-        j = first.left_join(mrr, first.account_id == mrr.cid).select(first.source, mrr.start_mrr)
-        g = j.group_by("source").aggregate(new_customers=j.count(), customers_with_mrr=j.start_mrr.count(),
-                                           starting_mrr=j.start_mrr.sum())
-    else:
-        g = first.group_by("source").aggregate(new_customers=first.count())
-    return run(g).set_index("source")
+@dataclass
+class AttributedDeals:
+    """:func:`attributed_deals` of one period and cut-off, computed once (a temporary table where the engine caches
+    it) for :func:`channel_economics` and its records; :meth:`release` (or ``with``) drops it."""
+
+    table: ir.Table
+    period: str
+    as_of: pd.Timestamp
+    cached: bool = False
+
+    def release(self) -> None:
+        if self.cached:
+            self.table.release()
+            self.cached = False
+
+    def __enter__(self) -> "AttributedDeals":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def prepare_deals(data, *, period, as_of=None) -> AttributedDeals:
+    """The deals behind the deal columns of :func:`channel_economics` for ``period`` and ``as_of``, computed once
+    (one attribution pass over the leads) to give both the table and its records (``deals=``)."""
+    p, cut_as_of = window(period, as_of, period_required=True)
+    t = attributed_deals(data, period=p, as_of=cut_as_of)
+    if not caches(t):
+        return AttributedDeals(t, p.label, cut_as_of)
+    return AttributedDeals(t.cache(), p.label, cut_as_of, cached=True)
+
+
+def resolve_deals(deals: AttributedDeals | None, src, p, cut_as_of) -> ir.Table:
+    """The table of ``deals`` when it is of period ``p`` and cut-off ``cut_as_of`` (else a ParameterError), or the
+    deals computed from ``src`` when ``deals`` is None."""
+    if deals is None:
+        return attributed_deals(src, period=p, as_of=cut_as_of)
+    if not isinstance(deals, AttributedDeals) or deals.period != p.label or deals.as_of != cut_as_of:
+        raise ParameterError(f"`deals` must be prepare_deals(...) of period {p.label} and as of {cut_as_of}, "
+                             f"not {deals!r}.")
+    return deals.table
+
+
+def attributed_deals(data, *, period, as_of=None) -> ir.Table:
+    """The deals behind the deal columns of :func:`channel_economics`, as an Ibis table (one row per opportunity
+    created in the period before the cut-off, or won with ``close_date`` in it).
+
+    Columns: ``opportunity_id, account_id, source`` (the attributed source), ``basis, type, created_at,
+    close_date, amount``, and booleans ``created`` (counts in ``opportunities`` and ``pipeline_created``),
+    ``won`` (``revenue_won``), ``new_business`` (its type), ``new_customer`` (the first won ``new_business``
+    deal of its account, closed in the period: ``new_customers``), and ``starting_mrr`` (the account's starting
+    MRR on its new-customer row, null elsewhere and without ``subscriptions``). Grouped by ``source``, these rows
+    give exactly the deal columns of :func:`channel_economics`, which aggregates this very table.
+    """
+    p, cut_as_of = window(period, as_of, period_required=True)
+    cut = min(p.end_naive, cut_as_of)
+    lo_d, hi_d = p.start_date, min(p.end_date, cut.date())
+    src = source_of(data, "opportunities")
+    a = attributed_opportunities(src)
+    created = ((a.created_at >= ts_lit(p.start_naive)) & (a.created_at < ts_lit(cut))).fill_null(False)
+    is_won = a.is_won.fill_null(False)
+    won = (is_won & a.close_date.notnull() & (a.close_date >= date_lit(lo_d)) & (a.close_date < date_lit(hi_d))
+           ).fill_null(False)
+    nb = (a.type == "new_business").fill_null(False)
+    # an account's first won new-business deal (closed before the period's end; a new customer when in it)
+    first_win = (is_won & nb & a.account_id.notnull() & a.close_date.notnull() & (a.close_date < date_lit(hi_d))
+                 ).fill_null(False)
+    rank = ibis.row_number().over(ibis.window(group_by=[a.account_id, first_win],
+                                              order_by=[a.close_date, a.opportunity_id]))
+    t = a.mutate(created=created, won=won, new_business=nb, new_customer=first_win & (rank == 0)
+                 & (a.close_date >= date_lit(lo_d)))
+    t = t.filter(t.created | t.won)
+    cols = ["opportunity_id", "account_id", "source", "basis", "type", "created_at", "close_date", "amount",
+            "created", "won", "new_business", "new_customer"]
+    t = t.rename(source="attributed_source")
+    if not src.has("subscriptions"):
+        return t.select(*cols, starting_mrr=ibis.null("float64"))
+    subs = src.table("subscriptions")
+    subs = subs.filter(subs.customer_id.notnull() & subs.start_date.notnull() & (subs.start_date < date_lit(hi_d)))
+    fs = subs.group_by("customer_id").aggregate(first_start=subs.start_date.min())
+    s2 = subs.join(fs, [subs.customer_id == fs.customer_id, subs.start_date == fs.first_start])
+    s2 = s2.filter(s2.end_date.isnull() | (s2.end_date > s2.first_start))
+    mrr = s2.group_by(cid=s2.customer_id).aggregate(start_mrr=s2.mrr.sum())
+    j = t.left_join(mrr, t.account_id == mrr.cid)
+    return j.select(*[j[c] for c in cols],
+                    starting_mrr=ibis.ifelse(j.new_customer, j.start_mrr, ibis.null("float64")))
 
 
 def _num(frame: pd.DataFrame | None, col: str, index) -> pd.Series:

@@ -29,6 +29,16 @@ Definitions (METRICS.md, the aggregates' own definitions; "Records behind the nu
   in: ``won``, ``lost`` (0/1), ``revenue_won`` (its amount when won, else 0), ``created`` (0/1) and
   ``pipeline_created`` (its amount when created in the period, else 0). Σ per owner and team = the owner's
   row; per team = the team's row (``owner`` = ``all``); over all = the company row.
+- **Channel records** (:func:`channel_economics_records`, beside ``channel_economics.csv``): one row per
+  opportunity created in the period (before the cut-off) or won with ``close_date`` in it:
+  ``opportunity_id``, ``account_id``, ``source`` (its attributed source), ``basis`` (the link that gave it:
+  opportunity, lead, account or none), ``type``, ``created_at``, ``close_date``, ``amount``, and the columns of
+  ``channel_economics`` it counts in: ``created`` (0/1) and ``pipeline_created`` (its amount when created in the
+  period, else 0), ``won`` (0/1), ``revenue_won``, ``new_business_won``, ``new_customer`` (0/1: its account's
+  first won new-business deal) and ``starting_mrr`` (that account's starting MRR, on its new-customer row only).
+  Σ per source = the source's ``opportunities``, ``pipeline_created``, ``revenue_won`` and ``new_customers``;
+  over all = the ``all`` row. Leads, MQLs, SQLs and spend are not in them (``stage_conversion_records`` has the
+  cohort's leads; the spend is ``marketing_spend`` itself).
 
 Sizes are bounded by the period: its months, its deals, its cohort — never the history.
 With ``privacy: masked`` (:meth:`revops_lib.sources.Source.with_privacy`) ids are hashed and owners and teams
@@ -42,6 +52,7 @@ import ibis.expr.datatypes as dt
 import numpy as np
 import pandas as pd
 
+from revops_lib.metrics.channels import UNATTRIBUTED, AttributedDeals, resolve_deals
 from revops_lib.metrics.common import check_stages, date_lit, run, source_of, ts_lit, us
 from revops_lib.metrics.deal_history import as_dates, as_period, fiscal_start
 from revops_lib.metrics.lead_funnel import (
@@ -64,8 +75,9 @@ from revops_lib.periods import window
 from revops_lib.sources import Source, pseudonym
 
 __all__ = ["mrr_movement_records", "pipeline_waterfall_records", "stage_conversion_records",
-           "rep_performance_records", "waterfall_of_records", "MOVEMENT_RECORD_COLUMNS", "WATERFALL_RECORD_COLUMNS",
-           "CONVERSION_RECORD_COLUMNS", "REP_RECORD_COLUMNS"]
+           "rep_performance_records", "channel_economics_records", "waterfall_of_records", "MOVEMENT_RECORD_COLUMNS", "WATERFALL_RECORD_COLUMNS",
+           "CONVERSION_RECORD_COLUMNS", "REP_RECORD_COLUMNS",
+           "CHANNEL_RECORD_COLUMNS"]
 
 #: Columns of ``mrr_movements_records.csv`` (``group`` columns such as ``segment`` come after ``customer_id``).
 MOVEMENT_RECORD_COLUMNS = ["month", "customer_id", "movement", "amount", "starting_mrr", "ending_mrr"]
@@ -77,6 +89,10 @@ CONVERSION_RECORD_COLUMNS = ["lead_id", "source", "from_stage", "to_stage", "con
 #: Columns of ``rep_performance_records.csv``.
 REP_RECORD_COLUMNS = ["opportunity_id", "owner", "team", "outcome", "stage", "created_at", "close_date", "amount",
                       "won", "lost", "revenue_won", "created", "pipeline_created"]
+#: Columns of ``channel_economics_records.csv``.
+CHANNEL_RECORD_COLUMNS = ["opportunity_id", "account_id", "source", "basis", "type", "created_at", "close_date",
+                          "amount", "created", "pipeline_created", "won", "revenue_won", "new_business_won",
+                          "new_customer", "starting_mrr"]
 
 _MOVEMENT_ORDER = ["new", "expansion", "reactivation", "contraction", "churned"]
 
@@ -338,6 +354,58 @@ def rep_performance_records(data, *, period, as_of=None) -> pd.DataFrame:
     out["_k"] = out["outcome"].map({"won": 0, "lost": 1, "created": 2})
     out = _sorted(out, ["team", "owner", "_k", "amount", "opportunity_id"], [True, True, True, False, True])
     return out[REP_RECORD_COLUMNS]
+
+
+def channel_economics_records(data, *, period, as_of=None, deals: AttributedDeals | None = None) -> pd.DataFrame:
+    """The deals behind each source's opportunities, pipeline, revenue won and new customers in
+    :func:`~revops_lib.metrics.channels.channel_economics` (see the module docstring).
+
+    Parameters
+    ----------
+    data : Source or source spec
+        ``opportunities`` (required); ``leads`` (the attribution) and ``subscriptions`` (starting MRR) optional.
+    period : str or Period
+    as_of : date or time, optional
+    deals : AttributedDeals, optional
+        :func:`~revops_lib.metrics.channels.prepare_deals` of this period and cut-off (shared with
+        ``channel_economics``); default: computed here.
+
+    Returns
+    -------
+    DataFrame
+        :data:`CHANNEL_RECORD_COLUMNS`, by source (``unattributed`` last), new customers first, then won deals,
+        largest amount first.
+
+    Examples
+    --------
+    >>> import datetime as _dt
+    >>> o = pd.DataFrame({"opportunity_id": ["O1", "O2"], "account_id": ["A1", "A2"], "source": ["web", None],
+    ...     "created_at": pd.to_datetime(["2026-10-01", "2026-09-03"]), "type": ["new_business"] * 2,
+    ...     "close_date": [_dt.date(2026, 11, 5), _dt.date(2026, 10, 20)],
+    ...     "is_closed": [False, True], "is_won": [False, True], "amount": [100.0, 300.0]})
+    >>> r = channel_economics_records(o, period="2026-10")
+    >>> r[["opportunity_id", "source", "pipeline_created", "revenue_won", "new_customer"]]
+      opportunity_id        source  pipeline_created  revenue_won  new_customer
+    0             O1           web             100.0          0.0             0
+    1             O2  unattributed               0.0        300.0             1
+    """
+    p, cut_as_of = window(period, as_of, period_required=True)
+    df = run(resolve_deals(deals, source_of(data, "opportunities"), p, cut_as_of))
+    amount = df["amount"].astype("float64")
+    flags = {c: df[c].fillna(False).astype(bool).to_numpy() for c in ("created", "won", "new_business", "new_customer")}
+    out = pd.DataFrame({
+        "opportunity_id": _text(df["opportunity_id"]), "account_id": _text(df["account_id"]),
+        "source": df["source"].astype(str), "basis": df["basis"].astype(str), "type": df["type"],
+        "created_at": _naive_utc(df["created_at"]), "close_date": as_dates(df["close_date"]), "amount": amount,
+        "created": flags["created"].astype("int64"),
+        "pipeline_created": np.where(flags["created"], amount.fillna(0.0), 0.0),
+        "won": flags["won"].astype("int64"), "revenue_won": np.where(flags["won"], amount.fillna(0.0), 0.0),
+        "new_business_won": np.where(flags["won"] & flags["new_business"], amount.fillna(0.0), 0.0),
+        "new_customer": flags["new_customer"].astype("int64"),
+        "starting_mrr": pd.to_numeric(df["starting_mrr"], errors="coerce").astype("float64")})
+    out["_u"], out["_n"], out["_w"] = out["source"].eq(UNATTRIBUTED), -out["new_customer"], -out["won"]
+    out = _sorted(out, ["_u", "source", "_n", "_w", "amount", "opportunity_id"], [True, True, True, True, False, True])
+    return out[CHANNEL_RECORD_COLUMNS]
 
 
 def _text(values: pd.Series) -> pd.Series:

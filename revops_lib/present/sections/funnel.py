@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from revops_lib.metrics.channels import channel_economics
+from revops_lib.metrics.channels import channel_economics, prepare_deals
 from revops_lib.metrics.common import check_stages, pairs
 from revops_lib.metrics.deal_history import closed_stages
 from revops_lib.metrics.deals import (
@@ -34,7 +34,7 @@ from revops_lib.metrics.lead_funnel import (
     stage_conversion,
     time_to_convert,
 )
-from revops_lib.metrics.records import stage_conversion_records
+from revops_lib.metrics.records import channel_economics_records, stage_conversion_records
 from revops_lib.metrics.stage_time import stage_time_tables
 from revops_lib.periods import Period, window
 from revops_lib.present.charts import funnel as charts
@@ -87,7 +87,11 @@ FOOTNOTES = [
     ("Records behind the numbers", "stage_conversion_records.csv, beside stage_conversion.csv: one row per lead "
      "of the cohort and stage pair whose from_stage it reached (lead_id, source, from_stage, to_stage, converted "
      "0/1, the times it reached both); per source and pair, rows = entered and Σ converted = converted, over "
-     "every source the all row. stuck_deals.csv lists its deals itself."),
+     "every source the all row. channel_economics_records.csv, beside channel_economics.csv: one row per deal "
+     "created or won in the period (opportunity_id, account_id, attributed source and the link that gave it, "
+     "created, pipeline_created, won, revenue_won, new_business_won, new_customer 0/1, starting_mrr); per source, "
+     "their sums are the source's opportunities, pipeline created, revenue won and new customers. "
+     "stuck_deals.csv lists its deals itself."),
     ("Pipeline velocity", "open opportunities at as of × win rate × average deal size / sales cycle length "
      "(revenue per day), with rate, size and length over the trailing lookback_periods quarters (default 4)."),
 ] + _MORE_FOOTNOTES
@@ -139,6 +143,7 @@ class FunnelReport(ChannelAndStageParts, Section):
     notes: list[str] = field(default_factory=list)
     lookback_periods: int = 4
     channels: pd.DataFrame | None = None  # metrics.channels.channel_economics
+    channel_records: pd.DataFrame | None = None  # metrics.records.channel_economics_records (None: no deals)
     stage_times: pd.DataFrame | None = None  # metrics.stage_time.time_in_stage
     stuck: pd.DataFrame | None = None  # metrics.stage_time.stuck_deals
     conversion_records: pd.DataFrame | None = None  # metrics.records.stage_conversion_records
@@ -606,10 +611,16 @@ def analyze(source, *, period, as_of=None, stages: Sequence[str] = DEFAULT_STAGE
     if src.has("opportunities"):
         sales = sales_metrics(src, period=p, as_of=cut, lookback_periods=lookback_periods)
         prev_sales = sales_metrics(src, period=prev, as_of=prev_cut, lookback_periods=lookback_periods)
-    channels = times = stuck = None
+    channels = channel_records = times = stuck = None
     if "channels" not in left_out:
-        channels = channel_economics(src, period=p, as_of=cut, channel_map=channel_map or None, stages=stages,
-                                     gross_margin=gross_margin)
+        if src.has("opportunities"):  # the deals behind the table and its records, computed once
+            with prepare_deals(src, period=p, as_of=cut) as deals_in:
+                channels = channel_economics(src, period=p, as_of=cut, channel_map=channel_map or None,
+                                             stages=stages, gross_margin=gross_margin, deals=deals_in)
+                channel_records = channel_economics_records(src, period=p, as_of=cut, deals=deals_in)
+        else:
+            channels = channel_economics(src, period=p, as_of=cut, channel_map=channel_map or None, stages=stages,
+                                         gross_margin=gross_margin)
     if "stage_time" not in left_out:
         won, lost = closed_stages(src) if src.has("opportunities") else (None, None)
         times, stuck = stage_time_tables(src, period=p, as_of=cut, stages=deal_stages, won_stages=won,
@@ -617,8 +628,8 @@ def analyze(source, *, period, as_of=None, stages: Sequence[str] = DEFAULT_STAGE
     fr = FunnelReport(period=p, as_of=cut, previous=prev, previous_as_of=prev_cut, stages=stages,
                       deal_stages=deal_stages, funnel_mode=funnel_mode, min_sample=min_sample,
                       confidence=confidence, currency=currency, deals=deals, sales=sales, previous_sales=prev_sales,
-                      notes=notes, lookback_periods=lookback_periods, channels=channels, stage_times=times,
-                      stuck=stuck, **lead_parts)
+                      notes=notes, lookback_periods=lookback_periods, channels=channels,
+                      channel_records=channel_records, stage_times=times, stuck=stuck, **lead_parts)
     fr.left_out = left_out
     return fr
 

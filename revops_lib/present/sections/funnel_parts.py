@@ -132,7 +132,12 @@ class ChannelAndStageParts:
             shown["ROAS"] = c["roas"].map(lambda v: MISSING if pd.isna(v) else f"{v:,.2f}×")
             shown["Payback"] = c["payback_months"].map(lambda v: MISSING if pd.isna(v) else f"{v:,.1f} months")
         bold = c["source"].eq(TOTAL).to_numpy()
-        return style_table(shown).apply(lambda r: ["font-weight: bold" if bold[r.name] else "" for _ in r], axis=1)
+        styled = style_table(shown).apply(lambda r: ["font-weight: bold" if bold[r.name] else "" for _ in r], axis=1)
+        if self.channel_records is None:
+            return styled
+        return self.with_records(styled, self.channel_records, "channel_economics",
+                                 f"the deals behind each source's opportunities, pipeline, revenue and new customers "
+                                 f"in {self.period}")
 
     @needs_part("channels")
     def channel_chart(self) -> None:
