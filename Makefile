@@ -80,11 +80,14 @@ system-deps: ## Install the system packages the tests use (PostgreSQL, Chromium,
 	bash .ci/system-deps
 
 # CI=true: a test that needs PostgreSQL, Chromium or Spark fails when it cannot have it, as in CI (never a quiet skip)
+# Two runs: every test but Spark's in parallel on every core (pytest-xdist), then the Spark tests alone (one JVM, whose
+# queries slow down 2x beside other tests). A failure in the first still runs the second; the exit code is the worst.
 test: $(STAMP) system-deps ## Run the whole test suite as CI does (slow, notebook, PostgreSQL, Spark and browser tests; none skipped)
-	CI=true $(BIN)/python -m pytest
+	@rc=0; CI=true $(BIN)/python -m pytest -n auto --dist worksteal -m "not spark" $(PYTEST_ARGS) || rc=$$?; \
+	CI=true $(BIN)/python -m pytest -m spark $(PYTEST_ARGS) || rc=$$?; exit $$rc
 
 test-fast: $(STAMP) ## Run the tests not marked slow (skips, and says so, those whose PostgreSQL, Chromium or Java is missing)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n auto --dist worksteal -m "not slow"
 
 bench: $(STAMP) ## Run the benchmarks in bench/ (prints seconds, peak memory, ratios to pandas)
 	@for b in bench/*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python $$b; done

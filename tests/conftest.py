@@ -49,6 +49,20 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             f"{skipped} test{'s' if skipped != 1 else ''} SKIPPED (reasons above): not a full run. "
             "`make test` runs every test (CI=true) and fails any that cannot run.", yellow=True, bold=True)
     return result
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Every test that uses the Spark server is a ``spark`` test (marked here if its author forgot, before ``-m``
+    selects): ``make test`` runs the others in parallel (pytest-xdist, ``-m "not spark"``) and the Spark ones
+    after them in one process, so one JVM has the machine. With ``--dist loadgroup`` they share one worker."""
+    for item in items:
+        if "spark_url" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("spark"):
+            item.add_marker(pytest.mark.spark)
+        if item.get_closest_marker("spark"):
+            item.add_marker(pytest.mark.xdist_group("spark"))
+
+
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
 END = dt.date(2026, 11, 1)
 
