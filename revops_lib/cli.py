@@ -154,13 +154,12 @@ def cmd_report(args) -> int:
     from revops_lib.runner.slicing import check_request
 
     check_request(args.slices, args.by)  # a bad --slice or --by stops here, before anything is opened
-    if args.pdf and (args.slices or args.by):
-        raise RevOpsError("`--pdf` prints the pack of the whole source only: build the slices without `--pdf`.")
     period = args.period
     if period is None and periods is None:
         period = default_period(kind=args.cadence).label
     else:
         period = parse_period(period).label if period else None
+    sets: list[str] = []  # the folder of each set of reports built ('' for the whole source)
     status = runner.run(
         period=period,
         periods=periods,
@@ -176,13 +175,16 @@ def cmd_report(args) -> int:
         spark_settings=_spark_settings(args) if args.engine == "spark" or _source(args).startswith("sc://") else None,
         slices=args.slices,
         by=args.by,
+        built_sets=sets,
     )
     if args.pdf and status == 0:
         from revops_lib.runner.pdf import build_pack
 
         for label in [p.label for p in periods] if periods else [period]:
-            _progress(f"Printing the PDF pack of {label} …")
-            _progress(f"PDF pack → {build_pack(args.out, label)}")
+            for name in sets or [""]:  # the whole source (""), or each slice built
+                where = f"{label}/{name}" if name else label
+                _progress(f"Printing the PDF pack of {where} …")
+                _progress(f"PDF pack → {build_pack(args.out, label, slice_name=name)}")
     elif args.pdf:
         _progress("No PDF pack: the build did not succeed (the last good pack is untouched).")
     return status
@@ -278,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
     _engine_options(r)
     r.add_argument("--pdf", action="store_true",
-                   help="also print <out>/<period>/<period>-pack.pdf: the executive summary and every report "
-                        "(needs Chromium: make system-deps)")
+                   help="also print <out>/<period>/<period>-pack.pdf: the executive summary and every report; "
+                        "with --slice/--by one pack per slice, in its folder (needs Chromium: make system-deps)")
     r.set_defaults(func=cmd_report)
 
     i = sub.add_parser(

@@ -507,7 +507,6 @@ def test_report_help_explains_slice_and_by():
                                 "owner, source, product, type")),
     (["--by", "stage"], "`--by` column 'stage' is not a slice column"),
     (["--slice", "segment=a", "--by", "segment"], "name the same column"),
-    (["--slice", "segment=a", "--pdf"], "`--pdf` prints the pack of the whole source only"),
     (["-p", "slices", "{segment: a}"], "Parameter `slices` is set by the runner: use `--slice`"),
 ])
 def test_bad_slices_stop_the_command_before_anything_is_written(tmp_path, args, message):
@@ -516,6 +515,41 @@ def test_bad_slices_stop_the_command_before_anything_is_written(tmp_path, args, 
     assert r.returncode == 2, r.stderr
     assert message in r.stderr
     assert not out.exists()
+
+
+@pytest.mark.notebook
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_pdf_pack_of_each_slice_is_printed_in_its_folder_and_names_it(demo_dir, tmp_path):
+    """``--by segment --pdf``: one pack per slice built, in the slice's folder, its cover naming the slice (read back
+    from Chromium's PDF with pypdf); no pack of the whole source, which this run did not build."""
+    import shutil
+
+    from pypdf import PdfReader
+
+    from revops_lib.errors import RevOpsError
+    from revops_lib.runner.pdf import build_pack
+
+    from conftest import need
+
+    need(any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")),
+         "Chromium is not installed (`make system-deps` installs it)")
+    out = tmp_path / "reports"
+    r = revops("report", "--period", "2026-09", "--source", demo_dir, "--out", out, "--notebooks", "data_quality",
+               "--by", "segment", "--pdf")
+    assert r.returncode == 0, r.stderr
+    for name, value in (("segment-enterprise", "enterprise"), ("segment-mid-market", "mid_market"),
+                        ("segment-smb", "smb")):
+        pdf = out / "2026-09" / name / "2026-09-pack.pdf"
+        assert f"PDF pack → {pdf}" in r.stderr, r.stderr
+        pages = [" ".join(page.extract_text().split()) for page in PdfReader(str(pdf)).pages]
+        assert f"RevOps review — 2026-09 — segment = {value}" in pages[0], pages[0][:200]
+        assert any(f"segment = {value}" in text for text in pages[1:])  # the report's header names the slice
+    assert not (out / "2026-09" / "2026-09-pack.pdf").exists()
+    with pytest.raises(RevOpsError, match="not the folder name of a slice"):
+        build_pack(out, "2026-09", slice_name="../segment-smb")
+    with pytest.raises(RevOpsError, match="No built report for 2026-09/segment-none"):
+        build_pack(out, "2026-09", slice_name="segment-none")
 
 
 def test_slices_in_a_parameters_file_are_refused(tmp_path):

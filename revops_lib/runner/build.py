@@ -344,7 +344,7 @@ def task_parameters(notebook: str, period: Period, overrides: dict, *, notebooks
 def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=None, params=None,
         force=False, progress=None, *, periods=None, notebooks_dir=None, parameters_dir=None,
         validate_source=True, only=None, preset=None, engine=None, spark_settings=None, slices=None,
-        by=None) -> int:
+        by=None, built_sets: list | None = None) -> int:
     """Build the reports of one period (or several: ``periods``); returns the exit status.
 
     0 when every notebook succeeded or was skipped as unchanged, 1 otherwise.
@@ -356,6 +356,8 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
     ``slices``: a slice (``["segment=enterprise"]`` or ``{"segment": "enterprise"}``, see
     :mod:`revops_lib.slices`); ``by``: a slice column to build one set of reports per value of (within the
     slice); both write under ``<out>/<period>/<slice name>/`` (:mod:`revops_lib.runner.slicing`).
+    ``built_sets``: a list that receives the folder name of each set of reports the run builds (``""`` for the
+    whole source), e.g. for the PDF pack of each slice.
 
     Before any kernel starts: the notebook names, every parameter (declared names only, typed) and
     the output folder (never the source folder or inside it) are checked; then the output folder is
@@ -416,7 +418,7 @@ def run(period=None, source="data/demo", notebooks=None, out="reports", jobs=Non
                              "give its URL (`--source sc://host:15002`); a folder of exports or a database URL is "
                              "read through presets without `--engine spark`.")
     privacy = "masked" if any(prm.get("privacy") == "masked" for prm in prepared.values()) else "names"
-    request = (conditions, by, privacy)
+    request = (conditions, by, privacy, built_sets)
     with OutputLock(out), RunDir() as rundir:
         sweep_output(out)
         server, engine_env = _spark_server(engine, src_text, spark_settings, say, jobs)
@@ -531,8 +533,10 @@ def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool
     from revops_lib.metrics.quality import latest_event
     from revops_lib.runner.slicing import SLICE_PARAMETER, slice_sets
 
-    conditions, by, privacy = request
+    conditions, by, privacy, *sets_out = request
     sets = slice_sets(src, conditions, by, privacy=privacy)
+    if sets_out and sets_out[0] is not None:
+        sets_out[0].extend(s.name for s in sets)
     if by is not None:
         say(f"By {by}: {len(sets)} set(s) of reports ({', '.join(s.name for s in sets)})")
     data_fp = src.fingerprint()

@@ -1,7 +1,8 @@
 """The monthly-review PDF pack: the executive summary and every built report of a period, in one PDF.
 
 ``revops report … --pdf`` (and ``make pdf``) writes ``reports/<period>/<period>-pack.pdf`` after the
-build. The pack is one HTML document — a cover with the period's executive summary, then each report's
+build; with ``--slice`` or ``--by``, one pack per slice built, in the slice's folder
+(``reports/<period>/segment-smb/<period>-pack.pdf``), its cover naming the slice. The pack is one HTML document — a cover with the period's executive summary, then each report's
 page, each starting on a new sheet — printed by a real engine: Debian's headless Chromium (installed by
 ``make system-deps``), offline, with no header or footer of the browser's own. The PDF is written
 atomically: a failed print leaves the last good pack as it was.
@@ -41,12 +42,16 @@ h1, h2, h3 { break-after: avoid; }
 .revops-cover .st { padding: 1px 6px; border-radius: 8px; font-size: 0.85em; }
 """
 
+#: A slice's folder name (revops_lib.slices.slice_name): lower-case letters, digits, "-" and "_", never a path.
+_SLICE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _HEAD = re.compile(r"<head>(.*?)</head>", re.S)
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S)
 
 
-def pack_path(out: Path, period: str) -> Path:
-    return Path(out) / period / f"{period}-pack.pdf"
+def pack_path(out: Path, period: str, slice_name: str = "") -> Path:
+    """``<out>/<period>/<period>-pack.pdf``; a slice's pack in its folder, ``<out>/<period>/<slice>/<period>-pack.pdf``."""
+    folder = Path(out) / period / slice_name if slice_name else Path(out) / period
+    return folder / f"{period}-pack.pdf"
 
 
 def chromium() -> str:
@@ -59,29 +64,37 @@ def chromium() -> str:
                       "(Debian: apt-get install chromium).")
 
 
-def _cover(out: Path, p, names: list[str]) -> str:
+def _cover(folder: Path, p, names: list[str], slice_label: str = "") -> str:
     import html
 
-    summary = executive_summary([(p, Path(out) / p.label)])
+    summary = executive_summary([(p, folder)])
     listing = "".join(f"<li>{html.escape(registry.title(n))}</li>" for n in names)
-    return (f'<div class="revops-cover"><h1>RevOps review — {html.escape(p.label)}</h1>'
+    title = f"{p.label} — {slice_label}" if slice_label else p.label
+    return (f'<div class="revops-cover"><h1>RevOps review — {html.escape(title)}</h1>'
             f"<p>{html.escape(p.start_date.isoformat())} to {html.escape(p.last_day.isoformat())}. "
             f"This pack holds the executive summary and {len(names)} reports:</p><ol>{listing}</ol>"
             f"{summary}</div>")
 
 
-def build_pack(out: Path, period: str, *, timeout: float = 300) -> Path:
-    """Print the period's built reports (status ok or unchanged) into ``<out>/<period>/<period>-pack.pdf``."""
+def build_pack(out: Path, period: str, *, slice_name: str = "", timeout: float = 300) -> Path:
+    """Print the period's built reports (status ok or unchanged) into ``<out>/<period>/<period>-pack.pdf``;
+    with ``slice_name`` (a slice's folder, e.g. ``segment-smb``) the slice's reports into its folder, the cover
+    naming the slice."""
     p = parse_period(period)
-    folder = Path(out) / p.label
+    if slice_name and not _SLICE_NAME.fullmatch(slice_name):
+        raise RevOpsError(f"`{slice_name}` is not the folder name of a slice (e.g. segment-smb).")
+    target = pack_path(out, p.label, slice_name)
+    folder = target.parent
     manifest = read_manifest(folder)
     names = [n for n in registry.REPORTS if manifest.get(n, {}).get("status") in ("ok", "skipped")
              and (folder / f"{n}.html").is_file()]
     if not names:
-        raise RevOpsError(f"No built report for {p.label} in {folder}: build the period first, then the pack.")
+        what = f"{p.label}/{slice_name}" if slice_name else p.label
+        raise RevOpsError(f"No built report for {what} in {folder}: build the period first, then the pack.")
+    slice_label = next((str(manifest[n].get("slice", "")) for n in names if manifest[n].get("slice")), slice_name)
     pages = [(folder / f"{n}.html").read_text(encoding="utf-8") for n in names]
     head = _HEAD.search(pages[0])
-    parts = [_cover(out, p, names)]
+    parts = [_cover(folder, p, names, slice_label)]
     for text in pages:
         body = _BODY.search(text)
         parts.append(f'<div class="revops-pack-part">{body.group(1) if body else ""}</div>')
@@ -103,6 +116,5 @@ def build_pack(out: Path, period: str, *, timeout: float = 300) -> Path:
         if not pdf.is_file() or pdf.stat().st_size == 0:
             raise RevOpsError(f"Chromium did not print the pack (exit {run.returncode}): "
                               + (run.stderr.strip().splitlines() or ["no message"])[-1][:300])
-        target = pack_path(out, p.label)
         atomic_write_bytes(target, pdf.read_bytes())
     return target
