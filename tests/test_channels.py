@@ -149,35 +149,42 @@ def test_a_cut_off_inside_the_period_counts_only_what_happened_before_it():
     assert got.loc["all", "spend"] == 1760.0 - 200.0 and got.loc["all", "revenue_won"] == 0.0
 
 
+def random_company(rng, n: int, m: int) -> dict[str, pd.DataFrame]:
+    """``n`` random leads (some without a source, an account or a deal), ``m`` deals around October 2026 (some
+    without a source, an amount or a type; accounts shared) and spend on four channels."""
+    srcs = np.array(["a", "b", "c", None], dtype=object)
+    base = pd.Timestamp("2026-09-15")
+    created = base + pd.to_timedelta(rng.integers(0, 45 * 24, n), unit="h")
+    accounts = np.array([f"A{i}" for i in range(8)] + [None], dtype=object)
+    leads = pd.DataFrame({"lead_id": [f"L{i}" for i in range(n)], "created_at": created,
+                          "source": rng.choice(srcs, n),
+                          "mql_at": created + pd.to_timedelta(np.where(rng.random(n) < 0.5, 30, np.nan), unit="h"),
+                          "account_id": rng.choice(accounts, n),
+                          "opportunity_id": rng.choice(np.array([f"O{i}" for i in range(m)] + [None], dtype=object), n)})
+    closed = rng.random(m) < 0.6
+    opps = pd.DataFrame({
+        "opportunity_id": [f"O{i}" for i in range(m)],
+        "created_at": base + pd.to_timedelta(rng.integers(0, 45 * 24, m), unit="h"),
+        "close_date": [(base + pd.Timedelta(days=int(d))).date() for d in rng.integers(-20, 60, m)],
+        "is_closed": closed, "is_won": closed & (rng.random(m) < 0.5),
+        "amount": np.where(rng.random(m) < 0.1, np.nan, rng.integers(1, 50, m) * 33.33),
+        "account_id": rng.choice(accounts[:-1], m),
+        "source": rng.choice(np.array(["a", "d", None, None], dtype=object), m),
+        "type": rng.choice(np.array(["new_business", "new_business", "expansion", None], dtype=object), m)})
+    spend = pd.DataFrame({"date": [(base + pd.Timedelta(days=int(d))).date() for d in rng.integers(0, 45, 12)],
+                          "channel": rng.choice(np.array(["a", "d", "x", "y"], dtype=object), 12),
+                          "spend": rng.integers(1, 100, 12) * 10.0}).drop_duplicates(["date", "channel"])
+    return {"leads": leads, "opportunities": opps, "marketing_spend": spend}
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_sources_add_up_to_the_all_row(data):
     """Property: every count and amount of the ``all`` row is the sum of the source rows (each lead, deal and
     spend row counts in exactly one), on random companies."""
     rng = np.random.default_rng(data.draw(st.integers(0, 10_000)))
-    n, m = data.draw(st.integers(1, 40)), data.draw(st.integers(1, 25))
-    srcs = np.array(["a", "b", "c", None], dtype=object)
-    base = pd.Timestamp("2026-09-15")
-    created = base + pd.to_timedelta(rng.integers(0, 45 * 24, n), unit="h")
-    leads = pd.DataFrame({"lead_id": [f"L{i}" for i in range(n)], "created_at": created,
-                          "source": rng.choice(srcs, n),
-                          "mql_at": created + pd.to_timedelta(np.where(rng.random(n) < 0.5, 30, np.nan), unit="h"),
-                          "account_id": rng.choice(np.array([f"A{i}" for i in range(8)] + [None], dtype=object), n),
-                          "opportunity_id": rng.choice(np.array([f"O{i}" for i in range(m)] + [None], dtype=object), n)})
-    closed = rng.random(m) < 0.6
-    opps = pd.DataFrame({
-        "opportunity_id": [f"O{i}" for i in range(m)],
-        "created_at": base + pd.to_timedelta(rng.integers(0, 45 * 24, m), unit="h"),
-        "close_date": [(base + pd.Timedelta(days=int(d))).date() for d in rng.integers(5, 60, m)],
-        "is_closed": closed, "is_won": closed & (rng.random(m) < 0.5), "amount": rng.integers(1, 50, m) * 100.0,
-        "account_id": rng.choice(np.array([f"A{i}" for i in range(8)], dtype=object), m),
-        "source": rng.choice(np.array(["a", "d", None, None], dtype=object), m),
-        "type": rng.choice(np.array(["new_business", "expansion"], dtype=object), m)})
-    spend = pd.DataFrame({"date": [(base + pd.Timedelta(days=int(d))).date() for d in rng.integers(0, 45, 12)],
-                          "channel": rng.choice(np.array(["a", "d", "x", "y"], dtype=object), 12),
-                          "spend": rng.integers(1, 100, 12) * 10.0}).drop_duplicates(["date", "channel"])
-    got = channels.channel_economics({"leads": leads, "opportunities": opps, "marketing_spend": spend},
-                                     period="2026-10", channel_map={"x": "b"})
+    frames = random_company(rng, data.draw(st.integers(1, 40)), data.draw(st.integers(1, 25)))
+    got = channels.channel_economics(frames, period="2026-10", channel_map={"x": "b"})
     rows, total = got[got["source"] != "all"], got[got["source"] == "all"].iloc[0]
     for c in ("leads", "mqls", "sqls", "opportunities", "pipeline_created", "revenue_won", "new_customers", "spend",
               "new_business_won"):

@@ -384,29 +384,16 @@ def test_channel_records_hand_computed():
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_channel_records_add_up_on_random_companies(data):
+    from test_channels import random_company
+
     rng = np.random.default_rng(data.draw(st.integers(0, 10_000)))
-    n, m = data.draw(st.integers(1, 30)), data.draw(st.integers(1, 25))
-    base = pd.Timestamp("2026-09-01")
-    accounts = np.array([f"A{i}" for i in range(6)] + [None], dtype=object)
-    leads = pd.DataFrame({"lead_id": [f"L{i}" for i in range(n)],
-                          "created_at": base + pd.to_timedelta(rng.integers(0, 60 * 24, n), unit="h"),
-                          "source": rng.choice(np.array(["a", "b", None], dtype=object), n),
-                          "account_id": rng.choice(accounts, n),
-                          "opportunity_id": rng.choice(np.array([f"O{i}" for i in range(m)] + [None], dtype=object), n)})
-    closed = rng.random(m) < 0.7
-    opps = pd.DataFrame({
-        "opportunity_id": [f"O{i}" for i in range(m)],
-        "created_at": base + pd.to_timedelta(rng.integers(0, 60 * 24, m), unit="h"),
-        "close_date": [(base + pd.Timedelta(days=int(d))).date() for d in rng.integers(0, 70, m)],
-        "is_closed": closed, "is_won": closed & (rng.random(m) < 0.6),
-        "amount": np.where(rng.random(m) < 0.1, np.nan, rng.integers(1, 90, m) * 33.33),
-        "account_id": rng.choice(accounts, m), "source": rng.choice(np.array(["c", None, None], dtype=object), m),
-        "type": rng.choice(np.array(["new_business", "expansion", None], dtype=object), m)})
+    frames = random_company(rng, data.draw(st.integers(1, 30)), data.draw(st.integers(1, 25)))
+    base, accounts = pd.Timestamp("2026-09-01"), [f"A{i}" for i in range(8)]
     k = data.draw(st.integers(0, 8))
-    subs = pd.DataFrame({"customer_id": rng.choice(accounts[:-1], k), "mrr": rng.integers(1, 40, k) * 12.5,
-                         "start_date": [(base + pd.Timedelta(days=int(d))).date() for d in rng.integers(0, 70, k)],
-                         "end_date": [None] * k})
-    frames = {"leads": leads, "opportunities": opps, "subscriptions": subs}
+    frames["subscriptions"] = pd.DataFrame({
+        "customer_id": rng.choice(np.array(accounts, dtype=object), k), "mrr": rng.integers(1, 40, k) * 12.5,
+        "start_date": [(base + pd.Timedelta(days=int(d))).date() for d in rng.integers(0, 70, k)],
+        "end_date": [None] * k})
     as_of = data.draw(st.sampled_from([None, "2026-10-17T06:00"]))
     assert_channels_add_up(R.channel_economics_records(frames, period="2026-10", as_of=as_of),
                            channel_economics(frames, period="2026-10", as_of=as_of))
