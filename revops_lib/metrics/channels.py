@@ -79,7 +79,8 @@ from revops_lib.metrics.common import (
 from revops_lib.metrics.lead_funnel import DEFAULT_STAGES, TOTAL, activity_counts_many
 from revops_lib.periods import window
 
-__all__ = ["channel_economics", "attributed_opportunities", "attributed_deals", "prepare_deals", "AttributedDeals", "UNATTRIBUTED", "CHANNEL_COLUMNS", "channel_rows"]
+__all__ = ["channel_economics", "attributed_opportunities", "attributed_deals", "prepare_deals", "AttributedDeals",
+           "UNATTRIBUTED", "CHANNEL_COLUMNS", "channel_rows"]
 
 #: The source of rows without one (leads without a source, deals no lead can be traced to).
 UNATTRIBUTED = "unattributed"

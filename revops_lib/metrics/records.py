@@ -75,9 +75,8 @@ from revops_lib.periods import window
 from revops_lib.sources import Source, pseudonym
 
 __all__ = ["mrr_movement_records", "pipeline_waterfall_records", "stage_conversion_records",
-           "rep_performance_records", "channel_economics_records", "waterfall_of_records", "MOVEMENT_RECORD_COLUMNS", "WATERFALL_RECORD_COLUMNS",
-           "CONVERSION_RECORD_COLUMNS", "REP_RECORD_COLUMNS",
-           "CHANNEL_RECORD_COLUMNS"]
+           "rep_performance_records", "channel_economics_records", "waterfall_of_records", "MOVEMENT_RECORD_COLUMNS",
+           "WATERFALL_RECORD_COLUMNS", "CONVERSION_RECORD_COLUMNS", "REP_RECORD_COLUMNS", "CHANNEL_RECORD_COLUMNS"]
 
 #: Columns of ``mrr_movements_records.csv`` (``group`` columns such as ``segment`` come after ``customer_id``).
 MOVEMENT_RECORD_COLUMNS = ["month", "customer_id", "movement", "amount", "starting_mrr", "ending_mrr"]

@@ -2,10 +2,11 @@
 
 ``revops report … --pdf`` (and ``make pdf``) writes ``reports/<period>/<period>-pack.pdf`` after the
 build; with ``--slice`` or ``--by``, one pack per slice built, in the slice's folder
-(``reports/<period>/segment-smb/<period>-pack.pdf``), its cover naming the slice. The pack is one HTML document — a cover with the period's executive summary, then each report's
-page, each starting on a new sheet — printed by a real engine: Debian's headless Chromium (installed by
-``make system-deps``), offline, with no header or footer of the browser's own. The PDF is written
-atomically: a failed print leaves the last good pack as it was.
+(``reports/<period>/segment-smb/<period>-pack.pdf``), its cover naming the slice. The pack is one HTML
+document — a cover with the period's executive summary, then each report's page, each starting on a new
+sheet — printed by a real engine: Debian's headless Chromium (installed by ``make system-deps``), offline,
+with no header or footer of the browser's own. The PDF is written atomically: a failed print leaves the
+last good pack as it was.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S)
 
 
 def pack_path(out: Path, period: str, slice_name: str = "") -> Path:
-    """``<out>/<period>/<period>-pack.pdf``; a slice's pack in its folder, ``<out>/<period>/<slice>/<period>-pack.pdf``."""
+    """``<out>/<period>/<period>-pack.pdf``; a slice's in its folder, ``<out>/<period>/<slice>/<period>-pack.pdf``."""
     folder = Path(out) / period / slice_name if slice_name else Path(out) / period
     return folder / f"{period}-pack.pdf"
 
