@@ -38,7 +38,9 @@ import revops_lib.present.charts.base
 revops_lib.present.charts.base.set_theme()
 import os
 if os.environ.get("REVOPS_ENGINE") == "spark":  # a run on Spark: its client too (the server may still start)
-    import ibis.backends.pyspark, pyspark.sql.connect.session"""
+    import ibis.backends.pyspark, pyspark.sql.connect.session
+else:  # Ibis loads its DuckDB backend (and every SQL compiler) on first use: here, while the runner validates
+    import ibis.backends.duckdb, sqlglot.dialects.duckdb"""
 
 
 #: First cell of every run on a reused kernel: a clean namespace (what ``%reset -f`` clears, without
