@@ -223,3 +223,18 @@ def test_the_attribution_is_one_query_and_leaves_no_table_behind(monkeypatch):
     got = channels.channel_economics(src, period="2026-10")
     assert sum(attributed) == 1 and not caches and got.set_index("source").loc["all", "opportunities"] > 0
     assert not [t for t in src.con.list_tables() if t.startswith("ibis_cache")]
+
+
+def test_a_period_without_any_activity_has_an_all_row_of_zeros_where_the_tables_are_present():
+    """No lead, deal or spend in the period: the ``all`` row counts 0 (not blank) for the tables the source has,
+    and stays blank for those it lacks (a random company found the blank zeros)."""
+    f = company()
+    got = channels.channel_economics(f, period="2025-01").set_index("source")
+    assert got.index.tolist() == ["all"]
+    row = got.loc["all"]
+    for c in ("leads", "mqls", "sqls", "opportunities", "new_customers"):
+        assert row[c] == 0, c
+    assert row["pipeline_created"] == 0.0 and row["revenue_won"] == 0.0
+    assert np.isnan(row["cac"]) and np.isnan(row["cost_per_lead"])  # 0 / 0: blank
+    only_leads = channels.channel_economics({"leads": f["leads"]}, period="2025-01").set_index("source")
+    assert only_leads.loc["all", "leads"] == 0 and np.isnan(only_leads.loc["all", "opportunities"])

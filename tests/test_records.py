@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_channels import company, random_company
 from test_forecast import STEPS, D, reference_waterfall, waterfall_case
 
 from revops_lib.metrics import records as R
@@ -347,8 +348,6 @@ def test_rep_records_add_up_on_random_deals(rows, as_of):
 # ---------------------------------------------------------------------------
 
 def test_channel_records_hand_computed():
-    from test_channels import company
-
     r = R.channel_economics_records(company(), period="2026-10")
     assert r.columns.tolist() == R.CHANNEL_RECORD_COLUMNS
     # O6 (won in September) is in no column; O3 (created in September, won 10-12) is A3's first new-business
@@ -384,8 +383,6 @@ def test_channel_records_hand_computed():
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_channel_records_add_up_on_random_companies(data):
-    from test_channels import random_company
-
     rng = np.random.default_rng(data.draw(st.integers(0, 10_000)))
     frames = random_company(rng, data.draw(st.integers(1, 30)), data.draw(st.integers(1, 25)))
     base, accounts = pd.Timestamp("2026-09-01"), [f"A{i}" for i in range(8)]

@@ -80,7 +80,17 @@ def test_make_test_runs_the_suite_with_ci_set_and_test_fast_without(make_copy): 
     for target in ("test", "test-fast"):
         r = subprocess.run(["make", "-s", target], cwd=make_copy, env=env, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
+    # make test: every test but Spark's in parallel, then the Spark ones alone (one JVM)
     assert (make_copy / "calls.log").read_text().splitlines() == [
-        "CI=true -m pytest", "CI=unset -m pytest -m not slow"]
+        "CI=true -m pytest -n auto --dist worksteal -m not spark", "CI=true -m pytest -m spark",
+        "CI=unset -m pytest -n auto --dist worksteal -m not slow"]
+    # a failure in the first run still runs the Spark tests, and make test fails
+    (make_copy / "calls.log").unlink()
+    python.write_text(f'#!/bin/sh\necho "CI=${{CI-unset}} $*" >> "{make_copy}/calls.log"\n'
+                      'case "$*" in *"not spark"*) exit 1;; esac\n')
+    r = subprocess.run(["make", "-s", "test"], cwd=make_copy, env=env, capture_output=True, text=True)
+    assert r.returncode != 0
+    assert [line.split(" -m ")[-1] for line in (make_copy / "calls.log").read_text().splitlines()] == [
+        "not spark", "spark"]
     ci_run = (TESTS.parent / ".ci" / "run").read_text().strip().splitlines()
     assert ci_run[-1] == "make test"  # CI runs exactly what a developer runs

@@ -383,6 +383,8 @@ def _assemble(frames: dict, has: dict, gross_margin: float) -> pd.DataFrame:
     spend_only = sorted(k for k in keys if k.startswith(f"{UNATTRIBUTED}:"))
     plain = sorted(k for k in keys if k != UNATTRIBUTED and k not in spend_only)
     index = plain + ([UNATTRIBUTED] if UNATTRIBUTED in keys else []) + spend_only
+    if not index:  # nothing at all: one probe row (dropped below) tells the columns of present tables (0) from blank
+        index = ["\x00probe"]
     out = pd.DataFrame(index=pd.Index(index, name="source"))
     out["leads"] = _num(frames.get("leads"), "leads", index)
     out["mqls"] = _num(frames.get("mqls"), "mqls", index)
@@ -404,11 +406,12 @@ def _assemble(frames: dict, has: dict, gross_margin: float) -> pd.DataFrame:
     # an all-zero row (a source with no activity in the period) is left out
     figures = out[["leads", "mqls", "sqls", "opportunities", "pipeline_created", "revenue_won", "new_customers",
                    "spend"]]
+    nothing = {c: np.nan if out[c].isna().all() else 0.0 for c in out.columns}  # the total of no row
     out = out[(figures.fillna(0) != 0).any(axis=1)]
     total = out.sum(axis=0, min_count=1).to_frame().T
     for c in out.columns:  # a column blank for lack of its table stays blank in the total
         if out[c].isna().all():
-            total[c] = np.nan
+            total[c] = nothing[c] if out.empty else np.nan
     total.index = pd.Index([TOTAL], name="source")
     out = pd.concat([out, total])
     out["cost_per_lead"] = ratio(out["spend"].to_numpy(), out["leads"].to_numpy())
