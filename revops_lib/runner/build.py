@@ -487,7 +487,7 @@ def _spark_server(engine: str, src_text: str, settings, say, jobs: int):
 
 
 def _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source, prepared, pool, rundir,
-         spark_env=None, preset="", request=((), None, "names")) -> int:
+         spark_env=None, preset="", request=((), None, "names", None)) -> int:
     from revops_lib.importers.live import open_mapped_source
     from revops_lib.sources import open_source
     from revops_lib.validation import validate
@@ -529,14 +529,14 @@ def _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source,
 
 
 def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool, src, shared, preset="",
-           request=((), None, "names")) -> int:
+           request=((), None, "names", None)) -> int:
     from revops_lib.metrics.quality import latest_event
     from revops_lib.runner.slicing import SLICE_PARAMETER, slice_sets
 
-    conditions, by, privacy, *sets_out = request
+    conditions, by, privacy, built_sets = request
     sets = slice_sets(src, conditions, by, privacy=privacy)
-    if sets_out and sets_out[0] is not None:
-        sets_out[0].extend(s.name for s in sets)
+    if built_sets is not None:
+        built_sets.extend(s.name for s in sets)
     if by is not None:
         say(f"By {by}: {len(sets)} set(s) of reports ({', '.join(s.name for s in sets)})")
     data_fp = src.fingerprint()

@@ -7,6 +7,7 @@ method of the report renders one part of the page and publishes the data behind 
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -613,14 +614,12 @@ def analyze(source, *, period, as_of=None, stages: Sequence[str] = DEFAULT_STAGE
         prev_sales = sales_metrics(src, period=prev, as_of=prev_cut, lookback_periods=lookback_periods)
     channels = channel_records = times = stuck = None
     if "channels" not in left_out:
-        if src.has("opportunities"):  # the deals behind the table and its records, computed once
-            with prepare_deals(src, period=p, as_of=cut) as deals_in:
-                channels = channel_economics(src, period=p, as_of=cut, channel_map=channel_map or None,
-                                             stages=stages, gross_margin=gross_margin, deals=deals_in)
-                channel_records = channel_economics_records(src, period=p, as_of=cut, deals=deals_in)
-        else:
+        # the deals behind the table and its records, computed once (none without opportunities)
+        with prepare_deals(src, period=p, as_of=cut) if src.has("opportunities") else nullcontext() as deals_in:
             channels = channel_economics(src, period=p, as_of=cut, channel_map=channel_map or None, stages=stages,
-                                         gross_margin=gross_margin)
+                                         gross_margin=gross_margin, deals=deals_in)
+            if deals_in is not None:
+                channel_records = channel_economics_records(src, period=p, as_of=cut, deals=deals_in)
     if "stage_time" not in left_out:
         won, lost = closed_stages(src) if src.has("opportunities") else (None, None)
         times, stuck = stage_time_tables(src, period=p, as_of=cut, stages=deal_stages, won_stages=won,
