@@ -82,9 +82,11 @@ system-deps: ## Install the system packages the tests use (PostgreSQL, Chromium,
 # CI=true: a test that needs PostgreSQL, Chromium or Spark fails when it cannot have it, as in CI (never a quiet skip)
 # Two runs: every test but Spark's in parallel on every core (pytest-xdist), then the Spark tests alone (one JVM, whose
 # queries slow down 2x beside other tests). A failure in the first still runs the second; the exit code is the worst.
+# Both share one temporary folder (REVOPS_TEST_SHARED): the demo data and reports are built once for the whole run.
 test: $(STAMP) system-deps ## Run the whole test suite as CI does (slow, notebook, PostgreSQL, Spark and browser tests; none skipped)
-	@rc=0; CI=true $(BIN)/python -m pytest -n auto --dist worksteal -m "not spark" $(PYTEST_ARGS) || rc=$$?; \
-	CI=true $(BIN)/python -m pytest -m spark $(PYTEST_ARGS) || rc=$$?; exit $$rc
+	@rc=0; shared=$$(mktemp -d -t revops-test-XXXXXX); export REVOPS_TEST_SHARED=$$shared; \
+	CI=true $(BIN)/python -m pytest -n auto --dist worksteal -m "not spark" $(PYTEST_ARGS) || rc=$$?; \
+	CI=true $(BIN)/python -m pytest -m spark $(PYTEST_ARGS) || rc=$$?; rm -rf "$$shared"; exit $$rc
 
 test-fast: $(STAMP) ## Run the tests not marked slow (skips, and says so, those whose PostgreSQL, Chromium or Java is missing)
 	$(BIN)/python -m pytest -n auto --dist worksteal -m "not slow"

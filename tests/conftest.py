@@ -344,14 +344,55 @@ def spark_url():
 DEMO_END = dt.date(2026, 11, 1)  # demo data cover 2023-11 .. 2026-10
 
 
+#: A folder shared by every pytest process of one ``make test`` (its two runs, and their xdist workers): what
+#: :func:`built_once` builds there is built by the first process that needs it and read by the others.
+SHARED_ENV = "REVOPS_TEST_SHARED"
+
+
+def _shared_root(tmp_path_factory) -> Path | None:
+    """Where :func:`built_once` keeps its builds: ``$REVOPS_TEST_SHARED``, else the session's temporary folder
+    that its xdist workers share (a fresh one per session), else None (one process: nothing to share)."""
+    if os.environ.get(SHARED_ENV, "").strip():
+        return Path(os.environ[SHARED_ENV])
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return tmp_path_factory.getbasetemp().parent  # pytest-of-<user>/pytest-<n>/: this session's only
+    return None
+
+
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """The folder ``build(folder)`` fills, built once for every process of the test run (see :data:`SHARED_ENV`).
+
+    The first process takes a lock, builds into ``<root>/<name>`` and marks it done; the others wait on the
+    lock and use that folder. A failed build leaves no mark, so the next process that needs it tries again
+    (and fails its tests the same way). Tests only read what it builds.
+    """
+    import fcntl
+    import shutil
+
+    root = _shared_root(tmp_path_factory)
+    if root is None:
+        path = tmp_path_factory.mktemp(name)
+        build(path)
+        return path
+    root.mkdir(parents=True, exist_ok=True)
+    path, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes (or the process dies)
+        if not done.exists():
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir()
+            build(path)
+            done.touch()
+    return path
+
+
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory):
-    """A small demo company (scale 0.2, fixed end), built once per test session."""
+    """A small demo company (scale 0.2, fixed end), built once per test run (:func:`built_once`)."""
     from revops_lib import demo
 
-    path = tmp_path_factory.mktemp("demo") / "data"
-    demo.build(path, seed=7, scale=0.2, end=DEMO_END)
-    return path
+    return built_once(tmp_path_factory, "demo", lambda p: demo.build(p / "data", seed=7, scale=0.2, end=DEMO_END)) \
+        / "data"
 
 
 #: The periods :func:`demo_reports` builds every report for (a month, a quarter, a week).
@@ -361,15 +402,18 @@ DEMO_REPORT_PERIODS = ("2026-10", "2026-Q3", "2026-W40")
 @pytest.fixture(scope="session")
 def demo_reports(demo_dir, tmp_path_factory):
     """The folder of every report of the demo for :data:`DEMO_REPORT_PERIODS`, and the scorecard of 2026-W43,
-    built once by one run of the real runner (two kernels, reused across reports). Tests only read it."""
-    out = tmp_path_factory.mktemp("demo-reports")
+    built once for the test run (:func:`built_once`) by one run of the real runner (two kernels, reused across
+    reports). Tests only read it."""
     names = registry.notebook_names()
     tasks = {(n, p) for n in names for p in DEMO_REPORT_PERIODS} | {("revops_scorecard", "2026-W43")}
-    messages = []
-    status = build.run(periods=[*DEMO_REPORT_PERIODS, "2026-W43"], source=demo_dir, out=out, notebooks=names,
-                       jobs=2, force=True, progress=messages.append, only=tasks)
-    assert status == 0, "\n".join(messages)
-    return out
+
+    def run(out):
+        messages = []
+        status = build.run(periods=[*DEMO_REPORT_PERIODS, "2026-W43"], source=demo_dir, out=out, notebooks=names,
+                           jobs=2, force=True, progress=messages.append, only=tasks)
+        assert status == 0, "\n".join(messages)
+
+    return built_once(tmp_path_factory, "demo-reports", run)
 
 
 def run_report(source, out, period, notebooks, **params):

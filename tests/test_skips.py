@@ -75,8 +75,10 @@ def test_make_test_runs_the_suite_with_ci_set_and_test_fast_without(make_copy): 
     (make_copy / ".ci").mkdir()
     (make_copy / ".ci" / "system-deps").write_text("exit 0\n")
     python = make_copy / ".venv" / "bin" / "python"
-    python.write_text(f'#!/bin/sh\necho "CI=${{CI-unset}} $*" >> "{make_copy}/calls.log"\n')
-    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    python.write_text(f'#!/bin/sh\necho "CI=${{CI-unset}} $*" >> "{make_copy}/calls.log"\n'
+                      f'[ -d "${{REVOPS_TEST_SHARED:-/nonexistent}}" ] && echo "$REVOPS_TEST_SHARED" >> "{make_copy}/shared.log"\n'
+                      'exit 0\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "REVOPS_TEST_SHARED")}
     for target in ("test", "test-fast"):
         r = subprocess.run(["make", "-s", target], cwd=make_copy, env=env, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
@@ -84,6 +86,9 @@ def test_make_test_runs_the_suite_with_ci_set_and_test_fast_without(make_copy): 
     assert (make_copy / "calls.log").read_text().splitlines() == [
         "CI=true -m pytest -n auto --dist worksteal -m not spark", "CI=true -m pytest -m spark",
         "CI=unset -m pytest -n auto --dist worksteal -m not slow"]
+    # both runs of make test share one fresh folder (the demo reports are built once), removed at the end
+    shared = (make_copy / "shared.log").read_text().splitlines()
+    assert len(shared) == 2 and shared[0] == shared[1] and not Path(shared[0]).exists()
     # a failure in the first run still runs the Spark tests, and make test fails
     (make_copy / "calls.log").unlink()
     python.write_text(f'#!/bin/sh\necho "CI=${{CI-unset}} $*" >> "{make_copy}/calls.log"\n'
@@ -94,3 +99,31 @@ def test_make_test_runs_the_suite_with_ci_set_and_test_fast_without(make_copy): 
         "not spark", "spark"]
     ci_run = (TESTS.parent / ".ci" / "run").read_text().strip().splitlines()
     assert ci_run[-1] == "make test"  # CI runs exactly what a developer runs
+
+
+def test_a_shared_build_runs_once_and_a_failed_one_is_tried_again(tmp_path, monkeypatch, tmp_path_factory):
+    from conftest import SHARED_ENV, built_once
+
+    monkeypatch.setenv(SHARED_ENV, str(tmp_path / "shared"))
+    calls = []
+
+    def build(path):
+        calls.append(path)
+        (path / "x.txt").write_text(str(len(calls)))
+
+    first = built_once(tmp_path_factory, "thing", build)
+    assert built_once(tmp_path_factory, "thing", build) == first and len(calls) == 1
+    assert (first / "x.txt").read_text() == "1" and first.parent == tmp_path / "shared"
+
+    def broken(path):
+        (path / "half.txt").write_text("")
+        raise RuntimeError("build failed")
+
+    with pytest.raises(RuntimeError):
+        built_once(tmp_path_factory, "other", broken)
+    built_once(tmp_path_factory, "other", build)  # tried again, in a clean folder
+    assert sorted(p.name for p in (tmp_path / "shared" / "other").iterdir()) == ["x.txt"]
+    monkeypatch.delenv(SHARED_ENV)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    alone = built_once(tmp_path_factory, "thing", build)  # one process, no shared folder: its own build
+    assert alone != first and len(calls) == 3
