@@ -72,8 +72,12 @@ def conversion_from_records(records: pd.DataFrame, by: str = "source") -> pd.Dat
     return pd.concat([per.reset_index(), tot], ignore_index=True)
 
 
-def assert_conversion_adds_up(records: pd.DataFrame, conversion: pd.DataFrame, by: str = "source") -> None:
+def assert_conversion_adds_up(records: pd.DataFrame, conversion: pd.DataFrame, by: str = "source",
+                              total: bool = True) -> None:
+    """Per group and pair (and, with ``total``, over every group: the ``all`` row), the table's counts."""
     rebuilt = conversion_from_records(records, by)
+    if not total:
+        rebuilt = rebuilt[rebuilt[by] != "all"]
     keys = [by, "from_stage", "to_stage"]
     m = conversion[keys + ["entered", "converted"]].merge(rebuilt, on=keys, how="outer", suffixes=("", "_r"),
                                                           indicator=True)
@@ -412,6 +416,10 @@ def test_demo_records_add_up_and_follow_the_privacy_mode(demo_dir, privacy):
     assert_waterfall_adds_up(wr, pipeline_waterfall(src, period=p))
     cr = R.stage_conversion_records(src, period=p)
     assert_conversion_adds_up(cr, stage_conversion(src, period=p))
+    sr = R.stage_conversion_records(src, period=p, by="segment")
+    assert_conversion_adds_up(sr, stage_conversion(src, period=p, by="segment", include_total=False), "segment",
+                              total=False)
+    assert sr.drop(columns="segment").equals(cr.drop(columns="source")) and sr["segment"].nunique() >= 3
     rr = R.rep_performance_records(src, period=p)
     assert_reps_add_up(rr, rep_performance(src, period=p))
     ch = R.channel_economics_records(src, period=p)
@@ -498,7 +506,7 @@ def test_reports_publish_records_that_add_up_to_their_tables_and_links_that_reso
     period = "2026-10"
     d = demo_reports / period
     expected = {"cohort_retention": ["mrr_movements"], "forecast_accuracy": ["pipeline_waterfall", "rep_performance"],
-                "funnel_conversion": ["stage_conversion", "channel_economics"]}
+                "funnel_conversion": ["stage_conversion", "channel_economics", "stage_conversion_by_segment"]}
     for report, tables in expected.items():
         html = (d / f"{report}.html").read_text()
         links = re.findall(r'Records behind this table[^<]*<a href="([^"]+)"', html)
@@ -521,6 +529,10 @@ def test_reports_publish_records_that_add_up_to_their_tables_and_links_that_reso
     assert [got.get(s, 0) for s in wf["step"]] == cents(wf["amount"]).tolist()
     assert rec["stage_conversion"].columns.tolist() == R.CONVERSION_RECORD_COLUMNS
     assert_conversion_adds_up(rec["stage_conversion"], t["stage_conversion"])
+    by_segment = rec["stage_conversion_by_segment"]
+    assert by_segment.columns.tolist() == ["segment" if c == "source" else c for c in R.CONVERSION_RECORD_COLUMNS]
+    assert_conversion_adds_up(by_segment, t["stage_conversion_by_segment"], "segment", total=False)
+    assert len(by_segment) == len(rec["stage_conversion"])  # the same leads, grouped by segment
     assert rec["rep_performance"].columns.tolist() == R.REP_RECORD_COLUMNS
     assert_reps_add_up(rec["rep_performance"], t["rep_performance"])
     ch = rec["channel_economics"]

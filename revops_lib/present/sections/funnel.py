@@ -88,10 +88,12 @@ FOOTNOTES = [
     ("Records behind the numbers", "stage_conversion_records.csv, beside stage_conversion.csv: one row per lead "
      "of the cohort and stage pair whose from_stage it reached (lead_id, source, from_stage, to_stage, converted "
      "0/1, the times it reached both); per source and pair, rows = entered and Σ converted = converted, over "
-     "every source the all row. channel_economics_records.csv, beside channel_economics.csv: one row per deal "
-     "created or won in the period (opportunity_id, account_id, attributed source and the link that gave it, "
-     "created, pipeline_created, won, revenue_won, new_business_won, new_customer 0/1, starting_mrr); per source, "
-     "their sums are the source's opportunities, pipeline created, revenue won and new customers. "
+     "every source the all row; stage_conversion_by_segment_records.csv holds the same rows by segment (per "
+     "segment and pair: that table's entered and converted). channel_economics_records.csv, beside "
+     "channel_economics.csv: one row per deal created or won in the period (opportunity_id, account_id, "
+     "attributed source and the link that gave it, created, pipeline_created, won, revenue_won, new_business_won, "
+     "new_customer 0/1, starting_mrr); per source, their sums are the source's opportunities, pipeline created, "
+     "revenue won and new customers. "
      "stuck_deals.csv lists its deals itself."),
     ("Pipeline velocity", "open opportunities at as of × win rate × average deal size / sales cycle length "
      "(revenue per day), with rate, size and length over the trailing lookback_periods quarters (default 4)."),
@@ -148,6 +150,7 @@ class FunnelReport(ChannelAndStageParts, Section):
     stage_times: pd.DataFrame | None = None  # metrics.stage_time.time_in_stage
     stuck: pd.DataFrame | None = None  # metrics.stage_time.stuck_deals
     conversion_records: pd.DataFrame | None = None  # metrics.records.stage_conversion_records
+    segment_records: pd.DataFrame | None = None  # the same, by segment (None: the leads have no segment)
 
     # -- numbers ----------------------------------------------------------
 
@@ -415,14 +418,19 @@ class FunnelReport(ChannelAndStageParts, Section):
 
     @needs_part("segments")
     def segment_table(self):
-        """The cohort funnel by segment (published as ``stage_conversion_by_segment.csv``)."""
+        """The cohort funnel by segment (published as ``stage_conversion_by_segment.csv``), and the link to the
+        leads behind it (``stage_conversion_by_segment_records.csv``)."""
         if self.segments is None or self.segments.empty:
             return md("No segment data for this cohort.")
         publish(self.segments[["segment", "from_stage", "to_stage", "entered", "converted", "rate", "ci_low",
                                "ci_high"]], "stage_conversion_by_segment")
         disp = self._display(self.segments, "segment")
-        return style_table(disp, {"Entered": "{:,}", "Converted": "{:,}"}).apply(
+        styled = style_table(disp, {"Entered": "{:,}", "Converted": "{:,}"}).apply(
             lambda r: ["color: #9a9a9a" if r["Note"] else "" for _ in r], axis=1)
+        if self.segment_records is None:
+            return styled
+        return self.with_records(styled, self.segment_records, "stage_conversion_by_segment",
+                                 "the cohort's leads behind each cell")
 
     @needs_part("segments")
     def segment_test_table(self):
@@ -650,9 +658,12 @@ def _lead_parts(src, p, cut, prev, prev_cut, kw, *, trend_cohorts, trend_window_
     """Every lead part of the report (the ``leads`` table is present)."""
     ft = funnel_tables(src, period=p, as_of=cut, by="source", **kw)
     prev_conv = stage_conversion(src, period=prev, as_of=prev_cut, by=None, **kw)
-    segments = None
+    segments = segment_records = None
     if "segment" in src.raw("leads").columns:
         segments = stage_conversion(src, period=p, as_of=cut, by="segment", include_total=False, **kw)
+        segment_records = stage_conversion_records(src, period=p, as_of=cut, stages=stages, by="segment",
+                                                   funnel_mode=funnel_mode,
+                                                   conversion_window_days=kw["conversion_window_days"])
     changes = compare_rates(ft.conversion, prev_conv.assign(source=TOTAL), by="source")
     tests = source_differences(ft.conversion, min_sample=min_sample)
     trend = cohort_trend(src, period=p, as_of=cut, cohorts=trend_cohorts,
@@ -665,7 +676,7 @@ def _lead_parts(src, p, cut, prev, prev_cut, kw, *, trend_cohorts, trend_window_
     records = stage_conversion_records(src, period=p, as_of=cut, stages=stages, by="source", funnel_mode=funnel_mode,
                                        conversion_window_days=kw["conversion_window_days"])
     return dict(conversion=ft.conversion, timing=ft.timing, previous_conversion=prev_conv, changes=changes,
-                conversion_records=records,
+                conversion_records=records, segment_records=segment_records,
                 source_tests=tests, segments=segments, trend=trend, distribution=dist, activity=activity,
                 previous_activity=prev_activity)
 
