@@ -18,6 +18,7 @@ from revops_lib.metrics.lead_funnel import stage_conversion
 from revops_lib.metrics.mrr import mrr_movements
 from revops_lib.metrics.pipeline import WATERFALL_STEPS, pipeline_waterfall
 from revops_lib.metrics.reps import rep_performance
+from revops_lib.metrics.segments import win_rate_by
 from revops_lib.present.section import Section, WithRecords
 from revops_lib.sources import Source, open_source
 
@@ -83,6 +84,18 @@ def assert_conversion_adds_up(records: pd.DataFrame, conversion: pd.DataFrame, b
                                                           indicator=True)
     assert (m["_merge"] == "both").all(), m[m["_merge"] != "both"]
     assert (m["entered"] == m["entered_r"]).all() and (m["converted"] == m["converted_r"]).all(), m
+
+
+def assert_win_rates_add_up(records: pd.DataFrame, table: pd.DataFrame, by: str = "segment") -> None:
+    """Per value of ``by`` and over all (``all``): the table's won and lost; every row is a closed deal."""
+    assert ((records["won"] + records["lost"]) == 1).all()
+    assert (records["outcome"] == np.where(records["won"] == 1, "won", "lost")).all()
+    per = records.groupby(by)[["won", "lost"]].sum().reset_index()
+    rebuilt = pd.concat([per, records[["won", "lost"]].sum().to_frame().T.assign(**{by: "all"})], ignore_index=True)
+    m = table[[by, "closed", "won", "lost"]].merge(rebuilt, on=by, how="outer", suffixes=("", "_r"), indicator=True)
+    assert (m["_merge"] == "both").all(), m
+    assert (m["won"] == m["won_r"]).all() and (m["lost"] == m["lost_r"]).all(), m
+    assert (m["closed"] == m["won_r"] + m["lost_r"]).all(), m
 
 
 REP_SUMS = ["won", "lost", "revenue_won", "pipeline_created"]
@@ -329,6 +342,31 @@ def test_rep_records_hand_computed():
     assert_reps_add_up(early, rep_performance(reps_case(), period="2026-10", as_of="2026-10-08"))
 
 
+def test_win_rate_records_hand_computed():
+    deals = reps_case().assign(segment=["smb", "smb", "smb", "ent", None, "ent", "ent"])
+    edges = deals.iloc[[0, 0]].assign(opportunity_id=["O8", "O9"], close_date=[D("2026-11-01"), D("2026-10-08")])
+    deals = pd.concat([deals, edges], ignore_index=True)  # O8 closes after the month, O9 on the cut-off's date below
+    r = R.win_rate_records(deals, period="2026-10")
+    assert r.columns.tolist() == R.WIN_RATE_RECORD_COLUMNS
+    # closed in October: O1 and O9 won, O2 lost (smb), O4 won (ent), O5 won (no segment: last); O3 is open, O6,
+    # O7 and O8 closed outside the month
+    assert r[["opportunity_id", "segment", "outcome", "won", "lost", "owner"]].values.tolist() == [
+        ["O4", "ent", "won", 1, 0, "bo"], ["O1", "smb", "won", 1, 0, "ana"], ["O9", "smb", "won", 1, 0, "ana"],
+        ["O2", "smb", "lost", 0, 1, "ana"], ["O5", "(none)", "won", 1, 0, "unassigned"]]
+    assert_win_rates_add_up(r, win_rate_by(deals, period="2026-10"))
+    # the cut-off: only deals closed before its date (O1 on 10-05; not O9, on the cut-off's date)
+    early = R.win_rate_records(deals, period="2026-10", as_of="2026-10-08")
+    assert early["opportunity_id"].tolist() == ["O1"]
+    assert_win_rates_add_up(early, win_rate_by(deals, period="2026-10", as_of="2026-10-08"))
+    by_team = R.win_rate_records(deals, period="2026-10", by="team")  # one team column, named as the table does
+    assert by_team.columns.tolist() == ["opportunity_id", "team", "outcome", "won", "lost", "close_date", "amount",
+                                        "owner"]
+    assert by_team["team"].tolist() == ["ent", "smb", "smb", "smb", "(none)"]
+    assert_win_rates_add_up(by_team, win_rate_by(deals, period="2026-10", by="team"), "team")
+    with pytest.raises(Exception, match="`by` names column `region`"):
+        R.win_rate_records(deals, period="2026-10", by="region")
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(["ana", "bo", None]), st.sampled_from(["smb", "ent", None]),
                           st.integers(0, 90), st.integers(0, 60), st.booleans(), st.booleans(),
@@ -342,9 +380,11 @@ def test_rep_records_add_up_on_random_deals(rows, as_of):
         "team": [r[1] for r in rows], "created_at": [base + pd.Timedelta(days=r[2], hours=5) for r in rows],
         "close_date": [(base + pd.Timedelta(days=r[2] + r[3])).date() for r in rows],
         "is_closed": [r[4] for r in rows], "is_won": [r[4] and r[5] for r in rows], "amount": [r[6] for r in rows],
-        "stage": "proposal"})
+        "stage": "proposal", "segment": [{"smb": "mid_market", "ent": "enterprise"}.get(r[1]) for r in rows]})
     assert_reps_add_up(R.rep_performance_records(df, period="2026-10", as_of=as_of),
                        rep_performance(df, period="2026-10", as_of=as_of))
+    assert_win_rates_add_up(R.win_rate_records(df, period="2026-10", as_of=as_of),
+                            win_rate_by(df, period="2026-10", as_of=as_of))
 
 
 # ---------------------------------------------------------------------------
@@ -422,6 +462,9 @@ def test_demo_records_add_up_and_follow_the_privacy_mode(demo_dir, privacy):
     assert sr.drop(columns="segment").equals(cr.drop(columns="source")) and sr["segment"].nunique() >= 3
     rr = R.rep_performance_records(src, period=p)
     assert_reps_add_up(rr, rep_performance(src, period=p))
+    wr_seg = R.win_rate_records(src, period=p)
+    assert_win_rates_add_up(wr_seg, win_rate_by(src, period=p))
+    assert set(wr_seg["opportunity_id"]) == set(rr.loc[rr["outcome"] != "created", "opportunity_id"])
     ch = R.channel_economics_records(src, period=p)
     assert_channels_add_up(ch, channel_economics(src, period=p))
     assert ch["new_customer"].sum() > 0 and ch["starting_mrr"].notna().sum() > 0
@@ -505,7 +548,8 @@ def test_reports_publish_records_that_add_up_to_their_tables_and_links_that_reso
 
     period = "2026-10"
     d = demo_reports / period
-    expected = {"cohort_retention": ["mrr_movements"], "forecast_accuracy": ["pipeline_waterfall", "rep_performance"],
+    expected = {"cohort_retention": ["mrr_movements"],
+                "forecast_accuracy": ["pipeline_waterfall", "rep_performance", "win_rate_by_segment"],
                 "funnel_conversion": ["stage_conversion", "channel_economics", "stage_conversion_by_segment"]}
     for report, tables in expected.items():
         html = (d / f"{report}.html").read_text()
@@ -537,6 +581,8 @@ def test_reports_publish_records_that_add_up_to_their_tables_and_links_that_reso
     assert_reps_add_up(rec["rep_performance"], t["rep_performance"])
     ch = rec["channel_economics"]
     assert ch.columns.tolist() == R.CHANNEL_RECORD_COLUMNS and ch["new_customer"].sum() > 0
+    assert rec["win_rate_by_segment"].columns.tolist() == R.WIN_RATE_RECORD_COLUMNS
+    assert_win_rates_add_up(rec["win_rate_by_segment"], t["win_rate_by_segment"])
     assert_channels_add_up(ch, t["channel_economics"])
 
 
@@ -559,11 +605,12 @@ def test_records_are_the_same_on_postgresql(pg_url, demo_dir):
     local = Source.from_frames(frames)
     for period, as_of in (("2026-10", None), ("2026-Q3", "2026-08-20T12:00")):
         for fn in (R.mrr_movement_records, R.pipeline_waterfall_records, R.stage_conversion_records,
-                   R.rep_performance_records, R.channel_economics_records):
+                   R.rep_performance_records, R.channel_economics_records, R.win_rate_records):
             a, b = fn(pg, period=period, as_of=as_of), fn(local, period=period, as_of=as_of)
             assert len(b) > 0, fn.__name__
             pd.testing.assert_frame_equal(a, b, check_dtype=False, obj=f"{fn.__name__} {period}")
     masked_pg, masked_duck = pg.with_privacy("masked"), local.with_privacy("masked")
-    for fn in (R.stage_conversion_records, R.rep_performance_records, R.channel_economics_records):
+    for fn in (R.stage_conversion_records, R.rep_performance_records, R.channel_economics_records,
+               R.win_rate_records):
         pd.testing.assert_frame_equal(fn(masked_pg, period="2026-10"), fn(masked_duck, period="2026-10"),
                                       check_dtype=False)

@@ -39,6 +39,11 @@ Definitions (METRICS.md, the aggregates' own definitions; "Records behind the nu
   Σ per source = the source's ``opportunities``, ``pipeline_created``, ``revenue_won`` and ``new_customers``;
   over all = the ``all`` row. Leads, MQLs, SQLs and spend are not in them (``stage_conversion_records`` has the
   cohort's leads; the spend is ``marketing_spend`` itself).
+- **Win rate records** (:func:`win_rate_records`, beside ``win_rate_by_segment.csv``): one row per deal closed in
+  the period (before ``as_of``'s date), as :func:`revops_lib.metrics.segments.win_rate_by` counts them:
+  ``opportunity_id``, the ``by`` column (``segment``; ``(none)`` when missing), ``outcome`` (won or lost),
+  ``won`` and ``lost`` (0/1), ``close_date``, ``amount``, ``owner`` and ``team``. Σ won and Σ lost per segment =
+  the segment's row; over all = the ``all`` row.
 
 Sizes are bounded by the period: its months, its deals, its cohort — never the history.
 With ``privacy: masked`` (:meth:`revops_lib.sources.Source.with_privacy`) ids are hashed and owners and teams
@@ -53,7 +58,7 @@ import numpy as np
 import pandas as pd
 
 from revops_lib.metrics.channels import UNATTRIBUTED, AttributedDeals, resolve_deals
-from revops_lib.metrics.common import check_stages, date_lit, run, source_of, ts_lit, us
+from revops_lib.metrics.common import check_stages, date_lit, run, source_of, ts_lit, typed, us
 from revops_lib.metrics.deal_history import as_dates, as_period, fiscal_start
 from revops_lib.metrics.lead_funnel import (
     _US_PER_DAY,
@@ -75,8 +80,9 @@ from revops_lib.periods import window
 from revops_lib.sources import Source, pseudonym
 
 __all__ = ["mrr_movement_records", "pipeline_waterfall_records", "stage_conversion_records",
-           "rep_performance_records", "channel_economics_records", "waterfall_of_records", "MOVEMENT_RECORD_COLUMNS",
-           "WATERFALL_RECORD_COLUMNS", "CONVERSION_RECORD_COLUMNS", "REP_RECORD_COLUMNS", "CHANNEL_RECORD_COLUMNS"]
+           "rep_performance_records", "channel_economics_records", "win_rate_records", "waterfall_of_records",
+           "MOVEMENT_RECORD_COLUMNS", "WATERFALL_RECORD_COLUMNS", "CONVERSION_RECORD_COLUMNS", "REP_RECORD_COLUMNS",
+           "CHANNEL_RECORD_COLUMNS", "WIN_RATE_RECORD_COLUMNS"]
 
 #: Columns of ``mrr_movements_records.csv`` (``group`` columns such as ``segment`` come after ``customer_id``).
 MOVEMENT_RECORD_COLUMNS = ["month", "customer_id", "movement", "amount", "starting_mrr", "ending_mrr"]
@@ -92,6 +98,9 @@ REP_RECORD_COLUMNS = ["opportunity_id", "owner", "team", "outcome", "stage", "cr
 CHANNEL_RECORD_COLUMNS = ["opportunity_id", "account_id", "source", "basis", "type", "created_at", "close_date",
                           "amount", "created", "pipeline_created", "won", "revenue_won", "new_business_won",
                           "new_customer", "starting_mrr"]
+#: Columns of ``win_rate_by_segment_records.csv`` (``segment`` named after ``by``).
+WIN_RATE_RECORD_COLUMNS = ["opportunity_id", "segment", "outcome", "won", "lost", "close_date", "amount", "owner",
+                           "team"]
 
 _MOVEMENT_ORDER = ["new", "expansion", "reactivation", "contraction", "churned"]
 
@@ -405,6 +414,64 @@ def channel_economics_records(data, *, period, as_of=None, deals: AttributedDeal
     out["_u"], out["_n"], out["_w"] = out["source"].eq(UNATTRIBUTED), -out["new_customer"], -out["won"]
     out = _sorted(out, ["_u", "source", "_n", "_w", "amount", "opportunity_id"], [True, True, True, True, False, True])
     return out[CHANNEL_RECORD_COLUMNS]
+
+
+def win_rate_records(data, *, period, as_of=None, by: str = "segment") -> pd.DataFrame:
+    """The deals closed in the period behind each row of the win rate by segment (see the module docstring).
+
+    Parameters
+    ----------
+    data : Source, source spec, or the ``opportunities`` table (Ibis or pandas)
+    period : str or Period
+    as_of : date or time, optional
+    by : str, default "segment"
+        The column of ``opportunities`` the rows are grouped by (as in ``win_rate_by``).
+
+    Returns
+    -------
+    DataFrame
+        :data:`WIN_RATE_RECORD_COLUMNS` (``segment`` named ``by``), by ``by`` (``(none)`` last), won before
+        lost, largest amount first.
+
+    Examples
+    --------
+    >>> import datetime as _dt
+    >>> o = pd.DataFrame({"opportunity_id": ["O1", "O2", "O3", "O4"], "segment": ["smb", "smb", "ent", None],
+    ...     "created_at": pd.to_datetime(["2026-09-01"] * 4),
+    ...     "close_date": [_dt.date(2026, 10, 5), _dt.date(2026, 10, 20), _dt.date(2026, 10, 2), _dt.date(2026, 11, 3)],
+    ...     "is_closed": [True] * 4, "is_won": [True, False, True, False], "amount": [100.0, 300.0, 50.0, 9.0]})
+    >>> win_rate_records(o, period="2026-10")[["opportunity_id", "segment", "outcome", "won", "lost"]]
+      opportunity_id segment outcome  won  lost
+    0             O3     ent     won    1     0
+    1             O1     smb     won    1     0
+    2             O2     smb    lost    0     1
+    """
+    from revops_lib.errors import ParameterError
+    from revops_lib.metrics.segments import NONE
+
+    p, cut_as_of = window(period, as_of, period_required=True)
+    o = typed(data, "opportunities", needed_by="the win rate records")
+    if not isinstance(by, str) or by not in o.columns:
+        raise ParameterError(f"`by` names column `{by}`, which is not in the opportunities table.")
+    # as win_rate_by counts them (closed_deal_stats_by's window: the close date before as_of's date)
+    hi = min(p.end_date, cut_as_of.date())
+    closed = o.is_closed & (o.close_date >= date_lit(p.start_date)) & (o.close_date < date_lit(hi))
+    t = o.filter(closed.fill_null(False))
+    df = run(t.select(
+        "opportunity_id", "close_date", "amount", g=t[by].cast(dt.string), _won=t.is_won.fill_null(False),
+        owner=t.owner.fill_null(UNASSIGNED) if "owner" in t.columns else ibis.literal(UNASSIGNED),
+        team=t.team.fill_null(UNASSIGNED) if "team" in t.columns else ibis.literal(UNASSIGNED)))
+    w = df["_won"].astype(bool).to_numpy()
+    group = df["g"].astype(object)
+    out = pd.DataFrame({
+        "opportunity_id": _text(df["opportunity_id"]),
+        "outcome": np.where(w, "won", "lost"), "won": w.astype("int64"), "lost": (~w).astype("int64"),
+        "close_date": as_dates(df["close_date"]), "amount": df["amount"].astype("float64"),
+        "owner": df["owner"].astype(str), "team": df["team"].astype(str)})
+    out[by] = group.where(group.notna(), NONE).astype(str).to_numpy()  # by owner or team: as the table names them
+    out["_none"] = out[by] == NONE
+    out = _sorted(out, ["_none", by, "lost", "amount", "opportunity_id"], [True, True, True, False, True])
+    return out[list(dict.fromkeys(by if c == "segment" else c for c in WIN_RATE_RECORD_COLUMNS))]
 
 
 def _text(values: pd.Series) -> pd.Series:

@@ -20,7 +20,12 @@ from revops_lib.metrics.forecast import (
     score_forecasts,
 )
 from revops_lib.metrics.pipeline import coverage, slippage, undated_open_deals
-from revops_lib.metrics.records import pipeline_waterfall_records, rep_performance_records, waterfall_of_records
+from revops_lib.metrics.records import (
+    pipeline_waterfall_records,
+    rep_performance_records,
+    waterfall_of_records,
+    win_rate_records,
+)
 from revops_lib.metrics.reps import MORE_COLUMNS, REP_COLUMNS, rep_performance
 from revops_lib.metrics.segments import win_rate_by
 from revops_lib.periods import Period, window
@@ -69,7 +74,9 @@ FOOTNOTES = [
      "open and due in the period at its start and at the cut-off); Σ amount per step = the step. Beside "
      "rep_performance.csv, rep_performance_records.csv: the deals closed or created in the period, with the "
      "columns they count in (won, lost, revenue_won, created, pipeline_created); their sums per owner and team, "
-     "per team and over all are the table's rows. slippage.csv lists its deals itself."),
+     "per team and over all are the table's rows. Beside win_rate_by_segment.csv, win_rate_by_segment_records.csv: "
+     "the deals closed in the period with their segment and outcome; Σ won and Σ lost per segment are its row. "
+     "slippage.csv lists its deals itself."),
     ("Quota, attainment", "quota = the targets row of the period with metric revenue_won and that owner (or that team "
                           "and no owner; the company's target for the company); attainment = revenue won / quota."),
     ("Rep coverage", "open pipeline at the cut-off (point-in-time) due in the next period / the next period's quota."),
@@ -125,9 +132,9 @@ class ForecastReport(Section):
                  bias_threshold: float = 0.05, accuracy=None, coverage=None, projection=None, waterfall=None,
                  slippage=None, notes: dict | None = None, target_metric: str = "revenue_won", reps=None,
                  min_sample: int = 30, confidence: float = 0.95, segments=None, waterfall_records=None,
-                 rep_records=None):
+                 rep_records=None, segment_records=None):
         self.period, self.as_of, self.currency = period, as_of, currency
-        self.segments = segments
+        self.segments, self.segment_records = segments, segment_records
         self.reps, self.min_sample, self.confidence = reps, min_sample, confidence
         self.bias_threshold = bias_threshold
         self.target_metric = target_metric
@@ -491,8 +498,12 @@ class ForecastReport(Section):
     @needs_part("segments")
     def segment_table(self):
         """Win rate by segment with its interval and the chi-square test across segments (published as
-        ``win_rate_by_segment.csv``)."""
-        return segment_views.win_rate_table(self.segments, confidence=self.confidence)
+        ``win_rate_by_segment.csv``), and the link to the deals behind it (``win_rate_by_segment_records.csv``)."""
+        shown = segment_views.win_rate_table(self.segments, confidence=self.confidence)
+        if self.segment_records is None or self.segments is None or self.segments.empty:
+            return shown
+        return self.with_records(shown, self.segment_records, "win_rate_by_segment",
+                                 "the deals closed in the period behind each row")
 
     # -- rep and team performance ------------------------------------------------------------
     def _rep_rows(self, limit: int) -> tuple[pd.DataFrame, bool]:
@@ -650,12 +661,15 @@ def assess(source, *, period, as_of=None, lookback_periods: int = 12, coverage_p
                                    columns=["forecast_period", "scope", "category", "forecast", "actual", "error",
                                             "accuracy"]), call_category=call_category)
         rep_records = rep_performance_records(deals, period=p, as_of=cut)
-    segs = (win_rate_by(src, period=p, as_of=cut, confidence=confidence, min_sample=min_sample)
-            if "segments" not in left_out else None)
+    segs = seg_records = None
+    if "segments" not in left_out:
+        segs = win_rate_by(src, period=p, as_of=cut, confidence=confidence, min_sample=min_sample)
+        seg_records = win_rate_records(src, period=p, as_of=cut)
     fa = ForecastReport(period=p, as_of=cut, currency=currency, call_category=call_category,
                         bias_threshold=bias_threshold, accuracy=acc, coverage=cov, projection=proj, waterfall=wf,
                         slippage=slip, notes=notes, target_metric=target_metric, reps=reps, min_sample=min_sample,
-                        confidence=confidence, segments=segs, waterfall_records=wf_records, rep_records=rep_records)
+                        confidence=confidence, segments=segs, waterfall_records=wf_records, rep_records=rep_records,
+                        segment_records=seg_records)
     fa.left_out = left_out
     return fa
 
