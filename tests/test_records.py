@@ -18,7 +18,7 @@ from revops_lib.metrics.lead_funnel import stage_conversion
 from revops_lib.metrics.mrr import mrr_movements
 from revops_lib.metrics.pipeline import WATERFALL_STEPS, pipeline_waterfall
 from revops_lib.metrics.reps import rep_performance
-from revops_lib.metrics.segments import win_rate_by
+from revops_lib.metrics.segments import retention_by, win_rate_by
 from revops_lib.present.section import Section, WithRecords
 from revops_lib.sources import Source, open_source
 
@@ -96,6 +96,24 @@ def assert_win_rates_add_up(records: pd.DataFrame, table: pd.DataFrame, by: str 
     assert (m["_merge"] == "both").all(), m
     assert (m["won"] == m["won_r"]).all() and (m["lost"] == m["lost_r"]).all(), m
     assert (m["closed"] == m["won_r"] + m["lost_r"]).all(), m
+
+
+def assert_retention_adds_up(records: pd.DataFrame, table: pd.DataFrame, by: str = "segment") -> None:
+    """Per value of ``by`` and over all: rows = base customers, Σ retained, Σ base, now and capped MRR (cents)."""
+    r = records.assign(**{c: cents(records[c]) for c in ("base_mrr", "mrr", "capped_mrr")})
+    assert ((r["retained"] == 1) == (r["mrr"] > 0)).all() and (r["capped_mrr"] <= r["base_mrr"]).all()
+    assert (r["base_mrr"] > 0).all() and not records["customer_id"].duplicated().any()
+    sums = {"base_customers": ("retained", "size"), "retained_customers": ("retained", "sum"),
+            "base_mrr": ("base_mrr", "sum"), "mrr": ("mrr", "sum"), "capped_mrr": ("capped_mrr", "sum")}
+    per = r.groupby(by).agg(**sums).reset_index()
+    rebuilt = pd.concat([per, r.assign(**{by: "all"}).groupby(by).agg(**sums).reset_index()], ignore_index=True)
+    t = table.assign(**{c: cents(table[c]) for c in ("base_mrr", "mrr", "capped_mrr")})
+    m = t.merge(rebuilt, on=by, how="left", suffixes=("", "_r"))
+    m = m.fillna({f"{c}_r": 0 for c in sums})
+    for c in sums:
+        assert (m[c] == m[f"{c}_r"]).all(), m[[by, c, f"{c}_r"]]
+    assert set(rebuilt[by]) <= set(table[by]), "a group of the records is not in the table"
+    assert set(records["month"]) <= set(table["month"]) and set(records["base_month"]) <= set(table["base_month"])
 
 
 REP_SUMS = ["won", "lost", "revenue_won", "pipeline_created"]
@@ -177,6 +195,46 @@ def test_mrr_movement_records_hand_computed():
         ["2026-03", "B", "churned", 80.0, 80.0, 0.0]]
     assert r.attrs["months"] == ["2026-03"]
     assert_movements_add_up(r, mrr_movements(mrr_case(), period="2026-03", months=3))
+
+
+def retention_case() -> pd.DataFrame:
+    """Customer months: A grows, B churns, C contracts (smb, ent); D has no segment; E starts after the base
+    month; F left before it."""
+    rows = [("A", "smb", "2025-01", 100.0), ("A", "smb", "2026-01", 130.0), ("B", "ent", "2025-01", 50.0),
+            ("C", "smb", "2025-01", 20.0), ("C", "smb", "2025-07", 15.0), ("C", "smb", "2026-01", 10.0),
+            ("D", None, "2025-01", 40.0), ("D", None, "2026-01", 40.0), ("E", "smb", "2025-06", 70.0),
+            ("E", "smb", "2026-01", 70.0), ("F", "ent", "2024-12", 30.0)]
+    df = pd.DataFrame(rows, columns=["customer_id", "segment", "month", "mrr"])
+    df["month"] = pd.to_datetime(df["month"])
+    return df
+
+
+def test_retention_records_hand_computed():
+    r = R.retention_records(retention_case(), period="2026-01")
+    assert r.columns.tolist() == R.RETENTION_RECORD_COLUMNS
+    assert r[["customer_id", "segment", "base_mrr", "mrr", "capped_mrr", "retained"]].values.tolist() == [
+        ["B", "ent", 50.0, 0.0, 0.0, 0], ["A", "smb", 100.0, 130.0, 100.0, 1], ["C", "smb", 20.0, 10.0, 10.0, 1],
+        ["D", "(none)", 40.0, 40.0, 40.0, 1]]
+    assert set(r["base_month"]) == {"2025-01"} and set(r["month"]) == {"2026-01"}
+    assert_retention_adds_up(r, retention_by(retention_case(), period="2026-01"))
+    # another lag: the base is 2025-07, where C alone pays (E paid in June only, then again in January)
+    r6 = R.retention_records(retention_case(), period="2026-01", lag=6)
+    assert r6[["customer_id", "base_mrr", "mrr"]].values.tolist() == [["C", 15.0, 10.0]]
+    assert_retention_adds_up(r6, retention_by(retention_case(), period="2026-01", lag=6))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 7), st.sampled_from(["smb", "ent", None]), st.integers(0, 14),
+                          st.sampled_from([0.0, 10.0, 25.5, 99.99])), min_size=1, max_size=40))
+def test_retention_records_add_up_on_random_customer_months(rows):
+    seg = {}
+    data = []
+    for c, s, m, mrr in rows:  # one segment per customer (its first), one row per customer and month
+        seg.setdefault(c, s)
+        data.append((f"C{c}", seg[c], pd.Timestamp("2024-12-01") + pd.DateOffset(months=m), mrr))
+    cm = pd.DataFrame(data, columns=["customer_id", "segment", "month", "mrr"]).drop_duplicates(
+        ["customer_id", "month"])
+    assert_retention_adds_up(R.retention_records(cm, period="2026-01"), retention_by(cm, period="2026-01"))
 
 
 def test_mrr_movement_records_cover_the_period_months_only():
@@ -462,6 +520,9 @@ def test_demo_records_add_up_and_follow_the_privacy_mode(demo_dir, privacy):
     assert sr.drop(columns="segment").equals(cr.drop(columns="source")) and sr["segment"].nunique() >= 3
     rr = R.rep_performance_records(src, period=p)
     assert_reps_add_up(rr, rep_performance(src, period=p))
+    rt = R.retention_records(src, period=p)
+    assert_retention_adds_up(rt, retention_by(src, period=p))
+    assert rt["retained"].sum() > 0 and (rt["retained"] == 0).sum() > 0 and rt["segment"].nunique() >= 3
     wr_seg = R.win_rate_records(src, period=p)
     assert_win_rates_add_up(wr_seg, win_rate_by(src, period=p))
     assert set(wr_seg["opportunity_id"]) == set(rr.loc[rr["outcome"] != "created", "opportunity_id"])
@@ -548,7 +609,7 @@ def test_reports_publish_records_that_add_up_to_their_tables_and_links_that_reso
 
     period = "2026-10"
     d = demo_reports / period
-    expected = {"cohort_retention": ["mrr_movements"],
+    expected = {"cohort_retention": ["mrr_movements", "retention_by_segment"],
                 "forecast_accuracy": ["pipeline_waterfall", "rep_performance", "win_rate_by_segment"],
                 "funnel_conversion": ["stage_conversion", "channel_economics", "stage_conversion_by_segment"]}
     for report, tables in expected.items():
@@ -583,6 +644,8 @@ def test_reports_publish_records_that_add_up_to_their_tables_and_links_that_reso
     assert ch.columns.tolist() == R.CHANNEL_RECORD_COLUMNS and ch["new_customer"].sum() > 0
     assert rec["win_rate_by_segment"].columns.tolist() == R.WIN_RATE_RECORD_COLUMNS
     assert_win_rates_add_up(rec["win_rate_by_segment"], t["win_rate_by_segment"])
+    assert rec["retention_by_segment"].columns.tolist() == R.RETENTION_RECORD_COLUMNS
+    assert_retention_adds_up(rec["retention_by_segment"], t["retention_by_segment"])
     assert_channels_add_up(ch, t["channel_economics"])
 
 
@@ -605,7 +668,8 @@ def test_records_are_the_same_on_postgresql(pg_url, demo_dir):
     local = Source.from_frames(frames)
     for period, as_of in (("2026-10", None), ("2026-Q3", "2026-08-20T12:00")):
         for fn in (R.mrr_movement_records, R.pipeline_waterfall_records, R.stage_conversion_records,
-                   R.rep_performance_records, R.channel_economics_records, R.win_rate_records):
+                   R.rep_performance_records, R.channel_economics_records, R.win_rate_records,
+                   R.retention_records):
             a, b = fn(pg, period=period, as_of=as_of), fn(local, period=period, as_of=as_of)
             assert len(b) > 0, fn.__name__
             pd.testing.assert_frame_equal(a, b, check_dtype=False, obj=f"{fn.__name__} {period}")

@@ -283,6 +283,8 @@ def _calls():
         "stage_conversion_records_masked": lambda s: records.stage_conversion_records(s.with_privacy("masked"),
                                                                                       period="2026-10"),
         "rep_performance_records": lambda s: records.rep_performance_records(s, period="2026-10"),
+        "win_rate_records": lambda s: records.win_rate_records(s, period="2026-10"),
+        "retention_records": lambda s: records.retention_records(s, period="2026-10"),
     }
 
 

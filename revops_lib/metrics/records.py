@@ -44,6 +44,14 @@ Definitions (METRICS.md, the aggregates' own definitions; "Records behind the nu
   ``opportunity_id``, the ``by`` column (``segment``; ``(none)`` when missing), ``outcome`` (won or lost),
   ``won`` and ``lost`` (0/1), ``close_date``, ``amount``, ``owner`` and ``team``. Σ won and Σ lost per segment =
   the segment's row; over all = the ``all`` row.
+- **Retention records** (:func:`retention_records`, beside ``retention_by_segment.csv``): one row per customer of
+  the base, as :func:`revops_lib.metrics.mrr.trailing_retention` counts it at the last complete month *m*: the
+  customers with MRR > 0 at the end of *m − lag* (``base_month``): ``customer_id``, the ``by`` column
+  (``segment``: the segment of the customer's earliest subscription; ``(none)`` when missing), ``base_month``,
+  ``month``, ``base_mrr`` and ``mrr`` (its MRR then and now), ``capped_mrr`` (now, capped at its base MRR) and
+  ``retained`` (1 when its MRR now is > 0). Per segment: rows = ``base_customers``, Σ retained =
+  ``retained_customers``, Σ base_mrr, mrr, capped_mrr = the table's (NRR = Σ mrr / Σ base_mrr, GRR = Σ capped /
+  Σ base_mrr); over all = the ``all`` row.
 
 Sizes are bounded by the period: its months, its deals, its cohort — never the history.
 With ``privacy: masked`` (:meth:`revops_lib.sources.Source.with_privacy`) ids are hashed and owners and teams
@@ -80,9 +88,10 @@ from revops_lib.periods import window
 from revops_lib.sources import Source, pseudonym
 
 __all__ = ["mrr_movement_records", "pipeline_waterfall_records", "stage_conversion_records",
-           "rep_performance_records", "channel_economics_records", "win_rate_records", "waterfall_of_records",
+           "rep_performance_records", "channel_economics_records", "win_rate_records", "retention_records",
+           "waterfall_of_records",
            "MOVEMENT_RECORD_COLUMNS", "WATERFALL_RECORD_COLUMNS", "CONVERSION_RECORD_COLUMNS", "REP_RECORD_COLUMNS",
-           "CHANNEL_RECORD_COLUMNS", "WIN_RATE_RECORD_COLUMNS"]
+           "CHANNEL_RECORD_COLUMNS", "WIN_RATE_RECORD_COLUMNS", "RETENTION_RECORD_COLUMNS"]
 
 #: Columns of ``mrr_movements_records.csv`` (``group`` columns such as ``segment`` come after ``customer_id``).
 MOVEMENT_RECORD_COLUMNS = ["month", "customer_id", "movement", "amount", "starting_mrr", "ending_mrr"]
@@ -101,6 +110,9 @@ CHANNEL_RECORD_COLUMNS = ["opportunity_id", "account_id", "source", "basis", "ty
 #: Columns of ``win_rate_by_segment_records.csv`` (``segment`` named after ``by``).
 WIN_RATE_RECORD_COLUMNS = ["opportunity_id", "segment", "outcome", "won", "lost", "close_date", "amount", "owner",
                            "team"]
+#: Columns of ``retention_by_segment_records.csv`` (``segment`` named after ``by``).
+RETENTION_RECORD_COLUMNS = ["customer_id", "segment", "base_month", "month", "base_mrr", "mrr", "capped_mrr",
+                            "retained"]
 
 _MOVEMENT_ORDER = ["new", "expansion", "reactivation", "contraction", "churned"]
 
@@ -472,6 +484,69 @@ def win_rate_records(data, *, period, as_of=None, by: str = "segment") -> pd.Dat
     out["_none"] = out[by] == NONE
     out = _sorted(out, ["_none", by, "lost", "amount", "opportunity_id"], [True, True, True, False, True])
     return out[list(dict.fromkeys(by if c == "segment" else c for c in WIN_RATE_RECORD_COLUMNS))]
+
+
+def retention_records(data, *, period=None, as_of=None, by: str = "segment", lag: int = 12) -> pd.DataFrame:
+    """The base customers behind each row of the retention by segment (see the module docstring).
+
+    Parameters
+    ----------
+    data : Source, table or CustomerMRR
+        As :func:`revops_lib.metrics.segments.retention_by` takes it (a CustomerMRR must be made with ``by``).
+    period, as_of
+        The window (ignored for a CustomerMRR, which carries its own).
+    by : str, default "segment"
+    lag : int, default 12
+        Months between the base and the measured month.
+
+    Returns
+    -------
+    DataFrame
+        :data:`RETENTION_RECORD_COLUMNS` (``segment`` named ``by``), by ``by`` (``(none)`` last), retained first,
+        largest base MRR first, then customer.
+
+    Examples
+    --------
+    >>> cm = pd.DataFrame({"customer_id": ["A", "A", "B", "C"], "mrr": [100.0, 130.0, 50.0, 20.0],
+    ...     "segment": ["smb", "smb", "ent", "smb"],
+    ...     "month": pd.to_datetime(["2025-01-01", "2026-01-01", "2025-01-01", "2025-01-01"])})
+    >>> retention_records(cm, period="2026-01")[["customer_id", "segment", "base_mrr", "mrr", "capped_mrr",
+    ...                                          "retained"]]
+      customer_id segment  base_mrr    mrr  capped_mrr  retained
+    0           B     ent      50.0    0.0         0.0         0
+    1           A     smb     100.0  130.0       100.0         1
+    2           C     smb      20.0    0.0         0.0         0
+    """
+    from revops_lib.metrics.common import UNKNOWN, check_int
+    from revops_lib.metrics.segments import NONE
+
+    lag = check_int(lag, "lag")
+    cm = prepared_mrr(data, period, as_of, by)
+    last = cm.last_month
+    base_m = last - lag
+    ch = cm.changes
+
+    def at(m: int):  # each customer's MRR (cents) at the end of month m
+        r = ch.filter((ch.m <= m) & (ch.nxt > m))
+        return r.select("customer_id", "group", c=r.lvl) if "group" in ch.columns else r.select(
+            "customer_id", group=ibis.literal(UNKNOWN), c=r.lvl)
+
+    base, now = at(base_m), at(last).view()
+    base = base.filter(base.c > 0)
+    j = base.left_join(now, base.customer_id == now.customer_id)
+    c2 = ibis.ifelse(j.c_right > 0, j.c_right, ibis.literal(0, INT)).fill_null(0)
+    df = run(j.select(customer_id=base.customer_id, group=base.group, c1=base.c, c2=c2))
+    c1, c2 = df["c1"].astype("int64").to_numpy(), df["c2"].astype("int64").to_numpy()
+    group = df["group"].astype(object)
+    group = group.where(group.notna() & (group != UNKNOWN), NONE).astype(str).to_numpy()
+    out = pd.DataFrame({
+        "customer_id": _text(df["customer_id"]), by: group,
+        "base_month": month_label(base_m), "month": month_label(last),
+        "base_mrr": c1 / 100.0, "mrr": c2 / 100.0, "capped_mrr": np.minimum(c1, c2) / 100.0,
+        "retained": (c2 > 0).astype("int64")})
+    out["_none"] = out[by] == NONE
+    out = _sorted(out, ["_none", by, "retained", "base_mrr", "customer_id"], [True, True, False, False, True])
+    return out[[by if c == "segment" else c for c in RETENTION_RECORD_COLUMNS]]
 
 
 def _text(values: pd.Series) -> pd.Series:

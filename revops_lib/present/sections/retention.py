@@ -31,7 +31,7 @@ from revops_lib.metrics.mrr import (
     period_months,
     trailing_retention,
 )
-from revops_lib.metrics.records import mrr_movement_records
+from revops_lib.metrics.records import mrr_movement_records, retention_records
 from revops_lib.metrics.segments import retention_by
 from revops_lib.periods import Period, parse_period, resolve_as_of
 from revops_lib.present.charts import retention as charts
@@ -68,7 +68,10 @@ FOOTNOTES = [
      "ARR = 12 × MRR. Quick ratio = (new + expansion + reactivation) / (contraction + churned)."),
     ("Records behind the numbers", "mrr_movements_records.csv, beside mrr_movements.csv: one row per customer "
      "and month of the report period in which its MRR changed (month, customer_id, movement, amount, its MRR "
-     "before and after); Σ amount per month and movement = that month's movement, the rows = its customers."),
+     "before and after); Σ amount per month and movement = that month's movement, the rows = its customers. "
+     "retention_by_segment_records.csv, beside retention_by_segment.csv: one row per customer of the base (MRR > 0 "
+     "twelve months before the last complete month) with its segment, its MRR then and now, capped, and retained "
+     "0/1; per segment the rows are its base customers and the sums its retained customers and MRR."),
     ("Trailing-12-month NRR / GRR", "at month m: customers with MRR > 0 in m−12; NRR = their MRR in m / their "
      "MRR in m−12; GRR caps each customer at its MRR in m−12; logo retention = those still paying / their number."),
     ("Logo churn rate", "customers churned in the month / customers with MRR > 0 at the start of the month."),
@@ -101,6 +104,7 @@ class RetentionReport(Section):
     FOOTNOTES = FOOTNOTES
     segments: pd.DataFrame | None = None  # retention by segment (metrics.segments.retention_by)
     segments_by: str | None = None
+    segment_records: pd.DataFrame | None = None  # the base customers behind it (metrics.records.retention_records)
 
     def __init__(self, *, period: Period, as_of: pd.Timestamp, currency: str = "USD", gross_margin: float = 0.8,
                  basis: str | None = None, last_month: str | None = None, cohorts=None, average=None,
@@ -401,10 +405,15 @@ class RetentionReport(Section):
 
     def segment_table(self):
         """Trailing-12-month NRR, GRR and logo retention by segment at the last complete month, with the interval
-        and test of logo retention (published as ``retention_by_segment.csv``)."""
+        and test of logo retention (published as ``retention_by_segment.csv``), and the link to the base customers
+        behind it (``retention_by_segment_records.csv``)."""
         if self.segments is None:
             return md("No `segment` column on the subscriptions: no retention by segment.")
-        return segment_views.retention_table(self.segments, by=self.segments_by, money=self.money)
+        shown = segment_views.retention_table(self.segments, by=self.segments_by, money=self.money)
+        if self.segment_records is None or self.segments.empty:
+            return shown
+        return self.with_records(shown, self.segment_records, "retention_by_segment",
+                                 "the base customers behind each row")
 
     def kpi_table(self):
         """Monthly customers, MRR, ARPA, churn rates and quick ratio; publishes ``monthly_kpis``."""
@@ -521,6 +530,7 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", gross_margin: 
         kpis = monthly_kpis(movements)
         trailing = trailing_retention(cm, months=movement_months)
         segs = retention_by(cm, by=by) if by is not None else None
+        seg_records = retention_records(cm, by=by) if by is not None else None
         if by is not None:
             surv = survival(cm, by=by)
             surv_by = by
@@ -536,7 +546,7 @@ def analyze(source, *, period, as_of=None, currency: str = "USD", gross_margin: 
                          movements=movements, bridge=bridge, kpis=kpis, trailing=trailing, survival=surv,
                          survival_by=surv_by, unit=unit, min_cohort_size=min_cohort_size,
                          movement_records=movement_records)
-    rr.segments, rr.segments_by = segs, by
+    rr.segments, rr.segments_by, rr.segment_records = segs, by, seg_records
     return rr
 
 
