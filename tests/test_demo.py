@@ -533,7 +533,7 @@ def test_forecast_bias_recovers_the_true_team_bias(tables):
 def test_true_rates_are_documented_in_the_module_docstring():
     doc = demo.__doc__
     for source, rates in demo.TRUE_RATES["stage_conversion"].items():
-        line = next(l for l in doc.splitlines() if re.match(rf"\s+{source}\s+(~|\d)", l))
+        line = next(ln for ln in doc.splitlines() if re.match(rf"\s+{source}\s+(~|\d)", ln))
         for value in rates.values():
             assert f"{value:.2f}" in line or f"{value:.3f}" in line, (source, value, line)
     for team, bias in demo.TRUE_RATES["forecast_bias"].items():

@@ -64,9 +64,9 @@ def simulate_customers(co, rng, cu: dict) -> dict:
     def rec_sub(mask, start, end, mrr, prod, main):
         k = int(mask.sum())
         if k:
-            subs["cust"].append(cidx[mask]); subs["start"].append(start[mask])
-            subs["end"].append(np.broadcast_to(end, (C,))[mask]); subs["mrr"].append(mrr[mask])
-            subs["product"].append(prod[mask]); subs["main"].append(np.full(k, main))
+            for key, val in (("cust", cidx[mask]), ("start", start[mask]), ("end", np.broadcast_to(end, (C,))[mask]),
+                             ("mrr", mrr[mask]), ("product", prod[mask]), ("main", np.full(k, main))):
+                subs[key].append(val)
 
     def rec_deal(mask, created, decide, won, amount, typ, product):
         k = int(mask.sum())
@@ -74,7 +74,8 @@ def simulate_customers(co, rng, cu: dict) -> dict:
             for key, val in (("created", created), ("decide", decide), ("won", won), ("amount", amount),
                              ("seg", seg), ("owner", cu["owner"]), ("acc", cu["acc"]), ("product", product)):
                 deals[key].append(np.asarray(val)[mask])
-            deals["typ"].append(np.full(k, typ)); deals["src"].append(np.full(k, len(SOURCES)))
+            deals["typ"].append(np.full(k, typ))
+            deals["src"].append(np.full(k, len(SOURCES)))
 
     def churn(mask, day, t, u):
         rec_sub(mask, main_start, day, main_mrr, main_prod, True)

@@ -114,7 +114,9 @@ def write_web_traffic(co) -> None:
             conv = rng.binomial(sess, 0.002)
         sess = np.maximum(sess, conv)
         vis = np.minimum(np.maximum(rng.binomial(sess, 0.78), conv), sess)
-        rows_s.append(sess); rows_v.append(vis); rows_c.append(conv)
+        rows_s.append(sess)
+        rows_v.append(vis)
+        rows_c.append(conv)
     k = len(WEB_SOURCES)
     co.sessions_day = np.sum(rows_s, axis=0).astype(float)
     co.w.write("web_traffic", {
@@ -153,10 +155,12 @@ def write_marketing_spend(co) -> None:
         if len(edays):
             total = co.lam_events[in_m].sum() * 600.0
             for d in edays:
-                ev_d.append(d); ev_v.append(total / len(edays) * _lognormal(rng, 1.0, 0.2))
+                ev_d.append(d)
+                ev_v.append(total / len(edays) * _lognormal(rng, 1.0, 0.2))
         first = int(days[in_m][0])
         prev = (mo == mi - 1) if mi > co.m0 else in_m
-        pa_d.append(first); pa_v.append(co.lam_daily[_DAILY.index("partner")][prev].sum() * 400.0)
+        pa_d.append(first)
+        pa_v.append(co.lam_daily[_DAILY.index("partner")][prev].sum() * 400.0)
     parts.append((np.array(ev_d, dtype=np.int64), np.full(len(ev_d), ch_idx["events"]), np.array(ev_v)))
     parts.append((np.array(pa_d, dtype=np.int64), np.full(len(pa_d), ch_idx["partner"]), np.array(pa_v)))
     d = np.concatenate([p[0] for p in parts])
