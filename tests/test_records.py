@@ -518,6 +518,11 @@ def test_demo_records_add_up_and_follow_the_privacy_mode(demo_dir, privacy):
     assert_conversion_adds_up(sr, stage_conversion(src, period=p, by="segment", include_total=False), "segment",
                               total=False)
     assert sr.drop(columns="segment").equals(cr.drop(columns="source")) and sr["segment"].nunique() >= 3
+    # the funnel's one query for both: by source with the segment too, each column dropped in turn
+    both = R.stage_conversion_records(src, period=p, also=["segment"])
+    assert both.columns.tolist()[:3] == ["lead_id", "source", "segment"]
+    pd.testing.assert_frame_equal(both.drop(columns="segment"), cr)
+    pd.testing.assert_frame_equal(both.drop(columns="source"), sr)
     rr = R.rep_performance_records(src, period=p)
     assert_reps_add_up(rr, rep_performance(src, period=p))
     rt = R.retention_records(src, period=p)

@@ -122,12 +122,13 @@ def _check_window(days) -> float | None:
 
 
 def _stage_micros(leads: Any, stages: Sequence[str], by: str | None, start: pd.Timestamp | None = None,
-                  ids: bool = False) -> ir.Table:
+                  ids: bool = False, also: Sequence[str] = ()) -> ir.Table:
     """Raw leads -> table of ``g`` (the dimension, when given) and ``a0..an``: stage times in microseconds.
 
     ``start``: leads whose first-stage time is before it are dropped early by a filter the engine can
     push into the scan (exact for cohorts starting at ``start``: their reach time of the first stage
-    is that time). ``ids``: keep ``lead_id`` too (as text), for the records behind the funnel.
+    is that time). ``ids``: keep ``lead_id`` too (as text), for the records behind the funnel. ``also``: more
+    dimensions, as columns ``g_<name>`` (labelled as ``g`` would be).
     """
     t = raw(leads, "leads", needed_by="the funnel")
     if start is not None:
@@ -138,6 +139,7 @@ def _stage_micros(leads: Any, stages: Sequence[str], by: str | None, start: pd.T
     g = dimension(t, by, table="leads")
     # a projection of its own, so no conversion is computed twice
     return t.select(*([g.name("g")] if g is not None else []),
+                    *[dimension(t, d, table="leads").name(f"g_{d}") for d in also],
                     *([(t.lead_id.cast(dt.string) if "lead_id" in t.columns else ibis.null(dt.string)).name("lead_id")]
                       if ids else []),
                     **{f"a{i}": micros(instant(t, s, table="leads", param="stages"), backend)
@@ -165,11 +167,12 @@ def _reach(a: ir.Table, n: int, cut, mode: str, keep: Sequence[str]) -> ir.Table
 
 
 def _stage_times(leads: Any, stages: Sequence[str], as_of: pd.Timestamp, mode: str, by: str | None,
-                 start: pd.Timestamp | None = None, ids: bool = False) -> ir.Table:
-    """Raw leads -> table of ``g`` (the dimension, when given), ``lead_id`` (with ``ids``) and ``r0..rn``: reach
-    times in microseconds."""
-    a = _stage_micros(leads, stages, by, start, ids=ids)
-    return _reach(a, len(stages), us(as_of), mode, (["g"] if by is not None else []) + (["lead_id"] if ids else []))
+                 start: pd.Timestamp | None = None, ids: bool = False, also: Sequence[str] = ()) -> ir.Table:
+    """Raw leads -> table of ``g`` (the dimension, when given), ``g_<name>`` (each of ``also``), ``lead_id`` (with
+    ``ids``) and ``r0..rn``: reach times in microseconds."""
+    a = _stage_micros(leads, stages, by, start, ids=ids, also=also)
+    keep = (["g"] if by is not None else []) + [f"g_{d}" for d in also] + (["lead_id"] if ids else [])
+    return _reach(a, len(stages), us(as_of), mode, keep)
 
 
 def _prefilter(t: ir.Table, first: ir.Value, start: pd.Timestamp) -> ir.Table | None:

@@ -60,6 +60,8 @@ pseudonymised as in every table of the source (the records come from the same ma
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import ibis
 import ibis.expr.datatypes as dt
 import numpy as np
@@ -257,17 +259,19 @@ def waterfall_of_records(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def stage_conversion_records(leads, *, period, as_of=None, stages=DEFAULT_STAGES, by: str = "source",
-                             funnel_mode: str = "reached", conversion_window_days: float | None = None
-                             ) -> pd.DataFrame:
+                             funnel_mode: str = "reached", conversion_window_days: float | None = None,
+                             also: Sequence[str] = ()) -> pd.DataFrame:
     """The leads behind each cell of the period's cohort funnel (see the module docstring).
 
     Parameters are those of :func:`revops_lib.metrics.lead_funnel.stage_conversion` (``by``: the column the
-    records carry, named as in the table).
+    records carry, named as in the table). ``also``: more columns of ``leads`` to carry after ``by``, labelled as
+    ``by`` is (the records of ``by="segment"`` are those of ``by="source", also=["segment"]``, with the other
+    column dropped: one query for both tables).
 
     Returns
     -------
     DataFrame
-        :data:`CONVERSION_RECORD_COLUMNS` (``source`` named ``by``), by stage pair, then lead.
+        :data:`CONVERSION_RECORD_COLUMNS` (``source`` named ``by``; ``also`` after it), by stage pair, then lead.
 
     Examples
     --------
@@ -290,12 +294,14 @@ def stage_conversion_records(leads, *, period, as_of=None, stages=DEFAULT_STAGES
     win = _check_window(conversion_window_days)
     p, cut_as_of = window(period, as_of, period_required=True)
     cut = min(p.end_naive, cut_as_of)
-    r = _stage_times(leads, stages, cut_as_of, mode, by, start=p.start_naive, ids=True)
+    also = [a for a in also if a != by]
+    r = _stage_times(leads, stages, cut_as_of, mode, by, start=p.start_naive, ids=True, also=also)
     r = r.filter((r.r0 >= us(p.start_naive)) & (r.r0 < us(cut)))
     if isinstance(leads, Source) and leads.privacy == "masked":  # as the masked `leads` table shows the ids
         r = r.mutate(lead_id=pseudonym(r.lead_id, "id-", 10))
     df = run(r)
     ids, groups = _text(df["lead_id"]).to_numpy(), df["g"].astype(str).to_numpy()
+    more = {a: df[f"g_{a}"].astype(str).to_numpy() for a in also}
     frames = []
     for i, (a, b) in enumerate(zip(stages[:-1], stages[1:])):
         ra, rb = df[f"r{i}"], df[f"r{i + 1}"]
@@ -304,10 +310,11 @@ def stage_conversion_records(leads, *, period, as_of=None, stages=DEFAULT_STAGES
         conv = (conv & entered).to_numpy(dtype=bool)
         e = entered.to_numpy(dtype=bool)
         frames.append(pd.DataFrame({
-            "lead_id": ids[e], by: groups[e],
+            "lead_id": ids[e], by: groups[e], **{a: v[e] for a, v in more.items()},
             "from_stage": a, "to_stage": b, "converted": conv[e].astype("int64"),
             "entered_at": _micros_to_time(ra[e]), "converted_at": _micros_to_time(rb[e].where(conv[e]))}))
     cols = [by if c == "source" else c for c in CONVERSION_RECORD_COLUMNS]
+    cols[2:2] = also
     if not frames:
         return _empty(cols)
     out = pd.concat(frames, ignore_index=True)

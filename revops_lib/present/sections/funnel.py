@@ -659,11 +659,9 @@ def _lead_parts(src, p, cut, prev, prev_cut, kw, *, trend_cohorts, trend_window_
     ft = funnel_tables(src, period=p, as_of=cut, by="source", **kw)
     prev_conv = stage_conversion(src, period=prev, as_of=prev_cut, by=None, **kw)
     segments = segment_records = None
-    if "segment" in src.raw("leads").columns:
+    by_segment = "segment" in src.raw("leads").columns
+    if by_segment:
         segments = stage_conversion(src, period=p, as_of=cut, by="segment", include_total=False, **kw)
-        segment_records = stage_conversion_records(src, period=p, as_of=cut, stages=stages, by="segment",
-                                                   funnel_mode=funnel_mode,
-                                                   conversion_window_days=kw["conversion_window_days"])
     changes = compare_rates(ft.conversion, prev_conv.assign(source=TOTAL), by="source")
     tests = source_differences(ft.conversion, min_sample=min_sample)
     trend = cohort_trend(src, period=p, as_of=cut, cohorts=trend_cohorts,
@@ -673,8 +671,13 @@ def _lead_parts(src, p, cut, prev, prev_cut, kw, *, trend_cohorts, trend_window_
     both = activity_counts_many(src, [(p, cut), (prev, prev_cut)], stages=stages, funnel_mode=funnel_mode)
     activity, prev_activity = (both[both["period"] == q.label].drop(columns="period").reset_index(drop=True)
                                for q in (p, prev))
+    # the leads behind the table by source and by segment: one query, the same rows in the same order
     records = stage_conversion_records(src, period=p, as_of=cut, stages=stages, by="source", funnel_mode=funnel_mode,
-                                       conversion_window_days=kw["conversion_window_days"])
+                                       conversion_window_days=kw["conversion_window_days"],
+                                       also=["segment"] if by_segment else [])
+    if by_segment:
+        segment_records = records.drop(columns="source")
+        records = records.drop(columns="segment")
     return dict(conversion=ft.conversion, timing=ft.timing, previous_conversion=prev_conv, changes=changes,
                 conversion_records=records, segment_records=segment_records,
                 source_tests=tests, segments=segments, trend=trend, distribution=dist, activity=activity,
