@@ -589,6 +589,7 @@ def test_with_records_publishes_beside_the_table_and_links_it(tmp_path):
     try:
         out = _Demo.table(table, "waterfall", records=rec)
         described = _Demo.with_records(_Demo.table(table), rec, "described", "the deals <behind>")
+        linked = _Demo.link_records(_Demo.table(table), "waterfall", len(rec), "by <team>")  # another table's file
     finally:
         set_output_dir(None)
     assert isinstance(out, WithRecords)
@@ -602,6 +603,10 @@ def test_with_records_publishes_beside_the_table_and_links_it(tmp_path):
     written = (tmp_path / "tables" / "waterfall_records.csv").read_text()
     assert written.splitlines() == ["step,opportunity_id,amount", "won,'=HYPERLINK(1),4", "won,<b>x</b>,6"]
     assert (tmp_path / "tables" / "waterfall.csv").is_file()
+    assert ('Records behind this table (by &lt;team&gt;): <a href="tables/some_report/waterfall_records.csv">'
+            'waterfall_records.csv</a> (2 rows).') in linked._repr_html_()
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [  # the link wrote nothing
+        "described_records.csv", "waterfall.csv", "waterfall_records.csv"]
     # outside a run: nothing written, the link shown all the same
     again = _Demo.with_records(_Demo.table(table), rec, "other")
     assert "other_records.csv" in again._repr_html_() and not (tmp_path / "tables" / "other_records.csv").exists()
@@ -616,11 +621,14 @@ def test_reports_publish_records_that_add_up_to_their_tables_and_links_that_reso
     d = demo_reports / period
     expected = {"cohort_retention": ["mrr_movements", "retention_by_segment"],
                 "forecast_accuracy": ["pipeline_waterfall", "rep_performance", "win_rate_by_segment"],
-                "funnel_conversion": ["stage_conversion", "channel_economics", "stage_conversion_by_segment"]}
+                "funnel_conversion": ["stage_conversion", "channel_economics"]}
+    # tables whose records are another table's file (a column for each grouping)
+    shared = {"funnel_conversion": {"stage_conversion_by_segment": "stage_conversion"}}
     for report, tables in expected.items():
         html = (d / f"{report}.html").read_text()
         links = re.findall(r'Records behind this table[^<]*<a href="([^"]+)"', html)
-        assert sorted(links) == sorted(f"tables/{report}/{t}_records.csv" for t in tables), report
+        linked = tables + list(shared.get(report, {}).values())
+        assert sorted(links) == sorted(f"tables/{report}/{t}_records.csv" for t in linked), report
         for link in links:
             assert (d / link).is_file(), link  # relative to the HTML: it resolves
     t = {name: pd.read_csv(d / "tables" / r / f"{name}.csv") for r, names in expected.items() for name in names}
@@ -637,12 +645,12 @@ def test_reports_publish_records_that_add_up_to_their_tables_and_links_that_reso
     assert wr.columns.tolist() == R.WATERFALL_RECORD_COLUMNS
     got = wr.assign(c=cents(wr["amount"])).groupby("step")["c"].sum()
     assert [got.get(s, 0) for s in wf["step"]] == cents(wf["amount"]).tolist()
-    assert rec["stage_conversion"].columns.tolist() == R.CONVERSION_RECORD_COLUMNS
+    cols = R.CONVERSION_RECORD_COLUMNS
+    assert rec["stage_conversion"].columns.tolist() == cols[:2] + ["segment"] + cols[2:]
     assert_conversion_adds_up(rec["stage_conversion"], t["stage_conversion"])
-    by_segment = rec["stage_conversion_by_segment"]
-    assert by_segment.columns.tolist() == ["segment" if c == "source" else c for c in R.CONVERSION_RECORD_COLUMNS]
-    assert_conversion_adds_up(by_segment, t["stage_conversion_by_segment"], "segment", total=False)
-    assert len(by_segment) == len(rec["stage_conversion"])  # the same leads, grouped by segment
+    by_segment = pd.read_csv(d / "tables" / "funnel_conversion" / "stage_conversion_by_segment.csv")
+    assert_conversion_adds_up(rec["stage_conversion"], by_segment, "segment", total=False)
+    assert not (d / "tables" / "funnel_conversion" / "stage_conversion_by_segment_records.csv").exists()
     assert rec["rep_performance"].columns.tolist() == R.REP_RECORD_COLUMNS
     assert_reps_add_up(rec["rep_performance"], t["rep_performance"])
     ch = rec["channel_economics"]

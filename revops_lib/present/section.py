@@ -282,6 +282,13 @@ class Section:
         csv = f"tables/{cls.report}/{name}{RECORDS_SUFFIX}.csv" if cls.report else None
         return WithRecords(shown, csv, len(records), what)
 
+    @classmethod
+    def link_records(cls, shown, name: str, rows: int, what: str = "") -> WithRecords:
+        """``shown`` with the link to records another table of the report publishes (``tables/<name>_records.csv``,
+        written by its :meth:`with_records`): one file of records behind two tables (a column for each grouping)."""
+        csv = f"tables/{cls.report}/{name}{RECORDS_SUFFIX}.csv" if cls.report else None
+        return WithRecords(shown, csv, rows, what)
+
     @staticmethod
     def chart(data: pd.DataFrame, name: str, draw: Callable, /, *, published: bool = False, **kw) -> None:
         """Publish the frame behind a chart as ``tables/<name>.csv`` (``published=True``: the table that shows

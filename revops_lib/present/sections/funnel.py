@@ -88,8 +88,8 @@ FOOTNOTES = [
     ("Records behind the numbers", "stage_conversion_records.csv, beside stage_conversion.csv: one row per lead "
      "of the cohort and stage pair whose from_stage it reached (lead_id, source, from_stage, to_stage, converted "
      "0/1, the times it reached both); per source and pair, rows = entered and Σ converted = converted, over "
-     "every source the all row; stage_conversion_by_segment_records.csv holds the same rows by segment (per "
-     "segment and pair: that table's entered and converted). channel_economics_records.csv, beside "
+     "every source the all row; per segment (its segment column, when the leads have one) and pair, the counts of "
+     "stage_conversion_by_segment.csv. channel_economics_records.csv, beside "
      "channel_economics.csv: one row per deal created or won in the period (opportunity_id, account_id, "
      "attributed source and the link that gave it, created, pipeline_created, won, revenue_won, new_business_won, "
      "new_customer 0/1, starting_mrr); per source, their sums are the source's opportunities, pipeline created, "
@@ -150,7 +150,6 @@ class FunnelReport(ChannelAndStageParts, Section):
     stage_times: pd.DataFrame | None = None  # metrics.stage_time.time_in_stage
     stuck: pd.DataFrame | None = None  # metrics.stage_time.stuck_deals
     conversion_records: pd.DataFrame | None = None  # metrics.records.stage_conversion_records
-    segment_records: pd.DataFrame | None = None  # the same, by segment (None: the leads have no segment)
 
     # -- numbers ----------------------------------------------------------
 
@@ -419,7 +418,7 @@ class FunnelReport(ChannelAndStageParts, Section):
     @needs_part("segments")
     def segment_table(self):
         """The cohort funnel by segment (published as ``stage_conversion_by_segment.csv``), and the link to the
-        leads behind it (``stage_conversion_by_segment_records.csv``)."""
+        leads behind it (the ``segment`` column of ``stage_conversion_records.csv``)."""
         if self.segments is None or self.segments.empty:
             return md("No segment data for this cohort.")
         publish(self.segments[["segment", "from_stage", "to_stage", "entered", "converted", "rate", "ci_low",
@@ -427,10 +426,10 @@ class FunnelReport(ChannelAndStageParts, Section):
         disp = self._display(self.segments, "segment")
         styled = style_table(disp, {"Entered": "{:,}", "Converted": "{:,}"}).apply(
             lambda r: ["color: #9a9a9a" if r["Note"] else "" for _ in r], axis=1)
-        if self.segment_records is None:
+        if self.conversion_records is None or "segment" not in self.conversion_records.columns:
             return styled
-        return self.with_records(styled, self.segment_records, "stage_conversion_by_segment",
-                                 "the cohort's leads behind each cell")
+        return self.link_records(styled, "stage_conversion", len(self.conversion_records),
+                                 "the cohort's leads behind each cell, by their segment column")
 
     @needs_part("segments")
     def segment_test_table(self):
@@ -658,7 +657,7 @@ def _lead_parts(src, p, cut, prev, prev_cut, kw, *, trend_cohorts, trend_window_
     """Every lead part of the report (the ``leads`` table is present)."""
     ft = funnel_tables(src, period=p, as_of=cut, by="source", **kw)
     prev_conv = stage_conversion(src, period=prev, as_of=prev_cut, by=None, **kw)
-    segments = segment_records = None
+    segments = None
     by_segment = "segment" in src.raw("leads").columns
     if by_segment:
         segments = stage_conversion(src, period=p, as_of=cut, by="segment", include_total=False, **kw)
@@ -671,15 +670,12 @@ def _lead_parts(src, p, cut, prev, prev_cut, kw, *, trend_cohorts, trend_window_
     both = activity_counts_many(src, [(p, cut), (prev, prev_cut)], stages=stages, funnel_mode=funnel_mode)
     activity, prev_activity = (both[both["period"] == q.label].drop(columns="period").reset_index(drop=True)
                                for q in (p, prev))
-    # the leads behind the table by source and by segment: one query, the same rows in the same order
+    # the leads behind the table by source and by segment: one file, with a column for each
     records = stage_conversion_records(src, period=p, as_of=cut, stages=stages, by="source", funnel_mode=funnel_mode,
                                        conversion_window_days=kw["conversion_window_days"],
                                        also=["segment"] if by_segment else [])
-    if by_segment:
-        segment_records = records.drop(columns="source")
-        records = records.drop(columns="segment")
     return dict(conversion=ft.conversion, timing=ft.timing, previous_conversion=prev_conv, changes=changes,
-                conversion_records=records, segment_records=segment_records,
+                conversion_records=records,
                 source_tests=tests, segments=segments, trend=trend, distribution=dist, activity=activity,
                 previous_activity=prev_activity)
 
