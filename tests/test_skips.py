@@ -76,7 +76,8 @@ def test_make_test_runs_the_suite_with_ci_set_and_test_fast_without(make_copy): 
     (make_copy / ".ci" / "system-deps").write_text("exit 0\n")
     python = make_copy / ".venv" / "bin" / "python"
     python.write_text(f'#!/bin/sh\necho "CI=${{CI-unset}} $*" >> "{make_copy}/calls.log"\n'
-                      f'[ -d "${{REVOPS_TEST_SHARED:-/nonexistent}}" ] && echo "$REVOPS_TEST_SHARED" >> "{make_copy}/shared.log"\n'
+                      f'[ -d "${{REVOPS_TEST_SHARED:-/nonexistent}}" ] && '
+                      f'echo "$REVOPS_TEST_SHARED" >> "{make_copy}/shared.log"\n'
                       'exit 0\n')
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "REVOPS_TEST_SHARED")}
     for target in ("test", "test-fast"):

@@ -67,8 +67,9 @@ import ibis.expr.datatypes as dt
 import numpy as np
 import pandas as pd
 
+from revops_lib.errors import ParameterError
 from revops_lib.metrics.channels import UNATTRIBUTED, AttributedDeals, resolve_deals
-from revops_lib.metrics.common import check_stages, date_lit, run, source_of, ts_lit, typed, us
+from revops_lib.metrics.common import UNKNOWN, check_int, check_stages, date_lit, run, source_of, ts_lit, typed, us
 from revops_lib.metrics.deal_history import as_dates, as_period, fiscal_start
 from revops_lib.metrics.lead_funnel import (
     _US_PER_DAY,
@@ -86,6 +87,7 @@ from revops_lib.metrics.pipeline import (
     waterfall_steps,
 )
 from revops_lib.metrics.reps import UNASSIGNED
+from revops_lib.metrics.segments import NONE
 from revops_lib.periods import window
 from revops_lib.sources import Source, pseudonym
 
@@ -265,8 +267,8 @@ def stage_conversion_records(leads, *, period, as_of=None, stages=DEFAULT_STAGES
 
     Parameters are those of :func:`revops_lib.metrics.lead_funnel.stage_conversion` (``by``: the column the
     records carry, named as in the table). ``also``: more columns of ``leads`` to carry after ``by``, labelled as
-    ``by`` is (the records of ``by="segment"`` are those of ``by="source", also=["segment"]``, with the other
-    column dropped: one query for both tables).
+    ``by`` is: the funnel report publishes ``by="source", also=["segment"]``, one file behind its table by source
+    and its table by segment (the records of ``by="segment"`` are those rows without the ``source`` column).
 
     Returns
     -------
@@ -457,7 +459,8 @@ def win_rate_records(data, *, period, as_of=None, by: str = "segment") -> pd.Dat
     >>> import datetime as _dt
     >>> o = pd.DataFrame({"opportunity_id": ["O1", "O2", "O3", "O4"], "segment": ["smb", "smb", "ent", None],
     ...     "created_at": pd.to_datetime(["2026-09-01"] * 4),
-    ...     "close_date": [_dt.date(2026, 10, 5), _dt.date(2026, 10, 20), _dt.date(2026, 10, 2), _dt.date(2026, 11, 3)],
+    ...     "close_date": [_dt.date(2026, 10, 5), _dt.date(2026, 10, 20), _dt.date(2026, 10, 2),
+    ...                    _dt.date(2026, 11, 3)],
     ...     "is_closed": [True] * 4, "is_won": [True, False, True, False], "amount": [100.0, 300.0, 50.0, 9.0]})
     >>> win_rate_records(o, period="2026-10")[["opportunity_id", "segment", "outcome", "won", "lost"]]
       opportunity_id segment outcome  won  lost
@@ -465,9 +468,6 @@ def win_rate_records(data, *, period, as_of=None, by: str = "segment") -> pd.Dat
     1             O1     smb     won    1     0
     2             O2     smb    lost    0     1
     """
-    from revops_lib.errors import ParameterError
-    from revops_lib.metrics.segments import NONE
-
     p, cut_as_of = window(period, as_of, period_required=True)
     o = typed(data, "opportunities", needed_by="the win rate records")
     if not isinstance(by, str) or by not in o.columns:
@@ -524,9 +524,6 @@ def retention_records(data, *, period=None, as_of=None, by: str = "segment", lag
     1           A     smb     100.0  130.0       100.0         1
     2           C     smb      20.0    0.0         0.0         0
     """
-    from revops_lib.metrics.common import UNKNOWN, check_int
-    from revops_lib.metrics.segments import NONE
-
     lag = check_int(lag, "lag")
     cm = prepared_mrr(data, period, as_of, by)
     last = cm.last_month

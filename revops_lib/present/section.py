@@ -279,8 +279,7 @@ class Section:
         ("the customers behind 2026-10's movements"). Outside a report run nothing is written (the link is shown
         all the same)."""
         publish(records, f"{name}{RECORDS_SUFFIX}", styled=False)
-        csv = f"tables/{cls.report}/{name}{RECORDS_SUFFIX}.csv" if cls.report else None
-        return WithRecords(shown, csv, len(records), what)
+        return cls.link_records(shown, name, len(records), what)
 
     @classmethod
     def link_records(cls, shown, name: str, rows: int, what: str = "") -> WithRecords:

@@ -46,7 +46,6 @@ def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = 
     from pandas.io.formats.style import Styler
 
     from revops_lib.present.labels import CATEGORY_COLUMNS, label
-
     from revops_lib.present.text import hide_emails
 
     def shown(v):
