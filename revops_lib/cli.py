@@ -122,7 +122,7 @@ def _spark_settings(args):
             raise RevOpsError(f"`--spark-conf` takes KEY=VALUE (e.g. spark.sql.adaptive.enabled=true), not {item!r}.")
         conf[key.strip()] = value.strip()
     return SparkSettings(shuffle_partitions=args.spark_shuffle_partitions, driver_memory=args.spark_driver_memory,
-                         conf=conf)
+                         conf=conf, java_options=args.spark_java_options)
 
 
 def _engine_options(parser) -> None:
@@ -137,6 +137,9 @@ def _engine_options(parser) -> None:
                         help="Spark: driver memory of the local server the run starts, e.g. 4g (default: Spark's, 1g)")
     parser.add_argument("--spark-conf", action="append", default=None, metavar="KEY=VALUE",
                         help="Spark: another spark.* setting of the sessions and the local server (repeatable)")
+    parser.add_argument("--spark-java-options", default=None, metavar="OPTIONS",
+                        help="Spark: JVM options of the local server the run starts, e.g. \"-XX:+UseSerialGC "
+                             "-XX:TieredStopAtLevel=1\" (a third less CPU on small data)")
 
 
 def cmd_report(args) -> int:

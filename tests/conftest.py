@@ -311,14 +311,19 @@ def load_postgres(url: str, frames: dict[str, pd.DataFrame], schema_name: str) -
 # ---------------------------------------------------------------------------
 
 def spark_test_settings():
-    """Session settings for the tests' small data: one shuffle partition, no whole-stage code generation
-    (compiling Java for each query costs more than it saves on a few thousand rows) and no adaptive query
-    execution (it re-plans each stage; the five demo reports on Spark took 121 s alone instead of 157 s with it,
-    though inside full runs of a noisy machine 137–160 s)."""
+    """Session settings for the tests' small data: one shuffle partition, no code generation (compiling Java
+    for each query costs more than it saves on a few thousand rows: ``wholeStage`` off, and ``factoryMode``
+    NO_CODEGEN, Spark's interpreted expressions) and no adaptive query execution (it re-plans each stage); the
+    server's JVM with the serial garbage collector and only the quick JIT compiler. Measured on the five demo
+    reports at a month and a quarter, with a server the runner starts: 161 s and 302 CPU-s (250 in the JVM)
+    with the first three settings, 112 s and 186 CPU-s (141 in the JVM) with all of them. The published
+    tables are the same bytes either way (``test_the_five_reports_publish_the_same_bytes_on_spark``)."""
     from revops_lib.spark import SparkSettings
 
     return SparkSettings(shuffle_partitions=1, conf={"spark.sql.codegen.wholeStage": "false",
-                                                   "spark.sql.adaptive.enabled": "false"})
+                                                   "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+                                                   "spark.sql.adaptive.enabled": "false"},
+                         java_options="-XX:+UseSerialGC -XX:TieredStopAtLevel=1")
 
 
 @pytest.fixture(scope="session")

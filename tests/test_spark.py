@@ -58,16 +58,18 @@ def test_a_spark_connect_token_is_redacted_and_never_in_the_public_url():
 
 
 def test_spark_settings_are_checked_and_always_utc():
-    s = sp.SparkSettings(shuffle_partitions=3, driver_memory="2g", conf={"spark.sql.adaptive.enabled": "false"})
+    s = sp.SparkSettings(shuffle_partitions=3, driver_memory="2g", conf={"spark.sql.adaptive.enabled": "false"},
+                         java_options="-XX:+UseSerialGC")
     conf = s.session_conf(local=True)
     assert conf["spark.sql.session.timeZone"] == "UTC" and conf["spark.sql.shuffle.partitions"] == "3"
     assert conf["spark.sql.adaptive.enabled"] == "false"
+    assert not any("Java" in k or "java" in k for k in conf)  # (the JVM's options are the local server's only)
     assert sp.SparkSettings.from_json(s.to_json()) == s
     # a remote session keeps the cluster's partitions unless told; a local one gets 2 x cores
     assert "spark.sql.shuffle.partitions" not in sp.SparkSettings().session_conf(local=False)
     assert sp.SparkSettings().session_conf(local=True)["spark.sql.shuffle.partitions"] == str(2 * os.cpu_count())
     for bad in (dict(shuffle_partitions=0), dict(shuffle_partitions=True), dict(driver_memory="lots"),
-                dict(conf={"sql.x": "1"})):
+                dict(conf={"sql.x": "1"}), dict(conf={"spark.driver.extraJavaOptions": "-Xss4m"})):
         with pytest.raises(ParameterError):
             sp.SparkSettings(**bad)
 
@@ -75,7 +77,8 @@ def test_spark_settings_are_checked_and_always_utc():
 @pytest.mark.spark
 def test_the_local_server_command_binds_to_loopback_with_the_settings(tmp_path):
     need(not sp.missing(), f"Spark cannot run here: {sp.missing()}")
-    server = sp.LocalServer(sp.SparkSettings(shuffle_partitions=2, driver_memory="3g"))
+    server = sp.LocalServer(sp.SparkSettings(shuffle_partitions=2, driver_memory="3g",
+                                             java_options="-XX:+UseSerialGC -XX:TieredStopAtLevel=1"))
     cmd = server.command(15099, tmp_path)
     assert cmd[0].endswith("bin/spark-submit") and sp.CONNECT_SERVER_CLASS in cmd
     confs = dict(c.split("=", 1) for c in cmd[cmd.index("--conf") :: 1] if "=" in c)
@@ -84,6 +87,8 @@ def test_the_local_server_command_binds_to_loopback_with_the_settings(tmp_path):
     assert confs["spark.driver.bindAddress"] == "127.0.0.1" and confs["spark.sql.session.timeZone"] == "UTC"
     assert confs["spark.sql.shuffle.partitions"] == "2"
     assert cmd[cmd.index("--driver-memory") + 1] == "3g"
+    assert confs["spark.driver.extraJavaOptions"] == (f"-Dderby.system.home={tmp_path / 'derby'} -XX:+UseSerialGC "
+                                                      "-XX:TieredStopAtLevel=1")
 
 
 def test_an_ibis_pyspark_url_is_refused_with_the_way_to_spark():
