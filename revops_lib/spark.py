@@ -216,8 +216,24 @@ def session(remote: str | None = None, settings: SparkSettings | None = None):
 
 
 def _apply(spark, conf: Mapping[str, str]) -> None:
+    """Set ``conf`` on a session. A setting fixed when the server started (``spark.driver.maxResultSize``,
+    ``spark.sql.warehouse.dir``, …), which a session cannot change, is fine when the server already has that
+    value (a local server the kit starts gets every setting at launch); another value is a clear error (no
+    value is shown: a setting may hold a secret)."""
     for k, v in conf.items():
-        spark.conf.set(k, v)
+        try:
+            spark.conf.set(k, v)
+        except Exception as exc:
+            if "CANNOT_MODIFY_CONFIG" not in str(exc):
+                raise
+            try:
+                same = spark.conf.get(k, None) == v
+            except Exception:  # (a server that will not say)
+                same = False
+            if not same:
+                raise ParameterError(f"Spark setting `{k}` is fixed when the Spark server starts, and this "
+                                     f"server's differs: set it where the server is started, not for the "
+                                     f"kit's sessions.") from None
 
 
 def _is_loopback(url: str) -> bool:

@@ -416,6 +416,21 @@ def test_the_five_reports_publish_the_same_bytes_on_spark(duckdb_tables, demo_di
 
 
 @pytest.mark.spark
+def test_a_setting_fixed_at_server_start_is_accepted_when_the_server_has_it_and_refused_clearly_otherwise(
+        spark_url, monkeypatch):
+    """`--spark-conf spark.driver.maxResultSize=…` with a local server: the server gets it at launch and the
+    sessions cannot change it (Spark's CANNOT_MODIFY_CONFIG), so the same value is fine; another value stops
+    with the setting's name and no value (a setting may hold a secret)."""
+    monkeypatch.delenv(sp.REMOTE_ENV, raising=False)
+    same = sp.SparkSettings(conf={"spark.driver.host": "127.0.0.1", "spark.sql.adaptive.enabled": "false"})
+    assert sp.session(spark_url, same).conf.get("spark.sql.adaptive.enabled") == "false"
+    other = sp.SparkSettings(conf={"spark.driver.host": "s3cret-host"})
+    with pytest.raises(ParameterError, match="`spark.driver.host` is fixed when the Spark server starts") as err:
+        sp.session(spark_url, other)
+    assert "s3cret" not in str(err.value)
+
+
+@pytest.mark.spark
 @pytest.mark.slow
 def test_the_runner_uses_the_server_of_a_spark_connect_source(spark_url, tmp_path, frames):
     """A sc:// source: the user's server, no local one; the report of a table-less source is skipped cleanly."""
