@@ -194,9 +194,9 @@ def test_sources_add_up_to_the_all_row(data):
 
 @pytest.mark.postgres
 def test_channel_economics_is_the_same_on_postgresql(pg_url):
-    from conftest import load_postgres
-
     from revops_lib.sources import open_source
+
+    from conftest import load_postgres
 
     f = company()
     pg_frames = {k: v.assign(**{c: v[c].dt.tz_localize("UTC") for c in v.columns

@@ -14,8 +14,8 @@ from sklearn.metrics import mean_absolute_percentage_error
 
 from revops_lib.errors import ParameterError, SchemaError
 from revops_lib.metrics import deal_history, pipeline
-from revops_lib.metrics.common import run
 from revops_lib.metrics import forecast as fc
+from revops_lib.metrics.common import run
 from revops_lib.present.sections import forecast as forecast_section
 
 from conftest import naive_utc

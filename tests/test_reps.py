@@ -199,9 +199,9 @@ def test_owners_add_up_to_teams_and_teams_to_the_company_and_rates_are_fractions
 
 @pytest.mark.postgres
 def test_rep_performance_is_the_same_on_postgresql(pg_url):
-    from conftest import load_postgres
-
     from revops_lib.sources import open_source
+
+    from conftest import load_postgres
 
     f = frames()
     pg_frames = {k: v.assign(**{c: v[c].dt.tz_localize("UTC") for c in v.columns

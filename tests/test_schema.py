@@ -634,7 +634,8 @@ def test_a_rating_must_lie_on_its_1_to_5_scale_bounds_included(frames, rating, o
 # Duplicate keys by one sort (validation._duplicate_runs) against a pandas GROUP BY
 # ---------------------------------------------------------------------------
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 _KEY_VALUES = st.one_of(st.none(), st.sampled_from(["a", "b", "c", "aa", ""]))
 

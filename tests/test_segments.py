@@ -128,9 +128,9 @@ def test_segments_partition_the_total_and_each_is_its_customers_alone(rows):
 
 @pytest.mark.postgres
 def test_segments_are_the_same_on_postgresql(pg_url):
-    from conftest import load_postgres
-
     from revops_lib.sources import open_source
+
+    from conftest import load_postgres
 
     subs = pd.DataFrame({
         "subscription_id": ["S1", "S2", "S3", "S4"], "customer_id": ["A", "B", "C", "C"],

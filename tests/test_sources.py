@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+
 import duckdb
 import pandas as pd
 import pytest

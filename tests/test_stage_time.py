@@ -111,9 +111,9 @@ def test_no_spell_in_the_period_gives_an_empty_table_with_the_columns():
 
 @pytest.mark.postgres
 def test_time_in_stage_and_stuck_deals_are_the_same_on_postgresql(pg_url):
-    from conftest import load_postgres
-
     from revops_lib.sources import open_source
+
+    from conftest import load_postgres
 
     f = frames()
     pg_frames = {k: v.assign(**{c: v[c].dt.tz_localize("UTC") for c in v.columns
