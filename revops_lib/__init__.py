@@ -73,8 +73,8 @@ def __getattr__(name: str):
         module, attr = _LAZY[name]
         mod = importlib.import_module(module)
         if module == "revops_lib.metrics":  # the families, as rk.metrics.lead_funnel
-            for fam in ("common", "targets", "kpis", "lead_funnel", "deals", "deal_history", "pipeline", "forecast", "mrr",
-                        "cohorts", "economics", "channels", "reps", "stage_time", "scorecard", "quality",
+            for fam in ("common", "targets", "kpis", "lead_funnel", "deals", "deal_history", "pipeline", "forecast",
+                        "mrr", "cohorts", "economics", "channels", "reps", "stage_time", "scorecard", "quality",
                         "records"):
                 importlib.import_module(f"revops_lib.metrics.{fam}")
         return mod if attr is None else getattr(mod, attr)

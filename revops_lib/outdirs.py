@@ -272,14 +272,16 @@ def _refuse_non_folder(path: Path, given: str) -> None:
         if path.exists() and not path.is_dir():
             raise OutputError(f"`{given}` is a file, not a folder: give a folder path (a new folder is fine).")
     except OSError as exc:
-        raise OutputError(f"`{given}` cannot be checked ({exc.strerror or exc}): give a folder you can write to.") from None
+        raise OutputError(f"`{given}` cannot be checked ({exc.strerror or exc}): "
+                          "give a folder you can write to.") from None
 
 
 def _entries(path: Path, given: str) -> list[Path]:
     try:
         return sorted(path.iterdir(), key=lambda p: (p.name.startswith("."), p.name))
     except OSError as exc:
-        raise OutputError(f"`{given}` cannot be read ({exc.strerror or exc}): give a folder you can write to.") from None
+        raise OutputError(f"`{given}` cannot be read ({exc.strerror or exc}): "
+                          "give a folder you can write to.") from None
 
 
 def _some(entries: list[Path]) -> str:

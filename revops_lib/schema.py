@@ -1,4 +1,5 @@
-"""The data contract: the 13 canonical tables, their columns and types (``validate`` is in :mod:`revops_lib.validation`).
+"""The data contract: the 13 canonical tables, their columns and types (``validate`` is in
+:mod:`revops_lib.validation`).
 
 Column kinds (``Column.kind``):
 

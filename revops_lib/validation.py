@@ -85,7 +85,8 @@ class ValidationResult:
 
         cols = ["severity", "table", "column", "check", "count", "message", "examples"]
         return pd.DataFrame(
-            [[p.severity, p.table, p.column, p.check, p.count, p.message, ", ".join(p.examples)] for p in self.problems],
+            [[p.severity, p.table, p.column, p.check, p.count, p.message, ", ".join(p.examples)]
+             for p in self.problems],
             columns=cols,
         )
 
@@ -351,13 +352,15 @@ def validate(source, *, tables=None, now=None, max_examples: int = 5) -> Validat
                 what = "id" if len(keycols) == 1 else f"key ({', '.join(keycols)})"
                 sev = "warning" if name == "opportunity_history" else "error"
                 problems.append(Problem(sev, name, ", ".join(keycols), "duplicate_key", int(stats["rows"]),
-                                        f"duplicate {what}: {int(stats['keys']):,} value{'s' if int(stats['keys']) != 1 else ''} repeated",
+                                        f"duplicate {what}: {int(stats['keys']):,} "
+                                        f"value{'s' if int(stats['keys']) != 1 else ''} repeated",
                                         examples))
 
         # period labels
         for col in spec.period_columns:
             if col in present:
-                vals = src.con.execute(raw.select(v=raw[col].cast(idt.string)).distinct().filter(lambda t: t.v.notnull()))["v"]
+                vals = src.con.execute(raw.select(v=raw[col].cast(idt.string)).distinct()
+                                       .filter(lambda t: t.v.notnull()))["v"]
                 bad = [v for v in vals if not is_period_label(v)]
                 if bad:
                     nbad = int(src.con.execute(raw.filter(raw[col].cast(idt.string).isin(bad)).count()))

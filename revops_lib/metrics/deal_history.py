@@ -411,7 +411,8 @@ class Calendar:
             days = pd.date_range(self.ts[0], self.ts[-1], freq="D")
             n_le = np.searchsorted(np.array(self.ts, dtype="datetime64[us]"), days.values.astype("datetime64[us]"),
                                    side="right")
-            self.days = ibis.memtable(pd.DataFrame({"day": days.astype("datetime64[us]"), "n_le": n_le.astype("int64")}))
+            self.days = ibis.memtable(pd.DataFrame({"day": days.astype("datetime64[us]"),
+                                                    "n_le": n_le.astype("int64")}))
             self.days = self.days.mutate(day=self.days.day.cast(dt.date))
             self.first_day = self.ts[0].date()
 

@@ -130,7 +130,8 @@ def marketing_spend_many(spend, windows: Sequence[tuple]) -> pd.Series:
     if not spans:
         return pd.Series([], dtype="float64", name="marketing_spend")
     t = _table(spend, "marketing_spend")
-    t = t.filter((t.date >= ibis.date(min(lo for _, lo, _ in spans))) & (t.date < ibis.date(max(hi for _, _, hi in spans))))
+    t = t.filter((t.date >= ibis.date(min(lo for _, lo, _ in spans)))
+                 & (t.date < ibis.date(max(hi for _, _, hi in spans))))
     cal = date_windows([lo for _, lo, _ in spans], [hi for _, _, hi in spans])
     j = t.join(cal, (t.date >= cal.w_lo) & (t.date < cal.w_hi))
     got = to_pandas(j.group_by("w").aggregate(s=j.spend.sum()))
@@ -167,8 +168,8 @@ def unit_economics(data, *, period, as_of=None, gross_margin: float = 0.8, movem
         One row: ``period``, ``months`` (the complete months used, ``first..last``),
         ``customers``, ``mrr``, ``arpa``, ``revenue_churn_rate``, ``gross_margin``,
         ``lifetime_months`` (1 / churn, capped), ``lifetime_capped`` (whether the cap applied),
-        ``ltv`` (capped), ``ltv_uncapped`` (NaN with no churn), ``spend``, ``new_customers`` (opportunities KPI), ``cac``,
-        ``new_logos`` (first paid month in the period), ``new_mrr``,
+        ``ltv`` (capped), ``ltv_uncapped`` (NaN with no churn), ``spend``, ``new_customers`` (opportunities KPI),
+        ``cac``, ``new_logos`` (first paid month in the period), ``new_mrr``,
         ``new_customer_arpa``, ``cac_payback_months``, ``ltv_to_cac``; for context
         ``revenue_churn_rate_12m`` (the same rate over the 12 months up to the
         last one, as many as ``movements`` holds), ``ltv_12m`` and ``ltv_12m_to_cac`` (capped alike).

@@ -438,7 +438,8 @@ def stage_timing(leads, *, period, as_of=None, stages: Sequence[str] = DEFAULT_S
                          include_total=include_total).timing
 
 
-def source_differences(conversion: pd.DataFrame, *, by: str = "source", alpha: float = 0.05, min_sample: int = 30) -> pd.DataFrame:
+def source_differences(conversion: pd.DataFrame, *, by: str = "source", alpha: float = 0.05,
+                       min_sample: int = 30) -> pd.DataFrame:
     """Chi-square test of independence (converted vs not, across groups) per stage pair.
 
     Parameters

@@ -186,8 +186,8 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
         g = _totals(gs)
         sessions = _series(g, wins, "s")
         put("sessions", sessions)
-        put("landing_conversion_rate", {lab: ratio(_series(g, wins, "c")[lab], sessions[lab]) if sessions[lab] else math.nan
-                                        for lab in labels})
+        put("landing_conversion_rate", {lab: ratio(_series(g, wins, "c")[lab], sessions[lab]) if sessions[lab]
+                                        else math.nan for lab in labels})
         if breakdowns:
             for s in sorted(gs["source"].dropna().unique()):
                 put(f"sessions:{s}", _series(gs[gs["source"] == s], wins, "s"))
@@ -228,9 +228,9 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
 
     # --- sales -----------------------------------------------------------------
     new_cust: dict[str, float] = {}
-    if has("opportunities", keys=["opportunities_created", "revenue_won", "expansion_revenue", "win_rate", "win_rate_amount",
-                                  "sales_cycle_days", "open_pipeline", "new_customers", "avg_revenue_per_new_customer",
-                                  "cac", "pipeline_coverage"]):
+    if has("opportunities", keys=["opportunities_created", "revenue_won", "expansion_revenue", "win_rate",
+                                  "win_rate_amount", "sales_cycle_days", "open_pipeline", "new_customers",
+                                  "avg_revenue_per_new_customer", "cac", "pipeline_coverage"]):
 
         o = src.table("opportunities")
         g = _by_period(o, "created_at", "timestamp", wins, lambda j: dict(n=j.count()))
@@ -510,7 +510,8 @@ def pacing(source, *, period, as_of=None, on_track: float = 0.95, at_risk: float
                          elapsed_days=round(elapsed_days, 2), total_days=total_days, actual_to_date=r.value,
                          target=r.target, prorated_target=prorated,
                          pct_of_prorated=ratio(r.value, prorated) if prorated else math.nan,
-                         weeks_left=round(weeks_left, 2), weekly_run_rate_needed=max(need, 0.0) if not math.isnan(need) else math.nan,
+                         weeks_left=round(weeks_left, 2),
+                         weekly_run_rate_needed=max(need, 0.0) if not math.isnan(need) else math.nan,
                          status=_status(k, r.value, r.target, frac, on_track, at_risk)))
     cols = ["kpi", "label", "unit", "period", "as_of", "elapsed_days", "total_days", "actual_to_date", "target",
             "prorated_target", "pct_of_prorated", "weeks_left", "weekly_run_rate_needed", "status"]

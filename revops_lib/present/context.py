@@ -61,7 +61,8 @@ def check_value(name: str, value) -> None:
         try:
             resolve_as_of(None, value)
         except RevOpsError:
-            raise ParameterError(f"Parameter `as_of` = {show_value(value)} is not a date or time that exists.") from None
+            raise ParameterError(f"Parameter `as_of` = {show_value(value)} "
+                                 "is not a date or time that exists.") from None
     if name == "slices":  # {column: value}: allowed columns, one text value each (revops_lib.slices.parse)
         from revops_lib.slices import parse
 

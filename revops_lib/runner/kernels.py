@@ -107,12 +107,14 @@ class _Kernel:
         from revops_lib.runner.kernel_client import QuickReadyClient
 
         kw = {"connection_file": str(Path(rundir) / f"kernel-{uuid.uuid4().hex}.json")} if rundir else {}
-        self.km = AsyncKernelManager(kernel_name="python3", client_class="revops_lib.runner.kernel_client.QuickReadyClient",
+        self.km = AsyncKernelManager(kernel_name="python3",
+                                     client_class="revops_lib.runner.kernel_client.QuickReadyClient",
                                      client_factory=QuickReadyClient, **kw)
         self.km.revops_clients = []  # clients to close after each notebook (see close_clients)
         from revops_lib.sources import ENGINE_TMP_ENV
 
-        env = {**(env or {}), **({ENGINE_TMP_ENV: str(rundir)} if rundir else {})}  # DuckDB spills into the run's folder
+        # DuckDB spills into the run's folder
+        env = {**(env or {}), **({ENGINE_TMP_ENV: str(rundir)} if rundir else {})}
         start_kw = {"env": {**os.environ, **env}} if env else {}
         self.cwd = Path(cwd)
         self.uses = 0

@@ -35,7 +35,8 @@ def _record(out_dir: Path, notebook: str, entry: dict) -> None:
         m = read_manifest(out_dir)
         old = m.get(notebook, {})
         if entry["status"] == "failed":  # keep what the last good run was
-            entry = {**entry, "last_ok": old.get("last_ok") or (old if old.get("status") in ("ok", "skipped") else None)}
+            entry = {**entry,
+                     "last_ok": old.get("last_ok") or (old if old.get("status") in ("ok", "skipped") else None)}
         m[notebook] = entry
         atomic_write_bytes(_manifest_path(out_dir), json.dumps(m, indent=1, sort_keys=True, default=str).encode())
 

@@ -45,7 +45,8 @@ def _short_label(text: str) -> str:
 
 def sanitize_figure(fig) -> None:
     """What a chart may show: e-mail addresses hidden in every text; tick and legend labels that are keys
-    shown by their label (:mod:`revops_lib.present.labels`) and cut to :data:`MAX_CHART_LABEL` characters. Called on every figure before it is drawn into a report."""
+    shown by their label (:mod:`revops_lib.present.labels`) and cut to :data:`MAX_CHART_LABEL` characters.
+    Called on every figure before it is drawn into a report."""
     from matplotlib.text import Text
 
     from revops_lib.present.text import hide_emails

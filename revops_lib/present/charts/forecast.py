@@ -1,4 +1,5 @@
-"""Charts of the forecast_accuracy report (frames of :mod:`revops_lib.metrics.forecast` and :mod:`revops_lib.metrics.pipeline`)."""
+"""Charts of the forecast_accuracy report (frames of :mod:`revops_lib.metrics.forecast` and
+:mod:`revops_lib.metrics.pipeline`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import seaborn as sns
 from revops_lib.present.charts.base import PALETTE, ax_or_new, money_axis
 from revops_lib.present.format import fmt_money, fmt_pct
 
-__all__ = ['plot_forecast_convergence', 'plot_bias_by_scope', 'plot_forecast_vs_actual', 'plot_coverage', 'plot_pipeline_waterfall']
+__all__ = ['plot_forecast_convergence', 'plot_bias_by_scope', 'plot_forecast_vs_actual', 'plot_coverage',
+           'plot_pipeline_waterfall']
 
 
 _CATEGORY_COLORS = {"commit": PALETTE[0], "best_case": PALETTE[1], "baseline": PALETTE[5]}
@@ -90,7 +92,8 @@ def plot_forecast_vs_actual(calls: pd.DataFrame, *, call: str = "first", currenc
         d = data[data["category"] == cat]
         ax.plot([x[p] for p in d["forecast_period"]], d["forecast"], marker="o", color=pal[cat],
                 label=f"{cat} ({call} call)", lw=1.8)
-    ax.set_xticks(range(len(periods)), periods, rotation=45 if len(periods) > 8 else 0, ha="right" if len(periods) > 8 else "center")
+    ax.set_xticks(range(len(periods)), periods, rotation=45 if len(periods) > 8 else 0,
+                  ha="right" if len(periods) > 8 else "center")
     money_axis(ax.yaxis, currency)
     ax.set_xlabel("")
     ax.set_ylabel("won amount")

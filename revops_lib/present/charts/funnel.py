@@ -1,4 +1,5 @@
-"""Charts of the funnel_conversion report (frames of :mod:`revops_lib.metrics.lead_funnel` and :mod:`revops_lib.metrics.deals`)."""
+"""Charts of the funnel_conversion report (frames of :mod:`revops_lib.metrics.lead_funnel` and
+:mod:`revops_lib.metrics.deals`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import seaborn as sns
 from revops_lib.present.charts.base import PALETTE, ax_or_new, no_data
 from revops_lib.present.format import fmt_int, fmt_pct, pair_label, stage_label
 
-__all__ = ['plot_funnel', 'plot_funnel_by_source', 'plot_rate_heatmap', 'plot_cohort_trend', 'plot_time_to_convert', 'plot_deal_funnel']
+__all__ = ['plot_funnel', 'plot_funnel_by_source', 'plot_rate_heatmap', 'plot_cohort_trend', 'plot_time_to_convert',
+           'plot_deal_funnel']
 
 
 def _stage_names(df):

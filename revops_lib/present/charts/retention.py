@@ -12,7 +12,8 @@ from revops_lib.present.charts.base import PALETTE, ax_or_new, money_axis, pct_a
 from revops_lib.present.format import fmt_money, fmt_pct
 from revops_lib.present.tables import stable_id, style_table
 
-__all__ = ['cohort_heatmap_table', 'plot_retention_curves', 'plot_survival', 'plot_mrr_movements', 'plot_arr_bridge', 'plot_nrr_trend']
+__all__ = ['cohort_heatmap_table', 'plot_retention_curves', 'plot_survival', 'plot_mrr_movements', 'plot_arr_bridge',
+           'plot_nrr_trend']
 
 
 def _cohort_grid(cohorts: pd.DataFrame, value: str, average: pd.DataFrame | None):

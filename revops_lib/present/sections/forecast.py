@@ -44,7 +44,8 @@ from revops_lib.sources import open_source
 FOOTNOTES = [
     ("Actual", "Σ amount of opportunities won with close_date in the forecast period, for the scope "
                "(company = all deals; otherwise opportunities.team, or the owner when no team has that name)."),
-    ("Error, APE, accuracy", "error = forecast − actual; absolute percentage error (APE) = |forecast − actual| / actual; "
+    ("Error, APE, accuracy", "error = forecast − actual; absolute percentage error (APE) = "
+                             "|forecast − actual| / actual; "
                              "accuracy = max(0, 1 − APE). With an actual of zero APE and accuracy are undefined (—)."),
     ("MAPE, WAPE, bias", "MAPE = mean APE (forecasts with an actual > 0); WAPE = Σ|forecast − actual| / Σ actual; "
                          "bias = Σ(forecast − actual) / Σ actual (positive = over-forecast), across the periods, "
@@ -260,11 +261,14 @@ class ForecastReport(Section):
         ok = s[s["verdict"] == "on target"]
         bits = []
         if len(opt):
-            bits.append("optimistic: " + ", ".join(f"{label(r.scope)} ({self._pct(r.bias, True)})" for r in opt.itertuples()))
+            bits.append("optimistic: " + ", ".join(f"{label(r.scope)} ({self._pct(r.bias, True)})"
+                                                   for r in opt.itertuples()))
         if len(sand):
-            bits.append("sandbagging: " + ", ".join(f"{label(r.scope)} ({self._pct(r.bias, True)})" for r in sand.itertuples()))
+            bits.append("sandbagging: " + ", ".join(f"{label(r.scope)} ({self._pct(r.bias, True)})"
+                                                    for r in sand.itertuples()))
         if len(ok):
-            bits.append("on target: " + ", ".join(f"{label(r.scope)} ({self._pct(r.bias, True)})" for r in ok.itertuples()))
+            bits.append("on target: " + ", ".join(f"{label(r.scope)} ({self._pct(r.bias, True)})"
+                                                  for r in ok.itertuples()))
         return (f"Bias of the {self.call_category} call by scope (over-forecast > +{self._pct(self.bias_threshold)}, "
                 f"under-forecast < −{self._pct(self.bias_threshold)}) — " + "; ".join(bits) + ".")
 
@@ -304,8 +308,9 @@ class ForecastReport(Section):
             txt = (f"Open pipeline due in {nxt['period']} covers {self._pct(nxt['coverage'])} of its "
                    f"{self._money(nxt['target'])} target at the cut-off")
         if len(past):
-            txt += (f" (previous {len(past)} periods: {self._pct(past['coverage'].min())}–{self._pct(past['coverage'].max())} at "
-                    f"their start, attainment {self._pct(past['attainment'].min())}–{self._pct(past['attainment'].max())})")
+            txt += (f" (previous {len(past)} periods: "
+                    f"{self._pct(past['coverage'].min())}–{self._pct(past['coverage'].max())} at their start, "
+                    f"attainment {self._pct(past['attainment'].min())}–{self._pct(past['attainment'].max())})")
         return txt + "."
 
     def _waterfall_finding(self) -> str | None:

@@ -75,7 +75,8 @@ FOOTNOTES = [
     ("Stage timing", "for leads that converted from from_stage to to_stage: days between the two stage times; "
      "median and 90th percentile (linear interpolation between order statistics)."),
     ("Cohort trend", "the same stage-to-stage rates for the last trend_cohorts cohorts (default 12), counting "
-     "conversions within N days of reaching from_stage so young cohorts compare fairly with old ones; a cell is immature while its period "
+     "conversions within N days of reaching from_stage so young cohorts compare fairly with old ones; "
+     "a cell is immature while its period "
      "is not over or more than 1% of its leads have had less than N days since reaching from_stage."),
     ("Activity counts", "leads that entered each stage during the period, whenever they were created."),
     ("Deal-stage funnel", "from opportunity_history, for opportunities created in the period: how many reached "

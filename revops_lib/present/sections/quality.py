@@ -31,12 +31,17 @@ from revops_lib.sources import open_source
 from revops_lib.validation import validate
 
 FOOTNOTES = [
-    ("Rows in period", "rows whose time column (created_at, occurred_at, date, …) falls in [period start, period end); targets: rows for the period label."),
-    ("Days since last", "days between the table's latest row and as of; a table is stale when that exceeds `stale_after_days`."),
-    ("Stale open deal", "created before as of, not closed by then, with a close date already passed or no change in opportunity_history for `stale_days` days."),
-    ("Close date pushed", "a change in opportunity_history that moves the deal's close date later; the deals pushed in the period, with at least `min_pushes` pushes in all, are listed (owner, stage, status, amount)."),
+    ("Rows in period", "rows whose time column (created_at, occurred_at, date, …) falls in [period start, period end); "
+     "targets: rows for the period label."),
+    ("Days since last", "days between the table's latest row and as of; a table is stale when that exceeds "
+     "`stale_after_days`."),
+    ("Stale open deal", "created before as of, not closed by then, with a close date already passed or no change in "
+     "opportunity_history for `stale_days` days."),
+    ("Close date pushed", "a change in opportunity_history that moves the deal's close date later; the deals pushed in "
+     "the period, with at least `min_pushes` pushes in all, are listed (owner, stage, status, amount)."),
     ("Missing amount", "open or won deals whose amount is null or zero."),
-    ("Contract checks", "revops validate: required columns, types, duplicate ids, nulls, negative amounts, stage order, end before start, rating ranges, dates in the future, period labels."),
+    ("Contract checks", "revops validate: required columns, types, duplicate ids, nulls, negative amounts, "
+     "stage order, end before start, rating ranges, dates in the future, period labels."),
 ]
 
 
@@ -89,14 +94,15 @@ class DataQuality(Section):
                            "coverage and pipeline are overstated until they are updated or closed.")
         n_push = self.pushes.attrs.get("count", 0)
         if n_push:
-            bullets.append(f"{n_push:,} deals had their close date pushed in {self.period}, {self.min_pushes}+ times in "
-                           "all: expect slippage.")
+            bullets.append(f"{n_push:,} deals had their close date pushed in {self.period}, {self.min_pushes}+ times "
+                           "in all: expect slippage.")
         n_miss = self.missing.attrs.get("count", 0)
         if n_miss:
             bullets.append(f"{n_miss:,} open or won deals have no amount: revenue and pipeline are understated.")
         n_conf = len(self.target_conflicts)
         if n_conf:
-            bullets.append(f"{n_conf:,} period target{'s' if n_conf != 1 else ''} contradict{'' if n_conf != 1 else 's'} "
+            bullets.append(f"{n_conf:,} period target{'s' if n_conf != 1 else ''} "
+                           f"contradict{'' if n_conf != 1 else 's'} "
                            "the targets of their months or weeks: pacing and coverage read whichever row they find "
                            "first.")
         return md("\n".join(f"- {b}" for b in bullets))
@@ -169,8 +175,9 @@ class DataQuality(Section):
         ov = self.overview.copy()
         for c in ("first", "last"):
             ov[c] = pd.to_datetime(ov[c]).dt.strftime("%Y-%m-%d")
-        return style_table(ov, {"rows": "{:,}", "rows_in_period": "{:,}", "days_since_last": "{:.1f}"}).map(lambda s: "color: #C0392B; font-weight: bold" if s in ("stale", "empty", "absent", "no rows in period")
-              else "", subset=["status"])
+        return style_table(ov, {"rows": "{:,}", "rows_in_period": "{:,}", "days_since_last": "{:.1f}"}).map(
+            lambda s: "color: #C0392B; font-weight: bold" if s in ("stale", "empty", "absent", "no rows in period")
+            else "", subset=["status"])
 
     def _money(self, df, name: str, empty: str, cols=("amount",), limit: int = 25):
         return self.table(df, name, formats={c: (lambda x: fmt_money(x, self.currency)) for c in cols},
@@ -182,13 +189,14 @@ class DataQuality(Section):
 
     def stale_table(self):
         """Stale open deals (published as ``stale_open_deals.csv``)."""
-        return self._money(self.stale, "stale_open_deals", f"No open deal is stale: every one has a close date ahead and a change "
-                                       f"in the last {self.stale_days} days.")
+        return self._money(self.stale, "stale_open_deals", f"No open deal is stale: every one has a close date ahead "
+                                                           f"and a change in the last {self.stale_days} days.")
 
     def pushes_table(self):
         """Deals pushed repeatedly (published as ``close_date_pushes.csv``)."""
         return self.table(self.pushes, "close_date_pushes", limit=25,
-                          empty=f"No deal had its close date pushed in {self.period} ({self.min_pushes}+ pushes in all).")
+                          empty=f"No deal had its close date pushed in {self.period} "
+                                f"({self.min_pushes}+ pushes in all).")
 
     def missing_table(self):
         """Deals without amount (published as ``missing_amounts.csv``)."""

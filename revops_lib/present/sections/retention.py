@@ -357,7 +357,8 @@ class RetentionReport(Section):
             for a in (3, 6, 12, 24):
                 if a in part.index:
                     r = part.loc[a]
-                    row[f"{a} months"] = f"{fmt_pct(r['survival'])} ({fmt_pct(r['ci_low'], 0)}–{fmt_pct(r['ci_high'], 0)})"
+                    row[f"{a} months"] = (f"{fmt_pct(r['survival'])} "
+                                          f"({fmt_pct(r['ci_low'], 0)}–{fmt_pct(r['ci_high'], 0)})")
                 else:
                     row[f"{a} months"] = None
             rows.append(row)

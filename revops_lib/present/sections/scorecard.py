@@ -37,9 +37,11 @@ FOOTNOTES = [(k.label + f" (`{k.key}`)", k.definition) for k in KPIS] + [
      "retention at M12 (heatmap, weighted average) = customers of a cohort paying in their 12th month after the "
      "first; survival at 12 months (Kaplan–Meier) = customers who never stopped paying for 12 months (a gap ends "
      "survival, a return does not restore it)."),
-    ("Target, % of target", "targets rows for the period label and KPI key (company level); % of target = value / target; blank without a target or with a zero target."),
+    ("Target, % of target", "targets rows for the period label and KPI key (company level); % of target = value / "
+     "target; blank without a target or with a zero target."),
     ("Change", "value − prior-period value, in the KPI's unit (percentage points for rates)."),
-    ("Pacing", "actual to date vs the target pro-rated by elapsed days; weekly run-rate needed = (target − actual to date) / weeks left."),
+    ("Pacing", "actual to date vs the target pro-rated by elapsed days; weekly run-rate needed = "
+     "(target − actual to date) / weeks left."),
     ("Same period last year", "the KPI over the period shifted 12 months (months, quarters) or 52 weeks (weeks), as "
      "far into it as this period is at the cut-off."),
     ("Year to date (YTD)", "the KPI from the start of the (fiscal) year to the cut-off: counts and money summed, rates "
@@ -111,11 +113,13 @@ class Scorecard(Section):
             for r in rows.itertuples(index=False):
                 lines.append(f"- **{label(r.kpi)}** is *{status}*: {fmt_value(r.value, r.unit, self.currency)} "
                              f"vs target {fmt_value(r.target, r.unit, self.currency)}"
-                             + (f" ({fmt_value(r.pct_of_target, 'rate')} of target)" if not pd.isna(r.pct_of_target) else ""))
+                             + (f" ({fmt_value(r.pct_of_target, 'rate')} of target)"
+                                if not pd.isna(r.pct_of_target) else ""))
         for title, pv in self.pacing_views:
             behind = pv[pv.status.isin(["off track", "at risk"]) & pv.weekly_run_rate_needed.notna()]
             for r in behind.itertuples(index=False):
-                lines.append(f"- {title}: **{label(r.kpi)}** needs {fmt_value(r.weekly_run_rate_needed, r.unit, self.currency)} "
+                lines.append(f"- {title}: **{label(r.kpi)}** needs "
+                             f"{fmt_value(r.weekly_run_rate_needed, r.unit, self.currency)} "
                              f"per week for the remaining {r.weeks_left:.1f} weeks to reach "
                              f"{fmt_value(r.target, r.unit, self.currency)}.")
         listed = set(self.card.kpi[self.card.status.isin(["off track", "at risk"])])
@@ -126,7 +130,8 @@ class Scorecard(Section):
             why = ("" if pd.isna(r.p_value) else f", {fmt_pval(r.p_value)}")
             lines.append(f"- **{label(r.kpi)}** moved {how} ({fmt_value(r.prior_value, r.unit, self.currency)} → "
                          f"{fmt_value(r.value, r.unit, self.currency)}), beyond the ±"
-                         + (fmt_points(self.move_points).lstrip("+") if r.unit == "rate" else fmt_pct(self.move_change, 0))
+                         + (fmt_points(self.move_points).lstrip("+") if r.unit == "rate"
+                            else fmt_pct(self.move_change, 0))
                          + f" threshold{why}" + ("; it has no target." if pd.isna(r.target) else "."))
         if not lines:
             with_target = int(self.card.target.notna().sum())
@@ -204,7 +209,8 @@ class Scorecard(Section):
     def headlines(self) -> list[tuple[str, str]]:
         c = self.card.set_index("kpi")
         out = [(label, fmt_value(c.loc[key, "value"], c.loc[key, "unit"], self.currency))
-               for key, label in (("revenue_won", "Revenue won"), ("new_customers", "New customers"), ("leads", "Leads"))
+               for key, label in (("revenue_won", "Revenue won"), ("new_customers", "New customers"),
+                                  ("leads", "Leads"))
                if key in c.index]
         out += [(status.capitalize(), str(n)) for status, n in self.status_counts().items()]
         return out
