@@ -138,8 +138,9 @@ def _engine_options(parser) -> None:
     parser.add_argument("--spark-conf", action="append", default=None, metavar="KEY=VALUE",
                         help="Spark: another spark.* setting of the sessions and the local server (repeatable)")
     parser.add_argument("--spark-java-options", default=None, metavar="OPTIONS",
-                        help="Spark: JVM options of the local server the run starts, e.g. \"-XX:+UseSerialGC "
-                             "-XX:TieredStopAtLevel=1\" (a third less CPU on small data)")
+                        help="Spark: JVM options of the local server the run starts, given with = as in "
+                             "--spark-java-options='-XX:+UseSerialGC -XX:TieredStopAtLevel=1' (a third less CPU "
+                             "on small data)")
 
 
 def cmd_report(args) -> int:

@@ -7,6 +7,7 @@ Without pyspark or Java these tests skip (and fail under ``CI=true``: ``make tes
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
@@ -493,6 +494,12 @@ def test_revops_report_engine_spark_from_the_command_line(spark_url, tmp_path):
     duck = subprocess.run([sys.executable, "-m", "revops_lib.cli", "validate", "--source", str(folder)],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert r.stdout.replace(" (Spark)", "") == duck.stdout
+    from revops_lib.cli import _engine_options, _spark_settings
+
+    parser = argparse.ArgumentParser()
+    _engine_options(parser)
+    for given in (["--spark-java-options=-XX:+UseSerialGC"], ["--spark-java-options", "-Xss4m -XX:+UseSerialGC"]):
+        assert _spark_settings(parser.parse_args(given)).java_options == given[-1].split("=", 1)[-1]
     bad = subprocess.run([sys.executable, "-m", "revops_lib.cli", "validate", "--source", str(folder), "--engine",
                           "spark", "--spark-conf", "nonsense"], capture_output=True, text=True, env=env, cwd=ROOT)
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
