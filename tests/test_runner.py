@@ -217,6 +217,23 @@ def test_default_yaml_values_reach_every_notebook_and_a_notebook_file_overrides_
     assert 'currency = "EUR"' in injected
 
 
+def test_a_closed_pool_starts_no_kernel_and_a_waiting_worker_is_told_at_once(tmp_path):
+    """Ctrl-C while a failed notebook's kernel is being replaced: close() used to find that replacement's
+    thread listed but not yet started ("cannot join thread before it is started"), so it stopped before
+    killing the running kernels, and the run waited for their notebooks. A closed pool starts no kernel, and a
+    worker waiting for one gets an error instead of waiting forever."""
+    from revops_lib.runner.kernels import KernelPool, KernelStartError
+
+    pool = KernelPool(0, tmp_path, rundir=tmp_path)
+    pool.close()
+    pool._spawn()  # what release() of a failed kernel does
+    assert pool._starting == [] and pool._all == []
+    with pytest.raises(KernelStartError, match="the run is stopping"):
+        pool.acquire()
+    with pytest.raises(KernelStartError, match="the run is stopping"):  # and the next waiter too
+        pool.acquire()
+
+
 @pytest.mark.notebook
 def test_kernels_spill_into_the_run_folder(tmp_path):
     """A report kernel's DuckDB spills into the run's private folder (removed with the run), one folder per process."""

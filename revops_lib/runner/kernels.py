@@ -227,9 +227,14 @@ class KernelPool:
             self._ready.put(k)
 
         t = threading.Thread(target=start, daemon=True, name="revops-kernel-start")
+        # listed and started under the lock: close() joins only started threads, and a closed pool (Ctrl-C while
+        # a failed notebook's kernel is replaced) starts no kernel; a worker waiting for one is told at once
         with self._lock:
+            if self._closed:
+                self._ready.put(KernelStartError(RuntimeError("the run is stopping: no new kernel starts")))
+                return
             self._starting = [x for x in self._starting if x.is_alive()] + [t]
-        t.start()
+            t.start()
 
     def acquire(self) -> _Kernel:
         k = self._ready.get()
