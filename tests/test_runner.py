@@ -235,6 +235,36 @@ def test_a_closed_pool_starts_no_kernel_and_a_waiting_worker_is_told_at_once(tmp
 
 
 @pytest.mark.notebook
+def test_a_kernel_stopped_from_two_threads_at_once_is_stopped_once(tmp_path):
+    """On Ctrl-C the pool's close() and the worker whose notebook broke both stop the same kernel: its manager
+    shuts it down once (two shutdowns of one manager on two event loops at a time are not safe)."""
+    import threading
+
+    from revops_lib.runner.kernels import KernelPool
+
+    pool = KernelPool(1, tmp_path, rundir=tmp_path)
+    try:
+        k = pool.acquire()
+        process = k.km.provisioner.process
+        calls, real = [], k.km.shutdown_kernel
+
+        async def counted(**kw):
+            calls.append(kw)
+            return await real(**kw)
+
+        k.km.shutdown_kernel = counted
+        stops = [threading.Thread(target=k.shutdown) for _ in range(2)]
+        for t in stops:
+            t.start()
+        for t in stops:
+            t.join(timeout=60)
+        assert not any(t.is_alive() for t in stops) and calls == [{"now": True}]
+        assert process.poll() is not None
+    finally:
+        pool.close()
+
+
+@pytest.mark.notebook
 def test_kernels_spill_into_the_run_folder(tmp_path):
     """A report kernel's DuckDB spills into the run's private folder (removed with the run), one folder per process."""
     from revops_lib.runner.kernels import KernelPool

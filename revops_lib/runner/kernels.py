@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 from revops_lib.runner import registry
@@ -118,6 +119,8 @@ class _Kernel:
         start_kw = {"env": {**os.environ, **env}} if env else {}
         self.cwd = Path(cwd)
         self.uses = 0
+        self._stopping = threading.Lock()  # shutdown() runs once (see there)
+        self._stopped = False
         try:
             run_sync(self.km.start_kernel)(cwd=str(cwd), stderr=self.log, stdout=self.log, **start_kw)
             if on_start is not None:
@@ -158,8 +161,18 @@ class _Kernel:
         close_clients(self.km)
 
     def shutdown(self):
+        """Stop the kernel, once: on Ctrl-C the pool's close() and the worker whose notebook it broke both stop
+        it, from two threads, and two shutdowns of one kernel manager (each on its own event loop) must not
+        run at the same time; the second waits for the first, then returns."""
         from jupyter_client.utils import run_sync
 
+        with self._stopping:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._shutdown(run_sync)
+
+    def _shutdown(self, run_sync):
         self.close_clients()
         try:
             run_sync(self.km.shutdown_kernel)(now=True)
