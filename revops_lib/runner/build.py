@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -528,6 +528,16 @@ def _run(plist, names, src_text, out, jobs, force, say, nb_dir, validate_source,
                   request)
 
 
+def _result(future, poll: float = 0.25):
+    """``future.result()``, the main thread waking every ``poll`` seconds while it waits. Linux may deliver a
+    Ctrl-C (SIGINT) to any thread of the process; Python raises it in the main thread only when that thread
+    runs Python code again, and ``result()`` without a timeout blocks it until the notebook ends (a minute or
+    more). Waiting in short slices lets the KeyboardInterrupt through at once."""
+    while not wait([future], timeout=poll).done:
+        pass
+    return future.result()
+
+
 def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool, src, shared, preset="",
            request=((), None, "names", None)) -> int:
     from revops_lib.metrics.quality import latest_event
@@ -629,7 +639,7 @@ def _build(plist, names, src_text, out, jobs, force, say, nb_dir, prepared, pool
         # longest first, so that no long notebook starts last while the other workers sit idle
         order = sorted(range(len(tasks)), key=lambda i: -_expected_seconds(out, tasks[i]))
         futures = {i: executor.submit(one, tasks[i]) for i in order}
-        outcomes = [futures[i].result() for i in range(len(tasks))]
+        outcomes = [_result(futures[i]) for i in range(len(tasks))]
         executor.shutdown(wait=True)
     except KeyboardInterrupt:
         # Ctrl-C: start nothing new, stop the kernels (running notebooks fail and write nothing
