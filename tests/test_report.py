@@ -211,6 +211,9 @@ def test_interrupted_run_leaves_the_good_report_in_place(kit, tmp_path):
     nb.cells.append(new_code_cell("import time\nopen(output_dir + '/../started', 'w').close()\ntime.sleep(60)"))
     nbformat.write(nb, str(kit["nbs"] / "alpha.ipynb"))
     code = (
+        # Ctrl-C as in a terminal: a test process may hand its children SIGINT ignored or blocked
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])\n"
         "import sys; from revops_lib.runner import build; from pathlib import Path\n"
         f"sys.exit(build.run(period='2026-10', source={str(kit['src'])!r}, out={str(kit['out'])!r}, "
         f"notebooks=['alpha'], notebooks_dir=Path({str(kit['nbs'])!r}), parameters_dir=Path({str(kit['prm'])!r}), "
@@ -242,6 +245,9 @@ def test_a_ctrl_c_that_lands_in_another_thread_stops_the_wait_at_once():
     from revops_lib.runner.build import _result
 
     ident, release = [], threading.Event()
+    # Ctrl-C as in a terminal while the test runs (the test process's handler or mask may be another's)
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
 
     def notebook():
         ident.append(threading.get_ident())
@@ -261,6 +267,8 @@ def test_a_ctrl_c_that_lands_in_another_thread_stops_the_wait_at_once():
             assert time.monotonic() - t0 < 5
         finally:
             release.set()
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            signal.signal(signal.SIGINT, handler)
     assert _result(future) == "done"
 
 
