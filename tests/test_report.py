@@ -235,8 +235,7 @@ def test_interrupted_run_leaves_the_good_report_in_place(kit, tmp_path):
 def test_a_ctrl_c_that_lands_in_another_thread_stops_the_wait_at_once():
     """Linux may deliver SIGINT to any thread of the runner; Python raises it in the main thread only when that
     thread runs again. The runner's wait for its notebooks wakes every quarter second, so the KeyboardInterrupt
-    comes at once, not when the running notebook ends (test_interrupted_run above failed that way, now and then,
-    in full test runs)."""
+    comes at once, not when the running notebook ends."""
     import signal
     import threading
     import time
