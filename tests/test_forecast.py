@@ -1057,6 +1057,21 @@ def test_assess_without_history_or_targets_falls_back_to_opportunities():
     assert fa.coverage["coverage"].isna().all()
 
 
+def test_the_rep_finding_writes_counts_with_thousands_separators():
+    """A sales floor of 2,400 reps: the finding reads "1,100 of 2,400 reps", not "1100 of 2400"."""
+    from revops_lib.periods import parse_period
+
+    n = 2400
+    reps = pd.DataFrame({"owner": [f"r{i}" for i in range(n)] + ["all"], "team": ["t1"] * n + ["all"],
+                         "quota": 100.0, "attainment": [1.2] * 1100 + [0.5] * (n - 1100) + [0.9],
+                         "small_sample": [True] * 1500 + [False] * (n - 1500) + [False]})
+    fa = forecast_section.ForecastReport(period=parse_period("2026-10"), as_of=pd.Timestamp("2026-11-01"),
+                                         reps=reps, min_sample=1000)
+    text = fa._reps_finding()
+    assert "1,100 of 2,400 reps with a quota reached it in 2026-10" in text
+    assert "1,500 owner win rates rest on fewer than 1,000 closed deals" in text
+
+
 def test_docstring_examples_run():
     attempted = 0
     for mod in (deal_history, pipeline, fc):

@@ -804,6 +804,20 @@ def test_analyze_flags_small_samples_and_suggests_a_longer_period(demo_dir):
     assert fr.deals is not None and fr.sales is not None and len(fr.trend)
 
 
+def test_the_small_sample_note_writes_counts_with_thousands_separators():
+    """1,200 small source x stage rates of 2,400 (a company with many sources): read as numbers, not digit runs."""
+    from types import SimpleNamespace
+
+    n = 2400
+    conv = pd.DataFrame({"source": [f"s{i}" for i in range(n)] + [lead_funnel.TOTAL],
+                         "from_stage": "lead", "to_stage": "mql", "entered": [5, 5000] * (n // 2) + [10**6]})
+    fake = SimpleNamespace(conversion=conv, min_sample=1000, period=parse_period("2026-10"))
+    fake.small_rows = lambda: conv[conv["entered"] < fake.min_sample]
+    note = funnel_section.FunnelReport.small_sample_note(fake)
+    assert "1,200 of 2,400 source × stage rates rest on fewer than 1,000 leads" in note
+    assert ": 1,200 sources)" in note
+
+
 # ---------------------------------------------------------------------------
 # Portability: the same numbers on PostgreSQL
 # ---------------------------------------------------------------------------

@@ -333,7 +333,7 @@ class ForecastReport(Section):
         multi = int((s["pushes"] >= 2).sum()) if len(s) else 0
         return (f"{at['count']:,} of {at['starting_count']:,} deals due in {self.period.label} at its start slipped "
                 f"({self._money(at['amount'])}, {self._pct(at['rate'])} of that pipeline): neither won nor lost in "
-                f"the period" + (f"; {multi} of them {'was' if multi == 1 else 'were'} pushed twice or more in it"
+                f"the period" + (f"; {multi:,} of them {'was' if multi == 1 else 'were'} pushed twice or more in it"
                                  if multi else "") + ".")
 
     def _reps_finding(self) -> str | None:
@@ -345,15 +345,15 @@ class ForecastReport(Section):
         bits = []
         if len(owners):
             at = int((owners["attainment"] >= 1).sum())
-            bits.append(f"{at} of {len(owners)} reps with a quota reached it in {self.period.label}")
+            bits.append(f"{at:,} of {len(owners):,} reps with a quota reached it in {self.period.label}")
         with_q = teams[teams["attainment"].notna()]
         if len(with_q):
             bits.append("teams: " + ", ".join(f"{label(t.team)} {fmt_pct(t.attainment)} of quota"
                                               for t in with_q.itertuples()))
         small = int(r.loc[r["owner"] != "all", "small_sample"].sum())
         if small:
-            bits.append(f"{small} owner win rate{'s rest' if small != 1 else ' rests'} on fewer than "
-                        f"{self.min_sample} closed deals (too few to read; compare over a quarter)")
+            bits.append(f"{small:,} owner win rate{'s rest' if small != 1 else ' rests'} on fewer than "
+                        f"{self.min_sample:,} closed deals (too few to read; compare over a quarter)")
         return ("Rep performance — " + "; ".join(bits) + ".") if bits else None
 
     def headlines(self) -> list[tuple[str, str]]:

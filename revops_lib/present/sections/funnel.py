@@ -212,13 +212,13 @@ class FunnelReport(ChannelAndStageParts, Section):
         if len(tot):
             pairs = ", ".join(pair_label(a, b) for a, b in zip(tot["from_stage"], tot["to_stage"]))
             return (f"⚠️ **Too few leads to read**: even the totals of {pairs} rest on fewer than "
-                    f"{self.min_sample} leads in {self.period}, so their rates are mostly noise — {hint}.")
+                    f"{self.min_sample:,} leads in {self.period}, so their rates are mostly noise — {hint}.")
         n_rows = len(self.conversion[self.conversion["source"] != TOTAL])
         by_pair = small.groupby(["from_stage", "to_stage"], sort=False).size()
         worst = by_pair.sort_values(ascending=False, kind="stable").head(2)
-        where = "; ".join(f"{pair_label(a, b)}: {k} source{'s' if k != 1 else ''}" for (a, b), k in worst.items())
-        return (f"⚠️ **Small samples**: {len(small)} of {n_rows} source × stage rates rest on fewer than "
-                f"{self.min_sample} leads ({where}); they are greyed out and too few to read — {hint}.")
+        where = "; ".join(f"{pair_label(a, b)}: {k:,} source{'s' if k != 1 else ''}" for (a, b), k in worst.items())
+        return (f"⚠️ **Small samples**: {len(small):,} of {n_rows:,} source × stage rates rest on fewer than "
+                f"{self.min_sample:,} leads ({where}); they are greyed out and too few to read — {hint}.")
 
     def findings(self):
         """What moved and whether it is beyond noise, one sentence each (Markdown)."""
