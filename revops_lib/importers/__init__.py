@@ -13,9 +13,15 @@ at query time, without a copy (:mod:`revops_lib.importers.live`).
 """
 
 from revops_lib.importers.engine import Mapped, Unmapped, apply_mapping
-from revops_lib.importers.live import MappedSource, load_mappings, open_mapped_source, open_source, preset_items
+from revops_lib.importers.live import (
+    MappedSource,
+    import_folder,
+    load_mappings,
+    open_mapped_source,
+    open_source,
+    preset_items,
+)
 from revops_lib.importers.mapping import Mapping, MappingError, load_mapping, preset_names
-from revops_lib.importers.live import import_folder
 from revops_lib.importers.run import ImportResult, open_mapped, read_folder
 
 __all__ = ["Mapping", "MappingError", "load_mapping", "preset_names", "apply_mapping", "Mapped", "Unmapped",

@@ -29,12 +29,20 @@ from typing import Any
 import ibis
 
 from revops_lib.errors import SourceError
+from revops_lib.importers import run as _run
 from revops_lib.importers.engine import Mapped, apply_mapping
 from revops_lib.importers.mapping import PRESET_DIR, Mapping, MappingError, load_mapping, preset_names
-from revops_lib.importers import run as _run
 from revops_lib.importers.run import read_folder
-from revops_lib.sources import (SOURCE_ENV, Source, _set_utc, connect, duckdb_config, public_url, redact,
-                                with_credentials)
+from revops_lib.sources import (
+    SOURCE_ENV,
+    Source,
+    _set_utc,
+    connect,
+    duckdb_config,
+    public_url,
+    redact,
+    with_credentials,
+)
 from revops_lib.sources import open_source as _open_plain
 
 __all__ = ["open_source", "open_mapped_source", "MappedSource", "load_mappings", "preset_items",

@@ -17,7 +17,8 @@ import ibis
 from revops_lib.errors import SourceError
 from revops_lib.importers.engine import Mapped, Unmapped, apply_mapping
 from revops_lib.importers.mapping import Mapping, load_mapping
-from revops_lib.outdirs import check_import_folder, move_into_place as _move_into_place, write_import_marker
+from revops_lib.outdirs import check_import_folder, write_import_marker
+from revops_lib.outdirs import move_into_place as _move_into_place
 from revops_lib.schema import TABLES
 from revops_lib.sources import _set_utc, duckdb_config, public_url
 
