@@ -77,6 +77,18 @@ def test_make_test_installs_the_spark_extra_and_java():
     assert "openjdk-17-jre-headless" in (ROOT / ".ci" / "system-deps").read_text()
 
 
+def test_mutation_testing_runs_each_metric_module_against_its_own_tests():
+    """`make mutation` mutates every metric module; mutmut offers a mutant only the tests of its selection, so a
+    module whose test file is left out there has its mutants met by other modules' tests alone (they survive)."""
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+    assert "revops_lib/metrics/*" in conf["only_mutate"]
+    selected = set(conf["pytest_add_cli_args_test_selection"])
+    assert all((ROOT / t).is_file() for t in selected), sorted(t for t in selected if not (ROOT / t).is_file())
+    own = {f"tests/test_{m.stem}.py" for m in (ROOT / "revops_lib" / "metrics").glob("*.py")
+           if (ROOT / "tests" / f"test_{m.stem}.py").is_file()}
+    assert len(own) >= 8 and own <= selected, sorted(own - selected)
+
+
 def test_python_version_matches():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     env, conda, _ = _conda_requirements()
