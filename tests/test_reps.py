@@ -102,6 +102,10 @@ def test_owner_team_and_company_rows_as_computed_by_hand():
     assert g.loc[("all", "all"), "forecast_bias"] == pytest.approx(-10 / 150)
     assert g.loc[("ana", "smb"), "forecast_accuracy"] == 1.0 and np.isnan(g.loc[("bo", "smb"), "forecast_bias"])
     assert list(got.columns[:13]) == reps.REP_COLUMNS
+    # what the report's finding and table read back: the cut-off, the next period, the sample rule
+    assert got.attrs["period"] == "2026-10" and got.attrs["next_period"] == "2026-11"
+    assert got.attrs["as_of"] == pd.Timestamp("2026-11-01") and got.attrs["min_sample"] == 30
+    assert perf(min_sample=2).attrs["min_sample"] == 2
 
 
 def test_win_rate_intervals_are_statsmodels_wilson():

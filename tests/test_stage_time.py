@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from revops_lib.errors import ParameterError
 from revops_lib.metrics import stage_time
 from revops_lib.metrics.deals import DEFAULT_DEAL_STAGES
 from revops_lib.sources import Source
@@ -102,6 +103,42 @@ def test_time_in_stage_by_team():
     assert list(got.columns) == ["team"] + stage_time.TIME_IN_STAGE_COLUMNS
     q = got[(got["stage"] == "qualification") & (got["outcome"] == "all")].set_index("team")
     assert q.loc["smb", "n"] == 2 and q.loc["ent", "n"] == 1 and q.loc["ent", "median_days"] == 6.0
+
+
+@pytest.mark.parametrize("by", ["team", "segment", "owner", "type", "source", "product"])
+def test_time_in_stage_by_each_slice_column_of_the_deals(by):
+    """Each column the reports split deals by; A and B share a value, C (and D, E) another."""
+    f = frames()
+    f["opportunities"][by] = ["x", "x", "y", "y", "y"]
+    got = stage_time.time_in_stage(f, period="2026-10", by=by)
+    assert list(got.columns) == [by] + stage_time.TIME_IN_STAGE_COLUMNS
+    q = got[(got["stage"] == "qualification") & (got["outcome"] == "all")].set_index(by)
+    assert q["n"].to_dict() == {"x": 2, "y": 1} and q.loc["y", "median_days"] == 6.0
+
+
+def test_time_in_stage_by_another_column_is_refused():
+    with pytest.raises(ParameterError, match="`by` must be a column of `opportunities`"):
+        stage_time.time_in_stage(frames(), period="2026-10", by="stage")
+
+
+def test_stuck_deals_use_the_won_and_lost_stages_given_over_the_inferred_ones():
+    """The CRM closed P2 as lost in a stage `parked`, so `parked` is inferred a lost stage; given the stages,
+    `parked` is open: P1 spent 3 days there in October (its p90) and P2 has been parked since August (stuck)."""
+    h = pd.DataFrame({"opportunity_id": ["P1", "P1", "P1", "P2"],
+                      "changed_at": ts("2026-10-01", "2026-10-02", "2026-10-05", "2026-08-01"),
+                      "stage": ["discovery", "parked", "qualification", "parked"]})
+    o = pd.DataFrame({"opportunity_id": ["P1", "P2"], "created_at": ts("2026-10-01", "2026-08-01"),
+                      "close_date": [dt.date(2026, 12, 1), dt.date(2026, 8, 2)], "is_closed": [False, True],
+                      "is_won": [False, False], "amount": [1.0, 2.0], "stage": ["qualification", "parked"]})
+    f = {"opportunity_history": h, "opportunities": o}
+    assert stage_time.stuck_deals(f, period="2026-10").empty  # parked inferred lost: P2 is a closed deal
+    stages = dict(won_stages=["closed_won"], lost_stages=["closed_lost"])
+    got = stage_time.stuck_deals(f, period="2026-10", **stages)
+    assert got[["opportunity_id", "stage", "days_in_stage", "stage_p90_days"]].values.tolist() == [
+        ["P2", "parked", 92.0, 3.0]]
+    times, stuck = stage_time.stage_time_tables(f, period="2026-10", **stages)
+    pd.testing.assert_frame_equal(stuck, got)
+    assert ("parked", "all") in set(zip(times["stage"], times["outcome"]))
 
 
 def test_no_spell_in_the_period_gives_an_empty_table_with_the_columns():
