@@ -53,6 +53,9 @@ def test_win_rate_by_segment_as_computed_by_hand():
     t = got.attrs["test"]
     assert t["chi2"] == pytest.approx(ref.statistic) and t["p_value"] == pytest.approx(ref.pvalue)
     assert t["dof"] == ref.df == 1
+    at80 = win_rate_by(opps(), period="2026-10", min_sample=3, confidence=0.8)
+    low, high = proportion_confint([1, 2, 0, 3], [2, 3, 1, 6], alpha=0.2, method="wilson")
+    assert at80["ci_low"].to_numpy() == pytest.approx(low) and at80["ci_high"].to_numpy() == pytest.approx(high)
 
 
 def test_win_rate_by_names_a_missing_column_and_a_bad_by():
@@ -86,6 +89,11 @@ def test_retention_by_segment_as_computed_by_hand():
     low, high = proportion_confint([1, 1, 1, 3], [1, 2, 1, 4], alpha=0.05, method="wilson")
     assert got["ci_low"].to_numpy() == pytest.approx(low) and got["ci_high"].to_numpy() == pytest.approx(high)
     assert got.attrs["test"]["dof"] == 1  # ent and smb (the segment-less customer is left out of the test)
+    # another confidence level reaches the intervals (statsmodels at 80 %), the rates unchanged
+    at80 = retention_by(cm, period="2026-06", confidence=0.8)
+    low, high = proportion_confint([1, 1, 1, 3], [1, 2, 1, 4], alpha=0.2, method="wilson")
+    assert at80["ci_low"].to_numpy() == pytest.approx(low) and at80["ci_high"].to_numpy() == pytest.approx(high)
+    assert at80["nrr"].tolist() == got["nrr"].tolist()
 
 
 def test_a_customer_mrr_handed_in_is_not_released_and_must_have_the_same_by():
