@@ -97,6 +97,8 @@ def test_each_source_row_is_counted_as_written_out_by_hand():
     # a source no spend channel maps to has no spend (not zero), so no cost per lead; spend-only rows: no ROAS
     assert np.isnan(got.loc["organic_search", "cost_per_lead"]) and np.isnan(got.loc["unattributed:sales", "roas"])
     assert list(table().columns[:13]) == channels.CHANNEL_COLUMNS
+    at = table().attrs  # what the report's finding names: the period, its cut-off, the margin used
+    assert (at["period"], at["as_of"], at["gross_margin"]) == ("2026-10", pd.Timestamp("2026-11-01"), 0.8)
 
 
 def test_the_channel_map_attributes_spend_and_an_empty_target_keeps_a_channel_on_its_own_row():
