@@ -119,6 +119,9 @@ def test_assess_findings_read_well(frames):
     assert "2 open deals look stale ($12.0k of pipeline)" in text
     assert "1 open or won deals have no amount" in text
     assert dq.summary["count"].tolist() == [0, 0, 2, 1, 1]
+    assert dict(dq.headlines()) == {"Contract": "passed", "Warnings": "0", "Stale deals": "2"}
+    dq.stale.attrs["count"] = 4790  # the index page's headline reads as a number (seen at demo scale 100)
+    assert dict(dq.headlines())["Stale deals"] == "4,790"
 
 
 def test_monthly_volume_last_months(frames):

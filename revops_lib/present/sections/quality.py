@@ -143,8 +143,8 @@ class DataQuality(Section):
     def headlines(self) -> list[tuple[str, str]]:
         """Headline numbers for ``reports/index.html``."""
         return [("Contract", "passed" if self.validation.ok else "failed"),
-                ("Warnings", str(len(self.validation.warnings))),
-                ("Stale deals", str(self.stale.attrs.get("count", 0)))]
+                ("Warnings", f"{len(self.validation.warnings):,}"),
+                ("Stale deals", f"{int(self.stale.attrs.get('count') or 0):,}")]
 
     def validation_table(self):
         """The contract checks: one row per problem (published as ``validation.csv``)."""

@@ -212,7 +212,7 @@ class Scorecard(Section):
                for key, label in (("revenue_won", "Revenue won"), ("new_customers", "New customers"),
                                   ("leads", "Leads"))
                if key in c.index]
-        out += [(status.capitalize(), str(n)) for status, n in self.status_counts().items()]
+        out += [(status.capitalize(), f"{n:,}") for status, n in self.status_counts().items()]
         return out
 
     #: The KPIs of the index's executive summary (in this order, those the data allow).
