@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from test_channels import company, random_company
 from test_forecast import STEPS, D, reference_waterfall, waterfall_case
 
+from revops_lib.errors import ParameterError
 from revops_lib.metrics import records as R
 from revops_lib.metrics.channels import channel_economics
 from revops_lib.metrics.lead_funnel import stage_conversion
@@ -250,6 +251,11 @@ def test_mrr_movement_records_cover_the_period_months_only():
     # as_of cuts the incomplete month off
     assert set(R.mrr_movement_records(mrr_case(), period="2026-Q1", as_of="2026-03-15")["month"]) <= {
         "2026-01", "2026-02"}
+    # no month to list (all after the data's last month): no rows, money columns still numbers
+    none = R.mrr_movement_records(mrr_case(), period="2026-Q1", months=["2030-01"])
+    assert none.empty and none.columns.tolist() == R.MOVEMENT_RECORD_COLUMNS
+    assert {c: str(none[c].dtype) for c in ("amount", "starting_mrr", "ending_mrr")} == dict.fromkeys(
+        ("amount", "starting_mrr", "ending_mrr"), "float64")
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -342,6 +348,9 @@ def test_stage_conversion_records_follow_the_window_and_the_strict_mode():
     s = R.stage_conversion_records(leads_case(), funnel_mode="strict", **kw)
     assert ("L3", "mql_at") not in set(zip(s["lead_id"], s["from_stage"]))  # skipped MQL: not reached when strict
     assert_conversion_adds_up(s, stage_conversion(leads_case(), funnel_mode="strict", **kw))
+    # a record list is of a period: a cut-off alone is refused, as by the rates
+    with pytest.raises(ParameterError, match="`period` is required"):
+        R.stage_conversion_records(leads_case(), period="", as_of="2026-11-01", stages=STAGES3)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -468,7 +477,6 @@ def test_channel_records_hand_computed():
     assert early["opportunity_id"].tolist() == ["O4", "O5"] and early["won"].sum() == 0
     assert_channels_add_up(early, channel_economics(company(), period="2026-10", as_of="2026-10-06"))
     # the deals prepared once (a cached table) give the same table and records, and are dropped after
-    from revops_lib.errors import ParameterError
     from revops_lib.metrics.channels import prepare_deals
 
     src = Source.from_frames(company())
