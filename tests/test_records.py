@@ -222,6 +222,10 @@ def test_retention_records_hand_computed():
     r6 = R.retention_records(retention_case(), period="2026-01", lag=6)
     assert r6[["customer_id", "base_mrr", "mrr"]].values.tolist() == [["C", 15.0, 10.0]]
     assert_retention_adds_up(r6, retention_by(retention_case(), period="2026-01", lag=6))
+    # `by` is a column name, as retention_by takes it (None used to end in a KeyError of pandas)
+    for bad in (None, ""):
+        with pytest.raises(ParameterError, match="`by` must be a column name"):
+            R.retention_records(retention_case(), period="2026-01", by=bad)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -87,7 +87,7 @@ from revops_lib.metrics.pipeline import (
     waterfall_steps,
 )
 from revops_lib.metrics.reps import UNASSIGNED
-from revops_lib.metrics.segments import NONE
+from revops_lib.metrics.segments import NONE, check_by
 from revops_lib.periods import window
 from revops_lib.sources import Source, pseudonym
 
@@ -525,15 +525,14 @@ def retention_records(data, *, period=None, as_of=None, by: str = "segment", lag
     2           C     smb      20.0    0.0         0.0         0
     """
     lag = check_int(lag, "lag")
-    cm = prepared_mrr(data, period, as_of, by)
+    cm = prepared_mrr(data, period, as_of, check_by(by))  # a CustomerMRR made with this ``by``: it has ``group``
     last = cm.last_month
     base_m = last - lag
     ch = cm.changes
 
     def at(m: int):  # each customer's MRR (cents) at the end of month m
         r = ch.filter((ch.m <= m) & (ch.nxt > m))
-        return r.select("customer_id", "group", c=r.lvl) if "group" in ch.columns else r.select(
-            "customer_id", group=ibis.literal(UNKNOWN), c=r.lvl)
+        return r.select("customer_id", "group", c=r.lvl)
 
     base, now = at(base_m), at(last).view()
     base = base.filter(base.c > 0)

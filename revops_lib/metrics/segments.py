@@ -34,7 +34,7 @@ from revops_lib.periods import window
 from revops_lib.sources import open_source
 from revops_lib.stats import chi_square_test, wilson_interval
 
-__all__ = ["win_rate_by", "retention_by", "ALL", "NONE"]
+__all__ = ["win_rate_by", "retention_by", "check_by", "ALL", "NONE"]
 
 #: The row of every record (whatever its segment).
 ALL = "all"
@@ -49,6 +49,13 @@ RETENTION_COLUMNS = ["month", "base_month", "base_customers", "retained_customer
 def _test(counts) -> dict:
     chi2, p, dof, low = chi_square_test(counts)
     return {"chi2": chi2, "p_value": p, "dof": dof, "min_expected": low}
+
+
+def check_by(by) -> str:
+    """``by`` of a by-segment table or its records: a column name (a non-empty text), else a ParameterError."""
+    if not isinstance(by, str) or not by:
+        raise ParameterError(f"`by` must be a column name such as 'segment', not {by!r}.")
+    return by
 
 
 def win_rate_by(data, *, period, as_of=None, by: str = "segment", confidence: float = 0.95,
@@ -72,8 +79,7 @@ def win_rate_by(data, *, period, as_of=None, by: str = "segment", confidence: fl
     2  (none)       1    0       0.0
     3     all       4    2       0.5
     """
-    if not isinstance(by, str) or not by:
-        raise ParameterError(f"`by` must be a column name such as 'segment', not {by!r}.")
+    check_by(by)
     p, cut = window(period, as_of, period_required=True)
     o = data if isinstance(data, pd.DataFrame) else open_source(data).table("opportunities")
     if by not in o.columns:
@@ -123,8 +129,7 @@ def retention_by(data, *, period=None, as_of=None, by: str = "segment", lag: int
     1     smb               2                   1  1.083333
     2     all               3                   1  0.764706
     """
-    if not isinstance(by, str) or not by:
-        raise ParameterError(f"`by` must be a column name such as 'segment', not {by!r}.")
+    check_by(by)
     given = isinstance(data, CustomerMRR)
     if given and data.by != by:
         raise ParameterError(f"`by`={by!r} differs from the CustomerMRR's `by`={data.by!r}: compute it with "
