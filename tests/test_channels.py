@@ -117,6 +117,13 @@ def test_attribution_names_the_link_that_gave_each_source():
     got = dict(zip(a["opportunity_id"], zip(a["attributed_source"], a["basis"])))
     assert got == {"O1": ("paid_search", "lead"), "O2": ("organic_search", "account"), "O3": ("partner", "opportunity"),
                    "O4": ("referral", "account"), "O5": ("unattributed", "none"), "O6": ("paid_search", "opportunity")}
+    # without leads only an opportunity's own source counts; a lone opportunities frame is that table
+    opps = company()["opportunities"]
+    for data in ({"opportunities": opps}, opps):
+        b = run(channels.attributed_opportunities(data))
+        assert dict(zip(b["opportunity_id"], zip(b["attributed_source"], b["basis"]))) == {
+            "O1": ("unattributed", "none"), "O2": ("unattributed", "none"), "O3": ("partner", "opportunity"),
+            "O4": ("unattributed", "none"), "O5": ("unattributed", "none"), "O6": ("paid_search", "opportunity")}
 
 
 def test_the_all_row_is_the_scorecards_blended_figures():
