@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from test_channels import company, random_company
 from test_forecast import STEPS, D, reference_waterfall, waterfall_case
 
-from revops_lib.errors import ParameterError
+from revops_lib.errors import ParameterError, SourceError
 from revops_lib.metrics import records as R
 from revops_lib.metrics.channels import channel_economics
 from revops_lib.metrics.lead_funnel import stage_conversion
@@ -436,6 +436,9 @@ def test_win_rate_records_hand_computed():
     assert_win_rates_add_up(by_team, win_rate_by(deals, period="2026-10", by="team"), "team")
     with pytest.raises(Exception, match="`by` names column `region`"):
         R.win_rate_records(deals, period="2026-10", by="region")
+    leads = {"leads": pd.DataFrame({"lead_id": ["L1"], "created_at": pd.to_datetime(["2026-10-01"])})}
+    with pytest.raises(SourceError, match="absent from pandas DataFrames; the list of win rate records needs it"):
+        R.win_rate_records(leads, period="2026-10")
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])

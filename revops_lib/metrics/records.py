@@ -469,7 +469,7 @@ def win_rate_records(data, *, period, as_of=None, by: str = "segment") -> pd.Dat
     2             O2     smb    lost    0     1
     """
     p, cut_as_of = window(period, as_of, period_required=True)
-    o = typed(data, "opportunities", needed_by="the win rate records")
+    o = typed(data, "opportunities", needed_by="the list of win rate records")
     if not isinstance(by, str) or by not in o.columns:
         raise ParameterError(f"`by` names column `{by}`, which is not in the opportunities table.")
     # as win_rate_by counts them (closed_deal_stats_by's window: the close date before as_of's date)
