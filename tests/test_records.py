@@ -581,6 +581,18 @@ class _Demo(Section):
     report = "some_report"
 
 
+def test_ties_of_duplicate_ids_are_broken_by_every_other_column_whatever_the_row_order():
+    """Messy data with a repeated id: the rows come back in one order from any engine's order (the bytes of the
+    published CSV), text, blanks and numbers among the other columns."""
+    df = pd.DataFrame({"id": ["O1", "O1", "O1", "O0"], "owner": ["bo", None, "ana", "cy"],
+                       "amount": [5.0, 7.0, np.nan, 1.0], "won": [1, 0, 1, 0]})
+    want = R._sorted(df, ["id"], [True])
+    assert want["id"].tolist() == ["O0", "O1", "O1", "O1"]
+    for seed in range(6):
+        shuffled = df.sample(frac=1, random_state=seed).reset_index(drop=True)
+        pd.testing.assert_frame_equal(R._sorted(shuffled, ["id"], [True]), want)
+
+
 def test_records_docstring_examples_run():
     import doctest
 
