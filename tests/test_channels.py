@@ -126,6 +126,19 @@ def test_attribution_names_the_link_that_gave_each_source():
             "O4": ("unattributed", "none"), "O5": ("unattributed", "none"), "O6": ("paid_search", "opportunity")}
 
 
+def test_deals_prepared_for_a_period_on_an_engine_that_does_not_cache(monkeypatch):
+    """Without a cached table the prepared deals still carry their period and cut-off (the check that they are
+    the deals of the table asked for); a period is required."""
+    src = Source.from_frames(company())
+    want = channels.channel_economics(src, period="2026-10")
+    monkeypatch.setattr(channels, "caches", lambda *a, **k: False)
+    with channels.prepare_deals(src, period="2026-10") as deals:
+        assert not deals.cached and (deals.period, deals.as_of) == ("2026-10", pd.Timestamp("2026-11-01"))
+        pd.testing.assert_frame_equal(channels.channel_economics(src, period="2026-10", deals=deals), want)
+    with pytest.raises(ParameterError, match="`period` is required"):
+        channels.prepare_deals(src, period="", as_of="2026-11-01")
+
+
 def test_the_all_row_is_the_scorecards_blended_figures():
     for frames in (company(), valid_frames()):
         all_row = table(frames).set_index("source").loc["all"]

@@ -108,6 +108,22 @@ def test_owner_team_and_company_rows_as_computed_by_hand():
     assert perf(min_sample=2).attrs["min_sample"] == 2
 
 
+def test_period_edges_and_the_order_of_teams():
+    """A deal created at the period's first instant is the period's; one due on the first day after the next
+    period is not next period's pipeline; teams in name order, deals without a team last (after `west`)."""
+    f = frames()
+    o = f["opportunities"]
+    o.loc[o["opportunity_id"] == "O2", "created_at"] = pd.Timestamp("2026-10-01")
+    o.loc[o["opportunity_id"] == "O4", "close_date"] = dt.date(2026, 12, 1)
+    o.loc[o["opportunity_id"] == "O7", "team"] = "west"
+    o.loc[o["opportunity_id"] == "O5", "team"] = None
+    g = perf(f)
+    rows = g.set_index(["owner", "team"])
+    assert (rows.loc[("ana", "smb"), "opportunities_created"], rows.loc[("ana", "smb"), "pipeline_created"]) == (2, 700)
+    assert rows.loc[("cy", "ent"), "open_pipeline_next"] == 0.0
+    assert g.loc[g["owner"] == "all", "team"].tolist() == ["ent", "smb", "west", "unassigned", "all"]
+
+
 def test_win_rate_intervals_are_statsmodels_wilson():
     got = perf(confidence=0.9)
     n = got["won"] + got["lost"]

@@ -76,7 +76,13 @@ def test_stuck_deals_are_open_longer_than_their_stages_p90():
     assert d["stage"] == "qualification" and d["days_in_stage"] == 61.0 and d["stage_p90_days"] == pytest.approx(17.2)
     assert c["stage"] == "proposal" and c["days_in_stage"] == 24.0 and c["stage_p90_days"] == 15.0
     assert d["times_p90"] == pytest.approx(61 / 17.2) and (d["owner"], d["team"], d["amount"]) == ("cy", "ent", 9.0)
-    assert stage_time.stuck_deals({"opportunity_history": frames()["opportunity_history"]}, period="2026-08").empty
+    assert [pd.Timestamp(x["close_date"]) for x in (c, d)] == [pd.Timestamp("2026-12-01"), pd.Timestamp("2026-11-30")]
+    none = stage_time.stuck_deals({"opportunity_history": frames()["opportunity_history"]}, period="2026-08")
+    assert none.empty and none.columns.tolist() == got.columns.tolist()
+    f = frames()  # p90s of October, but A and B closed and no open deal: nobody is stuck
+    f["opportunity_history"] = f["opportunity_history"][f["opportunity_history"]["opportunity_id"].isin(["A", "B"])]
+    calm = stage_time.stuck_deals(f, period="2026-10")
+    assert calm.empty and calm.columns.tolist() == got.columns.tolist()
 
 
 def test_percentiles_are_numpys_linear_interpolation():
@@ -144,6 +150,11 @@ def test_stuck_deals_use_the_won_and_lost_stages_given_over_the_inferred_ones():
 def test_no_spell_in_the_period_gives_an_empty_table_with_the_columns():
     got = stage_time.time_in_stage(frames(), period="2026-06")
     assert got.empty and list(got.columns) == stage_time.TIME_IN_STAGE_COLUMNS
+    full = stage_time.time_in_stage(frames(), period="2026-10")
+    numbers = ["n", "median_days", "p90_days"]  # n a whole number, the days decimals, as when there are rows
+    assert [str(got[c].dtype) for c in numbers] == [str(full[c].dtype) for c in numbers] == ["int64"] + ["float64"] * 2
+    assert (got.attrs, full.attrs) == ({"period": "2026-06", "as_of": pd.Timestamp("2026-07-01")},
+                                       {"period": "2026-10", "as_of": pd.Timestamp("2026-11-01")})
 
 
 @pytest.mark.postgres
