@@ -139,6 +139,17 @@ def test_deals_prepared_for_a_period_on_an_engine_that_does_not_cache(monkeypatc
         channels.prepare_deals(src, period="", as_of="2026-11-01")
 
 
+def test_a_deal_closed_on_the_periods_first_day_is_the_periods_one_on_the_next_periods_first_day_is_not():
+    f = company()
+    o = f["opportunities"]
+    o.loc[o["opportunity_id"] == "O3", "close_date"] = dt.date(2026, 10, 1)  # partner: A3's first win, won
+    o.loc[o["opportunity_id"] == "O4", "close_date"] = dt.date(2026, 11, 1)  # referral, won
+    got, base = table(f).set_index("source"), table().set_index("source")
+    for col, value in (("revenue_won", 2000.0), ("new_customers", 1)):
+        assert got.loc["partner", col] == base.loc["partner", col] == value, col
+    assert got.loc["referral", "revenue_won"] == 0.0 and base.loc["referral", "revenue_won"] == 300.0
+
+
 def test_the_all_row_is_the_scorecards_blended_figures():
     for frames in (company(), valid_frames()):
         all_row = table(frames).set_index("source").loc["all"]
