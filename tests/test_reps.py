@@ -124,6 +124,16 @@ def test_period_edges_and_the_order_of_teams():
     assert g.loc[g["owner"] == "all", "team"].tolist() == ["ent", "smb", "west", "unassigned", "all"]
 
 
+def test_quotas_come_from_the_target_metric_asked_for():
+    """Quotas set as `bookings` targets: read with target_metric="bookings", none under the default."""
+    f = frames()
+    f["targets"] = f["targets"].assign(metric="bookings")
+    want = perf().set_index(["owner", "team"])["quota"]
+    got = perf(f, target_metric="bookings").set_index(["owner", "team"])["quota"]
+    pd.testing.assert_series_equal(got, want)
+    assert perf(f)["quota"].isna().all()
+
+
 def test_win_rate_intervals_are_statsmodels_wilson():
     got = perf(confidence=0.9)
     n = got["won"] + got["lost"]
