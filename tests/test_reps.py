@@ -169,6 +169,9 @@ def test_a_quota_for_an_owner_no_deal_has_is_an_orphan_warning():
     found = [p for p in validate(f).problems if p.check == "orphan_key" and p.table == "targets"]
     assert [(p.column, p.count) for p in found] == [("owner", 1)]
     assert "no deal has it" in found[0].message
+    # the report still shows the quota, on a row of its own: no deal gives `anna` a team
+    row = perf(f).set_index(["owner", "team"]).loc[("anna", "unassigned")]
+    assert row["quota"] == 10.0 and row["won"] == 0 and row["attainment"] == 0.0
 
 
 def test_masked_privacy_shows_pseudonyms_and_keeps_quotas_matched():
