@@ -150,6 +150,19 @@ def test_a_deal_closed_on_the_periods_first_day_is_the_periods_one_on_the_next_p
     assert got.loc["referral", "revenue_won"] == 0.0 and base.loc["referral", "revenue_won"] == 300.0
 
 
+def test_a_new_customers_starting_mrr_is_of_subscriptions_started_before_the_cut_off():
+    """A3 (O3, a new customer of October) starts paying 200 on 10-12; had it started on 11-05, after the
+    period, October knows no starting MRR for it."""
+    def start_mrr(frames):
+        d = run(channels.attributed_deals(frames, period="2026-10")).set_index("opportunity_id")
+        return d.loc["O3", "starting_mrr"]
+
+    f = company()
+    assert start_mrr(f) == 200.0
+    f["subscriptions"]["start_date"] = [dt.date(2026, 11, 5)] * 3
+    assert np.isnan(start_mrr(f))
+
+
 def test_the_all_row_is_the_scorecards_blended_figures():
     for frames in (company(), valid_frames()):
         all_row = table(frames).set_index("source").loc["all"]
