@@ -151,7 +151,7 @@ def test_quotas_are_read_by_owner_and_team_and_never_count_as_company_targets():
     assert quotas(f, "2026-10") == {"ana": 120.0, "bo": 80.0, "dee": 50.0}
     assert quotas(f, "2026-10", by="team") == {"smb": 200.0}
     assert quota_table(f, ["2026-11"])["2026-11"] == {"owner": {"ana": 150.0, "cy": 500.0}, "team": {"ent": 700.0},
-                                                      "company": 600.0}
+                                                      "company": 600.0, "owner_team": {"ana": "smb"}}
     # without company rows, quota rows still do not make a company target
     only = {"targets": f["targets"][f["targets"]["owner"].notna() | f["targets"]["team"].notna()]}
     assert targets(only, "2026-10") == {}
@@ -169,9 +169,30 @@ def test_a_quota_for_an_owner_no_deal_has_is_an_orphan_warning():
     found = [p for p in validate(f).problems if p.check == "orphan_key" and p.table == "targets"]
     assert [(p.column, p.count) for p in found] == [("owner", 1)]
     assert "no deal has it" in found[0].message
-    # the report still shows the quota, on a row of its own: no deal gives `anna` a team
-    row = perf(f).set_index(["owner", "team"]).loc[("anna", "unassigned")]
+    # the report still shows the quota, on the team its quota row names (no deal gives `anna` a team)
+    got = perf(f)
+    row = got.set_index(["owner", "team"]).loc[("anna", "smb")]
     assert row["quota"] == 10.0 and row["won"] == 0 and row["attainment"] == 0.0
+    assert got[got["team"] == "smb"]["owner"].tolist() == ["ana", "anna", "bo", "all"]
+    # its team's row is unchanged: the team's own quota, the sums of its owners
+    assert got.set_index(["owner", "team"]).loc[("all", "smb"), ["quota", "revenue_won"]].tolist() == [200.0, 150.0]
+
+
+@pytest.mark.parametrize("rows, team", [
+    ({"period": ["2026-10", "2026-10"], "team": ["smb", "ent"]}, "unassigned"),  # two teams: none is its own
+    ({"period": ["2026-10"], "team": [None]}, "unassigned"),  # no team named
+    ({"period": ["2026-11"], "team": ["ent"]}, "ent"),  # only a quota for the next period
+    ({"period": ["2026-10", "2026-11"], "team": ["smb", "ent"]}, "smb"),  # this period's team first
+    ({"period": [f"2026-W{w}" for w in range(40, 45)], "team": ["west"] * 5}, "west"),  # the month's weeks
+])
+def test_an_owner_without_deals_sits_on_the_one_team_its_quota_rows_name(rows, team):
+    f = frames()
+    n = len(rows["period"])
+    extra = pd.DataFrame({**rows, "metric": ["revenue_won"] * n, "target": [10.0] * n, "owner": ["anna"] * n})
+    f["targets"] = pd.concat([f["targets"], extra], ignore_index=True)
+    got = perf(f)
+    assert got.loc[got["owner"] == "anna", "team"].tolist() == [team]
+    assert got.loc[got["owner"] == "anna", "won"].tolist() == [0]
 
 
 def test_masked_privacy_shows_pseudonyms_and_keeps_quotas_matched():

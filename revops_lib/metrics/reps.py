@@ -15,7 +15,7 @@ company (``owner`` = ``team`` = ``all``). Deals without an owner or a team count
   of ``created_at`` to ``close_date`` of the deals won (linear interpolation).
 - **quota** — the ``targets`` row of the period with metric ``target_metric`` (``revenue_won``) and that
   owner (:func:`revops_lib.metrics.targets.quotas`), on the owner's row of its main team (the team of most of
-  its deals); a team's own quota row (``team`` set, no ``owner``); the company's target
+  its deals; an owner without deals is on the one team its quota rows name, else ``unassigned``); a team's own quota row (``team`` set, no ``owner``); the company's target
   (:func:`revops_lib.metrics.targets.targets`). **attainment** = revenue won / quota.
 - **pipeline_created**, **opportunities_created** — Σ amount and count of the row's opportunities created in
   the period.
@@ -159,9 +159,10 @@ def rep_performance(data, *, period, as_of=None, confidence: float = 0.95, min_s
     q_owner, q_team, n_owner, n_team = qt[p.label]["owner"], qt[p.label]["team"], qt[nxt.label]["owner"], \
         qt[nxt.label]["team"]
     missing = sorted((set(q_owner) | set(n_owner)) - set(owner_rows["owner"]))
-    if missing:  # an owner with a quota and nothing else still has a row
+    if missing:  # an owner with a quota and nothing else still has a row: on the team its quota rows name
+        named = {**qt[nxt.label]["owner_team"], **qt[p.label]["owner_team"]}
         owner_rows = pd.concat([owner_rows, pd.DataFrame({"owner": missing,
-                                                          "team": [main.get(x, UNASSIGNED) for x in missing]})],
+                                                          "team": [named.get(x, UNASSIGNED) for x in missing]})],
                                ignore_index=True)
     owner_rows = _fill(owner_rows)
     on_main = owner_rows["team"].eq(owner_rows["owner"].map(main).fillna(owner_rows["team"]))

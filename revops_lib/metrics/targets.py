@@ -195,18 +195,34 @@ def quotas(source, period: str | Period, *, metric: str = "revenue_won", by: str
 
 def quota_table(source, periods: Iterable[str | Period], *, metric: str = "revenue_won") -> dict[str, dict]:
     """Every quota and the company target of several periods in one query:
-    ``{period label: {"owner": {owner: quota}, "team": {team: quota}, "company": target or NaN}}``
-    (the rules of :func:`quotas` and :func:`targets`)."""
+    ``{period label: {"owner": {owner: quota}, "team": {team: quota}, "company": target or NaN,
+    "owner_team": {owner: team}}}`` (the rules of :func:`quotas` and :func:`targets`). ``owner_team``: the
+    team an owner's quota rows of the period (or of its weeks) name, for owners whose rows name exactly one."""
     src = open_source(source) if not isinstance(source, Source) else source
     ps = [parse_period(p) for p in periods]
     df = _rows(src, ps, [metric])
     out = {}
     for p in ps:
         if df is None:
-            out[p.label] = {"owner": {}, "team": {}, "company": math.nan}
+            out[p.label] = {"owner": {}, "team": {}, "company": math.nan, "owner_team": {}}
             continue
         out[p.label] = {by: _quotas(df, p, metric, by) for by in ("owner", "team")}
         out[p.label]["company"] = _lookup(df, p, {"segment": None, "owner": None, "team": None}).get(metric, math.nan)
+        out[p.label]["owner_team"] = _owner_teams(df, p, metric)
+    return out
+
+
+def _owner_teams(df: pd.DataFrame, p: Period, metric: str) -> dict[str, str]:
+    """``{owner: team}`` for owners whose quota rows of ``p`` (its own label, else its weeks) name one team."""
+    rows = df[df["owner"].notna() & df["target"].notna() & (df["metric"] == metric)]
+    labels = {p.label} | ({w.label for w in p.weeks()} if p.kind != "week" else set())
+    rows = rows[rows.period.isin(labels)]
+    out = {}
+    for owner, grp in rows.groupby("owner"):
+        own = grp[grp.period == p.label]
+        teams = set((own if len(own) else grp)["team"].dropna().astype(str))
+        if len(teams) == 1:
+            out[str(owner)] = teams.pop()
     return out
 
 
