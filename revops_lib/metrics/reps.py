@@ -15,7 +15,8 @@ company (``owner`` = ``team`` = ``all``). Deals without an owner or a team count
   of ``created_at`` to ``close_date`` of the deals won (linear interpolation).
 - **quota** — the ``targets`` row of the period with metric ``target_metric`` (``revenue_won``) and that
   owner (:func:`revops_lib.metrics.targets.quotas`), on the owner's row of its main team (the team of most of
-  its deals; an owner without deals is on the one team its quota rows name, else ``unassigned``); a team's own quota row (``team`` set, no ``owner``); the company's target
+  its deals; an owner without deals is on the one team its quota rows name, else ``unassigned``); a team's
+  own quota row (``team`` set, no ``owner``); the company's target
   (:func:`revops_lib.metrics.targets.targets`). **attainment** = revenue won / quota.
 - **pipeline_created**, **opportunities_created** — Σ amount and count of the row's opportunities created in
   the period.
