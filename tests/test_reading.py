@@ -2,7 +2,9 @@
 headless Chromium at 1400 px and at 400 px.
 
 What a reader must never meet: scientific notation (``1.287e+05``), a Python repr (``'None found.'``,
-``None``, ``nan``), a page wider than the screen; and every chart has the CSV of its data beside it.
+``None``, ``nan``), two signs or two units for one thing (a typographic minus on a number where the formatters
+write ``-$5.0k``; points as ``pts`` where they write ``pp``), a page wider than the screen; and every chart
+has the CSV of its data beside it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ PERIODS = ["2026-10", "2026-W40", "2026-Q3"]
 NOTEBOOKS = ["revops_scorecard", "funnel_conversion", "forecast_accuracy", "cohort_retention", "data_quality"]
 SCIENTIFIC = re.compile(r"\d[eE][+-]\d")
 REPR = re.compile(r"(?<!\w)'[^'\n]{2,80}'(?!\w)|\bNone\b|\bnan\b|\bNaN\b|\bNaT\b|<NA>|dtype:|Timestamp\(")
+MINUS = re.compile(r"(?<![\w)])\u2212[$€£¥]?\d")  # a signed number, not a formula's "m\u221212" or "1 \u2212 APE"
+POINTS = re.compile(r"\d pts\b")
 
 READ = """() => {
   const text = document.body.innerText;
@@ -40,6 +44,8 @@ def built(demo_reports):
 def problems_of(text: str) -> list[str]:
     found = [f"scientific notation {m.group(0)!r}" for m in SCIENTIFIC.finditer(text)]
     found += [f"a repr {m.group(0)!r}" for m in REPR.finditer(text)]
+    found += [f"a typographic minus {m.group(0)!r} (the formatters write '-')" for m in MINUS.finditer(text)]
+    found += [f"points as {m.group(0)!r} (the formatters write 'pp')" for m in POINTS.finditer(text)]
     return found
 
 
@@ -47,7 +53,9 @@ def test_the_checks_catch_what_they_look_for():
     """Negative control: each pattern finds its case (and plain prose passes)."""
     assert problems_of("Revenue 1.287e+05 this month")
     assert problems_of("None found") and problems_of("'None found.'") and problems_of("value nan")
+    assert problems_of("Change \u2212$5.0k") and problems_of("(\u22125.3%)") and problems_of("+2.1 pts")
     assert not problems_of("Revenue $128.7k, 12.3% of target — no deal slipped; the customer's plan.")
+    assert not problems_of("Change -$5.0k, -5.3%, +2.1 pp; MRR in m\u221212; accuracy = max(0, 1 \u2212 APE)")
 
 
 @pytest.mark.parametrize("width", [1400, 400])

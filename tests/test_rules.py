@@ -147,7 +147,7 @@ def test_the_other_kinds():
 
 
 @pytest.mark.parametrize("unit, value, change, shown, changed", [
-    ("currency", 128_700.0, -5_000.0, "$128.7k", "−$5.0k"),
+    ("currency", 128_700.0, -5_000.0, "$128.7k", "-$5.0k"),
     ("rate", 0.01194, -0.0006476, "1.2%", "-0.1 pp"),
     ("count", 673.0, 12.0, "673", "+12"),
     ("days", 59.0, 0.0, "59.0 days", "±0.0 days"),

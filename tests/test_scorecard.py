@@ -637,7 +637,7 @@ def test_the_index_summary_shows_last_year_and_the_year_to_date(tmp_path):
     sc.summary().to_csv(csv, index=False)
     html = executive_summary([(parse_period("2026-03"), d)])
     assert "<th>Change</th><th>Last year</th><th>Year to date</th><th>YTD target</th><th>Status</th>" in html
-    assert "<td>Leads</td><td class=num><b>1</b></td><td class=num>3</td><td class=num>−1</td>" \
+    assert "<td>Leads</td><td class=num><b>1</b></td><td class=num>3</td><td class=num>-1</td>" \
            "<td class=num>2</td><td class=num>4</td><td class=num>7</td>" in html
     sc.summary().drop(columns=["last_year_value", "ytd_value", "ytd_target"]).to_csv(csv, index=False)
     assert "<td class=num>—</td><td class=num>—</td><td class=num>—</td>" in executive_summary(

@@ -15,8 +15,9 @@ stage      :func:`stage_label`         ``mql_at`` → ``MQL``; :func:`pair_label
 KPI value  :func:`fmt_value`           by the KPI's unit (currency, rate, count, days, hours, score)
 ========== =========================== ===========================================
 
-Every formatter shows a missing value (None, NaN) as ``—``. Published CSVs keep raw values; these
-are for what a person reads.
+Every formatter shows a missing value (None, NaN) as ``—`` and a negative number with the ASCII minus
+(``-$12.0k``, ``-5.0%``, ``-0.1 pp``: one sign on every page, and a number copied into a spreadsheet stays a
+number). Published CSVs keep raw values; these are for what a person reads.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def fmt_value(value, unit: str, currency: str = "USD") -> str:
 
 
 def fmt_change(change, unit: str, currency: str = "USD") -> str:
-    """A KPI's change by its unit: points for rates, a signed value otherwise (``+$12.0k``, ``−3``)."""
+    """A KPI's change by its unit: points for rates, a signed value otherwise (``+$12.0k``, ``-3``)."""
     try:
         v = math.nan if change is None else float(change)
     except (TypeError, ValueError):
@@ -142,7 +143,7 @@ def fmt_change(change, unit: str, currency: str = "USD") -> str:
         return MISSING
     if unit == "rate":
         return fmt_points(v)
-    sign = "+" if v > 0 else ("−" if v < 0 else "±")
+    sign = "+" if v > 0 else ("-" if v < 0 else "±")
     return sign + fmt_value(abs(v), unit, currency).lstrip("-")
 
 

@@ -270,7 +270,7 @@ class ForecastReport(Section):
             bits.append("on target: " + ", ".join(f"{label(r.scope)} ({self._pct(r.bias, True)})"
                                                   for r in ok.itertuples()))
         return (f"Bias of the {self.call_category} call by scope (over-forecast > +{self._pct(self.bias_threshold)}, "
-                f"under-forecast < −{self._pct(self.bias_threshold)}) — " + "; ".join(bits) + ".")
+                f"under-forecast < -{self._pct(self.bias_threshold)}) — " + "; ".join(bits) + ".")
 
     def _projection_finding(self) -> str | None:
         p = self.projection

@@ -46,6 +46,7 @@ from revops_lib.present.format import (
     fmt_interval,
     fmt_money,
     fmt_pct,
+    fmt_points,
     fmt_pval,
     pair_label,
     stage_label,
@@ -350,13 +351,13 @@ class FunnelReport(ChannelAndStageParts, Section):
         n, n0 = self.cohort_size, self.previous_cohort_size
         rows.append(("Leads created (cohort)", f"{n:,}", f"{n0:,}", f"{(n - n0) / n0:+.1%}" if n0 else "—", ""))
         for r in self.changes.itertuples():
-            pts = "—" if pd.isna(r.change) else f"{100 * r.change:+.1f} pts"
+            pts = fmt_points(r.change)
             verdict = "—" if pd.isna(r.p_value) else ("beyond noise" if r.beyond_noise else "within noise")
             rows.append((pair_label(r.from_stage, r.to_stage), fmt_pct(r.rate), fmt_pct(r.prior_rate), pts,
                          f"{verdict} ({fmt_pval(r.p_value)})" if verdict != "—" else "—"))
         c, c0 = self._lead_to_last(self.conversion), self._lead_to_last(self.previous_conversion)
         rows.append((f"Lead → {stage_label(self.stages[-1])}", fmt_pct(c, 2), fmt_pct(c0, 2),
-                     "—" if pd.isna(c) or pd.isna(c0) else f"{100 * (c - c0):+.2f} pts", ""))
+                     "—" if pd.isna(c) or pd.isna(c0) else fmt_points(c - c0, 2), ""))
         for st in self.stages[1:3]:
             a = self.activity.set_index("stage")["leads"].get(st)
             a0 = self.previous_activity.set_index("stage")["leads"].get(st)
@@ -371,7 +372,7 @@ class FunnelReport(ChannelAndStageParts, Section):
             s, s0 = self.sales.iloc[0], self.previous_sales.iloc[0]
             money = lambda x: fmt_money(x, self.currency) or "—"  # noqa: E731
             rel = lambda a, b: "—" if pd.isna(a) or pd.isna(b) or not b else f"{(a - b) / b:+.1%}"  # noqa: E731
-            pts = lambda a, b: "—" if pd.isna(a) or pd.isna(b) else f"{100 * (a - b):+.1f} pts"  # noqa: E731
+            pts = lambda a, b: "—" if pd.isna(a) or pd.isna(b) else fmt_points(a - b)  # noqa: E731
             rows += [
                 ("Win rate (won / closed deals)", fmt_pct(s["win_rate"]), fmt_pct(s0["win_rate"]),
                  pts(s["win_rate"], s0["win_rate"]), f"of {s['closed']:,} closed deals"),

@@ -170,7 +170,7 @@ class RetentionReport(Section):
         share = gain / loss
         verdict = ("more than offset" if share >= 1 else "offset most of" if share >= 0.5 else "offset only")
         return (f"Expansion and reactivation (+{self.money(gain)}) {verdict} the MRR lost to contraction and "
-                f"churn (−{self.money(loss)}) over the last {len(mv)} months: {fmt_pct(share, 0)} of the losses.")
+                f"churn (-{self.money(loss)}) over the last {len(mv)} months: {fmt_pct(share, 0)} of the losses.")
 
     def _finding_nrr(self) -> str:
         tr = self.trailing
