@@ -264,3 +264,26 @@ def test_rep_performance_is_the_same_on_postgresql(pg_url):
     pd.testing.assert_frame_equal(reps.rep_performance(pg, period="2026-10", accuracy=ACCURACY),
                                   reps.rep_performance(Source.from_frames(f), period="2026-10", accuracy=ACCURACY),
                                   check_dtype=False)
+
+
+def test_the_team_legend_of_the_rep_chart_covers_no_bar_and_no_name():
+    """The attainment bars run past 100 %: a legend inside the axes covered the longest (it sat at lower right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from revops_lib.present.charts.sales import plot_rep_performance
+
+    got = perf()
+    axes = plot_rep_performance(got)
+    fig = axes[0].figure
+    fig.canvas.draw()
+    legend = axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["ent", "smb"]  # top to bottom, as the bars
+    r = fig.canvas.get_renderer()
+    box = legend.get_window_extent(r)
+    assert box.y1 <= axes[0].get_window_extent(r).y0  # below the bars
+    assert not box.overlaps(axes[0].xaxis.get_tightbbox(r))  # and below the percent ticks
+    assert not any(box.overlaps(t.get_window_extent(r)) for t in axes[0].get_yticklabels())
+    plt.close(fig)

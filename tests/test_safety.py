@@ -345,3 +345,11 @@ def test_charts_hide_emails_and_cut_overlong_tick_labels():
     assert ax.get_title() == "Bias of b…@example.io"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["c…@example.io"]
     plt.close(fig)
+    # a legend of the figure (not of one axes) is a legend too: keys by their label, cut to the same length
+    from matplotlib.patches import Patch
+
+    fig, ax = plt.subplots()
+    legend = fig.legend(handles=[Patch(label="paid_social"), Patch(label="Y" * 500)])
+    sanitize_figure(fig)
+    assert [t.get_text() for t in legend.get_texts()] == ["Paid social", "Y" * (MAX_CHART_LABEL - 1) + "…"]
+    plt.close(fig)

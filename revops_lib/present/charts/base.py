@@ -62,6 +62,8 @@ def sanitize_figure(fig) -> None:
         legend = ax.get_legend()
         if legend is not None:
             legend_texts.update(legend.get_texts())
+    for legend in fig.legends:
+        legend_texts.update(legend.get_texts())
     for t in fig.findobj(Text):
         text = t.get_text()
         new = _short_label(text) if t in legend_texts else hide_emails(text)

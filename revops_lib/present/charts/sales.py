@@ -120,9 +120,13 @@ def plot_rep_performance(reps: pd.DataFrame, *, max_rows: int = 40, confidence: 
     ax.grid(axis="y", visible=False)
     if len(team_ids) > 1:
         from matplotlib.patches import Patch
+        from matplotlib.transforms import offset_copy
 
+        # under the tick labels (teams top to bottom, as the bars): inside the axes it covered the longest bars
+        below = offset_copy(ax.transAxes, fig=ax.figure, y=-20, units="points")
         ax.legend(handles=[Patch(color=PALETTE[i % len(PALETTE)], label=str(t)) for t, i in team_ids.items()][::-1],
-                  frameon=False, fontsize=8, loc="lower right")
+                  frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=below,
+                  ncol=min(len(team_ids), 3))
     ax = axes[1]
     small = owners["small_sample"].astype(bool).to_numpy()
     rate = owners["win_rate"].to_numpy(dtype=float)
