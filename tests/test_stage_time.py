@@ -195,3 +195,24 @@ def test_stage_time_tables_materializes_the_spells_once(monkeypatch):
     monkeypatch.setattr(rel.Table, "cache", lambda self: calls.append(1) or original(self))
     stage_time.stage_time_tables(Source.from_frames(frames()), period="2026-10")
     assert len(calls) == 1
+
+
+def test_the_legend_of_the_time_in_stage_chart_hides_no_tick():
+    """The 90th-percentile ticks reach the right edge: a legend inside the axes (lower right) hid them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from revops_lib.present.charts.sales import plot_time_in_stage
+
+    times = pd.DataFrame({"stage": ["qualification"] * 3 + ["proposal"] * 3,
+                          "outcome": ["won", "lost", "all"] * 2, "n": [3, 2, 5] * 2,
+                          "median_days": [5.0, 20.0, 9.0, 8.0, 10.0, 9.0], "p90_days": [30.0, 73.0, 60.0] * 2})
+    ax = plot_time_in_stage(times)
+    fig = ax.figure
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    box = ax.get_legend().get_window_extent(r)
+    assert box.x0 >= ax.get_window_extent(r).x1  # beside the plot, over no bar and no tick
+    plt.close(fig)

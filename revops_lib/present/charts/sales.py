@@ -80,7 +80,8 @@ def plot_time_in_stage(times: pd.DataFrame, *, ax=None):
     ax.set_yticklabels([stage_label(s) for s in stages])
     ax.set_xlabel("days in the stage (deals that left it in the period)")
     ax.set_title("Time in deal stage: median by outcome, 90th percentile ticked")
-    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    # beside the axes: inside (lower right) it hid the longest 90th-percentile ticks
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.grid(axis="y", visible=False)
     return ax
 
