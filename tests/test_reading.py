@@ -96,7 +96,8 @@ def test_every_chart_has_its_data_published(built, period):
 @pytest.mark.parametrize("period", PERIODS)
 def test_one_name_one_number_across_the_pages(built, period):
     """The same KPI under the same name shows the same value in the index headlines as in the scorecard's
-    published kpis.csv (formatted alike); the index's status counts are what the scorecard lists."""
+    published kpis.csv (formatted alike), and the funnel's lead count and change as on its page; the index's
+    status counts are what the scorecard lists."""
     import json
 
     import pandas as pd
@@ -120,6 +121,12 @@ def test_one_name_one_number_across_the_pages(built, period):
         assert coverage == [shown("pipeline_coverage")], period
     for key, name in (("revenue_won", "Revenue won"), ("new_customers", "New customers"), ("leads", "Leads")):
         assert heads["revops_scorecard"].get(name) == shown(key), (period, name)
+    # the funnel's lead count and its change: the same on the index as in the page's headline table
+    funnel = (folder / "funnel_conversion.html").read_text()
+    cells = re.search(r">Leads created \(cohort\)</td>\s*<td[^>]*>([^<]*)</td>\s*<td[^>]*>[^<]*</td>\s*"
+                      r"<td[^>]*>([^<]*)</td>", funnel)
+    assert cells, period
+    assert heads["funnel_conversion"]["Leads"] == f"{cells[1]} ({cells[2]})", period
     page = (folder / "revops_scorecard.html").read_text()
     listed = len(re.findall(r"is <em>off track</em>", page))
     assert int(heads["revops_scorecard"]["Off track"]) >= listed

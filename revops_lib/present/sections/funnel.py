@@ -231,7 +231,7 @@ class FunnelReport(ChannelAndStageParts, Section):
             b.append(f"**No leads** were created in {self.period} (before the cut-off): there is no cohort to "
                      f"read; pick another period.")
             return md("\n".join(f"- {x}" for x in b + self.notes))
-        change = f" ({(n - n0) / n0:+.0%} vs {self.previous})" if n0 else ""
+        change = f" ({(n - n0) / n0:+.1%} vs {self.previous})" if n0 else ""
         last, last0 = self._lead_to_last(self.conversion), self._lead_to_last(self.previous_conversion)
         if last or last0:
             reached = (f"; {fmt_pct(last, 2)} of them reached {stage_label(self.stages[-1])} by the cut-off "
@@ -287,7 +287,7 @@ class FunnelReport(ChannelAndStageParts, Section):
         n, n0 = self.cohort_size, self.previous_cohort_size
         out = []
         if self.has_part("funnel"):
-            out.append(("Leads", f"{n:,}" + (f" ({(n - n0) / n0:+.0%})" if n0 else "")))
+            out.append(("Leads", f"{n:,}" + (f" ({(n - n0) / n0:+.1%})" if n0 else "")))
             t = self._total(self.conversion)
             if len(t):
                 out.append((pair_label(t["from_stage"].iloc[0], t["to_stage"].iloc[0]), fmt_pct(t["rate"].iloc[0])))
