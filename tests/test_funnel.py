@@ -869,3 +869,37 @@ def test_deal_metrics_need_a_period_even_when_as_of_is_given(call):
     """``as_of`` alone does not make a period: the metric still asks for `period` rather than guessing one."""
     with pytest.raises(ParameterError, match="`period` is required"):
         call(SALES, period="", as_of="2026-11-01")
+
+
+def test_the_funnel_by_source_chart_names_sources_as_the_tables_do():
+    """Its legend read ``organic_search (555)`` while the heat map and tables beside it read ``Organic search``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from revops_lib.present.charts.funnel import plot_funnel_by_source
+
+    rows = [(f"A{i}", "organic_search", "10-01 09:00", "10-02 09:00", None, None, None) for i in range(3)]
+    rows += [(f"B{i}", "paid_social", "10-01 09:00", None, None, None, None) for i in range(2)]
+    rows += [("C1", "trade_show", "10-01 09:00", None, None, None, None)]
+    conv = lead_funnel.stage_conversion({"leads": leads_frame(rows)}, period="2026-10")
+    ax = plot_funnel_by_source(conv, min_sample=2)
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["Organic search (3)", "Paid social (2)", "all sources"]
+    assert legend.get_title().get_text().endswith("< 2 leads:\nTrade show")
+    plt.close(ax.figure)
+
+
+def test_best_and_worst_source_of_a_stage_with_one_large_source_is_named_once():
+    """With one source above the minimum sample the table read ``Organic search / Organic search``."""
+    from types import SimpleNamespace
+
+    t = pd.DataFrame({"from_stage": ["created_at", "mql_at", "sql_at"],
+                      "to_stage": ["mql_at", "sql_at", "opportunity_at"],
+                      "groups": [3, 3, 3], "chi2": [9.0, 1.0, np.nan], "p_value": [0.01, 0.6, np.nan],
+                      "min_expected": [6.0, 2.0, np.nan], "differ": [True, False, False],
+                      "highest": ["referral", "organic_search", None], "lowest": ["paid_social", "organic_search", None]})
+    shown = funnel_section.FunnelReport._test_table(SimpleNamespace(min_sample=30), t, "sources").data
+    assert shown["Best / worst (30+ leads)"].tolist() == [
+        "Referral / Paid social", "Organic search (the only one)", "—"]

@@ -10,6 +10,7 @@ import seaborn as sns
 
 from revops_lib.present.charts.base import PALETTE, ax_or_new, no_data
 from revops_lib.present.format import fmt_int, fmt_pct, pair_label, stage_label
+from revops_lib.present.labels import label
 
 __all__ = ['plot_funnel', 'plot_funnel_by_source', 'plot_rate_heatmap', 'plot_cohort_trend', 'plot_time_to_convert',
            'plot_deal_funnel']
@@ -82,7 +83,7 @@ def plot_funnel_by_source(conversion: pd.DataFrame, *, min_sample: int = 30, by:
         ys_pos = [y for y in ys if y > 0]
         lowest = min([lowest] + ys_pos)
         ax.plot(xs_pos, ys_pos, marker="o", markersize=4, lw=1.6, color=PALETTE[k % len(PALETTE)],
-                ls="-" if k < len(PALETTE) else "--", label=f"{src} ({fmt_int(sizes[src])})")
+                ls="-" if k < len(PALETTE) else "--", label=f"{label(src)} ({fmt_int(sizes[src])})")
     if len(total):
         ys = [1.0] + list(total["cumulative_rate"])
         xs = [0] + [pos[s] for s in total["to_stage"]]
@@ -99,7 +100,7 @@ def plot_funnel_by_source(conversion: pd.DataFrame, *, min_sample: int = 30, by:
     ax.set_title("Funnel by source — share of each source's new leads reaching each stage")
     title = "source (leads)"
     if small:
-        title += f"\nnot shown, < {min_sample} leads:\n" + ", ".join(small)
+        title += f"\nnot shown, < {min_sample} leads:\n" + ", ".join(label(x) for x in small)
     ax.legend(title=title, frameon=False, fontsize=8, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return ax
 

@@ -461,8 +461,9 @@ class FunnelReport(ChannelAndStageParts, Section):
             "p-value": [fmt_pval(p) for p in t["p_value"]],
             "Verdict": [f"{groups} differ" if d else ("no difference beyond noise" if not pd.isna(p) else "—")
                         for d, p in zip(t["differ"], t["p_value"])],
-            f"Best / worst ({self.min_sample}+ leads)": [f"{label(h)} / {label(lo)}" if isinstance(h, str) else "—"
-                                                         for h, lo in zip(t["highest"], t["lowest"])],
+            f"Best / worst ({self.min_sample}+ leads)": [
+                "—" if not isinstance(h, str) else f"{label(h)} (the only one)" if h == lo
+                else f"{label(h)} / {label(lo)}" for h, lo in zip(t["highest"], t["lowest"])],
             "Note": ["approximate (expected count < 5)" if (not pd.isna(m) and m < 5) else ""
                      for m in t["min_expected"]],
         })
