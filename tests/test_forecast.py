@@ -1099,3 +1099,25 @@ def test_accuracy_with_baseline_is_the_same_on_postgresql(pg_url):
     at = ["2026-10-01", "2026-10-10 12:00", "2026-11-01"]
     pd.testing.assert_frame_equal(pipeline.open_pipeline_by_period(url, periods=["2026-10", "2026-11", "2026-Q4"], at=at),
                                   pipeline.open_pipeline_by_period(case, periods=["2026-10", "2026-11", "2026-Q4"], at=at))
+
+
+def test_the_forecast_vs_actual_chart_names_categories_as_the_tables_do_beside_the_plot():
+    """Its legend read ``best_case (first call)`` across the top of the plot, over the highest calls."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from revops_lib.present.charts.forecast import plot_forecast_vs_actual
+
+    calls = pd.DataFrame({"forecast_period": ["2026-09", "2026-09", "2026-10", "2026-10"],
+                          "category": ["commit", "best_case"] * 2, "call": ["first"] * 4,
+                          "forecast": [90.0, 120.0, 100.0, 130.0], "actual": [95.0, 95.0, 110.0, 110.0]})
+    ax = plot_forecast_vs_actual(calls)
+    fig = ax.figure
+    fig.canvas.draw()
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["Commit (first call)", "Best case (first call)", "actual"]
+    r = fig.canvas.get_renderer()
+    assert legend.get_window_extent(r).x0 >= ax.get_window_extent(r).x1
+    plt.close(fig)

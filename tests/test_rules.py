@@ -19,6 +19,7 @@ from revops_lib.metrics.common import ratio
 from revops_lib.metrics.targets import target, targets
 from revops_lib.periods import window
 from revops_lib.present import format as fmt
+from revops_lib.present.tables import plain_number
 from revops_lib.sources import open_source
 
 from conftest import valid_frames
@@ -144,6 +145,19 @@ def test_the_other_kinds():
     assert fmt.fmt_hours(3.21) == "3.2 h" and fmt.fmt_pval(0.0001) == "p < 0.001" and fmt.fmt_pval(0.0123) == "p = 0.012"
     assert fmt.fmt_interval(0.2189, 0.3958) == "21.9% – 39.6%" and fmt.fmt_interval(None, 0.3) == "—"
     assert fmt.stage_label("mql_at") == "MQL" and fmt.pair_label("sql_at", "opportunity_at") == "SQL → Opportunity"
+
+
+@pytest.mark.parametrize("shown, expected", [
+    (lambda: fmt.fmt_pct(-0.0004, signed=True), "+0.0%"), (lambda: fmt.fmt_pct(-0.0004), "0.0%"),
+    (lambda: fmt.fmt_pct(-0.004, 0), "0%"), (lambda: fmt.fmt_points(-0.0004), "+0.0 pp"),
+    (lambda: fmt.fmt_money(-0.3), "$0"), (lambda: fmt.fmt_money(-0.3, decimals=2), "-$0.30"),
+    (lambda: fmt.fmt_days(-0.01), "0.0 days"), (lambda: fmt.fmt_hours(-0.04), "0.0 h"),
+    (lambda: fmt.fmt_change(-0.3, "currency"), "±$0"), (lambda: fmt.fmt_change(-0.004, "days"), "±0.0 days"),
+    (lambda: fmt.fmt_change(-3, "count"), "-3"), (lambda: plain_number(-0.0), "0"),
+])
+def test_a_value_that_rounds_to_zero_shows_no_minus(shown, expected):
+    """The forecast's bias table read "-0.0%" for a bias of -0.04 %: a CFO reads a sign as a direction."""
+    assert shown() == expected
 
 
 @pytest.mark.parametrize("unit, value, change, shown, changed", [

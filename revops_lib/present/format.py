@@ -49,31 +49,36 @@ def currency_symbol(currency: str = "USD") -> str:
     return CURRENCY.get(currency, f"{currency} ")
 
 
+def _unsigned_zero(v: float, decimals: int) -> float:
+    """``v``, or 0.0 when it rounds to zero at ``decimals``: a tiny negative shows ``0.0``, never ``-0.0``."""
+    return 0.0 if round(v, decimals) == 0 else v
+
+
 def fmt_money(x, currency: str = "USD", *, decimals: int | None = None) -> str:
     """``1234567 -> '$1.23M'``, ``12000 -> '$12.0k'``, ``950 -> '$950'``."""
     if is_missing(x):
         return MISSING
     sym = currency_symbol(currency)
-    sign = "-" if x < 0 else ""
     a = abs(float(x))
     for limit, suffix, default in ((1e9, "B", 2), (1e6, "M", 2), (1e3, "k", 1)):
         if a >= limit:
-            return f"{sign}{sym}{a / limit:.{default if decimals is None else decimals}f}{suffix}"
-    return f"{sign}{sym}{a:,.{0 if decimals is None else decimals}f}"
+            return f"{'-' if x < 0 else ''}{sym}{a / limit:.{default if decimals is None else decimals}f}{suffix}"
+    d = 0 if decimals is None else decimals
+    return f"{'-' if x < 0 and round(a, d) else ''}{sym}{a:,.{d}f}"
 
 
 def fmt_pct(x, decimals: int = 1, *, signed: bool = False) -> str:
-    """``0.1234 -> '12.3%'`` (``signed``: ``+12.3%``)."""
+    """``0.1234 -> '12.3%'`` (``signed``: ``+12.3%``; one that rounds to zero: ``0.0%``, ``+0.0%``)."""
     if is_missing(x):
         return MISSING
-    return f"{100 * float(x):{'+' if signed else ''}.{decimals}f}%"
+    return f"{_unsigned_zero(100 * float(x), decimals):{'+' if signed else ''}.{decimals}f}%"
 
 
 def fmt_points(x, decimals: int = 1) -> str:
-    """A change of a rate in percentage points: ``0.021 -> '+2.1 pp'``."""
+    """A change of a rate in percentage points: ``0.021 -> '+2.1 pp'`` (one that rounds to zero: ``+0.0 pp``)."""
     if is_missing(x):
         return MISSING
-    return f"{100 * float(x):+.{decimals}f} pp"
+    return f"{_unsigned_zero(100 * float(x), decimals):+.{decimals}f} pp"
 
 
 def fmt_int(x) -> str:
@@ -87,7 +92,7 @@ def fmt_days(x) -> str:
     """``12.46 -> '12.5 days'``."""
     if is_missing(x):
         return MISSING
-    v = float(x)
+    v = _unsigned_zero(float(x), 1)
     return f"{v:,.1f} day{'' if v == 1 else 's'}"
 
 
@@ -95,7 +100,7 @@ def fmt_hours(x) -> str:
     """``3.21 -> '3.2 h'``."""
     if is_missing(x):
         return MISSING
-    return f"{float(x):,.1f} h"
+    return f"{_unsigned_zero(float(x), 1):,.1f} h"
 
 
 def fmt_pval(p) -> str:
@@ -143,8 +148,9 @@ def fmt_change(change, unit: str, currency: str = "USD") -> str:
         return MISSING
     if unit == "rate":
         return fmt_points(v)
+    body = fmt_value(abs(v), unit, currency).lstrip("-")
     sign = "+" if v > 0 else ("-" if v < 0 else "±")
-    return sign + fmt_value(abs(v), unit, currency).lstrip("-")
+    return ("±" if not any(c in "123456789" for c in body) else sign) + body  # rounds to zero: ±$0, never -$0
 
 
 _STAGE_LABELS = {"created_at": "Created", "mql_at": "MQL", "sql_at": "SQL", "opportunity_at": "Opportunity",

@@ -102,7 +102,7 @@ def plain_number(x) -> str:
     """A number with no format of its own: thousands separated, two decimals below 100, never scientific."""
     if x != x:  # NaN
         return "—"
-    v = float(x)
+    v = float(x) + 0.0  # -0.0 + 0.0 is 0.0: never "-0"
     if v.is_integer() or abs(v) >= 100:
         return f"{v:,.0f}"
     return f"{v:,.2f}" if abs(v) >= 0.01 or v == 0 else f"{v:.2g}" if abs(v) >= 1e-4 else "≈0"

@@ -9,6 +9,7 @@ import seaborn as sns
 
 from revops_lib.present.charts.base import PALETTE, ax_or_new, money_axis
 from revops_lib.present.format import fmt_money, fmt_pct
+from revops_lib.present.labels import label
 
 __all__ = ['plot_forecast_convergence', 'plot_bias_by_scope', 'plot_forecast_vs_actual', 'plot_coverage',
            'plot_pipeline_waterfall']
@@ -91,14 +92,15 @@ def plot_forecast_vs_actual(calls: pd.DataFrame, *, call: str = "first", currenc
     for cat in cats:
         d = data[data["category"] == cat]
         ax.plot([x[p] for p in d["forecast_period"]], d["forecast"], marker="o", color=pal[cat],
-                label=f"{cat} ({call} call)", lw=1.8)
+                label=f"{label(cat)} ({call} call)", lw=1.8)
     ax.set_xticks(range(len(periods)), periods, rotation=45 if len(periods) > 8 else 0,
                   ha="right" if len(periods) > 8 else "center")
     money_axis(ax.yaxis, currency)
     ax.set_xlabel("")
     ax.set_ylabel("won amount")
     ax.set_title(f"Forecast vs actual: the call made in each period's {call} week against what was won")
-    ax.legend(frameon=False, fontsize=8, ncol=min(len(cats) + 1, 4))
+    # beside the axes: across the top it covered the highest calls
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return ax
 
 
@@ -116,10 +118,10 @@ def plot_coverage(coverage: pd.DataFrame, *, ax=None):
         if pd.isna(r["coverage"]):
             ax.text(i, 0, "no target", ha="center", va="bottom", fontsize=8, color="#666666")
             continue
-        label = fmt_pct(r["coverage"], 0)
+        text = fmt_pct(r["coverage"], 0)
         if r["complete"] and not pd.isna(r["attainment"]):
-            label += f"\n{fmt_pct(r['attainment'], 0)} won"
-        ax.text(i, r["coverage"], label, ha="center", va="bottom", fontsize=8)
+            text += f"\n{fmt_pct(r['attainment'], 0)} won"
+        ax.text(i, r["coverage"], text, ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(data)), data["period"])
     ax.set_ylim(0, (vals.max() or 1) * 1.3)
     ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: fmt_pct(v, 0)))

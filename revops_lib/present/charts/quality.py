@@ -43,5 +43,6 @@ def plot_monthly_rows(monthly: pd.DataFrame, *, ax=None):
     ax.set_xlabel("")
     ax.set_ylabel("rows per month (log)")
     ax.set_title("Volume per month — a sudden drop usually means a broken sync")
-    ax.legend(frameon=False, fontsize=8, ncol=2)
+    # beside the axes: inside, the place with the fewest points still crossed a line on some data
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return ax

@@ -231,7 +231,7 @@ class FunnelReport(ChannelAndStageParts, Section):
             b.append(f"**No leads** were created in {self.period} (before the cut-off): there is no cohort to "
                      f"read; pick another period.")
             return md("\n".join(f"- {x}" for x in b + self.notes))
-        change = f" ({(n - n0) / n0:+.1%} vs {self.previous})" if n0 else ""
+        change = f" ({fmt_pct((n - n0) / n0, signed=True)} vs {self.previous})" if n0 else ""
         last, last0 = self._lead_to_last(self.conversion), self._lead_to_last(self.previous_conversion)
         if last or last0:
             reached = (f"; {fmt_pct(last, 2)} of them reached {stage_label(self.stages[-1])} by the cut-off "
@@ -287,7 +287,7 @@ class FunnelReport(ChannelAndStageParts, Section):
         n, n0 = self.cohort_size, self.previous_cohort_size
         out = []
         if self.has_part("funnel"):
-            out.append(("Leads", f"{n:,}" + (f" ({(n - n0) / n0:+.1%})" if n0 else "")))
+            out.append(("Leads", f"{n:,}" + (f" ({fmt_pct((n - n0) / n0, signed=True)})" if n0 else "")))
             t = self._total(self.conversion)
             if len(t):
                 out.append((pair_label(t["from_stage"].iloc[0], t["to_stage"].iloc[0]), fmt_pct(t["rate"].iloc[0])))
@@ -349,7 +349,8 @@ class FunnelReport(ChannelAndStageParts, Section):
     def _lead_headline_rows(self) -> list[tuple]:
         rows = []
         n, n0 = self.cohort_size, self.previous_cohort_size
-        rows.append(("Leads created (cohort)", f"{n:,}", f"{n0:,}", f"{(n - n0) / n0:+.1%}" if n0 else "—", ""))
+        rows.append(("Leads created (cohort)", f"{n:,}", f"{n0:,}",
+                     fmt_pct((n - n0) / n0, signed=True) if n0 else "—", ""))
         for r in self.changes.itertuples():
             pts = fmt_points(r.change)
             verdict = "—" if pd.isna(r.p_value) else ("beyond noise" if r.beyond_noise else "within noise")
@@ -363,7 +364,7 @@ class FunnelReport(ChannelAndStageParts, Section):
             a0 = self.previous_activity.set_index("stage")["leads"].get(st)
             if a is not None:
                 rows.append((f"Leads entering {stage_label(st)} in the period", f"{a:,}", f"{a0:,}",
-                             f"{(a - a0) / a0:+.1%}" if a0 else "—", ""))
+                             fmt_pct((a - a0) / a0, signed=True) if a0 else "—", ""))
         return rows
 
     def _sales_headline_rows(self) -> list[tuple]:
@@ -371,7 +372,7 @@ class FunnelReport(ChannelAndStageParts, Section):
         if self.sales is not None and self.previous_sales is not None:
             s, s0 = self.sales.iloc[0], self.previous_sales.iloc[0]
             money = lambda x: fmt_money(x, self.currency) or "—"  # noqa: E731
-            rel = lambda a, b: "—" if pd.isna(a) or pd.isna(b) or not b else f"{(a - b) / b:+.1%}"  # noqa: E731
+            rel = lambda a, b: "—" if pd.isna(a) or pd.isna(b) or not b else fmt_pct((a - b) / b, signed=True)  # noqa: E731
             pts = lambda a, b: "—" if pd.isna(a) or pd.isna(b) else fmt_points(a - b)  # noqa: E731
             rows += [
                 ("Win rate (won / closed deals)", fmt_pct(s["win_rate"]), fmt_pct(s0["win_rate"]),
@@ -578,7 +579,7 @@ class FunnelReport(ChannelAndStageParts, Section):
             f"in {self.previous}": [prev.get(s, 0) for s in self.activity["stage"]],
         })
         cur, old = disp.iloc[:, 1], disp.iloc[:, 2]
-        disp["Change"] = [f"{(a - b) / b:+.1%}" if b else "—" for a, b in zip(cur, old)]
+        disp["Change"] = [fmt_pct((a - b) / b, signed=True) if b else "—" for a, b in zip(cur, old)]
         return style_table(disp, {disp.columns[1]: "{:,}", disp.columns[2]: "{:,}"})
 
 
