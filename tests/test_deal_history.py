@@ -188,3 +188,23 @@ def test_null_history_fields_carry_the_deals_own_previous_value_not_another_rows
     assert s["amount"].tolist() == [100.0, 500.0, 70.0]
     assert s["close_date"].tolist() == [D("2026-02-28"), D("2026-04-30"), D("2026-03-15")]
     assert s["forecast_category"].tolist() == ["commit", "best_case", "pipeline"]
+
+
+def test_slippage_at_the_period_edges():
+    """Due on the period's first day at its start: listed; moved to the first day after it: pushed out; due the
+    day before the period: not due in it."""
+    o = opps_frame([
+        ("A", "2026-09-01 10:00", "2026-10-01", False, False, 10.0, "t1", "ann", "proposal"),
+        ("B", "2026-09-01 10:00", "2026-11-01", False, False, 20.0, "t1", "ann", "proposal"),
+        ("C", "2026-09-01 10:00", "2026-10-20", False, False, 40.0, "t1", "ann", "proposal"),
+    ])
+    h = hist_frame([
+        ("A", "2026-09-01 10:00", "proposal", 10.0, "2026-10-01"),
+        ("B", "2026-09-01 10:00", "proposal", 20.0, "2026-10-01"),
+        ("B", "2026-10-05 10:00", "proposal", 20.0, "2026-11-01"),   # pushed to the first day after October
+        ("C", "2026-09-01 10:00", "proposal", 40.0, "2026-09-30"),   # due the day before October at its start
+        ("C", "2026-10-02 10:00", "proposal", 40.0, "2026-10-20"),
+    ])
+    s = pipeline.slippage({"opportunities": o, "opportunity_history": h}, period="2026-10")
+    assert s[["opportunity_id", "status", "pushes"]].values.tolist() == [["B", "pushed out", 1], ["A", "overdue", 0]]
+    assert s.attrs["starting_count"] == 2 and s.attrs["starting_amount"] == 30.0

@@ -1121,3 +1121,25 @@ def test_the_forecast_vs_actual_chart_names_categories_as_the_tables_do_beside_t
     r = fig.canvas.get_renderer()
     assert legend.get_window_extent(r).x0 >= ax.get_window_extent(r).x1
     plt.close(fig)
+
+
+def test_accuracy_by_week_by_hand_and_when_empty():
+    """Median accuracy per kind of period, category and week (as the convergence chart reads it); an empty
+    accuracy table (or a scope with no forecast) still has every column."""
+    acc = pd.DataFrame({
+        "forecast_period": ["2026-09", "2026-10", "2026-10", "2026-Q3", "2026-09"],
+        "scope": ["company", "company", "company", "company", "smb"],
+        "category": ["commit"] * 5, "week_of_period": [1, 1, 2, 1, 1],
+        "forecast": [90.0, 120.0, 100.0, 300.0, 50.0], "actual": [100.0, 100.0, 100.0, 300.0, 100.0]})
+    acc["error"] = acc["forecast"] - acc["actual"]
+    acc["abs_pct_error"] = acc["error"].abs() / acc["actual"]
+    acc["accuracy"] = np.maximum(0, 1 - acc["abs_pct_error"])
+    got = fc.accuracy_by_week(acc, scope="company")
+    assert got[["kind", "category", "week_of_period", "n"]].values.tolist() == [
+        ["month", "commit", 1, 2], ["month", "commit", 2, 1], ["quarter", "commit", 1, 1]]
+    np.testing.assert_allclose(got["median_accuracy"], [(0.9 + 0.8) / 2, 1.0, 1.0])
+    np.testing.assert_allclose(got["wape"], [30 / 200, 0.0, 0.0])
+    cols = ["kind", "category", "week_of_period", "n", "mape", "wape", "bias", "hit_rate_10", "median_accuracy"]
+    for empty in (fc.accuracy_by_week(acc, scope="enterprise"), fc.accuracy_by_week(acc.iloc[:0])):
+        assert empty.empty and list(empty.columns) == cols
+        assert empty["median_accuracy"].dtype == "float64"
