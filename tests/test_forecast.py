@@ -1072,6 +1072,21 @@ def test_the_rep_finding_writes_counts_with_thousands_separators():
     assert "1,500 owner win rates rest on fewer than 1,000 closed deals" in text
 
 
+def test_the_projection_finding_says_what_each_percentage_is_of():
+    """A period with only a baseline read "baseline $6.93M (133.3%)": 133.3 % of what? Of the target."""
+    from revops_lib.periods import parse_period
+
+    proj = pd.DataFrame({"forecast_period": ["2026-11", "2026-Q4", "2026-Q4"],
+                         "category": ["baseline", "commit", "baseline"], "forecast": [6.93e6, 17.63e6, 18.53e6],
+                         "won_to_date": [0.0, 9.57e6, 9.57e6], "target": [5.2e6, 16.07e6, 16.07e6],
+                         "pct_of_target": [6.93 / 5.2, 17.63 / 16.07, 18.53 / 16.07]})
+    fa = forecast_section.ForecastReport(period=parse_period("2026-10"), as_of=pd.Timestamp("2026-11-01"),
+                                         projection=proj)
+    assert fa._projection_finding() == (
+        "Periods in progress — 2026-11: $0 won so far, baseline $6.93M (133.3% of target); 2026-Q4: $9.57M won so "
+        "far, latest commit $17.63M (109.7% of target), baseline $18.53M (115.3%).")
+
+
 def test_docstring_examples_run():
     attempted = 0
     for mod in (deal_history, pipeline, fc):

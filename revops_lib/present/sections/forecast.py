@@ -289,7 +289,7 @@ class ForecastReport(Section):
             if len(base):
                 b = base.iloc[0]
                 txt += f", baseline {self._money(b['forecast'])}"
-                txt += "" if pd.isna(t) else f" ({self._pct(b['pct_of_target'])})"
+                txt += "" if pd.isna(t) else f" ({self._pct(b['pct_of_target'])}{'' if len(call) else ' of target'})"
             if pd.isna(t):
                 txt += ", no target"
             bits.append(txt)
