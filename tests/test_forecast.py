@@ -761,6 +761,9 @@ def test_coverage_divides_pipeline_due_by_the_target_and_handles_missing_targets
     # next period at the cut-off: G (40, due 11-07); target = sum of the segment rows
     assert nov["measured_at"] == pd.Timestamp("2026-11-01") and nov["open_pipeline"] == 40.0
     assert nov["coverage"] == pytest.approx(1.0) and np.isnan(nov["won"]) and not nov["complete"]
+    for bad in (0, 2.5, "6"):
+        with pytest.raises(ParameterError, match="`lookback_periods` must be a whole number >= 1"):
+            pipeline.coverage(case, period="2026-10", lookback_periods=bad)
 
 
 def test_projection_shows_latest_calls_and_baseline_of_periods_in_progress():
