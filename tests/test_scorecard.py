@@ -677,3 +677,31 @@ def test_pacing_from_history_falls_back_when_coverage_has_a_target():
     got = scorecard.pacing_from_history(f, h, period="2026-Q4", as_of=cut)
     pd.testing.assert_frame_equal(got, scorecard.pacing(f, period="2026-Q4", as_of=cut))
     assert "pipeline_coverage" in set(got["kpi"])
+
+
+def test_what_needs_attention_on_the_last_day_names_the_gap_not_a_weekly_rate():
+    """A week report on a month's last day read "Leads needs 1,969 per week for the remaining 0.1 weeks": seven
+    times the 281 leads actually missing. Under a week left, the finding names what is missing and the days."""
+    from revops_lib.periods import parse_period
+
+    card = pd.DataFrame({"kpi": ["leads"], "value": [100.0], "unit": ["count"], "target": [120.0],
+                         "pct_of_target": [100 / 120], "status": ["on track"]})
+
+    def view(elapsed, actual, target):
+        weeks = (30 - elapsed) / 7
+        return pd.DataFrame({"kpi": ["leads", "revenue_won"], "unit": ["count", "currency"],
+                             "elapsed_days": [elapsed] * 2, "total_days": [30] * 2,
+                             "actual_to_date": actual, "target": target, "weeks_left": [round(weeks, 2)] * 2,
+                             "weekly_run_rate_needed": [(t - a) / weeks for a, t in zip(actual, target)],
+                             "status": ["at risk"] * 2})
+
+    sc = scorecard_section.Scorecard(period=parse_period("2026-W48"), as_of=pd.Timestamp("2026-11-30"), card=card,
+                                     history=pd.DataFrame(), pacing_views=[
+                                         ("Month 2026-11 to date", view(29.0, [1860.0, 5.61e6], [2141.0, 6.58e6])),
+                                         ("Quarter 2026-Q4 to date", view(16.0, [1000.0, 3e6], [1700.0, 6.5e6]))])
+    text = sc.attention().text
+    assert "Month 2026-11 to date: **Leads** needs 281 more in the remaining 1 day to reach 2,141." in text
+    assert "**Revenue won** needs $970.0k more in the remaining 1 day to reach $6.58M." in text
+    # two weeks left: a weekly run-rate, as METRICS.md defines it (700 in 2 weeks: 350 per week)
+    assert "Quarter 2026-Q4 to date: **Leads** needs 350 per week for the remaining 2.0 weeks to reach 1,700." in text
+    assert "per week for the remaining 0.1 weeks" not in text

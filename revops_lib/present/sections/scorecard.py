@@ -118,10 +118,16 @@ class Scorecard(Section):
         for title, pv in self.pacing_views:
             behind = pv[pv.status.isin(["off track", "at risk"]) & pv.weekly_run_rate_needed.notna()]
             for r in behind.itertuples(index=False):
+                goal = fmt_value(r.target, r.unit, self.currency)
+                if r.weeks_left < 1:  # "per week for the remaining 0.1 weeks" overstates a last day's gap 7-fold
+                    days = max(1, round(r.total_days - r.elapsed_days))
+                    more = fmt_value(max(r.target - r.actual_to_date, 0.0), r.unit, self.currency)
+                    lines.append(f"- {title}: **{label(r.kpi)}** needs {more} more in the remaining {days} "
+                                 f"day{'' if days == 1 else 's'} to reach {goal}.")
+                    continue
                 lines.append(f"- {title}: **{label(r.kpi)}** needs "
                              f"{fmt_value(r.weekly_run_rate_needed, r.unit, self.currency)} "
-                             f"per week for the remaining {r.weeks_left:.1f} weeks to reach "
-                             f"{fmt_value(r.target, r.unit, self.currency)}.")
+                             f"per week for the remaining {r.weeks_left:.1f} weeks to reach {goal}.")
         listed = set(self.card.kpi[self.card.status.isin(["off track", "at risk"])])
         moves = self.moves if self.moves is not None else self.card.iloc[0:0]
         for r in moves[~moves.kpi.isin(listed)].itertuples(index=False):
