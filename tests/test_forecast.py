@@ -1090,6 +1090,19 @@ def test_the_projection_finding_says_what_each_percentage_is_of():
         "far, latest commit $17.63M (109.7% of target), baseline $18.53M (115.3%).")
 
 
+def test_the_coverage_finding_names_a_missing_target_by_its_label():
+    """It read "(no revenue_won target to compare it with)": a key where the CRO expects a name."""
+    from revops_lib.periods import parse_period
+
+    cov = pd.DataFrame({"period": ["2026-W49"], "measured_at": [pd.Timestamp("2026-11-30")],
+                        "open_pipeline": [2.1e6], "target": [np.nan], "coverage": [np.nan], "won": [np.nan],
+                        "attainment": [np.nan], "complete": [False]})
+    fa = forecast_section.ForecastReport(period=parse_period("2026-W48"), as_of=pd.Timestamp("2026-11-30"),
+                                         coverage=cov)
+    assert fa._coverage_finding().startswith(
+        "Open pipeline due in 2026-W49 is $2.10M at the cut-off (no Revenue won target to compare it with)")
+
+
 def test_docstring_examples_run():
     attempted = 0
     for mod in (deal_history, pipeline, fc):

@@ -303,7 +303,7 @@ class ForecastReport(Section):
         past = c[c["complete"] & c["coverage"].notna()]
         if pd.isna(nxt["coverage"]):
             txt = (f"Open pipeline due in {nxt['period']} is {self._money(nxt['open_pipeline'])} at the cut-off "
-                   f"(no {self.target_metric} target to compare it with)")
+                   f"(no {label(self.target_metric)} target to compare it with)")
         else:
             txt = (f"Open pipeline due in {nxt['period']} covers {self._pct(nxt['coverage'])} of its "
                    f"{self._money(nxt['target'])} target at the cut-off")
