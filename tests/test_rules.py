@@ -219,6 +219,45 @@ def test_tables_show_labels_and_plain_numbers_but_keep_their_columns():
     assert "e+0" not in html and "e-0" not in html
 
 
+def test_charts_write_a_negative_number_with_the_same_minus_as_the_tables():
+    """The ARR bridge read "−$4.14M" (U+2212) above a table reading "-$5.0k"; matplotlib's default ticks too."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from revops_lib.present.charts.base import set_theme
+    from revops_lib.present.charts.retention import plot_arr_bridge
+
+    set_theme()
+    fig, ax = plt.subplots()
+    ax.plot([-2, 3], [-1, 1])
+    fig.canvas.draw()
+    assert "-2" in [t.get_text() for t in ax.get_xticklabels()]
+    plt.close(fig)
+    bridge = pd.DataFrame({"step": ["starting", "new", "churned", "ending"], "arr": [100.0, 30.0, -20.0, 110.0],
+                           "from_month": "2026-01", "to_month": "2026-12"})
+    ax = plot_arr_bridge(bridge)
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == ["$100", "+$30", "-$20", "$110"]
+    plt.close(ax.figure)
+
+
+def test_periods_and_dates_in_a_table_never_break_at_their_hyphen():
+    """The MRR movements table showed "2025-" over "12" in its narrow month column."""
+    import datetime as dt
+    import re
+
+    from revops_lib.present.tables import style_table
+
+    df = pd.DataFrame({"month": ["2025-12", "2026-01*"], "quarter": ["2026-Q4", None], "week": ["2026-W48", "2026-W49"],
+                       "close_date": [dt.date(2026, 10, 3), dt.date(2026, 11, 1)], "kpi": ["Leads", "2026-10"],
+                       "amount": [1.0, 2.0]})
+    css = style_table(df).to_html().split("</style>")[0]
+    nowrap = sorted(int(i) for i in re.findall(r"td\.col(\d+) \{\s*white-space: nowrap;", css))
+    assert nowrap == [0, 1, 2, 3]  # not the text column that only holds one period, not the numbers
+
+
 def test_a_long_table_shows_its_first_rows_and_links_the_csv_with_all_of_them(tmp_path):
     from revops_lib.present.publish import set_output_dir
     from revops_lib.present.section import Section

@@ -88,6 +88,10 @@ def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = 
         styler = styler.set_table_styles(
             [{"selector": f"th.col_heading.col{data.columns.get_loc(c)}", "props": [("text-align", "left")]}
              for c in text_cols], overwrite=False)
+    dates = [i for i, c in enumerate(data.columns) if c in text_cols and _all_dates(data[c])]
+    if dates:  # "2025-12" or "2026-10-03" stay on one line (a narrow column broke them at the hyphen)
+        styler = styler.set_table_styles([{"selector": f"td.col{i}", "props": [("white-space", "nowrap")]}
+                                          for i in dates], overwrite=False)
     status = [i for i, c in enumerate(data.columns) if isinstance(c, str) and c.lower() == "status"]
     if status:  # on a narrow screen a wide table scrolls in its box; its status column stays in view
         i = status[0]
@@ -96,6 +100,16 @@ def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = 
               "props": [("position", "sticky"), ("right", "0"), ("background", "#fff"),
                         ("box-shadow", "-6px 0 6px -6px rgba(0,0,0,.25)")]}], overwrite=False)
     return styler
+
+
+#: A period label or a date as shown in a table cell: 2026-10, 2026-Q4, 2026-W48, 2026-10-03.
+_DATE_LIKE = r"\d{4}-(\d{2}(-\d{2})?|Q[1-4]|W\d{2})\*?"
+
+
+def _all_dates(col: pd.Series) -> bool:
+    """Every value of the column (one at least) is a period label or a date."""
+    v = col.dropna()
+    return bool(len(v)) and bool(v.astype(str).str.fullmatch(_DATE_LIKE).all())
 
 
 def plain_number(x) -> str:

@@ -26,7 +26,9 @@ def set_theme(*, dpi: int = 110) -> None:
                       "axes.titlelocation": "left", "figure.figsize": (9, 4.2),
                       "axes.spines.top": False, "axes.spines.right": False,
                       # text is text: a "$" in a label or an amount never starts math mode
-                      "text.parse_math": False})
+                      "text.parse_math": False,
+                      # one minus sign in charts, tables and prose: "-" (revops_lib.present.format)
+                      "axes.unicode_minus": False})
 
 
 #: Longest tick or legend label drawn in a chart (longer ones end with "…"; the tables show them whole).

@@ -158,7 +158,7 @@ def plot_pipeline_waterfall(waterfall: pd.DataFrame, *, currency: str = "USD", p
     for i, (s, b, h) in enumerate(zip(steps, bottoms, heights)):
         txt = fmt_money(a[s], currency)
         if s in sign:
-            txt = ("+" if sign[s] > 0 else "−") + txt
+            txt = ("+" if sign[s] > 0 else "-") + txt
         ax.text(i, b + h + top * 0.01, txt, ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(steps)), [s.replace("_", "\n") for s in steps])
     ax.set_ylim(0, top * 1.12)

@@ -182,7 +182,7 @@ def plot_arr_bridge(bridge: pd.DataFrame, *, currency: str = "USD", ax=None):
             base, height = (level, v) if v >= 0 else (level + v, -v)
             level += v
         ax.bar(i, height, bottom=base, color=colors.get(step, PALETTE[0]), width=0.65)
-        sign = "" if step in ("starting", "ending") else ("+" if v >= 0 else "−")
+        sign = "" if step in ("starting", "ending") else ("+" if v >= 0 else "-")
         ax.text(i, base + height, f"{sign}{fmt_money(abs(v), currency)}", ha="center", va="bottom", fontsize=8)
         top = max(top, base + height)
     ax.set_xticks(range(len(bridge)))
