@@ -1174,3 +1174,25 @@ def test_accuracy_by_week_by_hand_and_when_empty():
     for empty in (fc.accuracy_by_week(acc, scope="enterprise"), fc.accuracy_by_week(acc.iloc[:0])):
         assert empty.empty and list(empty.columns) == cols
         assert empty["median_accuracy"].dtype == "float64"
+
+
+def test_the_waterfall_chart_names_its_steps_as_its_table_does():
+    """Its ticks read "pulled / in" and "pushed / out" in lower case beside "Starting", "Won" and the table's
+    "Pulled in"; a step that came in is drawn with "+", one that went out with "-"."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from revops_lib.present.charts.base import sanitize_figure
+    from revops_lib.present.charts.forecast import plot_pipeline_waterfall
+
+    steps = ["starting", "new", "pulled_in", "increased", "won", "lost", "decreased", "pushed_out", "ending"]
+    wf = pd.DataFrame({"step": steps, "amount": [100.0, 10.0, 5.0, 1.0, 40.0, 20.0, 1.0, 5.0, 50.0]})
+    ax = plot_pipeline_waterfall(wf)
+    sanitize_figure(ax.figure)
+    ax.figure.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "Starting", "New", "Pulled\nin", "Increased", "Won", "Lost", "Decreased", "Pushed\nout", "Ending"]
+    assert [t.get_text() for t in ax.texts] == ["$100", "+$10", "+$5", "+$1", "-$40", "-$20", "-$1", "-$5", "$50"]
+    plt.close(ax.figure)

@@ -21,7 +21,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.notebook, pytest.mark.slow]
 PERIODS = ["2026-10", "2026-W40", "2026-Q3"]
 NOTEBOOKS = ["revops_scorecard", "funnel_conversion", "forecast_accuracy", "cohort_retention", "data_quality"]
 SCIENTIFIC = re.compile(r"\d[eE][+-]\d")
-REPR = re.compile(r"(?<!\w)'[^'\n]{2,80}'(?!\w)|\bNone\b|\bnan\b|\bNaN\b|\bNaT\b|<NA>|dtype:|Timestamp\(")
+REPR = re.compile(r"(?<!\w)'[^'\n]{2,80}'(?!\w)|\bNone\b|\bnan\b|\bNaN\b|\bNaT\b|<NA>|dtype:|Timestamp\(|\bTrue\b"
+                  r"|\bFalse\b")
 MINUS = re.compile(r"(?<![\w)])\u2212[$€£¥]?\d")  # a signed number, not a formula's "m\u221212" or "1 \u2212 APE"
 POINTS = re.compile(r"\d pts\b")
 
@@ -53,6 +54,7 @@ def test_the_checks_catch_what_they_look_for():
     """Negative control: each pattern finds its case (and plain prose passes)."""
     assert problems_of("Revenue 1.287e+05 this month")
     assert problems_of("None found") and problems_of("'None found.'") and problems_of("value nan")
+    assert problems_of("Period complete False")
     assert problems_of("Change \u2212$5.0k") and problems_of("(\u22125.3%)") and problems_of("+2.1 pts")
     assert not problems_of("Revenue $128.7k, 12.3% of target — no deal slipped; the customer's plan.")
     assert not problems_of("Change -$5.0k, -5.3%, +2.1 pp; MRR in m\u221212; accuracy = max(0, 1 \u2212 APE)")

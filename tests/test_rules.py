@@ -243,6 +243,16 @@ def test_charts_write_a_negative_number_with_the_same_minus_as_the_tables():
     plt.close(ax.figure)
 
 
+def test_a_true_false_column_reads_yes_and_no():
+    """The coverage table's "Period complete" column read Python's True / False."""
+    import re
+
+    from revops_lib.present.tables import style_table
+
+    html = style_table(pd.DataFrame({"period": ["2026-10", "2026-11"], "complete": [True, False]})).to_html()
+    assert re.findall(r"<td[^>]*>([^<]*)</td>", html) == ["2026-10", "yes", "2026-11", "no"]
+
+
 def test_periods_and_dates_in_a_table_never_break_at_their_hyphen():
     """The MRR movements table showed "2025-" over "12" in its narrow month column."""
     import datetime as dt

@@ -72,6 +72,8 @@ def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = 
     for c in data.columns:  # a float column nobody formatted: plain digits, never 1.287e+05
         if c not in fm and pd.api.types.is_float_dtype(data[c]):
             fm[c] = plain_number
+        elif c not in fm and pd.api.types.is_bool_dtype(data[c]):  # a reader's yes / no, not Python's True
+            fm[c] = _yes_no
     styler = styler.format(fm, na_rep="—", escape="html")
     styler = styler.format_index(escape="html", axis=1)
     if labels and not isinstance(data.columns, pd.MultiIndex):
@@ -110,6 +112,10 @@ def _all_dates(col: pd.Series) -> bool:
     """Every value of the column (one at least) is a period label or a date."""
     v = col.dropna()
     return bool(len(v)) and bool(v.astype(str).str.fullmatch(_DATE_LIKE).all())
+
+
+def _yes_no(x) -> str:
+    return "—" if x is None or x != x else ("yes" if x else "no")
 
 
 def plain_number(x) -> str:

@@ -160,7 +160,7 @@ def plot_pipeline_waterfall(waterfall: pd.DataFrame, *, currency: str = "USD", p
         if s in sign:
             txt = ("+" if sign[s] > 0 else "-") + txt
         ax.text(i, b + h + top * 0.01, txt, ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(range(len(steps)), [s.replace("_", "\n") for s in steps])
+    ax.set_xticks(range(len(steps)), [label(s).replace(" ", "\n") for s in steps])  # "Pulled\nin", as the table
     ax.set_ylim(0, top * 1.12)
     money_axis(ax.yaxis, currency)
     ax.set_ylabel("open pipeline due in the period")
