@@ -903,3 +903,19 @@ def test_best_and_worst_source_of_a_stage_with_one_large_source_is_named_once():
     shown = funnel_section.FunnelReport._test_table(SimpleNamespace(min_sample=30), t, "sources").data
     assert shown["Best / worst (30+ leads)"].tolist() == [
         "Referral / Paid social", "Organic search (the only one)", "—"]
+
+
+def test_the_test_across_segments_can_leave_out_the_leads_without_one():
+    """Leads get a segment as they become MQLs: the "unknown" group's first rate is near zero by construction,
+    and with it in, "segments differ" (and "worst: Unknown") at Created → MQL said how the CRM fills the field."""
+    conv = pd.DataFrame({"segment": ["ent", "smb", "unknown", "all"], "from_stage": ["created_at"] * 4,
+                         "to_stage": ["mql_at"] * 4, "entered": [100, 100, 100, 300], "converted": [40, 36, 0, 76]})
+    with_all = lead_funnel.source_differences(conv, by="segment")
+    assert with_all["differ"].iloc[0] and with_all["lowest"].iloc[0] == "unknown" and with_all["groups"].iloc[0] == 3
+    got = lead_funnel.source_differences(conv, by="segment", exclude=["unknown"])
+    from scipy.stats import chi2_contingency
+
+    chi2, p, _, _ = chi2_contingency(np.array([[40, 60], [36, 64]]), correction=False)  # the kit's test: no correction
+    assert got["groups"].iloc[0] == 2 and got["chi2"].iloc[0] == pytest.approx(chi2)
+    assert not got["differ"].iloc[0] and got["p_value"].iloc[0] == pytest.approx(p)
+    assert (got["highest"].iloc[0], got["lowest"].iloc[0]) == ("ent", "smb")

@@ -30,7 +30,8 @@ Choices where METRICS.md is silent
 ----------------------------------
 - Rows: the lead funnel and stage timing have a row per group and adjacent pair with
   ``entered`` > 0, the ``all`` rows included (an empty cohort gives no rows). Missing ``source`` or
-  ``segment`` values form the group ``unknown``.
+  ``segment`` values form the group ``unknown``; the funnel report's test across segments leaves it out
+  (``source_differences(..., exclude=["unknown"])``: leads get a segment as they become MQLs).
 - ``conversion_window_days`` is inclusive (a conversion exactly N days later counts); a negative
   duration (a later stage stamped before an earlier one) counts as within the window and enters the
   timing as it is.
@@ -439,7 +440,7 @@ def stage_timing(leads, *, period, as_of=None, stages: Sequence[str] = DEFAULT_S
 
 
 def source_differences(conversion: pd.DataFrame, *, by: str = "source", alpha: float = 0.05,
-                       min_sample: int = 30) -> pd.DataFrame:
+                       min_sample: int = 30, exclude: Sequence[str] = ()) -> pd.DataFrame:
     """Chi-square test of independence (converted vs not, across groups) per stage pair.
 
     Parameters
@@ -452,6 +453,10 @@ def source_differences(conversion: pd.DataFrame, *, by: str = "source", alpha: f
         ``differ`` is True when ``p_value < alpha``.
     min_sample : int, default 30
         Groups with fewer entered leads are not named ``highest`` or ``lowest``.
+    exclude : list of str, optional
+        Groups left out of the test and of ``highest``/``lowest``, e.g. ``["unknown"]`` for segments: leads
+        get a segment when they become MQLs, so the leads without one are mostly those that never did, and
+        their near-zero first rate says how the CRM fills the field, not how a segment converts.
 
     Returns
     -------
@@ -474,7 +479,7 @@ def source_differences(conversion: pd.DataFrame, *, by: str = "source", alpha: f
             "highest", "lowest"]
     if conversion.empty or by not in conversion.columns:
         return pd.DataFrame(columns=cols)
-    data = conversion[conversion[by] != TOTAL]
+    data = conversion[(conversion[by] != TOTAL) & ~conversion[by].isin(list(exclude))]
     for (a, b), g in data.groupby(["from_stage", "to_stage"], sort=False):
         g = g[g["entered"] > 0]
         table = np.column_stack([g["converted"].to_numpy(), (g["entered"] - g["converted"]).to_numpy()])

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from revops_lib.metrics.channels import channel_economics, prepare_deals
-from revops_lib.metrics.common import check_stages, pairs
+from revops_lib.metrics.common import UNKNOWN, check_stages, pairs
 from revops_lib.metrics.deal_history import closed_stages
 from revops_lib.metrics.deals import (
     DEFAULT_DEAL_STAGES,
@@ -440,7 +440,9 @@ class FunnelReport(ChannelAndStageParts, Section):
         ``segment_tests.csv``)."""
         if self.segments is None or self.segments.empty:
             return md("No segment data for this cohort.")
-        t = source_differences(self.segments, by="segment", min_sample=self.min_sample)
+        # without `unknown`: leads lacking a segment are mostly those that never became MQLs (see the docstring
+        # of source_differences); the table above still shows them
+        t = source_differences(self.segments, by="segment", min_sample=self.min_sample, exclude=[UNKNOWN])
         publish(t, "segment_tests")
         return self._test_table(t, "segments")
 
