@@ -348,3 +348,16 @@ def test_masked_validation_hashes_ids_in_examples_as_the_masked_tables_do(frames
     # the same pseudonyms as the masked table shows
     masked = open_source(frames, privacy="masked").table("leads").execute()
     assert set(masked["lead_id"]) >= {hashed("L1"), hashed("L2")}
+
+
+def test_the_pushed_deals_show_their_amount_as_money_as_the_stale_deals_do(frames):
+    """The close-date pushes table read "15,300" under the stale deals' "$82.7k"."""
+    import re
+
+    frames = _opps(frames)
+    frames["opportunities"].loc[frames["opportunities"]["opportunity_id"] == "O3", "amount"] = 15_300.0
+    dq = quality_section.assess(frames, period="2026-10", as_of="2026-11-01", min_pushes=2, now=NOW)
+    html = dq.pushes_table().to_html()
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", html)
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", html)
+    assert cells[heads.index("Amount")] == "$15.3k"

@@ -194,9 +194,8 @@ class DataQuality(Section):
 
     def pushes_table(self):
         """Deals pushed repeatedly (published as ``close_date_pushes.csv``)."""
-        return self.table(self.pushes, "close_date_pushes", limit=25,
-                          empty=f"No deal had its close date pushed in {self.period} "
-                                f"({self.min_pushes}+ pushes in all).")
+        return self._money(self.pushes, "close_date_pushes",  # amounts in money, as in the stale deals above
+                           f"No deal had its close date pushed in {self.period} ({self.min_pushes}+ pushes in all).")
 
     def missing_table(self):
         """Deals without amount (published as ``missing_amounts.csv``)."""
