@@ -96,6 +96,19 @@ def test_every_chart_has_its_data_published(built, period):
 
 
 @pytest.mark.parametrize("period", PERIODS)
+def test_every_column_heading_starts_with_a_capital(built, period):
+    """Headings read "Ending MRR", "Pro-rated target", "Cohort" (they read "ending MRR", "pro-rated target" and
+    "cohort" beside "Customers"); a statistic's symbol stays as written ("n", "p-value")."""
+    import html
+
+    for name in NOTEBOOKS:
+        page = (built / period / f"{name}.html").read_text()
+        heads = {html.unescape(h).strip() for h in re.findall(r"<th[^>]*>([^<]*)</th>", page)}
+        low = sorted(h for h in heads if h[:1].islower() and h not in ("n", "p-value"))
+        assert low == [], f"{period}/{name}.html"
+
+
+@pytest.mark.parametrize("period", PERIODS)
 def test_one_name_one_number_across_the_pages(built, period):
     """The same KPI under the same name shows the same value in the index headlines as in the scorecard's
     published kpis.csv (formatted alike), and the funnel's lead count and change as on its page; the index's

@@ -674,13 +674,13 @@ def test_cohort_heatmap_table_shades_each_cell_and_leaves_future_cells_blank():
                             "retention": [1.0, 0.6, 1.0], "nrr": [1.0, 1.2, 1.0]})
     average = pd.DataFrame({"age": [0, 1], "retention": [1.0, 0.6], "nrr": [1.0, 1.2]})
     html = cohort_heatmap_table(cohorts, value="retention", average=average, title="Logo").to_html()
-    assert "Logo" in html and ">60%<" in html and ">100%<" in html and "average" in html
+    assert "Logo" in html and ">60%<" in html and ">100%<" in html and ">Average<" in html and ">Cohort<" in html
     from bs4 import BeautifulSoup
 
     body = [[c.get_text() for c in tr.find_all(["th", "td"])] for tr in BeautifulSoup(html, "html.parser").tbody.find_all("tr")]
     # two cohorts and the average row; the cohort column and M0, M1; 2026-09 has not reached age 1:
     # blank, not 0%
-    assert body == [["2026-08", "100%", "60%"], ["2026-09", "100%", ""], ["average", "100%", "60%"]]
+    assert body == [["2026-08", "100%", "60%"], ["2026-09", "100%", ""], ["Average", "100%", "60%"]]
     def cell_css(html):
         """(row, col) -> the cell's CSS, from the Styler's <style> rules."""
         import re

@@ -243,6 +243,16 @@ def test_charts_write_a_negative_number_with_the_same_minus_as_the_tables():
     plt.close(ax.figure)
 
 
+def test_column_headings_start_with_a_capital_but_a_statistic_s_symbol_stays():
+    import re
+
+    from revops_lib.present.tables import style_table
+
+    df = pd.DataFrame({"ending MRR": [1.0], "pro-rated target": [2.0], "n": [3], "p-value": [0.5], "won_to_date": [1.0]})
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", style_table(df).to_html())
+    assert heads == ["Ending MRR", "Pro-rated target", "n", "p-value", "Won to date"]
+
+
 def test_a_true_false_column_reads_yes_and_no():
     """The coverage table's "Period complete" column read Python's True / False."""
     import re

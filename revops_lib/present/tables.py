@@ -77,7 +77,7 @@ def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = 
     styler = styler.format(fm, na_rep="—", escape="html")
     styler = styler.format_index(escape="html", axis=1)
     if labels and not isinstance(data.columns, pd.MultiIndex):
-        styler = styler.relabel_index([str(escape(label(c))) for c in data.columns], axis=1)
+        styler = styler.relabel_index([str(escape(_heading(label(c)))) for c in data.columns], axis=1)
     if index:
         styler = styler.format_index(escape="html", axis=0)
     keep = [shown(c) for c in raw_html]
@@ -112,6 +112,14 @@ def _all_dates(col: pd.Series) -> bool:
     """Every value of the column (one at least) is a period label or a date."""
     v = col.dropna()
     return bool(len(v)) and bool(v.astype(str).str.fullmatch(_DATE_LIKE).all())
+
+
+def _heading(text: str) -> str:
+    """A column heading starts with a capital ("Ending MRR", "Pro-rated target"), as the labelled keys do;
+    a statistic's own symbol stays as written ("n", "p-value")."""
+    if text in ("n", "p-value") or not text[:1].islower():
+        return text
+    return text[0].upper() + text[1:]
 
 
 def _yes_no(x) -> str:

@@ -72,7 +72,8 @@ def cohort_heatmap_table(cohorts: pd.DataFrame, *, value: str = "retention", ave
     if has_avg:
         css[-1, :] = [c + "; border-top: 2px solid #333; font-weight: bold" for c in css[-1, :]]
     shown = grid.copy()
-    shown.columns = pd.Index([f"M{a}" for a in grid.columns], name="cohort")
+    shown.columns = pd.Index([f"M{a}" for a in grid.columns], name="Cohort")
+    shown.index = pd.Index(["Average" if x == "average" else x for x in grid.index])  # headers as the tables'
     shown.index.name = None
     styles = pd.DataFrame(css, index=shown.index, columns=shown.columns)
     from pandas.io.formats.style import Styler

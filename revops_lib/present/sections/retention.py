@@ -424,11 +424,11 @@ class RetentionReport(Section):
         publish(k, "monthly_kpis")
         t = self.trailing[["month", "nrr", "grr"]].rename(columns={"nrr": "NRR 12m", "grr": "GRR 12m"})
         show = k.merge(t, on="month", how="left").drop(columns=["arr"]).rename(columns={
-            "mrr": "MRR", "arpa": "ARPA", "logo_churn_rate": "logo churn", "revenue_churn_rate": "revenue churn",
-            "net_mrr_growth": "MRR growth", "quick_ratio": "quick ratio"})
+            "mrr": "MRR", "arpa": "ARPA", "logo_churn_rate": "Logo churn", "revenue_churn_rate": "Revenue churn",
+            "net_mrr_growth": "MRR growth", "quick_ratio": "Quick ratio"})
         fm = {"customers": "{:,}", "MRR": lambda x: self.money(x), "ARPA": lambda x: self.money(x),
-              "logo churn": lambda x: fmt_pct(x, 2), "revenue churn": lambda x: fmt_pct(x, 2),
-              "MRR growth": lambda x: fmt_pct(x, 1), "quick ratio": lambda x: "—" if pd.isna(x) else f"{x:.1f}",
+              "Logo churn": lambda x: fmt_pct(x, 2), "Revenue churn": lambda x: fmt_pct(x, 2),
+              "MRR growth": lambda x: fmt_pct(x, 1), "Quick ratio": lambda x: "—" if pd.isna(x) else f"{x:.1f}",
               "NRR 12m": lambda x: fmt_pct(x), "GRR 12m": lambda x: fmt_pct(x)}
         return style_table(show, fm)
 
@@ -465,7 +465,7 @@ class RetentionReport(Section):
              "ARPA × gross margin × lifetime at the 12-month revenue churn rate (capped alike)"),
             ("LTV:CAC at the 12-month churn rate", num(r["ltv_12m_to_cac"], "{:.1f}"), "LTV (12-month churn) / CAC"),
         ]
-        return style_table(pd.DataFrame(rows, columns=["metric", "value", "how it is computed"]))
+        return style_table(pd.DataFrame(rows, columns=["metric", "value", "How it is computed"]))
 
 
 def analyze(source, *, period, as_of=None, currency: str = "USD", gross_margin: float = 0.8, cohorts: int = 24,
