@@ -110,6 +110,14 @@ def test_actuals_sum_won_deals_per_period_and_scope_with_owner_fallback_and_miss
     pd.testing.assert_frame_equal(result, expected)
 
 
+def test_actuals_do_not_count_a_deal_whose_win_is_unknown():
+    """A closed deal with no ``is_won`` (an export that leaves it blank) is not revenue won: counting it would
+    inflate the actual every forecast is scored against."""
+    o = opps_frame([("a", "2026-01-01", "2026-10-05", True, True, 100.0, "t1", "ann", "closed_won"),
+                    ("b", "2026-01-01", "2026-10-06", True, None, 40.0, "t1", "ann", "closed")])
+    assert pipeline.actuals(o, periods=["2026-10"])["actual"].tolist() == [100.0]
+
+
 def test_actuals_honour_fiscal_quarters():
     o = opps_frame([("a", "2026-01-01", "2026-01-31", True, True, 10.0, "t1", "ann", "closed_won"),
                     ("b", "2026-01-01", "2026-02-01", True, True, 1.0, "t1", "ann", "closed_won")])
