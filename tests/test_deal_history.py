@@ -208,3 +208,28 @@ def test_slippage_at_the_period_edges():
     s = pipeline.slippage({"opportunities": o, "opportunity_history": h}, period="2026-10")
     assert s[["opportunity_id", "status", "pushes"]].values.tolist() == [["B", "pushed out", 1], ["A", "overdue", 0]]
     assert s.attrs["starting_count"] == 2 and s.attrs["starting_amount"] == 30.0
+
+
+@pytest.mark.parametrize("change, at, stages", [
+    # instants at midnight (snapshot dates): the state at the start of each day
+    ("2026-03-05 15:00", ["2026-03-05", "2026-03-06"], ["qualification", "proposal"]),
+    # times within a day: a change at 15:00 is not yet seen at 12:00 the same day, but is at 18:00
+    ("2026-03-05 15:00", ["2026-03-05 12:00", "2026-03-05 18:00"], ["qualification", "proposal"]),
+    # a change at 09:00 is seen at 12:00 the same day (a join on the date alone would miss it)
+    ("2026-03-05 09:00", ["2026-03-05 12:00", "2026-03-05 18:00"], ["proposal", "proposal"]),
+    # a cut-off is exclusive: at the change's instant it is not yet seen, a microsecond later it is
+    ("2026-03-05 15:00", ["2026-03-05 15:00", "2026-03-05 15:00:00.000001"], ["qualification", "proposal"]),
+])
+def test_deal_states_at_whole_days_and_at_times_within_a_day(change, at, stages):
+    """Whole-day calendars take a faster path (a join on the date) than calendars of times (an as-of join):
+    both must give the state as of each instant, to the microsecond."""
+    o = opps_frame([("a", "2026-03-01 10:00", "2026-03-31", False, False, 10.0, "t1", "ann", "proposal")])
+    h = hist_frame([("a", "2026-03-01 10:00", "qualification", 10.0, "2026-03-31"),
+                    ("a", change, "proposal", 10.0, "2026-03-31")])
+    data = {"opportunities": o, "opportunity_history": h}
+    s = deal_history.deal_states(data, at=at)  # an interval join
+    got = dict(zip(s["at"], s["stage"]))
+    assert [got[pd.Timestamp(t)] for t in at] == stages
+    snaps = pipeline.pipeline_snapshots(data, dates=at, by="stage")  # the calendar: on the date, or as of
+    got = dict(zip(snaps["snapshot_date"], snaps["stage"]))
+    assert [got[pd.Timestamp(t)] for t in at] == stages
