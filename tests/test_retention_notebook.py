@@ -100,7 +100,7 @@ def test_cohort_retention_runs_from_subscriptions(demo_dir, demo_reports):
     assert html.count("data:image/png;base64,") >= 5  # curves, survival, movements, ARR bridge, NRR trend
     # the two cohort heatmaps are shaded tables: numbers as text, one colour per cell
     assert "Logo retention: share of each cohort" in html and "Net revenue retention: cohort MRR" in html
-    assert html.count("background-color: #") >= 50 and ">average<" in html
+    assert html.count("background-color: #") >= 50 and ">Average<" in html
     assert "Trailing-12-month <strong>NRR" in html and "by segment" in html
     assert "Traceback" not in html and "nan%" not in html
     tables = _tables(demo_reports)

@@ -229,18 +229,19 @@ def test_charts_write_a_negative_number_with_the_same_minus_as_the_tables():
     from revops_lib.present.charts.base import set_theme
     from revops_lib.present.charts.retention import plot_arr_bridge
 
-    set_theme()
-    fig, ax = plt.subplots()
-    ax.plot([-2, 3], [-1, 1])
-    fig.canvas.draw()
-    assert "-2" in [t.get_text() for t in ax.get_xticklabels()]
-    plt.close(fig)
-    bridge = pd.DataFrame({"step": ["starting", "new", "churned", "ending"], "arr": [100.0, 30.0, -20.0, 110.0],
-                           "from_month": "2026-01", "to_month": "2026-12"})
-    ax = plot_arr_bridge(bridge)
-    labels = [t.get_text() for t in ax.texts]
-    assert labels == ["$100", "+$30", "-$20", "$110"]
-    plt.close(ax.figure)
+    with matplotlib.rc_context():  # the theme is global: other tests of this process keep matplotlib's defaults
+        set_theme()
+        fig, ax = plt.subplots()
+        ax.plot([-2, 3], [-1, 1])
+        fig.canvas.draw()
+        assert "-2" in [t.get_text() for t in ax.get_xticklabels()]
+        plt.close(fig)
+        bridge = pd.DataFrame({"step": ["starting", "new", "churned", "ending"], "arr": [100.0, 30.0, -20.0, 110.0],
+                               "from_month": "2026-01", "to_month": "2026-12"})
+        ax = plot_arr_bridge(bridge)
+        labels = [t.get_text() for t in ax.texts]
+        assert labels == ["$100", "+$30", "-$20", "$110"]
+        plt.close(ax.figure)
 
 
 def test_column_headings_start_with_a_capital_but_a_statistic_s_symbol_stays():
