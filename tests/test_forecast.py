@@ -1111,6 +1111,26 @@ def test_the_coverage_finding_names_a_missing_target_by_its_label():
         "Open pipeline due in 2026-W49 is $2.10M at the cut-off (no Revenue won target to compare it with)")
 
 
+def test_the_waterfall_finding_adds_up_as_the_chart_does():
+    """The 2026-Q3 finding read "went from $21.40M to $1.49M: $16.67M won, $13.18M lost, $3.15M pushed out,
+    $13.55M added", which adds up to $1.95M: the net amount changes of open deals were missing."""
+    from revops_lib.periods import parse_period
+
+    steps = ["starting", "new", "pulled_in", "increased", "won", "lost", "decreased", "pushed_out", "ending"]
+
+    def finding(amounts):
+        wf = pd.DataFrame({"step": steps, "amount": amounts})
+        return forecast_section.ForecastReport(period=parse_period("2026-Q3"), as_of=pd.Timestamp("2026-10-01"),
+                                               waterfall=wf)._waterfall_finding()
+
+    text = finding([21.40e6, 10.0e6, 3.55e6, 0.10e6, 16.67e6, 13.18e6, 0.56e6, 3.15e6, 1.49e6])
+    assert text == ("2026-Q3 pipeline due in the period went from $21.40M to $1.49M: $16.67M won, $13.18M lost, "
+                    "$3.15M pushed out, $13.55M added (new or pulled in), $460.0k net less on deals whose amount "
+                    "changed.")
+    assert "net more" in finding([100.0, 10.0, 0.0, 30.0, 20.0, 0.0, 5.0, 0.0, 115.0])
+    assert finding([100.0, 10.0, 0.0, 5.0, 20.0, 0.0, 5.0, 0.0, 90.0]).endswith("added (new or pulled in).")
+
+
 def test_docstring_examples_run():
     attempted = 0
     for mod in (deal_history, pipeline, fc):

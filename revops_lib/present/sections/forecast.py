@@ -318,10 +318,14 @@ class ForecastReport(Section):
         if w is None or w.empty:
             return None
         a = w.set_index("step")["amount"]
+        # every step, so the sentence adds up as the chart does (amount changes can be millions in a quarter)
+        net = a["increased"] - a["decreased"]
+        changes = ("" if round(net, 2) == 0 else
+                   f", {self._money(abs(net))} net {'more' if net > 0 else 'less'} on deals whose amount changed")
         return (f"{self.period.label} pipeline due in the period went from {self._money(a['starting'])} to "
                 f"{self._money(a['ending'])}: {self._money(a['won'])} won, {self._money(a['lost'])} lost, "
                 f"{self._money(a['pushed_out'])} pushed out, {self._money(a['new'] + a['pulled_in'])} added "
-                f"(new or pulled in).")
+                f"(new or pulled in){changes}.")
 
     def _slippage_finding(self) -> str | None:
         s = self.slippage
