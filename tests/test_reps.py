@@ -15,6 +15,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from revops_lib.metrics import reps
 from revops_lib.metrics.targets import quota_table, quotas, target_conflicts, targets
+from revops_lib.periods import parse_period
 from revops_lib.sources import Source
 from revops_lib.validation import validate
 
@@ -287,3 +288,31 @@ def test_the_team_legend_of_the_rep_chart_covers_no_bar_and_no_name():
     assert not box.overlaps(axes[0].xaxis.get_tightbbox(r))  # and below the percent ticks
     assert not any(box.overlaps(t.get_window_extent(r)) for t in axes[0].get_yticklabels())
     plt.close(fig)
+
+
+def _owner_teams_by_hand(t: pd.DataFrame, label: str, weeks: list[str]) -> dict[str, str]:
+    """Owner by owner: the teams its quota rows of the period name (else those of the period's weeks)."""
+    out = {}
+    rows = t[t["owner"].notna() & t["target"].notna() & (t["metric"] == "revenue_won")]
+    for owner in set(rows["owner"]):
+        mine = rows[rows["owner"] == owner]
+        own = mine[mine["period"] == label]
+        use = own if len(own) else mine[mine["period"].isin(weeks)]
+        teams = {str(x) for x in use["team"] if isinstance(x, str)}
+        if len(teams) == 1:
+            out[owner] = teams.pop()
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["2026-10", "2026-W41", "2026-W44", "2026-09"]),
+                          st.sampled_from(["ana", "bo", "cy", None]), st.sampled_from(["smb", "ent", None]),
+                          st.sampled_from(["revenue_won", "bookings"]), st.sampled_from([10.0, None])),
+                max_size=14))
+def test_owner_team_is_the_one_team_an_owners_quota_rows_name(rows):
+    """``owner_team``: an owner's rows of the month decide; without any, those of its weeks; one team or none."""
+    t = pd.DataFrame(rows, columns=["period", "owner", "team", "metric", "target"]).astype(
+        {"period": object, "owner": object, "team": object, "metric": object, "target": float})
+    weeks = [w.label for w in parse_period("2026-10").weeks()]
+    got = quota_table({"targets": t}, ["2026-10"])["2026-10"]["owner_team"]
+    assert got == _owner_teams_by_hand(t, "2026-10", weeks)

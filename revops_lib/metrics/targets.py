@@ -217,13 +217,14 @@ def _owner_teams(df: pd.DataFrame, p: Period, metric: str) -> dict[str, str]:
     rows = df[df["owner"].notna() & df["target"].notna() & (df["metric"] == metric)]
     labels = {p.label} | ({w.label for w in p.weeks()} if p.kind != "week" else set())
     rows = rows[rows.period.isin(labels)]
-    out = {}
-    for owner, grp in rows.groupby("owner"):
-        own = grp[grp.period == p.label]
-        teams = set((own if len(own) else grp)["team"].dropna().astype(str))
-        if len(teams) == 1:
-            out[str(owner)] = teams.pop()
-    return out
+    if rows.empty:
+        return {}
+    own = (rows["period"] == p.label).to_numpy()
+    has_own = pd.Series(own, index=rows.index).groupby(rows["owner"]).transform("any").to_numpy()
+    named = rows[(own | ~has_own) & rows["team"].notna()]  # the period's own rows, else its weeks' rows
+    teams = named["team"].astype(str).groupby(named["owner"].astype(str))
+    n, first = teams.nunique(), teams.first()
+    return {str(o): str(first[o]) for o in n.index[n.to_numpy() == 1]}
 
 
 def _quotas(df: pd.DataFrame, p: Period, metric: str, by: str) -> dict[str, float]:
