@@ -94,7 +94,7 @@ test-fast: $(STAMP) ## Run the tests not marked slow (skips, and says so, those 
 bench: $(STAMP) ## Run the benchmarks in bench/ (prints seconds, peak memory, ratios to pandas)
 	@for b in bench/*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python $$b; done
 
-mutation: $(STAMP) ## Mutation testing (mutmut) of the metric, pacing and statistics code on a random sample (SAMPLE=400; 0: all); killed/survived per module
+mutation: $(STAMP) ## Mutation testing (mutmut) of the metric, pacing, statistics, period and formatting code on a random sample (SAMPLE=400; 0: all); killed/survived per module
 	$(BIN)/python -m pip install --quiet -e '.[test,mutation]' 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 	@start=$$(date +%s); $(BIN)/python tests/tools/mutation_sample.py --sample $(or $(SAMPLE),400) --jobs $(or $(JOBS),$$(nproc)); rc=$$?; \
 	  echo "mutmut run: exit $$rc after $$(( $$(date +%s) - start )) s"

@@ -87,6 +87,9 @@ def test_mutation_testing_runs_each_metric_module_against_its_own_tests():
     own = {f"tests/test_{m.stem}.py" for m in (ROOT / "revops_lib" / "metrics").glob("*.py")
            if (ROOT / "tests" / f"test_{m.stem}.py").is_file()}
     assert len(own) >= 8 and own <= selected, sorted(own - selected)
+    # the period rules and the formatters are mutated too, against their own tests and every docstring example
+    assert {"revops_lib/periods.py", "revops_lib/present/format.py", "revops_lib/stats.py"} <= set(conf["only_mutate"])
+    assert {"tests/test_periods.py", "tests/test_rules.py", "tests/test_docstrings.py"} <= selected
 
 
 def test_python_version_matches():

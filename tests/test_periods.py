@@ -765,3 +765,141 @@ def test_docstring_examples_run():
 
     assert result.attempted > 10
     assert result.failed == 0
+
+
+# --- edges found by mutation testing (2026-12-02): each test fails on a changed line of periods.py ------------
+
+def test_a_span_needs_a_readable_start_before_its_end_and_keeps_utc_bounds():
+    from revops_lib.periods import Span
+
+    s = Span("launch", "2026-10-01", "2026-10-05T02:00+02:00")
+    assert (s.start, s.end) == (utc("2026-10-01"), utc("2026-10-05"))  # text read, an offset converted to UTC
+    assert s.days == 4 and s.kind == "span"
+    with pytest.raises(PeriodError, match=r"Span `x` needs a start before its end, not `2026-10-01` to `2026-10-01`"):
+        Span("x", "2026-10-01", "2026-10-01")  # an empty stretch of time
+    for start, end in ((None, "2026-10-01"), ("2026-10-01", None), (float("nan"), "2026-10-01")):
+        with pytest.raises(PeriodError, match="needs a start before its end"):
+            Span("x", start, end)
+    with pytest.raises(PeriodError, match=r"Cannot read `start` value `'soon'` as a time"):
+        Span("x", "soon", "2026-10-01")
+    with pytest.raises(PeriodError, match=r"Cannot read `end` value `'later'` as a time"):
+        Span("x", "2026-10-01", "later")
+
+
+def test_a_period_built_by_hand_names_the_bound_it_cannot_read():
+    with pytest.raises(PeriodError, match=r"Cannot read `start` value `'soon'`"):
+        Period("2026-10", "month", "soon", "2026-11-01")
+    with pytest.raises(PeriodError, match=r"Cannot read `end` value `'later'`"):
+        Period("2026-10", "month", "2026-10-01", "later")
+    with pytest.raises(PeriodError, match=r"Cannot read `ts` value `'soon'`"):
+        period_of("soon", "month")
+    p = Period("2026-10", "month", "2026-10-01", "2026-11-01", np.int64(4))
+    assert p.fiscal_year_start_month == 4 and type(p.fiscal_year_start_month) is int  # normalised as checked
+
+
+def test_a_bare_number_is_not_a_time_and_nan_is_missing():
+    from revops_lib.periods import resolve_as_of
+
+    with pytest.raises(PeriodError) as e:
+        resolve_as_of(None, 2026.0)  # a year? an epoch? ambiguous, so refused
+    assert str(e.value) == ("Cannot read `as_of` value `2026.0` as a time: use a date, a datetime, a pandas Timestamp "
+                            "or ISO text such as 2026-10-15 or 2026-10-15T08:30Z.")
+    with pytest.raises(PeriodError, match=r"Cannot read `as_of` value `20261015` as a time"):
+        resolve_as_of(None, 20261015)
+    with pytest.raises(PeriodError, match=r"Cannot read `as_of` nan: use a date such as 2026-11-05"):
+        resolve_as_of(None, float("nan"))  # missing, and as_of is required without a period
+    assert resolve_as_of(None, " 2026-10-15 ") == pd.Timestamp("2026-10-15")
+
+
+def test_the_cut_off_of_a_span_and_the_errors_without_one():
+    from revops_lib.periods import resolve_as_of, window, year_to_date
+
+    ytd = year_to_date("2026-10")
+    assert resolve_as_of(ytd, None) == pd.Timestamp("2026-11-01") == window(ytd)[1]
+    with pytest.raises(PeriodError, match=r"^Give `period` or `as_of`: the cut-off defaults to the period's end\.$"):
+        resolve_as_of(None, None)
+    with pytest.raises(PeriodError, match=r"Cannot read `as_of` value `'soon'` as a time"):
+        resolve_as_of("2026-10", "soon")
+    with pytest.raises(RevOpsError, match=r"^Give `period` \(e\.g\. '2026-10'\) or `as_of` \(e\.g\. '2026-11-01'\): "
+                                          r"the cut-off defaults to the period's end\.$"):
+        window(None, "")
+    with pytest.raises(RevOpsError, match=r"^`period` is required: give a label such as 2026-10, 2026-Q4 or 2026-W44"):
+        window("", "2026-11-01", period_required=True)
+
+
+def test_window_reads_the_period_with_the_fiscal_year_asked_for():
+    from revops_lib.periods import window
+
+    p, cut = window("2026-Q1", fiscal_year_start_month=4)
+    assert (p.fiscal_year_start_month, p.start, cut) == (4, utc("2025-04-01"), pd.Timestamp("2025-07-01"))
+    assert window("2026-Q1")[1] == pd.Timestamp("2026-04-01")
+
+
+def test_periods_sort_strictly():
+    a, b = parse_period("2026-10"), parse_period("2026-11")
+    assert a < b and not b < a and not a < a  # a period is not before itself
+    assert sorted([b, parse_period("2026-W44"), a]) == [a, parse_period("2026-W44"), b]
+
+
+def test_shifting_to_the_first_and_last_supported_years():
+    assert str(parse_period("0001-02").previous()) == "0001-01"
+    assert str(parse_period("0001-Q2").previous()) == "0001-Q1"
+    assert str(parse_period("9999-10").next()) == "9999-11" and str(parse_period("9999-Q2").next()) == "9999-Q3"
+    for label in ("0001-01", "0001-Q1", "0001-W01"):
+        with pytest.raises(PeriodError, match=rf"^Period `{label}` shifted by -1 leaves years 0001-9999\.$"):
+            parse_period(label).previous()
+    with pytest.raises(PeriodError, match=r"Period `0001-Q1` falls outside the supported calendar"):
+        parse_period("0001-Q1", fiscal_year_start_month=2)  # its fiscal quarter would start in year 0
+
+
+def test_weeks_to_date_start_with_the_first_week_whose_thursday_is_in_the_fiscal_year():
+    from revops_lib.periods import periods_to_date
+
+    assert labels(periods_to_date("2026-W01")) == ["2026-W01"]  # Monday 2025-12-29, Thursday 2026-01-01
+    assert labels(periods_to_date("2024-W02")) == ["2024-W01", "2024-W02"]  # the year starts on a Monday
+    w53 = periods_to_date("2020-W53")  # Thursday 2020-12-31, Friday already in 2021
+    assert (str(w53[0]), str(w53[-1]), len(w53)) == ("2020-W01", "2020-W53", 53)
+    april = periods_to_date(parse_period("2026-W15", fiscal_year_start_month=4))
+    assert labels(april) == ["2026-W14", "2026-W15"]  # 2026-04-01 is a Wednesday: its week (W14) is the first
+
+
+def test_the_year_to_date_carries_the_fiscal_year():
+    from revops_lib.periods import year_to_date
+
+    s = year_to_date(parse_period("2026-Q2", fiscal_year_start_month=11))
+    assert s.fiscal_year_start_month == 11 and s.start == utc("2025-11-01")
+
+
+def test_messages_of_counts_kinds_and_period_order():
+    p = parse_period("2026-10")
+    with pytest.raises(PeriodError, match=r"^`n` must be a whole number, not `'x'`\.$"):
+        p.previous("x")
+    with pytest.raises(PeriodError, match=r"^`n` must be a whole number >= 1, not `0`\.$"):
+        p.trailing(0)
+    with pytest.raises(PeriodError, match=r"^`kind` must be 'month', 'quarter' or 'week', not `5`\.$"):
+        period_of("2026-10-01", 5)
+    with pytest.raises(PeriodError, match=r"comes after `last` period `2026-09`: give the earlier period first\.$"):
+        periods_between("2026-10", "2026-09")
+    with pytest.raises(PeriodError, match=r"parse its label again with the fiscal setting you mean\.$"):
+        parse_period(parse_period("2026-Q1", fiscal_year_start_month=4), fiscal_year_start_month=1)
+
+
+def test_repr_names_a_fiscal_year_other_than_january():
+    assert repr(parse_period("2026-Q1", fiscal_year_start_month=4)) == (
+        "<Period 2026-Q1 (quarter) [2025-04-01, 2025-07-01), fiscal_year_start_month=4>")
+    assert repr(parse_period("2026-Q1")) == "<Period 2026-Q1 (quarter) [2026-01-01, 2026-04-01)>"
+    assert repr(parse_period("2026-10", fiscal_year_start_month=2)).endswith(", fiscal_year_start_month=2>")
+
+
+def test_the_default_period_is_read_on_the_utc_clock(monkeypatch):
+    """At 2026-11-30 23:30 UTC it is already December in Tokyo and still November in UTC: the default
+    period (the last complete month) follows UTC, whatever the machine's time zone."""
+    class Clock(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            t = dt.datetime(2026, 11, 30, 23, 30, tzinfo=UTC)
+            return t.astimezone(tz) if tz is not None else t.astimezone(dt.timezone(dt.timedelta(hours=9))).replace(
+                tzinfo=None)  # a machine in Tokyo: naive local time
+
+    monkeypatch.setattr(periods_module._dt, "datetime", Clock)
+    assert str(default_period()) == "2026-10"

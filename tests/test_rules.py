@@ -173,6 +173,40 @@ def test_kpi_values_by_unit_never_in_scientific_notation(unit, value, change, sh
     assert "e+" not in shown and "e-" not in shown
 
 
+@pytest.mark.parametrize("shown, expected", [
+    # the unit changes exactly at 1,000, 1,000,000 and 1,000,000,000, never one cent later
+    (lambda: fmt.fmt_money(1_000), "$1.0k"), (lambda: fmt.fmt_money(999.4), "$999"),
+    (lambda: fmt.fmt_money(1_000_000), "$1.00M"), (lambda: fmt.fmt_money(1_000_000_000), "$1.00B"),
+    (lambda: fmt.fmt_money(-5), "-$5"), (lambda: fmt.fmt_money(0.7), "$1"),  # a sign only for a loss
+    (lambda: fmt.fmt_money(1_500_000, decimals=1), "$1.5M"), (lambda: fmt.fmt_money(-2_000, "GBP"), "-£2.0k"),
+    (lambda: fmt.currency_symbol(), "$"), (lambda: fmt.currency_symbol("CHF"), "CHF "),
+    (lambda: fmt.fmt_pct(0.004), "0.4%"), (lambda: fmt.fmt_pct(0.12345, 2), "12.35%"),
+    (lambda: fmt.fmt_points(0.5), "+50.0 pp"), (lambda: fmt.fmt_points(-0.123, 0), "-12 pp"),
+    (lambda: fmt.fmt_days(0.4), "0.4 days"), (lambda: fmt.fmt_hours(0.4), "0.4 h"),
+    (lambda: fmt.fmt_pval(0.001), "p = 0.001"), (lambda: fmt.fmt_pval(0.00099), "p < 0.001"),
+    (lambda: fmt.fmt_interval(0.2194, 0.3962, 0), "22% – 40%"),
+    (lambda: fmt.fmt_value("n/a", "count"), "—"), (lambda: fmt.fmt_value(None, "rate"), "—"),
+    (lambda: fmt.fmt_value(4_500_000, "currency", "EUR"), "€4.50M"), (lambda: fmt.fmt_value(4.256, "score"), "4.26"),
+    (lambda: fmt.fmt_change("n/a", "count"), "—"), (lambda: fmt.fmt_change(None, "count"), "—"),
+    (lambda: fmt.fmt_change(12_000, "currency", "EUR"), "+€12.0k"), (lambda: fmt.fmt_change(0.5, "score"), "+0.50"),
+    (lambda: fmt.fmt_change(-0.5, "score"), "-0.50"), (lambda: fmt.fmt_change(0.02, "rate"), "+2.0 pp"),
+])
+def test_formatter_edges(shown, expected):
+    """Each formatter at the edges a page meets: unit thresholds, small values, decimals asked for, a currency
+    passed through, unreadable input."""
+    assert shown() == expected
+
+
+@pytest.mark.parametrize("stage, expected", [
+    ("created_at", "Created"), ("sql_at", "SQL"), ("opportunity_at", "Opportunity"),
+    ("demo_booked_at", "Demo booked"),  # a stage column of the user's own: `_at` dropped, words, a capital
+    ("closed_won", "Closed won"), ("poc_at", "POC"), ("poc", "POC"),  # three letters or fewer: an abbreviation
+    ("pilot_at", "Pilot"), ("demo_at", "Demo"), ("trial", "Trial"), ("sal_at", "SAL"), ("pql_at", "PQL"),
+])
+def test_stage_labels_of_the_default_and_of_custom_stage_columns(stage, expected):
+    assert fmt.stage_label(stage) == expected
+
+
 # -- one label map (issue 14) ---------------------------------------------------------------------
 
 def test_one_label_map_for_keys_and_nothing_else():

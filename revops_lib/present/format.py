@@ -148,9 +148,10 @@ def fmt_change(change, unit: str, currency: str = "USD") -> str:
         return MISSING
     if unit == "rate":
         return fmt_points(v)
-    body = fmt_value(abs(v), unit, currency).lstrip("-")
-    sign = "+" if v > 0 else ("-" if v < 0 else "±")
-    return ("±" if not any(c in "123456789" for c in body) else sign) + body  # rounds to zero: ±$0, never -$0
+    body = fmt_value(abs(v), unit, currency)
+    if not any(c in "123456789" for c in body):  # zero, or rounds to zero: ±$0, never -$0
+        return "±" + body
+    return ("+" if v > 0 else "-") + body
 
 
 _STAGE_LABELS = {"created_at": "Created", "mql_at": "MQL", "sql_at": "SQL", "opportunity_at": "Opportunity",
