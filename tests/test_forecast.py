@@ -1080,7 +1080,11 @@ def test_the_rep_finding_writes_counts_with_thousands_separators():
                                          reps=reps, min_sample=1000)
     text = fa._reps_finding()
     assert "1,100 of 2,400 reps with a quota reached it in 2026-10" in text
-    assert "1,500 owner win rates rest on fewer than 1,000 closed deals" in text
+    assert "1,500 owner win rates rest on fewer than 1,000 closed deals (too few to read; compare over a quarter)" \
+        in text
+    # a quarter's report does not advise comparing over a quarter
+    fa.period = parse_period("2026-Q3")
+    assert fa._reps_finding().endswith("(too few to read; compare over several quarters).")
 
 
 def test_the_projection_finding_says_what_each_percentage_is_of():

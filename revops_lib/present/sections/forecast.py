@@ -357,7 +357,8 @@ class ForecastReport(Section):
         small = int(r.loc[r["owner"] != "all", "small_sample"].sum())
         if small:
             bits.append(f"{small:,} owner win rate{'s rest' if small != 1 else ' rests'} on fewer than "
-                        f"{self.min_sample:,} closed deals (too few to read; compare over a quarter)")
+                        f"{self.min_sample:,} closed deals (too few to read; compare over "
+                        f"{'several quarters' if self.period.kind == 'quarter' else 'a quarter'})")
         return ("Rep performance — " + "; ".join(bits) + ".") if bits else None
 
     def headlines(self) -> list[tuple[str, str]]:
