@@ -25,6 +25,7 @@ REPR = re.compile(r"(?<!\w)'[^'\n]{2,80}'(?!\w)|\bNone\b|\bnan\b|\bNaN\b|\bNaT\b
                   r"|\bFalse\b")
 MINUS = re.compile(r"(?<![\w)])\u2212[$€£¥]?\d")  # a signed number, not a formula's "m\u221212" or "1 \u2212 APE"
 POINTS = re.compile(r"\d pts\b")
+SIGNED_ZERO = re.compile(r"(?<![\w.])[+-][$€£¥]?0(?:\.0+)?(?![\d.])")  # "+0.0 pp", "-0.0%", "-$0": zero is "±"
 
 READ = """() => {
   const text = document.body.innerText;
@@ -47,6 +48,7 @@ def problems_of(text: str) -> list[str]:
     found += [f"a repr {m.group(0)!r}" for m in REPR.finditer(text)]
     found += [f"a typographic minus {m.group(0)!r} (the formatters write '-')" for m in MINUS.finditer(text)]
     found += [f"points as {m.group(0)!r} (the formatters write 'pp')" for m in POINTS.finditer(text)]
+    found += [f"a signed zero {m.group(0)!r} (the formatters write '±')" for m in SIGNED_ZERO.finditer(text)]
     return found
 
 
@@ -56,6 +58,8 @@ def test_the_checks_catch_what_they_look_for():
     assert problems_of("None found") and problems_of("'None found.'") and problems_of("value nan")
     assert problems_of("Period complete False")
     assert problems_of("Change \u2212$5.0k") and problems_of("(\u22125.3%)") and problems_of("+2.1 pts")
+    assert problems_of("Win rate +0.0 pp") and problems_of("bias -0.0%") and problems_of("(-$0)")
+    assert not problems_of("±0.0 pp, +0.05%, -0.5 days, 2026-01-01, W01-02, ±$0, -$0.30")
     assert not problems_of("Revenue $128.7k, 12.3% of target — no deal slipped; the customer's plan.")
     assert not problems_of("Change -$5.0k, -5.3%, +2.1 pp; MRR in m\u221212; accuracy = max(0, 1 \u2212 APE)")
 

@@ -148,15 +148,18 @@ def test_the_other_kinds():
 
 
 @pytest.mark.parametrize("shown, expected", [
-    (lambda: fmt.fmt_pct(-0.0004, signed=True), "+0.0%"), (lambda: fmt.fmt_pct(-0.0004), "0.0%"),
-    (lambda: fmt.fmt_pct(-0.004, 0), "0%"), (lambda: fmt.fmt_points(-0.0004), "+0.0 pp"),
+    (lambda: fmt.fmt_pct(-0.0004, signed=True), "±0.0%"), (lambda: fmt.fmt_pct(-0.0004), "0.0%"),
+    (lambda: fmt.fmt_pct(-0.004, 0), "0%"), (lambda: fmt.fmt_points(-0.0004), "±0.0 pp"),
+    (lambda: fmt.fmt_points(0.00004), "±0.0 pp"), (lambda: fmt.fmt_points(0, 0), "±0 pp"),
+    (lambda: fmt.fmt_change(0.0000232, "rate"), "±0.0 pp"), (lambda: fmt.fmt_pct(0.0, 2, signed=True), "±0.00%"),
     (lambda: fmt.fmt_money(-0.3), "$0"), (lambda: fmt.fmt_money(-0.3, decimals=2), "-$0.30"),
     (lambda: fmt.fmt_days(-0.01), "0.0 days"), (lambda: fmt.fmt_hours(-0.04), "0.0 h"),
     (lambda: fmt.fmt_change(-0.3, "currency"), "±$0"), (lambda: fmt.fmt_change(-0.004, "days"), "±0.0 days"),
     (lambda: fmt.fmt_change(-3, "count"), "-3"), (lambda: plain_number(-0.0), "0"),
 ])
 def test_a_value_that_rounds_to_zero_shows_no_minus(shown, expected):
-    """The forecast's bias table read "-0.0%" for a bias of -0.04 %: a CFO reads a sign as a direction."""
+    """The forecast's bias table read "-0.0%" for a bias of -0.04 %: a CFO reads a sign as a direction. A signed
+    change that rounds to zero reads "±" on every page: the scorecard's win rate read "+0.0 pp" beside CES "±0.00"."""
     assert shown() == expected
 
 

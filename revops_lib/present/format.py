@@ -17,7 +17,8 @@ KPI value  :func:`fmt_value`           by the KPI's unit (currency, rate, count,
 
 Every formatter shows a missing value (None, NaN) as ``—`` and a negative number with the ASCII minus
 (``-$12.0k``, ``-5.0%``, ``-0.1 pp``: one sign on every page, and a number copied into a spreadsheet stays a
-number). Published CSVs keep raw values; these are for what a person reads.
+number). A signed change that rounds to zero reads ``±`` (``±0.0 pp``, ``±0.0%``, ``±$0``): neither a rise nor a
+fall. Published CSVs keep raw values; these are for what a person reads.
 """
 
 from __future__ import annotations
@@ -68,17 +69,21 @@ def fmt_money(x, currency: str = "USD", *, decimals: int | None = None) -> str:
 
 
 def fmt_pct(x, decimals: int = 1, *, signed: bool = False) -> str:
-    """``0.1234 -> '12.3%'`` (``signed``: ``+12.3%``; one that rounds to zero: ``0.0%``, ``+0.0%``)."""
+    """``0.1234 -> '12.3%'`` (``signed``: ``+12.3%``; one that rounds to zero: ``0.0%``, signed ``±0.0%``)."""
     if is_missing(x):
         return MISSING
-    return f"{_unsigned_zero(100 * float(x), decimals):{'+' if signed else ''}.{decimals}f}%"
+    v = _unsigned_zero(100 * float(x), decimals)
+    if signed and v == 0:
+        return f"±{0:.{decimals}f}%"
+    return f"{v:{'+' if signed else ''}.{decimals}f}%"
 
 
 def fmt_points(x, decimals: int = 1) -> str:
-    """A change of a rate in percentage points: ``0.021 -> '+2.1 pp'`` (one that rounds to zero: ``+0.0 pp``)."""
+    """A change of a rate in percentage points: ``0.021 -> '+2.1 pp'`` (one that rounds to zero: ``±0.0 pp``)."""
     if is_missing(x):
         return MISSING
-    return f"{_unsigned_zero(100 * float(x), decimals):+.{decimals}f} pp"
+    v = _unsigned_zero(100 * float(x), decimals)
+    return f"±{0:.{decimals}f} pp" if v == 0 else f"{v:+.{decimals}f} pp"
 
 
 def fmt_int(x) -> str:
