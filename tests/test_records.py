@@ -718,3 +718,37 @@ def test_records_are_the_same_on_postgresql(pg_url, demo_dir):
                R.win_rate_records):
         pd.testing.assert_frame_equal(fn(masked_pg, period="2026-10"), fn(masked_duck, period="2026-10"),
                                       check_dtype=False)
+
+
+def _empty_and_full_calls():
+    from revops_lib.metrics import lead_funnel, stage_time
+
+    return {
+        "mrr_movement_records": lambda s, p: R.mrr_movement_records(s, period=p),
+        "stage_conversion_records": lambda s, p: R.stage_conversion_records(s, period=p),
+        "pipeline_waterfall_records": lambda s, p: R.pipeline_waterfall_records(s, period=p),
+        "rep_performance_records": lambda s, p: R.rep_performance_records(s, period=p),
+        "channel_economics_records": lambda s, p: R.channel_economics_records(s, period=p),
+        "win_rate_records": lambda s, p: R.win_rate_records(s, period=p),
+        "retention_records": lambda s, p: R.retention_records(s, period=p),
+        "time_in_stage": lambda s, p: stage_time.time_in_stage(s, period=p),
+        "stuck_deals": lambda s, p: stage_time.stuck_deals(s, period=p),
+        "cohort_trend": lambda s, p: lead_funnel.cohort_trend(s, period=p, cohorts=2),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::revops_lib.errors.ImmatureWarning")
+@pytest.mark.parametrize("call", list(_empty_and_full_calls()))
+def test_a_result_without_rows_has_the_dtypes_of_one_with_rows(demo_dir, call):
+    """A period before the data gives no rows; its columns keep the dtypes a full result has (ids and labels as
+    text, counts as integers, times as times), so an analyst can concatenate periods without the empty one
+    turning text into ``object`` and counts into floats. (Empty records had ``object`` ids and a ``float64``
+    month; stuck deals had ``object`` everywhere.)"""
+    fn = _empty_and_full_calls()[call]
+    src = open_source(demo_dir)
+    full, none = fn(src, "2026-10"), fn(src, "2019-01")
+    assert len(full) and not len(none)
+    assert list(none.columns) == list(full.columns)
+    assert none.dtypes.astype(str).to_dict() == full.dtypes.astype(str).to_dict()
+    assert pd.concat([none, full]).dtypes.astype(str).to_dict() == full.dtypes.astype(str).to_dict()

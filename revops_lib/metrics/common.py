@@ -220,6 +220,19 @@ def raw(data: Any, name: str, *, needed_by: str = "this computation") -> ir.Tabl
 UNKNOWN = "unknown"
 
 
+def with_dtypes(df: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
+    """``df`` with the columns named in ``dtypes`` (those present) cast to them; ``"str"`` is pandas' text dtype, in
+    which a missing value stays missing (never the text ``"None"``). Applied to results that can be empty, so a
+    result without rows has the dtypes of one with rows (an empty frame's columns are otherwise ``object`` or
+    ``float64``, and concatenating it with a full one changes the full one's dtypes).
+
+    >>> with_dtypes(pd.DataFrame({"id": [], "n": []}), {"id": "str", "n": "int64"}).dtypes.astype(str).tolist()
+    ['str', 'int64']
+    """
+    conv = {c: t for c, t in dtypes.items() if c in df.columns and df[c].dtype != t}
+    return df.astype(conv) if conv else df
+
+
 def instant(t: ir.Table, col: str, *, table: str, param: str) -> ir.Value:
     """A timestamp column as an instant (tz-aware or naive UTC), without converting time zones."""
     spec = TABLES[table]

@@ -78,6 +78,7 @@ from revops_lib.metrics.common import (
     pairs,
     raw,
     us,
+    with_dtypes,
 )
 from revops_lib.periods import Period, period_of, window
 from revops_lib.sources import to_pandas
@@ -599,12 +600,13 @@ def cohort_trend(leads, *, period, as_of=None, cohorts: int = 12, window_days: f
             df["pending"] = 0
         df["pending"] = df["pending"].fillna(0).astype("int64")
         df["mature"] = over & (df["pending"] <= MATURE_PENDING_SHARE * df["entered"])
-    else:
-        df["cohort"], df["cohort_start"], df["mature"], df["pending"] = [], [], [], []
+    else:  # no rows: the dtypes of rows (labels as text, cohort starts as dates, counts as integers)
+        df["cohort"], df["cohort_start"] = pd.Series(dtype="str"), pd.Series(dtype=object)
+        df["mature"], df["pending"] = pd.Series(dtype=bool), pd.Series(dtype="int64")
     lead = [by] if by is not None else []
     out = df[["cohort", "cohort_start"] + lead + ["from_stage", "to_stage", "entered", "converted", "rate",
                                                   "ci_low", "ci_high", "small_sample", "pending", "mature"]]
-    out = out.reset_index(drop=True)
+    out = with_dtypes(out.reset_index(drop=True), {c: "str" for c in ["cohort", *lead, "from_stage", "to_stage"]})
     out["mature"] = out["mature"].astype(bool)
     out.attrs.update(window_days=window_d, period=p.label, as_of=cut_as_of, cohorts=[q.label for q in periods])
     immature = sorted(set(out.loc[~out["mature"], "cohort"]))

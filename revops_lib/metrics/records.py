@@ -69,7 +69,18 @@ import pandas as pd
 
 from revops_lib.errors import ParameterError
 from revops_lib.metrics.channels import UNATTRIBUTED, AttributedDeals, resolve_deals
-from revops_lib.metrics.common import UNKNOWN, check_int, check_stages, date_lit, run, source_of, ts_lit, typed, us
+from revops_lib.metrics.common import (
+    UNKNOWN,
+    check_int,
+    check_stages,
+    date_lit,
+    run,
+    source_of,
+    ts_lit,
+    typed,
+    us,
+    with_dtypes,
+)
 from revops_lib.metrics.deal_history import as_dates, as_period, fiscal_start
 from revops_lib.metrics.lead_funnel import (
     _US_PER_DAY,
@@ -179,7 +190,7 @@ def mrr_movement_records(data, *, period=None, as_of=None, months=None) -> pd.Da
     out = _sorted(out, ["month", "_k", "amount", "customer_id"], [True, True, False, True])
     out = out[cols]
     out.attrs["months"] = labels
-    return out
+    return _typed(out, group)
 
 
 def pipeline_waterfall_records(data, *, period, as_of=None, fiscal_year_start_month: int = 1, won_stages=None,
@@ -241,7 +252,7 @@ def pipeline_waterfall_records(data, *, period, as_of=None, fiscal_year_start_mo
     out = _sorted(out, ["_k", "amount", "opportunity_id"], [True, False, True])
     out = out[WATERFALL_RECORD_COLUMNS]
     out.attrs.update(period=p.label, cut=cut)
-    return out
+    return _typed(out)
 
 
 def waterfall_of_records(records: pd.DataFrame) -> pd.DataFrame:
@@ -318,11 +329,11 @@ def stage_conversion_records(leads, *, period, as_of=None, stages=DEFAULT_STAGES
     cols = [by if c == "source" else c for c in CONVERSION_RECORD_COLUMNS]
     cols[2:2] = also
     if not frames:
-        return _empty(cols)
+        return _typed(_empty(cols, ints=("converted",), times=("entered_at", "converted_at")), by, *also)
     out = pd.concat(frames, ignore_index=True)
     out["_k"] = out["from_stage"].map({s: i for i, s in enumerate(stages)})
     out = _sorted(out, ["_k", "lead_id"], [True, True])
-    return out[cols]
+    return _typed(out[cols], by, *also)
 
 
 def rep_performance_records(data, *, period, as_of=None) -> pd.DataFrame:
@@ -382,7 +393,7 @@ def rep_performance_records(data, *, period, as_of=None) -> pd.DataFrame:
         "pipeline_created": np.where(cr, amount.fillna(0.0), 0.0)})
     out["_k"] = out["outcome"].map({"won": 0, "lost": 1, "created": 2})
     out = _sorted(out, ["team", "owner", "_k", "amount", "opportunity_id"], [True, True, True, False, True])
-    return out[REP_RECORD_COLUMNS]
+    return _typed(out[REP_RECORD_COLUMNS])
 
 
 def channel_economics_records(data, *, period, as_of=None, deals: AttributedDeals | None = None) -> pd.DataFrame:
@@ -434,7 +445,7 @@ def channel_economics_records(data, *, period, as_of=None, deals: AttributedDeal
         "starting_mrr": pd.to_numeric(df["starting_mrr"], errors="coerce").astype("float64")})
     out["_u"], out["_n"], out["_w"] = out["source"].eq(UNATTRIBUTED), -out["new_customer"], -out["won"]
     out = _sorted(out, ["_u", "source", "_n", "_w", "amount", "opportunity_id"], [True, True, True, True, False, True])
-    return out[CHANNEL_RECORD_COLUMNS]
+    return _typed(out[CHANNEL_RECORD_COLUMNS])
 
 
 def win_rate_records(data, *, period, as_of=None, by: str = "segment") -> pd.DataFrame:
@@ -490,7 +501,7 @@ def win_rate_records(data, *, period, as_of=None, by: str = "segment") -> pd.Dat
     out[by] = group.where(group.notna(), NONE).astype(str).to_numpy()  # by owner or team: as the table names them
     out["_none"] = out[by] == NONE
     out = _sorted(out, ["_none", by, "lost", "amount", "opportunity_id"], [True, True, True, False, True])
-    return out[list(dict.fromkeys(by if c == "segment" else c for c in WIN_RATE_RECORD_COLUMNS))]
+    return _typed(out[list(dict.fromkeys(by if c == "segment" else c for c in WIN_RATE_RECORD_COLUMNS))], by)
 
 
 def retention_records(data, *, period=None, as_of=None, by: str = "segment", lag: int = 12) -> pd.DataFrame:
@@ -549,7 +560,7 @@ def retention_records(data, *, period=None, as_of=None, by: str = "segment", lag
         "retained": (c2 > 0).astype("int64")})
     out["_none"] = out[by] == NONE
     out = _sorted(out, ["_none", by, "retained", "base_mrr", "customer_id"], [True, True, False, False, True])
-    return out[[by if c == "segment" else c for c in RETENTION_RECORD_COLUMNS]]
+    return _typed(out[[by if c == "segment" else c for c in RETENTION_RECORD_COLUMNS]], by)
 
 
 def _text(values: pd.Series) -> pd.Series:
@@ -588,5 +599,17 @@ def _micros_to_time(values: pd.Series) -> pd.Series:
     return pd.Series(pd.to_datetime(v, unit="us"), index=values.index).astype("datetime64[us]").to_numpy()
 
 
-def _empty(cols, money=()) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="float64" if c in money else "object") for c in cols})
+def _empty(cols, money=(), ints=(), times=()) -> pd.DataFrame:
+    """No rows, with the dtypes of a full result: money float64, counts int64, times datetime64[us], text str."""
+    kind = {**{c: "float64" for c in money}, **{c: "int64" for c in ints}, **{c: "datetime64[us]" for c in times}}
+    return pd.DataFrame({c: pd.Series(dtype=kind.get(c, "str")) for c in cols})
+
+
+#: The text columns of the records (ids, labels, groups): pandas' ``str`` dtype whether or not there are rows.
+_TEXT_COLUMNS = ("month", "base_month", "customer_id", "account_id", "opportunity_id", "lead_id", "movement", "step",
+                 "stage", "from_stage", "to_stage", "outcome", "owner", "team", "segment", "source", "basis", "type")
+
+
+def _typed(out: pd.DataFrame, *groups) -> pd.DataFrame:
+    """``out`` with its text columns (and the grouping columns ``groups``) as ``str``: see ``with_dtypes``."""
+    return with_dtypes(out, {c: "str" for c in (*_TEXT_COLUMNS, *(g for g in groups if g))})

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from revops_lib.errors import ParameterError
-from revops_lib.metrics.common import backend_name, caches, micros, require, run, source_of, us
+from revops_lib.metrics.common import backend_name, caches, micros, require, run, source_of, us, with_dtypes
 from revops_lib.metrics.deal_history import closed_stages
 from revops_lib.metrics.lead_funnel import TOTAL
 from revops_lib.periods import window
@@ -157,7 +157,7 @@ def time_in_stage(data, *, period, as_of=None, stages: Sequence[str] = (), by: s
     g = run(per.union(tot))
     cols = keys + ["outcome", "n", "median_days", "p90_days"]
     if g.empty:
-        out = pd.DataFrame({c: pd.Series(dtype="int64" if c == "n" else "float64" if c.endswith("days") else object)
+        out = pd.DataFrame({c: pd.Series(dtype="int64" if c == "n" else "float64" if c.endswith("days") else "str")
                             for c in cols})
         out.attrs.update(period=p.label, as_of=cut_as_of)
         return out
@@ -169,9 +169,15 @@ def time_in_stage(data, *, period, as_of=None, stages: Sequence[str] = (), by: s
     g["_s"] = g["stage"].map({st: i for i, st in enumerate(order)})
     g["_o"] = g["outcome"].map({o: i for i, o in enumerate(OUTCOMES)})
     g = g.sort_values(([by] if by else []) + ["_s", "_o"], ignore_index=True)
-    out = g[cols]
+    out = with_dtypes(g[cols], {c: "str" for c in keys + ["outcome"]})
     out.attrs.update(period=p.label, as_of=cut_as_of)
     return out
+
+
+#: The columns of :func:`stuck_deals` and their dtypes, with rows or without.
+STUCK_DEAL_DTYPES = {"opportunity_id": "str", "stage": "str", "entered_at": "datetime64[us]",
+                     "days_in_stage": "float64", "stage_p90_days": "float64", "times_p90": "float64",
+                     "amount": "float64", "close_date": "datetime64[s]", "owner": "str", "team": "str"}
 
 
 def stuck_deals(data, *, period, as_of=None, times: pd.DataFrame | None = None, stages: Sequence[str] = (),
@@ -205,11 +211,11 @@ def stuck_deals(data, *, period, as_of=None, times: pd.DataFrame | None = None, 
     if times is None:
         times = time_in_stage(data, period=p, as_of=cut_as_of, stages=stages, won_stages=won_stages,
                               lost_stages=lost_stages, spells=spells)
-    cols = ["opportunity_id", "stage", "entered_at", "days_in_stage", "stage_p90_days", "times_p90", "amount",
-            "close_date", "owner", "team"]
+    cols = list(STUCK_DEAL_DTYPES)
+    none = pd.DataFrame({c: pd.Series(dtype=t) for c, t in STUCK_DEAL_DTYPES.items()})
     tot = times[(times["outcome"] == TOTAL) & times["p90_days"].notna()]
     if tot.empty:
-        return pd.DataFrame(columns=cols)
+        return none
     p90 = ibis.memtable(pd.DataFrame({"p_stage": tot["stage"].astype(str), "p90": tot["p90_days"].astype("float64")}))
     s = spells if spells is not None else stage_spells(data, as_of=cut, won_stages=won_stages,
                                                          lost_stages=lost_stages)
@@ -223,7 +229,7 @@ def stuck_deals(data, *, period, as_of=None, times: pd.DataFrame | None = None, 
         j = j.left_join(oo, j.opportunity_id == oo.oid).drop("oid")
     df = run(j)
     if df.empty:
-        return pd.DataFrame(columns=cols)
+        return none
     for c in ("amount", "close_date", "owner", "team"):
         if c not in df.columns:
             df[c] = None
@@ -231,7 +237,7 @@ def stuck_deals(data, *, period, as_of=None, times: pd.DataFrame | None = None, 
     df = df.rename(columns={"days": "days_in_stage", "p90": "stage_p90_days"})
     df["times_p90"] = df["days_in_stage"] / df["stage_p90_days"]
     df = df.sort_values(["times_p90", "opportunity_id"], ascending=[False, True], ignore_index=True)
-    return df[cols]
+    return with_dtypes(df[cols], STUCK_DEAL_DTYPES)
 
 
 def stage_time_tables(data, *, period, as_of=None, stages: Sequence[str] = (), won_stages=None,
