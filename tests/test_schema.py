@@ -170,6 +170,17 @@ def test_invalid_period_labels(frames):
     found = only(run(frames), "invalid_period")
     assert {(p.table, p.column, p.examples) for p in found} == {
         ("targets", "period", ("2026-Q5",)), ("forecast_snapshots", "forecast_period", ("Oct 2026",))}
+    # an example as long as a paragraph is cut to the label limit, with an ellipsis
+    frames["targets"].loc[1, "period"] = "Q" * 500
+    (p,) = [p for p in only(run(frames), "invalid_period") if p.table == "targets"]
+    assert p.examples == ("Q" * 199 + "…",)
+
+
+def test_the_report_of_a_valid_source_ends_with_ok(frames):
+    text = run(frames).format()
+    assert text.splitlines()[-1] == "OK: 0 errors, 0 warnings" and text.startswith("Validated ")
+    frames["leads"].loc[0, "lead_id"] = None
+    assert run(frames).format().splitlines()[-1].startswith("FAILED: 1 error")
 
 
 def test_unexpected_category_value_is_a_warning(frames):
