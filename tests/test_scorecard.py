@@ -374,6 +374,42 @@ def test_status_of_each_kpi_kind_over_the_whole_month(key, status):
     assert status_card().loc[key, "status"] == status
 
 
+def test_share_of_goal_is_what_the_status_judges():
+    """``share_of_goal``: 1 = goal met, lower = worse, inverted where lower is better, pro-rated for additive KPIs
+    in mid-month; the status is its band (>= 0.95 on track, >= 0.85 at risk, else off track)."""
+    for as_of in (None, "2026-10-21"):
+        c = status_card(as_of) if as_of else status_card()
+        judged = c[c["status"].isin(["on track", "at risk", "off track"])]
+        assert len(judged) >= 6
+        band = judged["share_of_goal"].map(lambda x: "on track" if x >= 0.95 else "at risk" if x >= 0.85
+                                           else "off track")
+        assert (band == judged["status"]).all(), judged[["status", "share_of_goal"]]
+        assert c.loc[~c["status"].isin(["on track", "at risk", "off track"]), "share_of_goal"].isna().all()
+    c = status_card()
+    assert c.loc["first_response_hours", "share_of_goal"] == pytest.approx(0.75)  # 1.5 h target / 2 h
+    assert status_card("2026-10-21").loc["revenue_won", "share_of_goal"] == pytest.approx(12000 / (12900 * 20 / 31))
+
+
+def test_what_needs_attention_lists_the_worst_first_within_each_status():
+    """The Q3 demo page listed Website sessions (93.6% of target) before Revenue won (90.5%): the card's order,
+    marketing first, under a heading that says worst first."""
+    from revops_lib.periods import parse_period
+
+    card = pd.DataFrame({
+        "kpi": ["sessions", "opportunities_created", "revenue_won", "cac", "leads"],
+        "value": [93.6, 93.1, 90.5, 118.0, 50.0], "target": [100.0, 100.0, 100.0, 100.0, 100.0],
+        "unit": ["count", "count", "currency", "currency", "count"],
+        "pct_of_target": [0.936, 0.931, 0.905, 1.18, 0.5],
+        "status": ["at risk", "at risk", "at risk", "off track", "off track"],
+        "share_of_goal": [0.936, 0.931, 0.905, 100 / 118, 0.5]})
+    sc = scorecard_section.Scorecard(period=parse_period("2026-Q3"), as_of=pd.Timestamp("2026-10-01"), card=card,
+                                     history=pd.DataFrame(), pacing_views=[])
+    text = sc.attention().text
+    order = [text.index(f"**{name}**") for name in ("Leads", "CAC", "Revenue won", "Opportunities created",
+                                                      "Website sessions")]
+    assert order == sorted(order), text
+
+
 def test_cac_below_target_is_on_track():
     c = status_card()
     assert c.loc["cac", "value"] == 1120.0 and c.loc["cac", "target"] == 2000.0

@@ -373,7 +373,8 @@ def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: p
     DataFrame
         ``function, indicator, kpi, period, value, target, pct_of_target, prior_value, change, unit,
         last_year_value, ytd_value, ytd_target`` (the published columns), then ``label, higher_is_better,
-        status``. With ``prior=False`` the previous period is not computed (``prior_value`` and ``change`` are
+        status, share_of_goal`` (what the status judges: the share of its goal, pro-rated for additive KPIs,
+        reached; 1 = met, lower = worse, also where lower is better). With ``prior=False`` the previous period is not computed (``prior_value`` and ``change`` are
         NaN); with ``comparisons=False`` neither are last year and the year to date. A ``history`` (from
         :func:`kpi_history`) gives the values instead of a query; its ``comparisons`` rows, when it has them,
         the last-year and YTD values.
@@ -425,7 +426,8 @@ def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: p
                          ytd_target=(ytd_target(key, to_date, goals_by, pace) if ytd_lab and k.ytd else math.nan),
                          label=k.label + (f" — {key.split(':', 1)[1]}" if ":" in key else ""),
                          higher_is_better=k.higher_is_better,
-                         status=_status(k, value, target, pace, on_track, at_risk)))
+                         status=_status(k, value, target, pace, on_track, at_risk),
+                         share_of_goal=_share(k, value, target, pace)))
     return pd.DataFrame(rows)
 
 
@@ -458,15 +460,24 @@ def _elapsed(p: Period, cut: pd.Timestamp) -> float:
     return done / total if total else 1.0
 
 
+def _share(k: KPI, value: float, target: float, elapsed: float) -> float:
+    """The share of its goal a KPI reached, 1 when met and lower when worse: value / goal, or goal / value where
+    lower is better; an additive KPI's goal is its target pro-rated by the elapsed share of the period. NaN
+    without a target, a value or (additive) elapsed time."""
+    if target is None or math.isnan(target) or target == 0 or math.isnan(value) or (k.additive and elapsed == 0):
+        return math.nan
+    goal = target * elapsed if k.additive else target
+    return ratio(value, goal) if k.higher_is_better else ratio(goal, value)
+
+
 def _status(k: KPI, value: float, target: float, elapsed: float, on_track: float, at_risk: float) -> str:
     if target is None or math.isnan(target) or target == 0:
         return "no target"
     if math.isnan(value):
         return "no data"
-    goal = target * elapsed if k.additive else target
     if k.additive and elapsed == 0:
         return "not started"
-    share = ratio(value, goal) if k.higher_is_better else ratio(goal, value)
+    share = _share(k, value, target, elapsed)
     if math.isnan(share):
         return "no data"
     if share >= on_track:

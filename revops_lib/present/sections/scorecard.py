@@ -110,6 +110,8 @@ class Scorecard(Section):
         lines = []
         for status in ("off track", "at risk"):
             rows = self.card[self.card.status == status]
+            if "share_of_goal" in rows:  # worst first: the smallest share of its goal reached
+                rows = rows.sort_values("share_of_goal", kind="stable")
             for r in rows.itertuples(index=False):
                 lines.append(f"- **{label(r.kpi)}** is *{status}*: {fmt_value(r.value, r.unit, self.currency)} "
                              f"vs target {fmt_value(r.target, r.unit, self.currency)}"
