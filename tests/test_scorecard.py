@@ -164,7 +164,13 @@ def test_pipeline_coverage_is_the_next_periods_open_pipeline_over_its_target():
     f["targets"] = pd.concat([f["targets"], pd.DataFrame(
         {"period": ["2026-11"], "metric": ["revenue_won"], "target": [40000.0], "segment": [None]})],
         ignore_index=True)
-    assert card(f).loc["pipeline_coverage", "value"] == pytest.approx(0.5)
+    c = card(f)
+    assert c.loc["pipeline_coverage", "value"] == pytest.approx(0.5)
+    # the prior value is what the KPI read at September's end: October's open pipeline at its start (O2, 5 000,
+    # due 10-10; O1 did not exist yet) over October's target (15 000)
+    assert c.loc["pipeline_coverage", "prior_value"] == pytest.approx(5000 / 15000)
+    assert c.loc["pipeline_coverage", "change"] == pytest.approx(0.5 - 5000 / 15000)
+    assert math.isnan(card(f, prior=False).loc["pipeline_coverage", "prior_value"])
 
 
 def test_breakdown_label_keeps_a_value_with_a_colon():
@@ -580,6 +586,30 @@ def test_big_moves_list_moves_beyond_noise_with_or_without_a_target():
     assert moves.set_index("kpi").loc["mqls", "p_value"] == pytest.approx(p_mqls, rel=1e-6) and p_mqls < 0.05
     assert moves.set_index("kpi").loc["cac", "relative_change"] == pytest.approx(0.59)
     assert big_moves(card, change=0.6, points=0.1)["kpi"].tolist() == []  # the thresholds are parameters
+
+
+def test_a_coverage_ratio_moves_relatively_not_in_points():
+    """Next-period coverage is shown as a percentage but is not a share: 116 % → 124 % is a 7 % move, below the
+    ±25 % threshold (it was listed as "+8.0 pp, beyond the ±5.0 pp threshold"); 246 % → 178 % is -28 %."""
+    from revops_lib.metrics.scorecard import big_moves
+    from revops_lib.periods import parse_period
+
+    card = pd.DataFrame({"kpi": ["pipeline_coverage", "nrr_12m"], "unit": ["rate", "rate"],
+                         "value": [1.242, 0.963], "prior_value": [1.162, 0.90], "target": [float("nan")] * 2})
+    card["change"] = card["value"] - card["prior_value"]
+    assert big_moves(card)["kpi"].tolist() == ["nrr_12m"]  # NRR, a rate read in points: +6.3 pp
+    card.loc[0, ["value", "prior_value"]] = [1.776, 2.461]
+    card["change"] = card["value"] - card["prior_value"]
+    moves = big_moves(card).set_index("kpi")
+    assert moves.loc["pipeline_coverage", "relative_change"] == pytest.approx(1.776 / 2.461 - 1)
+    assert math.isnan(moves.loc["nrr_12m", "relative_change"])
+    card["status"], card["pct_of_target"] = "no target", float("nan")
+    sc = scorecard_section.Scorecard(period=parse_period("2026-10"), as_of=pd.Timestamp("2026-11-01"), card=card,
+                                     history=pd.DataFrame(), pacing_views=[], moves=big_moves(card))
+    text = sc.attention().text
+    assert ("**Next-period coverage** moved -28% (246.1% → 177.6%), beyond the ±25% threshold; it has no target."
+            in text)
+    assert "**NRR (12 m)** moved +6.3 pp (90.0% → 96.3%), beyond the ±5.0 pp threshold" in text
 
 
 @pytest.mark.parametrize("kwargs", [dict(change=0.0), dict(points=0.0), dict(alpha=0.0), dict(alpha=1.0)])

@@ -25,6 +25,7 @@ class KPI:
     additive: bool = False  # sums over time (pro-rated for pacing)
     breakdown: bool = False
     ytd: bool = True  # False for a stock measured at one instant (its year to date is its value)
+    moves_in_points: bool = True  # a rate whose move is judged in points; False: relatively (a ratio such as coverage)
 
 
 def _k(key, function, indicator, unit, label, tables, definition, **kw):
@@ -60,7 +61,8 @@ KPIS: list[KPI] = [
     _k("open_pipeline", "sales", "leading", "currency", "Open pipeline", ["opportunities"],
        "Σ amount of deals created before the period end (or as of) and not closed before it", ytd=False),
     _k("pipeline_coverage", "sales", "leading", "rate", "Next-period coverage", ["opportunities", "targets"],
-       "open pipeline with close date in the next period / target revenue of that period", ytd=False),
+       "open pipeline with close date in the next period / target revenue of that period", ytd=False,
+       moves_in_points=False),
     _k("revenue_won", "sales", "lagging", "currency", "Revenue won", ["opportunities"],
        "Σ amount of opportunities won with close date in the period (by type and product: revenue_won:<value>)",
        additive=True, breakdown=True),

@@ -268,11 +268,18 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
         if has("targets", keys=["pipeline_coverage"]):
 
             cov = {}
-            for win in wins[-1:]:  # the report period only: point-in-time pipeline is costly
-                c = coverage(src if deals is None else deals, period=win.period, as_of=win.cut, lookback_periods=1,
-                             fiscal_year_start_month=win.period.fiscal_year_start_month)
-                nxt = c[c["period"] == win.period.next().label]
-                cov[win.period.label] = _num(nxt["coverage"].iloc[0]) if len(nxt) else math.nan
+            win = wins[-1]  # the report period only: point-in-time pipeline is costly
+            c = coverage(src if deals is None else deals, period=win.period, as_of=win.cut, lookback_periods=1,
+                         fiscal_year_start_month=win.period.fiscal_year_start_month)
+            nxt = c[c["period"] == win.period.next().label]
+            cov[win.period.label] = _num(nxt["coverage"].iloc[0]) if len(nxt) else math.nan
+            # ... and the prior period's value from the same call: what this KPI read at the prior period's end
+            # (the report period's own coverage, measured at its start)
+            before = wins[-2] if len(wins) >= 2 else None
+            if (before is not None and before.period == win.period.previous()
+                    and before.cut == before.period.end_naive):
+                own = c[(c["period"] == win.period.label) & (c["measured_at"] == win.period.start_naive)]
+                cov[before.period.label] = _num(own["coverage"].iloc[0]) if len(own) else math.nan
             put("pipeline_coverage", cov)
 
     if has("activities", keys=["first_meetings", "proposals"]):
@@ -341,7 +348,9 @@ def kpi_history(source, *, period, as_of=None, periods: int = 12, breakdowns: bo
     come first, labelled ``attrs["last_year"]`` and ``attrs["ytd"]`` (``attrs["periods"]``: the history's
     labels). ``also``: more ``(period, as_of)`` windows computed in the same query (a pacing view's period to
     date, e.g. the quarter of a month report), labelled by their period; every KPI of a window is computed as
-    it would be alone, except pipeline coverage, which only the report period gets. ``deals``: a prepared
+    it would be alone, except pipeline coverage, which only the report period and the one before it get (from
+    one point-in-time query: the report period's coverage at its start is what the KPI read at the prior
+    period's end). ``deals``: a prepared
     :class:`~revops_lib.metrics.deal_history.DealHistory` of the source that pipeline coverage reads (shared
     with the caller's other point-in-time queries).
     """
@@ -560,13 +569,20 @@ def kpi_values(source, *, period, as_of=None, breakdowns: bool = True) -> pd.Dat
     return scorecard(source, period=period, as_of=as_of, breakdowns=breakdowns)[PUBLISHED_COLUMNS]
 
 
+def _moves_in_points(key) -> bool:
+    k = KPI_BY_KEY.get(str(key).split(":", 1)[0])
+    return True if k is None else k.moves_in_points
+
+
 def big_moves(card: pd.DataFrame, *, change: float = 0.25, points: float = 0.05, alpha: float = 0.05) -> pd.DataFrame:
     """KPIs whose change from the prior period is beyond noise, whether or not they have a target.
 
     A KPI (breakdowns left out) is listed when its move is at least the threshold — ``points`` (a fraction:
-    0.05 = 5 percentage points) for a rate, ``change`` (relative: 0.25 = 25 %) for any other unit — and, for
-    a count, when the two counts also differ beyond Poisson noise: the exact conditional test (value ~
-    Binomial(value + prior, ½)), two-sided p-value below ``alpha``. Largest relative moves first.
+    0.05 = 5 percentage points) for a rate, ``change`` (relative: 0.25 = 25 %) for any other unit and for a
+    ratio shown as a percentage whose level is not a share (next-period coverage, 116 % → 124 % is +7 %, not
+    "8 points": ``KPI.moves_in_points`` False) — and, for a count, when the two counts also differ beyond
+    Poisson noise: the exact conditional test (value ~ Binomial(value + prior, ½)), two-sided p-value below
+    ``alpha``. Largest relative moves first.
 
     Returns the card's rows with ``relative_change`` (NaN for rates) and ``p_value`` (counts only).
 
@@ -587,7 +603,7 @@ def big_moves(card: pd.DataFrame, *, change: float = 0.25, points: float = 0.05,
     for r in rows.to_dict("records"):
         value, prior = float(r["value"]), float(r["prior_value"])
         rel, p = math.nan, math.nan
-        if r["unit"] == "rate":
+        if r["unit"] == "rate" and _moves_in_points(r["kpi"]):
             if abs(value - prior) < points:
                 continue
         else:

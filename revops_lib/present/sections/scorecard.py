@@ -133,12 +133,13 @@ class Scorecard(Section):
         listed = set(self.card.kpi[self.card.status.isin(["off track", "at risk"])])
         moves = self.moves if self.moves is not None else self.card.iloc[0:0]
         for r in moves[~moves.kpi.isin(listed)].itertuples(index=False):
-            how = (fmt_change(r.change, r.unit, self.currency) if r.unit == "rate"
+            in_points = pd.isna(r.relative_change)  # a rate judged in points; otherwise a relative move
+            how = (fmt_change(r.change, r.unit, self.currency) if in_points
                    else fmt_pct(r.relative_change, 0, signed=True))
             why = ("" if pd.isna(r.p_value) else f", {fmt_pval(r.p_value)}")
             lines.append(f"- **{label(r.kpi)}** moved {how} ({fmt_value(r.prior_value, r.unit, self.currency)} → "
                          f"{fmt_value(r.value, r.unit, self.currency)}), beyond the ±"
-                         + (fmt_points(self.move_points).lstrip("+") if r.unit == "rate"
+                         + (fmt_points(self.move_points).lstrip("+") if in_points
                             else fmt_pct(self.move_change, 0))
                          + f" threshold{why}" + ("; it has no target." if pd.isna(r.target) else "."))
         if not lines:
