@@ -4,6 +4,7 @@ property tests, the demo's true rates, and the same numbers on PostgreSQL."""
 from __future__ import annotations
 
 import math
+import re
 
 import ibis
 import numpy as np
@@ -802,6 +803,18 @@ def test_analyze_flags_small_samples_and_suggests_a_longer_period(demo_dir):
     text = fr.findings().data
     assert "leads** were created in 2026-W40" in text and "too few" in text.lower()
     assert fr.deals is not None and fr.sales is not None and len(fr.trend)
+    # the latest mature weekly cohort reached Customer at 0.00% within 14-day steps: said as such, with where
+    # to read it instead (it read "the latest mature one (2026-W32) reached Customer at 0.00%")
+    assert re.search(r"the latest mature one \(2026-W\d\d\) reached Customer at 0\.00% \(each stage within 14 days "
+                     r"of the one before\); leads take longer than that to become Customer: read Lead → Customer in "
+                     r"a month's or quarter's report\.", text), text
+    name, value = fr.lead_to_last_headline()
+    assert re.fullmatch(r"Lead → Customer \(2026-W\d\d cohort, the latest mature, each stage within 14 days\)", name)
+    assert value == "0.00%"
+    q = funnel_section.analyze(demo_dir, period="2026-Q3")
+    name, value = q.lead_to_last_headline()
+    assert re.fullmatch(r"Lead → Customer \(20\d\d-Q\d cohort, the latest mature, each stage within 90 days\)", name)
+    assert value != "0.00%" and "in a month's or quarter's report" not in q.findings().data
 
 
 def test_the_small_sample_note_writes_counts_with_thousands_separators():

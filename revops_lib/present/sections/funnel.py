@@ -194,7 +194,9 @@ class FunnelReport(ChannelAndStageParts, Section):
         if not complete:
             return f"{name} (no mature cohort yet)", MISSING
         cohort, rate = complete[-1]
-        return f"{name} ({cohort} cohort, the latest mature)", fmt_pct(rate, 2)
+        days = tr.attrs.get("window_days")
+        within = f", each stage within {days:g} days" if days else ""
+        return f"{name} ({cohort} cohort, the latest mature{within})", fmt_pct(rate, 2)
 
     def small_rows(self) -> pd.DataFrame:
         return self.conversion[self.conversion["entered"] < self.min_sample]
@@ -241,8 +243,13 @@ class FunnelReport(ChannelAndStageParts, Section):
         name, value = self.lead_to_last_headline()
         if "latest mature" in name:  # the period's own cohort is still converting: say what a finished one did
             cohort = name[name.index("(") + 1:name.index(" cohort")]
+            days = self.trend.attrs.get("window_days")
+            within = f" (each stage within {days:g} days of the one before)" if days else ""
             reached += (f" — the cohort is not mature yet; the latest mature one ({cohort}) reached "
-                        f"{stage_label(self.stages[-1])} at {value}")
+                        f"{stage_label(self.stages[-1])} at {value}{within}")
+            if days and value == fmt_pct(0.0, 2):  # e.g. 14-day steps of weekly cohorts: too short to read it
+                reached += (f"; leads take longer than that to become {stage_label(self.stages[-1])}: read "
+                            f"Lead → {stage_label(self.stages[-1])} in a month's or quarter's report")
         b.append(f"**{n:,} leads** were created in {self.period}{change}{reached}.")
         moved = self.changes[self.changes["beyond_noise"]]
         if len(moved):
