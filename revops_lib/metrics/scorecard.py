@@ -350,9 +350,8 @@ def kpi_history(source, *, period, as_of=None, periods: int = 12, breakdowns: bo
     date, e.g. the quarter of a month report), labelled by their period; every KPI of a window is computed as
     it would be alone, except pipeline coverage, which only the report period and the one before it get (from
     one point-in-time query: the report period's coverage at its start is what the KPI read at the prior
-    period's end). ``deals``: a prepared
-    :class:`~revops_lib.metrics.deal_history.DealHistory` of the source that pipeline coverage reads (shared
-    with the caller's other point-in-time queries).
+    period's end). ``deals``: a prepared :class:`~revops_lib.metrics.deal_history.DealHistory` of the source
+    that pipeline coverage reads (shared with the caller's other point-in-time queries).
     """
     src = open_source(source)
     p = parse_period(period)
@@ -383,8 +382,9 @@ def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: p
         ``function, indicator, kpi, period, value, target, pct_of_target, prior_value, change, unit,
         last_year_value, ytd_value, ytd_target`` (the published columns), then ``label, higher_is_better,
         status, share_of_goal`` (what the status judges: the share of its goal, pro-rated for additive KPIs,
-        reached; 1 = met, lower = worse, also where lower is better). With ``prior=False`` the previous period is not computed (``prior_value`` and ``change`` are
-        NaN); with ``comparisons=False`` neither are last year and the year to date. A ``history`` (from
+        reached; 1 = met, lower = worse, also where lower is better). With ``prior=False`` the previous period
+        is not computed (``prior_value`` and ``change`` are NaN); with ``comparisons=False`` neither are last
+        year and the year to date. A ``history`` (from
         :func:`kpi_history`) gives the values instead of a query; its ``comparisons`` rows, when it has them,
         the last-year and YTD values.
 
