@@ -210,6 +210,42 @@ def test_stage_labels_of_the_default_and_of_custom_stage_columns(stage, expected
     assert fmt.stage_label(stage) == expected
 
 
+# --- one resolution for published tables (issue 16) --------------------------------------------------------------
+
+def test_published_frames_have_one_resolution_on_every_engine():
+    """``publish.normalised``: times as naive UTC microseconds (an engine may hand nanoseconds or an offset),
+    money to the cent (money columns, the table's own, and the values of ``currency`` rows); nothing else."""
+    from revops_lib.present.publish import normalised
+
+    df = pd.DataFrame({
+        "at": pd.DatetimeIndex([pd.Timestamp("2026-10-01 02:00:00.1234567", tz="+02:00")] * 2),
+        "day": pd.DatetimeIndex([pd.Timestamp("2026-10-01 00:00:00.0000019")] * 2),
+        "amount": [12.3456, -0.004], "rate": [0.123456, 0.5], "won": [1234.5678, 1.0],
+        "target": [1234.5678, 0.123456], "unit": ["currency", "rate"], "value": [10.0049, 0.123456],
+        "change": [-3.14159, 0.0101], "n": [3, 4]},
+        index=pd.DatetimeIndex(["2026-10-01 01:00:00.0000005+01:00", "2026-10-02"], tz="UTC"))
+    before = df.copy()
+    out = normalised(df)
+    assert str(out["at"].dtype) == str(out["day"].dtype) == "datetime64[us]"
+    assert out["at"].tolist() == [pd.Timestamp("2026-10-01 00:00:00.123456")] * 2  # converted to UTC, naive
+    assert out["day"].iloc[0] == pd.Timestamp("2026-10-01 00:00:00.000001")
+    assert out["amount"].tolist() == [12.35, -0.0] and out["rate"].tolist() == [0.123456, 0.5]
+    assert out["won"].tolist() == [1234.5678, 1.0]  # not money in every table ...
+    assert normalised(df, "coverage")["won"].tolist() == [1234.57, 1.0]  # ... money in coverage
+    # the unit's values: the currency row to the cent, the rate row as it was
+    assert out["value"].tolist() == [10.0, 0.123456] and out["target"].tolist() == [1234.57, 0.123456]
+    assert out["change"].tolist() == [-3.14, 0.0101] and out["n"].tolist() == [3, 4]
+    assert out.index.tz is None and str(out.index.dtype) == "datetime64[us]"
+    assert out.index[0] == pd.Timestamp("2026-10-01 00:00:00")  # the index's microseconds (.5 us cut)
+    pd.testing.assert_frame_equal(df, before)  # the caller's frame is left alone
+    # a row without a unit is not money; a naive index is already UTC
+    odd = pd.DataFrame({"unit": [None, "currency"], "value": [0.123456, 2.3456]},
+                       index=pd.DatetimeIndex(["2026-10-01 00:00:00.0000009", "2026-10-02"]))
+    out = normalised(odd)
+    assert out["value"].tolist() == [0.123456, 2.35]
+    assert out.index[0] == pd.Timestamp("2026-10-01") and str(out.index.dtype) == "datetime64[us]"
+
+
 # -- one label map (issue 14) ---------------------------------------------------------------------
 
 def test_one_label_map_for_keys_and_nothing_else():

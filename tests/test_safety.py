@@ -131,6 +131,23 @@ def test_csv_floats_are_written_as_pandas_writes_them_with_the_kits_float_format
     assert publish_mod.csv_bytes(df) == expected
 
 
+def test_csv_line_breaks_inside_text_and_the_index_and_headers():
+    """A carriage return inside a cell (not only at its start) becomes a line feed, so the cell stays quoted and
+    whole; a missing text cell is empty; the index (when written) and the headers are neutralised; lines end
+    with a line feed."""
+    import csv
+    import io
+
+    df = pd.DataFrame({"note": ["a\rb", "c\r\nd", None, "plain"], "=total": [1.5, None, 2.0, 3.0]},
+                      index=pd.Index(["=x", "y", "z", "w"], dtype=object))
+    text = publish_mod.csv_bytes(df, index=True).decode()
+    assert "\r" not in text and text.endswith("w,plain,3\n")
+    back = list(csv.reader(io.StringIO(text, newline="")))
+    assert back == [["", "note", "'=total"], ["'=x", "a\nb", "1.5"], ["y", "c\nd", ""], ["z", "", "2"],
+                    ["w", "plain", "3"]]
+    assert publish_mod.csv_bytes(df).decode().startswith('note,\'=total\n"a\nb",1.5\n"c\nd",\n,2\n')
+
+
 # --- credentials -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("url, shown, public", [
