@@ -210,6 +210,31 @@ def test_stage_labels_of_the_default_and_of_custom_stage_columns(stage, expected
     assert fmt.stage_label(stage) == expected
 
 
+@pytest.mark.parametrize("value, shown", [
+    (0.0, "0"), (-0.0, "0"), (0.01, "0.01"), (0.005, "0.005"), (0.0001, "0.0001"), (0.00009, "≈0"),
+    (-0.00009, "≈0"), (99.5, "99.50"), (100.4, "100"), (1234.0, "1,234"), (12.345, "12.35"), (float("nan"), "—"),
+])
+def test_a_number_without_a_format_of_its_own(value, shown):
+    """plain_number: two decimals below 100, whole numbers above, two significant digits below a cent, "≈0" below
+    a ten-thousandth; never scientific notation, never "-0"."""
+    assert plain_number(value) == shown
+
+
+def test_a_styled_table_shows_blanks_as_dashes_booleans_as_words_and_keeps_its_status_in_view():
+    from revops_lib.present.tables import style_table
+
+    df = pd.DataFrame({"kpi": ["Leads", "MQLs", "SQLs"], "share": [0.5, None, 2.0], "complete": [True, False, None],
+                       "Status": ["on track", "at risk", None]})
+    html = style_table(df).to_html()
+    body = html.split("</style>", 1)[1]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", body)
+    assert cells == ["Leads", "0.50", "yes", "on track", "MQLs", "—", "no", "at risk", "SQLs", "2", "—", "—"]
+    style = html.split("</style>", 1)[0]
+    assert re.search(r"td\.col3 \{[^}]*position: sticky", style)  # the Status column, cells and heading
+    assert re.search(r"th\.col_heading\.col3 \{[^}]*position: sticky", style)
+    assert "position: sticky" not in style_table(df.drop(columns="Status")).to_html()
+
+
 # --- one resolution for published tables (issue 16) --------------------------------------------------------------
 
 def test_published_frames_have_one_resolution_on_every_engine():

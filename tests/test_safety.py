@@ -64,9 +64,13 @@ def _table_html(df, **kw):
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
-def test_table_cells_and_headers_are_escaped(payload):
-    df = pd.DataFrame({"source": [payload, "ana@example.com"], payload: [1.5, 2.0]})
-    html = _table_html(df)
+@pytest.mark.parametrize("kw", [{}, {"labels": False}, {"index": True}, {"labels": False, "index": True}],
+                         ids=["labels", "raw-headers", "index", "raw-headers-index"])
+def test_table_cells_and_headers_are_escaped(payload, kw):
+    """Cells, headers (labelled or as given) and the index (when shown) are text, never markup."""
+    df = pd.DataFrame({"source": [payload, "ana@example.com"], payload: [1.5, 2.0]},
+                      index=pd.Index([payload, "x"], dtype=object))
+    html = _table_html(df, **kw)
     body = html.split("</style>", 1)[1]
     for tag in ("<img", "<script", "<svg", "<b "):
         assert tag not in body

@@ -7,6 +7,7 @@ identical data give identical HTML.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["style_table", "stable_id", "plain_number"]
@@ -72,7 +73,7 @@ def style_table(df: pd.DataFrame, formats: dict | None = None, *, index: bool = 
     for c in data.columns:  # a float column nobody formatted: plain digits, never 1.287e+05
         if c not in fm and pd.api.types.is_float_dtype(data[c]):
             fm[c] = plain_number
-        elif c not in fm and pd.api.types.is_bool_dtype(data[c]):  # a reader's yes / no, not Python's True
+        elif c not in fm and _booleans(data[c]):  # a reader's yes / no, not Python's True
             fm[c] = _yes_no
     styler = styler.format(fm, na_rep="—", escape="html")
     styler = styler.format_index(escape="html", axis=1)
@@ -122,6 +123,16 @@ def _heading(text: str) -> str:
     return text[0].upper() + text[1:]
 
 
+def _booleans(col: pd.Series) -> bool:
+    """A column of booleans: a bool dtype, or text-less values that are all True / False with blanks."""
+    if pd.api.types.is_bool_dtype(col):
+        return True
+    if col.dtype != object:
+        return False
+    values = col.dropna()
+    return len(values) > 0 and all(isinstance(v, (bool, np.bool_)) for v in values)
+
+
 def _yes_no(x) -> str:
     return "—" if x is None or x != x else ("yes" if x else "no")
 
@@ -133,7 +144,7 @@ def plain_number(x) -> str:
     v = float(x) + 0.0  # -0.0 + 0.0 is 0.0: never "-0"
     if v.is_integer() or abs(v) >= 100:
         return f"{v:,.0f}"
-    return f"{v:,.2f}" if abs(v) >= 0.01 or v == 0 else f"{v:.2g}" if abs(v) >= 1e-4 else "≈0"
+    return f"{v:,.2f}" if abs(v) >= 0.01 else f"{v:.2g}" if abs(v) >= 1e-4 else "≈0"  # (0 is whole: above)
 
 
 def stable_id(*parts) -> str:
