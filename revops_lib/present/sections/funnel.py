@@ -174,27 +174,34 @@ class FunnelReport(ChannelAndStageParts, Section):
             return 0.0 if len(t) else math.nan
         return float(t["cumulative_rate"].iloc[-1])
 
-    def lead_to_last_headline(self) -> tuple[str, str]:
-        """Lead → last stage from a finished cohort: the period's own when it is mature, else the latest mature
-        cohort of the trend (the product of its stage rates), named in the label — never an unfinished window."""
-        name = f"Lead → {stage_label(self.stages[-1])}"
+    def _lead_to_last_source(self) -> tuple[str | None, float | None]:
+        """Where Lead → last stage is read: ``(None, rate)`` from the period's own cohort (mature, or no trend
+        to say otherwise); ``("", None)`` when no cohort is mature yet; else ``(cohort, rate)`` of the latest
+        mature cohort of the trend, the product of its stage rates — never an unfinished window."""
         tr = self.trend
         if tr is None or tr.empty or "mature" not in tr:
-            return name, fmt_pct(self._lead_to_last(self.conversion), 2)
+            return None, self._lead_to_last(self.conversion)
         total = tr[tr["by"] == "all"] if "by" in tr.columns else tr
         chain = [(a, b) for a, b in pairs(self.stages)]
         complete = []
         for cohort, g in total.groupby("cohort", sort=False):
             g = g.set_index(["from_stage", "to_stage"])
             if all(pair in g.index for pair in chain) and bool(g["mature"].all()):
-                complete.append((cohort, float(np.prod([g.loc[pair, "rate"] for pair in chain]))))
-        last = str(total["cohort"].iloc[-1])
-        if complete and complete[-1][0] == last:
-            return name, fmt_pct(self._lead_to_last(self.conversion), 2)
-        if not complete:
+                complete.append((str(cohort), float(np.prod([g.loc[pair, "rate"] for pair in chain]))))
+        if complete and complete[-1][0] == str(total["cohort"].iloc[-1]):
+            return None, self._lead_to_last(self.conversion)
+        return complete[-1] if complete else ("", None)
+
+    def lead_to_last_headline(self) -> tuple[str, str]:
+        """Lead → last stage from a finished cohort (:meth:`_lead_to_last_source`), the cohort named in the
+        label when it is not the period's own: ``(label, formatted rate)``."""
+        name = f"Lead → {stage_label(self.stages[-1])}"
+        cohort, rate = self._lead_to_last_source()
+        if cohort is None:
+            return name, fmt_pct(rate, 2)
+        if not cohort:
             return f"{name} (no mature cohort yet)", MISSING
-        cohort, rate = complete[-1]
-        days = tr.attrs.get("window_days")
+        days = self.trend.attrs.get("window_days")
         within = f", each stage within {days:g} days" if days else ""
         return f"{name} ({cohort} cohort, the latest mature{within})", fmt_pct(rate, 2)
 
@@ -240,14 +247,13 @@ class FunnelReport(ChannelAndStageParts, Section):
                        f"({fmt_pct(last0, 2)} for {self.previous} at the same age)")
         else:
             reached = f"; none has reached {stage_label(self.stages[-1])} yet"
-        name, value = self.lead_to_last_headline()
-        if "latest mature" in name:  # the period's own cohort is still converting: say what a finished one did
-            cohort = name[name.index("(") + 1:name.index(" cohort")]
+        cohort, rate = self._lead_to_last_source()
+        if cohort:  # the period's own cohort is still converting: say what a finished one did
             days = self.trend.attrs.get("window_days")
             within = f" (each stage within {days:g} days of the one before)" if days else ""
             reached += (f" — the cohort is not mature yet; the latest mature one ({cohort}) reached "
-                        f"{stage_label(self.stages[-1])} at {value}{within}")
-            if days and value == fmt_pct(0.0, 2):  # e.g. 14-day steps of weekly cohorts: too short to read it
+                        f"{stage_label(self.stages[-1])} at {fmt_pct(rate, 2)}{within}")
+            if days and round(rate * 100, 2) == 0:  # reads 0.00%, e.g. 14-day steps of weekly cohorts: too short
                 reached += (f"; leads take longer than that to become {stage_label(self.stages[-1])}: read "
                             f"Lead → {stage_label(self.stages[-1])} in a month's or quarter's report")
         b.append(f"**{n:,} leads** were created in {self.period}{change}{reached}.")
