@@ -932,3 +932,35 @@ def test_the_test_across_segments_can_leave_out_the_leads_without_one():
     assert got["groups"].iloc[0] == 2 and got["chi2"].iloc[0] == pytest.approx(chi2)
     assert not got["differ"].iloc[0] and got["p_value"].iloc[0] == pytest.approx(p)
     assert (got["highest"].iloc[0], got["lowest"].iloc[0]) == ("ent", "smb")
+
+
+def test_lead_to_last_is_read_from_the_latest_mature_cohort_by_hand():
+    """The headline's Lead → Customer: the period's own cohort when it is mature, else the product of the stage
+    rates of the latest cohort whose every stage is mature, else none — on a hand-made trend."""
+    stages = ["lead", "mql", "customer"]
+
+    def trend(mature):  # two cohorts × two steps; `mature` per cohort
+        cohorts = (("2026-01", mature[0], (0.5, 0.2)), ("2026-02", mature[1], (0.4, 0.1)))
+        rows = [(c, a, b, r, m) for c, m, rates in cohorts
+                for (a, b), r in zip([("lead", "mql"), ("mql", "customer")], rates)]
+        t = pd.DataFrame(rows, columns=["cohort", "from_stage", "to_stage", "rate", "mature"])
+        t.attrs["window_days"] = 30
+        return t
+
+    fr = object.__new__(funnel_section.FunnelReport)
+    fr.stages = stages
+    fr.conversion = pd.DataFrame({"source": funnel_section.TOTAL, "from_stage": ["lead", "mql"],
+                                  "to_stage": ["mql", "customer"], "cumulative_rate": [0.4, 0.04]})
+    fr.trend = trend([True, True])  # the period's own (last) cohort is mature: its own rate
+    assert fr._lead_to_last_source() == (None, 0.04)
+    assert fr.lead_to_last_headline() == ("Lead → Customer", "4.00%")
+    fr.trend = trend([True, False])  # only 2026-01 is: 0.5 × 0.2
+    cohort, rate = fr._lead_to_last_source()
+    assert cohort == "2026-01" and rate == pytest.approx(0.1)
+    assert fr.lead_to_last_headline() == ("Lead → Customer (2026-01 cohort, the latest mature, each stage within 30 "
+                                          "days)", "10.00%")
+    fr.trend = trend([False, False])
+    assert fr._lead_to_last_source() == ("", None)
+    assert fr.lead_to_last_headline() == ("Lead → Customer (no mature cohort yet)", "—")
+    fr.trend = None  # no trend: the period's own
+    assert fr._lead_to_last_source() == (None, 0.04)
