@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import tomllib
 
 import nbformat
@@ -90,6 +91,19 @@ def test_mutation_testing_runs_each_metric_module_against_its_own_tests():
     # the period rules and the formatters are mutated too, against their own tests and every docstring example
     assert {"revops_lib/periods.py", "revops_lib/present/format.py", "revops_lib/stats.py"} <= set(conf["only_mutate"])
     assert {"tests/test_periods.py", "tests/test_rules.py", "tests/test_docstrings.py"} <= selected
+
+
+def test_mutation_testing_s_test_selection_collects_with_its_own_arguments():
+    """mutmut runs its selection with its own pytest arguments: they must collect cleanly (``-p no:warnings``
+    unregistered the ``filterwarnings`` mark that a test uses, so under ``--strict-markers`` every run stopped at
+    collection: "failed to collect stats")."""
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+    run = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", *conf["pytest_add_cli_args"],
+                          *conf["pytest_add_cli_args_test_selection"]],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    collected = re.search(r"^(\d+)(?:/\d+)? tests? collected", run.stdout, re.M)
+    assert collected and int(collected.group(1)) >= 500, run.stdout[-500:]
 
 
 def test_python_version_matches():
