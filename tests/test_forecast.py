@@ -1228,3 +1228,43 @@ def test_the_waterfall_chart_names_its_steps_as_its_table_does():
         "Starting", "New", "Pulled\nin", "Increased", "Won", "Lost", "Decreased", "Pushed\nout", "Ending"]
     assert [t.get_text() for t in ax.texts] == ["$100", "+$10", "+$5", "+$1", "-$40", "-$20", "-$1", "-$5", "$50"]
     plt.close(ax.figure)
+
+
+def test_rep_tables_leave_out_quota_columns_no_rep_has_and_say_why():
+    """A weekly report when quotas are set by month: the quota, attainment and coverage columns held only dashes.
+    Without a quota for the period (or the next one), or a forecast of any rep or team, those columns are left out
+    and a caption says why; with them, the columns stay. The caption is escaped (it carries parameters)."""
+    from revops_lib.metrics.reps import MORE_COLUMNS, REP_COLUMNS
+    from revops_lib.periods import parse_period
+
+    def reps(quota, next_quota, accuracy):
+        r = pd.DataFrame({c: [1.0, 2.0, 3.0] for c in REP_COLUMNS + MORE_COLUMNS})
+        r["owner"], r["team"] = ["ana", "all", "all"], ["t1", "t1", "all"]
+        r["small_sample"] = False
+        r["quota"], r["attainment"] = quota, (None if quota is None else 0.5)
+        r["next_quota"], r["coverage"] = next_quota, (None if next_quota is None else 2.0)
+        r["forecast_accuracy"], r["forecast_bias"] = accuracy, accuracy
+        return r.astype({c: float for c in ["quota", "attainment", "next_quota", "coverage", "forecast_accuracy",
+                                            "forecast_bias"]}).assign(owner=lambda d: d["owner"].astype(str))
+
+    def report(r, metric="revenue_won"):
+        r.attrs["next_period"] = "2026-W49"
+        return forecast_section.ForecastReport(period=parse_period("2026-W48"), as_of=pd.Timestamp("2026-11-30"),
+                                               reps=r, target_metric=metric, call_category="commit")
+
+    bare = report(reps(None, None, None), metric="<b>won</b>")
+    html = bare.rep_table().to_html()
+    assert ">Quota<" not in html and ">Attainment<" not in html and ">Revenue won<" in html
+    assert "No quota for 2026-W48 in targets (&lt;b&gt;won&lt;/b&gt; rows with an owner or team): quota and " \
+           "attainment are left out." in html
+    act = bare.rep_activity_table().to_html()
+    assert "Quota 2026-W49" not in act and ">Coverage<" not in act and "Forecast bias" not in act
+    assert ("No quota for 2026-W49 in targets (&lt;b&gt;won&lt;/b&gt; rows with an owner or team): quota and coverage "
+            "are left out. No commit forecast of 2026-W48 was submitted by a rep or team: accuracy and bias are left "
+            "out.") in act
+    assert "no quota for 2026-W48 in targets, so no attainment" in bare._reps_finding()
+    full = report(reps(100.0, 50.0, 0.9))
+    html, act = full.rep_table().to_html(), full.rep_activity_table().to_html()
+    assert ">Quota<" in html and ">Attainment<" in html and "<caption>" not in html
+    assert "Quota 2026-W49" in act and ">Coverage<" in act and "Forecast bias" in act and "<caption>" not in act
+    assert "no quota" not in full._reps_finding()

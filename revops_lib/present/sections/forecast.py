@@ -38,7 +38,7 @@ from revops_lib.present.publish import publish
 from revops_lib.present.section import Part, Section, needs_part
 from revops_lib.present.sections import segments as segment_views
 from revops_lib.present.tables import style_table
-from revops_lib.present.text import md
+from revops_lib.present.text import esc, md
 from revops_lib.sources import open_source
 
 FOOTNOTES = [
@@ -354,6 +354,8 @@ class ForecastReport(Section):
         if len(with_q):
             bits.append("teams: " + ", ".join(f"{label(t.team)} {fmt_pct(t.attainment)} of quota"
                                               for t in with_q.itertuples()))
+        if r["quota"].isna().all():
+            bits.append(f"no quota for {self.period.label} in targets, so no attainment")
         small = int(r.loc[r["owner"] != "all", "small_sample"].sum())
         if small:
             bits.append(f"{small:,} owner win rate{'s rest' if small != 1 else ' rests'} on fewer than "
@@ -547,12 +549,19 @@ class ForecastReport(Section):
         }).reset_index(drop=True)
         total = (r["owner"] == "all").to_numpy()
         small = r["small_sample"].to_numpy()
+        caption = []
+        if cut:
+            caption.append(f"{int((self.reps['owner'] != 'all').sum()):,} owners: the teams and the company here, "
+                           "every owner in rep_performance.csv.")
+        if self.reps["quota"].isna().all():  # e.g. a week when quotas are set by month: two columns of dashes
+            shown = shown.drop(columns=["Quota", "Attainment"])
+            caption.append(f"No quota for {self.period.label} in targets ({self.target_metric} rows with an owner "
+                           "or team): quota and attainment are left out.")
         styled = style_table(shown).apply(
             lambda row: ["font-weight: bold" if total[row.name] else ("color: #9a9a9a" if small[row.name] else "")
                          for _ in row], axis=1)
-        if cut:
-            styled = styled.set_caption(f"{int((self.reps['owner'] != 'all').sum()):,} owners: the teams and the "
-                                        "company here, every owner in rep_performance.csv.")
+        if caption:  # a caption is not escaped by the Styler: parameters in it are
+            styled = styled.set_caption(str(esc(" ".join(caption))))
         if self.rep_records is None:
             return styled
         return self.with_records(styled, self.rep_records, "rep_performance",
@@ -578,9 +587,19 @@ class ForecastReport(Section):
             f"Forecast accuracy ({self.call_category})": r["forecast_accuracy"].map(fmt_pct),
             "Forecast bias": r["forecast_bias"].map(lambda v: fmt_pct(v, signed=True)),
         }).reset_index(drop=True)
+        caption = []
+        if self.reps["next_quota"].isna().all():  # e.g. the next week when quotas are set by month
+            shown = shown.drop(columns=[f"Quota {nxt}", "Coverage"])
+            caption.append(f"No quota for {nxt} in targets ({self.target_metric} rows with an owner or team): "
+                           "quota and coverage are left out.")
+        if self.reps["forecast_accuracy"].isna().all() and self.reps["forecast_bias"].isna().all():
+            shown = shown.drop(columns=[f"Forecast accuracy ({self.call_category})", "Forecast bias"])
+            caption.append(f"No {self.call_category} forecast of {self.period.label} was submitted by a rep or "
+                           "team: accuracy and bias are left out.")
         total = (r["owner"] == "all").to_numpy()
-        return style_table(shown).apply(lambda row: ["font-weight: bold" if total[row.name] else "" for _ in row],
-                                        axis=1)
+        styled = style_table(shown).apply(lambda row: ["font-weight: bold" if total[row.name] else "" for _ in row],
+                                          axis=1)
+        return styled.set_caption(str(esc(" ".join(caption)))) if caption else styled
 
     @needs_part("reps")
     def rep_chart(self):
