@@ -771,3 +771,37 @@ def test_what_needs_attention_on_the_last_day_names_the_gap_not_a_weekly_rate():
     # two weeks left: a weekly run-rate, as METRICS.md defines it (700 in 2 weeks: 350 per week)
     assert "Quarter 2026-Q4 to date: **Leads** needs 350 per week for the remaining 2.0 weeks to reach 1,700." in text
     assert "per week for the remaining 0.1 weeks" not in text
+
+
+def test_the_pacing_table_shows_what_is_still_needed_and_explains_a_part_week():
+    """On 2026-11-30, one day before the month's end, "needed per week" read 1,969 leads for a gap of 281: the
+    pace a full week would need. The table now shows the gap itself (still needed) beside it and, with less than a
+    week left, a caption saying which is which; rates have neither."""
+    from revops_lib.periods import parse_period
+
+    def view(elapsed, actual, target):
+        weeks = (30 - elapsed) / 7
+        return pd.DataFrame({"kpi": ["leads", "revenue_won", "win_rate"], "unit": ["count", "currency", "rate"],
+                             "elapsed_days": [elapsed] * 3, "total_days": [30] * 3,
+                             "actual_to_date": actual, "target": target, "prorated_target": target,
+                             "weeks_left": [round(weeks, 2)] * 3,
+                             "weekly_run_rate_needed": [(target[0] - actual[0]) / weeks,
+                                                        max(target[1] - actual[1], 0) / weeks, float("nan")],
+                             "status": ["at risk", "on track", "on track"]})
+
+    def table(elapsed, actual, target):
+        sc = scorecard_section.Scorecard(period=parse_period("2026-11"), as_of=pd.Timestamp("2026-11-30"),
+                                         card=pd.DataFrame(), history=pd.DataFrame(),
+                                         pacing_views=[("Month 2026-11 to date", view(elapsed, actual, target))])
+        styled = sc.pacing_table()
+        return styled.data, styled.to_html()
+
+    data, html = table(29.0, [1860.0, 7e6, 0.5], [2141.0, 6.58e6, 0.55])
+    assert data["still needed"].tolist() == ["281", "$0", "—"]
+    assert data["needed per week"].tolist() == ["1,967", "$0", "—"]
+    assert list(data.columns).index("still needed") == list(data.columns).index("needed per week") - 1
+    assert ("<caption>Less than a week is left (1 day): still needed is what it must bring; needed per week is the "
+            "pace a full week would need to bring it.</caption>") in html
+    assert "(less than a day)" in table(29.5, [1860.0, 7e6, 0.5], [2141.0, 6.58e6, 0.55])[1]
+    data, html = table(16.0, [1000.0, 3e6, 0.5], [1700.0, 6.5e6, 0.55])  # two weeks left: no caption
+    assert data["still needed"].tolist() == ["700", "$3.50M", "—"] and "<caption>" not in html

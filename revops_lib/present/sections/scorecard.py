@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -194,15 +195,25 @@ class Scorecard(Section):
         title, pv = self.pacing_views[index]
         if pv.empty:
             return md(f"{title}: no KPI has a target for this period, so there is nothing to pace.")
+        # what the rest of the period must still bring (additive KPIs: those with a run-rate), beside the rate
+        still = [max(t - a, 0.0) if pd.notna(w) else math.nan
+                 for t, a, w in zip(pv.target, pv.actual_to_date, pv.weekly_run_rate_needed)]
         out = pd.DataFrame({
             "KPI": pv.kpi.map(label),
             "actual to date": [fmt_value(v, u, self.currency) for v, u in zip(pv.actual_to_date, pv.unit)],
             "pro-rated target": [fmt_value(v, u, self.currency) for v, u in zip(pv.prorated_target, pv.unit)],
             "period target": [fmt_value(v, u, self.currency) for v, u in zip(pv.target, pv.unit)],
+            "still needed": [fmt_value(v, u, self.currency) for v, u in zip(still, pv.unit)],
             "needed per week": [fmt_value(v, u, self.currency) for v, u in zip(pv.weekly_run_rate_needed, pv.unit)],
             "status": pv.status,
         })
-        return style_table(out)
+        styled = style_table(out)
+        left = float(pv.total_days.iloc[0] - pv.elapsed_days.iloc[0])
+        if 0 < left < 7:  # the weekly pace of a part week reads larger than what is needed: say what each is
+            days = f"{left:.0f} day{'s' if round(left) != 1 else ''}" if left >= 1 else "less than a day"
+            styled = styled.set_caption(f"Less than a week is left ({days}): still needed is what it must bring; "
+                                        "needed per week is the pace a full week would need to bring it.")
+        return styled
 
     def pacing_title(self, index: int = 0):
         if index >= len(self.pacing_views) or "pacing" in self.left_out:
