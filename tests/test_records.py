@@ -752,3 +752,12 @@ def test_a_result_without_rows_has_the_dtypes_of_one_with_rows(demo_dir, call):
     assert list(none.columns) == list(full.columns)
     assert none.dtypes.astype(str).to_dict() == full.dtypes.astype(str).to_dict()
     assert pd.concat([none, full]).dtypes.astype(str).to_dict() == full.dtypes.astype(str).to_dict()
+
+
+def test_an_empty_record_frame_has_the_dtypes_of_a_full_one():
+    """``_empty`` by hand (the slow sweep over every records function checks it through them): money float64,
+    counts int64, times datetime64[us], every other column str — not object."""
+    e = R._empty(["customer_id", "mrr", "n", "at", "movement"], money=["mrr"], ints=["n"], times=["at"])
+    assert e.empty and list(e.columns) == ["customer_id", "mrr", "n", "at", "movement"]
+    assert {c: str(t) for c, t in e.dtypes.items()} == {"customer_id": "str", "mrr": "float64", "n": "int64",
+                                                        "at": "datetime64[us]", "movement": "str"}

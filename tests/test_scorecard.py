@@ -610,6 +610,10 @@ def test_a_coverage_ratio_moves_relatively_not_in_points():
     assert ("**Next-period coverage** moved -28% (246.1% → 177.6%), beyond the ±25% threshold; it has no target."
             in text)
     assert "**NRR (12 m)** moved +6.3 pp (90.0% → 96.3%), beyond the ±5.0 pp threshold" in text
+    # a rate the registry does not know (a card built by hand) is read in points: +6 pp listed, +4 pp not
+    own = pd.DataFrame({"kpi": ["my_rate", "other_rate"], "unit": ["rate", "rate"], "value": [0.46, 0.44],
+                        "prior_value": [0.40, 0.40]}).assign(change=lambda d: d["value"] - d["prior_value"])
+    assert big_moves(own)["kpi"].tolist() == ["my_rate"]
 
 
 @pytest.mark.parametrize("kwargs", [dict(change=0.0), dict(points=0.0), dict(alpha=0.0), dict(alpha=1.0)])

@@ -570,7 +570,8 @@ def kpi_values(source, *, period, as_of=None, breakdowns: bool = True) -> pd.Dat
 
 
 def _moves_in_points(key) -> bool:
-    k = KPI_BY_KEY.get(str(key).split(":", 1)[0])
+    """Whether a move of rate KPI ``key`` is judged in points (a key the registry does not know: yes)."""
+    k = KPI_BY_KEY.get(str(key))
     return True if k is None else k.moves_in_points
 
 

@@ -215,8 +215,7 @@ def quota_table(source, periods: Iterable[str | Period], *, metric: str = "reven
 def _owner_teams(df: pd.DataFrame, p: Period, metric: str) -> dict[str, str]:
     """``{owner: team}`` for owners whose quota rows of ``p`` (its own label, else its weeks) name one team."""
     rows = df[df["owner"].notna() & df["target"].notna() & (df["metric"] == metric)]
-    labels = {p.label} | ({w.label for w in p.weeks()} if p.kind != "week" else set())
-    rows = rows[rows.period.isin(labels)]
+    rows = rows[rows.period.isin({p.label} | {w.label for w in p.weeks()})]  # a week's weeks are itself
     if rows.empty:
         return {}
     own = (rows["period"] == p.label).to_numpy()
