@@ -809,3 +809,20 @@ def test_the_pacing_table_shows_what_is_still_needed_and_explains_a_part_week():
     assert "(less than a day)" in table(29.5, [1860.0, 7e6, 0.5], [2141.0, 6.58e6, 0.55])[1]
     data, html = table(16.0, [1000.0, 3e6, 0.5], [1700.0, 6.5e6, 0.55])  # two weeks left: no caption
     assert data["still needed"].tolist() == ["700", "$3.50M", "—"] and "<caption>" not in html
+
+
+def test_share_of_goal_by_hand_is_nan_without_a_goal():
+    """``_share`` directly: NaN for no target, a zero target (either direction: a lower-is-better KPI with target
+    0 would read 0, "off track", not "no target"), no value, or an additive KPI before its period starts."""
+    from revops_lib.metrics.kpis import KPI_BY_KEY
+    from revops_lib.metrics.scorecard import _share
+
+    leads, cac, rate = KPI_BY_KEY["leads"], KPI_BY_KEY["cac"], KPI_BY_KEY["win_rate"]
+    for k in (leads, cac, rate):
+        for target in (None, math.nan, 0.0):
+            assert math.isnan(_share(k, 50.0, target, 0.5)), (k.key, target)
+        assert math.isnan(_share(k, math.nan, 100.0, 0.5)), k.key
+    assert math.isnan(_share(leads, 50.0, 100.0, 0.0))  # additive, nothing elapsed
+    assert _share(rate, 0.5, 0.55, 0.0) == pytest.approx(0.5 / 0.55)  # a rate does not pro-rate
+    assert _share(leads, 50.0, 100.0, 0.5) == pytest.approx(1.0)  # 50 of a pro-rated 50
+    assert _share(cac, 120.0, 100.0, 0.5) == pytest.approx(100 / 120)  # lower is better: goal / value
