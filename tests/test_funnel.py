@@ -442,7 +442,7 @@ def test_cohort_trend_counts_conversions_within_the_window_and_marks_immature_ce
     assert oct_["entered"].tolist() == [7, 5, 5, 2] and oct_["converted"].tolist() == [5, 3, 1, 0]
     # L4 was created 10-31 23:59:59 (under 3 days before as_of); the MQLs entered by 10-10
     # mature once (almost) every lead that entered from_stage has had 3 days: created->mql waits for L4
-    assert oct_["pending"].tolist() == [1, 0, 0, 0]
+    assert oct_["pending"].tolist() == [1, 0, 0, 0] and str(trend["pending"].dtype) == "int64"
     assert oct_["mature"].tolist() == [False, True, True, True]
     # a cohort whose period is not over yet is never mature
     mid = lead_funnel.cohort_trend(HAND, period="2026-10", as_of="2026-10-20", cohorts=1, window_days=3)

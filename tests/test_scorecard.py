@@ -393,6 +393,10 @@ def test_share_of_goal_is_what_the_status_judges():
         assert c.loc[~c["status"].isin(["on track", "at risk", "off track"]), "share_of_goal"].isna().all()
     c = status_card()
     assert c.loc["first_response_hours", "share_of_goal"] == pytest.approx(0.75)  # 1.5 h target / 2 h
+    # the card says which way is better, for an analyst's own ordering
+    assert c["higher_is_better"].map(type).eq(bool).all()
+    assert not c.loc["cac", "higher_is_better"] and not c.loc["first_response_hours", "higher_is_better"]
+    assert c.loc["leads", "higher_is_better"] and c.loc["win_rate", "higher_is_better"]
     assert status_card("2026-10-21").loc["revenue_won", "share_of_goal"] == pytest.approx(12000 / (12900 * 20 / 31))
 
 

@@ -147,6 +147,22 @@ def test_stuck_deals_use_the_won_and_lost_stages_given_over_the_inferred_ones():
     assert ("parked", "all") in set(zip(times["stage"], times["outcome"]))
 
 
+def test_stuck_deals_use_the_won_stages_given_over_the_inferred_ones():
+    """As above for won: the CRM closed W2 as won in a stage `signed`, so `signed` is inferred a won stage; given
+    the stages (the won ones too, not only the lost), `signed` is open and W2 has sat in it since August."""
+    h = pd.DataFrame({"opportunity_id": ["W1", "W1", "W1", "W2"],
+                      "changed_at": ts("2026-10-01", "2026-10-02", "2026-10-05", "2026-08-01"),
+                      "stage": ["discovery", "signed", "qualification", "signed"]})
+    o = pd.DataFrame({"opportunity_id": ["W1", "W2"], "created_at": ts("2026-10-01", "2026-08-01"),
+                      "close_date": [dt.date(2026, 12, 1), dt.date(2026, 8, 2)], "is_closed": [False, True],
+                      "is_won": [False, True], "amount": [1.0, 2.0], "stage": ["qualification", "signed"]})
+    f = {"opportunity_history": h, "opportunities": o}
+    assert stage_time.stuck_deals(f, period="2026-10").empty  # signed inferred won: W2 is a closed deal
+    got = stage_time.stuck_deals(f, period="2026-10", won_stages=["closed_won"], lost_stages=["closed_lost"])
+    assert got[["opportunity_id", "stage", "days_in_stage", "stage_p90_days"]].values.tolist() == [
+        ["W2", "signed", 92.0, 3.0]]
+
+
 def test_no_spell_in_the_period_gives_an_empty_table_with_the_columns():
     got = stage_time.time_in_stage(frames(), period="2026-06")
     assert got.empty and list(got.columns) == stage_time.TIME_IN_STAGE_COLUMNS

@@ -596,9 +596,9 @@ def cohort_trend(leads, *, period, as_of=None, cohorts: int = 12, window_days: f
         df["cohort"] = k.map(labels)
         df["cohort_start"] = k.map(starts)
         over = k.map(ends) <= cut_as_of
-        if "pending" not in df:
+        if "pending" not in df:  # no window: nothing is pending
             df["pending"] = 0
-        df["pending"] = df["pending"].fillna(0).astype("int64")
+        df["pending"] = df["pending"].astype("int64")  # every row has its count (as_int: never None)
         df["mature"] = over & (df["pending"] <= MATURE_PENDING_SHARE * df["entered"])
     else:  # no rows: the dtypes of rows (labels as text, cohort starts as dates, counts as integers)
         df["cohort"], df["cohort_start"] = pd.Series(dtype="str"), pd.Series(dtype=object)
