@@ -509,8 +509,12 @@ def test_channel_records_add_up_on_random_companies(data):
         "start_date": [(base + pd.Timedelta(days=int(d))).date() for d in rng.integers(0, 70, k)],
         "end_date": [None] * k})
     as_of = data.draw(st.sampled_from([None, "2026-10-17T06:00"]))
-    assert_channels_add_up(R.channel_economics_records(frames, period="2026-10", as_of=as_of),
-                           channel_economics(frames, period="2026-10", as_of=as_of))
+    r = R.channel_economics_records(frames, period="2026-10", as_of=as_of)
+    assert_channels_add_up(r, channel_economics(frames, period="2026-10", as_of=as_of))
+    # the documented order: by source (unattributed last), new customers first, then won deals, largest first
+    key = pd.DataFrame({"u": r["source"].eq("unattributed"), "s": r["source"], "n": -r["new_customer"],
+                        "w": -r["won"], "a": -r["amount"].fillna(-np.inf), "id": r["opportunity_id"]})
+    assert key.apply(tuple, axis=1).is_monotonic_increasing, r[["source", "new_customer", "won", "amount"]]
 
 
 # ---------------------------------------------------------------------------
