@@ -620,7 +620,32 @@ def test_a_coverage_ratio_moves_relatively_not_in_points():
     assert big_moves(own)["kpi"].tolist() == ["my_rate"]
 
 
-@pytest.mark.parametrize("kwargs", [dict(change=0.0), dict(points=0.0), dict(alpha=0.0), dict(alpha=1.0)])
+def test_an_average_over_too_few_items_is_no_move():
+    """The 2026-W48 page listed "Review rating moved -25% (5.00 → 3.75), beyond the ±25% threshold": one review
+    against four. An average whose count the card holds (``KPI.base``) is listed only when both periods' counts
+    reach ``min_base`` (30)."""
+    from revops_lib.metrics.scorecard import big_moves
+
+    def card(reviews, customers):
+        c = pd.DataFrame({"kpi": ["review_rating", "new_reviews", "avg_revenue_per_new_customer", "new_customers"],
+                          "unit": ["score", "count", "currency", "count"],
+                          "value": [3.75, reviews[0], 31800.0, customers[0]],
+                          "prior_value": [5.0, reviews[1], 16300.0, customers[1]]})
+        return c.assign(change=c["value"] - c["prior_value"])
+
+    assert big_moves(card((4, 1), (26, 29)))["kpi"].tolist() == []
+    assert big_moves(card((40, 31), (30, 30)))["kpi"].tolist() == ["avg_revenue_per_new_customer", "review_rating"]
+    assert big_moves(card((40, 29), (29, 30)))["kpi"].tolist() == []  # one period below is enough
+    assert big_moves(card((4, 1), (26, 29)), min_base=0)["kpi"].tolist() == ["avg_revenue_per_new_customer",
+                                                                             "review_rating"]
+    assert big_moves(card((float("nan"), 40), (40, 40)))["kpi"].tolist() == ["avg_revenue_per_new_customer"]
+    # without its count in the card (a card built by hand) an average is judged as before
+    assert big_moves(card((4, 1), (26, 29)).iloc[[0, 2]])["kpi"].tolist() == ["avg_revenue_per_new_customer",
+                                                                               "review_rating"]
+
+
+@pytest.mark.parametrize("kwargs", [dict(change=0.0), dict(points=0.0), dict(alpha=0.0), dict(alpha=1.0),
+                                    dict(min_base=-1)])
 def test_big_moves_reject_thresholds_that_are_not_positive(kwargs):
     from revops_lib.errors import ParameterError
     from revops_lib.metrics.scorecard import big_moves

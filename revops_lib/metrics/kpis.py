@@ -26,6 +26,7 @@ class KPI:
     breakdown: bool = False
     ytd: bool = True  # False for a stock measured at one instant (its year to date is its value)
     moves_in_points: bool = True  # a rate whose move is judged in points; False: relatively (a ratio such as coverage)
+    base: str = ""  # an average's sample size: the count KPI it is taken over (review rating: new reviews)
 
 
 def _k(key, function, indicator, unit, label, tables, definition, **kw):
@@ -69,7 +70,7 @@ KPIS: list[KPI] = [
     _k("new_customers", "sales", "lagging", "count", "New customers", ["opportunities"],
        "distinct accounts with a first won new_business opportunity in the period", additive=True),
     _k("avg_revenue_per_new_customer", "sales", "lagging", "currency", "Revenue per new customer", ["opportunities"],
-       "new-business revenue won / new customers"),
+       "new-business revenue won / new customers", base="new_customers"),
     _k("win_rate", "sales", "lagging", "rate", "Win rate (count)", ["opportunities"],
        "won / (won + lost), opportunities closed in the period"),
     _k("win_rate_amount", "sales", "lagging", "rate", "Win rate (amount)", ["opportunities"],
@@ -85,7 +86,7 @@ KPIS: list[KPI] = [
     _k("new_reviews", "customer_success", "leading", "count", "New reviews", ["reviews"],
        "reviews posted in the period", additive=True),
     _k("review_rating", "customer_success", "leading", "score", "Review rating", ["reviews"],
-       "mean rating (1–5) of reviews posted in the period"),
+       "mean rating (1–5) of reviews posted in the period", base="new_reviews"),
     _k("csat", "customer_success", "lagging", "rate", "CSAT", ["support_tickets"],
        "share of rated tickets created in the period with csat 4–5"),
     _k("ces", "customer_success", "lagging", "score", "CES", ["support_tickets"],

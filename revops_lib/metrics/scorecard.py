@@ -575,7 +575,8 @@ def _moves_in_points(key) -> bool:
     return True if k is None else k.moves_in_points
 
 
-def big_moves(card: pd.DataFrame, *, change: float = 0.25, points: float = 0.05, alpha: float = 0.05) -> pd.DataFrame:
+def big_moves(card: pd.DataFrame, *, change: float = 0.25, points: float = 0.05, alpha: float = 0.05,
+              min_base: int = 30) -> pd.DataFrame:
     """KPIs whose change from the prior period is beyond noise, whether or not they have a target.
 
     A KPI (breakdowns left out) is listed when its move is at least the threshold — ``points`` (a fraction:
@@ -583,7 +584,9 @@ def big_moves(card: pd.DataFrame, *, change: float = 0.25, points: float = 0.05,
     ratio shown as a percentage whose level is not a share (next-period coverage, 116 % → 124 % is +7 %, not
     "8 points": ``KPI.moves_in_points`` False) — and, for a count, when the two counts also differ beyond
     Poisson noise: the exact conditional test (value ~ Binomial(value + prior, ½)), two-sided p-value below
-    ``alpha``. Largest relative moves first.
+    ``alpha``. An average over a count the card also holds (``KPI.base``: the review rating over new reviews,
+    revenue per new customer over new customers) is left out when either period's count is below ``min_base``:
+    a rating of 5.00 on one review against 3.75 on four is no move. Largest relative moves first.
 
     Returns the card's rows with ``relative_change`` (NaN for rates) and ``p_value`` (counts only).
 
@@ -595,14 +598,19 @@ def big_moves(card: pd.DataFrame, *, change: float = 0.25, points: float = 0.05,
     """
     from scipy.stats import binomtest
 
-    if not (0 < change and 0 < points and 0 < alpha < 1):
+    if not (0 < change and 0 < points and 0 < alpha < 1 and min_base >= 0):
         from revops_lib.errors import ParameterError
 
-        raise ParameterError("`change` and `points` must be positive and `alpha` between 0 and 1.")
+        raise ParameterError("`change` and `points` must be positive, `alpha` between 0 and 1 and `min_base` not "
+                             "negative.")
     rows = card[~card["kpi"].astype(str).str.contains(":") & card["value"].notna() & card["prior_value"].notna()]
+    counts = {str(k): (v, p) for k, v, p in zip(card["kpi"], card["value"], card["prior_value"])}
     out = []
     for r in rows.to_dict("records"):
         value, prior = float(r["value"]), float(r["prior_value"])
+        k = KPI_BY_KEY.get(str(r["kpi"]))
+        if k is not None and k.base in counts and not all(float(n) >= min_base for n in counts[k.base]):
+            continue  # an average over too few (or unknown) items: its move is mostly noise
         rel, p = math.nan, math.nan
         if r["unit"] == "rate" and _moves_in_points(r["kpi"]):
             if abs(value - prior) < points:
