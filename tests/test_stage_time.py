@@ -127,40 +127,26 @@ def test_time_in_stage_by_another_column_is_refused():
         stage_time.time_in_stage(frames(), period="2026-10", by="stage")
 
 
-def test_stuck_deals_use_the_won_and_lost_stages_given_over_the_inferred_ones():
-    """The CRM closed P2 as lost in a stage `parked`, so `parked` is inferred a lost stage; given the stages,
-    `parked` is open: P1 spent 3 days there in October (its p90) and P2 has been parked since August (stuck)."""
+@pytest.mark.parametrize("stage, won", [("parked", False), ("signed", True)])
+def test_stuck_deals_use_the_won_and_lost_stages_given_over_the_inferred_ones(stage, won):
+    """The CRM closed P2 as lost in a stage `parked` (or as won in `signed`), so that stage is inferred a lost (won)
+    stage; given the stages — the won ones as well as the lost — it is open: P1 spent 3 days there in October (its
+    p90) and P2 has sat in it since August (stuck)."""
     h = pd.DataFrame({"opportunity_id": ["P1", "P1", "P1", "P2"],
                       "changed_at": ts("2026-10-01", "2026-10-02", "2026-10-05", "2026-08-01"),
-                      "stage": ["discovery", "parked", "qualification", "parked"]})
+                      "stage": ["discovery", stage, "qualification", stage]})
     o = pd.DataFrame({"opportunity_id": ["P1", "P2"], "created_at": ts("2026-10-01", "2026-08-01"),
                       "close_date": [dt.date(2026, 12, 1), dt.date(2026, 8, 2)], "is_closed": [False, True],
-                      "is_won": [False, False], "amount": [1.0, 2.0], "stage": ["qualification", "parked"]})
+                      "is_won": [False, won], "amount": [1.0, 2.0], "stage": ["qualification", stage]})
     f = {"opportunity_history": h, "opportunities": o}
-    assert stage_time.stuck_deals(f, period="2026-10").empty  # parked inferred lost: P2 is a closed deal
+    assert stage_time.stuck_deals(f, period="2026-10").empty  # inferred closed: P2 is a closed deal
     stages = dict(won_stages=["closed_won"], lost_stages=["closed_lost"])
     got = stage_time.stuck_deals(f, period="2026-10", **stages)
     assert got[["opportunity_id", "stage", "days_in_stage", "stage_p90_days"]].values.tolist() == [
-        ["P2", "parked", 92.0, 3.0]]
+        ["P2", stage, 92.0, 3.0]]
     times, stuck = stage_time.stage_time_tables(f, period="2026-10", **stages)
     pd.testing.assert_frame_equal(stuck, got)
-    assert ("parked", "all") in set(zip(times["stage"], times["outcome"]))
-
-
-def test_stuck_deals_use_the_won_stages_given_over_the_inferred_ones():
-    """As above for won: the CRM closed W2 as won in a stage `signed`, so `signed` is inferred a won stage; given
-    the stages (the won ones too, not only the lost), `signed` is open and W2 has sat in it since August."""
-    h = pd.DataFrame({"opportunity_id": ["W1", "W1", "W1", "W2"],
-                      "changed_at": ts("2026-10-01", "2026-10-02", "2026-10-05", "2026-08-01"),
-                      "stage": ["discovery", "signed", "qualification", "signed"]})
-    o = pd.DataFrame({"opportunity_id": ["W1", "W2"], "created_at": ts("2026-10-01", "2026-08-01"),
-                      "close_date": [dt.date(2026, 12, 1), dt.date(2026, 8, 2)], "is_closed": [False, True],
-                      "is_won": [False, True], "amount": [1.0, 2.0], "stage": ["qualification", "signed"]})
-    f = {"opportunity_history": h, "opportunities": o}
-    assert stage_time.stuck_deals(f, period="2026-10").empty  # signed inferred won: W2 is a closed deal
-    got = stage_time.stuck_deals(f, period="2026-10", won_stages=["closed_won"], lost_stages=["closed_lost"])
-    assert got[["opportunity_id", "stage", "days_in_stage", "stage_p90_days"]].values.tolist() == [
-        ["W2", "signed", 92.0, 3.0]]
+    assert (stage, "all") in set(zip(times["stage"], times["outcome"]))
 
 
 def test_no_spell_in_the_period_gives_an_empty_table_with_the_columns():
