@@ -266,20 +266,23 @@ def test_a_kernel_stopped_from_two_threads_at_once_is_stopped_once(tmp_path):
 
 @pytest.mark.notebook
 def test_kernels_spill_into_the_run_folder(tmp_path):
-    """A report kernel's DuckDB spills into the run's private folder (removed with the run), one folder per process."""
+    """A report kernel's DuckDB spills into the run's private folder (removed with the run), one folder per process,
+    and the kernel's other temporary files go there too (its TMPDIR)."""
     from revops_lib.runner.kernels import KernelPool
 
     pool = KernelPool(1, tmp_path, rundir=tmp_path)
     try:
         k = pool.acquire()
-        k._run_cells(["import os, revops_lib.sources as s\n"
+        k._run_cells(["import os, tempfile, revops_lib.sources as s\n"
                       "open(os.path.join(os.environ[s.ENGINE_TMP_ENV], 'seen.txt'), 'w')"
-                      ".write(s.duckdb_config()['temp_directory'] + '|' + str(os.getpid()))"])
+                      ".write(s.duckdb_config()['temp_directory'] + '|' + str(os.getpid()) + '|' + "
+                      "tempfile.gettempdir())"])
         pool.release(k)
     finally:
         pool.close()
-    folder, pid = (tmp_path / "seen.txt").read_text().split("|")
+    folder, pid, tmp = (tmp_path / "seen.txt").read_text().split("|")
     assert folder == str(tmp_path / f"revops-engine-{pid}")
+    assert tmp == str(tmp_path)  # any other temporary file of the kernel too
 
 
 @pytest.mark.notebook

@@ -114,8 +114,9 @@ class _Kernel:
         self.km.revops_clients = []  # clients to close after each notebook (see close_clients)
         from revops_lib.sources import ENGINE_TMP_ENV
 
-        # DuckDB spills into the run's folder
-        env = {**(env or {}), **({ENGINE_TMP_ENV: str(rundir)} if rundir else {})}
+        # DuckDB spills into the run's folder, and so does any other temporary file of the kernel (TMPDIR): a
+        # kernel stopped mid-import (a run refused by validation) leaves nothing beside the run's folder
+        env = {**(env or {}), **({ENGINE_TMP_ENV: str(rundir), "TMPDIR": str(rundir)} if rundir else {})}
         start_kw = {"env": {**os.environ, **env}} if env else {}
         self.cwd = Path(cwd)
         self.uses = 0
