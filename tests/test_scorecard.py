@@ -230,6 +230,7 @@ def test_pacing_at_first_and_last_day(as_of, elapsed, status):
         assert row["status"] == status
     if elapsed == 31.0:
         assert row["weeks_left"] == 0 and math.isnan(row["weekly_run_rate_needed"])
+        assert math.isnan(row["still_needed"])  # the period is over: nothing left to bring
         assert row["status"] == "off track"  # 12000 / 15000 = 0.8 < 0.85
     if elapsed == 1.0:
         assert row["weekly_run_rate_needed"] == pytest.approx((15000 - 0) / (30 / 7))
@@ -458,10 +459,12 @@ def test_pacing_in_mid_month_pro_rates_counts_and_money_but_not_rates():
     assert rev["pct_of_prorated"] == pytest.approx(12000 / (12900 * 20 / 31))  # 1.4419
     assert rev["weeks_left"] == pytest.approx(1.57)  # 11 days / 7, rounded to 2 decimals
     assert rev["weekly_run_rate_needed"] == pytest.approx((12900 - 12000) / (11 / 7))  # 572.73
+    assert rev["still_needed"] == pytest.approx(900.0)
     assert rev["status"] == "on track"
     rate = p.loc["email_open_rate"]
     assert rate["prorated_target"] == 0.27 and rate["pct_of_prorated"] == pytest.approx(0.25 / 0.27)
     assert math.isnan(rate["weekly_run_rate_needed"]) and rate["status"] == "at risk"
+    assert math.isnan(rate["still_needed"])  # a rate has no gap to add up
     cac = p.loc["cac"]
     assert cac["prorated_target"] == 2000.0 and cac["pct_of_prorated"] == pytest.approx(1120 / 2000)
     assert cac["status"] == "on track"
@@ -559,6 +562,7 @@ def test_month_to_date_view_of_a_weekly_report_runs_to_the_end_of_the_week():
     assert rev["pct_of_prorated"] == pytest.approx(12000 / (12900 * 25 / 31))  # 1.153
     assert rev["status"] == "on track"  # at risk against the whole month's 12900
     assert rev["weekly_run_rate_needed"] == pytest.approx((12900 - 12000) / (6 / 7))  # 1050
+    assert rev["still_needed"] == pytest.approx(900.0)
     # the tickets of 10-22 and 10-23 are before 10-26: first response 2 h vs 1.5 h, lower is better
     assert mtd.loc["first_response_hours", "actual_to_date"] == 2.0
     assert mtd.loc["first_response_hours", "status"] == "off track"  # 1.5 / 2 = 0.75
@@ -791,6 +795,7 @@ def test_what_needs_attention_on_the_last_day_names_the_gap_not_a_weekly_rate():
         return pd.DataFrame({"kpi": ["leads", "revenue_won"], "unit": ["count", "currency"],
                              "elapsed_days": [elapsed] * 2, "total_days": [30] * 2,
                              "actual_to_date": actual, "target": target, "weeks_left": [round(weeks, 2)] * 2,
+                             "still_needed": [t - a for a, t in zip(actual, target)],
                              "weekly_run_rate_needed": [(t - a) / weeks for a, t in zip(actual, target)],
                              "status": ["at risk"] * 2})
 
@@ -818,6 +823,7 @@ def test_the_pacing_table_shows_what_is_still_needed_and_explains_a_part_week():
                              "elapsed_days": [elapsed] * 3, "total_days": [30] * 3,
                              "actual_to_date": actual, "target": target, "prorated_target": target,
                              "weeks_left": [round(weeks, 2)] * 3,
+                             "still_needed": [target[0] - actual[0], max(target[1] - actual[1], 0), float("nan")],
                              "weekly_run_rate_needed": [(target[0] - actual[0]) / weeks,
                                                         max(target[1] - actual[1], 0) / weeks, float("nan")],
                              "status": ["at risk", "on track", "on track"]})

@@ -504,9 +504,10 @@ def pacing(source, *, period, as_of=None, on_track: float = 0.95, at_risk: float
     -------
     DataFrame
         ``kpi, label, unit, period, as_of, elapsed_days, total_days, actual_to_date, target,
-        prorated_target, pct_of_prorated, weeks_left, weekly_run_rate_needed, status``.
-        Additive KPIs (counts, money) are pro-rated by elapsed days; rates and averages compare
-        with the full target and have no run-rate.
+        prorated_target, pct_of_prorated, weeks_left, still_needed, weekly_run_rate_needed, status``.
+        Additive KPIs (counts, money) are pro-rated by elapsed days; ``still_needed`` = target − actual to
+        date (0 once reached) and the run-rate = that / weeks left, while the period runs. Rates and
+        averages compare with the full target and have neither.
     """
     src = open_source(source)
     p = parse_period(period)
@@ -524,17 +525,17 @@ def pacing(source, *, period, as_of=None, on_track: float = 0.95, at_risk: float
     for r in with_target.itertuples(index=False):
         k = kpi(r.kpi)
         prorated = r.target * frac if k.additive else r.target
-        need = ((r.target - r.value) / weeks_left if k.additive and weeks_left > 0 and not math.isnan(r.value)
-                else math.nan)
+        gap = (max(r.target - r.value, 0.0) if k.additive and weeks_left > 0 and not math.isnan(r.value)
+               else math.nan)
         rows.append(dict(kpi=r.kpi, label=r.label, unit=r.unit, period=p.label, as_of=cut,
                          elapsed_days=round(elapsed_days, 2), total_days=total_days, actual_to_date=r.value,
                          target=r.target, prorated_target=prorated,
                          pct_of_prorated=ratio(r.value, prorated) if prorated else math.nan,
-                         weeks_left=round(weeks_left, 2),
-                         weekly_run_rate_needed=max(need, 0.0) if not math.isnan(need) else math.nan,
+                         weeks_left=round(weeks_left, 2), still_needed=gap,
+                         weekly_run_rate_needed=gap / weeks_left if not math.isnan(gap) else math.nan,
                          status=_status(k, r.value, r.target, frac, on_track, at_risk)))
     cols = ["kpi", "label", "unit", "period", "as_of", "elapsed_days", "total_days", "actual_to_date", "target",
-            "prorated_target", "pct_of_prorated", "weeks_left", "weekly_run_rate_needed", "status"]
+            "prorated_target", "pct_of_prorated", "weeks_left", "still_needed", "weekly_run_rate_needed", "status"]
     return pd.DataFrame(rows, columns=cols)
 
 

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -124,7 +123,7 @@ class Scorecard(Section):
                 goal = fmt_value(r.target, r.unit, self.currency)
                 if r.weeks_left < 1:  # "per week for the remaining 0.1 weeks" overstates a last day's gap 7-fold
                     days = max(1, round(r.total_days - r.elapsed_days))
-                    more = fmt_value(max(r.target - r.actual_to_date, 0.0), r.unit, self.currency)
+                    more = fmt_value(r.still_needed, r.unit, self.currency)
                     lines.append(f"- {title}: **{label(r.kpi)}** needs {more} more in the remaining {days} "
                                  f"day{'' if days == 1 else 's'} to reach {goal}.")
                     continue
@@ -195,15 +194,12 @@ class Scorecard(Section):
         title, pv = self.pacing_views[index]
         if pv.empty:
             return md(f"{title}: no KPI has a target for this period, so there is nothing to pace.")
-        # what the rest of the period must still bring (additive KPIs: those with a run-rate), beside the rate
-        still = [max(t - a, 0.0) if pd.notna(w) else math.nan
-                 for t, a, w in zip(pv.target, pv.actual_to_date, pv.weekly_run_rate_needed)]
         out = pd.DataFrame({
             "KPI": pv.kpi.map(label),
             "actual to date": [fmt_value(v, u, self.currency) for v, u in zip(pv.actual_to_date, pv.unit)],
             "pro-rated target": [fmt_value(v, u, self.currency) for v, u in zip(pv.prorated_target, pv.unit)],
             "period target": [fmt_value(v, u, self.currency) for v, u in zip(pv.target, pv.unit)],
-            "still needed": [fmt_value(v, u, self.currency) for v, u in zip(still, pv.unit)],
+            "still needed": [fmt_value(v, u, self.currency) for v, u in zip(pv.still_needed, pv.unit)],
             "needed per week": [fmt_value(v, u, self.currency) for v, u in zip(pv.weekly_run_rate_needed, pv.unit)],
             "status": pv.status,
         })
