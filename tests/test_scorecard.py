@@ -54,6 +54,51 @@ def test_each_kpi_on_hand_computed_frames(key, expected):
     assert got == pytest.approx(expected), key
 
 
+# The sample size behind each rate and average of October (``n``) and September (``prior_n``, no rows: 0)
+EXPECTED_N_OCT = {
+    "landing_conversion_rate": 1400, "email_open_rate": 1000, "email_click_rate": 1000,  # prospects' 1000 of 1300
+    "cost_per_lead": 3, "win_rate": 2, "win_rate_amount": 2, "sales_cycle_days": 1,  # 2 closed, 1 won
+    "avg_revenue_per_new_customer": 1, "cac": 1, "review_rating": 1,
+}
+
+
+@pytest.mark.parametrize("key", sorted(EXPECTED_N_OCT))
+def test_the_card_gives_the_size_of_each_rate_and_average(key):
+    row = oct_card().loc[key]
+    assert (row["n"], row["prior_n"]) == (EXPECTED_N_OCT[key], 0), key
+
+
+def test_counts_money_and_stocks_have_no_size():
+    c = oct_card()
+    sizeless = [k for k in EXPECTED_OCT if k not in EXPECTED_N_OCT and k not in
+                ("csat", "ces", "first_response_hours", "logo_retention_12m", "nrr_12m", "grr_12m")]
+    assert "leads" in sizeless and "open_pipeline" in sizeless and "revenue_won" in sizeless
+    assert c.loc[sizeless, ["n", "prior_n"]].isna().all().all()
+
+
+def test_ticket_kpis_count_the_tickets_each_is_taken_over():
+    """CSAT is a share of rated tickets, CES the mean over tickets with a CES, first response the median over
+    tickets answered before the cut-off: four tickets, of which 3 rated, 2 with a CES, 1 answered (K5's answer
+    comes after the end of October)."""
+    f = valid_frames()
+    f["support_tickets"] = pd.DataFrame({
+        "ticket_id": ["K1", "K2", "K3", "K4", "K5"],
+        "created_at": ts("2026-10-22 08:00", "2026-10-23 09:00", "2026-10-24 09:00", "2026-10-25 09:00",
+                         "2026-10-31 22:00"),
+        "customer_id": ["A1"] * 5,
+        "first_response_at": ts("2026-10-22 10:00", None, None, None, "2026-11-01 01:00"),
+        "resolved_at": ts("2026-10-23 08:00", None, None, None, None),
+        "csat": [5, None, 3, 4, None],
+        "ces": [2, None, None, 6, None],
+    })
+    c = card(f)
+    assert c.loc["csat", "value"] == pytest.approx(2 / 3) and c.loc["csat", "n"] == 3
+    assert c.loc["ces", "value"] == 4.0 and c.loc["ces", "n"] == 2
+    assert c.loc["first_response_hours", "value"] == 2.0 and c.loc["first_response_hours", "n"] == 1
+    nov = card(f, period="2026-11").loc[["csat", "ces", "first_response_hours"]]
+    assert nov["prior_n"].tolist() == [3, 2, 1] and nov["n"].tolist() == [0, 0, 0]  # October as at its end
+
+
 def test_breakdowns_use_key_value():
     c = card(valid_frames())
     assert c.loc["leads:organic_search", "value"] == 1
@@ -311,6 +356,12 @@ def test_trailing_retention_kpis_on_a_ledger_with_churn_contraction_and_expansio
     assert row["value"] == pytest.approx(value, abs=1e-12)
     assert row["prior_value"] == pytest.approx(prior, abs=1e-12)
     assert row["change"] == pytest.approx(value - prior, abs=1e-12)
+
+
+def test_trailing_retention_kpis_are_sized_by_their_base_customers():
+    c = retention_card()
+    assert c.loc[list(TRAILING_OCT), "n"].tolist() == [4, 4, 4]  # October 2025's base
+    assert c.loc[list(TRAILING_OCT), "prior_n"].tolist() == [3, 3, 3]  # September 2025's
 
 
 def test_logo_retention_nrr_and_grr_are_three_different_numbers():
@@ -626,26 +677,68 @@ def test_a_coverage_ratio_moves_relatively_not_in_points():
 
 def test_an_average_over_too_few_items_is_no_move():
     """The 2026-W48 page listed "Review rating moved -25% (5.00 → 3.75), beyond the ±25% threshold": one review
-    against four. An average whose count the card holds (``KPI.base``) is listed only when both periods' counts
-    reach ``min_base`` (30)."""
+    against four. A value that is not a count or a share, whose size the card gives (``n``, ``prior_n``), is
+    listed only when both periods' sizes reach ``min_base`` (30)."""
     from revops_lib.metrics.scorecard import big_moves
 
-    def card(reviews, customers):
-        c = pd.DataFrame({"kpi": ["review_rating", "new_reviews", "avg_revenue_per_new_customer", "new_customers"],
-                          "unit": ["score", "count", "currency", "count"],
-                          "value": [3.75, reviews[0], 31800.0, customers[0]],
-                          "prior_value": [5.0, reviews[1], 16300.0, customers[1]]})
+    def card(reviews, customers, cycle=(40, 40)):
+        c = pd.DataFrame({"kpi": ["review_rating", "avg_revenue_per_new_customer", "sales_cycle_days"],
+                          "unit": ["score", "currency", "days"], "value": [3.75, 31800.0, 60.0],
+                          "prior_value": [5.0, 16300.0, 40.0], "n": [reviews[0], customers[0], cycle[0]],
+                          "prior_n": [reviews[1], customers[1], cycle[1]]})
         return c.assign(change=c["value"] - c["prior_value"])
 
-    assert big_moves(card((4, 1), (26, 29)))["kpi"].tolist() == []
-    assert big_moves(card((40, 31), (30, 30)))["kpi"].tolist() == ["avg_revenue_per_new_customer", "review_rating"]
-    assert big_moves(card((40, 29), (29, 30)))["kpi"].tolist() == []  # one period below is enough
+    assert big_moves(card((4, 1), (26, 29), (29, 40)))["kpi"].tolist() == []
+    assert big_moves(card((40, 31), (30, 30)))["kpi"].tolist() == ["avg_revenue_per_new_customer",
+                                                                   "sales_cycle_days", "review_rating"]
+    assert big_moves(card((40, 29), (29, 30), (40, 29)))["kpi"].tolist() == []  # one period below is enough
     assert big_moves(card((4, 1), (26, 29)), min_base=0)["kpi"].tolist() == ["avg_revenue_per_new_customer",
-                                                                             "review_rating"]
-    assert big_moves(card((float("nan"), 40), (40, 40)))["kpi"].tolist() == ["avg_revenue_per_new_customer"]
-    # without its count in the card (a card built by hand) an average is judged as before
-    assert big_moves(card((4, 1), (26, 29)).iloc[[0, 2]])["kpi"].tolist() == ["avg_revenue_per_new_customer",
-                                                                               "review_rating"]
+                                                                             "sales_cycle_days", "review_rating"]
+    # one period's size unknown counts as too few; both unknown (a card built by hand) leaves the threshold
+    assert big_moves(card((float("nan"), 40), (40, 40)))["kpi"].tolist() == ["avg_revenue_per_new_customer",
+                                                                             "sales_cycle_days"]
+    assert big_moves(card((float("nan"), float("nan")), (26, 29)))["kpi"].tolist() == ["sales_cycle_days",
+                                                                                        "review_rating"]
+    assert big_moves(card((4, 1), (26, 29)).drop(columns=["n", "prior_n"]))["kpi"].tolist() == [
+        "avg_revenue_per_new_customer", "sales_cycle_days", "review_rating"]
+
+
+def _fisher_two_sided(a, n, b, m):
+    """Fisher's exact test of a of n against b of m, by hand: the hypergeometric probability of every table
+    with the same margins, summed over those no more likely than the one seen."""
+    from math import comb
+
+    k = a + b
+    prob = {x: comb(n, x) * comb(m, k - x) / comb(n + m, k) for x in range(max(0, k - m), min(n, k) + 1)}
+    return sum(q for q in prob.values() if q <= prob[a] * (1 + 1e-7))
+
+
+def test_a_share_moves_only_when_fishers_exact_test_says_so():
+    """The 2026-W47 page listed "Win rate (count) moved +13.2 pp (41.2% → 54.4%)": 37 won of 68 closed against
+    28 of 68, within noise. A share whose size the card gives is listed when it moves at least the threshold and
+    the two shares differ by Fisher's exact test (p below ``alpha``); the p-value is computed here by hand."""
+    from revops_lib.metrics.scorecard import big_moves
+
+    def card(rows):
+        c = pd.DataFrame(rows, columns=["kpi", "value", "n", "prior_value", "prior_n"]).assign(unit="rate")
+        return c.assign(change=c["value"] - c["prior_value"])
+
+    wins = card([("win_rate", 37 / 68, 68, 28 / 68, 68)])
+    assert big_moves(wins).empty and _fisher_two_sided(37, 68, 28, 68) > 0.05
+    assert big_moves(wins.drop(columns=["n", "prior_n"]))["kpi"].tolist() == ["win_rate"]  # size unknown
+    csat = card([("csat", 45 / 58, 58, 55 / 59, 59), ("email_open_rate", 2100 / 10000, 10000, 2600 / 10000, 10000),
+                 ("landing_conversion_rate", 0.08, 50, 0.02, 50)])
+    moves = big_moves(csat).set_index("kpi")
+    assert list(moves.index) == ["csat", "email_open_rate"]  # 4 of 50 against 1 of 50: within noise
+    assert moves.loc["csat", "p_value"] == pytest.approx(_fisher_two_sided(45, 58, 55, 59), rel=1e-9)
+    assert moves.loc["csat", "p_value"] < 0.05 and math.isnan(moves.loc["csat", "relative_change"])
+    assert _fisher_two_sided(4, 50, 1, 50) > 0.05
+    assert big_moves(csat, alpha=0.01).index.size == 1  # CSAT's p (0.019) is above 1 %
+    assert big_moves(card([("csat", 1.0, 40, 0.5, float("nan"))])).empty  # one size unknown: no test can tell
+    # a rate the registry does not call a share (a hand-made key, NRR) is not tested: its sizes only need min_base
+    assert big_moves(card([("my_rate", 0.46, 20, 0.40, 40), ("nrr_12m", 0.90, 29, 1.0, 40)])).empty
+    assert big_moves(card([("my_rate", 0.46, 30, 0.40, 30), ("nrr_12m", 0.90, 30, 1.0, 40)]))["kpi"].tolist() == [
+        "nrr_12m", "my_rate"]
 
 
 @pytest.mark.parametrize("kwargs", [dict(change=0.0), dict(points=0.0), dict(alpha=0.0), dict(alpha=1.0),

@@ -26,7 +26,7 @@ class KPI:
     breakdown: bool = False
     ytd: bool = True  # False for a stock measured at one instant (its year to date is its value)
     moves_in_points: bool = True  # a rate whose move is judged in points; False: relatively (a ratio such as coverage)
-    base: str = ""  # an average's sample size: the count KPI it is taken over (review rating: new reviews)
+    proportion: bool = False  # a share of items counted in the period (successes / n): its move is tested exactly
 
 
 def _k(key, function, indicator, unit, label, tables, definition, **kw):
@@ -44,11 +44,11 @@ KPIS: list[KPI] = [
     _k("sqls", "marketing", "leading", "count", "SQLs", ["leads"],
        "leads entering SQL in the period (a skipped stage is entered at the next stage reached)", additive=True),
     _k("landing_conversion_rate", "marketing", "leading", "rate", "Landing-page conversion", ["web_traffic"],
-       "Σ conversions / Σ sessions"),
+       "Σ conversions / Σ sessions", proportion=True),
     _k("email_open_rate", "marketing", "leading", "rate", "Email open rate", ["email_campaigns"],
-       "Σ opens / Σ delivered of prospect sends"),
+       "Σ opens / Σ delivered of prospect sends", proportion=True),
     _k("email_click_rate", "marketing", "leading", "rate", "Email click rate", ["email_campaigns"],
-       "Σ clicks / Σ delivered of prospect sends"),
+       "Σ clicks / Σ delivered of prospect sends", proportion=True),
     _k("contacts_generated", "marketing", "leading", "count", "Contacts from email", ["email_campaigns"],
        "Σ leads_generated of prospect sends", additive=True),
     _k("cost_per_lead", "marketing", "lagging", "currency", "Cost per lead", ["marketing_spend", "leads"],
@@ -70,9 +70,9 @@ KPIS: list[KPI] = [
     _k("new_customers", "sales", "lagging", "count", "New customers", ["opportunities"],
        "distinct accounts with a first won new_business opportunity in the period", additive=True),
     _k("avg_revenue_per_new_customer", "sales", "lagging", "currency", "Revenue per new customer", ["opportunities"],
-       "new-business revenue won / new customers", base="new_customers"),
+       "new-business revenue won / new customers"),
     _k("win_rate", "sales", "lagging", "rate", "Win rate (count)", ["opportunities"],
-       "won / (won + lost), opportunities closed in the period"),
+       "won / (won + lost), opportunities closed in the period", proportion=True),
     _k("win_rate_amount", "sales", "lagging", "rate", "Win rate (amount)", ["opportunities"],
        "won amount / closed amount, opportunities closed in the period"),
     _k("sales_cycle_days", "sales", "lagging", "days", "Sales cycle", ["opportunities"],
@@ -86,9 +86,9 @@ KPIS: list[KPI] = [
     _k("new_reviews", "customer_success", "leading", "count", "New reviews", ["reviews"],
        "reviews posted in the period", additive=True),
     _k("review_rating", "customer_success", "leading", "score", "Review rating", ["reviews"],
-       "mean rating (1–5) of reviews posted in the period", base="new_reviews"),
+       "mean rating (1–5) of reviews posted in the period"),
     _k("csat", "customer_success", "lagging", "rate", "CSAT", ["support_tickets"],
-       "share of rated tickets created in the period with csat 4–5"),
+       "share of rated tickets created in the period with csat 4–5", proportion=True),
     _k("ces", "customer_success", "lagging", "score", "CES", ["support_tickets"],
        "mean ces (1–7) of tickets created in the period"),
     _k("first_response_hours", "customer_success", "lagging", "hours", "First response time", ["support_tickets"],

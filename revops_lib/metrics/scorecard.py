@@ -152,7 +152,11 @@ def _series(df: pd.DataFrame, wins, col: str, fill: float | None = 0.0) -> dict[
 
 def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
              only: set[str] | None = None, deals=None) -> tuple[pd.DataFrame, list[str]]:
-    """Long frame ``kpi, label, value`` for every available KPI and window; notes about absent tables.
+    """Long frame ``kpi, label, value, n`` for every available KPI and window; notes about absent tables.
+
+    ``n``: the KPI's sample size where it has one — the items a rate is a share of (sessions, emails delivered,
+    deals closed, rated tickets, the retention base's customers) or an average or median is taken over (new
+    customers, deals won, reviews, tickets with a CES or a first response) — else NaN.
 
     ``only``: compute just these KPI keys (and what they need). ``deals``: a prepared
     :class:`~revops_lib.metrics.deal_history.DealHistory` of ``src`` for pipeline coverage (else built here).
@@ -161,9 +165,9 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
     notes: list[str] = []
     labels = [w.period.label for w in wins]
 
-    def put(key: str, series: dict[str, float]):
+    def put(key: str, series: dict[str, float], n: dict[str, float] | None = None):
         for lab in labels:
-            rows.append((key, lab, series.get(lab, math.nan)))
+            rows.append((key, lab, series.get(lab, math.nan), math.nan if n is None else n.get(lab, math.nan)))
 
     def has(*tables, keys=None) -> bool:
         if only is not None and keys is not None and not (set(keys) & only):
@@ -187,7 +191,7 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
         sessions = _series(g, wins, "s")
         put("sessions", sessions)
         put("landing_conversion_rate", {lab: ratio(_series(g, wins, "c")[lab], sessions[lab]) if sessions[lab]
-                                        else math.nan for lab in labels})
+                                        else math.nan for lab in labels}, n=sessions)
         if breakdowns:
             for s in sorted(gs["source"].dropna().unique()):
                 put(f"sessions:{s}", _series(gs[gs["source"] == s], wins, "s"))
@@ -214,8 +218,8 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
             c=ibis.ifelse(j._p, j.clicks, 0).sum(), lg=ibis.ifelse(j._p, j.leads_generated.fill_null(0), 0).sum(),
             cd=ibis.ifelse(~j._p, j.delivered, 0).sum()))
         d_, o_, c_ = _series(g, wins, "d"), _series(g, wins, "o"), _series(g, wins, "c")
-        put("email_open_rate", {lab: ratio(o_[lab], d_[lab]) for lab in labels})
-        put("email_click_rate", {lab: ratio(c_[lab], d_[lab]) for lab in labels})
+        put("email_open_rate", {lab: ratio(o_[lab], d_[lab]) for lab in labels}, n=d_)
+        put("email_click_rate", {lab: ratio(c_[lab], d_[lab]) for lab in labels}, n=d_)
         put("contacts_generated", _series(g, wins, "lg"))
         put("customers_reached", _series(g, wins, "cd"))
     spend: dict[str, float] = {}
@@ -224,7 +228,7 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
         got = marketing_spend_many(src.table("marketing_spend"), [(w.period, w.cut) for w in wins])
         spend = {lab: _num(v) for lab, v in got.items()}
         if leads_n:
-            put("cost_per_lead", {lab: ratio(spend[lab], leads_n[lab]) for lab in labels})
+            put("cost_per_lead", {lab: ratio(spend[lab], leads_n[lab]) for lab in labels}, n=leads_n)
 
     # --- sales -----------------------------------------------------------------
     new_cust: dict[str, float] = {}
@@ -245,7 +249,7 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
             for dim in ("type", "product"):
                 for v in sorted(gs[dim].dropna().unique()):
                     put(f"revenue_won:{v}", _series(_totals(gs[gs[dim] == v]), wins, "a"))
-        wr, wra, cyc, op = {}, {}, {}, {}
+        wr, wra, cyc, op, closed, won_n = {}, {}, {}, {}, {}, {}
         stats = closed_deal_stats_many(o, [(w.period.start_date, w.period.end_date, w.cut) for w in wins])
         opened = open_opportunities_many(o, [w.cut for w in wins])
         newc = new_customers_many(o, [(w.period, w.cut) for w in wins])
@@ -255,16 +259,17 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
             wr[lab] = ratio(s["won"], s["closed"])
             wra[lab] = ratio(s["won_amount"], s["closed_amount"])
             cyc[lab] = _num(s["sales_cycle_days"])
+            closed[lab], won_n[lab] = _num(s["closed"]), _num(s["won"])
             op[lab] = _num(opened["amount"].iloc[k])
             new_cust[lab] = float(newc.iloc[k])
-        put("win_rate", wr)
-        put("win_rate_amount", wra)
-        put("sales_cycle_days", cyc)
+        put("win_rate", wr, n=closed)
+        put("win_rate_amount", wra, n=closed)
+        put("sales_cycle_days", cyc, n=won_n)
         put("open_pipeline", op)
         put("new_customers", new_cust)
-        put("avg_revenue_per_new_customer", {lab: ratio(nb[lab], new_cust[lab]) for lab in labels})
+        put("avg_revenue_per_new_customer", {lab: ratio(nb[lab], new_cust[lab]) for lab in labels}, n=new_cust)
         if spend:
-            put("cac", {lab: ratio(spend[lab], new_cust[lab]) for lab in labels})
+            put("cac", {lab: ratio(spend[lab], new_cust[lab]) for lab in labels}, n=new_cust)
         if has("targets", keys=["pipeline_coverage"]):
 
             cov = {}
@@ -293,28 +298,31 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
     if has("reviews", keys=["new_reviews", "review_rating"]):
         r = src.table("reviews")
         g = _by_period(r, "posted_at", "timestamp", wins, lambda j: dict(n=j.count(), m=j.rating.mean()))
-        put("new_reviews", _series(g, wins, "n"))
-        put("review_rating", _series(g, wins, "m", fill=None))
+        reviews = _series(g, wins, "n")
+        put("new_reviews", reviews)
+        put("review_rating", _series(g, wins, "m", fill=None), n=reviews)
     if has("support_tickets", keys=["csat", "ces", "first_response_hours"]):
         tk = src.table("support_tickets")
-        # responses at or after the window's cut-off are not known yet
-        g = _by_period(tk, "created_at", "timestamp", wins, lambda j: dict(
-            rated=j.csat.notnull().sum(), sat=(j.csat >= 4).sum(),
-            ces=j.ces.mean(),
-            frh=ibis.ifelse(j.first_response_at.notnull() & (j.first_response_at < j.c_stop),
-                            (j.first_response_at.epoch_seconds() - j.created_at.epoch_seconds()) / 3600.0,
-                            ibis.null(dt.float64)).median()))
+
+        def tickets(j):
+            responded = j.first_response_at.notnull() & (j.first_response_at < j.c_stop)  # later: not known yet
+            hours = (j.first_response_at.epoch_seconds() - j.created_at.epoch_seconds()) / 3600.0
+            return dict(rated=j.csat.notnull().sum(), sat=(j.csat >= 4).sum(), ces=j.ces.mean(),
+                        ces_n=j.ces.notnull().sum(), frh=ibis.ifelse(responded, hours, ibis.null(dt.float64)).median(),
+                        frh_n=responded.sum())
+
+        g = _by_period(tk, "created_at", "timestamp", wins, tickets)
         rated, sat = _series(g, wins, "rated"), _series(g, wins, "sat")
-        put("csat", {lab: ratio(sat[lab], rated[lab]) for lab in labels})
-        put("ces", _series(g, wins, "ces", fill=None))
-        put("first_response_hours", _series(g, wins, "frh", fill=None))
+        put("csat", {lab: ratio(sat[lab], rated[lab]) for lab in labels}, n=rated)
+        put("ces", _series(g, wins, "ces", fill=None), n=_series(g, wins, "ces_n"))
+        put("first_response_hours", _series(g, wins, "frh", fill=None), n=_series(g, wins, "frh_n"))
     if has("subscriptions", keys=["logo_retention_12m", "nrr_12m", "grr_12m"]):
 
         cm = customer_mrr(src, as_of=wins[-1].cut, cache=True)
         months_needed = 13 + 3 * len(wins)
         tr = trailing_retention(cm, as_of=wins[-1].cut, months=min(months_needed, 120))
         tr = tr.set_index("month")
-        lr, nr, gr = {}, {}, {}
+        lr, nr, gr, base = {}, {}, {}, {}
         for win in wins:
             m = last_complete_month(as_of=win.cut)
             lab = win.period.label
@@ -322,14 +330,15 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
             lr[lab] = _num(row["logo_retention"]) if row is not None else math.nan
             nr[lab] = _num(row["nrr"]) if row is not None else math.nan
             gr[lab] = _num(row["grr"]) if row is not None else math.nan
-        put("logo_retention_12m", lr)
-        put("nrr_12m", nr)
-        put("grr_12m", gr)
+            base[lab] = _num(row["base_customers"]) if row is not None else math.nan
+        put("logo_retention_12m", lr, n=base)
+        put("nrr_12m", nr, n=base)
+        put("grr_12m", gr, n=base)
 
     for tables, keys in skipped.items():
         many = " and " in tables
         notes.append(f"Left out for lack of table{'s' if many else ''} {tables}: {', '.join(keys)}.")
-    return pd.DataFrame(rows, columns=["kpi", "label", "value"]), notes
+    return pd.DataFrame(rows, columns=["kpi", "label", "value", "n"]), notes
 
 
 def _order_key(key: str) -> tuple:
@@ -342,7 +351,8 @@ def kpi_history(source, *, period, as_of=None, periods: int = 12, breakdowns: bo
                 comparisons: bool = False, also: Sequence[tuple] = (), deals=None) -> pd.DataFrame:
     """Every KPI for the last ``periods`` periods of the report's kind (for sparklines).
 
-    Returns ``kpi, period, value`` (oldest first), the last period cut at ``as_of``; ``attrs["notes"]``
+    Returns ``kpi, period, value, n`` (oldest first; ``n``: the sample size of a rate or an average, see
+    :func:`_compute`), the last period cut at ``as_of``; ``attrs["notes"]``
     says which KPIs were left out because their tables are absent. With ``comparisons`` the same query
     also computes the same period last year and the year to date (:func:`comparison_windows`): their rows
     come first, labelled ``attrs["last_year"]`` and ``attrs["ytd"]`` (``attrs["periods"]``: the history's
@@ -382,7 +392,9 @@ def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: p
         ``function, indicator, kpi, period, value, target, pct_of_target, prior_value, change, unit,
         last_year_value, ytd_value, ytd_target`` (the published columns), then ``label, higher_is_better,
         status, share_of_goal`` (what the status judges: the share of its goal, pro-rated for additive KPIs,
-        reached; 1 = met, lower = worse, also where lower is better). With ``prior=False`` the previous period
+        reached; 1 = met, lower = worse, also where lower is better), ``n, prior_n`` (the sample size of a
+        rate or an average in the period and the prior one: the items it is a share of or taken over; NaN for
+        the others, read by :func:`big_moves`). With ``prior=False`` the previous period
         is not computed (``prior_value`` and ``change`` are NaN); with ``comparisons=False`` neither are last
         year and the year to date. A ``history`` (from
         :func:`kpi_history`) gives the values instead of a query; its ``comparisons`` rows, when it has them,
@@ -412,8 +424,10 @@ def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: p
     else:
         long = history.rename(columns={"period": "label"})
         ly_lab, ytd_lab = history.attrs.get("last_year"), history.attrs.get("ytd")
-    cur = long[long.label == p.label].set_index("kpi")["value"]
-    prev = long[long.label == p.previous().label].set_index("kpi")["value"]
+    if "n" not in long:  # a history made by hand
+        long = long.assign(n=math.nan)
+    now, before = (long[long.label == lab].set_index("kpi") for lab in (p.label, p.previous().label))
+    cur, prev, n_cur, n_prev = now["value"], before["value"], now["n"], before["n"]
     ly = long[long.label == ly_lab].set_index("kpi")["value"] if ly_lab else pd.Series(dtype="float64")
     ytd = long[long.label == ytd_lab].set_index("kpi")["value"] if ytd_lab else pd.Series(dtype="float64")
     to_date = periods_to_date(p)
@@ -436,7 +450,8 @@ def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: p
                          label=k.label + (f" — {key.split(':', 1)[1]}" if ":" in key else ""),
                          higher_is_better=k.higher_is_better,
                          status=_status(k, value, target, pace, on_track, at_risk),
-                         share_of_goal=_share(k, value, target, pace)))
+                         share_of_goal=_share(k, value, target, pace), n=_num(n_cur.get(key)),
+                         prior_n=_num(n_prev.get(key)) if key in n_prev.index else math.nan))
     return pd.DataFrame(rows)
 
 
@@ -583,21 +598,35 @@ def big_moves(card: pd.DataFrame, *, change: float = 0.25, points: float = 0.05,
     A KPI (breakdowns left out) is listed when its move is at least the threshold — ``points`` (a fraction:
     0.05 = 5 percentage points) for a rate, ``change`` (relative: 0.25 = 25 %) for any other unit and for a
     ratio shown as a percentage whose level is not a share (next-period coverage, 116 % → 124 % is +7 %, not
-    "8 points": ``KPI.moves_in_points`` False) — and, for a count, when the two counts also differ beyond
-    Poisson noise: the exact conditional test (value ~ Binomial(value + prior, ½)), two-sided p-value below
-    ``alpha``. An average over a count the card also holds (``KPI.base``: the review rating over new reviews,
-    revenue per new customer over new customers) is left out when either period's count is below ``min_base``:
-    a rating of 5.00 on one review against 3.75 on four is no move. Largest relative moves first.
+    "8 points": ``KPI.moves_in_points`` False) — and beyond noise, where the card says how many items a value
+    stands on (its ``n`` and ``prior_n`` columns, as :func:`scorecard` gives them):
 
-    Returns the card's rows with ``relative_change`` (NaN for rates) and ``p_value`` (counts only).
+    - a count: the two counts differ beyond Poisson noise — the exact conditional test (value ~ Binomial(value +
+      prior, ½)), two-sided p-value below ``alpha``;
+    - a share of items (``KPI.proportion``: win rate of deals closed, CSAT of rated tickets, conversion of
+      sessions, email rates of emails delivered): the two shares differ by Fisher's exact test on the 2×2 table
+      of successes and failures (successes: the share × ``n``, rounded), two-sided p-value below ``alpha``;
+    - any other value with a size (an average, a median or a ratio: the review rating over reviews, the sales
+      cycle over deals won, CES, first response, revenue per new customer and CAC over new customers, win rate
+      by amount over deals closed, retention over its base): both periods' sizes at least ``min_base`` — a
+      rating of 5.00 on one review against 3.75 on four is no move.
+
+    A size the card does not give (a card built by hand) leaves the threshold alone to judge; one period's size
+    unknown while the other's is known counts as too few.  Largest relative moves first.
+
+    Returns the card's rows with ``relative_change`` (NaN for rates read in points) and ``p_value`` (where
+    tested).
 
     >>> card = pd.DataFrame({"kpi": ["cac", "leads", "win_rate", "mqls", "leads:web"], "unit": ["currency", "count",
     ...     "rate", "count", "count"], "value": [159.0, 13.0, 0.40, 1300.0, 1.0], "prior_value": [100.0, 9.0, 0.485,
     ...     1000.0, 9.0], "change": [59.0, 4.0, -0.085, 300.0, -8.0]})
     >>> big_moves(card)["kpi"].tolist()  # leads +44 % on 9 → 13 is within noise; a breakdown never counts
     ['cac', 'mqls', 'win_rate']
+    >>> card["n"], card["prior_n"] = [40.0, None, 50.0, None, None], [35.0, None, 66.0, None, None]
+    >>> big_moves(card)["kpi"].tolist()  # 20 won of 50 against 32 of 66: within noise
+    ['cac', 'mqls']
     """
-    from scipy.stats import binomtest
+    from scipy.stats import binomtest, fisher_exact
 
     if not (0 < change and 0 < points and 0 < alpha < 1 and min_base >= 0):
         from revops_lib.errors import ParameterError
@@ -605,17 +634,27 @@ def big_moves(card: pd.DataFrame, *, change: float = 0.25, points: float = 0.05,
         raise ParameterError("`change` and `points` must be positive, `alpha` between 0 and 1 and `min_base` not "
                              "negative.")
     rows = card[~card["kpi"].astype(str).str.contains(":") & card["value"].notna() & card["prior_value"].notna()]
-    counts = {str(k): (v, p) for k, v, p in zip(card["kpi"], card["value"], card["prior_value"])}
     out = []
     for r in rows.to_dict("records"):
         value, prior = float(r["value"]), float(r["prior_value"])
         k = KPI_BY_KEY.get(str(r["kpi"]))
-        if k is not None and k.base in counts and not all(float(n) >= min_base for n in counts[k.base]):
+        sizes = [_num(r.get("n")), _num(r.get("prior_n"))]
+        sized = not all(math.isnan(x) for x in sizes)
+        exact = sized and k is not None and k.proportion
+        if sized and not exact and not all(x >= min_base for x in sizes):
             continue  # an average over too few (or unknown) items: its move is mostly noise
         rel, p = math.nan, math.nan
         if r["unit"] == "rate" and _moves_in_points(r["kpi"]):
             if abs(value - prior) < points:
                 continue
+            if exact:
+                n, m = sizes
+                if not (n > 0 and m > 0):  # an unknown size: no test can tell
+                    continue
+                a, b = round(value * n), round(prior * m)
+                p = float(fisher_exact([[a, round(n) - a], [b, round(m) - b]]).pvalue)
+                if p >= alpha:
+                    continue
         else:
             if prior == 0:
                 continue
