@@ -792,6 +792,33 @@ def test_ltv_caps_the_lifetime_and_names_the_uncapped_value():
         economics.unit_economics(None, period="2026-10", movements=movements(10.0), ltv_max_months=0)
 
 
+def test_the_unit_economics_finding_gives_the_12_month_figures_once():
+    """The 2026-11 page read "LTV:CAC 10.8 (with the 60-month lifetime) (10.8 at the 12-month churn)": two
+    parentheses, the second repeating the first. With both lifetimes at the cap the 12-month figures read "the
+    same"; when they differ they are given, inside the one parenthesis."""
+    from revops_lib.periods import parse_period
+    from revops_lib.present.sections.retention import RetentionReport
+
+    def finding(**kw):
+        row = dict(ltv=154600.0, arpa=3200.0, gross_margin=0.8, lifetime_months=60.0, lifetime_capped=True,
+                   ltv_uncapped=221600.0, revenue_churn_rate=0.0116, months="2026-11", ltv_12m=154600.0,
+                   revenue_churn_rate_12m=0.0092, cac=14300.0, ltv_to_cac=10.81, ltv_12m_to_cac=10.81,
+                   cac_payback_months=5.9)
+        rep = RetentionReport(period=parse_period("2026-11"), as_of=pd.Timestamp("2026-12-01"),
+                              unit=pd.DataFrame([{**row, **kw}]))
+        return rep._finding_unit()
+
+    text = finding()
+    assert "; the same at the 12-month average churn of 0.92%)" in text
+    assert "**LTV:CAC 10.8** (with the 60-month lifetime; the same at the 12-month churn), CAC paid back in 5.9" \
+        in text and ") (" not in text
+    text = finding(lifetime_capped=False, lifetime_months=40.0, ltv_12m=180000.0, ltv_12m_to_cac=12.59)
+    assert "; $180.0k at the 12-month average churn of 0.92%)" in text
+    assert "**LTV:CAC 10.8** (with the 40-month lifetime; 12.6 at the 12-month churn), CAC" in text
+    assert "(with the 40-month lifetime)" in finding(lifetime_capped=False, lifetime_months=40.0,
+                                                     ltv_12m_to_cac=float("nan"))
+
+
 # ---------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------

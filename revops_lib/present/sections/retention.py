@@ -258,16 +258,20 @@ class RetentionReport(Section):
                        f"{1 / r['revenue_churn_rate'] / 12:.0f} years"))
         else:
             life = f"a lifetime of 1 / churn = {r['lifetime_months']:.0f} months"
+        # the 12-month churn's figure once, "the same" when it reads the same (both lifetimes at the cap)
+        ltv12 = self.money(r["ltv_12m"])
         text = (f"LTV is {self.money(r['ltv'])} (ARPA {self.money(r['arpa'])} × gross margin "
                 f"{fmt_pct(r['gross_margin'], 0)} × {life}; revenue churn {fmt_pct(r['revenue_churn_rate'], 2)} "
-                f"a month in {r['months']}; {self.money(r['ltv_12m'])} at the 12-month average churn of "
-                f"{fmt_pct(r['revenue_churn_rate_12m'], 2)})")
+                f"a month in {r['months']}; {'the same' if ltv12 == self.money(r['ltv']) else ltv12} at the "
+                f"12-month average churn of {fmt_pct(r['revenue_churn_rate_12m'], 2)})")
         if not pd.isna(r["cac"]):
-            at12 = "" if pd.isna(r["ltv_12m_to_cac"]) else f" ({r['ltv_12m_to_cac']:.1f} at the 12-month churn)"
+            ratio, ratio12 = f"{r['ltv_to_cac']:.1f}", f"{r['ltv_12m_to_cac']:.1f}"
+            at12 = ("" if pd.isna(r["ltv_12m_to_cac"]) else
+                    f"; {'the same' if ratio12 == ratio else ratio12} at the 12-month churn")
             payback = ("" if pd.isna(r["cac_payback_months"])
                        else f", CAC paid back in {r['cac_payback_months']:.1f} months")
-            text += (f" against a CAC of {self.money(r['cac'])}: **LTV:CAC {r['ltv_to_cac']:.1f}** "
-                     f"(with the {cap} lifetime){at12}{payback}")
+            text += (f" against a CAC of {self.money(r['cac'])}: **LTV:CAC {ratio}** "
+                     f"(with the {cap} lifetime{at12}){payback}")
         else:
             text += "; CAC needs marketing_spend and opportunities"
         return text + "."
