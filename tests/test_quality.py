@@ -124,6 +124,17 @@ def test_assess_findings_read_well(frames):
     assert dict(dq.headlines())["Stale deals"] == "4,790"
 
 
+def test_the_validation_line_does_not_name_the_resolved_source_path(tmp_path):
+    """The page's header names the source as given ("data/demo"); the validation line read "Validation of folder
+    /work/main/data/demo": the same source twice, differently, with the machine's folders in it."""
+    from conftest import valid_frames, write_folder
+
+    folder = tmp_path / "private-home" / "data"
+    write_folder(valid_frames(), folder)
+    head = quality_section.assess(folder, period="2026-10", now=NOW).validation_table().data
+    assert head.startswith("**Contract validation**: passed — 0 errors") and "private-home" not in head
+
+
 def test_monthly_volume_last_months(frames):
     got = quality.monthly_volume(frames, period="2026-10", months=2, tables=("opportunities", "transactions"))
     assert got.to_dict("records") == [

@@ -151,7 +151,9 @@ class DataQuality(Section):
         v = self.validation
         frame = v.to_frame()
         status = "passed" if v.ok else "failed"
-        head = md(f"**Validation of {v.source}**: {status} — {v.summary()}")
+        # the page's header names the source as it was given; the validation's own name for it is the resolved
+        # (absolute) path, which would name it twice, differently, and show the machine's folders
+        head = md(f"**Contract validation**: {status} — {v.summary()}")
         if frame.empty:
             publish(frame, "validation")
             return head
