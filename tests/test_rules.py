@@ -274,7 +274,7 @@ def test_published_frames_have_one_resolution_on_every_engine():
 # -- one label map (issue 14) ---------------------------------------------------------------------
 
 def test_one_label_map_for_keys_and_nothing_else():
-    from revops_lib.present.labels import label, set_labels
+    from revops_lib.present.labels import kpi_label, label, set_labels
 
     assert label("organic_search") == "Organic search"
     assert label("mid_market") == "Mid-market" and label("smb") == "SMB"
@@ -283,6 +283,11 @@ def test_one_label_map_for_keys_and_nothing_else():
     assert label("won_to_date") == "Won to date"
     assert label("avg_revenue_per_new_customer") == "Revenue per new customer"  # the KPI table's label
     assert label("revenue_won:new_business") == "Revenue won — New business"
+    assert label("leads:LinkedIn") == "Leads — LinkedIn"  # a breakdown by a name (it came back as the raw key)
+    assert label("my:Thing") == "my:Thing"  # not a KPI's breakdown: left as it is
+    assert kpi_label("revenue_won:new_business", "type") == "Revenue won by type — New business"
+    assert kpi_label("leads:LinkedIn", "source") == "Leads by source — LinkedIn"
+    assert kpi_label("revenue_won:core") == "Revenue won — Core" and kpi_label("leads", "source") == "Leads"
     assert label("mql_at") == "MQL"
     assert label("cac_payback_months") == "CAC payback months"  # abbreviations in capitals
     for name in ("Acme Corp", "Enterprise Sales", "2026-10", "a@b.c", "", 3.5, None):
@@ -296,6 +301,9 @@ def test_one_label_map_for_keys_and_nothing_else():
         set_labels({"organic_search": "SEO", "revenue_won": "Bookings"})
         assert label("organic_search") == "SEO"
         assert label("revenue_won:expansion") == "Bookings — Expansion"
+        set_labels({"source": "Channel", "leads:events": "Event leads"})
+        assert kpi_label("leads:paid_search", "source") == "Leads by channel — Paid search"
+        assert kpi_label("leads:events", "source") == "Event leads"  # the report's label for the whole key first
     finally:
         set_labels(None)
     assert label("organic_search") == "Organic search"

@@ -107,6 +107,19 @@ def test_breakdowns_use_key_value():
     assert c.loc["revenue_won:core", "value"] == 12000
 
 
+def test_breakdowns_say_what_they_split_by_and_come_by_dimension():
+    """Revenue won splits by type and by product: each list adds up to the KPI, so the card says which (``by``)
+    and keeps each together, types first (alphabetically ``core`` came before ``new_business``)."""
+    f = valid_frames()
+    c = card(f)
+    keys = [k for k in c.index if k.startswith("revenue_won")]
+    assert keys == ["revenue_won", "revenue_won:new_business", "revenue_won:core"]
+    assert c.loc[keys, "by"].tolist() == ["", "type", "product"]
+    assert c.loc["revenue_won:core", "label"] == "Revenue won by product — core"
+    assert c.loc["leads:organic_search", "by"] == "source" and c.loc["sessions:paid_search", "by"] == "source"
+    assert (c.loc[[k for k in c.index if ":" not in k], "by"] == "").all()
+
+
 def test_every_metrics_md_key_is_present_when_tables_are():
     keys = set(card(valid_frames()).index)
     metrics_keys = {"sessions", "leads", "mqls", "sqls", "landing_conversion_rate", "email_open_rate",
@@ -223,7 +236,7 @@ def test_breakdown_label_keeps_a_value_with_a_colon():
     f["leads"].loc[2, "source"] = "partner:acme"  # L3
     c = card(f, only={"leads"}, prior=False)
     assert c.loc["leads:partner:acme", "value"] == 1
-    assert c.loc["leads:partner:acme", "label"] == "Leads — partner:acme"
+    assert c.loc["leads:partner:acme", "label"] == "Leads by source — partner:acme"
 
 
 def test_a_row_on_the_first_day_of_a_period_counts_in_that_period_only():
@@ -911,7 +924,7 @@ def test_the_pacing_table_shows_what_is_still_needed_and_explains_a_part_week():
     from revops_lib.periods import parse_period
 
     def view(elapsed, actual, target):
-        weeks = (30 - elapsed) / 7
+        weeks = (30 - elapsed) / 7 or float("nan")  # over: no pace (pacing() gives NaN)
         return pd.DataFrame({"kpi": ["leads", "revenue_won", "win_rate"], "unit": ["count", "currency", "rate"],
                              "elapsed_days": [elapsed] * 3, "total_days": [30] * 3,
                              "actual_to_date": actual, "target": target, "prorated_target": target,
@@ -937,6 +950,12 @@ def test_the_pacing_table_shows_what_is_still_needed_and_explains_a_part_week():
     assert "(less than a day)" in table(29.5, [1860.0, 7e6, 0.5], [2141.0, 6.58e6, 0.55])[1]
     data, html = table(16.0, [1000.0, 3e6, 0.5], [1700.0, 6.5e6, 0.55])  # two weeks left: no caption
     assert data["still needed"].tolist() == ["700", "$3.50M", "—"] and "<caption>" not in html
+    # a period that is over (the month view of a month report) has no pro-rated target, gap or pace to show:
+    # three columns of dashes and a copy of the target were left out
+    data, html = table(30.0, [1860.0, 7e6, 0.5], [2141.0, 6.58e6, 0.55])
+    assert list(data.columns) == ["KPI", "actual", "target", "status"]
+    assert data["target"].tolist() == ["2,141", "$6.58M", "55.0%"] and data["actual"].tolist()[0] == "1,860"
+    assert "<caption>The period is over: each KPI against its full target.</caption>" in html
 
 
 def test_share_of_goal_by_hand_is_nan_without_a_goal():

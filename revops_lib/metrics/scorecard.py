@@ -152,22 +152,24 @@ def _series(df: pd.DataFrame, wins, col: str, fill: float | None = 0.0) -> dict[
 
 def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
              only: set[str] | None = None, deals=None) -> tuple[pd.DataFrame, list[str]]:
-    """Long frame ``kpi, label, value, n`` for every available KPI and window; notes about absent tables.
+    """Long frame ``kpi, label, value, n, by`` for every available KPI and window; notes about absent tables.
 
     ``n``: the KPI's sample size where it has one — the items a rate is a share of (sessions, emails delivered,
     deals closed, rated tickets, the retention base's customers) or an average or median is taken over (new
-    customers, deals won, reviews, tickets with a CES or a first response) — else NaN.
+    customers, deals won, reviews, tickets with a CES or a first response) — else NaN. ``by``: the column a
+    breakdown splits its KPI by (``source``, ``type``, ``product``; empty for a KPI as a whole). A KPI's
+    breakdowns come in that order, each dimension's values sorted.
 
     ``only``: compute just these KPI keys (and what they need). ``deals``: a prepared
     :class:`~revops_lib.metrics.deal_history.DealHistory` of ``src`` for pipeline coverage (else built here).
     """
-    rows: list[tuple[str, str, float]] = []
+    rows: list[tuple[str, str, float, float, str]] = []
     notes: list[str] = []
     labels = [w.period.label for w in wins]
 
-    def put(key: str, series: dict[str, float], n: dict[str, float] | None = None):
+    def put(key: str, series: dict[str, float], n: dict[str, float] | None = None, by: str = ""):
         for lab in labels:
-            rows.append((key, lab, series.get(lab, math.nan), math.nan if n is None else n.get(lab, math.nan)))
+            rows.append((key, lab, series.get(lab, math.nan), math.nan if n is None else n.get(lab, math.nan), by))
 
     def has(*tables, keys=None) -> bool:
         if only is not None and keys is not None and not (set(keys) & only):
@@ -194,7 +196,7 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
                                         else math.nan for lab in labels}, n=sessions)
         if breakdowns:
             for s in sorted(gs["source"].dropna().unique()):
-                put(f"sessions:{s}", _series(gs[gs["source"] == s], wins, "s"))
+                put(f"sessions:{s}", _series(gs[gs["source"] == s], wins, "s"), by="source")
     leads_n: dict[str, float] = {}
     if has("leads", keys=["leads", "mqls", "sqls", "cost_per_lead"]):
 
@@ -204,7 +206,7 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
         put("leads", leads_n)
         if breakdowns:
             for s in sorted(gs["source"].dropna().unique()):
-                put(f"leads:{s}", _series(gs[gs["source"] == s], wins, "n"))
+                put(f"leads:{s}", _series(gs[gs["source"] == s], wins, "n"), by="source")
         ac = activity_counts_many(ld, [(win.period, win.cut) for win in wins], count=["mql_at", "sql_at"])
         for key, stage in (("mqls", "mql_at"), ("sqls", "sql_at")):
             got = ac[ac["stage"] == stage]
@@ -248,7 +250,7 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
         if breakdowns:
             for dim in ("type", "product"):
                 for v in sorted(gs[dim].dropna().unique()):
-                    put(f"revenue_won:{v}", _series(_totals(gs[gs[dim] == v]), wins, "a"))
+                    put(f"revenue_won:{v}", _series(_totals(gs[gs[dim] == v]), wins, "a"), by=dim)
         wr, wra, cyc, op, closed, won_n = {}, {}, {}, {}, {}, {}
         stats = closed_deal_stats_many(o, [(w.period.start_date, w.period.end_date, w.cut) for w in wins])
         opened = open_opportunities_many(o, [w.cut for w in wins])
@@ -338,24 +340,24 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
     for tables, keys in skipped.items():
         many = " and " in tables
         notes.append(f"Left out for lack of table{'s' if many else ''} {tables}: {', '.join(keys)}.")
-    return pd.DataFrame(rows, columns=["kpi", "label", "value", "n"]), notes
+    return pd.DataFrame(rows, columns=["kpi", "label", "value", "n", "by"]), notes
 
 
 def _order_key(key: str) -> tuple:
-    base, _, sub = key.partition(":")
-    k = KPI_BY_KEY[base]
-    return (FUNCTIONS.index(k.function), 0 if k.indicator == "leading" else 1, KPIS.index(k), sub)
+    """Function, leading before lagging, the KPI list's order; a KPI before its breakdowns."""
+    k = kpi(key)
+    return (FUNCTIONS.index(k.function), 0 if k.indicator == "leading" else 1, KPIS.index(k), ":" in key)
 
 
 def kpi_history(source, *, period, as_of=None, periods: int = 12, breakdowns: bool = True,
                 comparisons: bool = False, also: Sequence[tuple] = (), deals=None) -> pd.DataFrame:
     """Every KPI for the last ``periods`` periods of the report's kind (for sparklines).
 
-    Returns ``kpi, period, value, n`` (oldest first; ``n``: the sample size of a rate or an average, see
-    :func:`_compute`), the last period cut at ``as_of``; ``attrs["notes"]``
-    says which KPIs were left out because their tables are absent. With ``comparisons`` the same query
-    also computes the same period last year and the year to date (:func:`comparison_windows`): their rows
-    come first, labelled ``attrs["last_year"]`` and ``attrs["ytd"]`` (``attrs["periods"]``: the history's
+    Returns ``kpi, period, value, n, by`` (oldest first; ``n``: the sample size of a rate or an average,
+    ``by``: the column a breakdown splits by, see :func:`_compute`), the last period cut at ``as_of``;
+    ``attrs["notes"]`` says which KPIs were left out because their tables are absent. With ``comparisons``
+    the same query also computes the same period last year and the year to date (:func:`comparison_windows`):
+    their rows come first, labelled ``attrs["last_year"]`` and ``attrs["ytd"]`` (``attrs["periods"]``: the history's
     labels). ``also``: more ``(period, as_of)`` windows computed in the same query (a pacing view's period to
     date, e.g. the quarter of a month report), labelled by their period; every KPI of a window is computed as
     it would be alone, except pipeline coverage, which only the report period and the one before it get (from
@@ -394,7 +396,9 @@ def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: p
         status, share_of_goal`` (what the status judges: the share of its goal, pro-rated for additive KPIs,
         reached; 1 = met, lower = worse, also where lower is better), ``n, prior_n`` (the sample size of a
         rate or an average in the period and the prior one: the items it is a share of or taken over; NaN for
-        the others, read by :func:`big_moves`). With ``prior=False`` the previous period
+        the others, read by :func:`big_moves`), ``by`` (the column a breakdown splits its KPI by: ``source``,
+        ``type`` or ``product``; empty for a KPI as a whole). Rows in the order of :data:`KPIS`, a KPI's
+        breakdowns after it, by dimension, each dimension's values sorted. With ``prior=False`` the previous period
         is not computed (``prior_value`` and ``change`` are NaN); with ``comparisons=False`` neither are last
         year and the year to date. A ``history`` (from
         :func:`kpi_history`) gives the values instead of a query; its ``comparisons`` rows, when it has them,
@@ -426,6 +430,9 @@ def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: p
         ly_lab, ytd_lab = history.attrs.get("last_year"), history.attrs.get("ytd")
     if "n" not in long:  # a history made by hand
         long = long.assign(n=math.nan)
+    if "by" not in long:
+        long = long.assign(by="")
+    dims = dict(zip(long["kpi"], long["by"]))
     now, before = (long[long.label == lab].set_index("kpi") for lab in (p.label, p.previous().label))
     cur, prev, n_cur, n_prev = now["value"], before["value"], now["n"], before["n"]
     ly = long[long.label == ly_lab].set_index("kpi")["value"] if ly_lab else pd.Series(dtype="float64")
@@ -447,11 +454,12 @@ def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: p
                          unit=k.unit, last_year_value=_num(ly.get(key)) if key in ly.index else math.nan,
                          ytd_value=_num(ytd.get(key)) if key in ytd.index and k.ytd else math.nan,
                          ytd_target=(ytd_target(key, to_date, goals_by, pace) if ytd_lab and k.ytd else math.nan),
-                         label=k.label + (f" — {key.split(':', 1)[1]}" if ":" in key else ""),
+                         label=k.label + (f" by {dims[key]}" if dims[key] else "")
+                         + (f" — {key.split(':', 1)[1]}" if ":" in key else ""),
                          higher_is_better=k.higher_is_better,
                          status=_status(k, value, target, pace, on_track, at_risk),
                          share_of_goal=_share(k, value, target, pace), n=_num(n_cur.get(key)),
-                         prior_n=_num(n_prev.get(key)) if key in n_prev.index else math.nan))
+                         prior_n=_num(n_prev.get(key)) if key in n_prev.index else math.nan, by=dims[key]))
     return pd.DataFrame(rows)
 
 

@@ -20,7 +20,8 @@ import re
 from revops_lib.metrics.kpis import KPI_BY_KEY
 from revops_lib.present.format import stage_label
 
-__all__ = ["LABELS", "CATEGORY_COLUMNS", "ABBREVIATIONS", "label", "is_key", "set_labels", "labels_in_use"]
+__all__ = ["LABELS", "CATEGORY_COLUMNS", "ABBREVIATIONS", "label", "kpi_label", "is_key", "set_labels",
+           "labels_in_use"]
 
 #: Keys whose words are not just the key's words (everything else is humanised by rule).
 LABELS: dict[str, str] = {
@@ -79,17 +80,28 @@ def _words(key: str) -> str:
     return " ".join(words)
 
 
+def kpi_label(key, by: str = "") -> str:
+    """A KPI key's words; a breakdown's with the column it splits its KPI by, when given:
+    ``revenue_won:new_business`` by ``type`` → ``Revenue won by type — New business`` (its type and product
+    breakdowns each add up to the KPI; without ``by`` the two would read as one list). The report's own label
+    for the whole key comes first."""
+    base, breakdown, value = key.partition(":") if isinstance(key, str) else ("", "", "")
+    if not (breakdown and by and isinstance(by, str)) or key in _overrides or base not in KPI_BY_KEY:
+        return label(key)
+    return f"{label(base)} by {label(by).lower()} — {label(value)}"
+
+
 def label(key) -> str:
     """A reader's name for a key (see the module docstring); anything that is not a key comes back as it is."""
     if not isinstance(key, str):
         return key
     if key in _overrides:
         return _overrides[key]
+    base, breakdown, value = key.partition(":")
+    if breakdown and base in KPI_BY_KEY:  # a KPI breakdown: revenue_won:new_business, leads:LinkedIn
+        return f"{label(base)} — {label(value)}"
     if not is_key(key):
         return key
-    if ":" in key:  # a KPI breakdown: revenue_won:new_business
-        base, value = key.split(":", 1)
-        return f"{label(base)} — {label(value)}"
     if key in KPI_BY_KEY:
         return KPI_BY_KEY[key].label
     if key in LABELS:

@@ -24,7 +24,7 @@ from revops_lib.periods import Period, parse_period, period_of, resolve_as_of
 from revops_lib.present.charts import scorecard as charts
 from revops_lib.present.context import context
 from revops_lib.present.format import fmt_change, fmt_money, fmt_pct, fmt_points, fmt_pval, fmt_value
-from revops_lib.present.labels import label
+from revops_lib.present.labels import kpi_label, label
 from revops_lib.present.publish import publish
 from revops_lib.present.section import Part, Section, sliced_why
 from revops_lib.present.tables import style_table
@@ -104,16 +104,22 @@ class Scorecard(Section):
     def published(self) -> pd.DataFrame:
         return self.card[PUBLISHED_COLUMNS]
 
+    def kpi_label(self, key) -> str:
+        """A KPI's words; a breakdown's name the column it splits by (the card's ``by``): "Revenue won by type —
+        New business" and "Revenue won by product — Core" are two lists, each adding up to revenue won."""
+        by = dict(zip(self.card["kpi"], self.card["by"])) if "by" in self.card else {}
+        return kpi_label(key, by.get(key, ""))
+
     def attention(self):
         """What needs attention: off-track then at-risk KPIs, with the gap; then KPIs that moved beyond noise
         since the prior period, target or not (:func:`~revops_lib.metrics.scorecard.big_moves`)."""
-        lines = []
+        lines, name = [], self.kpi_label
         for status in ("off track", "at risk"):
             rows = self.card[self.card.status == status]
             if "share_of_goal" in rows:  # worst first: the smallest share of its goal reached
                 rows = rows.sort_values("share_of_goal", kind="stable")
             for r in rows.itertuples(index=False):
-                lines.append(f"- **{label(r.kpi)}** is *{status}*: {fmt_value(r.value, r.unit, self.currency)} "
+                lines.append(f"- **{name(r.kpi)}** is *{status}*: {fmt_value(r.value, r.unit, self.currency)} "
                              f"vs target {fmt_value(r.target, r.unit, self.currency)}"
                              + (f" ({fmt_value(r.pct_of_target, 'rate')} of target)"
                                 if not pd.isna(r.pct_of_target) else ""))
@@ -124,10 +130,10 @@ class Scorecard(Section):
                 if r.weeks_left < 1:  # "per week for the remaining 0.1 weeks" overstates a last day's gap 7-fold
                     days = max(1, round(r.total_days - r.elapsed_days))
                     more = fmt_value(r.still_needed, r.unit, self.currency)
-                    lines.append(f"- {title}: **{label(r.kpi)}** needs {more} more in the remaining {days} "
+                    lines.append(f"- {title}: **{name(r.kpi)}** needs {more} more in the remaining {days} "
                                  f"day{'' if days == 1 else 's'} to reach {goal}.")
                     continue
-                lines.append(f"- {title}: **{label(r.kpi)}** needs "
+                lines.append(f"- {title}: **{name(r.kpi)}** needs "
                              f"{fmt_value(r.weekly_run_rate_needed, r.unit, self.currency)} "
                              f"per week for the remaining {r.weeks_left:.1f} weeks to reach {goal}.")
         listed = set(self.card.kpi[self.card.status.isin(["off track", "at risk"])])
@@ -137,7 +143,7 @@ class Scorecard(Section):
             how = (fmt_change(r.change, r.unit, self.currency) if in_points
                    else fmt_pct(r.relative_change, 0, signed=True))
             why = ("" if pd.isna(r.p_value) else f", {fmt_pval(r.p_value)}")
-            lines.append(f"- **{label(r.kpi)}** moved {how} ({fmt_value(r.prior_value, r.unit, self.currency)} → "
+            lines.append(f"- **{name(r.kpi)}** moved {how} ({fmt_value(r.prior_value, r.unit, self.currency)} → "
                          f"{fmt_value(r.value, r.unit, self.currency)}), beyond the ±"
                          + (fmt_points(self.move_points).lstrip("+") if in_points
                             else fmt_pct(self.move_change, 0))
@@ -168,7 +174,7 @@ class Scorecard(Section):
             return charts.sparkline_svg(vals.to_numpy(dtype=float), label=tip)
 
         out = pd.DataFrame({
-            "KPI": rows.kpi.map(label), "indicator": rows.indicator,
+            "KPI": rows.kpi.map(self.kpi_label), "indicator": rows.indicator,
             "value": [fmt_value(v, u, self.currency) for v, u in zip(rows.value, rows.unit)],
             "target": [fmt_value(v, u, self.currency) for v, u in zip(rows.target, rows.unit)],
             "% of target": [fmt_value(v, "rate") for v in rows.pct_of_target],
@@ -177,7 +183,7 @@ class Scorecard(Section):
             "last_year": [fmt_value(v, u, self.currency) for v, u in zip(rows.last_year_value, rows.unit)],
             "YTD": [fmt_value(v, u, self.currency) for v, u in zip(rows.ytd_value, rows.unit)],
             "YTD target": [fmt_value(v, u, self.currency) for v, u in zip(rows.ytd_target, rows.unit)],
-            trend_col: [trend(k, u, lab) for k, u, lab in zip(rows.kpi, rows.unit, rows.kpi.map(label))],
+            trend_col: [trend(k, u, lab) for k, u, lab in zip(rows.kpi, rows.unit, rows.kpi.map(self.kpi_label))],
             "status": rows.status,
         })
         colors = {"on track": "color: #1e6b3a", "at risk": "color: #b07d00; font-weight: bold",
@@ -195,7 +201,7 @@ class Scorecard(Section):
         if pv.empty:
             return md(f"{title}: no KPI has a target for this period, so there is nothing to pace.")
         out = pd.DataFrame({
-            "KPI": pv.kpi.map(label),
+            "KPI": pv.kpi.map(self.kpi_label),
             "actual to date": [fmt_value(v, u, self.currency) for v, u in zip(pv.actual_to_date, pv.unit)],
             "pro-rated target": [fmt_value(v, u, self.currency) for v, u in zip(pv.prorated_target, pv.unit)],
             "period target": [fmt_value(v, u, self.currency) for v, u in zip(pv.target, pv.unit)],
@@ -203,8 +209,12 @@ class Scorecard(Section):
             "needed per week": [fmt_value(v, u, self.currency) for v, u in zip(pv.weekly_run_rate_needed, pv.unit)],
             "status": pv.status,
         })
-        styled = style_table(out)
         left = float(pv.total_days.iloc[0] - pv.elapsed_days.iloc[0])
+        if left <= 0:  # over: its pro-rated target is the target and nothing is still needed or paced
+            out = out.drop(columns=["pro-rated target", "still needed", "needed per week"]).rename(
+                columns={"actual to date": "actual", "period target": "target"})
+            return style_table(out).set_caption("The period is over: each KPI against its full target.")
+        styled = style_table(out)
         if 0 < left < 7:  # the weekly pace of a part week reads larger than what is needed: say what each is
             days = f"{left:.0f} day{'s' if round(left) != 1 else ''}" if left >= 1 else "less than a day"
             styled = styled.set_caption(f"Less than a week is left ({days}): still needed is what it must bring; "
@@ -284,7 +294,7 @@ class Scorecard(Section):
         data = self.published()
         money = self.currency
         shown = pd.DataFrame({
-            "function": data.function, "indicator": data.indicator, "KPI": data.kpi.map(label),
+            "function": data.function, "indicator": data.indicator, "KPI": data.kpi.map(self.kpi_label),
             "value": [fmt_value(v, u, money) for v, u in zip(data.value, data.unit)],
             "target": [fmt_value(v, u, money) for v, u in zip(data.target, data.unit)],
             "% of target": [fmt_value(v, "rate") for v in data.pct_of_target],
