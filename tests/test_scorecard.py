@@ -823,8 +823,12 @@ def test_the_scorecard_report_shows_last_year_and_ytd_and_keeps_its_sparklines_t
     assert list(dict.fromkeys(sc.history["period"])) == ["2026-01", "2026-02", "2026-03"]
     s = sc.summary().set_index("kpi")
     assert s.loc["leads", ["last_year_value", "ytd_value", "ytd_target"]].tolist() == [2, 4, 7]
-    html = sc.function_table("marketing").to_html()
+    styled = sc.function_table("marketing")
+    html = styled.to_html()
     assert "YTD target" in html and "Last year" in html
+    status = list(styled.data.columns).index("status")
+    css = {(r, c): dict(p) for (r, c), p in styled._compute().ctx.items()}
+    assert all(css[(r, status)].get("white-space") == "nowrap" for r in range(len(styled.data)))  # one line
     names = [n for n, _ in footnotes("revops_scorecard")]
     assert {"Same period last year", "Year to date (YTD)", "YTD target"} <= set(names)
 

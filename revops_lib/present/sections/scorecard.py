@@ -189,7 +189,8 @@ class Scorecard(Section):
         colors = {"on track": "color: #1e6b3a", "at risk": "color: #b07d00; font-weight: bold",
                   "off track": "color: #a1281b; font-weight: bold"}
         return (style_table(out, html=[trend_col]).map(lambda s: colors.get(s, "color: #777"), subset=["status"])
-                .set_properties(subset=[trend_col], **{"padding": "0 6px", "line-height": "0"}))
+                .set_properties(subset=[trend_col], **{"padding": "0 6px", "line-height": "0"})
+                .set_properties(subset=["status"], **{"white-space": "nowrap"}))  # "no / target" on two lines
 
     def pacing_table(self, index: int = 0):
         """Pacing toward a period target (actual to date, pro-rated target, run-rate needed)."""
