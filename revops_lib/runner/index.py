@@ -188,7 +188,7 @@ def write_index(out: Path) -> Path:
 {summary}
 <h2>All reports</h2>
 <p>Every period and report, newest first. Status <i>skipped-unchanged</i> means notebook, parameters,
-library and data were unchanged since the last successful build; <i>no data</i> that the period starts after the
+library and data were unchanged since the last successful build; <i>no data</i> means that the period starts after the
 source's latest event (nothing was built, rather than a report of zeros). Reports of a slice (one segment, team,
 owner …: only its rows) follow those of the whole source, under a row naming the slice. \
 Generated {_now_iso()} by revops-kit {__version__}.</p>
