@@ -733,6 +733,13 @@ def test_deal_stats_and_open_deals_for_several_windows_in_one_query():
         assert single.keys() == row.keys() and isinstance(single["closed"], int)
         assert all(single[k] == row[k] or (math.isnan(single[k]) and math.isnan(row[k])) for k in row)
     assert deals.closed_deal_stats_many(SALES, []).empty
+    # with squares: Σ amount² of the won (A 100, C 50; A alone; D 1,000) and of the lost deals (F 200; B 300)
+    sq = deals.closed_deal_stats_many(SALES, windows, squares=True)
+    assert sq["won_amount_sq"].tolist() == [0.0, 100.0 ** 2 + 50.0 ** 2, 100.0 ** 2, 1000.0 ** 2, 0.0]
+    assert sq["lost_amount_sq"].tolist() == [200.0 ** 2, 300.0 ** 2, 0.0, 0.0, 0.0]
+    pd.testing.assert_frame_equal(sq.drop(columns=["won_amount_sq", "lost_amount_sq"]), stats)
+    assert list(deals.closed_deal_stats_many(SALES, [], squares=True).columns)[-2:] == ["won_amount_sq",
+                                                                                         "lost_amount_sq"]
     # open at each instant: created before it and not closed before its date
     opened = deals.open_opportunities_many(SALES, ["2026-09-01", "2026-10-01", "2026-11-01", "2026-11-03",
                                                    "2027-01-01"])

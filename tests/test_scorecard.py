@@ -377,6 +377,21 @@ def test_trailing_retention_kpis_are_sized_by_their_base_customers():
     assert c.loc[list(TRAILING_OCT), "prior_n"].tolist() == [3, 3, 3]  # September 2025's
 
 
+def test_sums_of_deal_amounts_carry_their_standard_error():
+    """√Σ amount² of the deals won in the window: October holds O1 (new business, 12,000) and O4 (expansion,
+    3,000); September none. The win rate by amount, won / (won + lost) with 15,000 won and O2's 5,000 lost, by
+    the delta method: √(lost² Σwon² + won² Σlost²) / closed² = √(5,000² × 153M + 15,000² × 25M) / 20,000²."""
+    c = retention_card()
+    assert c.loc["revenue_won", "se"] == pytest.approx(math.sqrt(12000 ** 2 + 3000 ** 2))
+    assert c.loc["expansion_revenue", "se"] == 3000.0
+    assert c.loc[["revenue_won", "expansion_revenue"], "prior_se"].tolist() == [0.0, 0.0]
+    assert c.loc["win_rate_amount", "value"] == pytest.approx(15000 / 20000)
+    assert c.loc["win_rate_amount", "se"] == pytest.approx(
+        math.sqrt(5000 ** 2 * (12000 ** 2 + 3000 ** 2) + 15000 ** 2 * 5000 ** 2) / 20000 ** 2)
+    assert math.isnan(c.loc["win_rate_amount", "prior_se"])  # nothing closed in September
+    assert c.loc[["leads", "open_pipeline", "win_rate", "revenue_won:core"], "se"].isna().all()
+
+
 def test_logo_retention_nrr_and_grr_are_three_different_numbers():
     c = retention_card()
     values = [c.loc[k, "value"] for k in ("logo_retention_12m", "nrr_12m", "grr_12m")]
@@ -752,6 +767,36 @@ def test_a_share_moves_only_when_fishers_exact_test_says_so():
     assert big_moves(card([("my_rate", 0.46, 20, 0.40, 40), ("nrr_12m", 0.90, 29, 1.0, 40)])).empty
     assert big_moves(card([("my_rate", 0.46, 30, 0.40, 30), ("nrr_12m", 0.90, 30, 1.0, 40)]))["kpi"].tolist() == [
         "nrr_12m", "my_rate"]
+
+
+def test_a_sum_of_deal_amounts_moves_only_beyond_its_compound_poisson_noise():
+    """The 2026-W47 page listed "Revenue won moved +71% ($965.2k → $1.65M)": a week's revenue rests on a few
+    dozen deals of very different sizes. A total with its standard error (√Σ amount²) is listed when the z-test
+    of the difference says so; p computed here with the error function, not by the library."""
+    from revops_lib.metrics.scorecard import big_moves
+
+    def card(value, se, prior, prior_se):
+        c = pd.DataFrame({"kpi": ["revenue_won"], "unit": ["currency"], "value": [value], "prior_value": [prior],
+                          "se": [se], "prior_se": [prior_se]})
+        return c.assign(change=c["value"] - c["prior_value"])
+
+    def p_by_hand(value, se, prior, prior_se):
+        return math.erfc(abs(value - prior) / math.sqrt(se ** 2 + prior_se ** 2) / math.sqrt(2))
+
+    week = (1.65e6, 420e3, 965.2e3, 300e3)  # about 20 deals a week, a few large ones
+    assert big_moves(card(*week)).empty and p_by_hand(*week) > 0.05  # z = 1.33
+    month = (5.81e6, 800e3, 3.76e6, 600e3)
+    moves = big_moves(card(*month))
+    assert moves["kpi"].tolist() == ["revenue_won"]
+    assert moves.loc[0, "p_value"] == pytest.approx(p_by_hand(*month), rel=1e-9) and p_by_hand(*month) < 0.05
+    assert moves.loc[0, "relative_change"] == pytest.approx(5.81 / 3.76 - 1)
+    assert big_moves(card(*month), alpha=0.01).empty  # p = 0.040
+    assert big_moves(card(*week).drop(columns=["se", "prior_se"]))["kpi"].tolist() == ["revenue_won"]  # not given
+    # the win rate by amount moves in points, its standard error from its sums: +10.2 pp on ±5.7 and ±5.5 is chance
+    wra = card(0.549, 0.057, 0.447, 0.055).assign(kpi="win_rate_amount", unit="rate")
+    assert big_moves(wra).empty and p_by_hand(0.549, 0.057, 0.447, 0.055) > 0.05
+    assert big_moves(wra.assign(se=0.02, prior_se=0.02))["p_value"].iloc[0] == pytest.approx(
+        p_by_hand(0.549, 0.02, 0.447, 0.02), rel=1e-9)
 
 
 @pytest.mark.parametrize("kwargs", [dict(change=0.0), dict(points=0.0), dict(alpha=0.0), dict(alpha=1.0),

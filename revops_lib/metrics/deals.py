@@ -199,17 +199,21 @@ def closed_deal_stats(opportunities, *, start: _dt.date, end: _dt.date, as_of: p
 
 
 def closed_deal_stats_many(opportunities, windows: Sequence[tuple], *,
-                           types: Sequence[str] | None = None) -> pd.DataFrame:
+                           types: Sequence[str] | None = None, squares: bool = False) -> pd.DataFrame:
     """:func:`closed_deal_stats` for several ``(start, end, as_of)`` windows in one query.
 
     Returns one row per window, in the order given, with the keys of :func:`closed_deal_stats` as
-    columns (``closed, won, lost, won_amount, closed_amount, avg_deal_size, sales_cycle_days``).
+    columns (``closed, won, lost, won_amount, closed_amount, avg_deal_size, sales_cycle_days``); with
+    ``squares`` also ``won_amount_sq, lost_amount_sq`` (Σ amount² of the won and of the lost deals: the spread
+    of the amount-weighted win rate).
     """
     cols = ["closed", "won", "lost", "won_amount", "closed_amount", "avg_deal_size", "sales_cycle_days"]
-    return pd.DataFrame(_closed_deal_rows(opportunities, windows, types), columns=cols)
+    cols += ["won_amount_sq", "lost_amount_sq"] if squares else []
+    return pd.DataFrame(_closed_deal_rows(opportunities, windows, types, squares), columns=cols)
 
 
-def _closed_deals_agg(opportunities, windows: Sequence[tuple], types, by: Sequence[str] = ()) -> pd.DataFrame:
+def _closed_deals_agg(opportunities, windows: Sequence[tuple], types, by: Sequence[str] = (),
+                      squares: bool = False) -> pd.DataFrame:
     """One query: per window ``w`` (and ``by`` columns of ``opportunities``) the closed-deal aggregates."""
     o = _opps(opportunities)
     types = _check_types(types)
@@ -229,6 +233,8 @@ def _closed_deals_agg(opportunities, windows: Sequence[tuple], types, by: Sequen
         closed_amount=j.amount.sum(),
         avg_deal_size=j.amount.mean(where=won),
         sales_cycle_days=j._cycle.cast(dt.float64).quantile(0.5, where=won),
+        **(dict(won_sq=(j.amount * j.amount).sum(where=won), lost_sq=(j.amount * j.amount).sum(where=~won))
+           if squares else {}),
     ))
 
 
@@ -245,12 +251,18 @@ def _stats_row(r: dict) -> dict:
                 avg_deal_size=_num(r.get("avg_deal_size")), sales_cycle_days=_num(r.get("sales_cycle_days")))
 
 
-def _closed_deal_rows(opportunities, windows: Sequence[tuple], types) -> list[dict]:
+def _closed_deal_rows(opportunities, windows: Sequence[tuple], types, squares: bool = False) -> list[dict]:
     if not windows:
         return []
-    agg = _closed_deals_agg(opportunities, windows, types)
+    agg = _closed_deals_agg(opportunities, windows, types, squares=squares)
     found = {int(rec["w"]): rec for rec in agg.to_dict("records")}
-    return [_stats_row(found.get(k, {})) for k in range(len(windows))]
+    rows = [_stats_row(found.get(k, {})) for k in range(len(windows))]
+    if squares:  # Σ amount² of the won and the lost deals (0 without any)
+        for k, row in enumerate(rows):
+            rec = found.get(k, {})
+            row.update(won_amount_sq=_num(rec.get("won_sq")) if row["won"] else 0.0,
+                       lost_amount_sq=_num(rec.get("lost_sq")) if row["lost"] else 0.0)
+    return rows
 
 
 def closed_deal_stats_by(opportunities, by: str | Sequence[str], *, start: _dt.date, end: _dt.date,

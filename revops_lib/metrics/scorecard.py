@@ -152,24 +152,28 @@ def _series(df: pd.DataFrame, wins, col: str, fill: float | None = 0.0) -> dict[
 
 def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
              only: set[str] | None = None, deals=None) -> tuple[pd.DataFrame, list[str]]:
-    """Long frame ``kpi, label, value, n, by`` for every available KPI and window; notes about absent tables.
+    """Long frame ``kpi, label, value, n, by, se`` for every available KPI and window; notes about absent tables.
 
     ``n``: the KPI's sample size where it has one — the items a rate is a share of (sessions, emails delivered,
     deals closed, rated tickets, the retention base's customers) or an average or median is taken over (new
     customers, deals won, reviews, tickets with a CES or a first response) — else NaN. ``by``: the column a
     breakdown splits its KPI by (``source``, ``type``, ``product``; empty for a KPI as a whole). A KPI's
-    breakdowns come in that order, each dimension's values sorted.
+    breakdowns come in that order, each dimension's values sorted. ``se``: the standard error of a sum of deal
+    amounts (revenue won, expansion revenue), √Σ amount² — the total's spread if deals close as a Poisson stream
+    with these amounts (a compound Poisson total) — and of the win rate by amount (:func:`_ratio_se`); else NaN.
 
     ``only``: compute just these KPI keys (and what they need). ``deals``: a prepared
     :class:`~revops_lib.metrics.deal_history.DealHistory` of ``src`` for pipeline coverage (else built here).
     """
-    rows: list[tuple[str, str, float, float, str]] = []
+    rows: list[tuple[str, str, float, float, str, float]] = []
     notes: list[str] = []
     labels = [w.period.label for w in wins]
 
-    def put(key: str, series: dict[str, float], n: dict[str, float] | None = None, by: str = ""):
+    def put(key: str, series: dict[str, float], n: dict[str, float] | None = None, by: str = "",
+            se: dict[str, float] | None = None):
         for lab in labels:
-            rows.append((key, lab, series.get(lab, math.nan), math.nan if n is None else n.get(lab, math.nan), by))
+            rows.append((key, lab, series.get(lab, math.nan), math.nan if n is None else n.get(lab, math.nan), by,
+                         math.nan if se is None else se.get(lab, math.nan)))
 
     def has(*tables, keys=None) -> bool:
         if only is not None and keys is not None and not (set(keys) & only):
@@ -242,17 +246,24 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
         g = _by_period(o, "created_at", "timestamp", wins, lambda j: dict(n=j.count()))
         put("opportunities_created", _series(g, wins, "n"))
         won = o.filter(o.is_won.fill_null(False))
-        gs = _by_period(won, "close_date", "date", wins, lambda j: dict(a=j.amount.sum()), group=["type", "product"])
+        gs = _by_period(won, "close_date", "date", wins,
+                        lambda j: dict(a=j.amount.sum(), a2=(j.amount * j.amount).sum()), group=["type", "product"])
+
+        def se(g):  # √Σ amount² of each window (0 for a window without deals)
+            return {lab: math.sqrt(v) for lab, v in _series(g, wins, "a2").items()}
+
         g = _totals(gs)
-        put("revenue_won", _series(g, wins, "a"))
+        put("revenue_won", _series(g, wins, "a"), se=se(g))
         nb = _series(_totals(gs[gs["type"] == "new_business"]), wins, "a")
-        put("expansion_revenue", _series(_totals(gs[gs["type"] == "expansion"]), wins, "a"))
+        g = _totals(gs[gs["type"] == "expansion"])
+        put("expansion_revenue", _series(g, wins, "a"), se=se(g))
         if breakdowns:
             for dim in ("type", "product"):
                 for v in sorted(gs[dim].dropna().unique()):
                     put(f"revenue_won:{v}", _series(_totals(gs[gs[dim] == v]), wins, "a"), by=dim)
-        wr, wra, cyc, op, closed, won_n = {}, {}, {}, {}, {}, {}
-        stats = closed_deal_stats_many(o, [(w.period.start_date, w.period.end_date, w.cut) for w in wins])
+        wr, wra, cyc, op, closed, won_n, wra_se = {}, {}, {}, {}, {}, {}, {}
+        stats = closed_deal_stats_many(o, [(w.period.start_date, w.period.end_date, w.cut) for w in wins],
+                                       squares=True)
         opened = open_opportunities_many(o, [w.cut for w in wins])
         newc = new_customers_many(o, [(w.period, w.cut) for w in wins])
         for k, win in enumerate(wins):
@@ -262,10 +273,12 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
             wra[lab] = ratio(s["won_amount"], s["closed_amount"])
             cyc[lab] = _num(s["sales_cycle_days"])
             closed[lab], won_n[lab] = _num(s["closed"]), _num(s["won"])
+            wra_se[lab] = _ratio_se(s["won_amount"], s["closed_amount"] - s["won_amount"], s["won_amount_sq"],
+                                    s["lost_amount_sq"])
             op[lab] = _num(opened["amount"].iloc[k])
             new_cust[lab] = float(newc.iloc[k])
         put("win_rate", wr, n=closed)
-        put("win_rate_amount", wra, n=closed)
+        put("win_rate_amount", wra, n=closed, se=wra_se)
         put("sales_cycle_days", cyc, n=won_n)
         put("open_pipeline", op)
         put("new_customers", new_cust)
@@ -340,7 +353,20 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
     for tables, keys in skipped.items():
         many = " and " in tables
         notes.append(f"Left out for lack of table{'s' if many else ''} {tables}: {', '.join(keys)}.")
-    return pd.DataFrame(rows, columns=["kpi", "label", "value", "n", "by"]), notes
+    return pd.DataFrame(rows, columns=["kpi", "label", "value", "n", "by", "se"]), notes
+
+
+def _ratio_se(won: float, lost: float, won_sq: float, lost_sq: float) -> float:
+    """Standard error of won / (won + lost), two sums of amounts each a compound Poisson total (variance Σ
+    amount²), by the delta method: √(lost² Σwon² + won² Σlost²) / (won + lost)²; NaN when nothing closed.
+
+    >>> round(_ratio_se(100.0, 100.0, 100.0 ** 2, 100.0 ** 2), 4)  # one deal won and one lost, alike: ±35 points
+    0.3536
+    """
+    total = float(won) + float(lost)
+    if not total > 0:
+        return math.nan
+    return math.sqrt(float(lost) ** 2 * float(won_sq) + float(won) ** 2 * float(lost_sq)) / total ** 2
 
 
 def _order_key(key: str) -> tuple:
@@ -353,17 +379,18 @@ def kpi_history(source, *, period, as_of=None, periods: int = 12, breakdowns: bo
                 comparisons: bool = False, also: Sequence[tuple] = (), deals=None) -> pd.DataFrame:
     """Every KPI for the last ``periods`` periods of the report's kind (for sparklines).
 
-    Returns ``kpi, period, value, n, by`` (oldest first; ``n``: the sample size of a rate or an average,
-    ``by``: the column a breakdown splits by, see :func:`_compute`), the last period cut at ``as_of``;
-    ``attrs["notes"]`` says which KPIs were left out because their tables are absent. With ``comparisons``
-    the same query also computes the same period last year and the year to date (:func:`comparison_windows`):
-    their rows come first, labelled ``attrs["last_year"]`` and ``attrs["ytd"]`` (``attrs["periods"]``: the history's
-    labels). ``also``: more ``(period, as_of)`` windows computed in the same query (a pacing view's period to
-    date, e.g. the quarter of a month report), labelled by their period; every KPI of a window is computed as
-    it would be alone, except pipeline coverage, which only the report period and the one before it get (from
-    one point-in-time query: the report period's coverage at its start is what the KPI read at the prior
-    period's end). ``deals``: a prepared :class:`~revops_lib.metrics.deal_history.DealHistory` of the source
-    that pipeline coverage reads (shared with the caller's other point-in-time queries).
+    Returns ``kpi, period, value, n, by, se`` (oldest first; ``n``: the sample size of a rate or an average, ``by``:
+    the column a breakdown splits by, ``se``: the standard error of a sum of amounts or of the win rate by amount,
+    see :func:`_compute`), the last period cut at ``as_of``; ``attrs["notes"]`` says which KPIs were left out
+    because their tables are absent. With ``comparisons`` the same query also computes the same period last year and
+    the year to date (:func:`comparison_windows`): their rows come first, labelled ``attrs["last_year"]`` and
+    ``attrs["ytd"]`` (``attrs["periods"]``: the history's labels). ``also``: more ``(period, as_of)`` windows
+    computed in the same query (a pacing view's period to date, e.g. the quarter of a month report), labelled by
+    their period; every KPI of a window is computed as it would be alone, except pipeline coverage, which only the
+    report period and the one before it get (from one point-in-time query: the report period's coverage at its start
+    is what the KPI read at the prior period's end). ``deals``: a prepared
+    :class:`~revops_lib.metrics.deal_history.DealHistory` of the source that pipeline coverage reads (shared with
+    the caller's other point-in-time queries).
     """
     src = open_source(source)
     p = parse_period(period)
@@ -394,15 +421,15 @@ def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: p
         ``function, indicator, kpi, period, value, target, pct_of_target, prior_value, change, unit,
         last_year_value, ytd_value, ytd_target`` (the published columns), then ``label, higher_is_better,
         status, share_of_goal`` (what the status judges: the share of its goal, pro-rated for additive KPIs,
-        reached; 1 = met, lower = worse, also where lower is better), ``n, prior_n`` (the sample size of a
-        rate or an average in the period and the prior one: the items it is a share of or taken over; NaN for
-        the others, read by :func:`big_moves`), ``by`` (the column a breakdown splits its KPI by: ``source``,
-        ``type`` or ``product``; empty for a KPI as a whole). Rows in the order of :data:`KPIS`, a KPI's
-        breakdowns after it, by dimension, each dimension's values sorted. With ``prior=False`` the previous period
-        is not computed (``prior_value`` and ``change`` are NaN); with ``comparisons=False`` neither are last
-        year and the year to date. A ``history`` (from
-        :func:`kpi_history`) gives the values instead of a query; its ``comparisons`` rows, when it has them,
-        the last-year and YTD values.
+        reached; 1 = met, lower = worse, also where lower is better), ``by`` (the column a breakdown splits its
+        KPI by: ``source``, ``type`` or ``product``; empty for a KPI as a whole), ``n, prior_n`` (the sample size
+        of a rate or an average in the period and the prior one: the items it is a share of or taken over) and
+        ``se, prior_se`` (the standard error of a sum of deal amounts and of the win rate by amount), NaN where a
+        KPI has none, read by :func:`big_moves` (see :func:`_compute`). Rows in the order of :data:`KPIS`, a
+        KPI's breakdowns after it, by dimension, each dimension's values sorted. With ``prior=False`` the
+        previous period is not computed (``prior_value`` and ``change`` are NaN); with ``comparisons=False``
+        neither are last year and the year to date. A ``history`` (from :func:`kpi_history`) gives the values
+        instead of a query; its ``comparisons`` rows, when it has them, the last-year and YTD values.
 
     Notes
     -----
@@ -432,9 +459,11 @@ def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: p
         long = long.assign(n=math.nan)
     if "by" not in long:
         long = long.assign(by="")
+    if "se" not in long:
+        long = long.assign(se=math.nan)
     dims = dict(zip(long["kpi"], long["by"]))
     now, before = (long[long.label == lab].set_index("kpi") for lab in (p.label, p.previous().label))
-    cur, prev, n_cur, n_prev = now["value"], before["value"], now["n"], before["n"]
+    cur, prev = now["value"], before["value"]
     ly = long[long.label == ly_lab].set_index("kpi")["value"] if ly_lab else pd.Series(dtype="float64")
     ytd = long[long.label == ytd_lab].set_index("kpi")["value"] if ytd_lab else pd.Series(dtype="float64")
     to_date = periods_to_date(p)
@@ -458,8 +487,9 @@ def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: p
                          + (f" — {key.split(':', 1)[1]}" if ":" in key else ""),
                          higher_is_better=k.higher_is_better,
                          status=_status(k, value, target, pace, on_track, at_risk),
-                         share_of_goal=_share(k, value, target, pace), n=_num(n_cur.get(key)),
-                         prior_n=_num(n_prev.get(key)) if key in n_prev.index else math.nan, by=dims[key]))
+                         share_of_goal=_share(k, value, target, pace), by=dims[key],
+                         **{f"{when}{c}": _num(f[c].get(key)) if key in f.index else math.nan
+                            for c in ("n", "se") for when, f in (("", now), ("prior_", before))}))
     return pd.DataFrame(rows)
 
 
@@ -611,6 +641,10 @@ def big_moves(card: pd.DataFrame, *, change: float = 0.25, points: float = 0.05,
 
     - a count: the two counts differ beyond Poisson noise — the exact conditional test (value ~ Binomial(value +
       prior, ½)), two-sided p-value below ``alpha``;
+    - a value with a standard error (``se`` and ``prior_se``): a sum of deal amounts (revenue won, expansion
+      revenue: √Σ amount², the spread of deals closing as a Poisson stream with those amounts) and the win rate by
+      amount (from those of its won and lost sums, :func:`_ratio_se`) — the z-test of (value − prior) / √(se² +
+      prior_se²), two-sided p-value below ``alpha`` (a few large deals make big moves by chance);
     - a share of items (``KPI.proportion``: win rate of deals closed, CSAT of rated tickets, conversion of
       sessions, email rates of emails delivered): the two shares differ by Fisher's exact test on the 2×2 table
       of successes and failures (successes: the share × ``n``, rounded), two-sided p-value below ``alpha``;
@@ -634,7 +668,7 @@ def big_moves(card: pd.DataFrame, *, change: float = 0.25, points: float = 0.05,
     >>> big_moves(card)["kpi"].tolist()  # 20 won of 50 against 32 of 66: within noise
     ['cac', 'mqls']
     """
-    from scipy.stats import binomtest, fisher_exact
+    from scipy.stats import binomtest, fisher_exact, norm
 
     if not (0 < change and 0 < points and 0 < alpha < 1 and min_base >= 0):
         from revops_lib.errors import ParameterError
@@ -661,8 +695,6 @@ def big_moves(card: pd.DataFrame, *, change: float = 0.25, points: float = 0.05,
                     continue
                 a, b = round(value * n), round(prior * m)
                 p = float(fisher_exact([[a, round(n) - a], [b, round(m) - b]]).pvalue)
-                if p >= alpha:
-                    continue
         else:
             if prior == 0:
                 continue
@@ -671,9 +703,12 @@ def big_moves(card: pd.DataFrame, *, change: float = 0.25, points: float = 0.05,
                 continue
             if r["unit"] == "count":
                 n = int(round(value)) + int(round(prior))
-                p = binomtest(int(round(value)), n, 0.5).pvalue if n > 0 else 1.0
-                if p >= alpha:
-                    continue
+                p = float(binomtest(int(round(value)), n, 0.5).pvalue) if n > 0 else 1.0
+        spread = math.hypot(_num(r.get("se")), _num(r.get("prior_se")))
+        if math.isnan(p) and spread > 0:  # a value with a standard error (NaN, none given, is not > 0)
+            p = float(2 * norm.sf(abs(value - prior) / spread))
+        if p >= alpha:  # (NaN: not tested, the threshold alone judged it)
+            continue
         out.append({**r, "relative_change": rel, "p_value": p})
     result = pd.DataFrame(out, columns=list(card.columns) + ["relative_change", "p_value"])
     order = result["relative_change"].abs().fillna(result["value"].sub(result["prior_value"]).abs())
