@@ -392,6 +392,19 @@ def test_sums_of_deal_amounts_carry_their_standard_error():
     assert c.loc[["leads", "open_pipeline", "win_rate", "revenue_won:core"], "se"].isna().all()
 
 
+def test_amounts_per_customer_and_per_lead_carry_their_standard_error():
+    """October: spend 1,120 over 3 leads and 1 new customer, new-business revenue 12,000 (O1) over that customer.
+    Cost per lead and CAC vary with their count's Poisson noise (value / √count); revenue per new customer with
+    the new-business total's (√Σ amount² / new customers). September has no leads or customers: no error."""
+    c = oct_card()
+    assert c.loc["cost_per_lead", "se"] == pytest.approx(1120 / 3 / math.sqrt(3))
+    assert c.loc["cac", "se"] == pytest.approx(1120.0)
+    assert c.loc["avg_revenue_per_new_customer", "se"] == pytest.approx(12000.0)
+    assert c.loc[["cost_per_lead", "cac", "avg_revenue_per_new_customer"], "prior_se"].isna().all()
+    f = retention_frames()  # + O4, an expansion deal: not new business, so no part of revenue per new customer
+    assert card(f).loc["avg_revenue_per_new_customer", "se"] == pytest.approx(12000.0)
+
+
 def test_logo_retention_nrr_and_grr_are_three_different_numbers():
     c = retention_card()
     values = [c.loc[k, "value"] for k in ("logo_retention_12m", "nrr_12m", "grr_12m")]

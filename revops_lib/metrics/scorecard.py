@@ -160,7 +160,9 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
     breakdown splits its KPI by (``source``, ``type``, ``product``; empty for a KPI as a whole). A KPI's
     breakdowns come in that order, each dimension's values sorted. ``se``: the standard error of a sum of deal
     amounts (revenue won, expansion revenue), √Σ amount² — the total's spread if deals close as a Poisson stream
-    with these amounts (a compound Poisson total) — and of the win rate by amount (:func:`_ratio_se`); else NaN.
+    with these amounts (a compound Poisson total) — and of what is made of such sums and counts: the win rate by
+    amount (:func:`_ratio_se`), revenue per new customer (√Σ new-business amount² / new customers), cost per lead
+    and CAC (:func:`_per_count_se`); else NaN.
 
     ``only``: compute just these KPI keys (and what they need). ``deals``: a prepared
     :class:`~revops_lib.metrics.deal_history.DealHistory` of ``src`` for pipeline coverage (else built here).
@@ -234,7 +236,8 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
         got = marketing_spend_many(src.table("marketing_spend"), [(w.period, w.cut) for w in wins])
         spend = {lab: _num(v) for lab, v in got.items()}
         if leads_n:
-            put("cost_per_lead", {lab: ratio(spend[lab], leads_n[lab]) for lab in labels}, n=leads_n)
+            cpl = {lab: ratio(spend[lab], leads_n[lab]) for lab in labels}
+            put("cost_per_lead", cpl, n=leads_n, se=_per_count_se(cpl, leads_n))
 
     # --- sales -----------------------------------------------------------------
     new_cust: dict[str, float] = {}
@@ -249,14 +252,15 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
         gs = _by_period(won, "close_date", "date", wins,
                         lambda j: dict(a=j.amount.sum(), a2=(j.amount * j.amount).sum()), group=["type", "product"])
 
-        def se(g):  # √Σ amount² of each window (0 for a window without deals)
+        def root_sq(g):  # √Σ amount² of each window (0 for a window without deals)
             return {lab: math.sqrt(v) for lab, v in _series(g, wins, "a2").items()}
 
         g = _totals(gs)
-        put("revenue_won", _series(g, wins, "a"), se=se(g))
-        nb = _series(_totals(gs[gs["type"] == "new_business"]), wins, "a")
+        put("revenue_won", _series(g, wins, "a"), se=root_sq(g))
+        nb_g = _totals(gs[gs["type"] == "new_business"])
+        nb, nb_se = _series(nb_g, wins, "a"), root_sq(nb_g)
         g = _totals(gs[gs["type"] == "expansion"])
-        put("expansion_revenue", _series(g, wins, "a"), se=se(g))
+        put("expansion_revenue", _series(g, wins, "a"), se=root_sq(g))
         if breakdowns:
             for dim in ("type", "product"):
                 for v in sorted(gs[dim].dropna().unique()):
@@ -282,9 +286,11 @@ def _compute(src: Source, wins: list[_Window], *, breakdowns: bool = True,
         put("sales_cycle_days", cyc, n=won_n)
         put("open_pipeline", op)
         put("new_customers", new_cust)
-        put("avg_revenue_per_new_customer", {lab: ratio(nb[lab], new_cust[lab]) for lab in labels}, n=new_cust)
+        put("avg_revenue_per_new_customer", {lab: ratio(nb[lab], new_cust[lab]) for lab in labels}, n=new_cust,
+            se={lab: ratio(nb_se[lab], new_cust[lab]) for lab in labels})
         if spend:
-            put("cac", {lab: ratio(spend[lab], new_cust[lab]) for lab in labels}, n=new_cust)
+            cac = {lab: ratio(spend[lab], new_cust[lab]) for lab in labels}
+            put("cac", cac, n=new_cust, se=_per_count_se(cac, new_cust))
         if has("targets", keys=["pipeline_coverage"]):
 
             cov = {}
@@ -367,6 +373,12 @@ def _ratio_se(won: float, lost: float, won_sq: float, lost_sq: float) -> float:
     if not total > 0:
         return math.nan
     return math.sqrt(float(lost) ** 2 * float(won_sq) + float(won) ** 2 * float(lost_sq)) / total ** 2
+
+
+def _per_count_se(values: dict[str, float], counts: dict[str, float]) -> dict[str, float]:
+    """Standard error of an amount per counted item (cost per lead, CAC) from the count's Poisson noise alone,
+    the amount taken as fixed: value / √count (delta method); NaN without items."""
+    return {lab: v / math.sqrt(counts[lab]) if counts.get(lab, 0) > 0 else math.nan for lab, v in values.items()}
 
 
 def _order_key(key: str) -> tuple:
@@ -642,9 +654,10 @@ def big_moves(card: pd.DataFrame, *, change: float = 0.25, points: float = 0.05,
     - a count: the two counts differ beyond Poisson noise — the exact conditional test (value ~ Binomial(value +
       prior, ½)), two-sided p-value below ``alpha``;
     - a value with a standard error (``se`` and ``prior_se``): a sum of deal amounts (revenue won, expansion
-      revenue: √Σ amount², the spread of deals closing as a Poisson stream with those amounts) and the win rate by
-      amount (from those of its won and lost sums, :func:`_ratio_se`) — the z-test of (value − prior) / √(se² +
-      prior_se²), two-sided p-value below ``alpha`` (a few large deals make big moves by chance);
+      revenue: √Σ amount², the spread of deals closing as a Poisson stream with those amounts), the win rate by
+      amount and revenue per new customer (from those sums), cost per lead and CAC (from their counts' Poisson
+      noise) — the z-test of (value − prior) / √(se² + prior_se²), two-sided p-value below ``alpha`` (a few
+      large deals make big moves by chance);
     - a share of items (``KPI.proportion``: win rate of deals closed, CSAT of rated tickets, conversion of
       sessions, email rates of emails delivered): the two shares differ by Fisher's exact test on the 2×2 table
       of successes and failures (successes: the share × ``n``, rounded), two-sided p-value below ``alpha``;
