@@ -392,8 +392,8 @@ def kpi_history(source, *, period, as_of=None, periods: int = 12, breakdowns: bo
     """Every KPI for the last ``periods`` periods of the report's kind (for sparklines).
 
     Returns ``kpi, period, value, n, by, se`` (oldest first; ``n``: the sample size of a rate or an average, ``by``:
-    the column a breakdown splits by, ``se``: the standard error of a sum of amounts or of the win rate by amount,
-    see :func:`_compute`), the last period cut at ``as_of``; ``attrs["notes"]`` says which KPIs were left out
+    the column a breakdown splits by, ``se``: the standard error of a value made of deal amounts or counts, see
+    :func:`_compute`), the last period cut at ``as_of``; ``attrs["notes"]`` says which KPIs were left out
     because their tables are absent. With ``comparisons`` the same query also computes the same period last year and
     the year to date (:func:`comparison_windows`): their rows come first, labelled ``attrs["last_year"]`` and
     ``attrs["ytd"]`` (``attrs["periods"]``: the history's labels). ``also``: more ``(period, as_of)`` windows
@@ -436,8 +436,8 @@ def scorecard(source, *, period, as_of=None, breakdowns: bool = True, history: p
         reached; 1 = met, lower = worse, also where lower is better), ``by`` (the column a breakdown splits its
         KPI by: ``source``, ``type`` or ``product``; empty for a KPI as a whole), ``n, prior_n`` (the sample size
         of a rate or an average in the period and the prior one: the items it is a share of or taken over) and
-        ``se, prior_se`` (the standard error of a sum of deal amounts and of the win rate by amount), NaN where a
-        KPI has none, read by :func:`big_moves` (see :func:`_compute`). Rows in the order of :data:`KPIS`, a
+        ``se, prior_se`` (the standard error of a value made of deal amounts or counts), NaN where a KPI has
+        none, read by :func:`big_moves` (see :func:`_compute`). Rows in the order of :data:`KPIS`, a
         KPI's breakdowns after it, by dimension, each dimension's values sorted. With ``prior=False`` the
         previous period is not computed (``prior_value`` and ``change`` are NaN); with ``comparisons=False``
         neither are last year and the year to date. A ``history`` (from :func:`kpi_history`) gives the values
@@ -648,8 +648,8 @@ def big_moves(card: pd.DataFrame, *, change: float = 0.25, points: float = 0.05,
     A KPI (breakdowns left out) is listed when its move is at least the threshold — ``points`` (a fraction:
     0.05 = 5 percentage points) for a rate, ``change`` (relative: 0.25 = 25 %) for any other unit and for a
     ratio shown as a percentage whose level is not a share (next-period coverage, 116 % → 124 % is +7 %, not
-    "8 points": ``KPI.moves_in_points`` False) — and beyond noise, where the card says how many items a value
-    stands on (its ``n`` and ``prior_n`` columns, as :func:`scorecard` gives them):
+    "8 points": ``KPI.moves_in_points`` False) — and beyond noise, where the card says what a value stands on
+    (its ``n, prior_n`` and ``se, prior_se`` columns, as :func:`scorecard` gives them):
 
     - a count: the two counts differ beyond Poisson noise — the exact conditional test (value ~ Binomial(value +
       prior, ½)), two-sided p-value below ``alpha``;
