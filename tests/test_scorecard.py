@@ -120,6 +120,30 @@ def test_breakdowns_say_what_they_split_by_and_come_by_dimension():
     assert (c.loc[[k for k in c.index if ":" not in k], "by"] == "").all()
 
 
+def test_the_bullet_chart_names_a_breakdown_as_the_tables_do(tmp_path, monkeypatch):
+    """A breakdown with a target is drawn under the tables' words ("Revenue won by type — New business"), not
+    the card's raw label ("Revenue won by type — new_business")."""
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    from revops_lib.periods import parse_period
+
+    monkeypatch.chdir(tmp_path)  # the chart's numbers are recorded beside it
+    c = pd.DataFrame({"function": ["sales"] * 2, "kpi": ["revenue_won", "revenue_won:new_business"],
+                      "label": ["Revenue won", "Revenue won by type — new_business"], "by": ["", "type"],
+                      "unit": ["currency"] * 2, "value": [9.0, 5.0], "target": [10.0, 4.0],
+                      "pct_of_target": [0.9, 1.25], "status": ["at risk", "on track"]})
+    sc = scorecard_section.Scorecard(period=parse_period("2026-10"), as_of=pd.Timestamp("2026-11-01"), card=c,
+                                     history=pd.DataFrame(), pacing_views=[])
+    plt.close("all")
+    sc.bullets("sales")
+    ticks = [t.get_text() for t in plt.gca().get_yticklabels()]
+    plt.close("all")
+    assert ticks == ["Revenue won by type — New business", "Revenue won"]
+
+
 def test_every_metrics_md_key_is_present_when_tables_are():
     keys = set(card(valid_frames()).index)
     metrics_keys = {"sessions", "leads", "mqls", "sqls", "landing_conversion_rate", "email_open_rate",

@@ -286,8 +286,8 @@ class Scorecard(Section):
         if rows.empty:
             return md("No KPI of this function has a target for this period, so there is no bullet chart: the "
                       "table above compares each KPI with the prior period.")
-        self.chart(self.card, "kpis", charts.plot_kpi_bullets, published=True, function=function,
-                   currency=self.currency)
+        shown = self.card.assign(label=self.card["kpi"].map(self.kpi_label))  # the reader's words, as in the tables
+        self.chart(shown, "kpis", charts.plot_kpi_bullets, published=True, function=function, currency=self.currency)
 
     def kpi_table(self, limit: int = 30):
         """Every KPI key and breakdown, formatted by its unit (money, percent, points for a rate's change);
