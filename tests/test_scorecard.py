@@ -62,18 +62,22 @@ EXPECTED_N_OCT = {
 }
 
 
-@pytest.mark.parametrize("key", sorted(EXPECTED_N_OCT))
-def test_the_card_gives_the_size_of_each_rate_and_average(key):
-    row = oct_card().loc[key]
-    assert (row["n"], row["prior_n"]) == (EXPECTED_N_OCT[key], 0), key
-
-
-def test_counts_money_and_stocks_have_no_size():
-    c = oct_card()
+def test_the_card_gives_the_size_of_each_rate_and_average():
+    """(Computed here, not from the cached card: mutmut maps a test to the functions it runs, and a cached card
+    runs none.)"""
+    c = card(valid_frames())
+    for key, n in EXPECTED_N_OCT.items():
+        assert (c.loc[key, "n"], c.loc[key, "prior_n"]) == (n, 0), key
     sizeless = [k for k in EXPECTED_OCT if k not in EXPECTED_N_OCT and k not in
                 ("csat", "ces", "first_response_hours", "logo_retention_12m", "nrr_12m", "grr_12m")]
     assert "leads" in sizeless and "open_pipeline" in sizeless and "revenue_won" in sizeless
-    assert c.loc[sizeless, ["n", "prior_n"]].isna().all().all()
+    assert c.loc[sizeless, ["n", "prior_n"]].isna().all().all()  # counts, money and stocks have no size
+    # spread: cost per lead and CAC from their counts (1,120 over 3 leads, over 1 new customer), revenue per new
+    # customer from the new-business total (O1's 12,000 over that customer); September has neither
+    assert c.loc["cost_per_lead", "se"] == pytest.approx(1120 / 3 / math.sqrt(3))
+    assert c.loc["cac", "se"] == pytest.approx(1120.0)
+    assert c.loc["avg_revenue_per_new_customer", "se"] == pytest.approx(12000.0)
+    assert c.loc[["cost_per_lead", "cac", "avg_revenue_per_new_customer"], "prior_se"].isna().all()
 
 
 def test_ticket_kpis_count_the_tickets_each_is_taken_over():
@@ -333,6 +337,24 @@ def test_kpi_registry_entries_keep_every_field():
                                 "how x is counted", additive=True)
     assert all(k.function in scorecard.FUNCTIONS and k.definition and isinstance(k.tables, tuple)
                for k in scorecard.KPIS)
+    # the card's order is the list's within a function, so the list keeps leading KPIs before lagging ones
+    for f in scorecard.FUNCTIONS:
+        kinds = [k.indicator for k in scorecard.KPIS if k.function == f]
+        assert kinds == sorted(kinds, key=["leading", "lagging"].index), f
+
+
+def test_a_history_made_by_hand_gives_the_card_without_sizes_and_keeps_a_kpi_before_its_breakdowns():
+    """A ``history`` without the ``n``, ``by`` and ``se`` columns (made by hand, or from an older kit) still
+    gives a card: blank sizes and spreads, no dimension; rows in the KPI list's order, a KPI before its
+    breakdowns even when the history lists them first."""
+    hist = pd.DataFrame({"kpi": ["leads:web", "leads", "revenue_won", "sessions", "leads", "leads:web"],
+                         "period": ["2026-10", "2026-10", "2026-10", "2026-10", "2026-09", "2026-09"],
+                         "value": [3.0, 10.0, 500.0, 80.0, 8.0, 2.0]})
+    c = scorecard.scorecard(valid_frames(), period="2026-10", history=hist, comparisons=False)
+    assert c["kpi"].tolist() == ["sessions", "leads", "leads:web", "revenue_won"]
+    assert c[["n", "prior_n", "se", "prior_se"]].isna().all().all() and (c["by"] == "").all()
+    assert c.set_index("kpi").loc["leads:web", ["value", "prior_value", "label"]].tolist() == [3.0, 2.0,
+                                                                                               "Leads — web"]
 
 
 # ---------------------------------------------------------------------------
@@ -396,16 +418,18 @@ def test_trailing_retention_kpis_on_a_ledger_with_churn_contraction_and_expansio
 
 
 def test_trailing_retention_kpis_are_sized_by_their_base_customers():
-    c = retention_card()
-    assert c.loc[list(TRAILING_OCT), "n"].tolist() == [4, 4, 4]  # October 2025's base
-    assert c.loc[list(TRAILING_OCT), "prior_n"].tolist() == [3, 3, 3]  # September 2025's
+    c = card(retention_frames())  # not the cached card: see test_the_card_gives_the_size_of_each_rate_and_average
+    assert c.loc[["logo_retention_12m", "nrr_12m", "grr_12m"], "n"].tolist() == [4, 4, 4]  # October 2025's base
+    assert c.loc[["logo_retention_12m", "nrr_12m", "grr_12m"], "prior_n"].tolist() == [3, 3, 3]  # September 2025's
+    # the sums of deal amounts and the win rate by amount: see the next test; O4 (expansion) is no new business
+    assert c.loc["avg_revenue_per_new_customer", "se"] == pytest.approx(12000.0)
 
 
 def test_sums_of_deal_amounts_carry_their_standard_error():
     """√Σ amount² of the deals won in the window: October holds O1 (new business, 12,000) and O4 (expansion,
     3,000); September none. The win rate by amount, won / (won + lost) with 15,000 won and O2's 5,000 lost, by
     the delta method: √(lost² Σwon² + won² Σlost²) / closed² = √(5,000² × 153M + 15,000² × 25M) / 20,000²."""
-    c = retention_card()
+    c = card(retention_frames())
     assert c.loc["revenue_won", "se"] == pytest.approx(math.sqrt(12000 ** 2 + 3000 ** 2))
     assert c.loc["expansion_revenue", "se"] == 3000.0
     assert c.loc[["revenue_won", "expansion_revenue"], "prior_se"].tolist() == [0.0, 0.0]
@@ -414,19 +438,6 @@ def test_sums_of_deal_amounts_carry_their_standard_error():
         math.sqrt(5000 ** 2 * (12000 ** 2 + 3000 ** 2) + 15000 ** 2 * 5000 ** 2) / 20000 ** 2)
     assert math.isnan(c.loc["win_rate_amount", "prior_se"])  # nothing closed in September
     assert c.loc[["leads", "open_pipeline", "win_rate", "revenue_won:core"], "se"].isna().all()
-
-
-def test_amounts_per_customer_and_per_lead_carry_their_standard_error():
-    """October: spend 1,120 over 3 leads and 1 new customer, new-business revenue 12,000 (O1) over that customer.
-    Cost per lead and CAC vary with their count's Poisson noise (value / √count); revenue per new customer with
-    the new-business total's (√Σ amount² / new customers). September has no leads or customers: no error."""
-    c = oct_card()
-    assert c.loc["cost_per_lead", "se"] == pytest.approx(1120 / 3 / math.sqrt(3))
-    assert c.loc["cac", "se"] == pytest.approx(1120.0)
-    assert c.loc["avg_revenue_per_new_customer", "se"] == pytest.approx(12000.0)
-    assert c.loc[["cost_per_lead", "cac", "avg_revenue_per_new_customer"], "prior_se"].isna().all()
-    f = retention_frames()  # + O4, an expansion deal: not new business, so no part of revenue per new customer
-    assert card(f).loc["avg_revenue_per_new_customer", "se"] == pytest.approx(12000.0)
 
 
 def test_logo_retention_nrr_and_grr_are_three_different_numbers():
@@ -800,6 +811,9 @@ def test_a_share_moves_only_when_fishers_exact_test_says_so():
     assert _fisher_two_sided(4, 50, 1, 50) > 0.05
     assert big_moves(csat, alpha=0.01).index.size == 1  # CSAT's p (0.019) is above 1 %
     assert big_moves(card([("csat", 1.0, 40, 0.5, float("nan"))])).empty  # one size unknown: no test can tell
+    # one rated ticket is a size too: 1 of 1 satisfied against 0 of 100 is beyond chance (p = 1/101)
+    one = big_moves(card([("csat", 1.0, 1, 0.0, 100)]))
+    assert one["p_value"].tolist() == [pytest.approx(_fisher_two_sided(1, 1, 0, 100))] and 1 / 101 < 0.05
     # a rate the registry does not call a share (a hand-made key, NRR) is not tested: its sizes only need min_base
     assert big_moves(card([("my_rate", 0.46, 20, 0.40, 40), ("nrr_12m", 0.90, 29, 1.0, 40)])).empty
     assert big_moves(card([("my_rate", 0.46, 30, 0.40, 30), ("nrr_12m", 0.90, 30, 1.0, 40)]))["kpi"].tolist() == [
@@ -844,7 +858,8 @@ def test_big_moves_reject_thresholds_that_are_not_positive(kwargs):
 
     card = pd.DataFrame({"kpi": ["cac"], "unit": ["currency"], "value": [159.0], "prior_value": [100.0],
                          "change": [59.0]})
-    with pytest.raises(ParameterError, match="must be positive"):
+    with pytest.raises(ParameterError, match=r"^`change` and `points` must be positive, `alpha` between 0 and 1 and "
+                                             r"`min_base` not negative\.$"):
         big_moves(card, **kwargs)
 
 

@@ -368,6 +368,8 @@ def _ratio_se(won: float, lost: float, won_sq: float, lost_sq: float) -> float:
 
     >>> round(_ratio_se(100.0, 100.0, 100.0 ** 2, 100.0 ** 2), 4)  # one deal won and one lost, alike: ±35 points
     0.3536
+    >>> round(_ratio_se(0.5, 0.25, 0.5 ** 2, 0.25 ** 2), 4), _ratio_se(0.0, 0.0, 0.0, 0.0)  # cents; nothing closed
+    (0.3143, nan)
     """
     total = float(won) + float(lost)
     if not total > 0:
@@ -378,13 +380,13 @@ def _ratio_se(won: float, lost: float, won_sq: float, lost_sq: float) -> float:
 def _per_count_se(values: dict[str, float], counts: dict[str, float]) -> dict[str, float]:
     """Standard error of an amount per counted item (cost per lead, CAC) from the count's Poisson noise alone,
     the amount taken as fixed: value / √count (delta method); NaN without items."""
-    return {lab: v / math.sqrt(counts[lab]) if counts.get(lab, 0) > 0 else math.nan for lab, v in values.items()}
+    return {lab: v / math.sqrt(counts[lab]) if counts[lab] > 0 else math.nan for lab, v in values.items()}
 
 
 def _order_key(key: str) -> tuple:
-    """Function, leading before lagging, the KPI list's order; a KPI before its breakdowns."""
+    """Function, then the KPI list's order (leading first within a function); a KPI before its breakdowns."""
     k = kpi(key)
-    return (FUNCTIONS.index(k.function), 0 if k.indicator == "leading" else 1, KPIS.index(k), ":" in key)
+    return (FUNCTIONS.index(k.function), KPIS.index(k), ":" in key)
 
 
 def kpi_history(source, *, period, as_of=None, periods: int = 12, breakdowns: bool = True,
