@@ -1100,6 +1100,20 @@ def test_the_projection_finding_says_what_each_percentage_is_of():
     assert fa._projection_finding() == (
         "Periods in progress — 2026-11: $0 won so far, baseline $6.93M (133.3% of target); 2026-Q4: $9.57M won so "
         "far, latest commit $17.63M (109.7% of target), baseline $18.53M (115.3%).")
+    # the 2026-W48 page read "2026-11: $5.61M won so far, latest commit $5.22M": a call below what is won already
+    # contradicts the line unless it says the call is older than the wins
+    proj = pd.DataFrame({"forecast_period": ["2026-11", "2026-11"], "category": ["commit", "baseline"],
+                         "submitted": [pd.Timestamp("2026-11-23"), pd.Timestamp("2026-11-30")],
+                         "forecast": [5.22e6, 6.47e6], "won_to_date": [5.61e6] * 2, "target": [6.58e6] * 2,
+                         "pct_of_target": [5.22 / 6.58, 6.47 / 6.58]})
+    fa.projection = proj
+    assert fa._projection_finding() == (
+        "Periods in progress — 2026-11: $5.61M won so far, latest commit $5.22M (79.3% of target; below what is "
+        "won already: it dates from 2026-11-23), baseline $6.47M (98.3%).")
+    fa.projection = proj.assign(target=np.nan, pct_of_target=np.nan)
+    assert fa._projection_finding() == (
+        "Periods in progress — 2026-11: $5.61M won so far, latest commit $5.22M (below what is won already: it "
+        "dates from 2026-11-23), baseline $6.47M, no target.")
 
 
 def test_the_coverage_finding_names_a_missing_target_by_its_label():

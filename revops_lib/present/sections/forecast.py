@@ -284,8 +284,11 @@ class ForecastReport(Section):
             txt = f"{lab}: {self._money(g['won_to_date'].iloc[0])} won so far"
             if len(call):
                 c = call.iloc[0]
+                notes = [] if pd.isna(t) else [f"{self._pct(c['pct_of_target'])} of target"]
+                if c["forecast"] < g["won_to_date"].iloc[0] and "submitted" in c:  # a call older than the wins
+                    notes.append(f"below what is won already: it dates from {pd.Timestamp(c['submitted']):%Y-%m-%d}")
                 txt += f", latest {self.call_category} {self._money(c['forecast'])}"
-                txt += "" if pd.isna(t) else f" ({self._pct(c['pct_of_target'])} of target)"
+                txt += f" ({'; '.join(notes)})" if notes else ""
             if len(base):
                 b = base.iloc[0]
                 txt += f", baseline {self._money(b['forecast'])}"
